@@ -1,0 +1,536 @@
+"""Parsing and validation of the input contracts (scored transaction, label).
+
+The hot path of every worker: a batch of raw JSON payloads goes in, validated
+events and rejections come out; nothing raises. Each rejection carries a
+machine-readable ``reason`` (``<kind>:<field path>``, e.g. ``missing_field:card_id``
+or ``amount:too_many_decimals``), a human ``detail`` and the raw payload, so it
+can go to the dead-letter topic and the ``rejected_events`` table unchanged.
+
+Amounts are parsed exactly from the JSON text (never through a binary float)
+into integer minor units:
+
+>>> batch = parse_scored_batch([EXAMPLE_EVENT])
+>>> ev = batch.events[0]
+>>> ev.amount_minor, ev.amount_cents, ev.event_time.isoformat()
+(489237, 37, '2026-03-18T14:00:03+00:00')
+>>> bad = parse_scored_batch([b'{"event_id": "e1"}']).rejected[0]
+>>> bad.reason
+'missing_field:txn_id'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+UTC = dt.UTC
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_AMOUNT_MINOR = 10**12 * 100  # amounts above 1e12 major units are rejected
+MIN_EVENT_TIME = dt.datetime(2000, 1, 1, tzinfo=UTC)
+MAX_EVENT_TIME = dt.datetime(2100, 1, 1, tzinfo=UTC)
+CHANNELS = ("card_present", "ecom", "upi", "transfer", "atm", "other")
+DECISIONS = ("approve", "review", "decline")
+LABEL_SOURCES = ("chargeback", "analyst", "customer_report", "other")
+
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Opt128 = Annotated[str, msgspec.Meta(max_length=128)]
+Unit = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+Channel = Literal["card_present", "ecom", "upi", "transfer", "atm", "other"]
+Decision = Literal["approve", "review", "decline"]
+FeatureValue = float | str | bool | None
+
+
+# ---------------------------------------------------------------------------------------
+# Wire shapes (exactly the JSON contracts; unknown fields are ignored)
+# ---------------------------------------------------------------------------------------
+class _Geo(msgspec.Struct):
+    lat: Annotated[float, msgspec.Meta(ge=-90.0, le=90.0)]
+    lon: Annotated[float, msgspec.Meta(ge=-180.0, le=180.0)]
+
+
+class _Model(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    version: Annotated[str, msgspec.Meta(min_length=1)]
+    score: Unit
+    threshold: Unit = 0.7
+    decision: Decision | msgspec.UnsetType = msgspec.UNSET
+
+
+class _Shadow(msgspec.Struct):
+    version: str
+    score: Unit
+
+
+class _WireScored(msgspec.Struct):
+    event_id: Id
+    txn_id: Id
+    event_time: dt.datetime
+    amount: msgspec.Raw
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
+    mcc: Annotated[str, msgspec.Meta(pattern="^[0-9]{4}$")]
+    merchant_id: Id
+    card_id: Id
+    model: _Model
+    merchant_country: Annotated[str, msgspec.Meta(pattern="^[A-Z]{2}$")] = ""
+    merchant_registered_at: dt.date | msgspec.UnsetType = msgspec.UNSET
+    customer_id: Opt128 = ""
+    beneficiary_name: Annotated[str, msgspec.Meta(max_length=256)] = ""
+    channel: Channel | msgspec.UnsetType = msgspec.UNSET
+    ip: str = ""
+    device_id: Opt128 = ""
+    geo: _Geo | msgspec.UnsetType = msgspec.UNSET
+    features: dict[str, FeatureValue] = msgspec.field(default_factory=dict)
+    shadow: list[_Shadow] = msgspec.field(default_factory=list)
+
+
+class _WireLabel(msgspec.Struct):
+    txn_id: Id
+    label: Literal[0, 1]
+    label_time: dt.datetime
+    source: Literal["chargeback", "analyst", "customer_report", "other"] = "other"
+
+
+# ---------------------------------------------------------------------------------------
+# Validated, normalised events
+# ---------------------------------------------------------------------------------------
+class ScoredTransaction(msgspec.Struct, frozen=True, gc=False):
+    """One validated scored transaction, normalised (UTC time, amount in minor units).
+
+    Optional contract fields that were absent are ``""`` (strings) or ``None``.
+    ``decision`` is the scorer's decision, or derived from score and threshold
+    (``review`` at or above the threshold, ``approve`` below) when absent.
+    """
+
+    event_id: str
+    txn_id: str
+    event_time: dt.datetime
+    amount_minor: int
+    currency: str
+    mcc: str
+    merchant_id: str
+    merchant_country: str
+    merchant_registered_at: dt.date | None
+    card_id: str
+    customer_id: str
+    beneficiary_name: str
+    channel: str
+    ip: str
+    device_id: str
+    geo_lat: float | None
+    geo_lon: float | None
+    features: dict[str, FeatureValue]
+    model_name: str
+    model_version: str
+    score: float
+    threshold: float
+    decision: str
+    shadow_versions: tuple[str, ...]
+    shadow_scores: tuple[float, ...]
+
+    @property
+    def amount_cents(self) -> int:
+        """The last two digits of the amount in minor units (the cents value)."""
+        return self.amount_minor % 100
+
+    @property
+    def event_ms(self) -> int:
+        """Event time as integer milliseconds since the Unix epoch."""
+        return (self.event_time - EPOCH) // dt.timedelta(milliseconds=1)
+
+
+class Label(msgspec.Struct, frozen=True, gc=False):
+    """One validated ground-truth label (1 = fraud, 0 = legitimate)."""
+
+    txn_id: str
+    label: int
+    label_time: dt.datetime
+    source: str
+
+
+class Rejection(msgspec.Struct, frozen=True):
+    """A payload that failed parsing or validation, with why."""
+
+    reason: str
+    detail: str
+    raw: bytes
+    kind: str = "scored"
+    event_id: str = ""
+
+
+class ScoredBatch(msgspec.Struct):
+    """Result of parsing one batch of scored-transaction payloads."""
+
+    events: list[ScoredTransaction]
+    rejected: list[Rejection]
+
+
+class LabelBatch(msgspec.Struct):
+    """Result of parsing one batch of label payloads."""
+
+    labels: list[Label]
+    rejected: list[Rejection]
+
+
+# ---------------------------------------------------------------------------------------
+# Amounts
+# ---------------------------------------------------------------------------------------
+_FAST_AMOUNT = re.compile(rb"(0|[1-9][0-9]{0,12})(?:\.([0-9]{1,2}))?")
+
+
+class InvalidField(ValueError):
+    """A field failed a check beyond the JSON schema shape; carries the reason code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class AmountError(InvalidField):
+    """An amount is not a positive decimal with at most two fraction digits."""
+
+
+def parse_amount(text: str | bytes) -> int:
+    """Parse a decimal amount exactly into integer minor units (hundredths).
+
+    Parameters
+    ----------
+    text : str or bytes
+        The amount as written: ``"4892.37"``, ``"12"``, ``"1.5e3"``.
+
+    Returns
+    -------
+    int
+        The amount times 100, exactly.
+
+    Raises
+    ------
+    AmountError
+        With ``reason`` one of {``amount:not_a_number``, ``amount:not_finite``,
+        ``amount:negative``, ``amount:zero``, ``amount:too_many_decimals``,
+        ``amount:too_large``}.
+
+    Examples
+    --------
+    >>> parse_amount("4892.37"), parse_amount("1234.37"), parse_amount("0.5")
+    (489237, 123437, 50)
+    >>> parse_amount("1.5e3"), parse_amount("10.370")
+    (150000, 1037)
+    >>> parse_amount("1.234")
+    Traceback (most recent call last):
+    ...
+    driftwatch.events.AmountError: amount has more than 2 fraction digits: '1.234'
+    """
+    raw = text.encode() if isinstance(text, str) else text
+    m = _FAST_AMOUNT.fullmatch(raw)
+    if m is not None:
+        whole, frac = m.group(1), m.group(2) or b""
+        minor = int(whole) * 100 + (int(frac.ljust(2, b"0")) if frac else 0)
+        if minor == 0:
+            raise AmountError("amount:zero", "amount must be positive, got 0")
+        return minor
+    s = raw.decode("utf-8", "replace").strip()
+    try:
+        value = Decimal(s)
+    except InvalidOperation:
+        raise AmountError("amount:not_a_number", f"amount is not a decimal number: {s!r}") from None
+    if not value.is_finite():
+        raise AmountError("amount:not_finite", f"amount is not finite: {s!r}")
+    if value.is_signed() and value != 0:
+        raise AmountError("amount:negative", f"amount is negative: {s!r}")
+    if value == 0:
+        raise AmountError("amount:zero", f"amount must be positive, got {s!r}")
+    if value > Decimal(10) ** 12:
+        raise AmountError("amount:too_large", f"amount exceeds 1e12: {s!r}")
+    scaled = value.scaleb(2)
+    if scaled != scaled.to_integral_value():
+        raise AmountError(
+            "amount:too_many_decimals", f"amount has more than 2 fraction digits: {s!r}"
+        )
+    return int(scaled)
+
+
+def format_amount(minor: int) -> str:
+    """Minor units back to the canonical decimal string.
+
+    >>> format_amount(489237), format_amount(5), format_amount(100)
+    ('4892.37', '0.05', '1.00')
+    """
+    return f"{minor // 100}.{minor % 100:02d}"
+
+
+def _amount_from_raw(raw: msgspec.Raw) -> int:
+    data = bytes(raw)
+    if data[:1] == b'"':
+        try:
+            return parse_amount(msgspec.json.decode(data, type=str))
+        except msgspec.DecodeError:
+            raise AmountError("amount:not_a_number", "amount is not a valid string") from None
+    if data in (b"true", b"false", b"null") or data[:1] in (b"{", b"["):
+        raise AmountError(
+            "wrong_type:amount", f"amount must be a string or number, got {data[:20]!r}"
+        )
+    return parse_amount(data)
+
+
+@functools.lru_cache(maxsize=65536)
+def _valid_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------
+# Error mapping
+# ---------------------------------------------------------------------------------------
+_PATH = re.compile(r" - at `\$\.?(.*?)`$")
+_MISSING = re.compile(r"Object missing required field `([^`]*)`")
+
+
+def _path(msg: str) -> tuple[str, str]:
+    m = _PATH.search(msg)
+    if m is None:
+        return msg, ""
+    path = re.sub(r"\[\d+\]", "[]", m.group(1)).replace(".[", "[")
+    return msg[: m.start()], path
+
+
+def reason_for(exc: Exception) -> str:
+    """Map a msgspec error to a machine-readable ``kind:path`` reason."""
+    msg = str(exc)
+    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+        return "invalid_json"
+    head, path = _path(msg)
+    m = _MISSING.match(head)
+    if m:
+        field = f"{path}.{m.group(1)}" if path else m.group(1)
+        return f"missing_field:{field}"
+    where = path or "$"
+    if head.startswith("Expected `object`") and not path:
+        return "not_an_object"
+    if "of length >=" in head:
+        return f"empty:{where}"
+    if "of length <=" in head:
+        return f"too_long:{where}"
+    if "matching regex" in head:
+        return f"bad_format:{where}"
+    if ">=" in head or "<=" in head:
+        return f"out_of_range:{where}"
+    if head.startswith("Invalid enum value"):
+        return f"bad_enum:{where}"
+    if "encoded datetime" in head:
+        return f"bad_timestamp:{where}"
+    if "encoded date" in head:
+        return f"bad_date:{where}"
+    if head.startswith("Expected `"):
+        return f"wrong_type:{where}"
+    return f"invalid:{where}"
+
+
+# ---------------------------------------------------------------------------------------
+# Batch parsing
+# ---------------------------------------------------------------------------------------
+_scored_decoder = msgspec.json.Decoder(_WireScored)
+_label_decoder = msgspec.json.Decoder(_WireLabel)
+_id_probe = msgspec.json.Decoder(dict[str, Any])
+
+
+def _event_id_of(raw: bytes) -> str:
+    try:
+        obj = _id_probe.decode(raw)
+    except msgspec.DecodeError:
+        return ""
+    value = obj.get("event_id")
+    return value[:128] if isinstance(value, str) else ""
+
+
+def _to_utc(value: dt.datetime, field: str) -> dt.datetime:
+    if value.tzinfo is None:
+        raise InvalidField(f"no_timezone:{field}", f"{field} has no UTC offset")
+    utc = value.astimezone(UTC)
+    if not MIN_EVENT_TIME <= utc < MAX_EVENT_TIME:
+        raise InvalidField(
+            f"out_of_range:{field}", f"{field} {utc.isoformat()} is outside 2000..2100"
+        )
+    return utc
+
+
+def _normalise(w: _WireScored) -> ScoredTransaction:
+    minor = _amount_from_raw(w.amount)
+    if minor > MAX_AMOUNT_MINOR:
+        raise AmountError("amount:too_large", "amount exceeds 1e12")
+    event_time = _to_utc(w.event_time, "event_time")
+    if w.ip and not _valid_ip(w.ip):
+        raise InvalidField("bad_format:ip", f"ip is not an IPv4 or IPv6 address: {w.ip[:64]!r}")
+    for key in w.features:
+        if not key or len(key) > 128:
+            raise InvalidField("bad_format:features", "feature names must be 1..128 characters")
+    m = w.model
+    decision = m.decision if isinstance(m.decision, str) else (
+        "review" if m.score >= m.threshold else "approve"
+    )
+    geo = w.geo
+    reg = w.merchant_registered_at
+    return ScoredTransaction(
+        event_id=w.event_id,
+        txn_id=w.txn_id,
+        event_time=event_time,
+        amount_minor=minor,
+        currency=w.currency,
+        mcc=w.mcc,
+        merchant_id=w.merchant_id,
+        merchant_country=w.merchant_country,
+        merchant_registered_at=reg if isinstance(reg, dt.date) else None,
+        card_id=w.card_id,
+        customer_id=w.customer_id,
+        beneficiary_name=w.beneficiary_name,
+        channel=w.channel if isinstance(w.channel, str) else "",
+        ip=w.ip,
+        device_id=w.device_id,
+        geo_lat=geo.lat if isinstance(geo, _Geo) else None,
+        geo_lon=geo.lon if isinstance(geo, _Geo) else None,
+        features=w.features,
+        model_name=m.name,
+        model_version=m.version,
+        score=m.score,
+        threshold=m.threshold,
+        decision=decision,
+        shadow_versions=tuple(s.version for s in w.shadow),
+        shadow_scores=tuple(s.score for s in w.shadow),
+    )
+
+
+def parse_scored(raw: bytes) -> ScoredTransaction | Rejection:
+    """Parse and validate one scored-transaction payload; never raises."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        return Rejection("payload_too_large", f"{len(raw)} bytes > {MAX_PAYLOAD_BYTES}", raw)
+    try:
+        return _normalise(_scored_decoder.decode(raw))
+    except InvalidField as exc:
+        return Rejection(exc.reason, str(exc), raw, "scored", _event_id_of(raw))
+    except (msgspec.DecodeError, ValueError, TypeError) as exc:
+        return Rejection(reason_for(exc), str(exc), raw, "scored", _event_id_of(raw))
+
+
+def parse_scored_batch(raws: Iterable[bytes | str]) -> ScoredBatch:
+    """Parse a batch of scored-transaction payloads into events and rejections."""
+    events: list[ScoredTransaction] = []
+    rejected: list[Rejection] = []
+    ok, bad = events.append, rejected.append
+    for raw in raws:
+        data = raw.encode() if isinstance(raw, str) else raw
+        result = parse_scored(data)
+        if isinstance(result, ScoredTransaction):
+            ok(result)
+        else:
+            bad(result)
+    return ScoredBatch(events, rejected)
+
+
+def parse_label(raw: bytes) -> Label | Rejection:
+    """Parse and validate one label payload; never raises."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        return Rejection("payload_too_large", f"{len(raw)} bytes", raw, "label")
+    try:
+        w = _label_decoder.decode(raw)
+        return Label(w.txn_id, int(w.label), _to_utc(w.label_time, "label_time"), w.source)
+    except InvalidField as exc:
+        return Rejection(exc.reason, str(exc), raw, "label")
+    except (msgspec.DecodeError, ValueError, TypeError) as exc:
+        return Rejection(reason_for(exc), str(exc), raw, "label")
+
+
+def parse_label_batch(raws: Iterable[bytes | str]) -> LabelBatch:
+    """Parse a batch of label payloads into labels and rejections."""
+    labels: list[Label] = []
+    rejected: list[Rejection] = []
+    for raw in raws:
+        result = parse_label(raw.encode() if isinstance(raw, str) else raw)
+        if isinstance(result, Label):
+            labels.append(result)
+        else:
+            rejected.append(result)
+    return LabelBatch(labels, rejected)
+
+
+# ---------------------------------------------------------------------------------------
+# Serialisation back to the contract (simulator, dead-letter, round trips)
+# ---------------------------------------------------------------------------------------
+def scored_to_dict(ev: ScoredTransaction) -> dict[str, Any]:
+    """The contract form of a validated event (amount as a decimal string)."""
+    out: dict[str, Any] = {
+        "event_id": ev.event_id,
+        "txn_id": ev.txn_id,
+        "event_time": ev.event_time.isoformat().replace("+00:00", "Z"),
+        "amount": format_amount(ev.amount_minor),
+        "currency": ev.currency,
+        "mcc": ev.mcc,
+        "merchant_id": ev.merchant_id,
+        "card_id": ev.card_id,
+        "model": {
+            "name": ev.model_name,
+            "version": ev.model_version,
+            "score": ev.score,
+            "threshold": ev.threshold,
+            "decision": ev.decision,
+        },
+    }
+    optional: Sequence[tuple[str, Any]] = (
+        ("merchant_country", ev.merchant_country),
+        ("merchant_registered_at", ev.merchant_registered_at.isoformat()
+         if ev.merchant_registered_at else ""),
+        ("customer_id", ev.customer_id),
+        ("beneficiary_name", ev.beneficiary_name),
+        ("channel", ev.channel),
+        ("ip", ev.ip),
+        ("device_id", ev.device_id),
+    )
+    for key, value in optional:
+        if value:
+            out[key] = value
+    if ev.geo_lat is not None and ev.geo_lon is not None:
+        out["geo"] = {"lat": ev.geo_lat, "lon": ev.geo_lon}
+    if ev.features:
+        out["features"] = dict(ev.features)
+    if ev.shadow_versions:
+        out["shadow"] = [
+            {"version": v, "score": s}
+            for v, s in zip(ev.shadow_versions, ev.shadow_scores, strict=True)
+        ]
+    return out
+
+
+def label_to_dict(label: Label) -> dict[str, Any]:
+    """The contract form of a validated label."""
+    return {
+        "txn_id": label.txn_id,
+        "label": label.label,
+        "label_time": label.label_time.isoformat().replace("+00:00", "Z"),
+        "source": label.source,
+    }
+
+
+def epoch_ms(value: dt.datetime) -> int:
+    """Integer milliseconds since the epoch of an aware datetime."""
+    return (value - EPOCH) // dt.timedelta(milliseconds=1)
+
+
+EXAMPLE_EVENT = (
+    b'{"event_id": "e-0001", "txn_id": "t-0001", "event_time": "2026-03-18T14:00:03Z",'
+    b' "amount": "4892.37", "currency": "USD", "mcc": "5967", "merchant_id": "m-417",'
+    b' "merchant_country": "LT", "merchant_registered_at": "2026-01-20", "card_id": "c-99812",'
+    b' "beneficiary_name": "INTL-PAY-GLOBALSERV", "channel": "ecom", "ip": "198.51.100.47",'
+    b' "features": {"transactions_24h": 14, "foreign_transaction": 1},'
+    b' "model": {"name": "fraud-detect", "version": "v47", "score": 0.21, "threshold": 0.7,'
+    b' "decision": "approve"}, "shadow": [{"version": "v46", "score": 0.88}]}'
+)
+"""The contract's example event, used in docs and tests."""

@@ -1,0 +1,252 @@
+"""Every setting, declared once: type, default, environment variable and one-line doc.
+
+Precedence, lowest to highest: the defaults below, a TOML file (``driftwatch.toml`` in
+the working directory, or the file named by ``DRIFTWATCH_CONFIG``), environment
+variables ``DRIFTWATCH_<NAME>``, then explicit overrides (command-line flags).
+
+>>> s = Settings.load(env={"DRIFTWATCH_BATCH_SIZE": "250"}, config_file=None)
+>>> s.batch_size
+250
+>>> Settings.load(env={"DRIFTWATCH_BATCH_SIZE": "many"}, config_file=None)
+Traceback (most recent call last):
+...
+driftwatch.errors.ConfigError: DRIFTWATCH_BATCH_SIZE: expected an integer, got 'many'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from driftwatch.errors import ConfigError
+
+ENV_PREFIX = "DRIFTWATCH_"
+CONFIG_ENV = "DRIFTWATCH_CONFIG"
+DEFAULT_CONFIG_FILE = "driftwatch.toml"
+
+
+def setting(default: Any, doc: str, *, secret: bool = False) -> Any:
+    """Declare one setting: its default, a one-line doc, and whether it is a secret."""
+    return field(default=default, metadata={"doc": doc, "secret": secret})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration of one driftwatch process."""
+
+    # --- storage ---------------------------------------------------------------------
+    store_dsn: str = setting(
+        "chdb://./.driftwatch/chdb",
+        "ClickHouse: chdb:///abs/path (embedded) or http(s)://user:pass@host:port/db",
+    )
+    database: str = setting("driftwatch", "ClickHouse database holding driftwatch tables")
+    batch_size: int = setting(5000, "Events per processing batch (one insert per batch)")
+    store_retry_max_s: float = setting(30.0, "Longest back-off between ClickHouse retries")
+    # --- kafka ------------------------------------------------------------------------
+    kafka_bootstrap: str = setting("localhost:9092", "Kafka bootstrap servers, comma separated")
+    consumer_group: str = setting("driftwatch", "Kafka consumer group of the workers")
+    topic_scored: str = setting("transactions.scored", "Topic of scored transactions")
+    topic_labels: str = setting("transactions.labels", "Topic of delayed ground-truth labels")
+    topic_deadletter: str = setting("transactions.deadletter", "Topic for rejected events")
+    topic_rule_hits: str = setting("transactions.rule_hits", "Topic for rule hits (cases)")
+    topic_partitions: int = setting(4, "Partitions for `driftwatch topics create`")
+    topic_replication: int = setting(1, "Replication factor for `driftwatch topics create`")
+    kafka_security_protocol: str = setting(
+        "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    kafka_sasl_mechanism: str = setting("", "SASL mechanism, e.g. PLAIN or SCRAM-SHA-512")
+    kafka_sasl_username: str = setting("", "SASL user name")
+    kafka_sasl_password: str = setting("", "SASL password", secret=True)
+    kafka_ssl_cafile: str = setting("", "CA bundle for TLS to Kafka")
+    kafka_session_timeout_s: float = setting(10.0, "Kafka consumer-group session timeout")
+    # --- worker -----------------------------------------------------------------------
+    worker_web_host: str = setting("127.0.0.1", "Address of the worker's web server")
+    worker_web_port: int = setting(6066, "Port of the worker's web server (metrics, API)")
+    api_token: str = setting("", "Bearer token required by the HTTP API", secret=True)
+    log_level: str = setting("INFO", "Log level: DEBUG, INFO, WARNING or ERROR")
+    log_format: str = setting("json", "Log format: json or text")
+    # --- monitors ---------------------------------------------------------------------
+    monitor_interval_s: int = setting(300, "Seconds of event time between monitor passes")
+    monitor_window_s: int = setting(3600, "Length of the current window, seconds")
+    reference_window_s: int = setting(7 * 86400, "Length of the trailing reference window")
+    watermark_delay_s: int = setting(60, "Allowed lateness of events before a window closes")
+    segment_dimensions: str = setting(
+        "mcc,merchant_country,channel,model_version,mcc*merchant_country",
+        "Segment dimensions and crosses (a*b), comma separated",
+    )
+    fdr_q: float = setting(0.01, "Benjamini-Hochberg false-discovery rate per monitor pass")
+    decision_threshold: float = setting(0.7, "Score at or above which the model holds a txn")
+    champion_version: str = setting("", "Champion model version (empty: the oldest seen)")
+    # --- rules ------------------------------------------------------------------------
+    rules_dirs: str = setting("rules", "Directories of YAML rule packs, comma separated")
+    rule_state_horizon_s: int = setting(86400, "Longest window a rule may ask for, seconds")
+    # --- alerting ---------------------------------------------------------------------
+    alertmanager_url: str = setting("", "Alertmanager base URL; empty disables delivery")
+    alert_resend_s: int = setting(60, "Re-post firing alerts to Alertmanager this often")
+    alert_resolve_after: int = setting(3, "Clean monitor passes before an alert resolves")
+    webhook_url: str = setting("", "Generic webhook URL for alerts; empty disables it")
+    webhook_token: str = setting("", "Bearer token sent to the webhook", secret=True)
+
+    # ----------------------------------------------------------------------------------
+    @classmethod
+    def specs(cls) -> list[dataclasses.Field[Any]]:
+        """The declared settings, in declaration order."""
+        return list(dataclasses.fields(cls))
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        env: Mapping[str, str] | None = None,
+        config_file: str | Path | bool | None = True,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        """Build settings from defaults, a TOML file, the environment and overrides.
+
+        ``config_file=True`` looks for ``$DRIFTWATCH_CONFIG`` or ``./driftwatch.toml``;
+        ``None`` or ``False`` reads no file.
+        """
+        env = os.environ if env is None else env
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        path = _config_path(config_file, env)
+        if path is not None:
+            for key, raw in _read_toml(path).items():
+                if key not in names:
+                    raise ConfigError(
+                        f"{path}: unknown setting {key!r}; valid: {', '.join(sorted(names))}"
+                    )
+                values[key] = _coerce(raw, hints[key], f"{path}: {key}")
+        for name in names:
+            var = ENV_PREFIX + name.upper()
+            if var in env:
+                values[name] = _coerce(env[var], hints[name], var)
+        for key, raw in (overrides or {}).items():
+            if raw is None:
+                continue
+            if key not in names:
+                raise ConfigError(f"unknown setting {key!r}; valid: {', '.join(sorted(names))}")
+            values[key] = _coerce(raw, hints[key], key)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Check values that types alone cannot; raise ConfigError naming the setting."""
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", self.database):
+            raise ConfigError(f"database: {self.database!r} is not a plain identifier")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size: must be >= 1, got {self.batch_size}")
+        if self.log_format not in ("json", "text"):
+            raise ConfigError(f"log_format: {self.log_format!r}; valid: json, text")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(
+                f"log_level: {self.log_level!r}; valid: DEBUG, INFO, WARNING, ERROR"
+            )
+        if not 0 < self.fdr_q < 1:
+            raise ConfigError(f"fdr_q: must be in (0, 1), got {self.fdr_q}")
+        if not 0 < self.decision_threshold <= 1:
+            raise ConfigError(
+                f"decision_threshold: must be in (0, 1], got {self.decision_threshold}"
+            )
+        for name in ("monitor_interval_s", "monitor_window_s", "reference_window_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed (validated)."""
+        new = dataclasses.replace(self, **changes)
+        new.validate()
+        return new
+
+    def masked(self) -> list[tuple[str, str, str, str]]:
+        """Rows of (name, env var, effective value with secrets masked, doc)."""
+        rows = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret"):
+                shown = "****" if value else ""
+            elif f.name.endswith("_dsn") or f.name.endswith("_url"):
+                shown = mask_url(str(value))
+            else:
+                shown = str(value)
+            rows.append((f.name, ENV_PREFIX + f.name.upper(), shown, f.metadata.get("doc", "")))
+        return rows
+
+    def list_setting(self, name: str) -> list[str]:
+        """A comma-separated setting split into its non-empty items."""
+        return [p.strip() for p in str(getattr(self, name)).split(",") if p.strip()]
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of ``scheme://user:password@host``.
+
+    >>> mask_url("https://u:secret@ch.example:8443/db")
+    'https://u:****@ch.example:8443/db'
+    >>> mask_url("chdb:///var/lib/dw")
+    'chdb:///var/lib/dw'
+    """
+    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1****@", url)
+
+
+def _config_path(config_file: str | Path | bool | None, env: Mapping[str, str]) -> Path | None:
+    if config_file is None or config_file is False:
+        return None
+    if config_file is True:
+        if CONFIG_ENV in env:
+            path = Path(env[CONFIG_ENV])
+            if not path.is_file():
+                raise ConfigError(f"{CONFIG_ENV}={path}: no such file")
+            return path
+        default = Path(DEFAULT_CONFIG_FILE)
+        return default if default.is_file() else None
+    path = Path(config_file)
+    if not path.is_file():
+        raise ConfigError(f"config file {path}: no such file")
+    return path
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    section = data.get("driftwatch", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [driftwatch] must be a table")
+    return section
+
+
+def _coerce(raw: Any, typ: Any, where: str) -> Any:
+    if typ is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where}: expected true/false, got {raw!r}")
+    if typ is int:
+        if isinstance(raw, bool):
+            raise ConfigError(f"{where}: expected an integer, got {raw!r}")
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {raw!r}") from None
+    if typ is float:
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {raw!r}") from None
+    if not isinstance(raw, str):
+        raise ConfigError(f"{where}: expected a string, got {raw!r}")
+    return raw

@@ -1,0 +1,350 @@
+"""One ClickHouse client behind a small, thread-safe facade.
+
+``chdb:///abs/path`` runs the ClickHouse engine in this process (chdb); ``http(s)://``
+talks to a server. Both speak the same SQL through clickhouse-connect. chdb allows
+one data path per process, so embedded clients are shared per path.
+
+All SQL is written with ``{db}`` standing for the database (a validated identifier,
+never user input) and server-side parameters ``{name:Type}`` for values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import clickhouse_connect
+import pandas as pd
+
+from driftwatch.errors import ConfigError, StoreError
+from driftwatch.events import UTC, Label, Rejection, ScoredTransaction
+from driftwatch.store import schema
+
+log = logging.getLogger(__name__)
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_CHDB_LOCK = threading.Lock()
+_CHDB_CLIENTS: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where the store lives: embedded (``path``) or a server (``host`` and friends)."""
+
+    kind: str  # "chdb" or "http"
+    path: str = ""
+    host: str = ""
+    port: int = 8123
+    username: str = "default"
+    password: str = ""
+    secure: bool = False
+    database: str = ""
+
+
+def parse_dsn(dsn: str, *, base: Path | None = None) -> StoreConfig:
+    """Parse a store DSN.
+
+    >>> parse_dsn("chdb:///var/lib/dw").path
+    '/var/lib/dw'
+    >>> cfg = parse_dsn("https://ro:pw@ch.example:8443/fraud")
+    >>> cfg.kind, cfg.host, cfg.port, cfg.secure, cfg.database
+    ('http', 'ch.example', 8443, True, 'fraud')
+    >>> parse_dsn("mysql://x")
+    Traceback (most recent call last):
+    ...
+    driftwatch.errors.ConfigError: store DSN 'mysql://x': scheme must be chdb, http or https
+    """
+    if dsn.startswith("chdb://"):
+        rest = dsn[len("chdb://") :].split("?", 1)[0]
+        if not rest:
+            raise ConfigError("store DSN 'chdb://': needs a path, e.g. chdb:///var/lib/driftwatch")
+        path = Path(rest)
+        if not path.is_absolute():
+            path = (base or Path.cwd()) / path
+        return StoreConfig(kind="chdb", path=str(path.resolve()))
+    parts = urlsplit(dsn)
+    if parts.scheme not in ("http", "https"):
+        shown = re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1****@", dsn)
+        raise ConfigError(f"store DSN {shown!r}: scheme must be chdb, http or https")
+    if not parts.hostname:
+        raise ConfigError("store DSN: missing host")
+    database = parts.path.strip("/")
+    if database and not _IDENT.fullmatch(database):
+        raise ConfigError(f"store DSN: database {database!r} is not a plain identifier")
+    return StoreConfig(
+        kind="http",
+        host=parts.hostname,
+        port=parts.port or (8443 if parts.scheme == "https" else 8123),
+        username=unquote(parts.username or "default"),
+        password=unquote(parts.password or ""),
+        secure=parts.scheme == "https",
+        database=database,
+    )
+
+
+def _connect(cfg: StoreConfig) -> Any:
+    if cfg.kind == "chdb":
+        with _CHDB_LOCK:
+            client = _CHDB_CLIENTS.get(cfg.path)
+            if client is not None:
+                return client
+            if _CHDB_CLIENTS:
+                other = next(iter(_CHDB_CLIENTS))
+                raise StoreError(
+                    f"embedded ClickHouse already open at {other}; chdb allows one data "
+                    f"path per process (asked for {cfg.path})"
+                )
+            Path(cfg.path).mkdir(parents=True, exist_ok=True)
+            try:
+                client = clickhouse_connect.get_client(interface="chdb", path=cfg.path)
+            except Exception as exc:
+                raise StoreError(f"cannot open embedded ClickHouse at {cfg.path}: {exc}") from exc
+            _CHDB_CLIENTS[cfg.path] = client
+            return client
+    try:
+        return clickhouse_connect.get_client(
+            host=cfg.host,
+            port=cfg.port,
+            username=cfg.username,
+            password=cfg.password,
+            secure=cfg.secure,
+        )
+    except Exception as exc:
+        raise StoreError(f"cannot connect to ClickHouse at {cfg.host}:{cfg.port}: {exc}") from exc
+
+
+class Store:
+    """Thread-safe access to the driftwatch tables in one database.
+
+    Parameters
+    ----------
+    client : clickhouse_connect client
+        From :func:`open_store`, or any clickhouse-connect client.
+    database : str
+        A plain identifier; created by :meth:`init`.
+    """
+
+    def __init__(self, client: Any, database: str) -> None:
+        if not _IDENT.fullmatch(database):
+            raise ConfigError(f"database {database!r} is not a plain identifier")
+        self.client = client
+        self.database = database
+        self._lock = threading.RLock()
+
+    # -- plumbing ----------------------------------------------------------------------
+    def sql(self, text: str) -> str:
+        """Put the database name into SQL written with ``{db}``."""
+        return text.replace("{db}", self.database)
+
+    @contextmanager
+    def _call(self, what: str) -> Iterator[None]:
+        with self._lock:
+            try:
+                yield
+            except StoreError:
+                raise
+            except Exception as exc:
+                raise StoreError(f"{what}: {exc}") from exc
+
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        """Run a statement that returns no rows."""
+        with self._call("command"):
+            return self.client.command(self.sql(sql), parameters=dict(parameters or {}))
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a query and return its rows as tuples."""
+        with self._call("query"):
+            result = self.client.query(self.sql(sql), parameters=dict(parameters or {}))
+            return list(result.result_rows)
+
+    def query_df(self, sql: str, parameters: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run a query and return a DataFrame."""
+        with self._call("query"):
+            df: pd.DataFrame = self.client.query_df(
+                self.sql(sql), parameters=dict(parameters or {})
+            )
+            return df
+
+    def query_columns(
+        self, sql: str, parameters: Mapping[str, Any] | None = None
+    ) -> dict[str, list[Any]]:
+        """Run a query and return its result column by column."""
+        with self._call("query"):
+            result = self.client.query(self.sql(sql), parameters=dict(parameters or {}))
+            return dict(zip(result.column_names, result.result_columns, strict=True))
+
+    def insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> int:
+        """Insert one columnar batch into ``table``; returns the row count."""
+        if not _IDENT.fullmatch(table):
+            raise StoreError(f"table {table!r} is not a plain identifier")
+        names = list(columns)
+        n = len(columns[names[0]]) if names else 0
+        if n == 0:
+            return 0
+        with self._call(f"insert into {table}"):
+            self.client.insert(
+                table,
+                [columns[c] for c in names],
+                column_names=names,
+                database=self.database,
+                column_oriented=True,
+            )
+        return n
+
+    def ping(self) -> bool:
+        """True when ClickHouse answers a trivial query."""
+        try:
+            self.query("SELECT 1")
+        except StoreError:
+            return False
+        return True
+
+    # -- schema ------------------------------------------------------------------------
+    def init(self) -> list[str]:
+        """Create the database and apply pending migrations in order (idempotent)."""
+        with self._lock:
+            return schema.migrate(self)
+
+    def drop(self) -> None:
+        """Drop the whole database (tests and demos only)."""
+        self.command("DROP DATABASE IF EXISTS {db}")
+
+    # -- inserts -----------------------------------------------------------------------
+    def insert_scored(self, events: Sequence[ScoredTransaction], source: str = "") -> int:
+        """Insert validated events (one columnar insert); duplicates collapse on event_id."""
+        if not events:
+            return 0
+        return self.insert_columns("scored_transactions", scored_columns(events, source))
+
+    def insert_labels(self, labels: Sequence[Label]) -> int:
+        """Insert labels; the latest ``label_time`` per ``txn_id`` wins."""
+        if not labels:
+            return 0
+        now = dt.datetime.now(UTC)
+        return self.insert_columns(
+            "labels",
+            {
+                "txn_id": [x.txn_id for x in labels],
+                "label": [x.label for x in labels],
+                "label_time": [x.label_time for x in labels],
+                "source": [x.source for x in labels],
+                "ingest_time": [now] * len(labels),
+            },
+        )
+
+    def insert_rejected(self, rejected: Sequence[Rejection], source: str = "") -> int:
+        """Insert rejected payloads with their reasons."""
+        if not rejected:
+            return 0
+        now = dt.datetime.now(UTC)
+        return self.insert_columns(
+            "rejected_events",
+            {
+                "received_at": [now] * len(rejected),
+                "kind": [r.kind for r in rejected],
+                "reason": [r.reason for r in rejected],
+                "detail": [r.detail[:1000] for r in rejected],
+                "event_id": [r.event_id for r in rejected],
+                "raw": [r.raw.decode("utf-8", "replace") for r in rejected],
+                "source": [source] * len(rejected),
+            },
+        )
+
+    # -- simple reads ------------------------------------------------------------------
+    def count(self, table: str, final: bool = True) -> int:
+        """Row count of a driftwatch table (deduplicated with FINAL by default)."""
+        if not _IDENT.fullmatch(table):
+            raise StoreError(f"table {table!r} is not a plain identifier")
+        rows = self.query(f"SELECT count() FROM {{db}}.{table}{' FINAL' if final else ''}")
+        return int(rows[0][0])
+
+    def max_event_time(self) -> dt.datetime | None:
+        """The newest stored event time, or None for an empty store."""
+        rows = self.query("SELECT count(), max(event_time) FROM {db}.scored_transactions")
+        if not rows or rows[0][0] == 0:
+            return None
+        value: dt.datetime = rows[0][1]
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def scored_columns(events: Sequence[ScoredTransaction], source: str) -> dict[str, list[Any]]:
+    """Column lists for ``scored_transactions`` from validated events."""
+    now = dt.datetime.now(UTC)
+    n = len(events)
+    fnum: list[dict[str, float]] = []
+    fstr: list[dict[str, str]] = []
+    for e in events:
+        nums: dict[str, float] = {}
+        strs: dict[str, str] = {}
+        for k, v in e.features.items():
+            if isinstance(v, bool):
+                nums[k] = 1.0 if v else 0.0
+            elif isinstance(v, int | float):
+                nums[k] = float(v)
+            elif isinstance(v, str):
+                strs[k] = v
+        fnum.append(nums)
+        fstr.append(strs)
+    return {
+        "event_id": [e.event_id for e in events],
+        "txn_id": [e.txn_id for e in events],
+        "event_time": [e.event_time for e in events],
+        "amount_minor": [e.amount_minor for e in events],
+        "amount_cents": [e.amount_minor % 100 for e in events],
+        "currency": [e.currency for e in events],
+        "mcc": [e.mcc for e in events],
+        "merchant_id": [e.merchant_id for e in events],
+        "merchant_country": [e.merchant_country for e in events],
+        "merchant_registered_at": [e.merchant_registered_at for e in events],
+        "card_id": [e.card_id for e in events],
+        "customer_id": [e.customer_id for e in events],
+        "beneficiary_name": [e.beneficiary_name for e in events],
+        "channel": [e.channel for e in events],
+        "ip": [e.ip for e in events],
+        "device_id": [e.device_id for e in events],
+        "geo_lat": [e.geo_lat for e in events],
+        "geo_lon": [e.geo_lon for e in events],
+        "features_num": fnum,
+        "features_str": fstr,
+        "model_name": [e.model_name for e in events],
+        "model_version": [e.model_version for e in events],
+        "score": [e.score for e in events],
+        "threshold": [e.threshold for e in events],
+        "decision": [e.decision for e in events],
+        "shadow_versions": [list(e.shadow_versions) for e in events],
+        "shadow_scores": [list(e.shadow_scores) for e in events],
+        "ingest_time": [now] * n,
+        "source": [source] * n,
+    }
+
+
+def open_store(dsn: str, database: str = "driftwatch", *, init: bool = False) -> Store:
+    """Open the store named by ``dsn``; with ``init=True`` apply migrations first.
+
+    A database named in an ``http(s)://`` DSN overrides ``database``.
+    """
+    cfg = parse_dsn(dsn)
+    store = Store(_connect(cfg), cfg.database or database)
+    if init:
+        store.init()
+    return store
+
+
+def wait_until_available(store: Store, timeout_s: float = 30.0) -> None:
+    """Block until the store answers, or raise StoreError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.1
+    while not store.ping():
+        if time.monotonic() > deadline:
+            raise StoreError(f"ClickHouse did not answer within {timeout_s:.0f}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
