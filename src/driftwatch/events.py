@@ -300,13 +300,15 @@ def _path(msg: str) -> tuple[str, str]:
     m = _PATH.search(msg)
     if m is None:
         return msg, ""
-    path = re.sub(r"\[\d+\]", "[]", m.group(1)).replace(".[", "[")
+    path = re.sub(r"\[(?:\d+|\.\.\.)\]", "[]", m.group(1)).replace(".[", "[")
     return msg[: m.start()], path
 
 
 def reason_for(exc: Exception) -> str:
     """Map a msgspec error to a machine-readable ``kind:path`` reason."""
     msg = str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return "invalid_utf8"
     if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
         return "invalid_json"
     head, path = _path(msg)
@@ -347,7 +349,7 @@ _id_probe = msgspec.json.Decoder(dict[str, Any])
 def _event_id_of(raw: bytes) -> str:
     try:
         obj = _id_probe.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, ValueError):
         return ""
     value = obj.get("event_id")
     return value[:128] if isinstance(value, str) else ""
