@@ -32,6 +32,7 @@ import msgspec
 
 UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+_MS = dt.timedelta(milliseconds=1)
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_AMOUNT_MINOR = 10**12 * 100  # amounts above 1e12 major units are rejected
 MIN_EVENT_TIME = dt.datetime(2000, 1, 1, tzinfo=UTC)
@@ -134,16 +135,13 @@ class ScoredTransaction(msgspec.Struct, frozen=True, gc=False):
     decision: str
     shadow_versions: tuple[str, ...]
     shadow_scores: tuple[float, ...]
+    event_ms: int = 0
+    """Event time as integer milliseconds since the Unix epoch (set by the parser)."""
 
     @property
     def amount_cents(self) -> int:
         """The last two digits of the amount in minor units (the cents value)."""
         return self.amount_minor % 100
-
-    @property
-    def event_ms(self) -> int:
-        """Event time as integer milliseconds since the Unix epoch."""
-        return (self.event_time - EPOCH) // dt.timedelta(milliseconds=1)
 
 
 class Label(msgspec.Struct, frozen=True, gc=False):
@@ -408,6 +406,7 @@ def _normalise(w: _WireScored) -> ScoredTransaction:
         decision=decision,
         shadow_versions=tuple(s.version for s in w.shadow),
         shadow_scores=tuple(s.score for s in w.shadow),
+        event_ms=(event_time - EPOCH) // _MS,
     )
 
 

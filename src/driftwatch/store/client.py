@@ -23,10 +23,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
+import msgspec
 import pandas as pd
 
 from driftwatch.errors import ConfigError, StoreError
-from driftwatch.events import UTC, Label, Rejection, ScoredTransaction
+from driftwatch.events import UTC, Label, Rejection, ScoredTransaction, epoch_ms
 from driftwatch.store import schema
 
 log = logging.getLogger(__name__)
@@ -276,55 +277,54 @@ class Store:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def scored_columns(events: Sequence[ScoredTransaction], source: str) -> dict[str, list[Any]]:
-    """Column lists for ``scored_transactions`` from validated events."""
-    now = dt.datetime.now(UTC)
-    n = len(events)
-    fnum: list[dict[str, float]] = []
-    fstr: list[dict[str, str]] = []
-    for e in events:
+_STRUCT_FIELDS = ScoredTransaction.__struct_fields__
+_STORED_AS_IS = (
+    "event_id", "txn_id", "amount_minor", "currency", "mcc", "merchant_id", "merchant_country",
+    "merchant_registered_at", "card_id", "customer_id", "beneficiary_name", "channel", "ip",
+    "device_id", "geo_lat", "geo_lon", "model_name", "model_version", "score", "threshold",
+    "decision", "shadow_versions", "shadow_scores",
+)
+
+
+def _split_features(
+    features: Sequence[dict[str, Any]],
+) -> tuple[list[dict[str, float]], list[dict[str, str]]]:
+    nums_col: list[dict[str, float]] = []
+    strs_col: list[dict[str, str]] = []
+    for feats in features:
         nums: dict[str, float] = {}
         strs: dict[str, str] = {}
-        for k, v in e.features.items():
-            if isinstance(v, bool):
-                nums[k] = 1.0 if v else 0.0
-            elif isinstance(v, int | float):
-                nums[k] = float(v)
-            elif isinstance(v, str):
+        for k, v in feats.items():
+            if v.__class__ is str:
                 strs[k] = v
-        fnum.append(nums)
-        fstr.append(strs)
-    return {
-        "event_id": [e.event_id for e in events],
-        "txn_id": [e.txn_id for e in events],
-        "event_time": [e.event_time for e in events],
-        "amount_minor": [e.amount_minor for e in events],
-        "amount_cents": [e.amount_minor % 100 for e in events],
-        "currency": [e.currency for e in events],
-        "mcc": [e.mcc for e in events],
-        "merchant_id": [e.merchant_id for e in events],
-        "merchant_country": [e.merchant_country for e in events],
-        "merchant_registered_at": [e.merchant_registered_at for e in events],
-        "card_id": [e.card_id for e in events],
-        "customer_id": [e.customer_id for e in events],
-        "beneficiary_name": [e.beneficiary_name for e in events],
-        "channel": [e.channel for e in events],
-        "ip": [e.ip for e in events],
-        "device_id": [e.device_id for e in events],
-        "geo_lat": [e.geo_lat for e in events],
-        "geo_lon": [e.geo_lon for e in events],
-        "features_num": fnum,
-        "features_str": fstr,
-        "model_name": [e.model_name for e in events],
-        "model_version": [e.model_version for e in events],
-        "score": [e.score for e in events],
-        "threshold": [e.threshold for e in events],
-        "decision": [e.decision for e in events],
-        "shadow_versions": [list(e.shadow_versions) for e in events],
-        "shadow_scores": [list(e.shadow_scores) for e in events],
-        "ingest_time": [now] * n,
-        "source": [source] * n,
-    }
+            elif v is not None:
+                nums[k] = float(v)  # bools become 1.0 / 0.0
+        nums_col.append(nums)
+        strs_col.append(strs)
+    return nums_col, strs_col
+
+
+def scored_columns(events: Sequence[ScoredTransaction], source: str) -> dict[str, Sequence[Any]]:
+    """Column lists for ``scored_transactions`` from validated events.
+
+    One transposition of the event tuples (C speed) instead of a loop per column;
+    times go to ClickHouse as integer milliseconds (no datetime conversion).
+    """
+    n = len(events)
+    if n == 0:
+        return {}
+    rows = map(msgspec.structs.astuple, events)
+    by_field = dict(zip(_STRUCT_FIELDS, zip(*rows, strict=True), strict=True))
+    nums, strs = _split_features(by_field["features"])
+    now_ms = epoch_ms(dt.datetime.now(UTC))
+    cols: dict[str, Sequence[Any]] = {name: by_field[name] for name in _STORED_AS_IS}
+    cols["event_time"] = by_field["event_ms"]
+    cols["amount_cents"] = [m % 100 for m in by_field["amount_minor"]]
+    cols["features_num"] = nums
+    cols["features_str"] = strs
+    cols["ingest_time"] = [now_ms] * n
+    cols["source"] = [source] * n
+    return cols
 
 
 def open_store(dsn: str, database: str = "driftwatch", *, init: bool = False) -> Store:
