@@ -1,0 +1,110 @@
+"""Pure statistics behind the detectors: no I/O, nothing else of driftwatch imported.
+
+One module per method: :mod:`~driftwatch.stats.psi`, :mod:`~driftwatch.stats.ks`,
+:mod:`~driftwatch.stats.digits`, :mod:`~driftwatch.stats.recall`,
+:mod:`~driftwatch.stats.fdr` (functions over numpy arrays, vectorised over
+segments) and the streaming detectors :mod:`~driftwatch.stats.cusum`,
+:mod:`~driftwatch.stats.page_hinkley`, :mod:`~driftwatch.stats.adwin`,
+:mod:`~driftwatch.stats.trend` (small classes with ``update(x) -> self`` and a
+read-only ``drift_detected``).
+"""
+
+from __future__ import annotations
+
+from driftwatch.stats.adwin import ADWIN
+from driftwatch.stats.cusum import CUSUM
+from driftwatch.stats.digits import (
+    CONFORMITY_LEVELS,
+    DIGIT_KINDS,
+    LAST_TWO_MIN_MINOR,
+    MAD_RANGES,
+    DigitTestResult,
+    MaxCellResult,
+    amounts_for_last_two,
+    digit_counts,
+    digit_test,
+    digits_of,
+    expected_proportions,
+    first_digit,
+    first_two_digits,
+    grouped_digit_counts,
+    last_two_digits,
+    last_two_eligible,
+    mad_conformity,
+    max_cell_test,
+    smoothed_shares,
+)
+from driftwatch.stats.fdr import FDRResult, benjamini_hochberg
+from driftwatch.stats.ks import (
+    EXACT_AUTO_MAX_PRODUCT,
+    KSResult,
+    ks_2samp,
+    ks_from_counts,
+    ks_pvalue,
+)
+from driftwatch.stats.page_hinkley import PageHinkley
+from driftwatch.stats.psi import (
+    PSIResult,
+    bin_counts,
+    psi,
+    psi_critical,
+    psi_test,
+    quantile_edges,
+)
+from driftwatch.stats.recall import (
+    RateResult,
+    TwoProportionResult,
+    precision,
+    rate,
+    recall,
+    two_proportion_test,
+    wilson_interval,
+)
+from driftwatch.stats.trend import DeclineRun, consecutive_declines
+
+__all__ = [
+    "ADWIN",
+    "CONFORMITY_LEVELS",
+    "CUSUM",
+    "DIGIT_KINDS",
+    "EXACT_AUTO_MAX_PRODUCT",
+    "LAST_TWO_MIN_MINOR",
+    "MAD_RANGES",
+    "DeclineRun",
+    "DigitTestResult",
+    "FDRResult",
+    "KSResult",
+    "MaxCellResult",
+    "PSIResult",
+    "PageHinkley",
+    "RateResult",
+    "TwoProportionResult",
+    "amounts_for_last_two",
+    "benjamini_hochberg",
+    "bin_counts",
+    "consecutive_declines",
+    "digit_counts",
+    "digit_test",
+    "digits_of",
+    "expected_proportions",
+    "first_digit",
+    "first_two_digits",
+    "grouped_digit_counts",
+    "ks_2samp",
+    "ks_from_counts",
+    "ks_pvalue",
+    "last_two_digits",
+    "last_two_eligible",
+    "mad_conformity",
+    "max_cell_test",
+    "precision",
+    "psi",
+    "psi_critical",
+    "psi_test",
+    "quantile_edges",
+    "rate",
+    "recall",
+    "smoothed_shares",
+    "two_proportion_test",
+    "wilson_interval",
+]
