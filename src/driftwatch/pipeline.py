@@ -6,7 +6,8 @@ the same rows, rule hits and alerts whichever way it arrives.
 
 Ordering inside one batch of events:
 
-1. parse and validate every payload (never raises; rejections keep their reason);
+1. parse and validate every payload (never raises; rejections keep their reason),
+   and order the valid events by event time;
 2. insert the valid events and the rejections into ClickHouse (one insert each);
 3. run the event stages (the rule layer) on the valid events;
 4. hand their findings to the alert book and the sinks.
@@ -33,6 +34,10 @@ from driftwatch.alerts.model import Alert, Finding
 from driftwatch.alerts.sinks import AlertSink
 from driftwatch.events import Rejection, ScoredTransaction, parse_label_batch, parse_scored_batch
 from driftwatch.store.client import Store
+
+
+def _event_ms(event: ScoredTransaction) -> int:
+    return event.event_ms
 
 
 @dataclass
@@ -144,6 +149,7 @@ class Pipeline:
         """Validate, store and run event stages on one batch of raw scored events."""
         started = time.perf_counter()
         batch = parse_scored_batch(raws)
+        batch.events.sort(key=_event_ms)
         self.store.insert_scored(batch.events, source)
         self.store.insert_rejected(batch.rejected, source)
         result = BatchResult(accepted=len(batch.events), rejected=batch.rejected)

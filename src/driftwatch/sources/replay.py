@@ -1,7 +1,7 @@
 """Replay of JSON-lines files through the processing core, in event-time order.
 
 Events are read in batches in file order (the simulator writes them sorted by
-event time; within a batch they are sorted again). Labels are merged by
+event time; the pipeline orders each batch by event time after parsing). Labels are merged by
 ``label_time``: a label is fed once the event-time clock has passed it, as it
 would arrive in production. Monitors run as the watermark advances, so alerts
 carry event-time ``starts_at``.
@@ -131,7 +131,6 @@ def replay(
     n = 0
     with open_lines(events_path) as fh:
         for batch in iter_batches(fh, batch_size):
-            batch.sort(key=lambda r: _time_key(r, "event_time"))
             result = run(functools.partial(pipeline.process_events, batch, source))
             alerts.extend(getattr(result, "alerts", []))
             due = labels.until(pipeline.max_event_time)
