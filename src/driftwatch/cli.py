@@ -169,5 +169,9 @@ def replay(
         click.echo(f"alerts written  {alerts_out}")
 
 
+from driftwatch.simulate.command import simulate as _simulate  # noqa: E402
+
+main.add_command(_simulate)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
