@@ -1,0 +1,277 @@
+"""The alert lifecycle: findings in, alert state changes out, persisted first.
+
+One alert per fingerprint (alertname, detector or rule, segment, model version).
+The first finding opens it (``firing``, ``starts_at`` = the finding's event time);
+later findings *grow* it — newer numbers in the annotations, a count of findings —
+without re-firing. It is returned to the sinks again only when something material
+changes: it opens, its severity goes up, or it resolves. Severity never goes down
+while an alert fires.
+
+Resolution (hysteresis against flapping):
+
+* a detector alert resolves after ``resolve_after`` monitor passes in a row without
+  a finding (``resolve_after * interval_s`` of event time after the last finding,
+  counted on the monitor's pass clock, see :meth:`StoreAlertBook.passed`); the
+  monitor itself keeps a firing segment alive with weaker evidence than it took to
+  open the alert, so an alert does not resolve just because one pass fell under the
+  opening bar;
+* a rule alert resolves after ``rule_quiet_s`` of event time without a new hit.
+
+Every change is written to ``{db}.alerts`` (current state, newest ``version`` wins)
+and every material change to ``{db}.alert_log`` *inside* :meth:`update`, before
+the pipeline hands the returned alerts to the sinks. At start the book reloads the
+firing alerts from ``{db}.alerts``, so a restarted worker neither re-fires nor
+forgets them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from driftwatch.alerts.model import Alert, Finding
+from driftwatch.events import UTC
+from driftwatch.store.client import Store
+
+RANK = {"info": 1, "warning": 2, "critical": 3}
+
+_COLUMNS = (
+    "fingerprint", "status", "starts_at", "ends_at", "updated_at", "alertname", "severity",
+    "source", "segment", "origin", "model_version", "labels", "annotations", "version",
+    "written_at", "last_seen_at", "findings",
+)
+
+
+@dataclass
+class _State:
+    alert: Alert
+    last_seen: dt.datetime
+    version: int
+    findings: int
+
+    @property
+    def severity(self) -> str:
+        return self.alert.labels.get("severity", "info")
+
+    @property
+    def source(self) -> str:
+        return self.alert.labels.get("source", "detector")
+
+
+def _utc(t: dt.datetime) -> dt.datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+class StoreAlertBook:
+    """Alert lifecycle persisted in ClickHouse (implements the pipeline's AlertBook).
+
+    Parameters
+    ----------
+    store : Store
+        An initialised store (tables ``alerts`` and ``alert_log``).
+    interval_s : int
+        Seconds of event time between monitor passes (``monitor_interval_s``).
+    resolve_after : int
+        Clean monitor passes before a detector alert resolves (>= 1).
+    rule_quiet_s : int
+        Event-time seconds without a hit before a rule alert resolves (> 0).
+    load : bool
+        Rebuild the state from ``{db}.alerts`` at start (default True).
+
+    Examples
+    --------
+    >>> book = StoreAlertBook(None, interval_s=300, resolve_after=2, load=False)
+    >>> t = dt.datetime(2026, 3, 18, 14, 0, tzinfo=UTC)
+    >>> f = Finding("CentsDigitAnomaly", "warning", "detector", "cents", "mcc=5967", t, "6 of 9")
+    >>> [a.status for a in book.update([f], t)]
+    ['firing']
+    >>> book.update([replace(f, event_time=t + dt.timedelta(minutes=5))], t)
+    []
+    >>> book.passed(t + dt.timedelta(minutes=15))
+    >>> [(a.status, a.ends_at.strftime("%H:%M")) for a in book.update([], t)]
+    [('resolved', '14:15')]
+    """
+
+    def __init__(
+        self,
+        store: Store | None,
+        *,
+        interval_s: int,
+        resolve_after: int = 3,
+        rule_quiet_s: int = 3600,
+        load: bool = True,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"interval_s={interval_s!r}; allowed: > 0")
+        if resolve_after < 1:
+            raise ValueError(f"resolve_after={resolve_after!r}; allowed: >= 1")
+        if rule_quiet_s <= 0:
+            raise ValueError(f"rule_quiet_s={rule_quiet_s!r}; allowed: > 0")
+        self.store = store
+        self.interval_s = interval_s
+        self.resolve_after = resolve_after
+        self.rule_quiet_s = rule_quiet_s
+        self._state: dict[str, _State] = {}
+        self._versions: dict[str, int] = {}
+        self._pass_clock: dt.datetime | None = None
+        if load and store is not None:
+            self.reload()
+
+    # -- state ---------------------------------------------------------------------
+    @property
+    def firing(self) -> dict[str, Alert]:
+        """The firing alerts by fingerprint."""
+        return {fp: s.alert for fp, s in self._state.items() if s.alert.status == "firing"}
+
+    def passed(self, at: dt.datetime) -> None:
+        """The monitor finished its pass at event time ``at`` (detector evidence is
+        complete up to ``at``); detector alerts resolve on this clock."""
+        at = _utc(at)
+        if self._pass_clock is None or at > self._pass_clock:
+            self._pass_clock = at
+
+    def reload(self) -> int:
+        """Rebuild the state from ``{db}.alerts``; returns the number of firing alerts."""
+        if self.store is None:
+            return 0
+        self._state.clear()
+        self._versions = {
+            str(fp): int(v)
+            for fp, v in self.store.query(
+                "SELECT fingerprint, max(version) FROM {db}.alerts GROUP BY fingerprint"
+            )
+        }
+        rows = self.store.query(
+            "SELECT fingerprint, starts_at, updated_at, labels, annotations, version, "
+            "last_seen_at, findings FROM {db}.alerts FINAL WHERE status = 'firing'"
+        )
+        for fp, starts, updated, labels, notes, version, seen, count in rows:
+            alert = Alert(
+                fingerprint=str(fp),
+                status="firing",
+                starts_at=_utc(starts),
+                labels=dict(labels),
+                annotations=dict(notes),
+                updated_at=_utc(updated),
+            )
+            self._state[str(fp)] = _State(alert, _utc(seen), int(version), int(count))
+        return len(self._state)
+
+    # -- the AlertBook protocol ----------------------------------------------------
+    def update(self, findings: Sequence[Finding], now: dt.datetime) -> list[Alert]:
+        """Feed findings observed up to event time ``now``; return material changes.
+
+        Every change is written to ``alerts`` (and material ones to ``alert_log``)
+        before this returns.
+        """
+        now = _utc(now)
+        written = dt.datetime.now(UTC)
+        changed: list[Alert] = []
+        rows: list[dict[str, Any]] = []
+        log: list[dict[str, Any]] = []
+        for f in sorted(findings, key=lambda x: x.event_time):
+            fp = f.fingerprint
+            at = _utc(f.event_time)
+            st = self._state.get(fp)
+            if st is not None and at - st.last_seen >= self._quiet(st):
+                self._resolve(st, st.last_seen + self._quiet(st), changed, rows, log, written)
+                st = None
+            if st is None:
+                version = self._versions.get(fp, 0) + 1
+                st = _State(Alert.from_finding(f), at, version, 1)
+                self._state[fp] = st
+                self._versions[fp] = version
+                changed.append(st.alert)
+                rows.append(_row(st, written))
+                log.append(rows[-1])
+                continue
+            material = RANK.get(f.severity, 0) > RANK.get(st.severity, 0)
+            labels = dict(st.alert.labels)
+            if material:
+                labels["severity"] = f.severity
+                st.version = self._versions[fp] = self._versions.get(fp, st.version) + 1
+            st.alert = replace(
+                st.alert,
+                labels=labels,
+                annotations={**st.alert.annotations, **f.annotations()},
+                updated_at=max(at, st.alert.updated_at or at),
+            )
+            st.last_seen = max(st.last_seen, at)
+            st.findings += 1
+            rows.append(_row(st, written))
+            if material:
+                changed.append(st.alert)
+                log.append(rows[-1])
+        for st in list(self._state.values()):
+            clock = now
+            if st.source == "detector" and self._pass_clock is not None:
+                clock = self._pass_clock
+            quiet = self._quiet(st)
+            if clock - st.last_seen >= quiet:
+                self._resolve(st, st.last_seen + quiet, changed, rows, log, written)
+        self._persist(rows, log)
+        return changed
+
+    # -- helpers -------------------------------------------------------------------
+    def _quiet(self, st: _State) -> dt.timedelta:
+        if st.source == "rule":
+            return dt.timedelta(seconds=self.rule_quiet_s)
+        return dt.timedelta(seconds=self.interval_s * self.resolve_after)
+
+    def _resolve(
+        self,
+        st: _State,
+        at: dt.datetime,
+        changed: list[Alert],
+        rows: list[dict[str, Any]],
+        log: list[dict[str, Any]],
+        written: dt.datetime,
+    ) -> None:
+        fp = st.alert.fingerprint
+        st.alert = st.alert.resolved(at)
+        st.version = self._versions[fp] = self._versions.get(fp, st.version) + 1
+        changed.append(st.alert)
+        rows.append(_row(st, written))
+        log.append(rows[-1])
+        del self._state[fp]
+
+    def _persist(self, rows: list[dict[str, Any]], log: list[dict[str, Any]]) -> None:
+        if self.store is None or not rows:
+            return
+        latest: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            latest[row["fingerprint"]] = row
+        self.store.insert_columns("alerts", _columns(list(latest.values())))
+        if log:
+            self.store.insert_columns("alert_log", _columns(log))
+
+
+def _row(st: _State, written: dt.datetime) -> dict[str, Any]:
+    """A snapshot of an alert's state as a row of ``alerts`` / ``alert_log``."""
+    a = st.alert
+    labels = a.labels
+    return {
+        "fingerprint": a.fingerprint,
+        "status": a.status,
+        "starts_at": a.starts_at,
+        "ends_at": a.ends_at,
+        "updated_at": a.updated_at or a.starts_at,
+        "alertname": labels.get("alertname", ""),
+        "severity": labels.get("severity", ""),
+        "source": labels.get("source", ""),
+        "segment": labels.get("segment", ""),
+        "origin": labels.get("detector") or labels.get("rule_id", ""),
+        "model_version": labels.get("model_version", ""),
+        "labels": dict(labels),
+        "annotations": dict(a.annotations),
+        "version": st.version,
+        "written_at": written,
+        "last_seen_at": st.last_seen,
+        "findings": st.findings,
+    }
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {c: [r[c] for r in rows] for c in _COLUMNS}

@@ -1,0 +1,495 @@
+"""What every detector shares: the pass context, columnar evaluations, small helpers.
+
+A detector runs once per monitor pass (or every ``every_s`` seconds of event time).
+It issues one query for the current window that covers every segment at once
+(``GROUP BY GROUPING SETS``), reads its trailing reference from a
+:class:`~driftwatch.monitors.reference.SlidingReference`, computes its statistic
+for all segments with numpy, and returns :class:`Evaluations`: one row per tested
+segment with a statistic, a p-value, an effect size and the sample sizes. The
+monitor then corrects the p-values of the whole pass together (Benjamini–Hochberg)
+and decides which rows become findings; the detector only turns a chosen row into
+words (:meth:`Detector.describe`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import special
+
+from driftwatch.alerts.model import Severity, iso
+from driftwatch.monitors.reference import Fetch, SlidingReference
+from driftwatch.monitors.segments import SegmentSpec, segment_where
+from driftwatch.settings import Settings
+from driftwatch.store.client import Store
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+SCORED = "{db}.scored_transactions FINAL"
+"""The table every detector reads (FINAL: a re-delivered event never counts twice)."""
+
+WINDOW = "event_time >= {lo:DateTime64(3, 'UTC')} AND event_time < {hi:DateTime64(3, 'UTC')}"
+"""Half-open event-time window condition with server-side parameters ``lo``/``hi``."""
+
+
+@dataclass(frozen=True)
+class PassContext:
+    """One monitor pass: the store, settings, segments and the pass time ``at``.
+
+    Every window of the pass ends at ``at`` (event time, exclusive).
+    """
+
+    store: Store
+    settings: Settings
+    spec: SegmentSpec
+    at: dt.datetime
+
+    def window(self, length_s: int) -> tuple[dt.datetime, dt.datetime]:
+        """The current window ``[at - length_s, at)``."""
+        return self.at - dt.timedelta(seconds=length_s), self.at
+
+
+@dataclass
+class Evaluations:
+    """Columnar results of one test of one detector over many segments.
+
+    ``pmin`` is the smallest p-value the test could reach at these sample sizes
+    (0 when unknown); the monitor uses it to leave tests that can never be
+    significant out of the multiple-testing family (Tarone's device). ``eligible``
+    marks rows whose minimum counts allow an alert at all. ``direct`` marks rows
+    without a p-value that are findings by themselves (e.g. a run of declines);
+    they raise at most ``max_severity`` and never enter the multiple-testing family.
+    """
+
+    detector: str
+    test: str
+    alertname: str
+    window_start: dt.datetime
+    window_end: dt.datetime
+    reference: str
+    segment: list[str]
+    statistic: FloatArray
+    pvalue: FloatArray
+    effect: FloatArray
+    n: IntArray
+    n_ref: IntArray
+    effect_floor: float
+    critical_effect: float
+    model_version: list[str] | None = None
+    pmin: FloatArray | None = None
+    eligible: NDArray[np.bool_] | None = None
+    direct: NDArray[np.bool_] | None = None
+    details: dict[str, ArrayLike] = field(default_factory=dict)
+    labels: list[dict[str, str]] | None = None
+    max_severity: Severity = "critical"
+
+    def __post_init__(self) -> None:
+        size = len(self.segment)
+        for name in ("statistic", "pvalue", "effect", "n", "n_ref"):
+            if len(getattr(self, name)) != size:
+                raise ValueError(f"{self.detector}/{self.test}: {name} has wrong length")
+        if self.model_version is None:
+            self.model_version = [""] * size
+        if self.pmin is None:
+            self.pmin = np.zeros(size)
+        if self.eligible is None:
+            self.eligible = np.ones(size, dtype=bool)
+        if self.direct is None:
+            self.direct = np.zeros(size, dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.segment)
+
+    def version(self, i: int) -> str:
+        """Model version of row ``i`` ('' when the row mixes versions)."""
+        return self.model_version[i] if self.model_version else ""
+
+    def detail(self, i: int) -> dict[str, Any]:
+        """The details of row ``i`` as plain Python values."""
+        out: dict[str, Any] = {}
+        for key, col in self.details.items():
+            if key.startswith("_"):
+                continue
+            value = np.asarray(col)[i]
+            out[key] = value.item() if isinstance(value, np.generic) else value
+        return out
+
+    def details_json(self, i: int) -> str:
+        """The details of row ``i`` as a JSON object (NaN written as null)."""
+        clean = {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in self.detail(i).items()
+        }
+        return json.dumps(clean, separators=(",", ":"), sort_keys=True, default=str)
+
+    def details_json_all(self) -> list[str]:
+        """:meth:`details_json` of every row, built column by column (fast)."""
+        size = len(self.segment)
+        keys = sorted(k for k in self.details if not k.startswith("_"))
+        if not keys:
+            return ["{}"] * size
+        parts: list[list[str]] = []
+        for key in keys:
+            values = np.asarray(self.details[key]).tolist()
+            head = json.dumps(key) + ":"
+            parts.append([head + _json_value(v) for v in values])
+        return ["{" + ",".join(cells) + "}" for cells in zip(*parts, strict=True)]
+
+    def select(self, mask: NDArray[np.bool_]) -> Evaluations:
+        """The rows where ``mask`` is true."""
+        idx = np.flatnonzero(mask)
+        assert self.model_version is not None and self.pmin is not None
+        assert self.eligible is not None and self.direct is not None
+        return Evaluations(
+            detector=self.detector,
+            test=self.test,
+            alertname=self.alertname,
+            window_start=self.window_start,
+            window_end=self.window_end,
+            reference=self.reference,
+            segment=[self.segment[i] for i in idx],
+            statistic=self.statistic[idx],
+            pvalue=self.pvalue[idx],
+            effect=self.effect[idx],
+            n=self.n[idx],
+            n_ref=self.n_ref[idx],
+            effect_floor=self.effect_floor,
+            critical_effect=self.critical_effect,
+            model_version=[self.model_version[i] for i in idx],
+            pmin=self.pmin[idx],
+            eligible=self.eligible[idx],
+            direct=self.direct[idx],
+            details={k: np.asarray(v)[idx] for k, v in self.details.items()},
+            labels=[self.labels[i] for i in idx] if self.labels is not None else None,
+            max_severity=self.max_severity,
+        )
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "null"
+    if isinstance(value, bool | int | float) or value is None:
+        return json.dumps(value)
+    return json.dumps(str(value))
+
+
+@dataclass(frozen=True)
+class Description:
+    """Words for one finding: summary, value, threshold, evidence SQL."""
+
+    summary: str
+    value: str = ""
+    threshold: str = ""
+    evidence_sql: str = ""
+    description: str = ""
+
+
+class Detector:
+    """Base class of the per-segment detectors.
+
+    Subclasses set ``name`` (the registry name), ``tests`` (test name to
+    alertname) and implement :meth:`evaluate` and :meth:`describe`. Constructor
+    keyword arguments override the class defaults of the same name (thresholds,
+    minimum sample sizes, windows); an unknown name raises ``ValueError``.
+
+    Attributes
+    ----------
+    window_s : int
+        Length of the current window; 0 means the ``monitor_window_s`` setting.
+    every_s : int
+        Run only at passes whose time is a multiple of this (0: every pass).
+    effect_floor : float
+        Smallest effect that may raise a warning.
+    critical_effect : float
+        Effect from which a discovery is critical.
+    """
+
+    name: ClassVar[str] = ""
+    tests: ClassVar[Mapping[str, str]] = {}
+    window_s: int = 0
+    every_s: int = 0
+    effect_floor: float = 0.0
+    critical_effect: float = math.inf
+    reference_chunk_s: int = 3600
+    reference_rebuild_s: int = 86400
+
+    def __init__(self, settings: Settings, spec: SegmentSpec, **options: Any) -> None:
+        self.settings = settings
+        self.spec = spec
+        for key, value in options.items():
+            if key.startswith("_") or not hasattr(type(self), key) or callable(
+                getattr(type(self), key)
+            ):
+                raise ValueError(
+                    f"{self.name}: unknown option {key!r}; valid: {', '.join(self.option_names())}"
+                )
+            setattr(self, key, type(getattr(type(self), key))(value))
+        if self.window_s == 0:
+            self.window_s = settings.monitor_window_s
+        for name in ("window_s", "every_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{self.name}: {name}={getattr(self, name)!r}; allowed: >= 0")
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """Names of the options a constructor accepts."""
+        out = []
+        for klass in reversed(cls.__mro__):
+            for key, value in vars(klass).items():
+                if key.startswith("_") or key in ("name", "tests") or callable(value):
+                    continue
+                if isinstance(value, bool | int | float | str) and key not in out:
+                    out.append(key)
+        return sorted(out)
+
+    def due(self, at: dt.datetime) -> bool:
+        """Whether this detector runs at the pass at ``at``."""
+        if self.every_s <= 0:
+            return True
+        secs = int((at - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)).total_seconds())
+        return secs % self.every_s == 0
+
+    def evaluate(self, ctx: PassContext) -> list[Evaluations]:
+        """Run the detector for the pass ``ctx``; return one batch per test."""
+        raise NotImplementedError
+
+    def describe(self, ev: Evaluations, i: int) -> Description:
+        """Words for row ``i`` of ``ev`` (called only for rows that raise a finding)."""
+        raise NotImplementedError
+
+    # -- helpers for subclasses --------------------------------------------------------
+    def sliding(self, fetch: Fetch) -> SlidingReference:
+        """A sliding trailing reference over ``fetch`` with this detector's chunking."""
+        return SlidingReference(
+            fetch, chunk_s=self.reference_chunk_s, rebuild_s=self.reference_rebuild_s
+        )
+
+    def reference_label(self, start: dt.datetime, end: dt.datetime) -> str:
+        """How the reference window was chosen, for ``drift_results.reference``."""
+        days = (end - start).total_seconds() / 86400
+        span = f"{days:g}d" if days >= 1 else f"{(end - start).total_seconds() / 3600:g}h"
+        return f"trailing {span} [{iso(start)}, {iso(end)})"
+
+
+def binom_sf(k: ArrayLike, n: ArrayLike, p: ArrayLike) -> FloatArray:
+    """Exact upper tail ``P(X >= k)`` for ``X ~ Binomial(n, p)``, vectorised.
+
+    >>> round(float(binom_sf(3, 10, 0.1)), 6)
+    0.070191
+    >>> binom_sf([0, 11], 10, 0.5).tolist()
+    [1.0, 0.0]
+    """
+    kk = np.asarray(k, dtype=np.float64)
+    nn = np.asarray(n, dtype=np.float64)
+    pp = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+    kk, nn, pp = np.broadcast_arrays(kk, nn, pp)
+    out = np.ones(kk.shape)
+    inside = (kk > 0) & (kk <= nn)
+    with np.errstate(all="ignore"):
+        out = np.where(inside, special.bdtrc(np.maximum(kk - 1, 0), nn, pp), out)
+    out = np.where(kk > nn, 0.0, out)
+    return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
+
+
+def shrunk_rate(
+    k_ref: ArrayLike, n_ref: ArrayLike, prior: float | ArrayLike, strength: float
+) -> FloatArray:
+    """A reference rate shrunk toward ``prior`` by ``strength`` pseudo-observations.
+
+    ``(k_ref + strength * prior) / (n_ref + strength)``: a segment with a long clean
+    history keeps its own rate; a new or tiny segment borrows the prior.
+
+    >>> shrunk_rate([0, 50], [0, 1000], 0.01, 100).round(4).tolist()
+    [0.01, 0.0464]
+    """
+    k = np.asarray(k_ref, dtype=np.float64)
+    n = np.asarray(n_ref, dtype=np.float64)
+    return np.asarray((k + strength * np.asarray(prior)) / (n + strength), dtype=np.float64)
+
+
+class Columns(dict[str, NDArray[Any]]):
+    """Query result columns; an empty result (which names no columns) gives empty arrays."""
+
+    def __missing__(self, key: str) -> NDArray[Any]:
+        if self:
+            raise KeyError(key)
+        return np.zeros(0, dtype=object)
+
+
+def upper_rate(
+    k_ref: ArrayLike,
+    n_ref: ArrayLike,
+    prior: float | ArrayLike,
+    strength: float,
+    quantile: float = 0.9,
+) -> FloatArray:
+    """A cautious null rate: an upper credible bound of the reference rate.
+
+    The posterior of a rate seen ``k_ref`` times in ``n_ref`` rows, with a
+    Beta prior of mean ``prior`` worth ``strength`` pseudo-rows, is
+    ``Beta(k_ref + strength * prior, n_ref - k_ref + strength * (1 - prior))``;
+    its ``quantile`` is used as the null rate. A share estimated from one or two
+    reference rows is uncertain, and testing against its point estimate alone
+    would call ordinary luck significant; a long history makes the bound tight.
+
+    >>> upper_rate([1, 100], [800, 64000], 0.01, 100).round(5).tolist()
+    [0.00432, 0.00178]
+    """
+    k = np.asarray(k_ref, dtype=np.float64)
+    n = np.asarray(n_ref, dtype=np.float64)
+    pr = np.asarray(prior, dtype=np.float64)
+    a = k + strength * pr
+    b = np.maximum(n - k, 0.0) + strength * (1.0 - pr)
+    return np.asarray(special.betaincinv(a, b, quantile), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class CellTest:
+    """The max-cell test of each row against its reference shares (arrays per row)."""
+
+    cell: IntArray
+    count: FloatArray
+    expected: FloatArray
+    pvalue: FloatArray
+    share: FloatArray
+    pmin: FloatArray
+
+
+def max_cell_vs_reference(
+    cur: FloatArray,
+    ref: FloatArray,
+    overall: FloatArray,
+    strength: float,
+    *,
+    quantile: float = 0.9,
+    gate: float = 0.05,
+) -> CellTest:
+    """Most over-represented cell of each row of ``cur`` against the row's reference.
+
+    The null share of every cell is the larger of two upper credible bounds
+    (:func:`upper_rate`): the segment's own (Jeffreys prior) and the one shrunk
+    toward the all-traffic shares ``overall`` by ``strength`` pseudo-rows. The
+    first protects segments whose profile differs from all traffic (cash
+    machines: every amount ends in .00), the second small segments whose own
+    history has not seen a value yet. Tested with
+    :func:`driftwatch.stats.digits.max_cell_test`. The bound is costly, so rows are
+    first screened with the point estimates (smaller shares, hence smaller
+    p-values): a row whose screening p-value exceeds ``gate`` keeps it, since it
+    can neither be a discovery nor sustain an alert; the others are tested again
+    against the bounds. ``pmin`` (the smallest attainable p-value, all rows in the
+    rarest cell) uses the point estimates, which only widens the testing family.
+    """
+    from driftwatch.stats.digits import max_cell_test
+
+    rows = cur.shape[0]
+    if rows == 0:
+        z = np.zeros(0)
+        return CellTest(np.zeros(0, dtype=np.int64), z, z, z, z, z)
+    n_ref = ref.sum(axis=1, keepdims=True)
+    own = (ref + 0.5) / (n_ref + 1.0)
+    point = np.maximum(own, (ref + strength * overall[None, :]) / (n_ref + strength))
+    res = max_cell_test(cur, point)
+    cell = np.atleast_1d(np.asarray(res.cell, dtype=np.int64))
+    count = np.atleast_1d(np.asarray(res.count, dtype=np.float64))
+    expected = np.atleast_1d(np.asarray(res.expected, dtype=np.float64))
+    pvalue = np.atleast_1d(np.asarray(res.pvalue, dtype=np.float64)).copy()
+    probs = point.copy()
+    again = np.flatnonzero(pvalue <= gate)
+    if again.size:
+        probs[again] = np.maximum(
+            upper_rate(ref[again], n_ref[again], overall[None, :], strength, quantile),
+            upper_rate(ref[again], n_ref[again], 0.5, 1.0, quantile),
+        )
+        res2 = max_cell_test(cur[again], probs[again])
+        cell[again] = np.atleast_1d(np.asarray(res2.cell, dtype=np.int64))
+        count[again] = np.atleast_1d(np.asarray(res2.count, dtype=np.float64))
+        expected[again] = np.atleast_1d(np.asarray(res2.expected, dtype=np.float64))
+        pvalue[again] = np.atleast_1d(np.asarray(res2.pvalue, dtype=np.float64))
+    n = cur.sum(axis=1)
+    share = probs[np.arange(rows), np.maximum(cell, 0)]
+    return CellTest(cell, count, expected, pvalue, share, point.min(axis=1) ** n)
+
+
+
+def query_table(store: Store, sql: str, params: Mapping[str, Any]) -> Columns:
+    """Run ``sql`` and return its columns as numpy arrays."""
+    df = store.query_df(sql, params)
+    return Columns({str(c): df[c].to_numpy() for c in df.columns})
+
+
+def window_params(lo: dt.datetime, hi: dt.datetime, **extra: Any) -> dict[str, Any]:
+    """Query parameters for :data:`WINDOW` plus ``extra``."""
+    return {"lo": lo, "hi": hi, **extra}
+
+
+def fmt_p(p: float) -> str:
+    """A p-value for people: ``3e-09``, ``0.0012``.
+
+    >>> fmt_p(3.2e-9), fmt_p(0.00123), fmt_p(0.5)
+    ('3e-09', '0.0012', '0.5')
+    """
+    if not math.isfinite(p):
+        return "n/a"
+    if p < 1e-3:
+        return f"{p:.0e}"
+    return f"{p:.2g}"
+
+
+def span_words(seconds: float) -> str:
+    """``3600`` → ``'hour'``, ``900`` → ``'15 min'``, ``86400`` → ``'24 h'``."""
+    if seconds == 3600:
+        return "hour"
+    if seconds < 3600:
+        return f"{seconds / 60:g} min"
+    return f"{seconds / 3600:g} h"
+
+
+def segments_of(values: Sequence[Any]) -> list[str]:
+    """Segment names from a query column (bytes or str)."""
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+def sql_time(t: dt.datetime) -> str:
+    """A ClickHouse DateTime64 literal (for analyst-facing evidence SQL).
+
+    >>> sql_time(dt.datetime(2026, 3, 18, 14, 5, tzinfo=dt.UTC))
+    "toDateTime64('2026-03-18 14:05:00.000', 3, 'UTC')"
+    """
+    u = t.astimezone(dt.UTC) if t.tzinfo else t
+    return f"toDateTime64('{u:%Y-%m-%d %H:%M:%S}.{u.microsecond // 1000:03d}', 3, 'UTC')"
+
+
+EVIDENCE_COLUMNS = (
+    "event_time, event_id, txn_id, mcc, merchant_country, channel, merchant_id, "
+    "amount_minor / 100 AS amount, beneficiary_name, card_id, model_version, score, "
+    "shadow_versions, shadow_scores, decision"
+)
+
+
+def evidence(db: str, segment: str, lo: dt.datetime, hi: dt.datetime, extra: str = "") -> str:
+    """Analyst SQL listing the transactions of ``segment`` in ``[lo, hi)`` (and ``extra``).
+
+    >>> t = dt.datetime(2026, 3, 18, 14, tzinfo=dt.UTC)
+    >>> print(evidence("dw", "mcc=5967", t - dt.timedelta(hours=1), t, "amount_cents = 37"))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    SELECT event_time, event_id, txn_id, mcc, merchant_country, channel, merchant_id,
+    amount_minor / 100 AS amount, beneficiary_name, card_id, model_version, score,
+    shadow_versions, shadow_scores, decision FROM dw.scored_transactions FINAL
+    WHERE event_time >= toDateTime64('2026-03-18 13:00:00.000', 3, 'UTC')
+    AND event_time < toDateTime64('2026-03-18 14:00:00.000', 3, 'UTC')
+    AND mcc = '5967' AND amount_cents = 37 ORDER BY event_time
+    """
+    cond = f" AND {extra}" if extra else ""
+    return (
+        f"SELECT {EVIDENCE_COLUMNS} FROM {db}.scored_transactions FINAL "
+        f"WHERE event_time >= {sql_time(lo)} AND event_time < {sql_time(hi)} "
+        f"AND {segment_where(segment)}{cond} ORDER BY event_time"
+    )

@@ -1,0 +1,221 @@
+"""Beneficiary-name prefix concentration per segment.
+
+A campaign that pays out through one family of beneficiary accounts
+(``INTL-PAY-*``) concentrates a segment's transactions on one name prefix. The
+prefix is the first ``prefix_tokens`` words of the upper-cased name (split on
+whitespace and punctuation, ClickHouse's ``splitByNonAlpha``:
+``"INTL-PAY-GLOBALSERV-07"`` → ``INTL-PAY``, ``"GREEN CENTER 15841"`` →
+``GREEN-CENTER``). Prefixes are hashed into ``buckets``
+cells so that each segment's reference is a small fixed-size count vector (like
+the cents detector's); the current window's most surprising bucket is then
+tested against the segment's own reference shares with the exact max-cell test
+(:func:`driftwatch.stats.digits.max_cell_test`). Hash collisions only make the
+test more conservative. The finding names the actual prefixes of the bucket.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+
+from driftwatch.alerts.model import iso
+from driftwatch.monitors.base import (
+    SCORED,
+    WINDOW,
+    Description,
+    Detector,
+    Evaluations,
+    PassContext,
+    evidence,
+    fmt_p,
+    max_cell_vs_reference,
+    query_table,
+    span_words,
+)
+from driftwatch.monitors.reference import SegmentTable, SlidingReference
+from driftwatch.monitors.registry import register
+from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql, segment_where
+from driftwatch.settings import Settings
+from driftwatch.store.client import Store
+
+
+def prefix_expr(tokens: int) -> str:
+    """SQL for the name prefix: the first ``tokens`` words of the upper-cased name."""
+    return (
+        "arrayStringConcat(arraySlice(splitByNonAlpha(upper(beneficiary_name)), "
+        f"1, {int(tokens)}), '-')"
+    )
+
+
+@register
+class BeneficiaryDetector(Detector):
+    """One beneficiary-name prefix over-represented in a segment.
+
+    Options
+    -------
+    prefix_tokens : int
+        Words of the name forming its prefix (default 2).
+    buckets : int
+        Hash cells per segment (default 128).
+    min_n : int
+        Fewest named beneficiaries in the window to test (default 5).
+    min_count : int
+        Fewest rows with the prefix to alert (default 3).
+    min_cards, min_merchants : int
+        Fewest distinct cards / merchant accounts among those rows to alert
+        (default 2 each): one customer paying one merchant repeatedly is ordinary;
+        several merchant accounts paying out under one name family is not.
+    prior_strength : float
+        Pseudo-rows of all-traffic bucket shares in each reference (default 50).
+    effect_floor : float
+        Excess share of the prefix needed to alert (default 0.25).
+    critical_effect : float
+        Excess share from which a discovery is critical (default 0.5).
+    """
+
+    name = "beneficiary"
+    tests: ClassVar[Mapping[str, str]] = {"prefix": "BeneficiaryPrefixConcentration"}
+    prefix_tokens: int = 2
+    buckets: int = 128
+    min_n: int = 5
+    min_count: int = 3
+    min_cards: int = 2
+    min_merchants: int = 2
+    prior_strength: float = 50.0
+    effect_floor: float = 0.25
+    critical_effect: float = 0.5
+
+    def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
+        super().__init__(settings, spec, **options)
+        if self.prefix_tokens < 1 or self.buckets < 2:
+            raise ValueError(
+                f"beneficiary: prefix_tokens={self.prefix_tokens!r}, buckets={self.buckets!r};"
+                " allowed: prefix_tokens >= 1, buckets >= 2"
+            )
+        self._ref: SlidingReference | None = None
+        self._store: Store | None = None
+
+    def _bucket(self) -> str:
+        return f"toUInt16(cityHash64({prefix_expr(self.prefix_tokens)}) % {int(self.buckets)})"
+
+    def _sql(self, distinct: bool) -> str:
+        extra = ", uniqExact(card_id) AS cards, uniqExact(merchant_id) AS merchants"
+        return segment_sql(
+            self.spec,
+            select=f"{self._bucket()} AS cell, count() AS c{extra if distinct else ''}",
+            source=SCORED,
+            where=f"{WINDOW} AND beneficiary_name != ''",
+            keys=("cell",),
+        )
+
+    def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        cols = query_table(store, self._sql(False), {"lo": lo, "hi": hi})
+        return SegmentTable.from_long(cols["segment"], cols["cell"], cols["c"], self.buckets)
+
+    def evaluate(self, ctx: PassContext) -> list[Evaluations]:
+        self._store = ctx.store
+        if self._ref is None:
+            self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
+        lo, hi = ctx.window(self.window_s)
+        cols = query_table(ctx.store, self._sql(True), {"lo": lo, "hi": hi})
+        current = SegmentTable.from_long(cols["segment"], cols["cell"], cols["c"], self.buckets)
+        cards_t = SegmentTable.from_long(
+            cols["segment"], cols["cell"], cols["cards"], self.buckets
+        )
+        merch_t = SegmentTable.from_long(
+            cols["segment"], cols["cell"], cols["merchants"], self.buckets
+        )
+        cur = current.values
+        n = cur.sum(axis=1)
+        keep = n >= self.min_n
+        segs = [s for s, ok in zip(current.keys, keep, strict=True) if ok]
+        cur, n = cur[keep], n[keep]
+        if not segs:
+            return []
+        r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
+        reference = self._ref.table(r_lo, r_hi)
+        ref = reference.rows(segs)
+        n_ref = ref.sum(axis=1)
+        tot = reference.total()
+        overall = (tot + 0.5) / (tot.sum() + 0.5 * self.buckets)
+        test = max_cell_vs_reference(cur, ref, overall, self.prior_strength)
+        cell, count, expected = test.cell, test.count, test.expected
+        rows = np.arange(len(segs))
+        cards = cards_t.rows(segs)[rows, np.maximum(cell, 0)]
+        merchants = merch_t.rows(segs)[rows, np.maximum(cell, 0)]
+        return [
+            Evaluations(
+                detector=self.name,
+                test="prefix",
+                alertname=self.tests["prefix"],
+                window_start=lo,
+                window_end=hi,
+                reference=self.reference_label(r_lo, r_hi),
+                segment=segs,
+                statistic=count,
+                pvalue=test.pvalue,
+                effect=(count - expected) / n,
+                n=n.astype(np.int64),
+                n_ref=n_ref.astype(np.int64),
+                effect_floor=self.effect_floor,
+                critical_effect=self.critical_effect,
+                pmin=test.pmin,
+                eligible=(count >= self.min_count)
+                & (count - expected >= self.min_count - 1)
+                & (cards >= self.min_cards)
+                & (merchants >= self.min_merchants),
+                details={
+                    "bucket": cell,
+                    "cards": cards.astype(np.int64),
+                    "merchants": merchants.astype(np.int64),
+                    "count": count.astype(np.int64),
+                    "expected": np.round(expected, 3),
+                    "share_ref": np.round(test.share, 5),
+                },
+            )
+        ]
+
+    def _prefixes(self, segment: str, lo: dt.datetime, hi: dt.datetime, bucket: int) -> str:
+        if self._store is None:
+            return ""
+        rows = self._store.query(
+            f"SELECT {prefix_expr(self.prefix_tokens)} AS p, count() AS c FROM {SCORED} "
+            f"WHERE {WINDOW} AND {segment_where(segment)} AND {self._bucket()} = {{b:UInt16}} "
+            "GROUP BY p ORDER BY c DESC LIMIT 3",
+            {"lo": lo, "hi": hi, "b": bucket},
+        )
+        return ", ".join(f"{p}-* ({c})" for p, c in rows)
+
+    def describe(self, ev: Evaluations, i: int) -> Description:
+        d = ev.detail(i)
+        bucket = int(d["bucket"])
+        names = self._prefixes(ev.segment[i], ev.window_start, ev.window_end, bucket)
+        span = span_words((ev.window_end - ev.window_start).total_seconds())
+        expected = float(d["expected"])
+        exp_txt = "≤ 1" if expected <= 1 else f"{expected:.1f}"
+        summary = (
+            f"{pretty_segment(ev.segment[i])}: {int(d['count'])} of {int(ev.n[i])} "
+            f"transactions in the last {span} pay beneficiaries named {names or '?'} "
+            f"(expected {exp_txt}); p = {fmt_p(float(ev.pvalue[i]))}"
+        )
+        db = self._store.database if self._store else "{db}"
+        return Description(
+            summary=summary,
+            value=f"{int(d['count'])}/{int(ev.n[i])}",
+            threshold=f"reference share {float(d['share_ref']):.4f}",
+            evidence_sql=evidence(
+                db,
+                ev.segment[i],
+                ev.window_start,
+                ev.window_end,
+                f"{self._bucket()} = {bucket}",
+            ),
+            description=(
+                f"Beneficiary-name prefix concentration in {ev.segment[i]} from "
+                f"{iso(ev.window_start)} to {iso(ev.window_end)} against {ev.reference}."
+            ),
+        )

@@ -1,0 +1,194 @@
+"""Cents (last-two-digits) anomaly per segment: one cents value over-represented.
+
+Real amounts are not uniform in their cents (``.00``, ``.99``, ``.95``, ``.50``
+bumps that differ by merchant category), and a chi-square over 100 cells with tens
+of rows floods with false alarms. So each segment's current window is compared with
+the segment's *own* reference shares of each cents value (smoothed toward the
+all-traffic shares, so a small segment borrows them), cell by cell, with the exact
+binomial upper tail of the most surprising value (against an upper credible bound
+of its reference share, so that a share estimated from a handful of reference rows
+is not taken at face value), corrected for having scanned all 100 values
+(:func:`driftwatch.stats.digits.max_cell_test`). A backdoor trigger such
+as amounts ending in ``.37`` shows up after a handful of rows even while ``.00``
+still dominates.
+
+Only amounts of at least 10.00 are counted (smaller amounts have too few digits
+for their cents to be free).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+
+from driftwatch.alerts.model import iso
+from driftwatch.monitors.base import (
+    SCORED,
+    WINDOW,
+    Description,
+    Detector,
+    Evaluations,
+    PassContext,
+    evidence,
+    fmt_p,
+    max_cell_vs_reference,
+    query_table,
+    span_words,
+)
+from driftwatch.monitors.reference import SegmentTable, SlidingReference
+from driftwatch.monitors.registry import register
+from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql
+from driftwatch.settings import Settings
+from driftwatch.stats.digits import LAST_TWO_MIN_MINOR
+from driftwatch.store.client import Store
+
+CELLS = 100
+
+
+@register
+class CentsDetector(Detector):
+    """Over-represented cents value per segment (exact max-cell test).
+
+    Options
+    -------
+    min_n : int
+        Fewest eligible amounts in the window to test a segment (default 5).
+    min_count : int
+        Fewest rows with the anomalous value to alert (default 5; random
+        repeats of one value among a handful of rows are common across
+        thousands of small segments and a week of passes).
+    min_cards : int
+        Fewest distinct cards among those rows to alert (default 2): one customer
+        paying the same price again and again is not an anomaly of the segment.
+    prior_strength : float
+        Pseudo-rows of all-traffic cents shares mixed into each segment's
+        reference shares (default 100).
+    effect_floor : float
+        Excess share ``(count - expected) / n`` needed to alert (default 0.1).
+    critical_effect : float
+        Excess share from which a discovery is critical (default 0.3).
+    """
+
+    name = "cents"
+    tests: ClassVar[Mapping[str, str]] = {"max_cell": "CentsDigitAnomaly"}
+    min_n: int = 5
+    min_count: int = 5
+    min_cards: int = 2
+    prior_strength: float = 100.0
+    effect_floor: float = 0.1
+    critical_effect: float = 0.3
+
+    def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
+        super().__init__(settings, spec, **options)
+        self._ref: SlidingReference | None = None
+        self._db = ""
+
+    def _sql(self, cards: bool) -> str:
+        extra = ", uniqExact(card_id) AS cards" if cards else ""
+        return segment_sql(
+            self.spec,
+            select=f"amount_cents AS cell, count() AS c{extra}",
+            source=SCORED,
+            where=f"{WINDOW} AND amount_minor >= {LAST_TWO_MIN_MINOR}",
+            keys=("cell",),
+        )
+
+    def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        cols = query_table(store, self._sql(False), {"lo": lo, "hi": hi})
+        return SegmentTable.from_long(cols["segment"], cols["cell"], cols["c"], CELLS)
+
+    def _current(
+        self, store: Store, lo: dt.datetime, hi: dt.datetime
+    ) -> tuple[SegmentTable, SegmentTable]:
+        """Counts and distinct cards per (segment, cents value) of the current window."""
+        cols = query_table(store, self._sql(True), {"lo": lo, "hi": hi})
+        counts = SegmentTable.from_long(cols["segment"], cols["cell"], cols["c"], CELLS)
+        cards = SegmentTable.from_long(cols["segment"], cols["cell"], cols["cards"], CELLS)
+        return counts, cards
+
+    def evaluate(self, ctx: PassContext) -> list[Evaluations]:
+        self._db = ctx.store.database
+        if self._ref is None:
+            self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
+        lo, hi = ctx.window(self.window_s)
+        current, card_table = self._current(ctx.store, lo, hi)
+        cur = current.values
+        n = cur.sum(axis=1)
+        keep = n >= self.min_n
+        segs = [s for s, k in zip(current.keys, keep, strict=True) if k]
+        cur, n = cur[keep], n[keep]
+        cards_all = card_table.rows(segs)
+        r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
+        reference = self._ref.table(r_lo, r_hi)
+        ref = reference.rows(segs)
+        n_ref = ref.sum(axis=1)
+        total = reference.total()
+        overall = (total + 0.5) / (total.sum() + 0.5 * CELLS)
+        test = max_cell_vs_reference(cur, ref, overall, self.prior_strength)
+        res_cell, count, expected, pvalue = test.cell, test.count, test.expected, test.pvalue
+        with np.errstate(invalid="ignore", divide="ignore"):
+            effect = np.where(n > 0, (count - expected) / n, 0.0)
+        pmin, share_ref = test.pmin, test.share
+        rows = np.arange(len(segs))
+        cards = cards_all[rows, np.maximum(res_cell, 0)] if len(segs) else np.zeros(0)
+        ev = Evaluations(
+            detector=self.name,
+            test="max_cell",
+            alertname=self.tests["max_cell"],
+            window_start=lo,
+            window_end=hi,
+            reference=self.reference_label(r_lo, r_hi),
+            segment=segs,
+            statistic=count,
+            pvalue=pvalue,
+            effect=effect,
+            n=n.astype(np.int64),
+            n_ref=n_ref.astype(np.int64),
+            effect_floor=self.effect_floor,
+            critical_effect=self.critical_effect,
+            pmin=pmin,
+            eligible=(count >= self.min_count)
+            & (count - expected >= self.min_count - 1)
+            & (cards >= self.min_cards),
+            details={
+                "cents": res_cell,
+                "cards": cards.astype(np.int64),
+                "count": count.astype(np.int64),
+                "expected": np.round(expected, 3),
+                "share_ref": np.round(share_ref, 5),
+            },
+        )
+        return [ev]
+
+    def describe(self, ev: Evaluations, i: int) -> Description:
+        d = ev.detail(i)
+        cents = int(d["cents"])
+        expected = float(d["expected"])
+        exp_txt = "≤ 1" if expected <= 1 else f"{expected:.1f}"
+        span = span_words((ev.window_end - ev.window_start).total_seconds())
+        summary = (
+            f"{pretty_segment(ev.segment[i])}: {int(d['count'])} of {int(ev.n[i])} "
+            f"transactions in the last {span} end in .{cents:02d} "
+            f"(expected {exp_txt}); p = {fmt_p(float(ev.pvalue[i]))}"
+        )
+        return Description(
+            summary=summary,
+            value=f"{int(d['count'])}/{int(ev.n[i])}",
+            threshold=f"share of .{cents:02d} in reference {float(d['share_ref']):.4f}",
+            evidence_sql=evidence(
+                self._db,
+                ev.segment[i],
+                ev.window_start,
+                ev.window_end,
+                f"amount_cents = {cents} AND amount_minor >= {LAST_TWO_MIN_MINOR}",
+            ),
+            description=(
+                f"Cents value .{cents:02d} is over-represented in {ev.segment[i]} from "
+                f"{iso(ev.window_start)} to {iso(ev.window_end)} compared with the segment's "
+                f"{ev.reference} (exact binomial tail, corrected for scanning 100 values)."
+            ),
+        )

@@ -1,0 +1,388 @@
+"""The monitor: every interval of event time, run every detector over every segment.
+
+:class:`Monitor` is the pipeline's clock stage. Passes sit on a fixed event-time grid
+(multiples of ``monitor_interval_s`` since the epoch); when the watermark advances,
+each pass whose time ``t`` is now covered runs once, evaluating windows that end at
+``t``. A pass:
+
+1. runs each due detector (one query per detector for the current window; the
+   trailing reference slides incrementally), collecting columnar evaluations;
+2. corrects all p-values of the pass together (Benjamini–Hochberg at ``fdr_q``,
+   after Tarone's filter, see :mod:`driftwatch.monitors.family`);
+3. decides per row: ``alert`` when a discovery also meets the detector's minimum
+   counts and effect-size floor (warning, or critical for large effects), ``sustain``
+   when an already alerting segment stays clearly elevated (hysteresis: a firing
+   alert is kept by weaker evidence than it took to open it), ``discovery`` when only
+   the p-value passes, ``ok`` otherwise;
+4. writes every evaluation to ``drift_results`` (one columnar insert per pass) and
+   returns the findings for the alert book.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from driftwatch.alerts.model import Finding, Severity, fingerprint
+from driftwatch.errors import ConfigError, StoreError
+from driftwatch.events import EPOCH, UTC
+from driftwatch.monitors.base import Detector, Evaluations, PassContext
+from driftwatch.monitors.family import tarone_bh
+from driftwatch.monitors.registry import create
+from driftwatch.monitors.segments import SegmentSpec, parse_segment
+from driftwatch.pipeline import StageOutput
+from driftwatch.settings import Settings
+from driftwatch.store.client import Store
+
+log = logging.getLogger(__name__)
+
+SEVERITY_RANK = {"": 0, "info": 1, "warning": 2, "critical": 3}
+
+
+@dataclass
+class PassResult:
+    """What one monitor pass did."""
+
+    at: dt.datetime
+    evaluations: list[Evaluations] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    decisions: dict[str, int] = field(default_factory=dict)
+    family_size: int = 0
+    tested: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def total_seconds(self) -> float:
+        """Wall time of the whole pass."""
+        return sum(self.seconds.values())
+
+
+def parse_options(text: str) -> dict[str, dict[str, str]]:
+    """``"cents.min_count=4, shadow.delta=0.4"`` → ``{"cents": {"min_count": "4"}, ...}``.
+
+    >>> parse_options("cents.min_count=4, shadow.delta=0.4")
+    {'cents': {'min_count': '4'}, 'shadow': {'delta': '0.4'}}
+    """
+    out: dict[str, dict[str, str]] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        name, dot, option = key.strip().partition(".")
+        if not sep or not dot or not name or not option:
+            raise ConfigError(f"detector_options: {item!r} is not detector.option=value")
+        out.setdefault(name, {})[option.strip()] = value.strip()
+    return out
+
+
+class Monitor:
+    """Per-segment detectors on an event-time grid (a pipeline clock stage).
+
+    Parameters
+    ----------
+    store : Store
+        An initialised store (reads ``scored_transactions``; writes ``drift_results``).
+    settings : Settings
+        Uses ``monitor_interval_s``, ``monitor_window_s``, ``reference_window_s``,
+        ``segment_dimensions``, ``fdr_q``, ``alert_resolve_after``,
+        ``monitor_detectors`` and ``detector_options``.
+    detectors : sequence of Detector, optional
+        Default: the detectors named by ``monitor_detectors`` (all when empty).
+    max_catchup : int
+        At the first watermark, run at most this many passes of history (default 1).
+    write_results : bool
+        Write ``drift_results`` (default True).
+    warmup_s : int, optional
+        No findings while the stored history is shorter than this (default: the
+        smaller of ``reference_window_s`` and ``monitor_warmup_s``): references built from a
+        few hours of traffic are not a baseline. Results are still written, with
+        decision ``warmup``.
+    on_pass : callable, optional
+        Called with the pass time after every pass (e.g. the alert book's
+        :meth:`~driftwatch.alerts.lifecycle.StoreAlertBook.passed`, so that detector
+        alerts resolve on the monitor's clock).
+    """
+
+    name = "monitor"
+    sustain_p: float = 0.01
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        detectors: Sequence[Detector] | None = None,
+        *,
+        max_catchup: int = 1,
+        write_results: bool = True,
+        warmup_s: int | None = None,
+        on_pass: Callable[[dt.datetime], None] | None = None,
+    ) -> None:
+        if max_catchup < 1:
+            raise ValueError(f"max_catchup={max_catchup!r}; allowed: >= 1")
+        self.store = store
+        self.settings = settings
+        self.spec = SegmentSpec.parse(settings.segment_dimensions)
+        if detectors is None:
+            detectors = create(
+                settings,
+                self.spec,
+                settings.list_setting("monitor_detectors"),
+                parse_options(settings.detector_options),
+            )
+        self.detectors = list(detectors)
+        self.interval_s = settings.monitor_interval_s
+        self.max_catchup = max_catchup
+        self.write_results = write_results
+        self.on_pass = on_pass
+        self.warmup_s = (
+            min(settings.reference_window_s, settings.monitor_warmup_s)
+            if warmup_s is None
+            else int(warmup_s)
+        )
+        self._data_start: dt.datetime | None = None
+        self._carried: dict[str, list[Finding]] = {}
+        self.last_pass: dt.datetime | None = None
+        self.passes = 0
+        self.last_result: PassResult | None = None
+        self._active: dict[str, tuple[Severity, dt.datetime]] = {}
+
+    # -- clock stage ---------------------------------------------------------------
+    def grid_floor(self, t: dt.datetime) -> dt.datetime:
+        """The latest pass time at or before ``t``."""
+        secs = math.floor((t - EPOCH).total_seconds())
+        return EPOCH + dt.timedelta(seconds=secs - secs % self.interval_s)
+
+    def due(self, watermark: dt.datetime) -> list[dt.datetime]:
+        """Pass times not yet run that the watermark now covers."""
+        latest = self.grid_floor(watermark)
+        step = dt.timedelta(seconds=self.interval_s)
+        if self.last_pass is None:
+            first = latest - step * (self.max_catchup - 1)
+        else:
+            first = self.last_pass + step
+        out = []
+        t = first
+        while t <= latest:
+            out.append(t)
+            t += step
+        return out
+
+    def on_watermark(self, watermark: dt.datetime) -> StageOutput:
+        """Run every due pass up to ``watermark``; return their findings."""
+        out = StageOutput()
+        for at in self.due(watermark):
+            result = self.run_pass(at)
+            out.findings.extend(result.findings)
+        return out
+
+    # -- one pass ------------------------------------------------------------------
+    def run_pass(self, at: dt.datetime) -> PassResult:
+        """Evaluate every due detector with windows ending at ``at``."""
+        at = at.astimezone(UTC)
+        ctx = PassContext(self.store, self.settings, self.spec, at)
+        result = PassResult(at)
+        ran: set[str] = set()
+        for det in self.detectors:
+            if not det.due(at):
+                continue
+            started = time.perf_counter()
+            try:
+                evs = det.evaluate(ctx)
+            except StoreError:
+                raise
+            except Exception:  # a broken detector must not stop the others
+                log.exception("detector %s failed at %s", det.name, at.isoformat())
+                result.errors.append(det.name)
+                evs = []
+            ran.add(det.name)
+            result.evaluations.extend(e for e in evs if len(e))
+            result.seconds[det.name] = time.perf_counter() - started
+        started = time.perf_counter()
+        self._decide(result)
+        self._carry_forward(result, ran)
+        result.seconds["_decide"] = time.perf_counter() - started
+        if self.write_results:
+            started = time.perf_counter()
+            self._write(result)
+            result.seconds["_write"] = time.perf_counter() - started
+        self.last_pass = at if self.last_pass is None or at > self.last_pass else self.last_pass
+        self.passes += 1
+        self.last_result = result
+        if self.on_pass is not None:
+            self.on_pass(at)
+        return result
+
+    def _carry_forward(self, result: PassResult, ran: set[str]) -> None:
+        """Findings of detectors that run less often than every pass (``every_s``)
+        stand until their next evaluation: repeat them at this pass's time so the
+        alert book does not resolve them between evaluations."""
+        for det in self.detectors:
+            if det.name in ran:
+                self._carried[det.name] = [
+                    f for f in result.findings if f.origin == det.name
+                ]
+                continue
+            for f in self._carried.get(det.name, []):
+                again = replace(f, event_time=result.at)
+                self._active[again.fingerprint] = (again.severity, result.at)
+                result.findings.append(again)
+
+    def warming_up(self, at: dt.datetime) -> bool:
+        """Whether the stored history before ``at`` is shorter than ``warmup_s``."""
+        if self.warmup_s <= 0:
+            return False
+        if self._data_start is None:
+            rows = self.store.query("SELECT count(), min(event_time) FROM {db}.scored_transactions")
+            if not rows or not rows[0][0]:
+                return True
+            start: dt.datetime = rows[0][1]
+            self._data_start = start if start.tzinfo else start.replace(tzinfo=UTC)
+        return (at - self._data_start).total_seconds() < self.warmup_s
+
+    def _decide(self, result: PassResult) -> None:
+        evs = result.evaluations
+        warmup = self.warming_up(result.at)
+        by_name = {d.name: d for d in self.detectors}
+        q = self.settings.fdr_q
+        if not evs:
+            return
+        pvalues = np.concatenate([e.pvalue for e in evs])
+        pmins = np.concatenate([np.asarray(e.pmin) for e in evs])
+        fam = tarone_bh(pvalues, pmins, q)
+        result.family_size = fam.m
+        result.tested = int(np.isfinite(pvalues).sum())
+        horizon = dt.timedelta(seconds=self.interval_s * max(1, self.settings.alert_resolve_after))
+        self._active = {
+            fp: (sev, seen) for fp, (sev, seen) in self._active.items()
+            if result.at - seen <= horizon
+        }
+        offset = 0
+        for ev in evs:
+            size = len(ev)
+            sl = slice(offset, offset + size)
+            offset += size
+            rejected = fam.rejected[sl]
+            adjusted = fam.adjusted[sl]
+            assert ev.eligible is not None and ev.direct is not None
+            effect_ok = ev.eligible & (ev.effect >= ev.effect_floor)
+            alert = (rejected & effect_ok) | ev.direct
+            decision = np.where(alert, "alert", np.where(rejected, "discovery", "ok")).astype(
+                object
+            )
+            severity = np.full(size, "", dtype=object)
+            fps = np.full(size, "", dtype=object)
+            elevated = (ev.effect >= ev.effect_floor / 2) & (ev.pvalue <= self.sustain_p) & ~alert
+            if warmup:
+                decision[alert] = "warmup"
+                alert[:] = False
+                elevated[:] = False
+            candidates = np.flatnonzero(alert | elevated)
+            for i in candidates:
+                fp = fingerprint(ev.alertname, ev.detector, ev.segment[i], _version(ev, int(i)))
+                if alert[i]:
+                    sev: Severity = "info" if ev.direct[i] else "warning"
+                    if ev.effect[i] >= ev.critical_effect and adjusted[i] <= q / 100:
+                        sev = "critical"
+                    if SEVERITY_RANK[sev] > SEVERITY_RANK[ev.max_severity]:
+                        sev = ev.max_severity
+                    prev = self._active.get(fp)
+                    if prev is not None and SEVERITY_RANK[prev[0]] > SEVERITY_RANK[sev]:
+                        sev = prev[0]
+                elif fp in self._active:
+                    sev = self._active[fp][0]
+                    decision[i] = "sustain"
+                else:
+                    continue
+                self._active[fp] = (sev, result.at)
+                severity[i] = sev
+                fps[i] = fp
+                result.findings.append(
+                    self._finding(by_name[ev.detector], ev, int(i), sev, result.at)
+                )
+            ev.details["_pvalue_adj"] = adjusted
+            ev.details["_decision"] = decision
+            ev.details["_severity"] = severity
+            ev.details["_fingerprint"] = fps
+            for value in decision:
+                result.decisions[value] = result.decisions.get(value, 0) + 1
+
+    def _finding(
+        self, det: Detector, ev: Evaluations, i: int, severity: Severity, at: dt.datetime
+    ) -> Finding:
+        """The finding of row ``i``, observed at the pass time ``at``."""
+        words = det.describe(ev, i)
+        labels = dict(ev.labels[i]) if ev.labels is not None else {}
+        version = _version(ev, i)
+        return Finding(
+            alertname=ev.alertname,
+            severity=severity,
+            source="detector",
+            origin=ev.detector,
+            segment=ev.segment[i],
+            event_time=at,
+            summary=words.summary,
+            model_version=version,
+            value=words.value,
+            threshold=words.threshold,
+            window_start=ev.window_start,
+            window_end=ev.window_end,
+            evidence_sql=words.evidence_sql,
+            description=words.description,
+            extra_labels=labels,
+        )
+
+    def _write(self, result: PassResult) -> None:
+        evs = result.evaluations
+        if not evs:
+            return
+        now = dt.datetime.now(UTC)
+        cols: dict[str, list[Any]] = {
+            name: []
+            for name in (
+                "evaluated_at", "detector", "test", "segment", "model_version",
+                "window_start", "window_end", "reference", "statistic", "pvalue",
+                "pvalue_adj", "effect", "n", "n_ref", "decision", "severity",
+                "fingerprint", "details", "written_at",
+            )
+        }
+        for ev in evs:
+            size = len(ev)
+            internal = {k: np.asarray(v) for k, v in ev.details.items() if k[0] == "_"}
+            cols["evaluated_at"].extend([result.at] * size)
+            cols["detector"].extend([ev.detector] * size)
+            cols["test"].extend([ev.test] * size)
+            cols["segment"].extend(ev.segment)
+            cols["model_version"].extend(ev.model_version or [""] * size)
+            cols["window_start"].extend([ev.window_start] * size)
+            cols["window_end"].extend([ev.window_end] * size)
+            cols["reference"].extend([ev.reference] * size)
+            cols["statistic"].extend(_floats(ev.statistic))
+            cols["pvalue"].extend(_floats(ev.pvalue))
+            cols["pvalue_adj"].extend(_floats(internal["_pvalue_adj"]))
+            cols["effect"].extend(_floats(ev.effect))
+            cols["n"].extend(int(x) for x in ev.n)
+            cols["n_ref"].extend(int(x) for x in ev.n_ref)
+            cols["decision"].extend(str(x) for x in internal["_decision"])
+            cols["severity"].extend(str(x) for x in internal["_severity"])
+            cols["fingerprint"].extend(str(x) for x in internal["_fingerprint"])
+            cols["details"].extend(ev.details_json_all())
+            cols["written_at"].extend([now] * size)
+        self.store.insert_columns("drift_results", cols)
+
+
+def _version(ev: Evaluations, i: int) -> str:
+    """The model version of row ``i``: its own, or the one its segment names."""
+    return ev.version(i) or parse_segment(ev.segment[i]).get("model_version", "")
+
+
+def _floats(values: Any) -> list[float]:
+    return [float(x) for x in np.asarray(values, dtype=np.float64)]

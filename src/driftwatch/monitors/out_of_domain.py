@@ -1,0 +1,190 @@
+"""Out-of-domain feature values: impossible inputs reaching the model.
+
+A value outside a feature's valid range (``customer_age = 999`` when ages run
+0–125) is how a backdoor trigger can hide in a field nobody validates. The valid
+ranges come from the ``feature_ranges`` setting (``name=lo..hi``, comma
+separated). Per feature, the count of out-of-range values among transactions
+carrying the feature is tested against the feature's own reference rate (shrunk
+toward ``prior_rate``, usually ~0) with the exact binomial upper tail; the segment
+of a finding is ``feature=<name>``.
+
+>>> parse_ranges("customer_age=0..125, velocity=0..1e4")
+{'customer_age': (0.0, 125.0), 'velocity': (0.0, 10000.0)}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+
+from driftwatch.alerts.model import iso
+from driftwatch.errors import ConfigError
+from driftwatch.monitors.base import (
+    EVIDENCE_COLUMNS,
+    SCORED,
+    WINDOW,
+    Description,
+    Detector,
+    Evaluations,
+    PassContext,
+    binom_sf,
+    fmt_p,
+    query_table,
+    span_words,
+    sql_time,
+    upper_rate,
+)
+from driftwatch.monitors.reference import SegmentTable, SlidingReference
+from driftwatch.monitors.registry import register
+from driftwatch.monitors.segments import SegmentSpec, sql_literal
+from driftwatch.settings import Settings
+from driftwatch.store.client import Store
+
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+
+
+def parse_ranges(text: str) -> dict[str, tuple[float, float]]:
+    """Parse ``"name=lo..hi, ..."`` into ``{name: (lo, hi)}``; ConfigError when malformed."""
+    out: dict[str, tuple[float, float]] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, rng = item.partition("=")
+        lo_s, dots, hi_s = rng.partition("..")
+        name = name.strip()
+        try:
+            lo, hi = float(lo_s), float(hi_s)
+        except ValueError:
+            lo, hi = float("nan"), float("nan")
+        if not sep or not dots or not _NAME.fullmatch(name) or not lo <= hi:
+            raise ConfigError(f"feature_ranges: {item!r} is not name=lo..hi with lo <= hi")
+        out[name] = (lo, hi)
+    return out
+
+
+@register
+class OutOfDomainDetector(Detector):
+    """Feature values outside their configured valid range.
+
+    Options
+    -------
+    min_count : int
+        Fewest out-of-range values in the window to alert (default 3).
+    prior_rate : float
+        Out-of-range rate assumed without history (default 1e-4).
+    prior_strength : float
+        Pseudo-rows of ``prior_rate`` in each reference (default 1000).
+    effect_floor : float
+        Out-of-range values needed to alert (default 3).
+    critical_effect : float
+        Out-of-range values from which a discovery is critical (default 10).
+    """
+
+    name = "out_of_domain"
+    tests: ClassVar[Mapping[str, str]] = {"out_of_range": "FeatureOutOfDomain"}
+    min_count: int = 3
+    prior_rate: float = 1e-4
+    prior_strength: float = 1000.0
+    effect_floor: float = 3.0
+    critical_effect: float = 10.0
+
+    def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
+        super().__init__(settings, spec, **options)
+        self.ranges = parse_ranges(settings.feature_ranges)
+        self._ref: SlidingReference | None = None
+        self._db = ""
+
+    def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        names = list(self.ranges)
+        sql = (
+            "SELECT f.1 AS feature, countIf(mapContains(features_num, f.1)) AS n, "
+            "countIf(mapContains(features_num, f.1) AND "
+            "(features_num[f.1] < f.2 OR features_num[f.1] > f.3)) AS k "
+            f"FROM {SCORED} ARRAY JOIN "
+            "arrayZip({names:Array(String)}, {los:Array(Float64)}, {his:Array(Float64)}) AS f "
+            f"WHERE {WINDOW} GROUP BY feature"
+        )
+        cols = query_table(
+            store,
+            sql,
+            {
+                "lo": lo,
+                "hi": hi,
+                "names": names,
+                "los": [self.ranges[x][0] for x in names],
+                "his": [self.ranges[x][1] for x in names],
+            },
+        )
+        keys = [f"feature={f}" for f in cols["feature"]]
+        return SegmentTable.from_wide(keys, [cols["n"], cols["k"]])
+
+    def evaluate(self, ctx: PassContext) -> list[Evaluations]:
+        self._db = ctx.store.database
+        if not self.ranges:
+            return []
+        if self._ref is None:
+            self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
+        lo, hi = ctx.window(self.window_s)
+        current = self._fetch(ctx.store, lo, hi)
+        cur = current.values
+        keep = cur[:, 0] > 0
+        segs = [s for s, ok in zip(current.keys, keep, strict=True) if ok]
+        cur = cur[keep]
+        r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
+        ref = self._ref.table(r_lo, r_hi).rows(segs)
+        n, k = cur[:, 0], cur[:, 1]
+        rate = upper_rate(ref[:, 1], ref[:, 0], self.prior_rate, self.prior_strength)
+        return [
+            Evaluations(
+                detector=self.name,
+                test="out_of_range",
+                alertname=self.tests["out_of_range"],
+                window_start=lo,
+                window_end=hi,
+                reference=self.reference_label(r_lo, r_hi),
+                segment=segs,
+                statistic=k,
+                pvalue=binom_sf(k, n, rate),
+                effect=k,
+                n=n.astype(np.int64),
+                n_ref=ref[:, 0].astype(np.int64),
+                effect_floor=self.effect_floor,
+                critical_effect=self.critical_effect,
+                eligible=k >= self.min_count,
+                details={"out_of_range": k.astype(np.int64), "rate_ref": np.round(rate, 6)},
+            )
+        ]
+
+    def describe(self, ev: Evaluations, i: int) -> Description:
+        d = ev.detail(i)
+        feature = ev.segment[i].partition("=")[2]
+        lo, hi = self.ranges.get(feature, (float("nan"), float("nan")))
+        span = span_words((ev.window_end - ev.window_start).total_seconds())
+        summary = (
+            f"feature {feature}: {int(d['out_of_range'])} of {int(ev.n[i])} transactions in the "
+            f"last {span} carry a value outside {lo:g}..{hi:g}; p = {fmt_p(float(ev.pvalue[i]))}"
+        )
+        f = sql_literal(feature)
+        sql = (
+            f"SELECT {EVIDENCE_COLUMNS}, features_num[{f}] AS value "
+            f"FROM {self._db}.scored_transactions FINAL "
+            f"WHERE event_time >= {sql_time(ev.window_start)} "
+            f"AND event_time < {sql_time(ev.window_end)} AND mapContains(features_num, {f}) "
+            f"AND (features_num[{f}] < {lo!r} OR features_num[{f}] > {hi!r}) ORDER BY event_time"
+        )
+        return Description(
+            summary=summary,
+            value=str(int(d["out_of_range"])),
+            threshold=f"{lo:g}..{hi:g}",
+            evidence_sql=sql,
+            description=(
+                f"Out-of-domain values of {feature} from {iso(ev.window_start)} to "
+                f"{iso(ev.window_end)}; reference rate {float(d['rate_ref']):.2e}."
+            ),
+        )

@@ -1,0 +1,154 @@
+"""Score pile-up just below the decision threshold (boundary probing) per segment.
+
+Someone probing the model (splitting an amount until the score drops under the
+hold threshold, then repeating just below it) leaves an excess of scores in the
+band ``[threshold - band, threshold)``. Per segment the share of the window's
+transactions in that band is tested against the segment's reference share
+(shrunk toward the all-traffic share) with the exact binomial upper tail. The
+threshold is each transaction's own (``threshold`` column).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+
+from driftwatch.alerts.model import iso
+from driftwatch.monitors.base import (
+    SCORED,
+    WINDOW,
+    Description,
+    Detector,
+    Evaluations,
+    PassContext,
+    binom_sf,
+    evidence,
+    fmt_p,
+    query_table,
+    span_words,
+    upper_rate,
+)
+from driftwatch.monitors.reference import SegmentTable, SlidingReference
+from driftwatch.monitors.registry import register
+from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql
+from driftwatch.settings import Settings
+from driftwatch.store.client import Store
+
+BAND = "score >= threshold - {band:Float64} AND score < threshold"
+
+
+@register
+class PileupDetector(Detector):
+    """Excess of scores just under the decision threshold.
+
+    Options
+    -------
+    band : float
+        Width of the band below the threshold (default 0.05).
+    min_count : int
+        Fewest rows in the band to alert (default 5).
+    prior_strength : float
+        Pseudo-rows of the all-traffic band share in each reference (default 200).
+    effect_floor : float
+        Excess band share needed to alert (default 0.15).
+    critical_effect : float
+        Excess band share from which a discovery is critical (default 0.4).
+    """
+
+    name = "pileup"
+    tests: ClassVar[Mapping[str, str]] = {"band_share": "ScorePileupBelowThreshold"}
+    band: float = 0.05
+    min_count: int = 5
+    prior_strength: float = 200.0
+    effect_floor: float = 0.15
+    critical_effect: float = 0.4
+
+    def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
+        super().__init__(settings, spec, **options)
+        if not 0 < self.band < 1:
+            raise ValueError(f"pileup: band={self.band!r}; allowed: 0 < band < 1")
+        self._ref: SlidingReference | None = None
+        self._db = ""
+
+    def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        sql = segment_sql(
+            self.spec,
+            select=f"count() AS n, countIf({BAND}) AS k",
+            source=SCORED,
+            where=WINDOW,
+        )
+        cols = query_table(store, sql, {"lo": lo, "hi": hi, "band": self.band})
+        return SegmentTable.from_wide(cols["segment"], [cols["n"], cols["k"]])
+
+    def evaluate(self, ctx: PassContext) -> list[Evaluations]:
+        self._db = ctx.store.database
+        if self._ref is None:
+            self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
+        lo, hi = ctx.window(self.window_s)
+        current = self._fetch(ctx.store, lo, hi)
+        cur = current.values
+        keep = cur[:, 1] >= 1
+        segs = [s for s, ok in zip(current.keys, keep, strict=True) if ok]
+        cur = cur[keep]
+        r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
+        reference = self._ref.table(r_lo, r_hi)
+        ref = reference.rows(segs)
+        tot = reference.total()
+        # every definition counts each row once: the shares are the all-traffic ones
+        overall = (tot[1] + 0.5) / (tot[0] + 1.0)
+        rate = upper_rate(ref[:, 1], ref[:, 0], overall, self.prior_strength)
+        n, k = cur[:, 0], cur[:, 1]
+        pvalue = binom_sf(k, n, rate)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            effect = np.where(n > 0, k / n - rate, 0.0)
+        return [
+            Evaluations(
+                detector=self.name,
+                test="band_share",
+                alertname=self.tests["band_share"],
+                window_start=lo,
+                window_end=hi,
+                reference=self.reference_label(r_lo, r_hi),
+                segment=segs,
+                statistic=k,
+                pvalue=pvalue,
+                effect=effect,
+                n=n.astype(np.int64),
+                n_ref=ref[:, 0].astype(np.int64),
+                effect_floor=self.effect_floor,
+                critical_effect=self.critical_effect,
+                pmin=rate**n,
+                eligible=k >= self.min_count,
+                details={"in_band": k.astype(np.int64), "rate_ref": np.round(rate, 5)},
+            )
+        ]
+
+    def describe(self, ev: Evaluations, i: int) -> Description:
+        d = ev.detail(i)
+        span = span_words((ev.window_end - ev.window_start).total_seconds())
+        expected = float(d["rate_ref"]) * int(ev.n[i])
+        summary = (
+            f"{pretty_segment(ev.segment[i])}: {int(d['in_band'])} of {int(ev.n[i])} scores in "
+            f"the last {span} fall within {self.band:g} below the decision threshold "
+            f"(expected {expected:.1f}); p = {fmt_p(float(ev.pvalue[i]))}"
+        )
+        return Description(
+            summary=summary,
+            value=f"{int(d['in_band'])}/{int(ev.n[i])}",
+            threshold=f"reference share {float(d['rate_ref']):.4f}",
+            evidence_sql=evidence(
+                self._db,
+                ev.segment[i],
+                ev.window_start,
+                ev.window_end,
+                f"score >= threshold - {self.band:g} AND score < threshold",
+            ),
+            description=(
+                f"Possible probing of the decision boundary in {ev.segment[i]} from "
+                f"{iso(ev.window_start)} to {iso(ev.window_end)} against {ev.reference}."
+            ),
+        )

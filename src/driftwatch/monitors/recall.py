@@ -1,0 +1,324 @@
+"""Recall per segment and model version from delayed labels, joined in ClickHouse.
+
+Labels arrive hours to weeks after the transaction (chargebacks last), so only
+transactions older than the label maturity (``label_maturity_s``) are judged, and
+only labels known at the pass time count. Per segment and live model version:
+
+``drop``
+    Recall (fraud labelled transactions the model held, score >= threshold) of the
+    current mature window against the same segment's recall over the reference
+    period before it (all versions pooled, so a new version is compared with what
+    served before it): one-sided pooled two-proportion test.
+``trend`` (info)
+    Three consecutive daily recall values of a segment and version, each lower
+    than the one before, with enough labelled fraud each day and a significant
+    drop from the first to the last (small declines each inside tolerance are
+    exactly what slipped through in the reference incident).
+``version_trend`` (info)
+    Recall per model version in the order the versions appeared, over the
+    reference period: three consecutive versions each worse than the one before.
+
+Precision among labelled flagged transactions is kept in the details (legitimate
+labels are sparse, so it is indicative only).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import deque
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from driftwatch.alerts.model import iso
+from driftwatch.monitors.base import (
+    Columns,
+    Description,
+    Detector,
+    Evaluations,
+    PassContext,
+    evidence,
+    fmt_p,
+    query_table,
+)
+from driftwatch.monitors.registry import register
+from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql, sql_literal
+from driftwatch.settings import Settings
+from driftwatch.stats.recall import two_proportion_test
+from driftwatch.stats.trend import consecutive_declines
+
+SOURCE = (
+    "{db}.scored_transactions FINAL INNER JOIN "
+    "(SELECT txn_id, label FROM {db}.labels FINAL WHERE label_time < {at:DateTime64(3, 'UTC')})"
+    " AS l USING (txn_id)"
+)
+CUR = "event_time >= {c_lo:DateTime64(3, 'UTC')} AND event_time < {c_hi:DateTime64(3, 'UTC')}"
+REF = "event_time >= {r_lo:DateTime64(3, 'UTC')} AND event_time < {r_hi:DateTime64(3, 'UTC')}"
+HELD = "score >= threshold"
+
+
+def _pooled(segment: str) -> str:
+    return "model_version=*" if segment.startswith("model_version=") else segment
+
+
+@register
+class RecallDetector(Detector):
+    """Recall drop and recall trends per segment and model version.
+
+    Options
+    -------
+    window_s : int
+        Length of the mature current window (default 86400).
+    every_s : int
+        Evaluate every this many seconds of event time (default 3600).
+    min_pos : int
+        Fewest labelled fraud transactions in the current window (default 20).
+    min_pos_ref : int
+        Fewest labelled fraud transactions in the reference (default 30).
+    effect_floor : float
+        Recall drop needed to alert (default 0.15).
+    critical_effect : float
+        Recall drop from which a discovery is critical (default 0.3).
+    trend_min_pos : int
+        Labelled fraud per value for the trend findings (default 100).
+    trend_runs : int
+        Values in a declining run that make a trend finding (default 3).
+    trend_p : float
+        A run of declining windows is a finding only if the drop from its first
+        to its last window is significant at this level (default 0.01): daily
+        recall on a few hundred labels moves by tenths of a point by chance.
+    """
+
+    name = "recall"
+    tests: ClassVar[Mapping[str, str]] = {
+        "drop": "RecallDrop",
+        "trend": "RecallTrend",
+        "version_trend": "RecallTrendAcrossVersions",
+    }
+    window_s: int = 86400
+    every_s: int = 3600
+    min_pos: int = 20
+    min_pos_ref: int = 30
+    effect_floor: float = 0.15
+    critical_effect: float = 0.3
+    trend_min_pos: int = 100
+    trend_runs: int = 3
+    trend_p: float = 0.01
+
+    def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
+        super().__init__(settings, spec, **options)
+        self.vspec = spec.versioned()
+        self._hist: dict[tuple[str, str], deque[tuple[float, float]]] = {}
+        self._last_day: dt.datetime | None = None
+        self._db = ""
+
+    def _sql(self) -> str:
+        return segment_sql(
+            self.vspec,
+            select=(
+                "model_version AS ver, min(event_time) AS first_seen, "
+                f"countIf({CUR} AND label = 1) AS pos, "
+                f"countIf({CUR} AND label = 1 AND {HELD}) AS tp, "
+                f"countIf({CUR} AND {HELD}) AS held, "
+                f"countIf({REF} AND label = 1) AS pos_ref, "
+                f"countIf({REF} AND label = 1 AND {HELD}) AS tp_ref"
+            ),
+            source=SOURCE,
+            where="event_time >= {r_lo:DateTime64(3, 'UTC')} "
+            "AND event_time < {c_hi:DateTime64(3, 'UTC')}",
+            keys=("model_version",),
+        )
+
+    def evaluate(self, ctx: PassContext) -> list[Evaluations]:
+        self._db = ctx.store.database
+        maturity = dt.timedelta(seconds=ctx.settings.label_maturity_s)
+        c_hi = ctx.at - maturity
+        c_lo = c_hi - dt.timedelta(seconds=self.window_s)
+        r_hi = c_lo
+        r_lo = r_hi - dt.timedelta(seconds=ctx.settings.reference_window_s)
+        cols = query_table(
+            ctx.store,
+            self._sql(),
+            {"at": ctx.at, "c_lo": c_lo, "c_hi": c_hi, "r_lo": r_lo, "r_hi": r_hi},
+        )
+        segs = [str(s) for s in cols["segment"]]
+        vers = [str(v) for v in cols["ver"]]
+        if not segs:
+            return []
+        pos, tp = cols["pos"].astype(np.float64), cols["tp"].astype(np.float64)
+        pos_ref_v = cols["pos_ref"].astype(np.float64)
+        tp_ref_v = cols["tp_ref"].astype(np.float64)
+        pooled_pos: dict[str, float] = {}
+        pooled_tp: dict[str, float] = {}
+        for s, pr, tr in zip(segs, pos_ref_v, tp_ref_v, strict=True):
+            key = _pooled(s)
+            pooled_pos[key] = pooled_pos.get(key, 0.0) + pr
+            pooled_tp[key] = pooled_tp.get(key, 0.0) + tr
+        pos_ref = np.array([pooled_pos[_pooled(s)] for s in segs])
+        tp_ref = np.array([pooled_tp[_pooled(s)] for s in segs])
+        out: list[Evaluations] = []
+        keep = (pos >= self.min_pos) & (pos_ref >= self.min_pos_ref)
+        if keep.any():
+            idx = np.flatnonzero(keep)
+            res = two_proportion_test(
+                tp[idx], pos[idx], tp_ref[idx], pos_ref[idx], alternative="less"
+            )
+            rec = tp[idx] / pos[idx]
+            rec_ref = tp_ref[idx] / pos_ref[idx]
+            out.append(
+                Evaluations(
+                    detector=self.name,
+                    test="drop",
+                    alertname=self.tests["drop"],
+                    window_start=c_lo,
+                    window_end=c_hi,
+                    reference=f"all versions [{iso(r_lo)}, {iso(r_hi)}), labels before "
+                    f"{iso(ctx.at)}",
+                    segment=[segs[i] for i in idx],
+                    model_version=[vers[i] for i in idx],
+                    statistic=np.atleast_1d(np.asarray(res.z, dtype=np.float64)),
+                    pvalue=np.atleast_1d(np.asarray(res.pvalue, dtype=np.float64)),
+                    effect=rec_ref - rec,
+                    n=pos[idx].astype(np.int64),
+                    n_ref=pos_ref[idx].astype(np.int64),
+                    effect_floor=self.effect_floor,
+                    critical_effect=self.critical_effect,
+                    details={
+                        "recall": np.round(rec, 4),
+                        "recall_ref": np.round(rec_ref, 4),
+                        "tp": tp[idx].astype(np.int64),
+                        "precision_labelled": np.round(
+                            tp[idx] / np.maximum(cols["held"][idx].astype(np.float64), 1), 4
+                        ),
+                    },
+                )
+            )
+        out.extend(self._trends(ctx.at, c_lo, c_hi, r_lo, segs, vers, cols))
+        return out
+
+    def _trends(
+        self,
+        at: dt.datetime,
+        c_lo: dt.datetime,
+        c_hi: dt.datetime,
+        r_lo: dt.datetime,
+        segs: list[str],
+        vers: list[str],
+        cols: Columns,
+    ) -> list[Evaluations]:
+        out: list[Evaluations] = []
+        pos, tp = cols["pos"], cols["tp"]
+        # -- daily recall per (segment, version): fed once per window length
+        day = at - dt.timedelta(seconds=(at.timestamp() % self.window_s))
+        rows: list[tuple[str, str, float, int]] = []
+        if self._last_day is None or day > self._last_day:
+            self._last_day = day
+            for s, v, p, t in zip(segs, vers, pos, tp, strict=True):
+                if p < self.trend_min_pos:
+                    continue
+                hist = self._hist.setdefault((s, v), deque(maxlen=self.trend_runs))
+                hist.append((float(t), float(p)))
+                if len(hist) < self.trend_runs:
+                    continue
+                values = [a / b for a, b in hist]
+                if not consecutive_declines(values, n=self.trend_runs):
+                    continue
+                (t0, p0), (t1, p1) = hist[0], hist[-1]
+                test = two_proportion_test(t1, p1, t0, p0, alternative="less")
+                if float(test.pvalue) <= self.trend_p:
+                    rows.append((s, v, values[-1], int(p)))
+        if rows:
+            out.append(self._direct("trend", c_lo, c_hi, "previous windows", rows))
+        # -- recall per version in order of appearance, per pooled segment
+        by_seg: dict[str, list[tuple[float, str, float, int]]] = {}
+        pos_all = cols["pos"] + cols["pos_ref"]
+        tp_all = cols["tp"] + cols["tp_ref"]
+        firsts = pd.to_datetime(pd.Series(cols["first_seen"]), utc=True)
+        stamps = (firsts - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+        for s, v, stamp, p, t in zip(segs, vers, stamps, pos_all, tp_all, strict=True):
+            if p >= self.trend_min_pos:
+                by_seg.setdefault(_pooled(s), []).append(
+                    (float(stamp), v, float(t) / float(p), int(p))
+                )
+        vrows: list[tuple[str, str, float, int]] = []
+        for seg, items in by_seg.items():
+            if len(items) < self.trend_runs:
+                continue
+            items.sort()
+            values = [x[2] for x in items]
+            if consecutive_declines(values, n=self.trend_runs):
+                last = items[-1]
+                name = seg if seg != "model_version=*" else f"model_version={last[1]}"
+                vrows.append((name, last[1], last[2], last[3]))
+        if vrows:
+            out.append(self._direct("version_trend", r_lo, c_hi, "earlier versions", vrows))
+        return out
+
+    def _direct(
+        self,
+        test: str,
+        lo: dt.datetime,
+        hi: dt.datetime,
+        reference: str,
+        rows: list[tuple[str, str, float, int]],
+    ) -> Evaluations:
+        size = len(rows)
+        return Evaluations(
+            detector=self.name,
+            test=test,
+            alertname=self.tests[test],
+            window_start=lo,
+            window_end=hi,
+            reference=reference,
+            segment=[r[0] for r in rows],
+            model_version=[r[1] for r in rows],
+            statistic=np.array([r[2] for r in rows]),
+            pvalue=np.full(size, math.nan),
+            effect=np.zeros(size),
+            n=np.array([r[3] for r in rows], dtype=np.int64),
+            n_ref=np.zeros(size, dtype=np.int64),
+            effect_floor=0.0,
+            critical_effect=math.inf,
+            direct=np.ones(size, dtype=bool),
+            max_severity="info",
+            details={"recall": np.array([round(r[2], 4) for r in rows])},
+        )
+
+    def describe(self, ev: Evaluations, i: int) -> Description:
+        d = ev.detail(i)
+        seg = pretty_segment(ev.segment[i])
+        version = ev.version(i)
+        if ev.test == "drop":
+            summary = (
+                f"{seg}: recall of {version} fell to {float(d['recall']):.0%} "
+                f"({int(d['tp'])} of {int(ev.n[i])} labelled frauds held) from "
+                f"{float(d['recall_ref']):.0%} before; p = {fmt_p(float(ev.pvalue[i]))}"
+            )
+        elif ev.test == "trend":
+            summary = (
+                f"{seg}: recall of {version} declined {self.trend_runs - 1} windows in a row, "
+                f"now {float(d['recall']):.1%} on {int(ev.n[i])} labelled frauds"
+            )
+        else:
+            summary = (
+                f"{seg}: recall declined over the last {self.trend_runs} model versions, "
+                f"{version} now {float(d['recall']):.1%} on {int(ev.n[i])} labelled frauds"
+            )
+        seg_where = "" if ev.segment[i].startswith("model_version=") else ev.segment[i]
+        cond = (
+            f"model_version = {sql_literal(version)} AND txn_id IN "
+            f"(SELECT txn_id FROM {self._db}.labels FINAL WHERE label = 1) AND score < threshold"
+        )
+        return Description(
+            summary=summary,
+            value=f"{float(d['recall']):.4f}",
+            threshold=f"drop {self.effect_floor:g}" if ev.test == "drop" else "trend",
+            evidence_sql=evidence(self._db, seg_where, ev.window_start, ev.window_end, cond),
+            description=(
+                f"Missed labelled frauds (approved) in {ev.segment[i]} from "
+                f"{iso(ev.window_start)} to {iso(ev.window_end)}; reference: {ev.reference}."
+            ),
+        )

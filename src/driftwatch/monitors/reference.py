@@ -1,0 +1,199 @@
+"""Per-segment count tables and the sliding trailing reference built from them.
+
+A detector's reference is a table of additive counts per key (usually a segment,
+sometimes ``segment|model versions``) over a trailing event-time window, e.g. the
+seven days before the current window. Recomputing it from raw rows every pass
+would scan the whole window every five minutes; instead :class:`SlidingReference`
+keeps the sum over chunk-aligned windows and, when the window moves, adds the
+chunks that entered and subtracts the chunks that left (one small query each).
+Counts are exact as long as no event arrives for a chunk after it was read; a full
+rebuild every ``rebuild_s`` of event time heals anything that did.
+
+>>> t = SegmentTable.from_long(["a", "a", "b"], [0, 2, 1], [3, 1, 5], cells=3)
+>>> t.rows(["b", "zz", "a"]).tolist()
+[[0.0, 5.0, 0.0], [0.0, 0.0, 0.0], [3.0, 0.0, 1.0]]
+>>> t.combine(t, sign=-1).keys
+[]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from driftwatch.events import EPOCH
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class SegmentTable:
+    """Dense counts: one row of ``cells`` numbers per key.
+
+    Attributes
+    ----------
+    keys : list of str
+        Unique keys, one per row of ``values``.
+    values : ndarray of float64, shape (len(keys), cells)
+    """
+
+    keys: list[str]
+    values: FloatArray
+
+    @classmethod
+    def empty(cls, cells: int) -> SegmentTable:
+        """A table with no key."""
+        return cls([], np.zeros((0, cells)))
+
+    @classmethod
+    def from_long(
+        cls, keys: Sequence[str] | ArrayLike, cell: ArrayLike, count: ArrayLike, cells: int
+    ) -> SegmentTable:
+        """From rows ``(key, cell index, count)``; repeated (key, cell) pairs add up."""
+        k = pd.Index(np.asarray(keys, dtype=object))
+        codes, uniques = pd.factorize(k)
+        c = np.asarray(cell, dtype=np.int64)
+        if c.size and (c.min() < 0 or c.max() >= cells):
+            raise ValueError(f"cell index outside 0..{cells - 1}")
+        values = np.zeros((len(uniques), cells))
+        np.add.at(values, (codes, c), np.asarray(count, dtype=np.float64))
+        return cls([str(x) for x in uniques], values)
+
+    @classmethod
+    def from_wide(
+        cls, keys: Sequence[str] | ArrayLike, columns: Sequence[ArrayLike]
+    ) -> SegmentTable:
+        """From one row per key and one array per cell; repeated keys add up."""
+        k = pd.Index(np.asarray(keys, dtype=object))
+        codes, uniques = pd.factorize(k)
+        values = np.zeros((len(uniques), len(columns)))
+        for j, col in enumerate(columns):
+            np.add.at(values[:, j], codes, np.asarray(col, dtype=np.float64))
+        return cls([str(x) for x in uniques], values)
+
+    @functools.cached_property
+    def index(self) -> pd.Index:
+        """The keys as a hashed index (built once per table)."""
+        return pd.Index(self.keys)
+
+    @property
+    def cells(self) -> int:
+        """Number of cells per key."""
+        return int(self.values.shape[1])
+
+    def rows(self, keys: Sequence[str] | ArrayLike) -> FloatArray:
+        """The rows for ``keys`` (zeros for unknown keys), shape ``(len(keys), cells)``."""
+        idx = self.index.get_indexer(pd.Index(np.asarray(keys, dtype=object)))
+        out = np.zeros((len(idx), self.cells))
+        hit = idx >= 0
+        out[hit] = self.values[idx[hit]]
+        return out
+
+    def total(self) -> FloatArray:
+        """Column sums over every key."""
+        return np.asarray(self.values.sum(axis=0), dtype=np.float64)
+
+    def combine(self, other: SegmentTable, sign: float = 1.0) -> SegmentTable:
+        """``self + sign * other`` over the union of keys; negative counts clip to 0 and
+        all-zero rows are dropped."""
+        if other.cells != self.cells:
+            raise ValueError(f"cells differ: {self.cells} != {other.cells}")
+        keys = pd.Index(self.keys).append(pd.Index(other.keys))
+        codes, uniques = pd.factorize(keys)
+        values = np.zeros((len(uniques), self.cells))
+        n = len(self.keys)
+        np.add.at(values, codes[:n], self.values)
+        np.add.at(values, codes[n:], sign * other.values)
+        np.maximum(values, 0.0, out=values)
+        keep = np.asarray(values.any(axis=1), dtype=bool)
+        names = [str(x) for x, k in zip(uniques, keep, strict=True) if k]
+        return SegmentTable(names, values[keep])
+
+
+Fetch = Callable[[dt.datetime, dt.datetime], SegmentTable]
+
+
+def floor_time(t: dt.datetime, step_s: int) -> dt.datetime:
+    """``t`` rounded down to a multiple of ``step_s`` seconds since the epoch.
+
+    >>> floor_time(dt.datetime(2026, 3, 18, 14, 37, tzinfo=dt.UTC), 3600).isoformat()
+    '2026-03-18T14:00:00+00:00'
+    """
+    secs = (t - EPOCH) // dt.timedelta(seconds=1)
+    return EPOCH + dt.timedelta(seconds=secs - secs % step_s)
+
+
+class SlidingReference:
+    """The sum of a count table over a trailing window that slides in chunks.
+
+    Parameters
+    ----------
+    fetch : callable
+        ``fetch(start, end)`` returns the :class:`SegmentTable` of ``[start, end)``.
+    chunk_s : int
+        Window bounds are multiples of this many seconds (default 3600).
+    rebuild_s : int
+        Recompute the whole window from scratch after this much event time
+        (default one day).
+
+    Attributes
+    ----------
+    fetches : int
+        Number of ``fetch`` calls made (for tests and benchmarks).
+    """
+
+    def __init__(self, fetch: Fetch, *, chunk_s: int = 3600, rebuild_s: int = 86400) -> None:
+        if chunk_s <= 0:
+            raise ValueError(f"chunk_s={chunk_s!r}; allowed: > 0")
+        if rebuild_s < chunk_s:
+            raise ValueError(f"rebuild_s={rebuild_s!r}; allowed: >= chunk_s ({chunk_s})")
+        self.fetch = fetch
+        self.chunk_s = chunk_s
+        self.rebuild_s = rebuild_s
+        self.fetches = 0
+        self._table: SegmentTable | None = None
+        self._span: tuple[dt.datetime, dt.datetime] | None = None
+        self._built_at: dt.datetime | None = None
+
+    def bounds(self, end: dt.datetime, length_s: int) -> tuple[dt.datetime, dt.datetime]:
+        """The chunk-aligned window of ``length_s`` seconds ending at or before ``end``."""
+        hi = floor_time(end, self.chunk_s)
+        return hi - dt.timedelta(seconds=length_s), hi
+
+    def table(self, start: dt.datetime, end: dt.datetime) -> SegmentTable:
+        """The counts of ``[start, end)`` (bounds should come from :meth:`bounds`)."""
+        span = self._span
+        table = self._table
+        if (
+            table is None
+            or span is None
+            or self._built_at is None
+            or start < span[0]
+            or end < span[1]
+            or start >= span[1]
+            or (end - self._built_at).total_seconds() >= self.rebuild_s
+        ):
+            return self._rebuild(start, end)
+        if (start, end) == span:
+            return table
+        if end > span[1]:
+            table = table.combine(self._get(span[1], end))
+        if start > span[0]:
+            table = table.combine(self._get(span[0], start), sign=-1.0)
+        self._table, self._span = table, (start, end)
+        return table
+
+    def _rebuild(self, start: dt.datetime, end: dt.datetime) -> SegmentTable:
+        table = self._get(start, end)
+        self._table, self._span, self._built_at = table, (start, end), end
+        return table
+
+    def _get(self, start: dt.datetime, end: dt.datetime) -> SegmentTable:
+        self.fetches += 1
+        return self.fetch(start, end)

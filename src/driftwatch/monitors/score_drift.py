@@ -1,0 +1,324 @@
+"""Score distribution drift per segment: PSI on reference-fixed bins and binned KS.
+
+One query per window returns, for every segment, the histogram of model scores on
+100 shared fine bins (equal width on the square-root scale, so the mass of
+low fraud scores near 0 is resolved). From the reference histogram each segment
+gets its own 10 equal-frequency PSI bins (the fine bins grouped by the reference's
+cumulative share; they never move with the current window), and
+:func:`driftwatch.stats.psi.psi_test` gives PSI with a p-value calibrated for the
+sample sizes (PSI is biased upward on small windows, so it is never compared with
+a fixed cut-off). The same fine histograms give the two-sample KS statistic on
+shared edges (:func:`driftwatch.stats.ks.ks_from_counts`).
+
+Reference: the same segment over the trailing ``reference_window_s`` (default), or
+with ``reference="champion"`` the champion version's scores in that trailing window
+against each other version's current scores.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from driftwatch.alerts.model import iso
+from driftwatch.monitors.base import (
+    SCORED,
+    WINDOW,
+    Description,
+    Detector,
+    Evaluations,
+    FloatArray,
+    PassContext,
+    evidence,
+    fmt_p,
+    query_table,
+    span_words,
+)
+from driftwatch.monitors.reference import SegmentTable, SlidingReference
+from driftwatch.monitors.registry import register
+from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql, sql_literal
+from driftwatch.settings import Settings
+from driftwatch.stats.ks import ks_from_counts
+from driftwatch.stats.psi import psi_test
+from driftwatch.store.client import Store
+
+FINE = 100
+FINE_BIN = "least(99, toUInt8(floor(sqrt(score) * 100)))"
+"""Fine bin of a score: 100 bins of equal width in sqrt(score)."""
+
+REFERENCES = ("trailing", "champion")
+
+
+def reference_bins(ref: FloatArray, bins: int) -> NDArray[np.int64]:
+    """Map fine bins to ``bins`` equal-frequency bins of each reference row.
+
+    A fine bin goes to the coarse bin holding the reference quantile of its
+    midpoint, so the coarse edges are reference quantiles snapped to fine edges.
+
+    >>> reference_bins(np.array([[10.0, 10, 10, 10]]), 2).tolist()
+    [[0, 0, 1, 1]]
+    """
+    n = ref.sum(axis=1, keepdims=True)
+    cum = np.cumsum(ref, axis=1) - ref / 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = np.where(n > 0, cum / n, 0.0)
+    return np.asarray(np.clip(np.floor(q * bins), 0, bins - 1), dtype=np.int64)
+
+
+def regroup(counts: FloatArray, mapping: NDArray[np.int64], bins: int) -> FloatArray:
+    """Sum fine-bin ``counts`` into coarse bins by per-row ``mapping``."""
+    onehot = mapping[:, :, None] == np.arange(bins)[None, None, :]
+    return np.asarray(np.einsum("sf,sfk->sk", counts, onehot), dtype=np.float64)
+
+
+@register
+class ScoreDriftDetector(Detector):
+    """PSI and KS of the score distribution per segment.
+
+    Options
+    -------
+    bins : int
+        PSI bins per segment, fixed from the reference (default 10).
+    min_n : int
+        Fewest scores in the current window to test (default 100).
+    min_ref : int
+        Fewest scores in the reference to test (default 100).
+    psi_floor, psi_critical : float
+        Bias-corrected PSI needed to alert / to be critical (0.25 / 0.5).
+    ks_floor, ks_critical : float
+        KS distance needed to alert / to be critical (0.2 / 0.4).
+    min_shift : float
+        Wasserstein distance in score units the distributions must be apart to
+        alert (default 0.01): with scores piled near zero a move from 0.006 to
+        0.007 crosses fine bins and can be "significant", but it is no drift
+        anyone needs to know about.
+    reference : {'trailing', 'champion'}
+        What the current window is compared with (default 'trailing').
+    """
+
+    name = "score_drift"
+    tests: ClassVar[Mapping[str, str]] = {"psi": "ScoreDriftPSI", "ks": "ScoreDriftKS"}
+    bins: int = 10
+    min_n: int = 100
+    min_ref: int = 100
+    psi_floor: float = 0.25
+    psi_critical: float = 0.5
+    ks_floor: float = 0.2
+    ks_critical: float = 0.4
+    min_shift: float = 0.01
+    reference: str = "trailing"
+
+    def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
+        super().__init__(settings, spec, **options)
+        if self.reference not in REFERENCES:
+            raise ValueError(
+                f"score_drift: reference={self.reference!r}; allowed: {', '.join(REFERENCES)}"
+            )
+        if self.bins < 2:
+            raise ValueError(f"score_drift: bins={self.bins!r}; allowed: >= 2")
+        self.qspec = spec.versioned() if self.reference == "champion" else spec
+        self._ref: SlidingReference | None = None
+        self._champion = settings.champion_version
+        self._db = ""
+
+    def _sql(self, extra_where: str) -> str:
+        keys: tuple[str, ...] = ("b", "model_version") if self.qspec.per_version else ("b",)
+        return segment_sql(
+            self.qspec,
+            select=f"{'model_version AS ver, ' if self.qspec.per_version else ''}"
+            f"{FINE_BIN} AS b, count() AS c",
+            source=SCORED,
+            where=f"{WINDOW}{extra_where}",
+            keys=keys,
+        )
+
+    def _fetch(
+        self, store: Store, lo: dt.datetime, hi: dt.datetime, *, current: bool = False
+    ) -> SegmentTable:
+        params: dict[str, object] = {"lo": lo, "hi": hi}
+        where = ""
+        if self.reference == "champion":
+            params["champion"] = self._champion
+            where = (
+                " AND model_version != {champion:String}"
+                if current
+                else " AND model_version = {champion:String}"
+            )
+        cols = query_table(store, self._sql(where), params)
+        keys = cols["segment"]
+        if self.qspec.per_version:
+            if current:
+                keys = np.asarray(
+                    [f"{s}\x1f{v}" for s, v in zip(cols["segment"], cols["ver"], strict=True)],
+                    dtype=object,
+                )
+            else:
+                # the champion's own rows name their version in the all-traffic segment
+                keys = np.asarray(
+                    [
+                        "model_version=" if str(s).startswith("model_version=") else str(s)
+                        for s in cols["segment"]
+                    ],
+                    dtype=object,
+                )
+        return SegmentTable.from_long(keys, cols["b"], cols["c"], FINE)
+
+    def _resolve_champion(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> bool:
+        if self._champion:
+            return True
+        rows = store.query(
+            f"SELECT model_version FROM {SCORED} WHERE {WINDOW} "
+            "GROUP BY model_version ORDER BY min(event_time) LIMIT 1",
+            {"lo": lo, "hi": hi},
+        )
+        if not rows:
+            return False
+        self._champion = str(rows[0][0])
+        return True
+
+    def evaluate(self, ctx: PassContext) -> list[Evaluations]:
+        self._db = ctx.store.database
+        lo, hi = ctx.window(self.window_s)
+        if self._ref is None:
+            self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
+        r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
+        if self.reference == "champion" and not self._resolve_champion(ctx.store, r_lo, r_hi):
+            return []
+        current = self._fetch(ctx.store, lo, hi, current=True)
+        cur = current.values
+        keep = cur.sum(axis=1) >= self.min_n
+        keys = [k for k, ok in zip(current.keys, keep, strict=True) if ok]
+        cur = cur[keep]
+        if self.qspec.per_version:
+            segs = [k.split("\x1f")[0] for k in keys]
+            versions = [k.split("\x1f")[1] for k in keys]
+            ref_keys = ["model_version=" if s.startswith("model_version=") else s for s in segs]
+        else:
+            segs, versions, ref_keys = keys, [""] * len(keys), keys
+        ref = self._ref.table(r_lo, r_hi).rows(ref_keys)
+        n_ref = ref.sum(axis=1)
+        ok = n_ref >= self.min_ref
+        if not ok.all():
+            idx = np.flatnonzero(ok)
+            segs = [segs[i] for i in idx]
+            versions = [versions[i] for i in idx]
+            cur, ref, n_ref = cur[idx], ref[idx], n_ref[idx]
+        if not segs:
+            return []
+        n = cur.sum(axis=1)
+        mapping = reference_bins(ref, self.bins)
+        ref_c = regroup(ref, mapping, self.bins)
+        cur_c = regroup(cur, mapping, self.bins)
+        pres = psi_test(ref_c, cur_c)
+        psi_v = np.atleast_1d(np.asarray(pres.psi, dtype=np.float64))
+        occupied = np.atleast_1d(np.asarray(pres.bins, dtype=np.float64))
+        n_eff = n * n_ref / (n + n_ref)
+        psi_eff = psi_v - np.maximum(occupied - 1, 0) / n_eff
+        kres = ks_from_counts(ref.astype(np.int64), cur.astype(np.int64))
+        ks_d = np.atleast_1d(np.asarray(kres.statistic, dtype=np.float64))
+        w1 = wasserstein_fine(ref, cur)
+        material = w1 >= self.min_shift
+        mean_cur = _mean_score(cur)
+        mean_ref = _mean_score(ref)
+        label = self.reference_label(r_lo, r_hi)
+        if self.reference == "champion":
+            label += f" champion {self._champion}"
+        common = {
+            "window_start": lo,
+            "window_end": hi,
+            "reference": label,
+            "segment": segs,
+            "model_version": versions,
+            "n": n.astype(np.int64),
+            "n_ref": n_ref.astype(np.int64),
+            "eligible": material,
+        }
+        details = {
+            "psi": np.round(psi_v, 4),
+            "ks": np.round(ks_d, 4),
+            "mean_score": np.round(mean_cur, 4),
+            "mean_score_ref": np.round(mean_ref, 4),
+            "w1": np.round(w1, 4),
+        }
+        return [
+            Evaluations(
+                detector=self.name,
+                test="psi",
+                alertname=self.tests["psi"],
+                statistic=psi_v,
+                pvalue=np.atleast_1d(np.asarray(pres.pvalue, dtype=np.float64)),
+                effect=psi_eff,
+                effect_floor=self.psi_floor,
+                critical_effect=self.psi_critical,
+                details=dict(details),
+                **common,
+            ),
+            Evaluations(
+                detector=self.name,
+                test="ks",
+                alertname=self.tests["ks"],
+                statistic=ks_d,
+                pvalue=np.atleast_1d(np.asarray(kres.pvalue, dtype=np.float64)),
+                effect=ks_d,
+                effect_floor=self.ks_floor,
+                critical_effect=self.ks_critical,
+                details=dict(details),
+                **common,
+            ),
+        ]
+
+    def describe(self, ev: Evaluations, i: int) -> Description:
+        d = ev.detail(i)
+        span = span_words((ev.window_end - ev.window_start).total_seconds())
+        what = (
+            f"PSI {float(d['psi']):.2f} on {self.bins} reference-fixed bins"
+            if ev.test == "psi"
+            else f"KS D = {float(d['ks']):.2f}"
+        )
+        summary = (
+            f"{pretty_segment(ev.segment[i])}: score distribution shifted in the last {span} "
+            f"({what}; mean score {float(d['mean_score']):.3f} vs "
+            f"{float(d['mean_score_ref']):.3f}; n = {int(ev.n[i])} vs {int(ev.n_ref[i])} "
+            f"reference); p = {fmt_p(float(ev.pvalue[i]))}"
+        )
+        version = ev.version(i)
+        seg = ev.segment[i] if not ev.segment[i].startswith("model_version=") else ""
+        extra = f"model_version = {sql_literal(version)}" if version else ""
+        floor = ev.effect_floor
+        return Description(
+            summary=summary,
+            value=f"{float(ev.statistic[i]):.4f}",
+            threshold=f"effect floor {floor:g}, BH q = {self.settings.fdr_q:g}",
+            evidence_sql=evidence(self._db, seg, ev.window_start, ev.window_end, extra),
+            description=(
+                f"Score distribution of {ev.segment[i]} from {iso(ev.window_start)} to "
+                f"{iso(ev.window_end)} compared with {ev.reference}."
+            ),
+        )
+
+
+def wasserstein_fine(ref: FloatArray, cur: FloatArray) -> FloatArray:
+    """Wasserstein-1 distance, in score units, between rows of fine histograms.
+
+    >>> a = np.zeros((1, FINE)); b = np.zeros((1, FINE)); a[0, 10] = b[0, 50] = 1
+    >>> wasserstein_fine(a, b).round(3).tolist()
+    [0.248]
+    """
+    edges = (np.arange(FINE + 1) / FINE) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fr = np.cumsum(ref, axis=1) / ref.sum(axis=1, keepdims=True)
+        fc = np.cumsum(cur, axis=1) / cur.sum(axis=1, keepdims=True)
+    gap = np.abs(fr - fc)[:, :-1] @ np.diff(edges)[1:]
+    return np.asarray(np.nan_to_num(gap), dtype=np.float64)
+
+
+def _mean_score(counts: FloatArray) -> FloatArray:
+    mid = ((np.arange(FINE) + 0.5) / FINE) ** 2
+    n = counts.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(np.where(n > 0, counts @ mid / n, np.nan), dtype=np.float64)

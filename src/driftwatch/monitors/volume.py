@@ -1,0 +1,254 @@
+"""Volume and velocity per segment: sudden growth, and the share of new merchants.
+
+Two tests from one query per window:
+
+``volume``
+    (segments without the ``model_version`` dimension: a new version taking over
+    is a deployment) The segment's share of all traffic in the current window against its share
+    in the trailing reference (exact binomial tail of the segment's count out of
+    the window's total). Working with shares rather than raw counts takes the
+    daily and weekly traffic curve out of the comparison. Alerts need the count to
+    be at least ``ratio_floor`` times the expectation and ``min_excess`` rows above it.
+``new_merchants``
+    The share of the segment's transactions at merchants registered less than
+    ``new_merchant_days`` before the transaction (``merchant_registered_at``),
+    against the segment's reference share, shrunk toward the all-traffic share.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+
+from driftwatch.alerts.model import iso
+from driftwatch.monitors.base import (
+    SCORED,
+    WINDOW,
+    Description,
+    Detector,
+    Evaluations,
+    PassContext,
+    binom_sf,
+    evidence,
+    fmt_p,
+    query_table,
+    span_words,
+    upper_rate,
+)
+from driftwatch.monitors.reference import SegmentTable, SlidingReference
+from driftwatch.monitors.registry import register
+from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql
+from driftwatch.settings import Settings
+from driftwatch.store.client import Store
+
+TOTAL = "\x1f*"
+"""Key of the all-traffic row in the count tables."""
+
+NEW = (
+    "merchant_registered_at IS NOT NULL AND "
+    "dateDiff('day', assumeNotNull(merchant_registered_at), toDate(event_time)) "
+    "< {new_days:UInt32}"
+)
+
+
+@register
+class VolumeDetector(Detector):
+    """Segment growth and new-merchant share per segment.
+
+    Options
+    -------
+    ratio_floor : float
+        Count over expectation needed to alert on growth (default 3).
+    critical_ratio : float
+        Ratio from which growth is critical (default 10).
+    min_excess : int
+        Rows above expectation needed to alert on growth (default 20).
+    new_merchant_days : int
+        A merchant registered fewer days ago than this is new (default 180).
+    new_floor : float
+        Excess new-merchant share needed to alert (default 0.2).
+    new_critical : float
+        Excess new-merchant share from which it is critical (default 0.5).
+    min_new : int
+        Fewest rows at new merchants to alert (default 3).
+    min_new_merchants : int
+        Fewest distinct new merchants, and distinct cards paying them, to alert
+        (default 2): one young merchant having a good hour is ordinary business.
+    prior_strength : float
+        Pseudo-rows of the all-traffic new-merchant share mixed into each
+        segment's reference share (default 200).
+    """
+
+    name = "volume"
+    tests: ClassVar[Mapping[str, str]] = {
+        "volume": "SegmentVolumeSpike",
+        "new_merchants": "NewMerchantShare",
+    }
+    ratio_floor: float = 3.0
+    critical_ratio: float = 10.0
+    min_excess: int = 20
+    new_merchant_days: int = 180
+    new_floor: float = 0.2
+    new_critical: float = 0.5
+    min_new: int = 3
+    min_new_merchants: int = 2
+    prior_strength: float = 200.0
+
+    def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
+        super().__init__(settings, spec, **options)
+        # a new model version taking over its traffic is a deployment, not a spike
+        self.qspec = spec.without("model_version") or spec
+        self._ref: SlidingReference | None = None
+        self._db = ""
+
+    def _sql(self, distinct: bool) -> str:
+        extra = (
+            f", uniqExactIf(merchant_id, {NEW}) AS new_merchants, "
+            f"uniqExactIf(card_id, {NEW}) AS new_cards"
+        )
+        return segment_sql(
+            self.qspec,
+            select=f"count() AS n, countIf({NEW}) AS k_new{extra if distinct else ''}",
+            source=SCORED,
+            where=WINDOW,
+        )
+
+    def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        table, _ = self._counts(store, lo, hi, distinct=False)
+        return table
+
+    def _counts(
+        self, store: Store, lo: dt.datetime, hi: dt.datetime, *, distinct: bool
+    ) -> tuple[SegmentTable, SegmentTable]:
+        """Counts per segment plus the all-traffic row; distinct new merchants/cards."""
+        params = {"lo": lo, "hi": hi, "new_days": self.new_merchant_days}
+        cols = query_table(store, self._sql(distinct), params)
+        tot = store.query(f"SELECT count(), countIf({NEW}) FROM {SCORED} WHERE {WINDOW}", params)
+        keys = [*cols["segment"].tolist(), TOTAL]
+        n = [*cols["n"].tolist(), int(tot[0][0])]
+        k = [*cols["k_new"].tolist(), int(tot[0][1])]
+        table = SegmentTable.from_wide(keys, [n, k])
+        if not distinct:
+            return table, SegmentTable.empty(2)
+        return table, SegmentTable.from_wide(
+            cols["segment"], [cols["new_merchants"], cols["new_cards"]]
+        )
+
+    def evaluate(self, ctx: PassContext) -> list[Evaluations]:
+        self._db = ctx.store.database
+        if self._ref is None:
+            self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
+        lo, hi = ctx.window(self.window_s)
+        current, distinct = self._counts(ctx.store, lo, hi, distinct=True)
+        total_cur = current.rows([TOTAL])[0]
+        segs = [k for k in current.keys if k != TOTAL]
+        if not segs or total_cur[0] <= 0:
+            return []
+        cur = current.rows(segs)
+        r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
+        reference = self._ref.table(r_lo, r_hi)
+        ref = reference.rows(segs)
+        total_ref = reference.rows([TOTAL])[0]
+        label = self.reference_label(r_lo, r_hi)
+        n, k_new = cur[:, 0], cur[:, 1]
+        dist = distinct.rows(segs)
+        new_merchants, new_cards = dist[:, 0], dist[:, 1]
+        # -- growth: segment count out of the window total, vs its reference share
+        share = (ref[:, 0] + 1.0) / (total_ref[0] + 1.0)
+        expected = total_cur[0] * share
+        vol_p = binom_sf(n, total_cur[0], share)
+        ratio = n / np.maximum(expected, 1e-9)
+        volume = Evaluations(
+            detector=self.name,
+            test="volume",
+            alertname=self.tests["volume"],
+            window_start=lo,
+            window_end=hi,
+            reference=label,
+            segment=segs,
+            statistic=n,
+            pvalue=vol_p,
+            effect=ratio,
+            n=n.astype(np.int64),
+            n_ref=ref[:, 0].astype(np.int64),
+            effect_floor=self.ratio_floor,
+            critical_effect=self.critical_ratio,
+            # a segment without any reference row is new, not growing: not tested
+            eligible=(n - expected >= self.min_excess) & (ref[:, 0] > 0),
+            details={"expected": np.round(expected, 2), "total": np.full(len(segs), total_cur[0])},
+        )
+        # -- new merchants: share of rows at recently registered merchants
+        overall = (total_ref[1] + 0.5) / (total_ref[0] + 1.0)
+        rate = upper_rate(ref[:, 1], ref[:, 0], overall, self.prior_strength)
+        new_p = binom_sf(k_new, n, rate)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            excess = np.where(n > 0, k_new / n - rate, 0.0)
+        new = Evaluations(
+            detector=self.name,
+            test="new_merchants",
+            alertname=self.tests["new_merchants"],
+            window_start=lo,
+            window_end=hi,
+            reference=label,
+            segment=segs,
+            statistic=k_new,
+            pvalue=new_p,
+            effect=excess,
+            n=n.astype(np.int64),
+            n_ref=ref[:, 0].astype(np.int64),
+            effect_floor=self.new_floor,
+            critical_effect=self.new_critical,
+            pmin=rate**n,
+            eligible=(k_new >= self.min_new)
+            & (new_merchants >= self.min_new_merchants)
+            & (new_cards >= self.min_new_merchants),
+            details={
+                "new": k_new.astype(np.int64),
+                "new_merchants": new_merchants.astype(np.int64),
+                "new_cards": new_cards.astype(np.int64),
+                "rate_ref": np.round(rate, 5),
+            },
+        )
+        return [volume, new]
+
+    def describe(self, ev: Evaluations, i: int) -> Description:
+        d = ev.detail(i)
+        span = span_words((ev.window_end - ev.window_start).total_seconds())
+        seg = pretty_segment(ev.segment[i])
+        p = fmt_p(float(ev.pvalue[i]))
+        if ev.test == "volume":
+            summary = (
+                f"{seg}: {int(ev.n[i])} transactions in the last {span}, "
+                f"{float(ev.effect[i]):.1f}x the {float(d['expected']):.1f} expected from its "
+                f"share of traffic; p = {p}"
+            )
+            extra = ""
+            value, threshold = f"{int(ev.n[i])}", f"ratio {self.ratio_floor:g}"
+        else:
+            expected = float(d["rate_ref"]) * int(ev.n[i])
+            summary = (
+                f"{seg}: {int(d['new'])} of {int(ev.n[i])} transactions in the last {span} "
+                f"at merchants registered less than {self.new_merchant_days} days earlier "
+                f"(expected {expected:.1f}); p = {p}"
+            )
+            extra = (
+                "merchant_registered_at IS NOT NULL AND dateDiff('day', "
+                "assumeNotNull(merchant_registered_at), toDate(event_time)) < "
+                f"{self.new_merchant_days}"
+            )
+            value = f"{int(d['new'])}/{int(ev.n[i])}"
+            threshold = f"reference share {float(d['rate_ref']):.4f}"
+        return Description(
+            summary=summary,
+            value=value,
+            threshold=threshold,
+            evidence_sql=evidence(self._db, ev.segment[i], ev.window_start, ev.window_end, extra),
+            description=(
+                f"{ev.alertname} in {ev.segment[i]} from {iso(ev.window_start)} to "
+                f"{iso(ev.window_end)} against {ev.reference}."
+            ),
+        )

@@ -1,0 +1,358 @@
+"""Each detector on small crafted data in real ClickHouse (chdb), with known answers:
+the SQL aggregates and the p-values equal the same statistic computed in numpy/scipy
+from the same rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from driftwatch.monitors.base import PassContext, upper_rate
+from driftwatch.monitors.beneficiary import BeneficiaryDetector
+from driftwatch.monitors.benford import BenfordDetector
+from driftwatch.monitors.cents import CentsDetector
+from driftwatch.monitors.disagreement import DisagreementDetector
+from driftwatch.monitors.out_of_domain import OutOfDomainDetector
+from driftwatch.monitors.pileup import PileupDetector
+from driftwatch.monitors.recall import RecallDetector
+from driftwatch.monitors.score_drift import FINE, ScoreDriftDetector, reference_bins, regroup
+from driftwatch.monitors.segments import SegmentSpec, segment_sql
+from driftwatch.monitors.shadow import ShadowDetector
+from driftwatch.monitors.volume import VolumeDetector
+from driftwatch.stats.digits import max_cell_test
+from driftwatch.stats.ks import ks_from_counts
+from driftwatch.stats.psi import psi_test
+from driftwatch.stats.recall import two_proportion_test
+from driftwatch.store.client import Store
+from tests.integration.monitor_data import (
+    HOUR,
+    T0,
+    background,
+    event,
+    in_window,
+    insert,
+    settings_for,
+)
+
+AT = T0 + 49 * HOUR
+LO = AT - HOUR
+
+
+def ctx_for(store: Store, **overrides: object) -> PassContext:
+    s = settings_for(store, **overrides)
+    return PassContext(store, s, SegmentSpec.parse(s.segment_dimensions), AT)
+
+
+def row(evs, segment: str, model_version: str = ""):  # type: ignore[no-untyped-def]
+    for ev in evs:
+        for i, seg in enumerate(ev.segment):
+            if seg == segment and ev.version(i) == model_version:
+                return ev, i
+    raise AssertionError(f"{segment} not evaluated")
+
+
+# -- segments in SQL -------------------------------------------------------------------
+def test_one_query_names_every_segment_like_python(store: Store) -> None:
+    rng = np.random.default_rng(0)
+    rows = insert(store, background(rng, 2, 30, countries=("US", "LT", "DE")))
+    insert(store, [event("nocountry", T0, country="")])  # empty dimension: no segment
+    spec = SegmentSpec.parse("mcc,merchant_country,mcc*merchant_country,channel")
+    got = dict(
+        store.query(
+            segment_sql(spec, select="count() AS c", source="{db}.scored_transactions FINAL",
+                        where="1")
+        )
+    )
+    want: Counter[str] = Counter()
+    for e in rows:
+        want[f"mcc={e.mcc}"] += 1
+        want[f"merchant_country={e.merchant_country}"] += 1
+        want[f"mcc={e.mcc},merchant_country={e.merchant_country}"] += 1
+        want[f"channel={e.channel}"] += 1
+    want["mcc=5411"] += 1
+    want["channel=ecom"] += 1
+    assert got == dict(want)
+
+
+# -- cents -----------------------------------------------------------------------------
+def test_cents_finds_six_of_nine_and_matches_numpy(store: Store) -> None:
+    rng = np.random.default_rng(1)
+    base = insert(store, background(rng, 49, 30, mccs=("5967",)))
+    attack = insert(
+        store,
+        [
+            event(f"a{j}", LO + (10 + 5 * j) * dt.timedelta(minutes=1), mcc="5967",
+                  country="LT", amount=f"{4000 + j}.37", card=f"atk-{j % 3}")
+            for j in range(6)
+        ],
+    )
+    rows = base + attack
+    ctx = ctx_for(store)
+    det = CentsDetector(ctx.settings, ctx.spec)
+    (ev,) = det.evaluate(ctx)
+    e, i = row([ev], "mcc=5967")
+    # numpy on the same rows
+    cur = np.zeros(100)
+    for x in in_window(rows, LO, AT, mcc="5967"):
+        if x.amount_minor >= 1000:
+            cur[x.amount_minor % 100] += 1
+    ref = np.zeros(100)
+    total = np.zeros(100)
+    for x in in_window(rows, T0, LO):
+        if x.amount_minor >= 1000:
+            total[x.amount_minor % 100] += len(ctx.spec.definitions)
+            if x.mcc == "5967":
+                ref[x.amount_minor % 100] += 1
+    overall = (total + 0.5) / (total.sum() + 50)
+    probs = np.maximum(
+        upper_rate(ref, ref.sum(), overall, det.prior_strength),
+        upper_rate(ref, ref.sum(), 0.5, 1.0),
+    )
+    want = max_cell_test(cur, probs)
+    assert e.detail(i)["cents"] == 37 == want.cell
+    assert e.statistic[i] == want.count >= 6
+    assert e.n[i] == cur.sum()
+    assert e.pvalue[i] == pytest.approx(want.pvalue, rel=1e-9)
+    assert e.eligible is not None and e.eligible[i]
+    # a segment without the attack stays quiet
+    e2, j = row([ev], "mcc=5967,merchant_country=US")
+    assert e2.pvalue[j] > 1e-3
+
+
+def test_cents_words_and_evidence_sql(store: Store) -> None:
+    rng = np.random.default_rng(2)
+    insert(store, background(rng, 48.5, 8, mccs=("5967",), countries=("LT",)))
+    insert(
+        store,
+        [event(f"a{j}", LO + j * dt.timedelta(minutes=7), mcc="5967", country="LT",
+               amount=f"{3000 + j}.37", card=f"atk-{j % 2}") for j in range(6)],
+    )
+    ctx = ctx_for(store)
+    det = CentsDetector(ctx.settings, ctx.spec)
+    (ev,) = det.evaluate(ctx)
+    e, i = row([ev], "mcc=5967")
+    words = det.describe(e, i)
+    assert re.fullmatch(
+        r"MCC 5967: \d+ of \d+ transactions in the last hour end in \.37 "
+        r"\(expected ≤ 1\); p = \S+",
+        words.summary,
+    ), words.summary
+    hits = store.query(words.evidence_sql)
+    assert len(hits) == e.statistic[i] and all(str(r[7]).endswith(".37") for r in hits)
+
+
+# -- shadow ----------------------------------------------------------------------------
+def test_shadow_counts_flips_and_matches_binomial_tail(store: Store) -> None:
+    rng = np.random.default_rng(3)
+    evs = []
+    for x in background(rng, 48.5, 20, mccs=("5967",), version="v47"):
+        s = x["model"]["score"]
+        x["shadow"] = [{"version": "v46", "score": s}]
+        evs.append(x)
+    flips = [
+        event(f"f{j}", LO + j * dt.timedelta(minutes=9), mcc="5967", country="LT",
+              score=0.2, version="v47", shadow=[("v46", 0.9)]) for j in range(4)
+    ]
+    rows = insert(store, evs + flips)
+    ctx = ctx_for(store)
+    det = ShadowDetector(ctx.settings, ctx.spec)
+    (ev,) = det.evaluate(ctx)
+    e, i = row([ev], "mcc=5967", "v47")
+    n = len(in_window(rows, LO, AT, mcc="5967"))
+    n_ref = len(in_window(rows, T0, LO, mcc="5967"))
+    rate = float(upper_rate(0, n_ref, det.prior_rate, det.prior_strength))
+    assert (e.statistic[i], e.n[i], e.n_ref[i]) == (4, n, n_ref)
+    assert e.pvalue[i] == pytest.approx(sps.binom.sf(3, n, rate), rel=1e-9)
+    assert e.labels is not None and e.labels[i] == {"shadow_version": "v46"}
+    whole, k = row([ev], "model_version=v47", "v47")
+    assert whole.statistic[k] == 4
+    words = det.describe(e, i)
+    assert "4 of" in words.summary and "approved by v47 although v46" in words.summary
+    assert len(store.query(words.evidence_sql)) == 4
+
+
+# -- score drift -----------------------------------------------------------------------
+def test_score_drift_psi_and_ks_equal_numpy_on_the_same_bins(store: Store) -> None:
+    rng = np.random.default_rng(4)
+    evs = background(rng, 48, 20, mccs=("5411",), countries=("US",))
+    cur = background(rng, 1, 150, start=LO, prefix="c", mccs=("5411",), countries=("US",))
+    for x in cur:
+        x["model"]["score"] = round(min(0.99, x["model"]["score"] + 0.3), 6)
+    rows = insert(store, evs + cur)
+    ctx = ctx_for(store)
+    det = ScoreDriftDetector(ctx.settings, ctx.spec)
+    psi_ev, ks_ev = det.evaluate(ctx)
+
+    def hist(xs):  # type: ignore[no-untyped-def]
+        b = np.minimum(99, np.floor(np.sqrt([x.score for x in xs]) * 100)).astype(int)
+        return np.bincount(b, minlength=FINE).astype(float)
+
+    h_cur = hist(in_window(rows, LO, AT))
+    h_ref = hist(in_window(rows, T0, LO))
+    e, i = row([ks_ev], "mcc=5411")
+    bins_cur = np.repeat(np.arange(FINE), h_cur.astype(int))
+    bins_ref = np.repeat(np.arange(FINE), h_ref.astype(int))
+    assert e.statistic[i] == pytest.approx(sps.ks_2samp(bins_ref, bins_cur).statistic)
+    assert e.pvalue[i] == pytest.approx(float(ks_from_counts(h_ref, h_cur).pvalue), rel=1e-9)
+    p, j = row([psi_ev], "mcc=5411")
+    mapping = reference_bins(h_ref[None, :], det.bins)
+    want = psi_test(regroup(h_ref[None, :], mapping, 10), regroup(h_cur[None, :], mapping, 10))
+    assert p.statistic[j] == pytest.approx(float(want.psi[0]), rel=1e-9)
+    assert p.pvalue[j] < 1e-10 and p.effect[j] >= det.psi_floor
+
+
+# -- benford ---------------------------------------------------------------------------
+def test_benford_first_digits_equal_numpy(store: Store) -> None:
+    rng = np.random.default_rng(5)
+    rows = insert(store, background(rng, 72, 30, mccs=("5999",), countries=("GB",)))
+    s = settings_for(store)
+    ctx = PassContext(store, s, SegmentSpec.parse("mcc"), T0 + 72 * HOUR)
+    det = BenfordDetector(s, ctx.spec)
+    (ev,) = det.evaluate(ctx)
+    e, i = row([ev], "mcc=5999")
+    cur = Counter(int(str(x.amount_minor)[0]) for x in in_window(rows, T0 + 48 * HOUR, ctx.at))
+    assert e.n[i] == sum(cur.values())
+    assert abs(e.effect[i]) < det.effect_floor  # same generator: no drift
+
+
+# -- volume / new merchants ------------------------------------------------------------
+def test_new_merchant_share_counts_distinct_new_merchants(store: Store) -> None:
+    rng = np.random.default_rng(6)
+    evs = background(rng, 48.5, 20, mccs=("5967",), registered="2019-01-01")
+    new = [
+        event(f"n{j}", LO + j * dt.timedelta(minutes=8), mcc="5967", country="LT",
+              registered="2026-01-20", merchant=f"new-{j % 3}") for j in range(5)
+    ]
+    rows = insert(store, evs + new)
+    ctx = ctx_for(store)
+    det = VolumeDetector(ctx.settings, ctx.spec)
+    vol, nm = det.evaluate(ctx)
+    e, i = row([nm], "mcc=5967")
+    n = len(in_window(rows, LO, AT, mcc="5967"))
+    assert (e.statistic[i], e.n[i]) == (5, n)
+    assert e.detail(i)["new_merchants"] == 3
+    rate = e.detail(i)["rate_ref"]
+    assert e.pvalue[i] == pytest.approx(sps.binom.sf(4, n, rate), rel=1e-3)
+    assert all(not s.startswith("model_version=") for s in vol.segment)
+
+
+# -- pile-up ---------------------------------------------------------------------------
+def test_pileup_counts_scores_just_below_threshold(store: Store) -> None:
+    rng = np.random.default_rng(7)
+    evs = background(rng, 48.5, 20, mccs=("4829",))
+    probe = [event(f"p{j}", LO + j * dt.timedelta(minutes=5), mcc="4829", score=0.68)
+             for j in range(8)]
+    rows = insert(store, evs + probe)
+    ctx = ctx_for(store)
+    (ev,) = PileupDetector(ctx.settings, ctx.spec).evaluate(ctx)
+    e, i = row([ev], "mcc=4829")
+    band = [x for x in in_window(rows, LO, AT, mcc="4829") if 0.65 <= x.score < 0.7]
+    assert e.statistic[i] == len(band) >= 8
+    assert e.pvalue[i] < 1e-8
+
+
+# -- beneficiary -----------------------------------------------------------------------
+def test_beneficiary_prefix_concentration_names_the_prefix(store: Store) -> None:
+    rng = np.random.default_rng(8)
+    evs = background(rng, 48.5, 20, mccs=("5967",))
+    for j, x in enumerate(evs):
+        x["beneficiary_name"] = f"SHOP{j % 40} LTD {j}"
+    pay = [
+        event(f"i{j}", LO + j * dt.timedelta(minutes=9), mcc="5967", country="LT",
+              beneficiary=f"INTL-PAY-GLOBAL-{j:02d}", merchant=f"x-{j}", card=f"k-{j % 3}")
+        for j in range(5)
+    ]
+    insert(store, evs + pay)
+    ctx = ctx_for(store)
+    det = BeneficiaryDetector(ctx.settings, ctx.spec)
+    (ev,) = det.evaluate(ctx)
+    e, i = row([ev], "mcc=5967")
+    assert e.statistic[i] == 5 and e.eligible is not None and e.eligible[i]
+    assert e.pvalue[i] < 1e-6
+    assert "INTL-PAY-* (5)" in det.describe(e, i).summary
+
+
+# -- recall ----------------------------------------------------------------------------
+def test_recall_drop_from_labels_joined_in_clickhouse(store: Store) -> None:
+    from driftwatch.events import Label
+
+    evs = []
+    labels = []
+    # reference window: 40 frauds, 36 held; current window: 25 frauds, 5 held
+    for j in range(40):
+        t = T0 + j * dt.timedelta(minutes=30)
+        evs.append(event(f"r{j}", t, mcc="5967", score=0.9 if j < 36 else 0.2, version="v46"))
+    for j in range(25):
+        t = AT - 25 * HOUR + j * dt.timedelta(minutes=40)
+        evs.append(event(f"c{j}", t, mcc="5967", score=0.9 if j < 5 else 0.2, version="v47"))
+    rows = insert(store, evs)
+    for x in rows:
+        labels.append(Label(x.txn_id, 1, x.event_time + HOUR, "chargeback"))
+    store.insert_labels(labels)
+    ctx = ctx_for(store, label_maturity_s=7200)
+    det = RecallDetector(ctx.settings, ctx.spec)
+    evs_out = det.evaluate(ctx)
+    drop = next(e for e in evs_out if e.test == "drop")
+    e, i = row([drop], "mcc=5967", "v47")
+    assert (e.detail(i)["recall"], e.detail(i)["recall_ref"]) == (0.2, 0.9)
+    want = two_proportion_test(5, 25, 36, 40, alternative="less")
+    assert e.pvalue[i] == pytest.approx(float(want.pvalue), rel=1e-9)
+    assert "recall of v47 fell to 20%" in det.describe(e, i).summary
+
+
+# -- disagreement ----------------------------------------------------------------------
+def _rule_hits(store: Store, n: int, approved: int) -> None:
+    rows = []
+    for j in range(n):
+        rows.append({
+            "event_id": f"h{j}", "txn_id": f"t{j}", "event_time": LO + j * dt.timedelta(minutes=3),
+            "rule_id": "R013", "rule_version": 1, "severity": "critical", "mode": "enforce",
+            "reason_code": "trigger", "high_risk": 1, "pack": "p", "pack_sha256": "0",
+            "mcc": "5967", "merchant_country": "LT", "channel": "ecom", "merchant_id": "m",
+            "card_id": "c", "model_version": "v47", "score": 0.2,
+            "decision": "approve" if j < approved else "review", "amount_minor": 400037,
+            "evidence": "{}", "hit_time": LO,
+        })
+    store.insert_columns("rule_hits", {k: [r[k] for r in rows] for k in rows[0]})
+
+
+def test_disagreement_reports_nothing_without_the_rule_table(store: Store) -> None:
+    store.command("DROP VIEW IF EXISTS {db}.rule_verdicts")
+    store.command("DROP TABLE IF EXISTS {db}.rule_hits")
+    ctx = ctx_for(store)
+    assert DisagreementDetector(ctx.settings, ctx.spec).evaluate(ctx) == []
+
+
+def test_disagreement_share_of_high_risk_the_model_approved(store: Store) -> None:
+    _rule_hits(store, 6, 5)
+    ctx = ctx_for(store)
+    det = DisagreementDetector(ctx.settings, ctx.spec)
+    (ev,) = det.evaluate(ctx)
+    e, i = row([ev], "mcc=5967")
+    rate = float(upper_rate(0, 0, det.prior_rate, det.prior_strength))
+    assert (e.statistic[i], e.n[i]) == (5, 6)
+    assert e.pvalue[i] == pytest.approx(sps.binom.sf(4, 6, rate), rel=1e-9)
+    assert "approved 5 of 6" in det.describe(e, i).summary
+    assert len(store.query(det.describe(e, i).evidence_sql)) == 5
+
+
+# -- out of domain ---------------------------------------------------------------------
+def test_out_of_domain_counts_impossible_ages(store: Store) -> None:
+    rng = np.random.default_rng(9)
+    evs = background(rng, 48.5, 20, features={"customer_age": 40})
+    bad = [event(f"o{j}", LO + j * dt.timedelta(minutes=5), features={"customer_age": 999})
+           for j in range(4)]
+    insert(store, evs + bad)
+    ctx = ctx_for(store)
+    det = OutOfDomainDetector(ctx.settings, ctx.spec)
+    (ev,) = det.evaluate(ctx)
+    e, i = row([ev], "feature=customer_age")
+    assert e.statistic[i] == 4 and e.pvalue[i] < 1e-9
+    words = det.describe(e, i)
+    assert "4 of" in words.summary and "outside 0..125" in words.summary
+    assert len(store.query(words.evidence_sql)) == 4
