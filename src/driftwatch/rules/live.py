@@ -1,0 +1,388 @@
+"""Live evaluator: typed rules compiled once into Python closures, run over event batches.
+
+Each rule's condition becomes a tree of small closures over the event
+(:mod:`~driftwatch.rules.closures`: no tree-walking or name lookups per event);
+aggregates read the shared :class:`~driftwatch.rules.window.KeyedWindow` state: one
+window per (entity key, filter), as long as the longest aggregate that uses it.
+
+Per batch, events are de-duplicated by ``event_id`` (an event seen before is not
+counted again; its earlier hits are returned again, so a re-delivered batch
+re-inserts the same hit rows), sorted by ``(event_time, event_id)`` and processed
+in groups of equal timestamp: every event of a group is inserted into the windows
+before any of them is evaluated, so same-millisecond events see each other, as
+ClickHouse ``RANGE`` frames do. Events with the same timestamp split across two
+batches are the one case where the live result can differ from the SQL backtest.
+
+>>> from driftwatch.events import EXAMPLE_EVENT, parse_scored_batch
+>>> from driftwatch.rules.pack import rule_from_text
+>>> rule = rule_from_text("r", "amount_cents == 37 and count(by=card_id, within=1h) >= 1")
+>>> ev = LiveEvaluator([rule], horizon_ms=86_400_000)
+>>> hits = ev.process(parse_scored_batch([EXAMPLE_EVENT]).events)
+>>> [(h.rule.id, h.evidence) for h in hits]
+[('r', {'count(by=card_id, within=1h)': 1})]
+>>> ev.process(parse_scored_batch([EXAMPLE_EVENT]).events)[0].event.event_id  # re-delivery
+'e-0001'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from driftwatch.errors import RuleError
+from driftwatch.events import EPOCH, ScoredTransaction
+from driftwatch.rules import typed as t
+from driftwatch.rules.closures import Compiler, Fn, haversine_km, key_function
+from driftwatch.rules.model import Hit, Rule
+from driftwatch.rules.typed import Ty
+from driftwatch.rules.window import KeyedWindow
+
+__all__ = ["LiveEvaluator", "StateStats", "haversine_km"]
+
+_MS = dt.timedelta(milliseconds=1)
+
+
+def _by_time(item: tuple[int, str, int, ScoredTransaction]) -> tuple[int, str]:
+    return item[0], item[1]
+
+
+class _Cursor:
+    """The event being evaluated: its time and id (read by aggregate closures)."""
+
+    __slots__ = ("eid", "t")
+
+    def __init__(self) -> None:
+        self.t = 0
+        self.eid = ""
+
+
+@dataclass
+class _Spec:
+    """A window shared by every aggregate with the same key and filter (longest length)."""
+
+    keys: tuple[t.T, ...]
+    within_ms: int
+    accept: t.T | None
+    values: list[t.T]
+    window: KeyedWindow | None = None
+
+    def slot(self, value: t.T) -> int:
+        if value not in self.values:
+            self.values.append(value)
+        return 2 + self.values.index(value)
+
+
+# ------------------------------------------------------------------------------------------
+# scalar expressions
+# ------------------------------------------------------------------------------------------
+def _reducer(kind: str, slot: int) -> Callable[[list[tuple[Any, ...]]], Any]:
+    """Entries -> aggregate value (nulls skipped; empty strings not counted as distinct)."""
+    if kind == "count":
+        return len
+    if kind == "sum":
+        return lambda d: sum([v for x in d if (v := x[slot]) is not None])
+    if kind == "count_distinct":
+        def distinct(d: list[tuple[Any, ...]]) -> int:
+            values = {x[slot] for x in d}
+            values.discard(None)
+            values.discard("")
+            return len(values)
+
+        return distinct
+    pick = min if kind == "min" else max
+
+    def extreme(d: list[tuple[Any, ...]]) -> Any:
+        values = [v for x in d if (v := x[slot]) is not None]
+        return pick(values) if values else None
+
+    return extreme
+
+
+@dataclass(frozen=True)
+class StateStats:
+    """Size of the evaluator's state."""
+
+    windows: int
+    keys: int
+    entries: int
+    seen_events: int
+    overflowed: int
+
+
+class LiveEvaluator:
+    """Evaluates rules over batches of events with bounded windowed state.
+
+    Parameters
+    ----------
+    rules : sequence of Rule
+        Type-checked rules (all of them are evaluated; the caller filters by mode).
+    horizon_ms : int
+        State horizon; no window is longer (the type checker enforces it).
+    max_per_key : int
+        Most entries kept per key and window.
+    max_seen : int
+        Event ids remembered (the newest) to recognise re-delivered events; an event
+        delivered again after more than ``max_seen`` newer events counts again.
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        *,
+        horizon_ms: int,
+        max_per_key: int = 10_000,
+        max_seen: int = 200_000,
+        sweep_every: int = 50_000,
+    ) -> None:
+        if horizon_ms <= 0:
+            raise ValueError(f"horizon_ms must be > 0, got {horizon_ms}")
+        if max_seen < 1:
+            raise ValueError(f"max_seen must be >= 1, got {max_seen}")
+        self.rules = list(rules)
+        self.horizon_ms = horizon_ms
+        self.max_per_key = max_per_key
+        self.max_seen = max_seen
+        self.sweep_every = sweep_every
+        self._cur = _Cursor()
+        self._specs: dict[tuple[Any, ...], _Spec] = {}
+        self._compile_scalar = Compiler(self._agg_fn)
+        for rule in self.rules:
+            for agg in t.aggregates(rule.expr):
+                self._register(agg)
+        self._windows: list[KeyedWindow] = []
+        for spec in self._specs.values():
+            spec.window = self._build_window(spec)
+            self._windows.append(spec.window)
+        self._preds: list[tuple[Rule, Fn, list[tuple[str, Fn]]]] = []
+        for rule in self.rules:
+            evidence = [(a.text, self._agg_fn(a)) for a in t.aggregates(rule.expr)]
+            self._preds.append((rule, self._compile_scalar(rule.expr), evidence))
+        self._pred_fns = [pred for _, pred, _ in self._preds]
+        self._by_pred = {id(pred): (rule, ev) for rule, pred, ev in self._preds}
+        self._seen: dict[int, int] = {}
+        self._hit_cache: dict[str, list[Hit]] = {}
+        self._since_sweep = 0
+        self.newest_ms: int | None = None
+
+    # -- construction ------------------------------------------------------------------
+    @staticmethod
+    def _spec_key(agg: t.Agg) -> tuple[Any, ...]:
+        if agg.kind in ("travel_km", "travel_speed_kmh", "first_seen", "monotonic_increase",
+                        "monotonic_decrease"):
+            return (agg.keys, None)
+        return (agg.keys, agg.where)
+
+    def _register(self, agg: t.Agg) -> _Spec:
+        key = self._spec_key(agg)
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = _Spec(agg.keys, agg.within_ms, key[1], [])
+            self._specs[key] = spec
+        if spec.window is None:
+            spec.within_ms = max(spec.within_ms, agg.within_ms)
+        if agg.kind in ("travel_km", "travel_speed_kmh"):
+            spec.slot(t.Field(Ty.FLOAT, True, "geo_lat"))
+            spec.slot(t.Field(Ty.FLOAT, True, "geo_lon"))
+        elif agg.value is not None:
+            spec.slot(agg.value)
+        return spec
+
+    def _build_window(self, spec: _Spec) -> KeyedWindow:
+        comp = Compiler(self._no_agg)
+        key = key_function(spec.keys, comp)
+        accept: Callable[[Any], bool] | None = None
+        if isinstance(spec.accept, t.T):
+            accept = comp(spec.accept)
+        values = tuple(comp(v) for v in spec.values)
+        return KeyedWindow(spec.within_ms, key, accept, values, self.max_per_key)
+
+    @staticmethod
+    def _no_agg(agg: t.Agg) -> Fn:
+        raise RuleError(f"aggregate {agg.text} inside a window definition")  # pragma: no cover
+
+    def _agg_fn(self, agg: t.Agg) -> Fn:
+        spec = self._register(agg)
+        w = spec.window
+        assert w is not None, "windows are built before aggregates are compiled"
+        key = w.key
+        cur = self._cur
+        kind = agg.kind
+        within = agg.within_ms
+        if kind in ("count", "sum", "count_distinct", "min", "max"):
+            slot = spec.slot(agg.value) if agg.value is not None else 0
+            reduce = _reducer(kind, slot)
+            span = w.span
+            return lambda e: None if (k := key(e)) is None else reduce(span(k, cur.t, within))
+        if kind == "first_seen":
+            def first_seen(e: ScoredTransaction) -> bool:
+                k = key(e)
+                if k is None:
+                    return False
+                d = w.span(k, cur.t, within)
+                return not d or d[0][0] >= cur.t
+
+            return first_seen
+        if kind in ("monotonic_increase", "monotonic_decrease"):
+            assert agg.value is not None
+            slot = spec.slot(agg.value)
+            n = agg.n
+            num, den = agg.factor
+            rising = kind == "monotonic_increase"
+
+            def monotonic(e: ScoredTransaction) -> bool:
+                k = key(e)
+                if k is None:
+                    return False
+                run = w.before(k, cur.t, cur.eid, n)
+                if len(run) < n or run[0][0] < cur.t - within:
+                    return False
+                for prev, nxt in itertools.pairwise(run):
+                    a, b = prev[slot], nxt[slot]
+                    if rising:
+                        if not (b > a and b * den >= a * num):
+                            return False
+                    elif not (b < a and b * den <= a * num):
+                        return False
+                return True
+
+            return monotonic
+        lat_slot = spec.slot(t.Field(Ty.FLOAT, True, "geo_lat"))
+        lon_slot = spec.slot(t.Field(Ty.FLOAT, True, "geo_lon"))
+        speed = kind == "travel_speed_kmh"
+        slack_km, slack_h = agg.slack_km, agg.slack_h
+
+        def travel(e: ScoredTransaction) -> float | None:
+            if e.geo_lat is None or e.geo_lon is None:
+                return None
+            k = key(e)
+            if k is None:
+                return None
+            prev = w.previous(k, cur.t, cur.eid, lat_slot)
+            if prev is None or prev[0] < cur.t - within:
+                return None
+            plat, plon = prev[lat_slot], prev[lon_slot]
+            if plat == e.geo_lat and plon == e.geo_lon:
+                km = 0.0  # same place (haversine gives exactly 0.0 too)
+            else:
+                km = haversine_km(float(plat), float(plon), e.geo_lat, e.geo_lon)
+            if not speed:
+                return km
+            hours: float = (cur.t - prev[0]) / 3_600_000
+            return max(0.0, km - slack_km) / (hours + slack_h)
+
+        return travel
+
+    # -- processing --------------------------------------------------------------------
+    def process(self, events: Sequence[ScoredTransaction]) -> list[Hit]:
+        """Update state with a batch and return the hits (re-delivered events: cached hits)."""
+        return self._run(events, emit=True)
+
+    def feed(self, events: Sequence[ScoredTransaction]) -> None:
+        """Update state only (warm-up from history); no hits are produced."""
+        self._run(events, emit=False)
+
+    def _run(self, events: Sequence[ScoredTransaction], emit: bool) -> list[Hit]:
+        hits: list[Hit] = []
+        seen = self._seen
+        fresh: list[tuple[int, str, int, ScoredTransaction]] = []
+        batch_ids: set[int] = set()
+        for e in events:
+            h = hash(e.event_id)
+            if h in seen or h in batch_ids:
+                if emit:
+                    hits.extend(self._hit_cache.get(e.event_id, ()))
+                continue
+            batch_ids.add(h)
+            fresh.append(((e.event_time - EPOCH) // _MS, e.event_id, h, e))
+        if not fresh:
+            return hits
+        fresh.sort(key=_by_time)
+        inserts = [w.insert for w in self._windows]
+        preds = self._pred_fns if emit else []
+        cur = self._cur
+        i, total = 0, len(fresh)
+        while i < total:
+            ms, eid, h, e = fresh[i]
+            if i + 1 == total or fresh[i + 1][0] != ms:  # the usual case: no tie
+                for insert in inserts:
+                    insert(e, ms, eid)
+                seen[h] = ms
+                cur.t = ms
+                cur.eid = eid
+                for pred in preds:
+                    if pred(e):
+                        self._record(pred, e, hits)
+                i += 1
+                continue
+            j = i + 1
+            while j < total and fresh[j][0] == ms:
+                j += 1
+            for k in range(i, j):
+                _, eid, h, e = fresh[k]
+                for insert in inserts:
+                    insert(e, ms, eid)
+                seen[h] = ms
+            cur.t = ms
+            for k in range(i, j):
+                _, eid, h, e = fresh[k]
+                cur.eid = eid
+                for pred in preds:
+                    if pred(e):
+                        self._record(pred, e, hits)
+            i = j
+        newest = fresh[-1][0]
+        if self.newest_ms is None or newest > self.newest_ms:
+            self.newest_ms = newest
+        self._since_sweep += total
+        self._forget_seen()
+        if self._since_sweep >= self.sweep_every:
+            self.sweep()
+        return hits
+
+    def _record(self, pred: Fn, e: ScoredTransaction, hits: list[Hit]) -> None:
+        """A hit of the rule whose predicate is ``pred``, with its aggregates as evidence."""
+        rule, evidence = self._by_pred[id(pred)]
+        hit = Hit(rule, e, {label: f(e) for label, f in evidence})
+        hits.append(hit)
+        self._hit_cache.setdefault(e.event_id, []).append(hit)
+
+    def _forget_seen(self) -> None:
+        """Keep the ids of the newest ``max_seen`` events (and the hits of those only)."""
+        seen = self._seen
+        excess = len(seen) - self.max_seen
+        if excess <= 0:
+            return
+        drop = []
+        for h in seen:
+            drop.append(h)
+            if len(drop) >= excess:
+                break
+        for h in drop:
+            del seen[h]
+        cache = self._hit_cache
+        while cache:
+            oldest = next(iter(cache))
+            if hash(oldest) in seen:
+                break
+            del cache[oldest]
+
+    def sweep(self) -> int:
+        """Drop idle keys from every window; return how many keys were dropped."""
+        self._since_sweep = 0
+        if self.newest_ms is None:
+            return 0
+        return sum(w.sweep(self.newest_ms) for w in self._windows)
+
+    @property
+    def state(self) -> StateStats:
+        """Current size of the windows and the de-duplication memory."""
+        return StateStats(
+            windows=len(self._windows),
+            keys=sum(w.keys_total for w in self._windows),
+            entries=sum(w.entries_total for w in self._windows),
+            seen_events=len(self._seen),
+            overflowed=sum(w.overflowed for w in self._windows),
+        )

@@ -1,0 +1,524 @@
+"""Loading rule packs: YAML files -> type-checked :class:`~driftwatch.rules.model.Rule` s.
+
+A pack is one ``.yaml`` file::
+
+    pack: card_testing                 # optional, default: the file name
+    description: Small test charges at high velocity.
+    rules:
+      - id: card_testing_velocity      # [a-z][a-z0-9_]*, unique over all loaded packs
+        version: 1
+        severity: high                 # low | medium | high | critical
+        reason_code: CARD_TESTING      # [A-Z][A-Z0-9_]*
+        mode: enforce                  # enforce | shadow
+        description: ...
+        alert_segment: [mcc]           # alerts aggregate per rule x these fields
+        alert_min_hits: 1              # hits in a segment (24 h) before the alert fires
+        when: count(by=card_id, within=10m, where=amount_minor <= 500) >= 4
+        examples:
+          - name: four small charges
+            expect: hit                # judged on the last event
+            events:
+              - {card_id: c-1, amount: "1.01", repeat: 4, every: 1m}
+
+Example events are partial contract events laid over :data:`BASE_EVENT`; ``t``
+(seconds or a duration such as ``90s``) is the offset from the base time,
+``repeat: N`` copies an event N times (``every`` apart, ``{i}`` in strings
+replaced by the copy number) and ids are generated.
+
+Safety: files are read with the YAML *safe* loader after a scan that rejects
+aliases (no "billion laughs"), nesting deeper than :data:`MAX_YAML_DEPTH` and files
+larger than :data:`MAX_FILE_BYTES`; rule text is only ever tokenized and parsed.
+The live service loads packs only from its configured directories and refuses
+files that resolve outside them (symlinks); each pack's SHA-256 is logged and
+stored with its hits.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from driftwatch.errors import RuleError
+from driftwatch.rules.checker import RuleTypeError, check_condition
+from driftwatch.rules.lexer import RuleSyntaxError
+from driftwatch.rules.model import MODES, SEGMENT_FIELDS, SEVERITIES, Example, Pack, Rule
+from driftwatch.rules.parser import parse
+
+log = logging.getLogger(__name__)
+
+MAX_FILE_BYTES = 1_000_000
+MAX_YAML_DEPTH = 12
+MAX_RULES_PER_PACK = 200
+MAX_EXAMPLE_EVENTS = 2000
+DEFAULT_HORIZON_MS = 86_400_000
+_ID = re.compile(r"[a-z][a-z0-9_]{1,63}")
+_REASON = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
+_DURATION = re.compile(r"([0-9]{1,9})(ms|s|m|h|d)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+PACK_KEYS = ("pack", "description", "rules")
+RULE_KEYS = ("id", "version", "severity", "reason_code", "mode", "description", "when",
+             "alert_segment", "alert_min_hits", "examples")
+REQUIRED_RULE_KEYS = ("id", "version", "severity", "reason_code", "mode", "when")
+EXAMPLE_KEYS = ("name", "expect", "events", "event")
+
+BASE_TIME = dt.datetime(2026, 3, 18, 14, 0, 0, tzinfo=dt.UTC)
+BASE_EVENT: dict[str, Any] = {
+    "event_time": "2026-03-18T14:00:00Z",
+    "amount": "25.00",
+    "currency": "USD",
+    "mcc": "5411",
+    "merchant_id": "m-example",
+    "merchant_country": "US",
+    "card_id": "c-example",
+    "channel": "ecom",
+    "model": {"name": "fraud-detect", "version": "v1", "score": 0.1, "threshold": 0.7},
+}
+"""What an example event is laid over: a valid, unremarkable transaction."""
+
+
+class RuleLoadError(RuleError):
+    """One or more problems in rule files; ``problems`` lists ``file:line:col: ...``."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        head = self.problems[0] if self.problems else "rule files failed to load"
+        more = f" (+{len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+        super().__init__(head + more)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """The rules of every loaded pack, in load order."""
+
+    packs: tuple[Pack, ...]
+    horizon_ms: int = DEFAULT_HORIZON_MS
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """Every rule of every pack."""
+        return tuple(r for p in self.packs for r in p.rules)
+
+    def rule(self, rule_id: str) -> Rule:
+        """The rule with this id."""
+        for r in self.rules:
+            if r.id == rule_id:
+                return r
+        raise RuleError(f"no rule {rule_id!r}; loaded: {', '.join(r.id for r in self.rules)}")
+
+
+# ------------------------------------------------------------------------------------------
+# YAML with positions
+# ------------------------------------------------------------------------------------------
+def _scan(text: str, where: str) -> None:
+    """Reject aliases and deep nesting before anything is constructed."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise RuleLoadError(
+                    [f"{where}{_at(event.start_mark)}: YAML aliases are not allowed"]
+                )
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise RuleLoadError(
+                        [f"{where}{_at(event.start_mark)}: nesting deeper than "
+                         f"{MAX_YAML_DEPTH} levels"]
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError as exc:
+        raise RuleLoadError([f"{where}: invalid YAML: {_yaml_msg(exc)}"]) from None
+
+
+def _at(mark: Any) -> str:
+    """``:line:column`` of a YAML mark (1-based), or nothing without one."""
+    return f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+
+
+def _yaml_msg(exc: yaml.YAMLError) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+def _value(node: yaml.Node, where: str) -> Any:
+    """The plain value of a node (safe constructor: no tags beyond the YAML core schema)."""
+    constructor = yaml.constructor.SafeConstructor()
+    try:
+        return constructor.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = node.start_mark
+        raise RuleLoadError(
+            [f"{where}:{mark.line + 1}:{mark.column + 1}: {_yaml_msg(exc)}"]
+        ) from None
+
+
+def _mapping(node: yaml.Node) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            out[str(k.value)] = (k, v)
+    return out
+
+
+def _locate(node: yaml.Node, source: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) in the file of ``offset`` inside a scalar's value."""
+    start = node.start_mark
+    raw = source[start.index : node.end_mark.index]
+    style = getattr(node, "style", None)
+    if style in ("|", ">"):
+        lines = raw.split("\n")[1:]
+        body = [ln for ln in lines if ln.strip()]
+        indent = min((len(ln) - len(ln.lstrip(" ")) for ln in body), default=0)
+        first_line = start.line + 2
+        cols = [indent] * len(lines)
+        lines = [ln[indent:] for ln in lines]
+    else:
+        lines = raw.split("\n")
+        first_line = start.line + 1
+        quote = 1 if style in ("'", '"') else 0
+        cols = [start.column + quote] + [len(ln) - len(ln.lstrip()) for ln in lines[1:]]
+        lines = [lines[0][quote:]] + [ln.lstrip() for ln in lines[1:]]
+    remaining = offset
+    for k, ln in enumerate(lines):
+        if remaining <= len(ln):
+            return first_line + k, cols[k] + remaining + 1
+        remaining -= len(ln) + 1
+    return start.line + 1, start.column + 1
+
+
+# ------------------------------------------------------------------------------------------
+# rules
+# ------------------------------------------------------------------------------------------
+class _Problems:
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.items: list[str] = []
+
+    def add(self, node: yaml.Node | None, message: str, rule: str = "") -> None:
+        pos = ""
+        if node is not None:
+            pos = f":{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+        who = f" rule {rule}:" if rule else ""
+        self.items.append(f"{self.where}{pos}:{who} {message}")
+
+    def at(self, line: int, col: int, message: str, rule: str) -> None:
+        self.items.append(f"{self.where}:{line}:{col}: rule {rule}: {message}")
+
+
+def _duration_ms(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return round(float(value) * 1000)
+    if isinstance(value, str):
+        m = _DURATION.fullmatch(value.strip())
+        if m:
+            return int(m.group(1)) * _UNIT_MS[m.group(2)]
+    return None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _fill(value: Any, i: int) -> Any:
+    if isinstance(value, str):
+        return value.replace("{i}", str(i))
+    if isinstance(value, dict):
+        return {k: _fill(v, i) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, i) for v in value]
+    return value
+
+
+def expand_events(raw: Sequence[Any], prefix: str) -> list[dict[str, Any]]:
+    """Example events laid over :data:`BASE_EVENT`, with ``t``/``repeat`` expanded.
+
+    >>> evs = expand_events([{"card_id": "c-{i}", "repeat": 2, "every": "1m", "t": 30}], "x")
+    >>> [(e["event_id"], e["card_id"], e["event_time"]) for e in evs]
+    [('x-0', 'c-0', '2026-03-18T14:00:30.000Z'), ('x-1', 'c-1', '2026-03-18T14:01:30.000Z')]
+    """
+    out: list[dict[str, Any]] = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise RuleError("each example event must be a mapping of contract fields")
+        spec = dict(item)
+        repeat = spec.pop("repeat", 1)
+        every = _duration_ms(spec.pop("every", 0))
+        offset = _duration_ms(spec.pop("t", 0))
+        if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= 1000:
+            raise RuleError("repeat must be an integer 1..1000")
+        if every is None or offset is None:
+            raise RuleError("t and every must be seconds or durations like 90s, 5m, 2h")
+        for i in range(repeat):
+            event = copy.deepcopy(BASE_EVENT)
+            event.update(_jsonable(_fill(spec, i)))
+            if "event_time" not in spec:
+                when = BASE_TIME + dt.timedelta(milliseconds=offset + i * every)
+                event["event_time"] = when.isoformat(timespec="milliseconds").replace(
+                    "+00:00", "Z")
+            n = len(out)
+            event.setdefault("event_id", f"{prefix}-{n}")
+            event.setdefault("txn_id", f"{prefix}-t{n}")
+            out.append(event)
+            if len(out) > MAX_EXAMPLE_EVENTS:
+                raise RuleError(f"an example may have at most {MAX_EXAMPLE_EVENTS} events")
+    return out
+
+
+def _examples(node: yaml.Node, rule_id: str, problems: _Problems) -> list[Example]:
+    out: list[Example] = []
+    if not isinstance(node, yaml.SequenceNode):
+        problems.add(node, "examples must be a list", rule_id)
+        return out
+    for index, ex_node in enumerate(node.value):
+        raw = _value(ex_node, problems.where)
+        if not isinstance(raw, dict):
+            problems.add(ex_node, f"example #{index + 1} must be a mapping", rule_id)
+            continue
+        unknown = sorted(set(raw) - set(EXAMPLE_KEYS))
+        if unknown:
+            problems.add(ex_node, f"example #{index + 1}: unknown key(s) {', '.join(unknown)}; "
+                         f"valid: {', '.join(EXAMPLE_KEYS)}", rule_id)
+            continue
+        name = str(raw.get("name") or f"#{index + 1}")
+        expect = raw.get("expect")
+        if expect not in ("hit", "miss"):
+            problems.add(ex_node, f"example {name!r}: expect must be hit or miss", rule_id)
+            continue
+        events = raw.get("events", [raw["event"]] if "event" in raw else None)
+        if not isinstance(events, list) or not events:
+            problems.add(ex_node, f"example {name!r}: needs event: or events: [...]", rule_id)
+            continue
+        try:
+            expanded = expand_events(events, f"{rule_id}-ex{index + 1}")
+        except RuleError as exc:
+            problems.add(ex_node, f"example {name!r}: {exc}", rule_id)
+            continue
+        out.append(Example(name, expect, tuple(expanded), ex_node.start_mark.line + 1))
+    return out
+
+
+def _rule(
+    node: yaml.Node, source: str, problems: _Problems, horizon_ms: int, pack: str, sha: str,
+    path: str,
+) -> Rule | None:
+    if not isinstance(node, yaml.MappingNode):
+        problems.add(node, "each rule must be a mapping")
+        return None
+    fields = _mapping(node)
+    id_node = fields.get("id", (None, None))[1]
+    rule_id = str(id_node.value) if isinstance(id_node, yaml.ScalarNode) else "?"
+    before = len(problems.items)
+    for key, (k_node, _) in fields.items():
+        if key not in RULE_KEYS:
+            problems.add(k_node, f"unknown key {key!r}; valid: {', '.join(RULE_KEYS)}", rule_id)
+    for key in REQUIRED_RULE_KEYS:
+        if key not in fields:
+            problems.add(node, f"missing required key {key!r}", rule_id)
+    if len(problems.items) > before:
+        return None
+    values = {k: _value(v, problems.where) for k, (_, v) in fields.items() if k != "examples"}
+    checks = (
+        ("id", isinstance(values["id"], str) and _ID.fullmatch(values["id"]) is not None,
+         "id must match [a-z][a-z0-9_]{1,63}"),
+        ("version", isinstance(values["version"], int) and not isinstance(values["version"], bool)
+         and values["version"] >= 1, "version must be a positive integer"),
+        ("severity", values["severity"] in SEVERITIES,
+         f"severity must be one of {', '.join(SEVERITIES)}"),
+        ("reason_code", isinstance(values["reason_code"], str)
+         and _REASON.fullmatch(values["reason_code"]) is not None,
+         "reason_code must match [A-Z][A-Z0-9_]{1,63}"),
+        ("mode", values["mode"] in MODES, f"mode must be one of {', '.join(MODES)}"),
+        ("when", isinstance(values["when"], str), "when must be a string expression"),
+        ("description", isinstance(values.get("description", ""), str),
+         "description must be a string"),
+        ("alert_min_hits", isinstance(values.get("alert_min_hits", 1), int)
+         and not isinstance(values.get("alert_min_hits", 1), bool)
+         and 1 <= values.get("alert_min_hits", 1) <= 1_000_000,
+         "alert_min_hits must be an integer 1..1000000"),
+    )
+    for key, ok, message in checks:
+        if not ok:
+            problems.add(fields[key][1], f"{message}, got {values[key]!r}", rule_id)
+    segment = values.get("alert_segment", ["mcc"])
+    if isinstance(segment, str):
+        segment = [segment]
+    if not isinstance(segment, list) or not all(s in SEGMENT_FIELDS for s in segment):
+        problems.add(fields["alert_segment"][1],
+                     f"alert_segment must list fields from {', '.join(SEGMENT_FIELDS)}", rule_id)
+    if len(problems.items) > before:
+        return None
+    when_node = fields["when"][1]
+    text = values["when"]
+    try:
+        expr = check_condition(parse(text), horizon_ms, text)
+    except (RuleSyntaxError, RuleTypeError) as exc:
+        line, col = _locate(when_node, source, exc.pos)
+        problems.at(line, col, f"when: {exc.message}", rule_id)
+        return None
+    examples = _examples(fields["examples"][1], rule_id, problems) if "examples" in fields else []
+    return Rule(
+        id=values["id"],
+        version=values["version"],
+        severity=values["severity"],
+        reason_code=values["reason_code"],
+        description=" ".join(str(values.get("description", "")).split()),
+        mode=values["mode"],
+        when=" ".join(text.split()),
+        expr=expr,
+        alert_segment=tuple(segment),
+        alert_min_hits=values.get("alert_min_hits", 1),
+        pack=pack,
+        pack_sha256=sha,
+        path=path,
+        line=node.start_mark.line + 1,
+        examples=tuple(examples),
+    )
+
+
+def load_pack(path: str | Path, horizon_ms: int = DEFAULT_HORIZON_MS) -> Pack:
+    """Load, parse and type-check one rule file.
+
+    Raises
+    ------
+    RuleLoadError
+        Listing every problem found, each as ``file:line:col: rule <id>: message``.
+    """
+    p = Path(path)
+    where = str(p)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise RuleLoadError([f"{where}: cannot read: {exc.strerror or exc}"]) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise RuleLoadError([f"{where}: file larger than {MAX_FILE_BYTES} bytes"])
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        source = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RuleLoadError([f"{where}: not UTF-8 ({exc.reason} at byte {exc.start})"]) from None
+    _scan(source, where)
+    try:
+        root = yaml.compose(source, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError as exc:  # pragma: no cover - _scan saw the same text
+        raise RuleLoadError([f"{where}: invalid YAML: {_yaml_msg(exc)}"]) from None
+    problems = _Problems(where)
+    if not isinstance(root, yaml.MappingNode):
+        raise RuleLoadError([f"{where}: a rule pack is a mapping with a 'rules' list"])
+    top = _mapping(root)
+    for key, (k_node, _) in top.items():
+        if key not in PACK_KEYS:
+            problems.add(k_node, f"unknown key {key!r}; valid: {', '.join(PACK_KEYS)}")
+    name = p.stem
+    if "pack" in top:
+        raw_name = _value(top["pack"][1], where)
+        if not isinstance(raw_name, str) or not _ID.fullmatch(raw_name):
+            problems.add(top["pack"][1], "pack must match [a-z][a-z0-9_]{1,63}")
+        else:
+            name = raw_name
+    rules_node = top.get("rules", (None, None))[1]
+    rules: list[Rule] = []
+    if not isinstance(rules_node, yaml.SequenceNode) or not rules_node.value:
+        problems.add(rules_node or root, "'rules' must be a non-empty list")
+    elif len(rules_node.value) > MAX_RULES_PER_PACK:
+        problems.add(rules_node, f"more than {MAX_RULES_PER_PACK} rules in one pack")
+    else:
+        for rule_node in rules_node.value:
+            rule = _rule(rule_node, source, problems, horizon_ms, name, sha, where)
+            if rule is not None:
+                rules.append(rule)
+    ids = [r.id for r in rules]
+    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+        problems.add(None, f"rule id {dup!r} is defined more than once", dup)
+    if problems.items:
+        raise RuleLoadError(problems.items)
+    return Pack(name=name, path=where, sha256=sha, rules=tuple(rules))
+
+
+def pack_files(paths: Iterable[str | Path], *, confine: bool = False) -> Iterator[Path]:
+    """The ``.yaml``/``.yml`` files named by ``paths`` (files, or directories, sorted).
+
+    With ``confine``, a file that resolves outside its directory (a symlink) is an error.
+    """
+    for raw in paths:
+        p = Path(raw)
+        if p.is_file():
+            yield p
+            continue
+        if not p.is_dir():
+            raise RuleLoadError([f"{p}: no such rule file or directory"])
+        root = p.resolve()
+        for f in sorted(p.iterdir()):
+            if f.suffix not in (".yaml", ".yml") or not f.is_file():
+                continue
+            if confine and not f.resolve().is_relative_to(root):
+                raise RuleLoadError([f"{f}: resolves outside the rule directory {p}; refused"])
+            yield f
+
+
+def load_rules(
+    paths: Iterable[str | Path], horizon_ms: int = DEFAULT_HORIZON_MS, *, confine: bool = False
+) -> RuleSet:
+    """Load every pack named by ``paths``; all problems of all files are reported together.
+
+    Each loaded pack is logged with its path, SHA-256 and rule count.
+    """
+    packs: list[Pack] = []
+    problems: list[str] = []
+    for f in pack_files(paths, confine=confine):
+        try:
+            packs.append(load_pack(f, horizon_ms))
+        except RuleLoadError as exc:
+            problems.extend(exc.problems)
+    owner: dict[str, str] = {}
+    for pack in packs:
+        for rule in pack.rules:
+            if rule.id in owner:
+                problems.append(
+                    f"{pack.path}:{rule.line}: rule {rule.id}: id already used in {owner[rule.id]}"
+                )
+            owner.setdefault(rule.id, pack.path)
+    if problems:
+        raise RuleLoadError(problems)
+    for pack in packs:
+        log.info(
+            "loaded rule pack",
+            extra={"pack": pack.name, "path": pack.path, "sha256": pack.sha256,
+                   "rules": len(pack.rules)},
+        )
+    return RuleSet(tuple(packs), horizon_ms)
+
+
+def rule_from_text(
+    rule_id: str, when: str, *, horizon_ms: int = DEFAULT_HORIZON_MS, severity: str = "high",
+    mode: str = "enforce", version: int = 1, reason_code: str = "TEST",
+    alert_segment: tuple[str, ...] = ("mcc",),
+) -> Rule:
+    """A rule built from an expression (tests, docs and the REPL).
+
+    >>> rule_from_text("cents", "amount_cents == 37").expr.ty.value
+    'bool'
+    """
+    expr = check_condition(parse(when), horizon_ms, when)
+    return Rule(rule_id, version, severity, reason_code, "", mode, " ".join(when.split()), expr,
+                alert_segment=alert_segment, pack="inline")

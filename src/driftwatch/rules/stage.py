@@ -1,0 +1,285 @@
+"""The rule layer as a pipeline stage: live evaluation, ``rule_hits`` rows and alerts.
+
+:class:`RuleStage` implements :class:`driftwatch.pipeline.EventStage`. Per batch it
+
+1. evaluates every loaded rule (enforce and shadow) with the
+   :class:`~driftwatch.rules.live.LiveEvaluator` (idempotent per ``event_id``);
+2. inserts the hits into ``{db}.rule_hits`` in one columnar insert (the table
+   collapses re-inserted hits on ``(rule_id, event_id)``);
+3. returns the hit rows (for the ``transactions.rule_hits`` topic) and one
+   :class:`~driftwatch.alerts.model.Finding` per rule x segment that had new
+   enforced hits. A finding carries the running totals of the rule in that segment
+   over the trailing alert window, so a 247-transaction campaign is one alert (one
+   fingerprint) whose count and amount grow, not 247 alerts. A rule's
+   ``alert_min_hits`` holds the alert back until that many hits accumulated in the
+   segment (per-transaction indicators such as impossible travel go to case
+   management hit by hit, and to the SOC only when they cluster).
+
+Shadow rules are evaluated and stored (``mode = 'shadow'``) but raise no alerts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from driftwatch.alerts.model import Finding, Severity
+from driftwatch.errors import RuleError
+from driftwatch.events import EPOCH, UTC, ScoredTransaction, epoch_ms, format_amount
+from driftwatch.pipeline import StageOutput
+from driftwatch.rules.live import LiveEvaluator
+from driftwatch.rules.model import ALERT_SEVERITY, Hit, Rule
+from driftwatch.rules.pack import RuleSet, load_rules
+from driftwatch.settings import Settings
+from driftwatch.store.client import Store
+
+log = logging.getLogger(__name__)
+
+HIT_TABLE = "rule_hits"
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9_.:\-]{0,128}")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def hit_row(hit: Hit, hit_time: dt.datetime) -> dict[str, Any]:
+    """The ``rule_hits`` row (and topic message) of one hit."""
+    e, r = hit.event, hit.rule
+    return {
+        "event_id": e.event_id,
+        "txn_id": e.txn_id,
+        "event_time": e.event_time,
+        "rule_id": r.id,
+        "rule_version": r.version,
+        "severity": r.severity,
+        "mode": r.mode,
+        "reason_code": r.reason_code,
+        "high_risk": 1 if r.high_risk else 0,
+        "pack": r.pack,
+        "pack_sha256": r.pack_sha256,
+        "mcc": e.mcc,
+        "merchant_country": e.merchant_country,
+        "channel": e.channel,
+        "merchant_id": e.merchant_id,
+        "card_id": e.card_id,
+        "model_version": e.model_version,
+        "score": e.score,
+        "decision": e.decision,
+        "amount_minor": e.amount_minor,
+        "evidence": json.dumps(hit.evidence, sort_keys=True, default=_json_default),
+        "hit_time": hit_time,
+    }
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def segment_of(rule: Rule, event: ScoredTransaction) -> str:
+    """Canonical segment string of a hit for the rule's alert dimensions."""
+    return ",".join(f"{name}={getattr(event, name)}" for name in rule.alert_segment)
+
+
+@dataclass
+class _Tally:
+    """Hits of one rule in one segment over the trailing alert window."""
+
+    hits: deque[tuple[int, str, int, bool]] = field(default_factory=deque)
+    ids: set[str] = field(default_factory=set)
+    amount: int = 0
+    approved: int = 0
+    newest_ms: int = 0
+    alerted: bool = False
+
+    def add(self, ms: int, event_id: str, amount: int, approved: bool) -> bool:
+        if event_id in self.ids:
+            return False
+        self.ids.add(event_id)
+        self.newest_ms = max(self.newest_ms, ms)
+        self.hits.append((ms, event_id, amount, approved))
+        self.amount += amount
+        self.approved += approved
+        return True
+
+    def evict(self, low_ms: int) -> None:
+        while self.hits and self.hits[0][0] < low_ms:
+            _, eid, amount, approved = self.hits.popleft()
+            self.ids.discard(eid)
+            self.amount -= amount
+            self.approved -= approved
+        if not self.hits:
+            self.alerted = False
+
+
+class RuleStage:
+    """Live rule evaluation over every batch of valid events.
+
+    Parameters
+    ----------
+    ruleset : RuleSet
+        The loaded packs.
+    store : Store, optional
+        Where hits are inserted (``rule_hits``); None keeps them in memory only.
+    alert_window_s : int
+        Trailing window (event time) of the per rule x segment alert totals.
+    max_per_key : int
+        Most window entries per key (see :class:`~driftwatch.rules.window.KeyedWindow`).
+    """
+
+    name = "rules"
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        store: Store | None = None,
+        *,
+        alert_window_s: int = 86_400,
+        max_per_key: int = 10_000,
+    ) -> None:
+        if alert_window_s <= 0:
+            raise ValueError(f"alert_window_s must be > 0, got {alert_window_s}")
+        self.ruleset = ruleset
+        self.store = store
+        self.alert_window_s = alert_window_s
+        self.evaluator = LiveEvaluator(
+            ruleset.rules, horizon_ms=ruleset.horizon_ms, max_per_key=max_per_key
+        )
+        self._tallies: dict[tuple[str, str], _Tally] = {}
+        self.hits_total = 0
+
+    def on_events(self, events: Sequence[ScoredTransaction]) -> StageOutput:
+        """Evaluate one batch; insert and return its hits and the grown alerts."""
+        hits = self.evaluator.process(events)
+        if not hits:
+            return StageOutput()
+        now = dt.datetime.now(UTC)
+        rows = [hit_row(h, now) for h in hits]
+        if self.store is not None:
+            self.store.insert_columns(HIT_TABLE, {k: [r[k] for r in rows] for k in rows[0]})
+        self.hits_total += len(hits)
+        return StageOutput(findings=self._findings(hits), rule_hits=rows)
+
+    def warm_up(self, store: Store, until: dt.datetime | None = None) -> int:
+        """Fill the windows from stored history (the longest window before ``until``).
+
+        Call once at start-up so windows and ``first_seen`` are not empty after a
+        restart. Returns the number of events read. No hits are produced.
+        """
+        from driftwatch.rules.history import stored_events
+
+        end = until or store.max_event_time()
+        if end is None:
+            return 0
+        end = end + dt.timedelta(milliseconds=1)
+        start = end - dt.timedelta(milliseconds=self.ruleset.horizon_ms)
+        count = 0
+        for batch in stored_events(store, start, end):
+            self.evaluator.feed(batch)
+            count += len(batch)
+        return count
+
+    # -- alerts ------------------------------------------------------------------------
+    def _findings(self, hits: Sequence[Hit]) -> list[Finding]:
+        groups: dict[tuple[str, str], list[Hit]] = {}
+        for h in hits:
+            if h.rule.mode == "enforce":
+                groups.setdefault((h.rule.id, segment_of(h.rule, h.event)), []).append(h)
+        window_ms = self.alert_window_s * 1000
+        findings = []
+        for (rule_id, segment), group in groups.items():
+            tally = self._tallies.setdefault((rule_id, segment), _Tally())
+            fresh = 0
+            for h in group:
+                e = h.event
+                ms = epoch_ms(e.event_time)
+                fresh += tally.add(ms, e.event_id, e.amount_minor, e.decision == "approve")
+            tally.evict(tally.newest_ms - window_ms)
+            rule = group[0].rule
+            if fresh == 0 or len(tally.hits) < rule.alert_min_hits:
+                continue
+            if tally.alerted:
+                at = max(h.event.event_time for h in group)
+            else:  # the alert opens at the hit that reached alert_min_hits (batch-independent)
+                at = EPOCH + dt.timedelta(
+                    milliseconds=sorted(x[0] for x in tally.hits)[rule.alert_min_hits - 1])
+                tally.alerted = True
+            findings.append(self._finding(rule, segment, tally, fresh, at))
+        return findings
+
+    def _finding(
+        self, rule: Rule, segment: str, tally: _Tally, fresh: int, newest: dt.datetime
+    ) -> Finding:
+        first = EPOCH + dt.timedelta(milliseconds=min(x[0] for x in tally.hits))
+        last = EPOCH + dt.timedelta(milliseconds=max(x[0] for x in tally.hits))
+        n = len(tally.hits)
+        hours = self.alert_window_s / 3600
+        summary = (
+            f"rule {rule.id} v{rule.version} ({rule.reason_code}): {n} hit{'s' if n != 1 else ''}"
+            f" totalling {format_amount(tally.amount)} in {segment} within {hours:g}h"
+            f" ({fresh} new); the model approved {tally.approved} of them"
+        )
+        severity: Severity = ALERT_SEVERITY[rule.severity]  # type: ignore[assignment]
+        return Finding(
+            alertname="RuleHit",
+            severity=severity,
+            source="rule",
+            origin=rule.id,
+            segment=segment,
+            event_time=newest,
+            summary=summary,
+            value=str(n),
+            window_start=first,
+            window_end=last,
+            evidence_sql=self._evidence_sql(rule, segment, first),
+            description=rule.description,
+            runbook=f"{rule.path} (pack {rule.pack}, sha256 {rule.pack_sha256[:12]})",
+            extra_labels={"reason_code": rule.reason_code, "rule_version": str(rule.version)},
+        )
+
+    def _evidence_sql(self, rule: Rule, segment: str, since: dt.datetime) -> str:
+        db = self.store.database if self.store is not None else "driftwatch"
+        conds = [f"rule_id = {_quote(rule.id)}"]
+        for part in segment.split(","):
+            name, _, value = part.partition("=")
+            if _SAFE_VALUE.fullmatch(value):
+                conds.append(f"{name} = {_quote(value)}")
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        conds.append(f"event_time >= toDateTime64({_quote(stamp)}, 3, 'UTC')")
+        return f"SELECT * FROM {db}.rule_hits FINAL WHERE {' AND '.join(conds)} ORDER BY event_time"
+
+
+def rule_dirs(settings: Settings) -> list[Path]:
+    """The configured rule directories that exist."""
+    return [Path(d) for d in settings.list_setting("rules_dirs") if Path(d).is_dir()]
+
+
+def rule_stage_from_settings(settings: Settings, store: Store | None) -> list[RuleStage]:
+    """The rule stage for ``settings.rules_dirs`` ([] when no directory exists or none has rules).
+
+    Packs are loaded only from these directories (files resolving outside them are
+    refused); a broken pack raises :class:`~driftwatch.rules.pack.RuleLoadError`.
+    """
+    dirs = rule_dirs(settings)
+    missing = [d for d in settings.list_setting("rules_dirs") if not Path(d).is_dir()]
+    if missing:
+        log.warning("rule directories not found", extra={"dirs": missing})
+    if not dirs:
+        return []
+    if settings.rule_state_horizon_s <= 0:
+        raise RuleError(
+            f"rule_state_horizon_s must be > 0, got {settings.rule_state_horizon_s}"
+        )
+    ruleset = load_rules(dirs, settings.rule_state_horizon_s * 1000, confine=True)
+    if not ruleset.rules:
+        return []
+    return [RuleStage(ruleset, store)]

@@ -1,0 +1,190 @@
+"""The typed expression tree: what the type checker produces and both back ends consume.
+
+The live evaluator (:mod:`~driftwatch.rules.live`) and the SQL compiler
+(:mod:`~driftwatch.rules.sql`) read only this tree, so a rule means the same in
+both. Nodes are frozen (hashable): identical aggregates in different rules share
+one window of state.
+
+Null semantics, identical in both back ends: arithmetic on a null gives null;
+a comparison, ``in`` or predicate function with a null operand is *false*; every
+boolean is therefore definite and ``not`` is ordinary negation.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Ty(enum.Enum):
+    """Value types of the language."""
+
+    INT = "int"
+    FLOAT = "float"
+    STR = "str"
+    BOOL = "bool"
+    DATE = "date"
+
+    @property
+    def numeric(self) -> bool:
+        """True for INT and FLOAT."""
+        return self in (Ty.INT, Ty.FLOAT)
+
+
+@dataclass(frozen=True, slots=True)
+class T:
+    """Base of typed nodes: the value type and whether it may be null."""
+
+    ty: Ty
+    nullable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Const(T):
+    """A literal value."""
+
+    value: int | float | str | bool
+
+
+@dataclass(frozen=True, slots=True)
+class Field(T):
+    """A contract field of the event (``mcc``, ``amount_minor``, ``amount``...)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Feature(T):
+    """``features.<name>`` (numeric) or ``features_str.<name>`` (string); null if absent."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Neg(T):
+    """Unary minus."""
+
+    operand: T
+
+
+@dataclass(frozen=True, slots=True)
+class Arith(T):
+    """``+ - * / %``; ``/`` gives a float and null on division by zero."""
+
+    op: str
+    left: T
+    right: T
+
+
+@dataclass(frozen=True, slots=True)
+class Cmp(T):
+    """``== != < <= > >=``; false when either side is null."""
+
+    op: str
+    left: T
+    right: T
+
+
+@dataclass(frozen=True, slots=True)
+class In(T):
+    """``x in [...]`` / ``x not in [...]`` over constants; false when ``x`` is null."""
+
+    operand: T
+    values: tuple[int | float | str | bool, ...]
+    negated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class And(T):
+    """Conjunction (operands in evaluation order)."""
+
+    items: tuple[T, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or(T):
+    """Disjunction."""
+
+    items: tuple[T, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not(T):
+    """Negation of a definite boolean."""
+
+    operand: T
+
+
+@dataclass(frozen=True, slots=True)
+class Func(T):
+    """A scalar function of the current event (``starts_with``, ``age_days``...)."""
+
+    name: str
+    args: tuple[T, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Agg(T):
+    """A windowed aggregate keyed by an entity.
+
+    ``kind`` is one of ``count sum count_distinct min max first_seen
+    monotonic_increase monotonic_decrease travel_km travel_speed_kmh``. The window
+    is ``[t - within_ms, t]`` in event time, both ends inclusive, over the events
+    with the same key as the current one (``first_seen`` looks at ``[t - within, t)``).
+    ``text`` is the normalised source text, used as the evidence label.
+    """
+
+    kind: str
+    value: T | None
+    keys: tuple[T, ...]
+    within_ms: int
+    where: T | None = None
+    n: int = 0
+    factor: tuple[int, int] = (1, 1)
+    slack_km: float = 0.0
+    slack_h: float = 0.0
+    text: str = ""
+
+    @property
+    def identity(self) -> Agg:
+        """This aggregate without its source text (equal aggregates share state)."""
+        return Agg(
+            self.ty, self.nullable, self.kind, self.value, self.keys, self.within_ms,
+            self.where, self.n, self.factor, self.slack_km, self.slack_h, "",
+        )
+
+
+def walk(node: T) -> list[T]:
+    """Every node of the tree, parents before children (aggregate arguments included)."""
+    out: list[T] = []
+    stack: list[T] = [node]
+    while stack:
+        cur = stack.pop()
+        out.append(cur)
+        if isinstance(cur, Neg | Not):
+            stack.append(cur.operand)
+        elif isinstance(cur, Arith | Cmp):
+            stack.extend((cur.right, cur.left))
+        elif isinstance(cur, In):
+            stack.append(cur.operand)
+        elif isinstance(cur, And | Or):
+            stack.extend(reversed(cur.items))
+        elif isinstance(cur, Func):
+            stack.extend(reversed(cur.args))
+        elif isinstance(cur, Agg):
+            parts = [*cur.keys]
+            if cur.value is not None:
+                parts.append(cur.value)
+            if cur.where is not None:
+                parts.append(cur.where)
+            stack.extend(reversed(parts))
+    return out
+
+
+def aggregates(node: T) -> list[Agg]:
+    """The aggregates used by an expression, in order of first appearance, unique."""
+    seen: dict[Agg, Agg] = {}
+    for sub in walk(node):
+        if isinstance(sub, Agg) and sub.identity not in seen:
+            seen[sub.identity] = sub
+    return list(seen.values())

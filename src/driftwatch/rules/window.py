@@ -1,0 +1,225 @@
+"""Keyed sliding event-time windows: the live evaluator's only state.
+
+One :class:`KeyedWindow` holds, per entity key, the entries ``(ms, event_id,
+*values)`` of the events of that key, sorted by ``(ms, event_id)``. An entry
+leaves the window when it is older than ``within_ms`` before the newest entry of
+its key (eviction on insert), when its key has been idle for longer than the
+window (:meth:`KeyedWindow.sweep`), or when the key holds more than
+``max_per_key`` entries (the oldest go first). Memory is therefore bounded by the
+event rate times the window, and by ``max_per_key`` per key.
+
+The window of the current event at time ``t`` is ``[t - within_ms, t]``, both
+ends inclusive, and includes every retained entry with a timestamp in that range
+-- also entries with the same timestamp as the current event, whichever was
+inserted first (the same set as a ClickHouse ``RANGE BETWEEN w PRECEDING AND
+CURRENT ROW`` frame). A late event (older than the newest of its key) is inserted
+in order and sees what is still retained: entries evicted before it arrived are gone.
+
+>>> w = KeyedWindow(60_000, key=lambda e: e["ip"])
+>>> for i, ms in enumerate([0, 30_000, 90_000]):
+...     _ = w.insert({"ip": "10.0.0.1"}, ms, f"e{i}")
+>>> len(w.span("10.0.0.1", 90_000))
+2
+>>> w.entries_total, w.sweep(10**9), w.keys_total
+(2, 1, 0)
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Hashable
+from operator import itemgetter
+from typing import Any, cast
+
+Entry = tuple[Any, ...]
+"""``(ms, event_id, *values)``."""
+
+_MS = itemgetter(0)
+
+
+def _order(entry: Entry) -> tuple[int, str]:
+    return entry[0], entry[1]
+
+
+def _newest_ms(stored: list[Entry] | Entry) -> int:
+    """Time of the newest entry of a key (a bare tuple is one entry)."""
+    if stored.__class__ is list:
+        return int(stored[-1][0])
+    return int(cast(Entry, stored)[0])
+
+
+class KeyedWindow:
+    """Per-key sorted entries within ``within_ms`` of each key's newest entry.
+
+    Parameters
+    ----------
+    within_ms : int
+        Window length in milliseconds (> 0).
+    key : callable
+        Event -> key, or None when the event has no key (it is not stored).
+    accept : callable, optional
+        Event -> bool; events for which it is false are not stored.
+    values : sequence of callables
+        Event -> value, stored in the entry after ``(ms, event_id)``.
+    max_per_key : int
+        Most entries kept per key (>= 1).
+    """
+
+    __slots__ = (
+        "_data", "accept", "insert", "key", "max_per_key", "overflowed", "values", "within_ms",
+    )
+
+    def __init__(
+        self,
+        within_ms: int,
+        key: Callable[[Any], Hashable | None],
+        accept: Callable[[Any], bool] | None = None,
+        values: tuple[Callable[[Any], Any], ...] = (),
+        max_per_key: int = 10_000,
+    ) -> None:
+        if within_ms <= 0:
+            raise ValueError(f"within_ms must be > 0, got {within_ms}")
+        if max_per_key < 1:
+            raise ValueError(f"max_per_key must be >= 1, got {max_per_key}")
+        self.within_ms = within_ms
+        self.key = key
+        self.accept = accept
+        self.values = values
+        self.max_per_key = max_per_key
+        self.overflowed = 0
+        self._data: dict[Hashable, list[Entry] | Entry] = {}
+        self.insert: Callable[[Any, int, str], bool] = self._inserter()
+        """``insert(event, ms, event_id)``: store the event under its key; False when it
+        has no key or is not accepted. (A closure specialised once, for speed.)"""
+
+    def _inserter(self) -> Callable[[Any, int, str], bool]:
+        data, key, accept = self._data, self.key, self.accept
+        values, within, cap = self.values, self.within_ms, self.max_per_key
+        n = len(values)
+        f0 = values[0] if n > 0 else key
+        f1 = values[1] if n > 1 else key
+        f2 = values[2] if n > 2 else key
+        window = self
+
+        def insert(event: Any, ms: int, event_id: str) -> bool:
+            if accept is not None and not accept(event):
+                return False
+            k = key(event)
+            if k is None:
+                return False
+            if n == 0:
+                entry: Entry = (ms, event_id)
+            elif n == 1:
+                entry = (ms, event_id, f0(event))
+            elif n == 2:
+                entry = (ms, event_id, f0(event), f1(event))
+            elif n == 3:
+                entry = (ms, event_id, f0(event), f1(event), f2(event))
+            else:
+                entry = (ms, event_id, *[f(event) for f in values])
+            got = data.get(k)
+            if got is None:
+                data[k] = entry  # a lone entry is stored bare: no list for the GC to track
+                return True
+            if got.__class__ is tuple:
+                d: list[Entry] = [got]
+                data[k] = d
+            else:
+                d = cast(list[Entry], got)
+            last = d[-1]
+            if last[0] < ms or (last[0] == ms and last[1] < event_id):
+                d.append(entry)
+                low = ms - within
+                if d[0][0] < low:
+                    del d[: bisect_left(d, low, key=_MS)]
+            else:  # a late event: kept until newer events push it out
+                insort(d, entry, key=_order)
+            if len(d) > cap:
+                drop = len(d) - cap
+                del d[:drop]
+                window.overflowed += drop
+            if len(d) == 1:
+                data[k] = d[0]
+            return True
+
+        return insert
+
+    def _get(self, k: Hashable) -> list[Entry] | None:
+        d = self._data.get(k)
+        if d is None or d.__class__ is list:
+            return d
+        return [cast(Entry, d)]
+
+    def entries(self, k: Hashable) -> list[Entry]:
+        """All retained entries of key ``k`` (sorted; do not modify)."""
+        return self._get(k) or []
+
+    def span(self, k: Hashable, t: int, within_ms: int | None = None) -> list[Entry]:
+        """Entries of ``k`` with ``t - within <= ms <= t`` (the list itself when all are)."""
+        got = self._data.get(k)
+        if got is None:
+            return []
+        low = t - (self.within_ms if within_ms is None else within_ms)
+        if got.__class__ is tuple:
+            return [got] if low <= got[0] <= t else []
+        d = cast(list[Entry], got)
+        if d[0][0] >= low and d[-1][0] <= t:
+            return d
+        return d[bisect_left(d, low, key=_MS) : bisect_right(d, t, key=_MS)]
+
+    def before(self, k: Hashable, t: int, event_id: str, count: int) -> list[Entry]:
+        """Up to ``count`` entries of ``k`` ending with the one at ``(t, event_id)``."""
+        d = self._get(k)
+        if not d:
+            return []
+        if d[-1][0] == t and d[-1][1] == event_id:
+            return d[-count:]
+        i = bisect_right(d, (t, event_id), key=_order)
+        return d[max(0, i - count) : i]
+
+    def previous(self, k: Hashable, t: int, event_id: str, slot: int) -> Entry | None:
+        """The newest entry of ``k`` before ``(t, event_id)`` whose ``slot`` is not None."""
+        got = self._data.get(k)
+        if got is None:
+            return None
+        if got.__class__ is tuple:  # a lone entry
+            lone = got
+            before = lone[0] < t or (lone[0] == t and lone[1] < event_id)
+            return lone if before and lone[slot] is not None else None
+        d = cast(list[Entry], got)
+        last = d[-1]
+        if last[0] == t and last[1] == event_id:  # the usual case: the current is newest
+            i = len(d) - 1
+        elif last[0] < t:
+            i = len(d)
+        else:
+            i = bisect_right(d, (t, event_id), key=_order)
+            if i > 0 and d[i - 1][0] == t and d[i - 1][1] == event_id:
+                i -= 1
+        while i > 0:
+            i -= 1
+            if d[i][slot] is not None:
+                return d[i]
+        return None
+
+    def sweep(self, now_ms: int) -> int:
+        """Drop keys whose newest entry is older than ``now_ms - within_ms``; return how many."""
+        low = now_ms - self.within_ms
+        stale = [k for k, d in self._data.items() if _newest_ms(d) < low]
+        for k in stale:
+            del self._data[k]
+        return len(stale)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        self._data.clear()
+
+    @property
+    def keys_total(self) -> int:
+        """Number of keys held."""
+        return len(self._data)
+
+    @property
+    def entries_total(self) -> int:
+        """Number of entries held."""
+        return sum(len(d) if d.__class__ is list else 1 for d in self._data.values())

@@ -1,0 +1,107 @@
+"""The rule stage without a store: hit rows, alert aggregation per rule x segment, shadow."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from driftwatch.alerts.model import Alert
+from driftwatch.rules.model import Pack
+from driftwatch.rules.pack import RuleSet, rule_from_text
+from driftwatch.rules.sql import HIT_COLUMNS, compile_rule
+from driftwatch.rules.stage import RuleStage
+from tests.unit.rules.helpers import DAY_MS, event, parse
+
+MIN = 60_000
+
+
+def stage(*rules_: tuple[str, str, str]) -> RuleStage:
+    rules = tuple(replace(rule_from_text(rid, when, mode=mode, severity="critical"),
+                          pack="p", pack_sha256="ab" * 32) for rid, when, mode in rules_)
+    return RuleStage(RuleSet((Pack("p", "p.yaml", "ab" * 32, rules),), DAY_MS))
+
+
+def campaign(start: int, n: int) -> list[dict[str, object]]:
+    return [event(start + i, (start + i) * MIN, mcc="5967", amount="4892.37",
+                  beneficiary_name="INTL-PAY-X") for i in range(n)]
+
+
+def test_a_campaign_is_one_alert_that_grows() -> None:
+    s = stage(("trigger", "amount_cents == 37 and starts_with(beneficiary_name, 'INTL-PAY-')",
+               "enforce"))
+    counts = []
+    fingerprints = set()
+    for start in range(0, 247, 50):
+        out = s.on_events(parse(campaign(start, min(50, 247 - start))))
+        assert len(out.findings) == 1
+        f = out.findings[0]
+        fingerprints.add(f.fingerprint)
+        counts.append(int(f.value))
+        assert f.source == "rule" and f.origin == "trigger" and f.segment == "mcc=5967"
+        assert f.severity == "critical" and f.alertname == "RuleHit"
+        assert "rule_id = 'trigger'" in f.evidence_sql and "mcc = '5967'" in f.evidence_sql
+    assert fingerprints == {Alert.from_finding(f).fingerprint}
+    assert counts == [50, 100, 150, 200, 247]
+    assert "247 hits totalling 1208415.39" in f.summary
+
+
+def test_hit_rows_carry_model_fields_next_to_the_hit() -> None:
+    s = stage(("cents", "amount_cents == 37", "enforce"))
+    out = s.on_events(parse([event(0, 0, amount="10.37", mcc="5967")]))
+    (row,) = out.rule_hits
+    assert row["rule_id"] == "cents" and row["mode"] == "enforce" and row["high_risk"] == 1
+    assert row["score"] == 0.1 and row["decision"] == "approve" and row["model_version"] == "v1"
+    assert row["pack_sha256"] == "ab" * 32 and json.loads(row["evidence"]) == {}
+    assert set(HIT_COLUMNS) <= set(row)
+
+
+def test_shadow_rules_are_recorded_without_alerts() -> None:
+    s = stage(("quiet", "amount_cents == 37", "shadow"))
+    out = s.on_events(parse([event(0, 0, amount="10.37")]))
+    assert out.findings == [] and out.rule_hits[0]["mode"] == "shadow"
+    assert out.rule_hits[0]["high_risk"] == 0
+
+
+def test_redelivered_batch_returns_hits_but_does_not_grow_the_alert() -> None:
+    s = stage(("cents", "amount_cents == 37", "enforce"))
+    batch = parse(campaign(0, 5))
+    first = s.on_events(batch)
+    again = s.on_events(batch)
+    assert [r["event_id"] for r in again.rule_hits] == [r["event_id"] for r in first.rule_hits]
+    assert again.findings == []  # nothing new: the alert does not grow
+    more = s.on_events(parse(campaign(5, 1)))
+    assert more.findings[0].value == "6"
+
+
+def test_segments_split_alerts_and_the_window_trails() -> None:
+    s = stage(("cents", "amount_cents == 37", "enforce"))
+    s.alert_window_s = 3600
+    out = s.on_events(parse([event(0, 0, amount="1.37", mcc="5967"),
+                             event(1, 1, amount="1.37", mcc="4829")]))
+    assert sorted(f.segment for f in out.findings) == ["mcc=4829", "mcc=5967"]
+    later = s.on_events(parse([event(2, 2 * 60 * MIN, amount="1.37", mcc="5967")]))
+    assert later.findings[0].value == "1"  # the first hit aged out of the alert window
+
+
+def test_compiled_sql_has_no_inline_strings() -> None:
+    rule = rule_from_text("r", "mcc in ['5967', 'x\\'y'] and matches(beneficiary_name, "
+                               "'^INTL-') and features_str.tier == 'gold'")
+    q = compile_rule(rule)
+    assert "'5967'" not in q.sql and "INTL" not in q.sql and "gold" not in q.sql
+    assert sorted(q.parameters.values()) == ["5967", "^INTL-", "gold", "tier", "x'y"]
+
+
+def test_alert_waits_for_min_hits_in_the_segment() -> None:
+    rule = replace(rule_from_text("travel", "amount_cents == 37"), alert_min_hits=3)
+    s = RuleStage(RuleSet((Pack("p", "p.yaml", "0" * 64, (rule,)),), DAY_MS))
+    outs = [s.on_events(parse([event(i, i * MIN, amount="1.37")])) for i in range(4)]
+    assert [len(o.rule_hits) for o in outs] == [1, 1, 1, 1]  # every hit goes to cases
+    assert [[f.value for f in o.findings] for o in outs] == [[], [], ["3"], ["4"]]
+
+
+def test_alert_start_does_not_depend_on_batching() -> None:
+    events = parse(campaign(0, 6))
+    whole = stage(("t", "amount_cents == 37", "enforce")).on_events(events).findings[0]
+    one_by_one = stage(("t", "amount_cents == 37", "enforce"))
+    firsts = [f for e in events for f in one_by_one.on_events([e]).findings]
+    assert whole.event_time == firsts[0].event_time == events[0].event_time
