@@ -1,0 +1,572 @@
+"""The delivery outbox: alert states are persisted first, delivered after, retried until done.
+
+The alert book writes every alert state change to ``{db}.alerts`` (current state,
+one row per fingerprint, highest ``version`` wins) and ``{db}.alert_log`` before any
+sink sees it. A sink built on :class:`OutboxSink` then
+
+1. posts the states it is handed (:meth:`OutboxSink.send`) and, on success, writes one
+   ``{db}.alert_deliveries`` row per (sink, fingerprint, version);
+2. on failure keeps them pending in a bounded map and backs off exponentially;
+3. on every :meth:`OutboxSink.tick` (called by the worker's timer) retries what is
+   due: the pending states it remembers plus every state ClickHouse holds without a
+   delivery row for this sink (so a restarted worker delivers what its predecessor
+   could not), and, for Alertmanager, re-posts every firing alert every
+   ``resend_s`` seconds so that Alertmanager never times them out.
+
+ClickHouse is the source of truth; the in-memory map is only a cache and a fallback
+for sinks used without a store (replay to a file, unit tests).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from prometheus_client import Counter, Gauge
+
+from driftwatch.alerts.model import Alert
+from driftwatch.errors import AlertError, StoreError
+from driftwatch.store.client import Store
+
+log = logging.getLogger(__name__)
+
+DELIVERIES = Counter(
+    "driftwatch_alert_posts_total",
+    "Alert posts to a delivery sink, by sink and result (ok, error, rejected).",
+    ["sink", "result"],
+)
+PENDING = Gauge(
+    "driftwatch_alert_pending",
+    "Alert states a sink has not delivered yet (known in memory).",
+    ["sink"],
+)
+
+_ALERT_COLUMNS = (
+    "fingerprint, version, status, starts_at, ends_at, updated_at, labels, annotations"
+)
+
+PENDING_SQL = f"""
+SELECT {_ALERT_COLUMNS}
+FROM {{db}}.alerts AS a FINAL
+WHERE a.written_at >= {{since:DateTime64(3, 'UTC')}}
+  AND a.written_at < {{before:DateTime64(3, 'UTC')}}
+  AND (a.fingerprint, a.version) NOT IN (
+      SELECT fingerprint, version FROM {{db}}.alert_deliveries WHERE sink = {{sink:String}}
+  )
+ORDER BY a.updated_at, a.fingerprint
+LIMIT {{limit:UInt32}}
+"""
+
+FIRING_SQL = f"""
+SELECT {_ALERT_COLUMNS}
+FROM {{db}}.alerts FINAL
+WHERE status = 'firing'
+ORDER BY updated_at, fingerprint
+LIMIT {{limit:UInt32}}
+"""
+
+CURRENT_SQL = f"""
+SELECT {_ALERT_COLUMNS}
+FROM {{db}}.alerts FINAL
+WHERE fingerprint IN {{fingerprints:Array(String)}}
+"""
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """The same instant in UTC (naive values are taken as UTC)."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    """The wall clock in UTC (delivery works on wall time, alerts carry event time)."""
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """One alert state as stored in ``{db}.alerts``: the record and its version."""
+
+    alert: Alert
+    version: int
+
+
+def alert_from_row(row: Sequence[Any]) -> StoredAlert:
+    """Build a :class:`StoredAlert` from a row of ``_ALERT_COLUMNS``."""
+    fp, version, status, starts, ends, updated, labels, annotations = row
+    status_: Literal["firing", "resolved"] = "resolved" if status == "resolved" else "firing"
+    return StoredAlert(
+        Alert(
+            fingerprint=str(fp),
+            status=status_,
+            starts_at=as_utc(starts),
+            labels={str(k): str(v) for k, v in dict(labels).items()},
+            annotations={str(k): str(v) for k, v in dict(annotations).items()},
+            ends_at=as_utc(ends) if ends is not None and status_ == "resolved" else None,
+            updated_at=as_utc(updated) if updated is not None else None,
+        ),
+        int(version),
+    )
+
+
+def same_state(a: Alert, b: Alert) -> bool:
+    """True when two records describe the same alert state (status, start to the ms,
+    severity): the alert book bumps the version exactly on such changes.
+
+    >>> t = dt.datetime(2026, 3, 18, 14, 0, 3, 123456, tzinfo=dt.UTC)
+    >>> x = Alert("f", "firing", t, {}, {})
+    >>> same_state(x, Alert("f", "firing", t.replace(microsecond=123000), {}, {}))
+    True
+    >>> same_state(x, x.resolved(t))
+    False
+    """
+
+    def ms(t: dt.datetime) -> int:
+        return int(as_utc(t).timestamp() * 1000)
+
+    return (
+        a.fingerprint == b.fingerprint
+        and a.status == b.status
+        and ms(a.starts_at) == ms(b.starts_at)
+        and a.labels.get("severity") == b.labels.get("severity")
+    )
+
+
+def tick_all(sinks: Iterable[object], now: dt.datetime | None = None) -> list[TickResult]:
+    """Call :meth:`OutboxSink.tick` on every sink that has it (the worker's timer).
+
+    Blocking: from async code run it in a thread, e.g.
+    ``await asyncio.to_thread(tick_all, pipeline.sinks)`` every few seconds.
+    """
+    return [s.tick(now) for s in sinks if isinstance(s, OutboxSink)]
+
+
+class Outbox:
+    """What ClickHouse knows about one sink's deliveries.
+
+    Parameters
+    ----------
+    store : Store
+        The store holding ``alerts`` (migration 0002) and ``alert_deliveries`` (0004).
+    sink : str
+        The sink's name, e.g. ``alertmanager``.
+    horizon_s : float
+        States written longer ago than this are never picked up as pending (a sink
+        configured on an old database does not replay its whole history).
+    limit : int
+        At most this many states per read.
+    """
+
+    def __init__(self, store: Store, sink: str, *, horizon_s: float = 86400.0,
+                 limit: int = 5000) -> None:
+        if horizon_s <= 0:
+            raise ValueError(f"horizon_s must be > 0, got {horizon_s!r}")
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit!r}")
+        self.store = store
+        self.sink = sink
+        self.horizon_s = horizon_s
+        self.limit = limit
+
+    def pending(self, now: dt.datetime, grace_s: float = 0.0) -> list[StoredAlert]:
+        """Current alert states written within the horizon, at least ``grace_s`` ago,
+        with no delivery row for this sink."""
+        rows = self.store.query(
+            PENDING_SQL,
+            {
+                "since": now - dt.timedelta(seconds=self.horizon_s),
+                "before": now - dt.timedelta(seconds=grace_s),
+                "sink": self.sink,
+                "limit": self.limit,
+            },
+        )
+        return [alert_from_row(r) for r in rows]
+
+    def firing(self) -> list[StoredAlert]:
+        """Every alert whose current state is firing."""
+        return [alert_from_row(r) for r in self.store.query(FIRING_SQL, {"limit": self.limit})]
+
+    def current(self, fingerprints: Iterable[str]) -> dict[str, StoredAlert]:
+        """The current stored state of these fingerprints (absent ones left out)."""
+        fps = sorted(set(fingerprints))
+        if not fps:
+            return {}
+        rows = self.store.query(CURRENT_SQL, {"fingerprints": fps})
+        return {s.alert.fingerprint: s for s in map(alert_from_row, rows)}
+
+    def mark_delivered(
+        self,
+        states: Sequence[StoredAlert],
+        at: dt.datetime,
+        attempts: dict[str, int] | None = None,
+        errors: dict[str, str] | None = None,
+    ) -> int:
+        """Record that these states reached the sink; returns the rows written."""
+        if not states:
+            return 0
+        attempts = attempts or {}
+        errors = errors or {}
+        return self.store.insert_columns(
+            "alert_deliveries",
+            {
+                "sink": [self.sink] * len(states),
+                "fingerprint": [s.alert.fingerprint for s in states],
+                "version": [s.version for s in states],
+                "status": [s.alert.status for s in states],
+                "delivered_at": [at] * len(states),
+                "attempts": [max(1, attempts.get(s.alert.fingerprint, 1)) for s in states],
+                "last_error": [errors.get(s.alert.fingerprint, "")[:500] for s in states],
+            },
+        )
+
+
+class Backoff:
+    """Exponential back-off with jitter: ``base_s * factor**failures``, capped at ``max_s``.
+
+    Parameters
+    ----------
+    base_s : float
+        Delay after the first failure, seconds (> 0).
+    max_s : float
+        Longest delay, seconds (>= base_s).
+    factor : float
+        Growth per failure (>= 1).
+    jitter : float
+        Fraction of the delay drawn at random, in [0, 1), so many workers do not retry
+        in step.
+    seed : int, optional
+        Seed of the jitter's random generator.
+
+    Examples
+    --------
+    >>> b = Backoff(base_s=1, max_s=8, jitter=0.0)
+    >>> [b.failure() for _ in range(5)]
+    [1.0, 2.0, 4.0, 8.0, 8.0]
+    >>> b.reset(); b.failures
+    0
+    """
+
+    def __init__(self, base_s: float = 1.0, max_s: float = 60.0, factor: float = 2.0,
+                 jitter: float = 0.2, seed: int | None = None) -> None:
+        if base_s <= 0:
+            raise ValueError(f"base_s must be > 0, got {base_s!r}")
+        if max_s < base_s:
+            raise ValueError(f"max_s must be >= base_s ({base_s}), got {max_s!r}")
+        if factor < 1:
+            raise ValueError(f"factor must be >= 1, got {factor!r}")
+        if not 0 <= jitter < 1:
+            raise ValueError(f"jitter must be in [0, 1), got {jitter!r}")
+        self.base_s = base_s
+        self.max_s = max_s
+        self.factor = factor
+        self.jitter = jitter
+        self.failures = 0
+        self._rng = random.Random(seed)  # noqa: S311 - jitter, not cryptography
+
+    def failure(self) -> float:
+        """Count one failure and return the delay before the next attempt."""
+        delay = min(self.max_s, self.base_s * self.factor**self.failures)
+        self.failures += 1
+        if self.jitter:
+            delay *= 1 - self.jitter * self._rng.random()
+        return float(delay)
+
+    def reset(self) -> None:
+        """Forget the failures (after a success)."""
+        self.failures = 0
+
+
+class DeliveryFailed(AlertError):
+    """A post to an alert receiver failed; ``permanent`` if retrying cannot help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """What one :meth:`OutboxSink.tick` did."""
+
+    posted: int = 0
+    delivered: int = 0
+    pending: int = 0
+    error: str = ""
+
+
+@dataclass
+class _Entry:
+    alert: Alert
+    version: int | None = None  # None: not looked up in the store yet
+    attempts: int = 0
+    error: str = ""
+    pending: bool = True
+
+
+class OutboxSink:
+    """Base of the delivering sinks: persist-then-send, bounded retry, periodic re-post.
+
+    Subclasses implement :meth:`post`. ``send`` never raises on a receiver outage and
+    never blocks longer than one post (it does not post at all while backing off);
+    ``tick`` does the retries and re-posts and is meant to be called by a timer every
+    few seconds. Both are thread-safe and blocking (call them from a thread in async
+    code).
+
+    Parameters
+    ----------
+    name : str
+        Sink name recorded in ``alert_deliveries.sink``.
+    store : Store, optional
+        Where the alert states and deliveries live. Without it the sink only retries
+        what it holds in memory.
+    resend_s : float, optional
+        Re-post every firing alert this often (Alertmanager); ``None`` never re-posts.
+    retry_max_s : float
+        Longest back-off between retries, seconds.
+    max_pending : int
+        Most states kept in memory; beyond it the oldest are dropped from memory (they
+        stay pending in ClickHouse and are re-read from there).
+    horizon_s : float
+        See :class:`Outbox`.
+    chunk : int
+        Most alerts per post.
+    grace_s : float
+        States another worker wrote are picked up from ClickHouse only once they are
+        this old, so the worker that raised an alert normally delivers it alone (two
+        deliveries are harmless for Alertmanager, noisy for a webhook).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        store: Store | None = None,
+        resend_s: float | None = None,
+        retry_max_s: float = 60.0,
+        max_pending: int = 10_000,
+        horizon_s: float = 86400.0,
+        chunk: int = 500,
+        grace_s: float = 15.0,
+    ) -> None:
+        if grace_s < 0:
+            raise ValueError(f"grace_s must be >= 0, got {grace_s!r}")
+        if resend_s is not None and resend_s <= 0:
+            raise ValueError(f"resend_s must be > 0 or None, got {resend_s!r}")
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be >= 1, got {max_pending!r}")
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk!r}")
+        self.name = name
+        self.store = store
+        self.resend_s = resend_s
+        self.retry_max_s = retry_max_s
+        self.max_pending = max_pending
+        self.chunk = chunk
+        self.grace_s = grace_s
+        self.outbox = Outbox(store, name, horizon_s=horizon_s) if store is not None else None
+        self.backoff = Backoff(base_s=min(1.0, retry_max_s), max_s=retry_max_s)
+        self.posted = 0
+        self.delivered = 0
+        self.failures = 0
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}  # pending states and (no store) firing ones
+        self._next_attempt: dt.datetime | None = None
+        self._last_resend: dt.datetime | None = None
+        self._check_store = store is not None  # a restart may have left pending states
+
+    # -- to implement ----------------------------------------------------------------
+    def post(self, alerts: Sequence[Alert], now: dt.datetime) -> None:
+        """Deliver ``alerts`` in one request; raise :class:`DeliveryFailed` on failure."""
+        raise NotImplementedError
+
+    # -- the sink protocol -------------------------------------------------------------
+    @property
+    def pending_count(self) -> int:
+        """Alert states held in memory and not delivered yet."""
+        with self._lock:
+            return sum(1 for e in self._entries.values() if e.pending)
+
+    def send(self, alerts: Sequence[Alert]) -> None:
+        """Post these alert states now (unless backing off); keep them pending on failure."""
+        if not alerts:
+            return
+        now = utcnow()
+        with self._lock:
+            for alert in alerts:
+                self._remember(alert)
+            if self._backing_off(now):
+                self._gauge()
+                return
+            entries = {a.fingerprint: self._entries.get(a.fingerprint) for a in alerts}
+            self._deliver([e for e in entries.values() if e is not None], now)
+
+    def tick(self, now: dt.datetime | None = None) -> TickResult:
+        """Retry pending states that are due and re-post firing alerts when due.
+
+        This is the method a worker's timer calls (every few seconds is fine: it only
+        does work when something is due).
+        """
+        now = now or utcnow()
+        with self._lock:
+            resend = self.resend_s is not None and (
+                self._last_resend is None
+                or (now - self._last_resend).total_seconds() >= self.resend_s
+            )
+            has_pending = self._check_store or any(e.pending for e in self._entries.values())
+            if self._backing_off(now) or not (resend or has_pending):
+                return TickResult(pending=self._n_pending())
+            try:
+                batch = self._collect(now, resend)
+            except StoreError as exc:
+                log.warning("alert outbox: store unavailable: %s", exc, extra={"sink": self.name})
+                self._fail(now, str(exc))
+                return TickResult(pending=self._n_pending(), error=str(exc))
+            self._check_store = False
+            if not batch:
+                if resend:
+                    self._last_resend = now
+                return TickResult(pending=self._n_pending())
+            ok, delivered, error = self._deliver(batch, now)
+            if ok and resend:
+                self._last_resend = now
+            return TickResult(
+                posted=len(batch), delivered=delivered, pending=self._n_pending(), error=error
+            )
+
+    flush = tick
+
+    def close(self) -> None:
+        """Try once more to deliver what is pending (unless backing off), then stop.
+
+        Subclasses close their HTTP clients after calling this. Whatever is still
+        undelivered stays pending in ClickHouse for the next worker.
+        """
+        if self.pending_count:
+            self.tick()
+
+    # -- internals (called with the lock held) ---------------------------------------
+    def _n_pending(self) -> int:
+        return sum(1 for e in self._entries.values() if e.pending)
+
+    def _gauge(self) -> None:
+        PENDING.labels(self.name).set(self._n_pending())
+
+    def _backing_off(self, now: dt.datetime) -> bool:
+        return self._next_attempt is not None and now < self._next_attempt
+
+    def _remember(self, alert: Alert, version: int | None = None) -> _Entry:
+        old = self._entries.pop(alert.fingerprint, None)
+        entry = _Entry(alert, version)
+        if old is not None and old.pending:
+            entry.attempts, entry.error = old.attempts, old.error
+        self._entries[alert.fingerprint] = entry  # re-inserted: newest last
+        while len(self._entries) > self.max_pending:
+            oldest = next(iter(self._entries))
+            dropped = self._entries.pop(oldest)
+            if dropped.pending and self.outbox is not None:
+                self._check_store = True  # still pending in ClickHouse
+        return entry
+
+    def _collect(self, now: dt.datetime, resend: bool) -> list[_Entry]:
+        batch: dict[str, _Entry] = {}
+        if self.outbox is not None:
+            for stored in self.outbox.pending(now, self.grace_s):
+                entry = self._entries.get(stored.alert.fingerprint)
+                if entry is None or not same_state(entry.alert, stored.alert):
+                    entry = self._remember(stored.alert, stored.version)
+                entry.version = stored.version
+                entry.pending = True
+                batch[stored.alert.fingerprint] = entry
+        for fp, entry in self._entries.items():
+            if fp not in batch and (entry.pending or (resend and entry.alert.status == "firing")):
+                batch[fp] = entry
+        if resend and self.outbox is not None:
+            for stored in self.outbox.firing():
+                fp = stored.alert.fingerprint
+                if fp not in batch:
+                    batch[fp] = _Entry(stored.alert, stored.version, pending=False)
+        return list(batch.values())
+
+    def _deliver(self, entries: list[_Entry], now: dt.datetime) -> tuple[bool, int, str]:
+        """Post in chunks; record deliveries. Returns (all ok, delivered, last error)."""
+        delivered = 0
+        for i in range(0, len(entries), self.chunk):
+            part = entries[i : i + self.chunk]
+            for e in part:
+                e.attempts += 1 if e.pending else 0
+            try:
+                self.post([e.alert for e in part], now)
+            except DeliveryFailed as exc:
+                if exc.permanent:
+                    DELIVERIES.labels(self.name, "rejected").inc()
+                    log.error(
+                        "alert sink %s rejected %d alerts permanently: %s",
+                        self.name, len(part), exc, extra={"sink": self.name},
+                    )
+                    for e in part:
+                        e.error = f"rejected: {exc}"
+                    delivered += self._done(part, now)
+                    continue
+                DELIVERIES.labels(self.name, "error").inc()
+                for e in part:
+                    e.error = str(exc)
+                self._fail(now, str(exc))
+                self._gauge()
+                return False, delivered, str(exc)
+            DELIVERIES.labels(self.name, "ok").inc()
+            self.posted += len(part)
+            delivered += self._done(part, now)
+        self.backoff.reset()
+        self._next_attempt = None
+        self._gauge()
+        return True, delivered, ""
+
+    def _fail(self, now: dt.datetime, error: str) -> None:
+        self.failures += 1
+        delay = self.backoff.failure()
+        self._next_attempt = now + dt.timedelta(seconds=delay)
+        log.warning(
+            "alert sink %s: delivery failed (%s); retry in %.1fs, %d pending",
+            self.name, error, delay, self._n_pending(), extra={"sink": self.name},
+        )
+
+    def _done(self, part: list[_Entry], now: dt.datetime) -> int:
+        """Record the pending entries of a posted chunk as delivered."""
+        pending = [e for e in part if e.pending]
+        if not pending:
+            return 0
+        states: list[StoredAlert] = []
+        if self.outbox is not None:
+            unknown = [e.alert.fingerprint for e in pending if e.version is None]
+            try:
+                current = self.outbox.current(unknown) if unknown else {}
+                for e in pending:
+                    if e.version is None:
+                        cur = current.get(e.alert.fingerprint)
+                        if cur is not None and same_state(cur.alert, e.alert):
+                            e.version = cur.version
+                    if e.version is not None:
+                        states.append(StoredAlert(e.alert, e.version))
+                self.outbox.mark_delivered(
+                    states,
+                    now,
+                    {e.alert.fingerprint: e.attempts for e in pending},
+                    {e.alert.fingerprint: e.error for e in pending},
+                )
+            except StoreError as exc:
+                # Delivered but not recorded: it stays pending in ClickHouse and is
+                # posted again later, which Alertmanager deduplicates.
+                log.warning("alert outbox: cannot record deliveries: %s", exc)
+                self._check_store = True
+        for e in pending:
+            e.pending = False
+            e.attempts = 0
+            e.error = ""
+            if self.outbox is not None or e.alert.status == "resolved":
+                self._entries.pop(e.alert.fingerprint, None)
+        self.delivered += len(pending)
+        return len(pending)

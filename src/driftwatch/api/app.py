@@ -1,0 +1,265 @@
+"""The read-only HTTP API (aiohttp): ``/healthz``, ``/metrics``, ``/alerts``,
+``/alerts/{fingerprint}``, ``/segments`` and ``/openapi.json``.
+
+Security, in the order a request meets it:
+
+1. every request is logged once (method, path, parameter *names*, status, duration,
+   client address) — never header values, so no token reaches a log;
+2. every path except ``/healthz`` needs ``Authorization: Bearer <api_token>``, compared
+   in constant time; a missing or wrong token is a 401 with no detail;
+3. only ``GET`` is routed (anything else is a 405), unknown or malformed parameters are a
+   422 naming the parameter (:mod:`driftwatch.api.params`);
+4. values reach ClickHouse only as server-side parameters (:mod:`driftwatch.api.queries`);
+   a ClickHouse failure is a 503 without the error text.
+
+Blocking ClickHouse calls run in a thread (the chdb client is synchronous).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST as METRICS_CONTENT_TYPE
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+
+from driftwatch.api import queries
+from driftwatch.api.openapi import spec
+from driftwatch.api.params import (
+    ALERT_PARAMS,
+    FINGERPRINT,
+    SEGMENT_PARAMS,
+    SHOW_PARAMS,
+    ParamError,
+    parse,
+)
+from driftwatch.errors import ConfigError, StoreError
+from driftwatch.settings import Settings
+from driftwatch.store.client import Store
+
+log = logging.getLogger("driftwatch.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+OPEN_PATHS = frozenset({"/healthz"})
+
+class ApiMetrics:
+    """Request metrics of one app (its own registry; ``/metrics`` also shows the global
+    registry, which holds the alert-delivery metrics)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            "driftwatch_api_requests", "API requests by route and status",
+            ["route", "status"], registry=self.registry,
+        )
+        self.seconds = Histogram(
+            "driftwatch_api_request_seconds", "API request duration by route", ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        """Exposition text of this app's and the global registry."""
+        return generate_latest(self.registry) + generate_latest(REGISTRY)
+
+
+STORE_KEY = web.AppKey("store", Store)
+TOKEN_KEY = web.AppKey("token", bytes)
+METRICS_KEY = web.AppKey("metrics", ApiMetrics)
+
+
+def _error(status: int, message: str, **extra: str) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def _route(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unmatched"
+
+
+@web.middleware
+async def log_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Log each request once, without header values; count it."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        seconds = time.perf_counter() - started
+        route = _route(request)
+        metrics = request.app[METRICS_KEY]
+        metrics.requests.labels(route, str(status)).inc()
+        metrics.seconds.labels(route).observe(seconds)
+        log.info(
+            "%s %s %d", request.method, request.path, status,
+            extra={
+                "method": request.method,
+                "path": request.path[:200],
+                "params": sorted({k[:40] for k in request.query})[:20],
+                "status": status,
+                "ms": round(seconds * 1000, 1),
+                "client": request.remote,
+            },
+        )
+
+
+@web.middleware
+async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """401 unless ``Authorization: Bearer <token>`` matches (constant-time)."""
+    if request.path in OPEN_PATHS:
+        return await handler(request)
+    token = request.app[TOKEN_KEY]
+    if token:
+        header = request.headers.get("Authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            return _unauthorized("missing bearer token")
+        if not hmac.compare_digest(given.strip().encode("utf-8", "replace"), token):
+            return _unauthorized("invalid token")
+    return await handler(request)
+
+
+def _unauthorized(message: str) -> web.Response:
+    resp = _error(401, message)
+    resp.headers["WWW-Authenticate"] = 'Bearer realm="driftwatch"'
+    return resp
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """422 for bad parameters, 503 for ClickHouse failures, JSON for the rest."""
+    try:
+        return await handler(request)
+    except ParamError as exc:
+        return _error(422, str(exc), parameter=exc.name)
+    except StoreError as exc:
+        log.warning("store error serving %s: %s", request.path, exc)
+        return _error(503, "store unavailable")
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json":
+            return _error(exc.status, exc.reason)
+        raise
+
+
+def _params(request: web.Request) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, value in request.query.items():
+        out.setdefault(key, []).append(value)
+    return out
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness plus whether ClickHouse answers."""
+    ok = await asyncio.to_thread(request.app[STORE_KEY].ping)
+    return web.json_response(
+        {"status": "ok" if ok else "degraded", "clickhouse": ok}, status=200 if ok else 503
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition."""
+    body = request.app[METRICS_KEY].render()
+    return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
+async def list_alerts(request: web.Request) -> web.Response:
+    """Current alert states."""
+    p = parse(ALERT_PARAMS, _params(request))
+    rows = await asyncio.to_thread(queries.alerts, request.app[STORE_KEY], p)
+    return web.json_response({"count": len(rows), "alerts": rows}, dumps=_dumps)
+
+
+async def show_alert(request: web.Request) -> web.Response:
+    """One alert with history, deliveries and evidence rows."""
+    fp = request.match_info["fingerprint"]
+    if not FINGERPRINT.fullmatch(fp):
+        raise ParamError("fingerprint", "must be 16 lowercase hex digits")
+    p = parse(SHOW_PARAMS, _params(request))
+    detail = await asyncio.to_thread(
+        queries.alert_detail, request.app[STORE_KEY], fp, p["evidence_limit"]
+    )
+    if detail is None:
+        return _error(404, "no such alert")
+    return web.json_response(detail, dumps=_dumps)
+
+
+async def list_segments(request: web.Request) -> web.Response:
+    """Per-segment breakdown."""
+    p = parse(SEGMENT_PARAMS, _params(request))
+    store = request.app[STORE_KEY]
+
+    def run() -> dict[str, Any]:
+        since = queries.resolve_time(store, p["since"])
+        until = queries.resolve_time(store, p["until"])
+        if since is not None and until is not None and since >= until:
+            raise ParamError("until", "must be after since")
+        built = queries.segment_sql(p, since, until)
+        rows = queries.records(store.query_columns(built.sql, built.parameters))
+        return {
+            "count": len(rows),
+            "since": queries.clean(since),
+            "until": queries.clean(until),
+            "segments": rows,
+        }
+
+    return web.json_response(await asyncio.to_thread(run), dumps=_dumps)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI description."""
+    return web.json_response(spec(), dumps=_dumps)
+
+
+def create_app(
+    store: Store,
+    settings: Settings,
+    *,
+    insecure_no_auth: bool = False,
+    registry: CollectorRegistry | None = None,
+) -> web.Application:
+    """The API application over ``store``.
+
+    Parameters
+    ----------
+    store : Store
+        An initialised store.
+    settings : Settings
+        ``api_token`` is the bearer token every path but ``/healthz`` requires.
+    insecure_no_auth : bool
+        Serve without a token. Refused unless given explicitly: without it an empty
+        ``api_token`` raises :class:`~driftwatch.errors.ConfigError`.
+    registry : CollectorRegistry, optional
+        Registry for the request metrics (default: a new one per app).
+    """
+    if not settings.api_token and not insecure_no_auth:
+        raise ConfigError(
+            "api_token is empty: set DRIFTWATCH_API_TOKEN (or pass --insecure-no-auth to"
+            " serve without authentication)"
+        )
+    app = web.Application(middlewares=[log_requests, require_token, errors],
+                          client_max_size=64 * 1024)
+    app[STORE_KEY] = store
+    app[TOKEN_KEY] = b"" if insecure_no_auth else settings.api_token.encode()
+    app[METRICS_KEY] = ApiMetrics(registry)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/alerts", list_alerts)
+    app.router.add_get("/alerts/{fingerprint}", show_alert)
+    app.router.add_get("/segments", list_segments)
+    app.router.add_get("/openapi.json", openapi)
+    return app

@@ -1,0 +1,1 @@
+"""The HTML report: per-segment charts of the segments that alerted (``driftwatch report``)."""
