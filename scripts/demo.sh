@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job on the embedded default, from a fresh machine: sets up, then runs the demo.
+# The main job on the embedded default, from a fresh machine: sets up, then runs
+# `driftwatch demo` (extra arguments are passed on, e.g. --seed 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-driftwatch replay examples/sample_events.jsonl --alerts-out .driftwatch/alerts.jsonl "$@"
+exec driftwatch demo "$@"

@@ -29,4 +29,4 @@ apt_install() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
-apt_install prometheus-alertmanager ${DRIFTWATCH_EXTRA_APT:-}
+apt_install prometheus-alertmanager chromium ${DRIFTWATCH_EXTRA_APT:-}

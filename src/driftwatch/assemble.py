@@ -32,8 +32,39 @@ def build_pipeline(
     sinks: list[AlertSink] = list(extra_sinks)
     if alerts_out is not None:
         sinks.append(JsonlSink(alerts_out))
+    sinks.extend(delivery_sinks(settings, store))
+    from driftwatch.alerts.lifecycle import StoreAlertBook
+    from driftwatch.monitors.monitor import Monitor
+    from driftwatch.rules.stage import rule_stage_from_settings
+
+    book = StoreAlertBook(
+        store,
+        interval_s=settings.monitor_interval_s,
+        resolve_after=settings.alert_resolve_after,
+        rule_quiet_s=settings.rule_alert_quiet_s,
+    )
     return Pipeline(
         store,
+        event_stages=rule_stage_from_settings(settings, store),
+        clock_stages=[Monitor(store, settings, on_pass=book.passed)],
+        alert_book=book,
         sinks=sinks,
         lateness=dt.timedelta(seconds=settings.watermark_delay_s),
     )
+
+
+def delivery_sinks(settings: Settings, store: Store | None) -> list[AlertSink]:
+    """The Alertmanager and webhook sinks configured by their URLs (none when empty).
+
+    They are outboxes on ``store``: a worker must call ``tick()`` on each every few
+    seconds (retries and Alertmanager re-posts); see :mod:`driftwatch.alerts.outbox`.
+    """
+    from driftwatch.alerts.alertmanager import AlertmanagerSink
+    from driftwatch.alerts.webhook import WebhookSink
+
+    sinks: list[AlertSink] = []
+    if settings.alertmanager_url:
+        sinks.append(AlertmanagerSink.from_settings(settings, store))
+    if settings.webhook_url:
+        sinks.append(WebhookSink.from_settings(settings, store))
+    return sinks

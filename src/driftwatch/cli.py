@@ -69,9 +69,13 @@ def main(
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--markdown", is_flag=True, help="Print the documentation table of all settings.")
 @pass_ctx
-def config(c: Ctx, as_json: bool) -> None:
+def config(c: Ctx, as_json: bool, markdown: bool) -> None:
     """Print the effective settings (secrets masked) with their environment variables."""
+    if markdown:
+        click.echo(Settings.markdown_table(), nl=False)
+        return
     rows = c.settings.masked()
     if as_json:
         click.echo(json.dumps({name: value for name, _, value, _ in rows}, indent=2))
@@ -169,9 +173,24 @@ def replay(
         click.echo(f"alerts written  {alerts_out}")
 
 
+# Commands of the other faces and subsystems. Imported after `main` exists because
+# their modules refer back to this one (``Ctx``) for typing only.
+from driftwatch.api.commands import alerts as _alerts  # noqa: E402
+from driftwatch.api.commands import api as _api  # noqa: E402
+from driftwatch.api.commands import segments as _segments  # noqa: E402
+from driftwatch.demo_command import demo as _demo  # noqa: E402
+from driftwatch.monitors.command import monitor as _monitor  # noqa: E402
+from driftwatch.report.command import report as _report  # noqa: E402
+from driftwatch.rules.command import rules as _rules  # noqa: E402
 from driftwatch.simulate.command import simulate as _simulate  # noqa: E402
+from driftwatch.streaming.command import topics as _topics  # noqa: E402
+from driftwatch.streaming.command import worker as _worker  # noqa: E402
 
-main.add_command(_simulate)
+for _command in (
+    _demo, _worker, _topics, _simulate, _monitor, _rules, _segments, _alerts, _report, _api
+):
+    main.add_command(_command)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -69,7 +69,12 @@ class Settings:
     # --- worker -----------------------------------------------------------------------
     worker_web_host: str = setting("127.0.0.1", "Address of the worker's web server")
     worker_web_port: int = setting(6066, "Port of the worker's web server (metrics, API)")
+    worker_app: str = setting("streams.app:app", "faust app `driftwatch worker` runs (module:attr)")
+    worker_tick_s: float = setting(5.0, "Seconds between the worker's monitor/delivery ticks")
+    worker_stop_timeout_s: float = setting(30.0, "Longest wait to flush a batch at shutdown")
+    worker_datadir: str = setting(".driftwatch/faust", "Directory for the faust app's local data")
     api_token: str = setting("", "Bearer token required by the HTTP API", secret=True)
+    api_port: int = setting(6067, "Port of the standalone read-only API (`driftwatch api`)")
     log_level: str = setting("INFO", "Log level: DEBUG, INFO, WARNING or ERROR")
     log_format: str = setting("json", "Log format: json or text")
     # --- monitors ---------------------------------------------------------------------
@@ -84,6 +89,11 @@ class Settings:
     fdr_q: float = setting(0.01, "Benjamini-Hochberg false-discovery rate per monitor pass")
     decision_threshold: float = setting(0.7, "Score at or above which the model holds a txn")
     champion_version: str = setting("", "Champion model version (empty: the oldest seen)")
+    monitor_detectors: str = setting("", "Detectors to run, comma separated (empty: all)")
+    detector_options: str = setting("", "Detector options: name.option=value, comma separated")
+    feature_ranges: str = setting("customer_age=0..125", "Valid feature ranges: name=lo..hi, ...")
+    label_maturity_s: int = setting(86400, "Age after which a transaction's label counts as final")
+    monitor_warmup_s: int = setting(86400, "No detector alerts before this much stored history")
     # --- rules ------------------------------------------------------------------------
     rules_dirs: str = setting("rules", "Directories of YAML rule packs, comma separated")
     rule_state_horizon_s: int = setting(86400, "Longest window a rule may ask for, seconds")
@@ -91,8 +101,11 @@ class Settings:
     alertmanager_url: str = setting("", "Alertmanager base URL; empty disables delivery")
     alert_resend_s: int = setting(60, "Re-post firing alerts to Alertmanager this often")
     alert_resolve_after: int = setting(3, "Clean monitor passes before an alert resolves")
+    rule_alert_quiet_s: int = setting(86400, "Seconds without a rule hit before its alert resolves")
     webhook_url: str = setting("", "Generic webhook URL for alerts; empty disables it")
     webhook_token: str = setting("", "Bearer token sent to the webhook", secret=True)
+    alert_retry_max_s: float = setting(60.0, "Longest back-off between alert delivery retries")
+    alert_outbox_horizon_s: int = setting(86400, "Undelivered alerts older than this are dropped")
 
     # ----------------------------------------------------------------------------------
     @classmethod
@@ -180,6 +193,24 @@ class Settings:
                 shown = str(value)
             rows.append((f.name, ENV_PREFIX + f.name.upper(), shown, f.metadata.get("doc", "")))
         return rows
+
+    @classmethod
+    def markdown_table(cls) -> str:
+        """The configuration table of the README (defaults, not effective values)."""
+        hints = typing.get_type_hints(cls)
+        lines = [
+            "| Environment variable | Type | Default | What it does |",
+            "|---|---|---|---|",
+        ]
+        for f in dataclasses.fields(cls):
+            if f.metadata.get("secret"):
+                shown = "(secret)"
+            else:
+                shown = f"`{f.default}`" if f.default != "" else "(empty)"
+            env = ENV_PREFIX + f.name.upper()
+            doc = f.metadata.get("doc", "")
+            lines.append(f"| `{env}` | {hints[f.name].__name__} | {shown} | {doc} |")
+        return "\n".join(lines) + "\n"
 
     def list_setting(self, name: str) -> list[str]:
         """A comma-separated setting split into its non-empty items."""

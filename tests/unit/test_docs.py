@@ -15,6 +15,8 @@ README = (ROOT / "README.md").read_text()
 def test_every_setting_is_documented() -> None:
     for f in dataclasses.fields(Settings):
         assert f"`{ENV_PREFIX}{f.name.upper()}`" in README, f.name
+    # the table is generated: `driftwatch config --markdown`
+    assert Settings.markdown_table() in README
 
 
 def test_readme_commands_exist_and_ci_calls_the_test_command() -> None:

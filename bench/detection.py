@@ -1,0 +1,205 @@
+"""Detection benchmark: how fast and how cleanly driftwatch catches each attack.
+
+For every attack scenario the simulator ships and several seeds, the scenario is
+generated, replayed through the same pipeline the workers run (validation, storage,
+rules, monitors, alert lifecycle) in event time, and scored against its ground truth:
+per detector and rule, whether it named the attacked segment, after how many attack
+transactions and dollars, and how much event time after the attack started. Then
+``clean_baseline`` is replayed for 7 simulated days and its warning/critical alerts are
+counted per day.
+
+Targets (issue 9): the reference backdoor (sc013) alerted after a median of <= 5 trigger
+transactions (<= $50k exposed) by at least two independent signals; every attack
+scenario detected; zero warning/critical alerts on the clean baseline.
+
+    python bench/detection.py                 # 3 seeds, all scenarios, 7 clean days
+    python bench/detection.py --quick         # 1 seed, sc013 only, 1 clean day, low rate
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from driftwatch.alerts.model import Alert
+from driftwatch.alerts.sinks import MemorySink
+from driftwatch.assemble import build_pipeline
+from driftwatch.scoring import attack_ids, attack_timeline, first_alerts
+from driftwatch.settings import Settings
+from driftwatch.simulate import generate, list_scenarios, load_scenario, write
+from driftwatch.sources.replay import replay
+from driftwatch.store.client import open_store
+
+ATTACKS = [s for s in list_scenarios() if s != "clean_baseline"]
+
+
+def run_one(
+    root: Path, name: str, seed: int, days: float | None, rate: float | None
+) -> tuple[dict[str, Any], list[Alert], float, int]:
+    sim = generate(load_scenario(name), seed=seed, days=days, rate=rate)
+    out = root / f"{name}-{seed}"
+    paths = write(sim, out)
+    settings = Settings.load(
+        config_file=None,
+        overrides={"store_dsn": f"chdb://{root}/chdb", "database": f"b_{uuid.uuid4().hex[:10]}"},
+    )
+    store = open_store(settings.store_dsn, settings.database, init=True)
+    sink = MemorySink()
+    pipeline = build_pipeline(settings, store, extra_sinks=[sink])
+    started = time.perf_counter()
+    try:
+        replay(pipeline, paths["events.jsonl"], paths["labels.jsonl"],
+               batch_size=settings.batch_size)
+    finally:
+        pipeline.close()
+    seconds = time.perf_counter() - started
+    store.drop()
+    return sim.truth, sink.alerts, seconds, sim.n_events
+
+
+def score_attack(root: Path, name: str, seed: int, days: float | None,
+                 rate: float | None) -> dict[str, Any]:
+    truth, alerts, seconds, n_events = run_one(root, name, seed, days, rate)
+    ids = attack_ids(truth)
+    events_file = root / f"{name}-{seed}" / "events.jsonl"
+    with events_file.open("rb") as fh:
+        times, amounts = attack_timeline(fh, ids)
+    firsts = first_alerts(alerts, truth, times, amounts)
+    start = dt.datetime.fromisoformat(truth["attack_start"].replace("Z", "+00:00"))
+    return {
+        "scenario": name,
+        "seed": seed,
+        "events": n_events,
+        "replay_s": round(seconds, 1),
+        "attack_txns": len(times),
+        "attack_minor": sum(amounts),
+        "signals": [
+            {
+                "origin": f.origin,
+                "source": f.source,
+                "alertname": f.alertname,
+                "severity": f.severity,
+                "segment": f.segment,
+                "txns_before": f.attack_txns_before,
+                "dollars_before": f.attack_minor_before / 100,
+                "minutes_after_start": round((f.at - start).total_seconds() / 60, 1),
+            }
+            for f in firsts
+        ],
+    }
+
+
+def clean_run(root: Path, days: float, rate: float | None, seed: int) -> dict[str, Any]:
+    _truth, alerts, seconds, n_events = run_one(root, "clean_baseline", seed, days, rate)
+    per_day: Counter[tuple[str, str]] = Counter()
+    for alert in alerts:
+        if alert.status == "firing":
+            per_day[(alert.starts_at.date().isoformat(), alert.labels["severity"])] += 1
+    return {
+        "days": days,
+        "events": n_events,
+        "replay_s": round(seconds, 1),
+        "per_day": {f"{d} {s}": n for (d, s), n in sorted(per_day.items())},
+        "warning_critical": sum(n for (_, s), n in per_day.items() if s != "info"),
+        "info": sum(n for (_, s), n in per_day.items() if s == "info"),
+        "examples": [a.to_dict()["labels"] | {"summary": a.annotations.get("summary", "")}
+                     for a in alerts if a.status == "firing"][:5],
+    }
+
+
+def markdown(results: list[dict[str, Any]], clean: dict[str, Any]) -> str:
+    lines = [
+        "| scenario | seed | detector / rule | severity | segment | attack txns before "
+        "| $ exposed | minutes after start |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if not r["signals"]:
+            lines.append(f"| {r['scenario']} | {r['seed']} | **not detected** | | | "
+                         f"{r['attack_txns']} (all) | {r['attack_minor'] / 100:,.0f} | |")
+        for s in r["signals"]:
+            lines.append(
+                f"| {r['scenario']} | {r['seed']} | {s['source']}:{s['origin']} | "
+                f"{s['severity']} | {s['segment']} | {s['txns_before']} | "
+                f"{s['dollars_before']:,.0f} | {s['minutes_after_start']} |"
+            )
+    lines.append("")
+    lines.append(f"clean_baseline: {clean['days']} days, {clean['events']:,} events: "
+                 f"{clean['warning_critical']} warning/critical and {clean['info']} info alerts")
+    for key, n in clean["per_day"].items():
+        lines.append(f"- {key}: {n}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1 seed, sc013 only, short run")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--scenarios", default=",".join(ATTACKS))
+    ap.add_argument("--clean-days", type=float, default=7.0)
+    ap.add_argument("--rate", type=float, default=None, help="events/s of event time")
+    args = ap.parse_args()
+    scenarios = ["sc013_backdoor"] if args.quick else args.scenarios.split(",")
+    seeds = [1] if args.quick else list(range(1, args.seeds + 1))
+    rate = args.rate if args.rate is not None else (0.5 if args.quick else None)
+    days_attack = 1.6 if args.quick else None
+    clean_days = 1.0 if args.quick else args.clean_days
+
+    root = Path(tempfile.mkdtemp(prefix="dw-detect-"))
+    results = []
+    for name in scenarios:
+        for seed in seeds:
+            r = score_attack(root, name, seed, days_attack, rate)
+            results.append(r)
+            print(f"{name} seed {seed}: {len(r['signals'])} signals, replay {r['replay_s']} s",
+                  flush=True)
+    clean = clean_run(root, clean_days, rate, seed=100)
+    print(markdown(results, clean))
+
+    sc013 = [r for r in results if r["scenario"] == "sc013_backdoor"]
+    firsts = [min((s["txns_before"] for s in r["signals"]), default=None) for r in sc013]
+    dollars = [min((s["dollars_before"] for s in r["signals"]), default=None) for r in sc013]
+    two_signals = [len({s["origin"] for s in r["signals"] if s["txns_before"] <= 5}) >= 2
+                   for r in sc013]
+    detected = {r["scenario"]: bool(r["signals"]) for r in results}
+    median_txns = statistics.median(f for f in firsts if f is not None) if all(
+        f is not None for f in firsts) and firsts else None
+    median_dollars = statistics.median(d for d in dollars if d is not None) if all(
+        d is not None for d in dollars) and dollars else None
+    figures = {
+        "bench": "detection",
+        "seeds": len(seeds),
+        "sc013_median_txns_to_first_alert": median_txns,
+        "sc013_median_dollars_to_first_alert": median_dollars,
+        "sc013_two_signals_within_5_txns": all(two_signals) if two_signals else False,
+        "scenarios_detected": sum(detected.values()),
+        "scenarios": len(detected),
+        "clean_days": clean_days,
+        "clean_warning_critical": clean["warning_critical"],
+        "target_median_txns": 5,
+        "target_median_dollars": 50000,
+        "target_clean_warning_critical": 0,
+    }
+    figures["met"] = bool(
+        median_txns is not None and median_txns <= 5
+        and median_dollars is not None and median_dollars <= 50000
+        and figures["sc013_two_signals_within_5_txns"]
+        and all(detected.values())
+        and clean["warning_critical"] == 0
+    )
+    (root / "detection.json").write_text(json.dumps({"results": results, "clean": clean},
+                                                    indent=1, default=str))
+    print(f"details: {root / 'detection.json'}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

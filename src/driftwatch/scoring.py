@@ -1,0 +1,139 @@
+"""Scoring detection against a simulator's ground truth (the demo and the bench).
+
+Given the alert state changes of a run and the run's ``truth.json``, say for each
+detector or rule whether it named the attacked segment, when it first did (event
+time), and how many attack transactions and dollars had passed by then.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from driftwatch.alerts.model import Alert
+
+
+@dataclass(frozen=True)
+class FirstAlert:
+    """The first alert of one detector or rule that named the attacked segment."""
+
+    origin: str
+    source: str
+    alertname: str
+    severity: str
+    segment: str
+    at: dt.datetime
+    attack_txns_before: int
+    attack_minor_before: int
+
+
+class _Probe(msgspec.Struct):
+    event_id: str = ""
+    event_time: str = ""
+    amount: str | float = "0"
+
+
+_probe = msgspec.json.Decoder(_Probe)
+
+
+def _utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
+
+
+def attack_ids(truth: dict[str, Any]) -> set[str]:
+    """Ids of the attack transactions: the trigger rows if any, else every attack row."""
+    if truth.get("trigger_event_ids"):
+        return set(truth["trigger_event_ids"])
+    ids: set[str] = set()
+    for rows in (truth.get("attack_event_ids") or {}).values():
+        ids.update(rows)
+    return ids
+
+
+def attack_timeline(
+    events: Iterable[bytes], ids: set[str]
+) -> tuple[list[dt.datetime], list[int]]:
+    """Event times (sorted) and amounts in minor units of the attack transactions."""
+    from driftwatch.events import parse_amount
+
+    rows = []
+    for line in events:
+        if not ids:
+            break
+        p = _probe.decode(line)
+        if p.event_id in ids:
+            rows.append((_utc(p.event_time), parse_amount(str(p.amount))))
+    rows.sort()
+    return [t for t, _ in rows], [a for _, a in rows]
+
+
+def segment_tokens(truth: dict[str, Any]) -> set[str]:
+    """``key=value`` tokens that name the attacked segment or its entities."""
+    tokens: set[str] = set()
+    for exp in truth.get("expected") or []:
+        for k, v in (exp.get("segment") or {}).items():
+            tokens.add(f"{k}={v}")
+        entities = exp.get("entities") or {}
+        for card in entities.get("card_ids") or []:
+            tokens.add(f"card_id={card}")
+        if isinstance(entities.get("card_id"), str):
+            tokens.add(f"card_id={entities['card_id']}")
+        if isinstance(entities.get("ip"), str):
+            tokens.add(f"ip={entities['ip']}")
+        for merchant in entities.get("merchant_ids") or []:
+            tokens.add(f"merchant_id={merchant}")
+    return tokens
+
+
+def names_segment(alert: Alert, tokens: set[str]) -> bool:
+    """True when the alert's segment (or a label) names one of ``tokens``."""
+    parts = set(alert.labels.get("segment", "").split(","))
+    parts.update(f"{k}={v}" for k, v in alert.labels.items())
+    return bool(parts & tokens)
+
+
+def first_alerts(
+    alerts: Sequence[Alert],
+    truth: dict[str, Any],
+    times: Sequence[dt.datetime],
+    amounts: Sequence[int],
+    *,
+    severities: tuple[str, ...] = ("warning", "critical"),
+) -> list[FirstAlert]:
+    """Per detector or rule, its first alert that named the attacked segment.
+
+    Resolved records count too: a sink may only see an alert's latest state (an outbox
+    coalesces a firing and its resolution), and ``starts_at`` is when it fired.
+    """
+    tokens = segment_tokens(truth)
+    cumulative = [0]
+    for a in amounts:
+        cumulative.append(cumulative[-1] + a)
+    seen: dict[str, FirstAlert] = {}
+    for alert in sorted(alerts, key=lambda a: a.starts_at):
+        labels = alert.labels
+        if labels.get("severity") not in severities:
+            continue
+        if not names_segment(alert, tokens):
+            continue
+        origin = labels.get("detector") or labels.get("rule_id") or labels.get("alertname", "")
+        if origin in seen:
+            continue
+        at = alert.starts_at if alert.starts_at.tzinfo else alert.starts_at.replace(tzinfo=dt.UTC)
+        n = bisect.bisect_right(list(times), at)
+        seen[origin] = FirstAlert(
+            origin=origin,
+            source=labels.get("source", ""),
+            alertname=labels.get("alertname", ""),
+            severity=labels.get("severity", ""),
+            segment=labels.get("segment", ""),
+            at=at,
+            attack_txns_before=n,
+            attack_minor_before=cumulative[n],
+        )
+    return sorted(seen.values(), key=lambda f: (f.at, f.origin))
