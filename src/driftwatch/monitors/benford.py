@@ -94,9 +94,9 @@ class BenfordDetector(Detector):
     effect_floor : float
         Excess MAD between the current and the reference digit shares, beyond
         what sampling noise alone gives at these sample sizes, needed to alert
-        (default 0.01).
+        (default 0.015, Nigrini's first-digit nonconformity bound).
     critical_effect : float
-        Excess MAD from which a discovery is critical (default 0.02).
+        Excess MAD from which a discovery is critical (default 0.03).
     """
 
     name = "benford"
@@ -107,8 +107,8 @@ class BenfordDetector(Detector):
     min_ref: int = 500
     min_mad: float = 0.015
     min_rise: float = 0.006
-    effect_floor: float = 0.01
-    critical_effect: float = 0.02
+    effect_floor: float = 0.015
+    critical_effect: float = 0.03
 
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
         super().__init__(settings, spec, **options)
