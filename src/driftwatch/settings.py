@@ -87,6 +87,7 @@ class Settings:
         "Segment dimensions and crosses (a*b), comma separated",
     )
     fdr_q: float = setting(0.01, "Benjamini-Hochberg false-discovery rate per monitor pass")
+    alert_q: float = setting(1e-4, "BH level a discovery must reach to raise a detector alert")
     decision_threshold: float = setting(0.7, "Score at or above which the model holds a txn")
     champion_version: str = setting("", "Champion model version (empty: the oldest seen)")
     monitor_detectors: str = setting("", "Detectors to run, comma separated (empty: all)")
@@ -166,6 +167,8 @@ class Settings:
             )
         if not 0 < self.fdr_q < 1:
             raise ConfigError(f"fdr_q: must be in (0, 1), got {self.fdr_q}")
+        if not 0 < self.alert_q <= self.fdr_q:
+            raise ConfigError(f"alert_q: must be in (0, fdr_q], got {self.alert_q}")
         if not 0 < self.decision_threshold <= 1:
             raise ConfigError(
                 f"decision_threshold: must be in (0, 1], got {self.decision_threshold}"

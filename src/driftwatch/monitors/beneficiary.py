@@ -69,6 +69,9 @@ class BeneficiaryDetector(Detector):
         Fewest distinct cards / merchant accounts among those rows to alert
         (default 2 each): one customer paying one merchant repeatedly is ordinary;
         several merchant accounts paying out under one name family is not.
+    min_others : int
+        Fewest of those rows outside the busiest merchant account (default 2):
+        one merchant's busy hour plus a stray namesake is not a pattern.
     prior_strength : float
         Pseudo-rows of all-traffic bucket shares in each reference (default 50).
     effect_floor : float
@@ -85,6 +88,7 @@ class BeneficiaryDetector(Detector):
     min_count: int = 3
     min_cards: int = 2
     min_merchants: int = 2
+    min_others: int = 2
     prior_strength: float = 50.0
     effect_floor: float = 0.25
     critical_effect: float = 0.5
@@ -103,13 +107,27 @@ class BeneficiaryDetector(Detector):
         return f"toUInt16(cityHash64({prefix_expr(self.prefix_tokens)}) % {int(self.buckets)})"
 
     def _sql(self, distinct: bool) -> str:
-        extra = ", uniqExact(card_id) AS cards, uniqExact(merchant_id) AS merchants"
-        return segment_sql(
+        if not distinct:
+            return segment_sql(
+                self.spec,
+                select=f"{self._bucket()} AS cell, count() AS c",
+                source=SCORED,
+                where=f"{WINDOW} AND beneficiary_name != ''",
+                keys=("cell",),
+            )
+        # per (segment, cell, merchant) first, so that the rows a single merchant
+        # contributes can be told apart from a spread over several merchants
+        inner = segment_sql(
             self.spec,
-            select=f"{self._bucket()} AS cell, count() AS c{extra if distinct else ''}",
+            select=f"{self._bucket()} AS cell, merchant_id AS m, count() AS k, "
+            "groupUniqArray(card_id) AS cs",
             source=SCORED,
             where=f"{WINDOW} AND beneficiary_name != ''",
-            keys=("cell",),
+            keys=("cell", "merchant_id"),
+        )
+        return (
+            "SELECT segment, cell, sum(k) AS c, length(groupUniqArrayArray(cs)) AS cards, "
+            f"count() AS merchants, max(k) AS top FROM ({inner}) GROUP BY segment, cell"
         )
 
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
@@ -129,6 +147,7 @@ class BeneficiaryDetector(Detector):
         merch_t = SegmentTable.from_long(
             cols["segment"], cols["cell"], cols["merchants"], self.buckets
         )
+        top_t = SegmentTable.from_long(cols["segment"], cols["cell"], cols["top"], self.buckets)
         cur = current.values
         n = cur.sum(axis=1)
         keep = n >= self.min_n
@@ -147,6 +166,7 @@ class BeneficiaryDetector(Detector):
         rows = np.arange(len(segs))
         cards = cards_t.rows(segs)[rows, np.maximum(cell, 0)]
         merchants = merch_t.rows(segs)[rows, np.maximum(cell, 0)]
+        others = count - top_t.rows(segs)[rows, np.maximum(cell, 0)]
         return [
             Evaluations(
                 detector=self.name,
@@ -167,11 +187,13 @@ class BeneficiaryDetector(Detector):
                 eligible=(count >= self.min_count)
                 & (count - expected >= self.min_count - 1)
                 & (cards >= self.min_cards)
-                & (merchants >= self.min_merchants),
+                & (merchants >= self.min_merchants)
+                & (others >= self.min_others),
                 details={
                     "bucket": cell,
                     "cards": cards.astype(np.int64),
                     "merchants": merchants.astype(np.int64),
+                    "not_top_merchant": others.astype(np.int64),
                     "count": count.astype(np.int64),
                     "expected": np.round(expected, 3),
                     "share_ref": np.round(test.share, 5),

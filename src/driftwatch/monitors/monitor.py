@@ -7,10 +7,19 @@ each pass whose time ``t`` is now covered runs once, evaluating windows that end
 
 1. runs each due detector (one query per detector for the current window; the
    trailing reference slides incrementally), collecting columnar evaluations;
-2. corrects all p-values of the pass together (Benjamini–Hochberg at ``fdr_q``,
-   after Tarone's filter, see :mod:`driftwatch.monitors.family`);
-3. decides per row: ``alert`` when a discovery also meets the detector's minimum
-   counts and effect-size floor (warning, or critical for large effects), ``sustain``
+2. corrects all p-values of the pass together (Benjamini–Hochberg after Tarone's
+   filter, see :mod:`driftwatch.monitors.family`) twice: at ``fdr_q`` (0.01) for
+   *discoveries*, and at the much smaller ``alert_q`` (1e-4) for *alerts*. A pass
+   controls false discoveries per pass, but a week holds ~170 disjoint hourly
+   windows, so at ``fdr_q`` a clean week would still raise about 0.01 x 170 ≈ 2
+   false alert windows; at ``alert_q`` the expectation is ~0.02;
+3. decides per row: ``alert`` when the row meets the detector's minimum counts and
+   effect-size floor and is a discovery at ``alert_q`` -- or a discovery at
+   ``fdr_q`` *corroborated* by a discovery of another detector on the same segment
+   in the same pass (two independent detectors erring together on one segment at
+   the same time is far rarer than either alone; an attack shows up in several
+   signals at once). Warning; critical when the effect reaches the detector's
+   critical effect and the adjusted p-value ``alert_q / 100``. ``sustain``
    when an already alerting segment stays clearly elevated (hysteresis: a firing
    alert is kept by weaker evidence than it took to open it), ``discovery`` when only
    the p-value passes, ``ok`` otherwise;
@@ -29,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from driftwatch.alerts.model import Finding, Severity, fingerprint
 from driftwatch.errors import ConfigError, StoreError
@@ -102,7 +112,8 @@ class Monitor:
     write_results : bool
         Write ``drift_results`` (default True).
     warmup_s : int, optional
-        No findings while the stored history is shorter than this (default: the
+        No findings from detectors that judge against a trailing baseline
+        (``needs_history``) while the stored history is shorter than this (default: the
         smaller of ``reference_window_s`` and ``monitor_warmup_s``): references built from a
         few hours of traffic are not a baseline. Results are still written, with
         decision ``warmup``.
@@ -258,6 +269,8 @@ class Monitor:
         pvalues = np.concatenate([e.pvalue for e in evs])
         pmins = np.concatenate([np.asarray(e.pmin) for e in evs])
         fam = tarone_bh(pvalues, pmins, q)
+        alert_q = min(self.settings.alert_q, q)
+        fam_alert = tarone_bh(pvalues, pmins, alert_q)
         result.family_size = fam.m
         result.tested = int(np.isfinite(pvalues).sum())
         horizon = dt.timedelta(seconds=self.interval_s * max(1, self.settings.alert_resolve_after))
@@ -265,6 +278,7 @@ class Monitor:
             fp: (sev, seen) for fp, (sev, seen) in self._active.items()
             if result.at - seen <= horizon
         }
+        corroborated = self._corroboration(evs, fam.rejected)
         offset = 0
         for ev in evs:
             size = len(ev)
@@ -272,16 +286,20 @@ class Monitor:
             offset += size
             rejected = fam.rejected[sl]
             adjusted = fam.adjusted[sl]
+            strong = fam_alert.rejected[sl]
+            adjusted_alert = fam_alert.adjusted[sl]
             assert ev.eligible is not None and ev.direct is not None
             effect_ok = ev.eligible & (ev.effect >= ev.effect_floor)
-            alert = (rejected & effect_ok) | ev.direct
+            others = [corroborated.get(s, set()) - {ev.detector} for s in ev.segment]
+            backed = np.array([bool(o) for o in others], dtype=bool)
+            alert = (strong & effect_ok) | (rejected & effect_ok & backed) | ev.direct
             decision = np.where(alert, "alert", np.where(rejected, "discovery", "ok")).astype(
                 object
             )
             severity = np.full(size, "", dtype=object)
             fps = np.full(size, "", dtype=object)
             elevated = (ev.effect >= ev.effect_floor / 2) & (ev.pvalue <= self.sustain_p) & ~alert
-            if warmup:
+            if warmup and by_name[ev.detector].needs_history:
                 decision[alert] = "warmup"
                 alert[:] = False
                 elevated[:] = False
@@ -290,7 +308,7 @@ class Monitor:
                 fp = fingerprint(ev.alertname, ev.detector, ev.segment[i], _version(ev, int(i)))
                 if alert[i]:
                     sev: Severity = "info" if ev.direct[i] else "warning"
-                    if ev.effect[i] >= ev.critical_effect and adjusted[i] <= q / 100:
+                    if ev.effect[i] >= ev.critical_effect and adjusted_alert[i] <= alert_q / 100:
                         sev = "critical"
                     if SEVERITY_RANK[sev] > SEVERITY_RANK[ev.max_severity]:
                         sev = ev.max_severity
@@ -305,15 +323,37 @@ class Monitor:
                 self._active[fp] = (sev, result.at)
                 severity[i] = sev
                 fps[i] = fp
-                result.findings.append(
-                    self._finding(by_name[ev.detector], ev, int(i), sev, result.at)
-                )
+                finding = self._finding(by_name[ev.detector], ev, int(i), sev, result.at)
+                if others[i]:
+                    finding = replace(
+                        finding,
+                        description=f"{finding.description} Corroborated in this pass by: "
+                        f"{', '.join(sorted(others[i]))}.",
+                    )
+                result.findings.append(finding)
             ev.details["_pvalue_adj"] = adjusted
             ev.details["_decision"] = decision
             ev.details["_severity"] = severity
             ev.details["_fingerprint"] = fps
             for value in decision:
                 result.decisions[value] = result.decisions.get(value, 0) + 1
+
+    @staticmethod
+    def _corroboration(
+        evs: Sequence[Evaluations], rejected: NDArray[np.bool_]
+    ) -> dict[str, set[str]]:
+        """Detectors with a discovery (at ``fdr_q``, meeting their effect floor and
+        minimum counts) per segment in this pass."""
+        out: dict[str, set[str]] = {}
+        offset = 0
+        for ev in evs:
+            size = len(ev)
+            assert ev.eligible is not None and ev.direct is not None
+            ok = rejected[offset : offset + size] & ev.eligible & (ev.effect >= ev.effect_floor)
+            offset += size
+            for i in np.flatnonzero(ok & ~ev.direct):
+                out.setdefault(ev.segment[i], set()).add(ev.detector)
+        return out
 
     def _finding(
         self, det: Detector, ev: Evaluations, i: int, severity: Severity, at: dt.datetime
