@@ -210,6 +210,11 @@ class Detector:
         Smallest effect that may raise a warning.
     critical_effect : float
         Effect from which a discovery is critical.
+    needs_history : bool
+        Whether the detector's judgement rests on a trailing baseline of the segment
+        (default True): such detectors raise nothing while the monitor warms up.
+        Detectors whose null is absolute or paired (shadow scores on the same
+        transactions, configured feature ranges) judge from the first pass.
     """
 
     name: ClassVar[str] = ""
@@ -218,6 +223,7 @@ class Detector:
     every_s: int = 0
     effect_floor: float = 0.0
     critical_effect: float = math.inf
+    needs_history: ClassVar[bool] = True
     reference_chunk_s: int = 3600
     reference_rebuild_s: int = 86400
 
@@ -270,6 +276,54 @@ class Detector:
         """A sliding trailing reference over ``fetch`` with this detector's chunking."""
         return SlidingReference(
             fetch, chunk_s=self.reference_chunk_s, rebuild_s=self.reference_rebuild_s
+        )
+
+    def rate_test(
+        self,
+        test: str,
+        window: tuple[dt.datetime, dt.datetime],
+        reference: tuple[dt.datetime, dt.datetime],
+        segments: list[str],
+        n: FloatArray,
+        k: FloatArray,
+        rate: FloatArray,
+        n_ref: FloatArray,
+        *,
+        min_count: int,
+        count_name: str,
+        rate_digits: int = 5,
+        effect: FloatArray | None = None,
+        with_pmin: bool = True,
+    ) -> Evaluations:
+        """Evaluations of "``k`` of ``n`` rows are marked, against a reference rate".
+
+        The p-value is the exact binomial upper tail ``P(X >= k)`` for
+        ``X ~ Binomial(n, rate)``; the effect is the excess share ``k / n - rate``
+        unless given; ``pmin = rate ** n`` (the p-value if every row were marked)
+        unless ``with_pmin`` is False. Rows need ``k >= min_count`` to alert.
+        Details: ``count_name`` (``k``) and ``rate_ref`` (rounded to ``rate_digits``).
+        """
+        if effect is None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                effect = np.where(n > 0, k / np.maximum(n, 1) - rate, 0.0)
+        return Evaluations(
+            detector=self.name,
+            test=test,
+            alertname=self.tests[test],
+            window_start=window[0],
+            window_end=window[1],
+            reference=self.reference_label(*reference),
+            segment=segments,
+            statistic=k,
+            pvalue=binom_sf(k, n, rate),
+            effect=effect,
+            n=n.astype(np.int64),
+            n_ref=n_ref.astype(np.int64),
+            effect_floor=self.effect_floor,
+            critical_effect=self.critical_effect,
+            pmin=rate**n if with_pmin else None,
+            eligible=k >= min_count,
+            details={count_name: k.astype(np.int64), "rate_ref": np.round(rate, rate_digits)},
         )
 
     def reference_label(self, start: dt.datetime, end: dt.datetime) -> str:

@@ -20,8 +20,6 @@ import re
 from collections.abc import Mapping
 from typing import ClassVar
 
-import numpy as np
-
 from driftwatch.alerts.model import iso
 from driftwatch.errors import ConfigError
 from driftwatch.monitors.base import (
@@ -32,7 +30,6 @@ from driftwatch.monitors.base import (
     Detector,
     Evaluations,
     PassContext,
-    binom_sf,
     fmt_p,
     query_table,
     span_words,
@@ -87,6 +84,7 @@ class OutOfDomainDetector(Detector):
     """
 
     name = "out_of_domain"
+    needs_history: ClassVar[bool] = False
     tests: ClassVar[Mapping[str, str]] = {"out_of_range": "FeatureOutOfDomain"}
     min_count: int = 3
     prior_rate: float = 1e-4
@@ -141,23 +139,10 @@ class OutOfDomainDetector(Detector):
         n, k = cur[:, 0], cur[:, 1]
         rate = upper_rate(ref[:, 1], ref[:, 0], self.prior_rate, self.prior_strength)
         return [
-            Evaluations(
-                detector=self.name,
-                test="out_of_range",
-                alertname=self.tests["out_of_range"],
-                window_start=lo,
-                window_end=hi,
-                reference=self.reference_label(r_lo, r_hi),
-                segment=segs,
-                statistic=k,
-                pvalue=binom_sf(k, n, rate),
-                effect=k,
-                n=n.astype(np.int64),
-                n_ref=ref[:, 0].astype(np.int64),
-                effect_floor=self.effect_floor,
-                critical_effect=self.critical_effect,
-                eligible=k >= self.min_count,
-                details={"out_of_range": k.astype(np.int64), "rate_ref": np.round(rate, 6)},
+            self.rate_test(
+                "out_of_range", (lo, hi), (r_lo, r_hi), segs, n, k, rate, ref[:, 0],
+                min_count=self.min_count, count_name="out_of_range", rate_digits=6,
+                effect=k, with_pmin=False,
             )
         ]
 

@@ -74,6 +74,7 @@ class ShadowDetector(Detector):
     """
 
     name = "shadow"
+    needs_history: ClassVar[bool] = False
     tests: ClassVar[Mapping[str, str]] = {"flip_rate": "ShadowScoreDisagreement"}
     delta: float = 0.3
     min_n: int = 3
