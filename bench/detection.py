@@ -14,13 +14,16 @@ scenario detected; zero warning/critical alerts on the clean baseline.
 
     python bench/detection.py                 # 3 seeds, all scenarios, 7 clean days
     python bench/detection.py --quick         # 1 seed, sc013 only, 1 clean day, low rate
+    python bench/detection.py --seeds 2 --jobs 2   # fewer seeds, two replays at a time
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime as dt
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -49,7 +52,9 @@ def run_one(
     paths = write(sim, out)
     settings = Settings.load(
         config_file=None,
-        overrides={"store_dsn": f"chdb://{root}/chdb", "database": f"b_{uuid.uuid4().hex[:10]}"},
+        # one embedded ClickHouse path per process (a chdb rule): per worker process
+        overrides={"store_dsn": f"chdb://{root}/chdb-{os.getpid()}",
+                   "database": f"b_{uuid.uuid4().hex[:10]}"},
     )
     store = open_store(settings.store_dsn, settings.database, init=True)
     sink = MemorySink()
@@ -146,6 +151,8 @@ def main() -> None:
     ap.add_argument("--scenarios", default=",".join(ATTACKS))
     ap.add_argument("--clean-days", type=float, default=7.0)
     ap.add_argument("--rate", type=float, default=None, help="events/s of event time")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="replays run in parallel (default: one per CPU)")
     args = ap.parse_args()
     scenarios = ["sc013_backdoor"] if args.quick else args.scenarios.split(",")
     seeds = [1] if args.quick else list(range(1, args.seeds + 1))
@@ -155,13 +162,23 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="dw-detect-"))
     results = []
-    for name in scenarios:
-        for seed in seeds:
-            r = score_attack(root, name, seed, days_attack, rate)
+    # replays are independent: run them in worker processes (the clean week first, it
+    # is the longest), each with its own embedded ClickHouse path
+    with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        clean_future = pool.submit(clean_run, root, clean_days, rate, 100)
+        futures = {
+            pool.submit(score_attack, root, name, seed, days_attack, rate): (name, seed)
+            for name in scenarios
+            for seed in seeds
+        }
+        for future in concurrent.futures.as_completed(futures):
+            name, seed = futures[future]
+            r = future.result()
             results.append(r)
             print(f"{name} seed {seed}: {len(r['signals'])} signals, replay {r['replay_s']} s",
                   flush=True)
-    clean = clean_run(root, clean_days, rate, seed=100)
+        clean = clean_future.result()
+    results.sort(key=lambda r: (scenarios.index(r["scenario"]), r["seed"]))
     print(markdown(results, clean))
 
     sc013 = [r for r in results if r["scenario"] == "sc013_backdoor"]

@@ -18,8 +18,6 @@ import functools
 from collections.abc import Mapping
 from typing import ClassVar
 
-import numpy as np
-
 from driftwatch.alerts.model import iso
 from driftwatch.monitors.base import (
     WINDOW,
@@ -27,7 +25,6 @@ from driftwatch.monitors.base import (
     Detector,
     Evaluations,
     PassContext,
-    binom_sf,
     fmt_p,
     query_table,
     span_words,
@@ -146,27 +143,10 @@ class DisagreementDetector(Detector):
         ref = self._ref.table(r_lo, r_hi).rows(segs)
         n, k = cur[:, 0], cur[:, 1]
         rate = upper_rate(ref[:, 1], ref[:, 0], self.prior_rate, self.prior_strength)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            effect = np.where(n > 0, k / n - rate, 0.0)
         return [
-            Evaluations(
-                detector=self.name,
-                test="approved_share",
-                alertname=self.tests["approved_share"],
-                window_start=lo,
-                window_end=hi,
-                reference=self.reference_label(r_lo, r_hi),
-                segment=segs,
-                statistic=k,
-                pvalue=binom_sf(k, n, rate),
-                effect=effect,
-                n=n.astype(np.int64),
-                n_ref=ref[:, 0].astype(np.int64),
-                effect_floor=self.effect_floor,
-                critical_effect=self.critical_effect,
-                pmin=rate**n,
-                eligible=k >= self.min_count,
-                details={"approved": k.astype(np.int64), "rate_ref": np.round(rate, 4)},
+            self.rate_test(
+                "approved_share", (lo, hi), (r_lo, r_hi), segs, n, k, rate, ref[:, 0],
+                min_count=self.min_count, count_name="approved", rate_digits=4,
             )
         ]
 

@@ -15,8 +15,6 @@ import functools
 from collections.abc import Mapping
 from typing import ClassVar
 
-import numpy as np
-
 from driftwatch.alerts.model import iso
 from driftwatch.monitors.base import (
     SCORED,
@@ -25,7 +23,6 @@ from driftwatch.monitors.base import (
     Detector,
     Evaluations,
     PassContext,
-    binom_sf,
     evidence,
     fmt_p,
     query_table,
@@ -102,28 +99,10 @@ class PileupDetector(Detector):
         overall = (tot[1] + 0.5) / (tot[0] + 1.0)
         rate = upper_rate(ref[:, 1], ref[:, 0], overall, self.prior_strength)
         n, k = cur[:, 0], cur[:, 1]
-        pvalue = binom_sf(k, n, rate)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            effect = np.where(n > 0, k / n - rate, 0.0)
         return [
-            Evaluations(
-                detector=self.name,
-                test="band_share",
-                alertname=self.tests["band_share"],
-                window_start=lo,
-                window_end=hi,
-                reference=self.reference_label(r_lo, r_hi),
-                segment=segs,
-                statistic=k,
-                pvalue=pvalue,
-                effect=effect,
-                n=n.astype(np.int64),
-                n_ref=ref[:, 0].astype(np.int64),
-                effect_floor=self.effect_floor,
-                critical_effect=self.critical_effect,
-                pmin=rate**n,
-                eligible=k >= self.min_count,
-                details={"in_band": k.astype(np.int64), "rate_ref": np.round(rate, 5)},
+            self.rate_test(
+                "band_share", (lo, hi), (r_lo, r_hi), segs, n, k, rate, ref[:, 0],
+                min_count=self.min_count, count_name="in_band",
             )
         ]
 
