@@ -277,6 +277,36 @@ def test_beneficiary_prefix_concentration_names_the_prefix(store: Store) -> None
     assert "INTL-PAY-* (5)" in det.describe(e, i).summary
 
 
+def test_beneficiary_one_merchant_repeating_a_name_is_not_eligible(store: Store) -> None:
+    rng = np.random.default_rng(8)
+    evs = background(rng, 48.5, 20, mccs=("5967",))
+    for j, x in enumerate(evs):
+        x["beneficiary_name"] = f"SHOP{j % 40} LTD {j}"
+    # six payouts under one prefix: five from merchant m-1 (one card), one from m-2
+    pay = [
+        event(f"i{j}", LO + j * dt.timedelta(minutes=9), mcc="5967", country="LT",
+              beneficiary=f"INTL-PAY-GLOBAL-{j:02d}", merchant="m-1" if j < 5 else "m-2",
+              card="k-1" if j < 5 else "k-2")
+        for j in range(6)
+    ]
+    insert(store, evs + pay)
+    ctx = ctx_for(store)
+    det = BeneficiaryDetector(ctx.settings, ctx.spec)
+    (ev,) = det.evaluate(ctx)
+    e, i = row([ev], "mcc=5967")
+    d = e.detail(i)
+    assert e.statistic[i] == 6 and e.pvalue[i] < 1e-6
+    # counted in ClickHouse for the candidate row: 2 cards, 2 merchants, 6 - 5 = 1 outside m-1
+    assert (d["cards"], d["merchants"], d["not_top_merchant"]) == (2, 2, 1)
+    assert e.eligible is not None and not e.eligible[i]  # min_others = 2
+    # payers are counted exactly for the rows that could alert at all
+    for j in range(len(e)):
+        dj = e.detail(j)
+        could = (dj["count"] >= det.min_count and dj["count"] - dj["expected"] >= 2
+                 and e.pvalue[j] <= ctx.settings.fdr_q)
+        assert (dj["cards"] >= 0) == could, e.segment[j]
+
+
 # -- recall ----------------------------------------------------------------------------
 def test_recall_drop_from_labels_joined_in_clickhouse(store: Store) -> None:
     from driftwatch.events import Label

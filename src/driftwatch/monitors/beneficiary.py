@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
+from numpy.typing import NDArray
 
 from driftwatch.alerts.model import iso
 from driftwatch.monitors.base import (
@@ -29,6 +30,7 @@ from driftwatch.monitors.base import (
     Description,
     Detector,
     Evaluations,
+    IntArray,
     PassContext,
     evidence,
     fmt_p,
@@ -72,6 +74,9 @@ class BeneficiaryDetector(Detector):
     min_others : int
         Fewest of those rows outside the busiest merchant account (default 2):
         one merchant's busy hour plus a stray namesake is not a pattern.
+        These three are counted (second query) only for rows that could alert at
+        all (enough rows, p-value within the pass's FDR level); ``drift_results``
+        shows -1 for the others.
     prior_strength : float
         Pseudo-rows of all-traffic bucket shares in each reference (default 50).
     effect_floor : float
@@ -116,13 +121,15 @@ class BeneficiaryDetector(Detector):
                 keys=("cell",),
             )
         # per (segment, cell, merchant) first, so that the rows a single merchant
-        # contributes can be told apart from a spread over several merchants
+        # contributes can be told apart from a spread over several merchants; only
+        # for the candidate cells (parameter ``cells``), the rest cannot alert
         inner = segment_sql(
             self.spec,
             select=f"{self._bucket()} AS cell, merchant_id AS m, count() AS k, "
             "groupUniqArray(card_id) AS cs",
             source=SCORED,
-            where=f"{WINDOW} AND beneficiary_name != ''",
+            where=f"{WINDOW} AND beneficiary_name != '' "
+            f"AND {self._bucket()} IN {{cells:Array(UInt16)}}",
             keys=("cell", "merchant_id"),
         )
         return (
@@ -139,15 +146,7 @@ class BeneficiaryDetector(Detector):
         if self._ref is None:
             self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
         lo, hi = ctx.window(self.window_s)
-        cols = query_table(ctx.store, self._sql(True), {"lo": lo, "hi": hi})
-        current = SegmentTable.from_long(cols["segment"], cols["cell"], cols["c"], self.buckets)
-        cards_t = SegmentTable.from_long(
-            cols["segment"], cols["cell"], cols["cards"], self.buckets
-        )
-        merch_t = SegmentTable.from_long(
-            cols["segment"], cols["cell"], cols["merchants"], self.buckets
-        )
-        top_t = SegmentTable.from_long(cols["segment"], cols["cell"], cols["top"], self.buckets)
+        current = self._fetch(ctx.store, lo, hi)
         cur = current.values
         n = cur.sum(axis=1)
         keep = n >= self.min_n
@@ -163,10 +162,14 @@ class BeneficiaryDetector(Detector):
         overall = (tot + 0.5) / (tot.sum() + 0.5 * self.buckets)
         test = max_cell_vs_reference(cur, ref, overall, self.prior_strength)
         cell, count, expected = test.cell, test.count, test.expected
-        rows = np.arange(len(segs))
-        cards = cards_t.rows(segs)[rows, np.maximum(cell, 0)]
-        merchants = merch_t.rows(segs)[rows, np.maximum(cell, 0)]
-        others = count - top_t.rows(segs)[rows, np.maximum(cell, 0)]
+        # who pays under the prefix matters only where an alert is possible at all: a
+        # discovery needs p <= fdr_q, and the counts must pass; elsewhere -1 (unknown)
+        candidate = (
+            (count >= self.min_count)
+            & (count - expected >= self.min_count - 1)
+            & (test.pvalue <= ctx.settings.fdr_q)
+        )
+        cards, merchants, others = self._payers(ctx.store, lo, hi, segs, cell, candidate)
         return [
             Evaluations(
                 detector=self.name,
@@ -184,22 +187,50 @@ class BeneficiaryDetector(Detector):
                 effect_floor=self.effect_floor,
                 critical_effect=self.critical_effect,
                 pmin=test.pmin,
-                eligible=(count >= self.min_count)
-                & (count - expected >= self.min_count - 1)
+                eligible=candidate
                 & (cards >= self.min_cards)
                 & (merchants >= self.min_merchants)
                 & (others >= self.min_others),
                 details={
                     "bucket": cell,
-                    "cards": cards.astype(np.int64),
-                    "merchants": merchants.astype(np.int64),
-                    "not_top_merchant": others.astype(np.int64),
+                    "cards": cards,
+                    "merchants": merchants,
+                    "not_top_merchant": others,
                     "count": count.astype(np.int64),
                     "expected": np.round(expected, 3),
                     "share_ref": np.round(test.share, 5),
                 },
             )
         ]
+
+    def _payers(
+        self,
+        store: Store,
+        lo: dt.datetime,
+        hi: dt.datetime,
+        segs: list[str],
+        cell: IntArray,
+        candidate: NDArray[np.bool_],
+    ) -> tuple[IntArray, IntArray, IntArray]:
+        """Distinct cards, distinct merchants and rows outside the busiest merchant in
+        each candidate row's cell (one query for all candidates; -1 elsewhere)."""
+        size = len(segs)
+        cards, merchants, others = (np.full(size, -1, dtype=np.int64) for _ in range(3))
+        if not candidate.any():
+            return cards, merchants, others
+        cells = sorted({int(c) for c in cell[candidate]})
+        cols = query_table(store, self._sql(True), {"lo": lo, "hi": hi, "cells": cells})
+        found = {
+            (str(s), int(c)): (int(a), int(m), int(k) - int(t))
+            for s, c, a, m, k, t in zip(
+                cols["segment"], cols["cell"], cols["cards"], cols["merchants"], cols["c"],
+                cols["top"], strict=True,
+            )
+        }
+        for i in np.flatnonzero(candidate):
+            a, m, o = found.get((segs[i], int(cell[i])), (0, 0, 0))
+            cards[i], merchants[i], others[i] = a, m, o
+        return cards, merchants, others
 
     def _prefixes(self, segment: str, lo: dt.datetime, hi: dt.datetime, bucket: int) -> str:
         if self._store is None:
