@@ -114,3 +114,8 @@ def test_live_and_sql_agree_on_the_whole_vocabulary(store: Store) -> None:
         for eid, evidence in expected.items():
             assert all(_same(v, got[eid][k]) for k, v in evidence.items()), (
                 rule.when, eid, evidence, got[eid])
+
+
+def test_stored_events_of_an_empty_range_is_empty(store: Store) -> None:
+    t = dt.datetime(2026, 3, 16, tzinfo=dt.UTC)
+    assert list(stored_events(store, t, t + dt.timedelta(hours=1))) == []

@@ -78,7 +78,7 @@ def stored_events(
             {"start": start, "end": end, "after_t": after_t, "after_id": after_id,
              "limit": batch_size},
         )
-        n = len(cols["event_id"])
+        n = len(cols.get("event_id", ()))  # an empty result may come without columns
         if n == 0:
             return
         rows = [{c: cols[c][i] for c in _COLUMNS} for i in range(n)]
