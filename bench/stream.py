@@ -47,6 +47,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from driftwatch.settings import Settings
 from driftwatch.store.client import open_store
+from driftwatch.streaming.consumer import Processed
 from driftwatch.streaming.runtime import WorkerRuntime
 from driftwatch.streaming.testbroker import Broker, launch
 
@@ -184,12 +185,23 @@ class Probe:
         if self.first is None:
             self.first = time.perf_counter()
         out = await self.inner(records)
+        messages = out.messages if isinstance(out, Processed) else out
+        self.hits += sum(1 for m in messages if m.topic.endswith("rule_hits"))
+        if not isinstance(out, Processed):
+            self._done(records)
+            return out
+
+        async def durable() -> None:  # the batch is done once it is stored too
+            await out.durable()
+            self._done(records)
+
+        return Processed(out.messages, durable)
+
+    def _done(self, records: list[Any]) -> None:
         now_ms = time.time() * 1000
         self.latency_ms.extend(now_ms - r.timestamp for r in records)
         self.events += len(records)
-        self.hits += sum(1 for m in out if m.topic.endswith("rule_hits"))
         self.last = time.perf_counter()
-        return out
 
 
 async def worker_run(

@@ -32,7 +32,13 @@ from typing import Any, Protocol
 
 from driftwatch.alerts.model import Alert, Finding
 from driftwatch.alerts.sinks import AlertSink
-from driftwatch.events import Rejection, ScoredTransaction, parse_label_batch, parse_scored_batch
+from driftwatch.events import (
+    Rejection,
+    ScoredBatch,
+    ScoredTransaction,
+    parse_label_batch,
+    parse_scored_batch,
+)
 from driftwatch.store.client import Store
 
 
@@ -148,10 +154,29 @@ class Pipeline:
     def process_events(self, raws: Iterable[bytes | str], source: str = "") -> BatchResult:
         """Validate, store and run event stages on one batch of raw scored events."""
         started = time.perf_counter()
+        batch = self.parse_events(raws)
+        self.store_events(batch, source)
+        return self.evaluate_events(batch, started)
+
+    # The three steps of process_events, for a streaming source that overlaps them: it
+    # may run evaluate_events while store_events of the same batch is still running
+    # (event stages do not read the stored events; they are idempotent per event_id),
+    # as long as it acknowledges the batch only once store_events has succeeded.
+    def parse_events(self, raws: Iterable[bytes | str]) -> ScoredBatch:
+        """Step 1: parse and validate; the valid events in event-time order."""
         batch = parse_scored_batch(raws)
         batch.events.sort(key=_event_ms)
+        return batch
+
+    def store_events(self, batch: ScoredBatch, source: str = "") -> None:
+        """Step 2: insert the valid events and the rejections (idempotent on event_id)."""
         self.store.insert_scored(batch.events, source)
         self.store.insert_rejected(batch.rejected, source)
+
+    def evaluate_events(self, batch: ScoredBatch, started: float | None = None) -> BatchResult:
+        """Step 3: run the event stages, advance the event time and raise alerts."""
+        if started is None:
+            started = time.perf_counter()
         result = BatchResult(accepted=len(batch.events), rejected=batch.rejected)
         findings: list[Finding] = []
         for stage in self.event_stages:

@@ -128,7 +128,8 @@ def test_clickhouse_outage_pauses_retries_and_catches_up(
 ) -> None:
     s = stream_settings
     first = make_events(2000, seed=2)
-    second = make_events(3000, seed=3, start=dt.datetime(2026, 3, 18, 12, 0, tzinfo=dt.UTC))
+    second = make_events(3000, seed=3, start=dt.datetime(2026, 3, 18, 12, 0, tzinfo=dt.UTC),
+                         odd_age_every=50)
 
     async def scenario() -> None:
         await produce_async(s.kafka_bootstrap, s.topic_scored, first)
@@ -166,6 +167,12 @@ def test_clickhouse_outage_pauses_retries_and_catches_up(
     assert snap["unique_ids"] == len(first) + len(second)
     assert {r[0] for r in snap["rows"]} == set(event_ids(first) + event_ids(second))
     assert len(snap["rows"]) == len(first) + len(second)
+    # Rule hits are published before the insert; a retried insert does not publish them
+    # again, and the hits held for the failed batch were stored once ClickHouse was back.
+    hits = [json.loads(r.value) for r in read_topic(s.kafka_bootstrap, s.topic_rule_hits)]
+    published = [(h["rule_id"], h["event_id"]) for h in hits]
+    assert len(published) == len(set(published)) >= len(second) // 50
+    assert set(published) == {(h[3], h[0]) for h in snap["hits"]}
 
 
 def _async(fn: Any) -> Any:

@@ -175,22 +175,40 @@ def _feature_const(node: t.T) -> tuple[str, str, Any] | None:
 def _and(fns: list[Fn]) -> Fn:
     if len(fns) == 1:
         return fns[0]
-    a, b = fns[0], _and(fns[1:])
-    return lambda e: a(e) and b(e)
+    if len(fns) == 2:
+        a, b = fns
+        return lambda e: a(e) and b(e)
+    if len(fns) == 3:
+        a, b, c = fns
+        return lambda e: a(e) and b(e) and c(e)
+    a, b, c, rest = fns[0], fns[1], fns[2], _and(fns[3:])
+    return lambda e: a(e) and b(e) and c(e) and rest(e)
 
 
 def _or(fns: list[Fn]) -> Fn:
     if len(fns) == 1:
         return fns[0]
-    a, b = fns[0], _or(fns[1:])
-    return lambda e: a(e) or b(e)
+    if len(fns) == 2:
+        a, b = fns
+        return lambda e: a(e) or b(e)
+    if len(fns) == 3:
+        a, b, c = fns
+        return lambda e: a(e) or b(e) or c(e)
+    a, b, c, rest = fns[0], fns[1], fns[2], _or(fns[3:])
+    return lambda e: a(e) or b(e) or c(e) or rest(e)
+
+
+# Relative cost of an aggregate (only the order of and/or operands depends on it):
+# a count or first_seen is a bisect over the window; the others walk the entries.
+_AGG_COST = {"count": 60, "first_seen": 60, "monotonic_increase": 80,
+             "monotonic_decrease": 80}
 
 
 def _cost(node: t.T) -> int:
     cost = 0
     for sub in t.walk(node):
         if isinstance(sub, t.Agg):
-            cost += 100
+            cost += _AGG_COST.get(sub.kind, 100)
         elif isinstance(sub, t.Func) and sub.name == "matches":
             cost += 5
         else:
@@ -199,10 +217,20 @@ def _cost(node: t.T) -> int:
 
 
 class Compiler:
-    """Turns typed nodes into closures; aggregates come from the runtime's windows."""
+    """Turns typed nodes into closures; aggregates come from the runtime's windows.
 
-    def __init__(self, agg: Callable[[t.Agg], Fn]) -> None:
+    ``at_least(agg, n)``, when given, may return a test for ``agg >= n`` (an integer
+    ``n``) that is cheaper than computing the aggregate (e.g. stopping a distinct count
+    at ``n``), or None; comparisons ``agg >= c`` and ``agg > c`` use it.
+    """
+
+    def __init__(
+        self,
+        agg: Callable[[t.Agg], Fn],
+        at_least: Callable[[t.Agg, int], Fn | None] | None = None,
+    ) -> None:
         self.agg = agg
+        self.at_least = at_least
 
     def __call__(self, node: t.T) -> Fn:
         if isinstance(node, t.Const):
@@ -298,6 +326,19 @@ class Compiler:
         if isinstance(right, t.Const):
             if isinstance(left, t.Feature) and left.ty is Ty.FLOAT:
                 return _feature_cmp(op, left.name, right.value)
+            c = right.value
+            if (
+                self.at_least is not None
+                and isinstance(left, t.Agg)
+                and op in (">=", ">")
+                and isinstance(c, int | float)
+                and not isinstance(c, bool)
+            ):
+                # agg >= c  <=>  agg >= ceil(c);  agg > c  <=>  agg >= floor(c) + 1
+                need = math.ceil(c) if op == ">=" else math.floor(c) + 1
+                fast = self.at_least(left, need)
+                if fast is not None:
+                    return fast
             return _cmp_const(op, self(left), right.value, left.nullable)
         a, b = self(left), self(right)
         f = _CMP[op]

@@ -37,15 +37,48 @@ Entry = tuple[Any, ...]
 _MS = itemgetter(0)
 
 
-def _order(entry: Entry) -> tuple[int, str]:
-    return entry[0], entry[1]
+_order = itemgetter(0, 1)
+"""``(ms, event_id)`` of an entry: the order of a key's entries."""
 
 
-def _newest_ms(stored: list[Entry] | Entry) -> int:
-    """Time of the newest entry of a key (a bare tuple is one entry)."""
-    if stored.__class__ is list:
-        return int(stored[-1][0])
-    return int(cast(Entry, stored)[0])
+# The source of KeyedWindow.insert, specialised per window by _inserter. A lone entry
+# is stored bare (no list for the GC to track); a lone entry that left the window is
+# replaced without making a list; a late event is inserted in order and kept until
+# newer events push it out.
+_INSERT = """
+def insert(event, ms, event_id):
+{accept}    k = key(event)
+    if k is None:
+        return False
+    entry = {entry}
+    got = data_get(k)
+    if got is None:
+        data[k] = entry
+        return True
+    if got.__class__ is tuple:
+        if got[0] < ms - within:
+            data[k] = entry
+            return True
+        d = [got]
+        data[k] = d
+    else:
+        d = got
+    last = d[-1]
+    if last[0] < ms or (last[0] == ms and last[1] < event_id):
+        d.append(entry)
+        low = ms - within
+        if d[0][0] < low:
+            del d[: bisect_left(d, low, key=_MS)]
+    else:
+        insort(d, entry, key=_order)
+    if len(d) > cap:
+        drop = len(d) - cap
+        del d[:drop]
+        window.overflowed += drop
+    if len(d) == 1:
+        data[k] = d[0]
+    return True
+"""
 
 
 class KeyedWindow:
@@ -93,55 +126,25 @@ class KeyedWindow:
         has no key or is not accepted. (A closure specialised once, for speed.)"""
 
     def _inserter(self) -> Callable[[Any, int, str], bool]:
-        data, key, accept = self._data, self.key, self.accept
-        values, within, cap = self.values, self.within_ms, self.max_per_key
-        n = len(values)
-        f0 = values[0] if n > 0 else key
-        f1 = values[1] if n > 1 else key
-        f2 = values[2] if n > 2 else key
-        window = self
-
-        def insert(event: Any, ms: int, event_id: str) -> bool:
-            if accept is not None and not accept(event):
-                return False
-            k = key(event)
-            if k is None:
-                return False
-            if n == 0:
-                entry: Entry = (ms, event_id)
-            elif n == 1:
-                entry = (ms, event_id, f0(event))
-            elif n == 2:
-                entry = (ms, event_id, f0(event), f1(event))
-            elif n == 3:
-                entry = (ms, event_id, f0(event), f1(event), f2(event))
-            else:
-                entry = (ms, event_id, *[f(event) for f in values])
-            got = data.get(k)
-            if got is None:
-                data[k] = entry  # a lone entry is stored bare: no list for the GC to track
-                return True
-            if got.__class__ is tuple:
-                d: list[Entry] = [got]
-                data[k] = d
-            else:
-                d = cast(list[Entry], got)
-            last = d[-1]
-            if last[0] < ms or (last[0] == ms and last[1] < event_id):
-                d.append(entry)
-                low = ms - within
-                if d[0][0] < low:
-                    del d[: bisect_left(d, low, key=_MS)]
-            else:  # a late event: kept until newer events push it out
-                insort(d, entry, key=_order)
-            if len(d) > cap:
-                drop = len(d) - cap
-                del d[:drop]
-                window.overflowed += drop
-            if len(d) == 1:
-                data[k] = d[0]
-            return True
-
+        """The insert function, generated once for this window's shape (with or without
+        ``accept``, the number of values): the hottest code of the rule layer."""
+        n = len(self.values)
+        if n <= 4:
+            entry = "(ms, event_id" + "".join(f", f{i}(event)" for i in range(n)) + ")"
+        else:
+            entry = "(ms, event_id, *[f(event) for f in values])"
+        accept = (
+            "    if not accept(event):\n        return False\n" if self.accept is not None else ""
+        )
+        namespace: dict[str, Any] = {
+            "data": self._data, "data_get": self._data.get, "key": self.key,
+            "accept": self.accept, "values": self.values, "within": self.within_ms,
+            "cap": self.max_per_key, "window": self, "bisect_left": bisect_left,
+            "insort": insort, "_MS": _MS, "_order": _order,
+        }
+        namespace.update({f"f{i}": f for i, f in enumerate(self.values[:4])})
+        exec(_INSERT.format(accept=accept, entry=entry), namespace)  # noqa: S102
+        insert: Callable[[Any, int, str], bool] = namespace["insert"]
         return insert
 
     def _get(self, k: Hashable) -> list[Entry] | None:
@@ -205,7 +208,8 @@ class KeyedWindow:
     def sweep(self, now_ms: int) -> int:
         """Drop keys whose newest entry is older than ``now_ms - within_ms``; return how many."""
         low = now_ms - self.within_ms
-        stale = [k for k, d in self._data.items() if _newest_ms(d) < low]
+        data: dict[Hashable, Any] = self._data  # visits every key: kept inline
+        stale = [k for k, d in data.items() if (d[-1][0] if d.__class__ is list else d[0]) < low]
         for k in stale:
             del self._data[k]
         return len(stale)

@@ -10,7 +10,12 @@ web, timers and leader election).
 Guarantees (at-least-once, never past unwritten data):
 
 - offsets are committed only after ``process`` returned (the batch is in ClickHouse)
-  and its outputs (dead letters, rule hits) were acknowledged by Kafka;
+  and its outputs (dead letters, rule hits) were acknowledged by Kafka. A ``process``
+  may instead return :class:`Processed`: outputs ready before the batch is durable
+  (rule hits evaluated while the insert runs) plus the step that makes it durable.
+  The outputs are published at once; the durable step then finishes in the
+  background while the next batch is fetched and processed (one batch at most), and
+  the offsets are committed after it succeeded, in batch order;
 - a retryable failure (ClickHouse down: :class:`~driftwatch.errors.StoreError`; Kafka
   publish errors) pauses every assigned partition, waits with bounded exponential
   back-off while still polling the paused consumer (so the group membership and the
@@ -63,9 +68,33 @@ class OutMessage:
     key: bytes | None = None
 
 
-Process = Callable[[list[Any]], Awaitable[list[OutMessage]]]
-"""Turns a batch of aiokafka ``ConsumerRecord`` into messages to publish; raises
-a retryable error (e.g. StoreError) when nothing may be committed."""
+@dataclass(frozen=True)
+class Processed:
+    """A batch processed up to its durable step.
+
+    ``messages`` are published at once; ``durable()`` (retried until it succeeds,
+    so it must be idempotent) makes the batch durable, and the offsets are committed
+    only after it returned.
+    """
+
+    messages: list[OutMessage]
+    durable: Callable[[], Awaitable[None]]
+
+
+Process = Callable[[list[Any]], Awaitable[list[OutMessage] | Processed]]
+"""Turns a batch of aiokafka ``ConsumerRecord`` into messages to publish (or a
+:class:`Processed`); raises a retryable error (e.g. StoreError) when nothing may be
+committed."""
+
+
+@dataclass
+class _Pending:
+    """A batch whose durable step and commit run in the background."""
+
+    records: list[Any]
+    durable: Callable[[], Awaitable[None]]
+    task: asyncio.Future[None]
+    started: float
 
 
 class _Abandoned(Exception):
@@ -171,6 +200,8 @@ class BatchConsumer:
         self._lag_at = 0.0
         self._blocked_since: float | None = None
         self._gather_since: float | None = None
+        self._pending: _Pending | None = None
+        self._inflight = 0
 
     # -- public state ------------------------------------------------------------------
     @property
@@ -253,11 +284,17 @@ class BatchConsumer:
                     records = await self._releasable()
                 if records:
                     await self._handle(records)
+                elif self._pending is not None and self._pending.task.done():
+                    await self._finish_pending()  # a failed insert is retried even when idle
                 self._flow_control()
                 self._update_lag()
             while self.merge is not None and self.merge.buffered() and not self._stop_expired():
                 await self._handle(self.merge.release(self.max_records, everything=True))
+            await self._finish_pending()
         finally:
+            if self._pending is not None:  # failed out of the loop: let it finish briefly
+                await asyncio.wait({self._pending.task}, timeout=5.0)
+                self._pending = None
             self.state = "stopping"
             try:
                 await self.consumer.stop()
@@ -268,55 +305,91 @@ class BatchConsumer:
 
     async def _handle(self, records: list[Any]) -> None:
         started = time.perf_counter()
-        topic, size = records[0].topic, len(records)
-        self._idle.clear()
+        self._busy()
+        durable: Callable[[], Awaitable[None]] | None = None
         try:
             out = await self._attempt("process", lambda: self.process(records), records)
+            if isinstance(out, Processed):
+                messages, durable = out.messages, out.durable
+            else:
+                messages = out
 
             async def publish() -> bool:
-                await self._publish(out)
+                await self._publish(messages)
                 return True
 
-            if out:
+            if messages:
                 await self._attempt("publish", publish, records)
-            await self._commit(records)
+            # the previous batch must be durable and committed before this one commits
+            await self._finish_pending()
+            if durable is None:
+                await self._commit(records)
         except _Abandoned as why:
-            log.warning("batch of %d records not committed: %s", size, why)
-        finally:
+            log.warning("batch of %d records not committed: %s", len(records), why)
+            durable = None
+        if durable is None:
+            self._done(records, started)
+            return
+        task = asyncio.ensure_future(self._durable_then_commit(durable, records, started))
+        task.add_done_callback(_retrieve)
+        self._pending = _Pending(records, durable, task, started)
+
+    async def _durable_then_commit(
+        self, durable: Callable[[], Awaitable[None]], records: list[Any], started: float
+    ) -> None:
+        """One attempt at the durable step, then the commit (a failure is retried by
+        :meth:`_finish_pending`, on the consumer's own loop)."""
+        await durable()
+        await self._commit(records)
+        self._done(records, started)
+
+    async def _finish_pending(self) -> None:
+        """Wait for the batch in the background; retry its durable step if it failed."""
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        records = pending.records
+        try:
+            await asyncio.shield(pending.task)
+            return  # durable, committed and booked
+        except self.retry_on as exc:
+            try:
+                await self._failed("process", exc, records)
+                await self._attempt("process", pending.durable, records)
+                await self._commit(records)
+            except _Abandoned as why:
+                log.warning("batch of %d records not committed: %s", len(records), why)
+        self._done(records, pending.started)
+
+    def _busy(self) -> None:
+        self._inflight += 1
+        self._idle.clear()
+
+    def _done(self, records: list[Any], started: float) -> None:
+        """Book-keeping once a batch is committed (or given up)."""
+        self._inflight -= 1
+        if self._inflight <= 0:
+            self._inflight = 0
             self._idle.set()
+        topic = records[0].topic if records else self.topics[0]
         self.batches += 1
         self.last_batch_at = time.monotonic()
         self.metrics.batch_seconds.labels(topic=topic).observe(time.perf_counter() - started)
-        self.metrics.batch_size.labels(topic=topic).observe(size)
+        self.metrics.batch_size.labels(topic=topic).observe(len(records))
 
     async def _attempt(
         self, what: str, step: Callable[[], Awaitable[T]], records: list[Any]
     ) -> T:
-        """Run ``step`` until it succeeds; pause fetching and back off between tries."""
-        self.backoff.reset()
+        """Run ``step`` until it succeeds; pause fetching and back off between tries
+        (a caller that already saw the first failure passes it to :meth:`_failed` first)."""
+        if not self._paused:
+            self.backoff.reset()
         while True:
             try:
                 result = await step()
             except self.retry_on as exc:
-                self.last_error = f"{what}: {exc}"[:500]
-                kind = "store" if isinstance(exc, StoreError) else "kafka"
-                (self.metrics.store_errors if kind == "store" else self.metrics.kafka_errors)\
-                    .labels(operation=what).inc()
-                delay = self.backoff.next()
-                log.warning(
-                    "%s failed (attempt %d), retrying in %.2fs: %s",
-                    what, self.backoff.attempts, delay, exc,
-                    extra={"step": what, "attempt": self.backoff.attempts, "delay_s": delay},
-                )
-                self.state = "retrying"
-                self._pause()
-                await self._hold(delay)
-                keep = set(self.assignment())
-                records[:] = [
-                    r for r in records if TopicPartition(r.topic, r.partition) in keep
-                ]
-                if not records:
-                    raise _Abandoned("its partitions were revoked") from None
+                await self._failed(what, exc, records)
                 continue
             if self._paused:
                 self._resume()
@@ -324,6 +397,27 @@ class BatchConsumer:
             self.state = "running"
             self.last_error = ""
             return result
+
+    async def _failed(self, what: str, exc: BaseException, records: list[Any]) -> None:
+        """Count and log a retryable failure, pause fetching and wait out the back-off;
+        drop the records of partitions revoked meanwhile (all gone: ``_Abandoned``)."""
+        self.last_error = f"{what}: {exc}"[:500]
+        kind = "store" if isinstance(exc, StoreError) else "kafka"
+        (self.metrics.store_errors if kind == "store" else self.metrics.kafka_errors)\
+            .labels(operation=what).inc()
+        delay = self.backoff.next()
+        log.warning(
+            "%s failed (attempt %d), retrying in %.2fs: %s",
+            what, self.backoff.attempts, delay, exc,
+            extra={"step": what, "attempt": self.backoff.attempts, "delay_s": delay},
+        )
+        self.state = "retrying"
+        self._pause()
+        await self._hold(delay)
+        keep = set(self.assignment())
+        records[:] = [r for r in records if TopicPartition(r.topic, r.partition) in keep]
+        if not records:
+            raise _Abandoned("its partitions were revoked") from None
 
     def _next_fetch(self) -> tuple[list[TopicPartition], float]:
         """Which partitions to fetch from next (none: all) and how long to wait.
@@ -442,12 +536,14 @@ class BatchConsumer:
         await asyncio.gather(*futures)
 
     async def _commit(self, records: list[Any]) -> None:
-        offsets: dict[TopicPartition, int] = {}
+        nxt: dict[tuple[str, int], int] = {}  # plain tuples: one per record
         for r in records:
-            tp = TopicPartition(r.topic, r.partition)
-            offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
+            where, o = (r.topic, r.partition), r.offset + 1
+            if o > nxt.get(where, 0):
+                nxt[where] = o
         assigned = set(self.assignment())
-        offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
+        offsets = {tp: o for (topic, part), o in nxt.items()
+                   if (tp := TopicPartition(topic, part)) in assigned}
         if not offsets:
             return
         try:
@@ -494,6 +590,12 @@ class BatchConsumer:
         for topic in self.topics:
             self.metrics.assigned_partitions.labels(topic=topic).set(counts.get(topic, 0))
         log.info("partitions assigned: %s", _names(assigned))
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    """Mark a background step's exception as retrieved (it is handled by the loop)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _record_time(record: Any) -> float:

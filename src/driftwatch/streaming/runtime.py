@@ -8,7 +8,13 @@ so a Kafka worker and ``driftwatch replay`` produce the same rows, rule hits and
 Every call into the pipeline runs on one dedicated thread (the "lane"): the pipeline
 and the ClickHouse client are synchronous, and one lane keeps the batches of the
 ingest, the labels and the monitor ticks strictly ordered and off the event loop
-(heartbeats and fetches go on while a batch is inserted).
+(heartbeats and fetches go on while a batch is inserted). The insert of a scored
+batch runs on a second thread (the "store lane", batches in order) while the lane
+evaluates the rules on the same batch: rule hits are published without waiting for
+the insert, and the batch's offsets are committed only once the insert succeeded
+(:class:`~driftwatch.streaming.consumer.Processed`). The rule stage's own insert
+(``rule_hits``) is held back and made on the store lane with the batch
+(:class:`HeldInserts`). The consumer meanwhile fetches and evaluates the next batch.
 """
 
 from __future__ import annotations
@@ -23,8 +29,8 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -35,11 +41,13 @@ from driftwatch.alerts.model import Alert
 from driftwatch.alerts.sinks import AlertSink
 from driftwatch.assemble import build_pipeline, store_from
 from driftwatch.errors import StoreError
+from driftwatch.events import ScoredBatch
 from driftwatch.pipeline import BatchResult
+from driftwatch.rules.stage import HIT_TABLE, RuleStage
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store
 from driftwatch.streaming.backoff import Backoff
-from driftwatch.streaming.consumer import BatchConsumer, OutMessage
+from driftwatch.streaming.consumer import BatchConsumer, OutMessage, Processed
 from driftwatch.streaming.kafka import client_options
 from driftwatch.streaming.metrics import TimedStore, WorkerMetrics
 from driftwatch.streaming.ordering import event_time_key
@@ -70,6 +78,51 @@ def open_store_waiting(settings: Settings) -> Store:
             time.sleep(delay)
 
 
+def _retrieve_cf(future: Future[Any]) -> None:
+    """Mark an insert's exception as retrieved (``durable`` raises it when awaited)."""
+    if not future.cancelled():
+        future.exception()
+
+
+Held = list[tuple[str, Mapping[str, Sequence[Any]]]]
+
+
+class HeldInserts(Store):
+    """The same store, except that inserts into ``tables`` made inside :meth:`hold`
+    are held back and returned instead of run.
+
+    Given to the rule stage, so that evaluating a batch never waits for ClickHouse:
+    the held rows are inserted with the batch's events on the store lane, before the
+    batch's offsets are committed (the inserts are idempotent, so a retried batch may
+    insert them again).
+    """
+
+    def __init__(self, store: Store, tables: Sequence[str]) -> None:
+        super().__init__(store.client, store.database)
+        self._lock = store._lock
+        self.inner = store
+        self.tables = frozenset(tables)
+        self._held: Held | None = None
+
+    def insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> int:
+        if self._held is None or table not in self.tables:
+            return self.inner.insert_columns(table, columns)
+        names = list(columns)
+        n = len(columns[names[0]]) if names else 0
+        if n:
+            self._held.append((table, columns))
+        return n
+
+    def hold(self, fn: Callable[..., T], *args: Any) -> tuple[T, Held]:
+        """``fn(*args)`` and the inserts it made into ``tables`` (not run)."""
+        self._held = []
+        try:
+            out = fn(*args)
+            return out, self._held
+        finally:
+            self._held = None
+
+
 class WorkerRuntime:
     """The state of one worker process.
 
@@ -96,11 +149,16 @@ class WorkerRuntime:
         self.metrics = metrics or WorkerMetrics()
         self.store: Store = TimedStore(store or open_store_waiting(settings), self.metrics)
         self.pipeline = build_pipeline(settings, self.store, extra_sinks=extra_sinks)
+        self.held = HeldInserts(self.store, [HIT_TABLE])
+        for stage in self.pipeline.event_stages:
+            if isinstance(stage, RuleStage) and stage.store is self.store:
+                stage.store = self.held
         self.is_leader: Callable[[], bool] = lambda: False
         self.consumer: BatchConsumer | None = None
         self.last_watermark: dt.datetime | None = None
         self.store_error = ""
         self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwatch-lane")
+        self._store_lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwatch-store")
         self._closed = False
         self._warmed = False
 
@@ -150,21 +208,62 @@ class WorkerRuntime:
         return self.consumer
 
     # -- batches -----------------------------------------------------------------------
-    async def process_scored(self, records: list[Any]) -> list[OutMessage]:
-        """Validate, store and run the rule layer on one batch of scored-topic records;
-        return the dead letters and rule hits to publish before the commit."""
+    async def process_scored(self, records: list[Any]) -> Processed:
+        """Validate one batch of scored-topic records, start its ClickHouse insert and run
+        the rule layer meanwhile; return the dead letters and rule hits to publish, and
+        the step that waits for (or, after a failure, retries) the insert."""
         topic = self.settings.topic_scored
+        source = f"kafka:{topic}"
         raws = [r.value if r.value is not None else b"" for r in records]
         try:
             if not self._warmed:
                 await self.in_lane(self._warm_up, raws)
-            result = await self.in_lane(self.pipeline.process_events, raws, f"kafka:{topic}")
+            batch, insert, result, held = await self.in_lane(self._evaluate, raws, source)
         except StoreError as exc:
             self.store_error = str(exc)[:500]
             raise
-        self.store_error = ""
+        attempts = [asyncio.wrap_future(insert)]
+
+        async def durable() -> None:
+            """The batch's inserts: the one started in the lane, then fresh attempts."""
+            step = attempts.pop() if attempts else asyncio.wrap_future(
+                self._store_lane.submit(self._store, batch, source, held)
+            )
+            try:
+                await step
+            except StoreError as exc:
+                self.store_error = str(exc)[:500]
+                raise
+            self.store_error = ""
+
         self._count(topic, result)
-        return self._deadletters(records, result) + self._rule_hits(result)
+        return Processed(self._deadletters(records, result) + self._rule_hits(result), durable)
+
+    def _evaluate(
+        self, raws: list[bytes], source: str
+    ) -> tuple[ScoredBatch, Future[None], BatchResult, Held]:
+        """On the lane: parse, start the insert on the store lane, run the rule layer."""
+        started = time.perf_counter()
+        batch = self.pipeline.parse_events(raws)
+        insert = self._store_lane.submit(self._store, batch, source, [])
+        result, held = self.held.hold(self.pipeline.evaluate_events, batch, started)
+        if held:  # the rule hits go in after the events, before the commit
+            first = insert
+            insert = self._store_lane.submit(self._store_after, first, held)
+        insert.add_done_callback(_retrieve_cf)
+        return batch, insert, result, held
+
+    def _store(self, batch: ScoredBatch, source: str, held: Held) -> None:
+        """On the store lane: insert the batch's events, rejections and held rows."""
+        self.pipeline.store_events(batch, source)
+        for table, columns in held:
+            self.store.insert_columns(table, columns)
+
+    def _store_after(self, first: Future[None], held: Held) -> None:
+        """On the store lane, after ``first`` (queued before it): the held rows."""
+        first.result()  # the events' insert failed: so does this step
+        for table, columns in held:
+            self.store.insert_columns(table, columns)
 
     def _warm_up(self, raws: Sequence[bytes]) -> None:
         """Before the first batch: fill the rule windows from ClickHouse with the history
@@ -346,6 +445,7 @@ class WorkerRuntime:
         if self._closed:
             return
         self._closed = True
+        self._store_lane.shutdown(wait=True)
         try:
             self._lane.submit(self.pipeline.close).result(timeout=30)
         except Exception as exc:

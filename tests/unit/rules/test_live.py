@@ -284,3 +284,20 @@ def test_every_aggregate_matches_a_brute_force_oracle(dicts: list[dict[str, Any]
                 assert got[eid] is not None and math.isclose(got[eid], value, rel_tol=1e-12)
             else:
                 assert got[eid] == value, (text, eid)
+
+
+@settings(max_examples=40, deadline=None)
+@given(streams(), st.integers(1, 3))
+def test_count_thresholds_match_the_brute_force_oracle(
+    dicts: list[dict[str, Any]], k: int
+) -> None:
+    # `count(...) >= k`, `count(...) > k - 0.5` and `count_distinct(...) >= k` are
+    # compiled to shortcuts (a distinct count stops at k); they hit exactly where the
+    # oracle's value passes the threshold (null keys never do).
+    evs = parse(dicts)
+    distinct, count = AGGS[3], AGGS[0]
+    want_distinct = {e for e, v in _oracle(distinct, evs).items() if v is not None and v >= k}
+    want_count = {e for e, v in _oracle(count, evs).items() if v is not None and v >= k}
+    assert set(hits_of(f"{distinct} >= {k}", dicts)) == want_distinct
+    assert set(hits_of(f"{count} > {k - 0.5}", dicts)) == want_count
+    assert set(hits_of(f"{count} >= {k}", dicts)) == want_count
