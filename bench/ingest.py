@@ -4,11 +4,16 @@ Generates N valid scored events as JSON lines, then measures in one run:
 
 * ``json.loads`` per line (the baseline a plain consumer pays),
 * parse + validate (``driftwatch.events.parse_scored_batch``),
-* columnar insert into ClickHouse (``Store.insert_scored``),
-* end to end: ``driftwatch replay``'s code path (read file, parse, validate, store).
+* insert into ClickHouse (``Store.insert_scored``: JSON lines parsed by the embedded
+  engine), and for comparison the columnar block built client-side (``insert_columns``),
+* end to end: ``driftwatch replay``'s code path (read file, parse, validate, store; the
+  parse of batch k+1 overlaps the store of batch k), and the same steps one after the
+  other (``Pipeline.process_events`` per batch).
 
 Each figure is the median of ``--repeat`` runs. Targets (issue 2): >= 100k events/s end
-to end on one core, and parse+validate no slower than 2x plain ``json.loads``.
+to end on one core, and parse+validate no slower than 2x plain ``json.loads``. The end to
+end figures are wall-clock; ``*_cpu_per_s`` divide by the process CPU time (all threads,
+the engine's included), i.e. events per second of one busy core.
 
     python bench/ingest.py            # 1,000,000 events
     python bench/ingest.py --quick    # 200,000 events
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -27,7 +33,7 @@ from pathlib import Path
 from driftwatch.events import parse_scored_batch
 from driftwatch.pipeline import Pipeline
 from driftwatch.sources.replay import iter_batches, replay
-from driftwatch.store.client import open_store
+from driftwatch.store.client import open_store, scored_columns
 
 BATCH = 5000
 
@@ -68,6 +74,13 @@ def make_events(n: int, seed: int = 7) -> list[bytes]:
     return out
 
 
+def timed_cpu(fn: object) -> tuple[float, float]:
+    """Wall and process-CPU seconds of one call."""
+    t, c = time.perf_counter(), time.process_time()
+    fn()  # type: ignore[operator]
+    return time.perf_counter() - t, time.process_time() - c
+
+
 def timed(fn: object, repeat: int) -> float:
     runs = []
     for _ in range(repeat):
@@ -82,12 +95,14 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--quick", action="store_true", help="200k events, 1 repeat")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=BATCH, help="events per batch (insert)")
     args = ap.parse_args()
+    batch_size = args.batch
     n = 200_000 if args.quick else args.events
     repeat = 1 if args.quick else args.repeat
 
     lines = make_events(n)
-    batches = [lines[i : i + BATCH] for i in range(0, n, BATCH)]
+    batches = [lines[i : i + batch_size] for i in range(0, n, batch_size)]
     tmp = Path(tempfile.mkdtemp(prefix="dw-bench-"))
     path = tmp / "events.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
@@ -98,21 +113,35 @@ def main() -> None:
     assert sum(len(p) for p in parsed) == n, "generator produced invalid events"
 
     store = open_store(f"chdb://{tmp}/chdb", "bench", init=True)
-    t_insert = []
-    t_e2e = []
-    for _ in range(repeat):
-        store.command("TRUNCATE TABLE {db}.scored_transactions")
-        t = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    t_insert, t_columnar, t_e2e, c_e2e, t_seq, c_seq = [], [], [], [], [], []
+
+    def insert_all() -> None:
         for p in parsed:
             store.insert_scored(p, "bench")
-        t_insert.append(time.perf_counter() - t)
-        store.command("TRUNCATE TABLE {db}.scored_transactions")
+
+    def insert_columnar() -> None:
+        for p in parsed:
+            store.insert_columns("scored_transactions", scored_columns(p, "bench"))
+
+    def sequential() -> None:
         pipeline = Pipeline(store)
-        t = time.perf_counter()
-        result = replay(pipeline, path, batch_size=BATCH)
-        t_e2e.append(time.perf_counter() - t)
-        assert result.events == n
-    assert store.count("scored_transactions") == n
+        with path.open("rb") as fh:
+            for batch in iter_batches(fh, batch_size):
+                pipeline.process_events(batch, "bench")
+
+    def overlapped() -> None:
+        assert replay(Pipeline(store), path, batch_size=batch_size).events == n
+
+    for _ in range(repeat):
+        for fn, walls, cpus in ((insert_all, t_insert, None), (insert_columnar, t_columnar, None),
+                                (sequential, t_seq, c_seq), (overlapped, t_e2e, c_e2e)):
+            store.command("TRUNCATE TABLE {db}.scored_transactions")
+            wall, cpu = timed_cpu(fn)
+            walls.append(wall)
+            if cpus is not None:
+                cpus.append(cpu)
+            assert store.count("scored_transactions") == n
     ins = statistics.median(t_insert)
     e2e = statistics.median(t_e2e)
     with path.open("rb") as fh:  # file read + split alone, for context
@@ -121,12 +150,18 @@ def main() -> None:
     figures = {
         "bench": "ingest",
         "events": n,
+        "batch": batch_size,
         "json_loads_per_s": round(n / t_json),
         "parse_validate_per_s": round(n / t_parse),
         "parse_vs_json_loads": round(t_parse / t_json, 2),
         "insert_rows_per_s": round(n / ins),
+        "insert_columnar_rows_per_s": round(n / statistics.median(t_columnar)),
         "end_to_end_per_s": round(n / e2e),
+        "end_to_end_cpu_per_s": round(n / statistics.median(c_e2e)),
+        "sequential_per_s": round(n / statistics.median(t_seq)),
+        "sequential_cpu_per_s": round(n / statistics.median(c_seq)),
         "read_split_s": round(t_read, 3),
+        "loadavg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "target_end_to_end_per_s": 100_000,
         "target_parse_vs_json_loads_max": 2.0,
     }
@@ -137,8 +172,13 @@ def main() -> None:
     print(f"json.loads                {figures['json_loads_per_s']:>12,} events/s")
     print(f"parse + validate          {figures['parse_validate_per_s']:>12,} events/s"
           f"  ({figures['parse_vs_json_loads']}x the json.loads time)")
-    print(f"insert (columnar)         {figures['insert_rows_per_s']:>12,} rows/s")
-    print(f"end to end (replay)       {figures['end_to_end_per_s']:>12,} events/s")
+    print(f"insert (JSON lines)       {figures['insert_rows_per_s']:>12,} rows/s")
+    print(f"insert (columnar, before) {figures['insert_columnar_rows_per_s']:>12,} rows/s")
+    print(f"end to end (replay)       {figures['end_to_end_per_s']:>12,} events/s"
+          f"  ({figures['end_to_end_cpu_per_s']:,} per CPU-second)")
+    print(f"end to end (sequential)   {figures['sequential_per_s']:>12,} events/s"
+          f"  ({figures['sequential_cpu_per_s']:,} per CPU-second)")
+    print(f"load average (1 min)      {figures['loadavg_1m']}")
     print(json.dumps(figures))
 
 

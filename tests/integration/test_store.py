@@ -11,7 +11,9 @@ import pytest
 
 from driftwatch.errors import ConfigError, StoreError
 from driftwatch.events import EXAMPLE_EVENT, parse_label_batch, parse_scored_batch
-from driftwatch.store.client import Store, open_store, parse_dsn
+from driftwatch.pipeline import Pipeline
+from driftwatch.sources.replay import replay
+from driftwatch.store.client import Store, open_store, parse_dsn, scored_columns
 from driftwatch.store.schema import applied_versions, migrations
 
 pytestmark = pytest.mark.integration
@@ -54,6 +56,67 @@ def test_insert_roundtrip_exact(store: Store) -> None:
     assert (r[6], r[7], r[8], r[9]) == (["v46"], [0.88], 0.21, "approve")
     assert r[10].replace(tzinfo=dt.UTC) == dt.datetime(2026, 3, 18, 14, 0, 3, tzinfo=dt.UTC)
     assert r[11] == dt.date(2026, 1, 20)
+
+
+def _tricky_events() -> list[bytes]:
+    """Events that stress the JSON path: escapes, unicode, extreme floats, empty optionals."""
+    out = events(300)
+    d = copy.deepcopy(BASE)
+    for key in ("merchant_country", "merchant_registered_at", "channel", "ip", "features",
+                "shadow", "beneficiary_name"):
+        d.pop(key)
+    d["model"].pop("decision")
+    out.append(json.dumps(dict(d, event_id="bare")).encode())
+    d.update(event_id="tricky", event_time="2026-03-18T14:00:03.123456+05:30",
+             geo={"lat": -89.99999999999999, "lon": 5e-324},
+             features={"s": 'a"b\\c\u2603\n', "e": "", "n": None, "t": True, "f": False,
+                       "num_str": "1.5", "bool_str": "true", "null_str": "null",
+                       "big": 1.7976931348623157e308, "neg0": -0.0, 'k"\u00fc': 0.1},
+             shadow=[{"version": "v1", "score": 0.1 + 0.2}, {"version": "v\"2", "score": 1.0}],
+             beneficiary_name="ÄÖÜ \t tab")
+    d["model"]["score"] = 0.30000000000000004
+    out.append(json.dumps(d).encode())
+    return out
+
+
+def test_json_insert_path_stores_the_same_rows_as_columnar(store: Store) -> None:
+    """The embedded JSON-lines insert and the client-side columnar block agree exactly."""
+    assert store.embedded
+    batch = parse_scored_batch(_tricky_events())
+    assert not batch.rejected
+    cols = [c for c in scored_columns(batch.events, "s") if c != "ingest_time"]
+    sql = f"SELECT {', '.join(cols)} FROM {{db}}.scored_transactions ORDER BY event_id"
+    store.insert_columns("scored_transactions", scored_columns(batch.events, "s"))
+    columnar = store.query(sql)
+    store.command("TRUNCATE TABLE {db}.scored_transactions")
+    assert store.insert_scored_json(batch.events, "s") == len(batch.events)
+    assert store.query(sql) == columnar
+    tricky = {r[0]: dict(zip(cols, r, strict=True)) for r in columnar}["tricky"]
+    assert tricky["features_num"] == {"t": 1.0, "f": 0.0, "big": 1.7976931348623157e308,
+                                      "neg0": -0.0, "k\"ü": 0.1}
+    assert tricky["features_str"] == {"s": 'a"b\\c☃\n', "e": "", "num_str": "1.5",
+                                      "bool_str": "true", "null_str": "null"}
+    assert tricky["score"] == 0.30000000000000004
+    assert tricky["shadow_scores"] == [0.1 + 0.2, 1.0]
+    assert tricky["event_time"] == dt.datetime(2026, 3, 18, 8, 30, 3, 123000)
+
+
+def test_replay_reports_a_batch_only_once_stored(store: Store, tmp_path: Any) -> None:
+    """Replay overlaps parsing with storing, but progress never runs ahead of the store."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join([*events(1000), b"not json"]) + b"\n")
+    seen: list[tuple[int, int]] = []
+
+    def progress(n: int, rejected: int, seconds: float) -> None:
+        stored = store.count("scored_transactions", final=False)
+        stored += store.count("rejected_events", final=False)
+        seen.append((n, stored))
+
+    result = replay(Pipeline(store), path, batch_size=150, progress=progress)
+    assert result.events == 1001
+    assert [n for n, _ in seen] == [150 * k for k in range(1, 7)] + [1001]
+    assert all(stored >= n for n, stored in seen)
+    assert store.count("scored_transactions") == 1000
 
 
 def test_reinsert_same_batch_never_counts_twice(store: Store) -> None:

@@ -96,6 +96,7 @@ def test_scenario_rows_deadletters_and_commits(stream_settings: Settings, store:
             text = rt.metrics_text().decode()
             assert f'driftwatch_events_in_total{{topic="{s.topic_scored}"}} {len(items)}.0' in text
             assert "driftwatch_clickhouse_insert_seconds_count" in text
+            assert 'driftwatch_clickhouse_insert_seconds_count{table="scored_transactions"}' in text
         return offs
 
     offs = asyncio.run(scenario())

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import ipaddress
 import json
+import re
+from decimal import Decimal
 from typing import Any
 
 import jsonschema
@@ -106,6 +109,28 @@ def test_example_event_normalised() -> None:
     assert (ev.model_version, ev.score, ev.decision) == ("v47", 0.21, "approve")
     assert ev.shadow_versions == ("v46",) and ev.shadow_scores == (0.88,)
     assert ev.features == {"transactions_24h": 14, "foreign_transaction": 1}
+
+
+def test_every_field_lands_in_its_named_attribute() -> None:
+    """The parser builds events positionally (it is the hot path): check it by name."""
+    expected = ScoredTransaction(
+        event_id="e-0001", txn_id="t-0001",
+        event_time=dt.datetime(2026, 3, 18, 14, 0, 3, tzinfo=dt.UTC), amount_minor=489237,
+        currency="USD", mcc="5967", merchant_id="m-417", merchant_country="LT",
+        merchant_registered_at=dt.date(2026, 1, 20), card_id="c-99812", customer_id="",
+        beneficiary_name="INTL-PAY-GLOBALSERV", channel="ecom", ip="198.51.100.47",
+        device_id="", geo_lat=None, geo_lon=None,
+        features={"transactions_24h": 14.0, "foreign_transaction": 1.0},
+        model_name="fraud-detect", model_version="v47", score=0.21, threshold=0.7,
+        decision="approve", shadow_versions=("v46",), shadow_scores=(0.88,),
+        event_ms=1_773_842_403_000,
+    )
+    assert parse_scored(EXAMPLE_EVENT) == expected
+    d = copy.deepcopy(BASE)
+    d.update(customer_id="u-1", device_id="d-1", geo={"lat": 1.5, "lon": -2.5})
+    ev = parse_scored(enc(d))
+    assert isinstance(ev, ScoredTransaction)
+    assert (ev.customer_id, ev.device_id, ev.geo_lat, ev.geo_lon) == ("u-1", "d-1", 1.5, -2.5)
 
 
 def test_offsets_normalised_to_utc() -> None:
@@ -389,3 +414,102 @@ def test_invalid_utf8_inside_a_string_is_a_reason() -> None:
     assert not isinstance(result, ScoredTransaction)
     assert result.reason == "invalid_utf8"
     assert result.event_id == ""
+
+
+# --- the fast paths agree with the slow, obviously-correct ones ------------------------
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(valid_events(), st.integers(0, 2000), st.binary(max_size=2), st.booleans()),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_batch_matches_one_by_one(items: list[tuple[dict[str, Any], int, bytes, bool]]) -> None:
+    raws = []
+    for ev, pos, junk, corrupt in items:
+        raw = enc(ev)
+        if corrupt:
+            pos %= len(raw)
+            raw = raw[:pos] + junk + raw[pos + 1 :]
+        raws.append(raw)
+    batch = parse_scored_batch(raws)
+    singles = [parse_scored(r) for r in raws]
+    assert batch.events == [x for x in singles if isinstance(x, ScoredTransaction)]
+    assert batch.rejected == [x for x in singles if not isinstance(x, ScoredTransaction)]
+
+
+amount_texts = st.from_regex(r"\A-?[0-9]{1,15}(\.[0-9]{0,4})?([eE][-+]?[0-9])?\Z")
+
+
+@settings(max_examples=500, deadline=None)
+@given(amount_texts, st.booleans())
+def test_amount_fast_path_matches_decimal(text: str, quoted: bool) -> None:
+    """Whatever path an amount takes, the result is Decimal's exact answer."""
+    literal = json.dumps(text) if quoted else text
+    try:
+        json.loads(literal)
+    except ValueError:
+        return  # not a JSON number (e.g. "01"): the JSON itself is invalid
+    raw = EXAMPLE_EVENT.replace(b'"4892.37"', literal.encode())
+    result = parse_scored(raw)
+    value = Decimal(text) * 100
+    if value <= 0 or value != value.to_integral_value() or value > 10**14:
+        assert not isinstance(result, ScoredTransaction)
+        assert result.reason.startswith("amount:")
+    else:
+        assert isinstance(result, ScoredTransaction), result
+        assert result.amount_minor == int(value)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["0", "00", "1", "01", "9", "10", "99", "100", "199", "200",
+                                 "249", "250", "255", "256", "300", "", " 1", "1\n", "٣"]),
+                min_size=3, max_size=5))
+def test_ipv4_fast_path_matches_ipaddress(octets: list[str]) -> None:
+    text = ".".join(octets)
+    try:
+        ipaddress.ip_address(text)
+        valid = True
+    except ValueError:
+        valid = False
+    result = parse_scored(EXAMPLE_EVENT.replace(b'"198.51.100.47"', json.dumps(text).encode()))
+    assert isinstance(result, ScoredTransaction) is valid
+    if not valid:
+        assert not isinstance(result, ScoredTransaction)
+        assert result.reason == "bad_format:ip"
+
+
+@pytest.mark.parametrize(
+    ("field", "pattern", "values"),
+    [
+        ("currency", "^[A-Z]{3}$", ["USD", "usd", "USD", "US", "EUR", "", "USDD", "EUR"]),
+        ("mcc", "^[0-9]{4}$", ["5967", "596", "5967", "59a7", "0000", "٥٩٦٧"]),
+        ("merchant_country", "^[A-Z]{2}$", ["LT", "lt", "LT", "", "LTU", "DE"]),
+    ],
+)
+def test_code_fields_checked_the_same_after_caching(
+    field: str, pattern: str, values: list[str]
+) -> None:
+    """Valid codes are remembered; an invalid one is still rejected every time."""
+    for value in values * 2:
+        d = copy.deepcopy(BASE)
+        d[field] = value
+        result = parse_scored(enc(d))
+        if re.search(pattern, value):
+            assert isinstance(result, ScoredTransaction)
+            assert getattr(result, field) == value
+        else:
+            assert not isinstance(result, ScoredTransaction)
+            assert result.reason == f"bad_format:{field}", result.detail
+
+
+def test_feature_names_checked_the_same_after_caching() -> None:
+    for features, ok in [({"a": 1}, True), ({"a": 1, "": 2}, False), ({"a": 2}, True),
+                         ({"a": 1, "x" * 129: 1}, False), ({"x" * 128: 1}, True)]:
+        d = copy.deepcopy(BASE)
+        d["features"] = features
+        result = parse_scored(enc(d))
+        assert isinstance(result, ScoredTransaction) is ok
+        if not ok:
+            assert result.reason == "bad_format:features"  # type: ignore[union-attr]

@@ -12,19 +12,21 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import gzip
+import itertools
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import msgspec
 
 from driftwatch.alerts.model import Alert
 from driftwatch.errors import DriftwatchError
-from driftwatch.events import UTC
-from driftwatch.pipeline import Pipeline
+from driftwatch.events import UTC, ScoredBatch
+from driftwatch.pipeline import BatchResult, Pipeline
 
 Progress = Callable[[int, int, float], None]
 
@@ -40,17 +42,16 @@ def open_lines(path: str | Path) -> IO[bytes]:
 
 
 def iter_batches(fh: IO[bytes], size: int) -> Iterator[list[bytes]]:
-    """Non-empty lines of ``fh`` in lists of at most ``size``."""
-    batch: list[bytes] = []
-    for line in fh:
-        line = line.strip()
-        if not line:
-            continue
-        batch.append(line)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
+    """Non-empty lines of ``fh`` in lists of ``size`` (the last one may be shorter)."""
+    while True:
+        batch: list[bytes] = []
+        while len(batch) < size:  # C-level reading, stripping and filtering
+            lines = list(itertools.islice(fh, size - len(batch)))
+            if not lines:
+                break
+            batch.extend(filter(None, map(bytes.strip, lines)))
+        if not batch:
+            return
         yield batch
 
 
@@ -129,17 +130,36 @@ def replay(
     label_source = f"file:{Path(labels_path).name}" if labels_path else ""
     run = retry or (lambda fn: fn())
     n = 0
-    with open_lines(events_path) as fh:
-        for batch in iter_batches(fh, batch_size):
-            result = run(functools.partial(pipeline.process_events, batch, source))
-            alerts.extend(getattr(result, "alerts", []))
-            due = labels.until(pipeline.max_event_time)
-            if due:
-                run(functools.partial(pipeline.process_labels, due, label_source))
-            alerts.extend(pipeline.advance())
-            n += len(batch)
-            if progress is not None:
-                progress(n, pipeline.stats.rejected_total, time.perf_counter() - started)
+
+    def store_and_evaluate(parsed: ScoredBatch, t0: float) -> BatchResult:
+        pipeline.store_events(parsed, source)
+        return pipeline.evaluate_events(parsed, t0)
+
+    with open_lines(events_path) as fh, ThreadPoolExecutor(1, "replay-store") as worker:
+        # Reading and parsing batch k+1 (pure Python, holds the GIL) overlaps storing
+        # batch k (the embedded engine runs without the GIL). Everything with state --
+        # store, event stages, labels, clock stages -- still runs one batch at a time in
+        # file order: batch k is stored and evaluated before its labels are fed, the
+        # clock advances, progress is reported, or batch k+1 is submitted.
+        pending: tuple[Future[Any], int] | None = None
+        for batch in itertools.chain(iter_batches(fh, batch_size), [None]):
+            parsed = None
+            if batch is not None:
+                t0 = time.perf_counter()
+                parsed = pipeline.parse_events(batch)
+            if pending is not None:
+                result = pending[0].result()  # re-raises the batch's error
+                alerts.extend(getattr(result, "alerts", []))
+                due = labels.until(pipeline.max_event_time)
+                if due:
+                    run(functools.partial(pipeline.process_labels, due, label_source))
+                alerts.extend(pipeline.advance())
+                n += pending[1]
+                if progress is not None:
+                    progress(n, pipeline.stats.rejected_total, time.perf_counter() - started)
+            if batch is not None and parsed is not None:
+                step = functools.partial(store_and_evaluate, parsed, t0)
+                pending = (worker.submit(run, step), len(batch))
     rest = labels.rest()
     if rest:
         run(functools.partial(pipeline.process_labels, rest, label_source))

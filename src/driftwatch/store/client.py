@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,8 @@ class Store:
         self.client = client
         self.database = database
         self._lock = threading.RLock()
+        self.embedded = "chdb" in type(getattr(client, "_backend", None)).__module__
+        """True for an in-process chdb engine (events are then inserted as JSON lines)."""
 
     # -- plumbing ----------------------------------------------------------------------
     def sql(self, text: str) -> str:
@@ -221,10 +225,40 @@ class Store:
 
     # -- inserts -----------------------------------------------------------------------
     def insert_scored(self, events: Sequence[ScoredTransaction], source: str = "") -> int:
-        """Insert validated events (one columnar insert); duplicates collapse on event_id."""
+        """Insert validated events in one insert; duplicates collapse on event_id.
+
+        Embedded (chdb): the events are serialised to JSON lines by msgspec and ClickHouse
+        parses and converts them itself (:data:`INSERT_SCORED_JSON`): about 1 us of Python
+        per row instead of ~10 us to build a columnar block client-side. A server gets the
+        columnar block (:func:`scored_columns`). Both give the same rows under ``FINAL``.
+        """
         if not events:
             return 0
-        return self.insert_columns("scored_transactions", scored_columns(events, source))
+        if not self.embedded:
+            return self.insert_columns("scored_transactions", scored_columns(events, source))
+        return self.insert_scored_json(events, source)
+
+    def insert_scored_json(self, events: Sequence[ScoredTransaction], source: str = "") -> int:
+        """Insert validated events through a JSON-lines file read by the embedded engine."""
+        if not events:
+            return 0
+        if not self.embedded:
+            raise StoreError("insert_scored_json needs the embedded (chdb) store")
+        fd, path = tempfile.mkstemp(prefix="dw-scored-", suffix=".jsonl")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(_JSON_LINES.encode_lines(events))
+            if not _SAFE_PATH.fullmatch(path):
+                raise StoreError(f"temporary file path {path!r} is not a plain path")
+            with self._call("insert into scored_transactions"):
+                self.client.command(
+                    self.sql(INSERT_SCORED_JSON.replace("{path}", path)),
+                    parameters={"source": source, "ingest_ms": epoch_ms(dt.datetime.now(UTC))},
+                )
+        finally:
+            with suppress(OSError):
+                os.unlink(path)
+        return len(events)
 
     def insert_labels(self, labels: Sequence[Label]) -> int:
         """Insert labels; the latest ``label_time`` per ``txn_id`` wins."""
@@ -276,6 +310,49 @@ class Store:
         value: dt.datetime = rows[0][1]
         return value if value.tzinfo else value.replace(tzinfo=UTC)
 
+
+_JSON_LINES = msgspec.json.Encoder()
+_SAFE_PATH = re.compile(r"/[A-Za-z0-9_./-]+")
+_JSON_STRUCTURE = (
+    "event_id String, txn_id String, event_ms Int64, amount_minor UInt64, currency String,"
+    " mcc String, merchant_id String, merchant_country String,"
+    " merchant_registered_at Nullable(Date), card_id String, customer_id String,"
+    " beneficiary_name String, channel String, ip String, device_id String,"
+    " geo_lat Nullable(Float64), geo_lon Nullable(Float64), features String,"
+    " model_name String, model_version String, score Float64, threshold Float64,"
+    " decision String, shadow_versions Array(String), shadow_scores Array(Float64)"
+)
+INSERT_SCORED_JSON = f"""INSERT INTO {{db}}.scored_transactions (event_id, txn_id, event_time,
+    amount_minor, amount_cents, currency, mcc, merchant_id, merchant_country,
+    merchant_registered_at, card_id, customer_id, beneficiary_name, channel, ip, device_id,
+    geo_lat, geo_lon, features_num, features_str, model_name, model_version, score, threshold,
+    decision, shadow_versions, shadow_scores, ingest_time, source)
+SELECT event_id, txn_id, fromUnixTimestamp64Milli(event_ms, 'UTC'), amount_minor,
+    amount_minor % 100, currency, mcc, merchant_id, merchant_country, merchant_registered_at,
+    card_id, customer_id, beneficiary_name, channel, ip, device_id, geo_lat, geo_lon,
+    CAST(arrayMap(kv -> (kv.1, multiIf(kv.2 = 'true', 1., kv.2 = 'false', 0., toFloat64(kv.2))),
+        arrayFilter(kv -> kv.2 != 'null' AND NOT startsWith(kv.2, '"'),
+            JSONExtractKeysAndValuesRaw(features))), 'Map(String, Float64)'),
+    CAST(arrayMap(kv -> (kv.1, JSONExtractString(kv.2)),
+        arrayFilter(kv -> startsWith(kv.2, '"'), JSONExtractKeysAndValuesRaw(features))),
+        'Map(String, String)'),
+    model_name, model_version, score, threshold, decision, shadow_versions, shadow_scores,
+    fromUnixTimestamp64Milli({{ingest_ms:Int64}}, 'UTC'), {{source:String}}
+FROM file('{{path}}', 'JSONEachRow', '{_JSON_STRUCTURE}')
+SETTINGS input_format_json_read_objects_as_strings = 1, input_format_skip_unknown_fields = 1,
+    input_format_allow_errors_num = 0, input_format_allow_errors_ratio = 0,
+    input_format_parallel_parsing = 0, optimize_on_insert = 0"""
+"""Validated events (msgspec JSON lines of :class:`ScoredTransaction`) into
+``scored_transactions``, converted by ClickHouse: ``event_ms`` to ``event_time``, the cents,
+and the mixed ``features`` object split into its numeric (bools as 1/0) and string maps.
+Floats round-trip exactly (shortest repr out, correctly rounded parse in); amounts are
+integers throughout.
+
+``optimize_on_insert = 0`` skips the ReplacingMergeTree collapse inside the inserted block
+(it cost more than half of the engine's time per row): an event_id repeated *within* one
+batch is collapsed by ``FINAL`` and background merges, exactly like one repeated across
+batches -- readers use ``FINAL`` for both already. ``input_format_parallel_parsing = 0``:
+one parsing thread costs a third less CPU than two on a 5,000-row block."""
 
 _STRUCT_FIELDS = ScoredTransaction.__struct_fields__
 _STORED_AS_IS = (

@@ -23,6 +23,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from driftwatch.events import ScoredTransaction
 from driftwatch.store.client import Store
 
 __all__ = ["CONTENT_TYPE", "TimedStore", "WorkerMetrics"]
@@ -145,6 +146,16 @@ class TimedStore(Store):
         n = super().insert_columns(table, columns)
         if n:
             self._metrics.insert_seconds.labels(table=table).observe(
+                time.perf_counter() - started
+            )
+        return n
+
+    def insert_scored_json(self, events: Sequence[ScoredTransaction], source: str = "") -> int:
+        # the embedded store's scored inserts bypass insert_columns
+        started = time.perf_counter()
+        n = super().insert_scored_json(events, source)
+        if n:
+            self._metrics.insert_seconds.labels(table="scored_transactions").observe(
                 time.perf_counter() - started
             )
         return n
