@@ -165,7 +165,11 @@ def test_shadow_counts_flips_and_matches_binomial_tail(store: Store) -> None:
     e, i = row([ev], "mcc=5967", "v47")
     n = len(in_window(rows, LO, AT, mcc="5967"))
     n_ref = len(in_window(rows, T0, LO, mcc="5967"))
-    rate = float(upper_rate(0, n_ref, det.prior_rate, det.prior_strength))
+    # null: the pair's flip rate over all its traffic (4 flips in every row stored),
+    # shrunk toward prior_rate; then the segment's own reference (no flips) on top
+    n_all = len(in_window(rows, T0, AT))
+    pair = (4 + det.prior_rate * det.prior_strength) / (n_all + det.prior_strength)
+    rate = float(upper_rate(0, n_ref, pair, det.prior_strength))
     assert (e.statistic[i], e.n[i], e.n_ref[i]) == (4, n, n_ref)
     assert e.pvalue[i] == pytest.approx(sps.binom.sf(3, n, rate), rel=1e-9)
     assert e.labels is not None and e.labels[i] == {"shadow_version": "v46"}
@@ -174,6 +178,30 @@ def test_shadow_counts_flips_and_matches_binomial_tail(store: Store) -> None:
     words = det.describe(e, i)
     assert "4 of" in words.summary and "approved by v47 although v46" in words.summary
     assert len(store.query(words.evidence_sql)) == 4
+
+
+def test_shadow_null_is_the_pairs_own_flip_rate(store: Store) -> None:
+    """A retrained challenger that flips 10 % of all traffic raises no segment for
+    flipping 10 %; the same flips against a quiet pair would."""
+    rng = np.random.default_rng(5)
+    evs = []
+    for j, x in enumerate(background(rng, 48.5, 80, mccs=("5967", "5411"), version="v47")):
+        flip = j % 10 == 0
+        x["model"]["score"] = 0.2 if flip else x["model"]["score"]
+        x["shadow"] = [{"version": "v46", "score": 0.9 if flip else x["model"]["score"]}]
+        evs.append(x)
+    insert(store, evs)
+    ctx = ctx_for(store)
+    det = ShadowDetector(ctx.settings, ctx.spec)
+    (ev,) = det.evaluate(ctx)
+    e, i = row([ev], "mcc=5967", "v47")
+    assert e.statistic[i] >= 3
+    assert e.pvalue[i] > 0.05  # flips like the rest of the pair's traffic
+    assert float(e.detail(i)["rate_ref"]) >= 0.09
+    quiet = ShadowDetector(ctx.settings, ctx.spec, prior_rate=0.002)
+    flips, n = int(e.statistic[i]), int(e.n[i])
+    # against the configured prior alone the same counts would be significant
+    assert sps.binom.sf(flips - 1, n, upper_rate(0, 0, quiet.prior_rate, 500)) < 0.01
 
 
 # -- score drift -----------------------------------------------------------------------

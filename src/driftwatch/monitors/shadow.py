@@ -10,9 +10,10 @@ two or three trigger rows in a segment are already far outside chance.
 
 Per segment, live version and shadow version the detector counts pairs and flips in
 the current window and tests the flip count against the segment's own reference
-flip rate (same version pair, trailing window), shrunk toward ``prior_rate`` so a
-new version pair or a small segment borrows a sensible rate: exact binomial upper
-tail. The mean paired difference (live minus shadow) and the count of opposite
+flip rate (same version pair, trailing window), shrunk toward the version pair's
+flip rate over all traffic (current window and reference, itself shrunk toward
+``prior_rate``) so a new version pair or a small segment borrows a sensible rate:
+exact binomial upper tail. The mean paired difference (live minus shadow) and the count of opposite
 flips (live holds, shadow approves) are kept in the details for analysts.
 """
 
@@ -32,6 +33,7 @@ from driftwatch.monitors.base import (
     Description,
     Detector,
     Evaluations,
+    FloatArray,
     PassContext,
     binom_sf,
     evidence,
@@ -128,10 +130,12 @@ class ShadowDetector(Detector):
         keys = [k for k, ok in zip(current.keys, keep, strict=True) if ok]
         cur = cur[keep]
         r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
-        ref = self._ref.table(r_lo, r_hi).rows(keys)
+        ref_table = self._ref.table(r_lo, r_hi)
+        ref = ref_table.rows(keys)
         n = cur[:, N]
         k = cur[:, FLIPS]
-        rate = upper_rate(ref[:, FLIPS], ref[:, N], self.prior_rate, self.prior_strength)
+        prior = self._pair_prior(keys, current, ref_table)
+        rate = upper_rate(ref[:, FLIPS], ref[:, N], prior, self.prior_strength)
         pvalue = binom_sf(k, n, rate)
         with np.errstate(invalid="ignore", divide="ignore"):
             effect = np.where(n > 0, k / n - rate, 0.0)
@@ -167,6 +171,28 @@ class ShadowDetector(Detector):
                 labels=[{"shadow_version": p[2]} for p in parts],
             )
         ]
+
+    def _pair_prior(
+        self, keys: list[str], current: SegmentTable, reference: SegmentTable
+    ) -> FloatArray:
+        """Per row, the flip rate of its version pair over all traffic.
+
+        The pair's own segment (``model_version=<live>``, all traffic of the live
+        version, present when ``model_version`` is a segment dimension) in the current
+        window and the reference, shrunk toward ``prior_rate``: the null is "this
+        segment flips like the rest of the traffic of this version pair". A retrained
+        model that flips 2 % of everything raises no segment for flipping 2 %; a
+        challenger that flips nothing except a narrow trigger makes three flips in a
+        segment stand out. Without the pair's segment, ``prior_rate``.
+        """
+        pairs = [key.split("\x1f") for key in keys]
+        totals = [f"model_version={live}\x1f{live}\x1f{shadow}" for _, live, shadow in pairs]
+        both = current.rows(totals) + reference.rows(totals)
+        strength = self.prior_strength
+        return np.asarray(
+            (both[:, FLIPS] + self.prior_rate * strength) / (both[:, N] + strength),
+            dtype=np.float64,
+        )
 
     def describe(self, ev: Evaluations, i: int) -> Description:
         d = ev.detail(i)
