@@ -54,7 +54,10 @@ def run_one(
         config_file=None,
         # one embedded ClickHouse path per process (a chdb rule): per worker process
         overrides={"store_dsn": f"chdb://{root}/chdb-{os.getpid()}",
-                   "database": f"b_{uuid.uuid4().hex[:10]}"},
+                   "database": f"b_{uuid.uuid4().hex[:10]}",
+                   # a shortened scenario has its schedule compressed: so is the warm-up
+                   "monitor_warmup_s": max(3600, round(
+                       Settings.load(config_file=None).monitor_warmup_s * sim.time_scale))},
     )
     store = open_store(settings.store_dsn, settings.database, init=True)
     sink = MemorySink()

@@ -208,10 +208,8 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> dict[str, Any]:
     if "DRIFTWATCH_MONITOR_WARMUP_S" not in os.environ:
         # the scenario's schedule is compressed to fit --days; so is the monitors'
         # warm-up (a day of history before v47 ships becomes days/3 of a day)
-        days = (sim.end - sim.start).total_seconds() / 86400
-        scale = min(1.0, days / sim.scenario.traffic.days)
         default = Settings.load(env={}, config_file=None).monitor_warmup_s
-        env["DRIFTWATCH_MONITOR_WARMUP_S"] = str(max(3600, round(default * scale)))
+        env["DRIFTWATCH_MONITOR_WARMUP_S"] = str(max(3600, round(default * sim.time_scale)))
     settings = Settings.load(env=env, config_file=None)
     worker: subprocess.Popen[bytes] | None = None
     log_path = workdir / "worker.log"

@@ -110,6 +110,16 @@ class Simulation:
     def n_events(self) -> int:
         return int(self.event_time_ms.shape[0])
 
+    @property
+    def time_scale(self) -> float:
+        """Factor applied to the scenario's schedule (< 1 when ``days`` was shortened).
+
+        Settings measured in event time that assume the scenario's own length (the
+        monitors' warm-up) should be scaled by it too.
+        """
+        days = (self.end - self.start).total_seconds() / 86400
+        return min(1.0, days / self.scenario.traffic.days)
+
     @functools.cached_property
     def events(self) -> list[bytes]:
         out: list[bytes] = []
