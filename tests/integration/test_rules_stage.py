@@ -112,3 +112,29 @@ def test_missing_rule_directory_means_no_stage(tmp_path: object) -> None:
     assert rule_stage_from_settings(settings, None) == []
     later = dt.datetime.now(dt.UTC)
     assert later.tzinfo is not None
+
+
+def test_evidence_sql_of_card_and_ip_segments_selects_the_hits(store: Store) -> None:
+    from dataclasses import replace
+
+    from driftwatch.rules.model import Pack
+    from driftwatch.rules.pack import RuleSet
+    from tests.unit.rules.helpers import DAY_MS, event, parse
+
+    by_card = replace(rule_from_text("by_card", "amount_cents == 37"),
+                      alert_segment=("card_id",), alert_min_hits=2)
+    by_ip = replace(rule_from_text("by_ip", "amount_cents == 37"),
+                    alert_segment=("ip",), alert_min_cards=2)
+    stage = RuleStage(RuleSet((Pack("p", "p.yaml", "0" * 64, (by_card, by_ip)),), DAY_MS),
+                      store)
+    events = parse([event(i, i * 60_000, amount="1.37", card_id=c, ip=ip) for i, (c, ip) in
+                    enumerate([("a", "10.0.0.1"), ("a", "10.0.0.1"), ("b", "10.0.0.2"),
+                               ("c", "10.0.0.1")])])
+    store.insert_scored(events, "test")
+    findings = {f.origin: f for f in stage.on_events(events).findings}
+    assert {o: f.segment for o, f in findings.items()} == {
+        "by_card": "card_id=a", "by_ip": "ip=10.0.0.1"}
+    for origin, expected in (("by_card", ["e000000", "e000001"]),
+                             ("by_ip", ["e000000", "e000001", "e000003"])):
+        rows = store.query(findings[origin].evidence_sql.replace(store.database, "{db}"))
+        assert sorted(r[0] for r in rows) == expected

@@ -16,7 +16,8 @@ MODES = ("enforce", "shadow")
 """``enforce``: hits are stored, published and alerted. ``shadow``: stored only."""
 ALERT_SEVERITY = {"low": "info", "medium": "warning", "high": "warning", "critical": "critical"}
 """Rule severity -> alert severity (``contracts/alert.schema.json``)."""
-SEGMENT_FIELDS = ("mcc", "merchant_country", "channel", "currency", "merchant_id", "ip")
+SEGMENT_FIELDS = ("mcc", "merchant_country", "channel", "currency", "merchant_id", "ip",
+                  "card_id")
 """Fields a rule may name in ``alert_segment`` (its alerts aggregate per segment)."""
 
 
@@ -44,6 +45,8 @@ class Rule:
     expr: T
     alert_segment: tuple[str, ...] = ("mcc",)
     alert_min_hits: int = 1
+    alert_min_cards: int = 1
+    alert_window_ms: int | None = None
     pack: str = ""
     pack_sha256: str = ""
     path: str = ""

@@ -12,7 +12,9 @@ A pack is one ``.yaml`` file::
         mode: enforce                  # enforce | shadow
         description: ...
         alert_segment: [mcc]           # alerts aggregate per rule x these fields
-        alert_min_hits: 1              # hits in a segment (24 h) before the alert fires
+        alert_min_hits: 1              # hits in a segment (alert window) before the alert fires
+        alert_min_cards: 1             # ... and distinct cards among those hits
+        alert_window: 24h              # the alert window (default: the stage's, 24 h)
         when: count(by=card_id, within=10m, where=amount_minor <= 500) >= 4
         examples:
           - name: four small charges
@@ -60,13 +62,14 @@ MAX_YAML_DEPTH = 12
 MAX_RULES_PER_PACK = 200
 MAX_EXAMPLE_EVENTS = 2000
 DEFAULT_HORIZON_MS = 86_400_000
+MAX_ALERT_WINDOW_MS = 7 * 86_400_000
 _ID = re.compile(r"[a-z][a-z0-9_]{1,63}")
 _REASON = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
 _DURATION = re.compile(r"([0-9]{1,9})(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 PACK_KEYS = ("pack", "description", "rules")
 RULE_KEYS = ("id", "version", "severity", "reason_code", "mode", "description", "when",
-             "alert_segment", "alert_min_hits", "examples")
+             "alert_segment", "alert_min_hits", "alert_min_cards", "alert_window", "examples")
 REQUIRED_RULE_KEYS = ("id", "version", "severity", "reason_code", "mode", "when")
 EXAMPLE_KEYS = ("name", "expect", "events", "event")
 
@@ -356,6 +359,14 @@ def _rule(
          and not isinstance(values.get("alert_min_hits", 1), bool)
          and 1 <= values.get("alert_min_hits", 1) <= 1_000_000,
          "alert_min_hits must be an integer 1..1000000"),
+        ("alert_min_cards", isinstance(values.get("alert_min_cards", 1), int)
+         and not isinstance(values.get("alert_min_cards", 1), bool)
+         and 1 <= values.get("alert_min_cards", 1) <= 1_000_000,
+         "alert_min_cards must be an integer 1..1000000"),
+        ("alert_window", "alert_window" not in values
+         or (isinstance(values["alert_window"], str)
+             and 1000 <= (_duration_ms(values["alert_window"]) or 0) <= MAX_ALERT_WINDOW_MS),
+         "alert_window must be a duration from 1s to 7d such as 30m, 2h or 1d"),
     )
     for key, ok, message in checks:
         if not ok:
@@ -388,6 +399,8 @@ def _rule(
         expr=expr,
         alert_segment=tuple(segment),
         alert_min_hits=values.get("alert_min_hits", 1),
+        alert_min_cards=values.get("alert_min_cards", 1),
+        alert_window_ms=_duration_ms(values["alert_window"]) if "alert_window" in values else None,
         pack=pack,
         pack_sha256=sha,
         path=path,

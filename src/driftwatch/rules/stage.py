@@ -11,9 +11,11 @@
    enforced hits. A finding carries the running totals of the rule in that segment
    over the trailing alert window, so a 247-transaction campaign is one alert (one
    fingerprint) whose count and amount grow, not 247 alerts. A rule's
-   ``alert_min_hits`` holds the alert back until that many hits accumulated in the
-   segment (per-transaction indicators such as impossible travel go to case
-   management hit by hit, and to the SOC only when they cluster).
+   ``alert_min_hits`` and ``alert_min_cards`` hold the alert back until that many
+   hits, on that many distinct cards, accumulated in the segment within the rule's
+   ``alert_window`` (default: the stage's ``alert_window_s``). Below the floors there
+   is no alert at all: every hit is already a case (``rule_hits`` and its topic); the
+   SOC hears of a rule only when its hits cluster (see ``rules/README.md``).
 
 Shadow rules are evaluated and stored (``mode = 'shadow'``) but raise no alerts.
 """
@@ -24,7 +26,7 @@ import datetime as dt
 import json
 import logging
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,8 @@ log = logging.getLogger(__name__)
 
 HIT_TABLE = "rule_hits"
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9_.:\-]{0,128}")
+_HIT_SEGMENT_COLUMNS = frozenset({"mcc", "merchant_country", "channel", "merchant_id", "card_id"})
+"""Segment fields that ``rule_hits`` stores itself."""
 
 
 def _json_default(value: Any) -> Any:
@@ -94,31 +98,40 @@ def segment_of(rule: Rule, event: ScoredTransaction) -> str:
 class _Tally:
     """Hits of one rule in one segment over the trailing alert window."""
 
-    hits: deque[tuple[int, str, int, bool]] = field(default_factory=deque)
+    hits: deque[tuple[int, str, int, bool, str]] = field(default_factory=deque)
     ids: set[str] = field(default_factory=set)
+    cards: Counter[str] = field(default_factory=Counter)
     amount: int = 0
     approved: int = 0
     newest_ms: int = 0
     alerted: bool = False
 
-    def add(self, ms: int, event_id: str, amount: int, approved: bool) -> bool:
+    def add(self, ms: int, event_id: str, amount: int, approved: bool, card: str) -> bool:
         if event_id in self.ids:
             return False
         self.ids.add(event_id)
         self.newest_ms = max(self.newest_ms, ms)
-        self.hits.append((ms, event_id, amount, approved))
+        self.hits.append((ms, event_id, amount, approved, card))
+        self.cards[card] += 1
         self.amount += amount
         self.approved += approved
         return True
 
     def evict(self, low_ms: int) -> None:
         while self.hits and self.hits[0][0] < low_ms:
-            _, eid, amount, approved = self.hits.popleft()
+            _, eid, amount, approved, card = self.hits.popleft()
             self.ids.discard(eid)
+            self.cards[card] -= 1
+            if not self.cards[card]:
+                del self.cards[card]
             self.amount -= amount
             self.approved -= approved
         if not self.hits:
             self.alerted = False
+
+    def reaches(self, rule: Rule) -> bool:
+        """True when the hits reach both of the rule's alert floors."""
+        return len(self.hits) >= rule.alert_min_hits and len(self.cards) >= rule.alert_min_cards
 
 
 class RuleStage:
@@ -194,27 +207,37 @@ class RuleStage:
         for h in hits:
             if h.rule.mode == "enforce":
                 groups.setdefault((h.rule.id, segment_of(h.rule, h.event)), []).append(h)
-        window_ms = self.alert_window_s * 1000
         findings = []
         for (rule_id, segment), group in groups.items():
             tally = self._tallies.setdefault((rule_id, segment), _Tally())
+            rule = group[0].rule
+            window_ms = self._window_ms(rule)
             fresh = 0
-            for h in group:
+            opened: int | None = None
+            # hit by hit in event time, so the opening does not depend on batching
+            for h in sorted(group, key=lambda x: x.event.event_time):
                 e = h.event
                 ms = epoch_ms(e.event_time)
-                fresh += tally.add(ms, e.event_id, e.amount_minor, e.decision == "approve")
+                if not tally.add(ms, e.event_id, e.amount_minor, e.decision == "approve",
+                                 e.card_id):
+                    continue
+                fresh += 1
+                tally.evict(ms - window_ms)
+                if not tally.alerted and tally.reaches(rule):
+                    tally.alerted, opened = True, ms
             tally.evict(tally.newest_ms - window_ms)
-            rule = group[0].rule
-            if fresh == 0 or len(tally.hits) < rule.alert_min_hits:
-                continue
-            if tally.alerted:
+            if opened is not None:  # the alert opens at the hit that reached the floors
+                at = EPOCH + dt.timedelta(milliseconds=opened)
+            elif fresh and tally.alerted and tally.reaches(rule):
                 at = max(h.event.event_time for h in group)
-            else:  # the alert opens at the hit that reached alert_min_hits (batch-independent)
-                at = EPOCH + dt.timedelta(
-                    milliseconds=sorted(x[0] for x in tally.hits)[rule.alert_min_hits - 1])
-                tally.alerted = True
+            else:
+                continue
             findings.append(self._finding(rule, segment, tally, fresh, at))
         return findings
+
+    def _window_ms(self, rule: Rule) -> int:
+        """The rule's alert window (``alert_window``, else the stage's), in ms."""
+        return rule.alert_window_ms or self.alert_window_s * 1000
 
     def _finding(
         self, rule: Rule, segment: str, tally: _Tally, fresh: int, newest: dt.datetime
@@ -222,10 +245,12 @@ class RuleStage:
         first = EPOCH + dt.timedelta(milliseconds=min(x[0] for x in tally.hits))
         last = EPOCH + dt.timedelta(milliseconds=max(x[0] for x in tally.hits))
         n = len(tally.hits)
-        hours = self.alert_window_s / 3600
+        hours = self._window_ms(rule) / 3_600_000
+        cards = len(tally.cards)
         summary = (
             f"rule {rule.id} v{rule.version} ({rule.reason_code}): {n} hit{'s' if n != 1 else ''}"
-            f" totalling {format_amount(tally.amount)} in {segment} within {hours:g}h"
+            f" totalling {format_amount(tally.amount)} on {cards} card{'s' if cards != 1 else ''}"
+            f" in {segment} within {hours:g}h"
             f" ({fresh} new); the model approved {tally.approved} of them"
         )
         severity: Severity = ALERT_SEVERITY[rule.severity]  # type: ignore[assignment]
@@ -238,6 +263,7 @@ class RuleStage:
             event_time=newest,
             summary=summary,
             value=str(n),
+            threshold=f"{rule.alert_min_hits} hits on {rule.alert_min_cards} cards",
             window_start=first,
             window_end=last,
             evidence_sql=self._evidence_sql(rule, segment, first),
@@ -251,8 +277,13 @@ class RuleStage:
         conds = [f"rule_id = {_quote(rule.id)}"]
         for part in segment.split(","):
             name, _, value = part.partition("=")
-            if _SAFE_VALUE.fullmatch(value):
+            if not _SAFE_VALUE.fullmatch(value):
+                continue
+            if name in _HIT_SEGMENT_COLUMNS:
                 conds.append(f"{name} = {_quote(value)}")
+            else:  # ip, currency: only on the stored transaction
+                conds.append(f"event_id IN (SELECT event_id FROM {db}.scored_transactions"
+                             f" WHERE {name} = {_quote(value)})")
         stamp = since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         conds.append(f"event_time >= toDateTime64({_quote(stamp)}, 3, 'UTC')")
         return f"SELECT * FROM {db}.rule_hits FINAL WHERE {' AND '.join(conds)} ORDER BY event_time"

@@ -110,6 +110,14 @@ def _problems(tmp_path: Path, text: str | bytes, name: str = "p.yaml") -> list[s
         (("when: amount_cents == 37", "when: count(by=ip, within=48h) > 1"),
          "longer than the state horizon"),
         (("when: amount_cents == 37", "when: matches(ip, '(a+)+$')"), "unsafe pattern"),
+        (("    mode: shadow\n", "    mode: shadow\n    alert_min_cards: 0\n"),
+         "alert_min_cards must be an integer 1..1000000, got 0"),
+        (("    mode: shadow\n", "    mode: shadow\n    alert_window: 8d\n"),
+         "alert_window must be a duration from 1s to 7d"),
+        (("    mode: shadow\n", "    mode: shadow\n    alert_window: 30\n"),
+         "alert_window must be a duration"),
+        (("    mode: shadow\n", "    mode: shadow\n    alert_segment: [device_id]\n"),
+         "alert_segment must list fields from"),
     ],
 )
 def test_load_errors_name_file_line_column_and_rule(
@@ -119,6 +127,18 @@ def test_load_errors_name_file_line_column_and_rule(
     assert text != GOOD
     problems = _problems(tmp_path, text)
     assert any(expected in p for p in problems), problems
+
+
+def test_alert_floor_keys_are_loaded(tmp_path: Path) -> None:
+    text = GOOD.replace("    mode: shadow\n", "    mode: shadow\n    alert_segment: [card_id]\n"
+                        "    alert_min_hits: 3\n    alert_min_cards: 2\n    alert_window: 90m\n")
+    (tmp_path / "p.yaml").write_text(text)
+    (rule,) = load_pack(tmp_path / "p.yaml").rules
+    assert (rule.alert_segment, rule.alert_min_hits, rule.alert_min_cards,
+            rule.alert_window_ms) == (("card_id",), 3, 2, 90 * 60_000)
+    (tmp_path / "p.yaml").write_text(GOOD)
+    (plain,) = load_pack(tmp_path / "p.yaml").rules
+    assert (plain.alert_min_hits, plain.alert_min_cards, plain.alert_window_ms) == (1, 1, None)
 
 
 def test_position_inside_a_folded_block(tmp_path: Path) -> None:

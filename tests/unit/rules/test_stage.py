@@ -105,3 +105,59 @@ def test_alert_start_does_not_depend_on_batching() -> None:
     one_by_one = stage(("t", "amount_cents == 37", "enforce"))
     firsts = [f for e in events for f in one_by_one.on_events([e]).findings]
     assert whole.event_time == firsts[0].event_time == events[0].event_time
+
+
+def _floored(**floors: object) -> RuleStage:
+    rule = replace(rule_from_text("testing", "amount_cents == 37"), **floors)  # type: ignore[arg-type]
+    return RuleStage(RuleSet((Pack("p", "p.yaml", "0" * 64, (rule,)),), DAY_MS))
+
+
+def test_alert_waits_for_distinct_cards_in_the_segment() -> None:
+    s = _floored(alert_min_cards=3)
+    cards = ["c1", "c1", "c1", "c2", "c2", "c3", "c3"]
+    outs = [s.on_events(parse([event(i, i * MIN, amount="1.37", card_id=c)]))
+            for i, c in enumerate(cards)]
+    assert all(len(o.rule_hits) == 1 for o in outs)  # every hit is still a case
+    assert [[f.value for f in o.findings] for o in outs] == [[], [], [], [], [], ["6"], ["7"]]
+    assert "6 hits totalling 8.22 on 3 cards in mcc=5411" in outs[5].findings[0].summary
+    assert outs[5].findings[0].threshold == "1 hits on 3 cards"
+    assert outs[5].findings[0].event_time == parse([event(5, 5 * MIN)])[0].event_time
+
+
+def test_card_floor_opening_time_does_not_depend_on_batching() -> None:
+    dicts = [event(i, i * MIN, amount="1.37", card_id=f"c{i % 4}") for i in range(8)]
+    whole = _floored(alert_min_hits=5, alert_min_cards=4).on_events(parse(dicts)).findings
+    one = _floored(alert_min_hits=5, alert_min_cards=4)
+    firsts = [f for d in dicts for f in one.on_events(parse([d])).findings]
+    assert whole[0].event_time == firsts[0].event_time == parse([dicts[4]])[0].event_time
+
+
+def test_the_rule_alert_window_overrides_the_stage_window() -> None:
+    s = _floored(alert_min_cards=3, alert_window_ms=60 * MIN)
+    spread = [s.on_events(parse([event(i, i * 40 * MIN, amount="1.37", card_id=f"c{i}")]))
+              for i in range(4)]  # never 3 cards within an hour
+    assert all(o.findings == [] for o in spread)
+    burst = s.on_events(parse([event(10 + i, 200 * MIN + i * MIN, amount="1.37",
+                                     card_id=f"d{i}") for i in range(3)]))
+    (f,) = burst.findings
+    assert f.value == "3" and "within 1h" in f.summary
+
+
+def test_card_segments_give_one_alert_per_card() -> None:
+    s = _floored(alert_segment=("card_id",), alert_min_hits=2)
+    out = s.on_events(parse([event(i, i * MIN, amount="1.37", card_id=c)
+                             for i, c in enumerate(["a", "b", "a", "c"])]))
+    assert [(f.segment, f.value) for f in out.findings] == [("card_id=a", "2")]
+    assert "card_id = 'a'" in out.findings[0].evidence_sql
+
+
+def test_a_batch_longer_than_the_alert_window_opens_at_the_right_hit() -> None:
+    # one batch spanning 4 h with a 1 h window: floors are judged hit by hit
+    spread = [event(i, i * 70 * MIN, amount="1.37", card_id=f"c{i}") for i in range(4)]
+    assert _floored(alert_min_cards=2, alert_window_ms=60 * MIN).on_events(
+        parse(spread)).findings == []
+    dense = spread + [event(10 + i, 300 * MIN + i * 25 * MIN, amount="1.37",
+                            card_id=f"d{i}") for i in range(5)]
+    (f,) = _floored(alert_min_cards=3, alert_window_ms=60 * MIN).on_events(parse(dense)).findings
+    assert f.event_time == parse([dense[6]])[0].event_time  # d2, 50 min after d0
+    assert f.value == "3"  # d2, d3, d4 are inside the last hour
