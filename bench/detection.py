@@ -9,12 +9,13 @@ transactions and dollars, and how much event time after the attack started. Then
 counted per day.
 
 Targets (issue 9): the reference backdoor (sc013) alerted after a median of <= 5 trigger
-transactions (<= $50k exposed) by at least two independent signals; every attack
+transactions (<= $50k exposed) by at least two independent signals (the median over seeds
+of the trigger transactions before the second detector or rule named mcc=5967); every attack
 scenario detected; zero warning/critical alerts on the clean baseline.
 
     python bench/detection.py                 # 3 seeds, all scenarios, 7 clean days
     python bench/detection.py --quick         # 1 seed, sc013 only, 1 clean day, low rate
-    python bench/detection.py --seeds 2 --jobs 2   # fewer seeds, two replays at a time
+    python bench/detection.py --seeds 1 --backdoor-seeds 3   # fewer seeds for the rest
 """
 
 from __future__ import annotations
@@ -151,6 +152,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 seed, sc013 only, short run")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--backdoor-seeds", type=int, default=None,
+                    help="seeds for sc013_backdoor (default: --seeds)")
     ap.add_argument("--scenarios", default=",".join(ATTACKS))
     ap.add_argument("--clean-days", type=float, default=7.0)
     ap.add_argument("--rate", type=float, default=None, help="events/s of event time")
@@ -159,6 +162,8 @@ def main() -> None:
     args = ap.parse_args()
     scenarios = ["sc013_backdoor"] if args.quick else args.scenarios.split(",")
     seeds = [1] if args.quick else list(range(1, args.seeds + 1))
+    backdoor_seeds = seeds if args.quick or args.backdoor_seeds is None else list(
+        range(1, args.backdoor_seeds + 1))
     rate = args.rate if args.rate is not None else (0.5 if args.quick else None)
     days_attack = 1.6 if args.quick else None
     clean_days = 1.0 if args.quick else args.clean_days
@@ -172,7 +177,7 @@ def main() -> None:
         futures = {
             pool.submit(score_attack, root, name, seed, days_attack, rate): (name, seed)
             for name in scenarios
-            for seed in seeds
+            for seed in (backdoor_seeds if name == "sc013_backdoor" else seeds)
         }
         for future in concurrent.futures.as_completed(futures):
             name, seed = futures[future]
@@ -187,8 +192,15 @@ def main() -> None:
     sc013 = [r for r in results if r["scenario"] == "sc013_backdoor"]
     firsts = [min((s["txns_before"] for s in r["signals"]), default=None) for r in sc013]
     dollars = [min((s["dollars_before"] for s in r["signals"]), default=None) for r in sc013]
-    two_signals = [len({s["origin"] for s in r["signals"] if s["txns_before"] <= 5}) >= 2
-                   for r in sc013]
+    # per seed: attack txns before the second independent signal (detector or rule)
+    seconds = []
+    for r in sc013:
+        per_origin: dict[str, int] = {}
+        for sig in r["signals"]:
+            per_origin[sig["origin"]] = min(sig["txns_before"],
+                                            per_origin.get(sig["origin"], sig["txns_before"]))
+        ranked = sorted(per_origin.values())
+        seconds.append(ranked[1] if len(ranked) >= 2 else None)
     detected = {r["scenario"]: bool(r["signals"]) for r in results}
     median_txns = statistics.median(f for f in firsts if f is not None) if all(
         f is not None for f in firsts) and firsts else None
@@ -197,9 +209,13 @@ def main() -> None:
     figures = {
         "bench": "detection",
         "seeds": len(seeds),
+        "backdoor_seeds": len(backdoor_seeds),
         "sc013_median_txns_to_first_alert": median_txns,
         "sc013_median_dollars_to_first_alert": median_dollars,
-        "sc013_two_signals_within_5_txns": all(two_signals) if two_signals else False,
+        "sc013_txns_to_second_signal": seconds,
+        "sc013_median_txns_to_second_signal": (
+            statistics.median([x for x in seconds if x is not None])
+            if seconds and None not in seconds else None),
         "scenarios_detected": sum(detected.values()),
         "scenarios": len(detected),
         "clean_days": clean_days,
@@ -211,7 +227,8 @@ def main() -> None:
     figures["met"] = bool(
         median_txns is not None and median_txns <= 5
         and median_dollars is not None and median_dollars <= 50000
-        and figures["sc013_two_signals_within_5_txns"]
+        and figures["sc013_median_txns_to_second_signal"] is not None
+        and figures["sc013_median_txns_to_second_signal"] <= 5
         and all(detected.values())
         and clean["warning_critical"] == 0
     )
