@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import pytest
@@ -285,11 +286,16 @@ def test_pileup_counts_scores_just_below_threshold(store: Store) -> None:
 
 
 # -- beneficiary -----------------------------------------------------------------------
-def test_beneficiary_prefix_concentration_names_the_prefix(store: Store) -> None:
-    rng = np.random.default_rng(8)
-    evs = background(rng, 48.5, 20, mccs=("5967",))
+def named_background() -> list[dict[str, Any]]:
+    """Two days of mcc 5967 paying forty ordinary beneficiary names."""
+    evs = background(np.random.default_rng(8), 48.5, 20, mccs=("5967",))
     for j, x in enumerate(evs):
         x["beneficiary_name"] = f"SHOP{j % 40} LTD {j}"
+    return evs
+
+
+def test_beneficiary_prefix_concentration_names_the_prefix(store: Store) -> None:
+    evs = named_background()
     pay = [
         event(f"i{j}", LO + j * dt.timedelta(minutes=9), mcc="5967", country="LT",
               beneficiary=f"INTL-PAY-GLOBAL-{j:02d}", merchant=f"x-{j}", card=f"k-{j % 3}")
@@ -306,10 +312,7 @@ def test_beneficiary_prefix_concentration_names_the_prefix(store: Store) -> None
 
 
 def test_beneficiary_one_merchant_repeating_a_name_is_not_eligible(store: Store) -> None:
-    rng = np.random.default_rng(8)
-    evs = background(rng, 48.5, 20, mccs=("5967",))
-    for j, x in enumerate(evs):
-        x["beneficiary_name"] = f"SHOP{j % 40} LTD {j}"
+    evs = named_background()
     # six payouts under one prefix: five from merchant m-1 (one card), one from m-2
     pay = [
         event(f"i{j}", LO + j * dt.timedelta(minutes=9), mcc="5967", country="LT",
