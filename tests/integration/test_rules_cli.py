@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 def test_check_passes_on_the_shipped_packs() -> None:
     result = CliRunner().invoke(main, ["rules", "check", str(RULES)])
     assert result.exit_code == 0, result.output
-    assert "8 packs" in result.output and "examples passed" in result.output
+    assert "9 packs" in result.output and "examples passed" in result.output
     for pack in shipped_rules().packs:
         assert f"sha256={pack.sha256}" in result.output
 

@@ -24,7 +24,9 @@ Windowed aggregates (keyed by ``by=``, window ``within=``, optional ``where=``)
     counted), ``min(x)``, ``max(x)``, ``first_seen(key, within=)``,
     ``monotonic_increase(x, by=, n=, within=, factor>=f)``,
     ``monotonic_decrease(x, by=, n=, within=, factor<=f)``,
-    ``travel_km(by=, within=)``, ``travel_speed_kmh(by=, within=, slack_km=, slack_h=)``.
+    ``travel_km(by=, within=)``, ``travel_speed_kmh(by=, within=, slack_km=, slack_h=)``,
+    ``received_max(x, by=, payee=, prefix=, within=)`` (the largest ``x`` of the
+    window's events whose ``payee`` is ``prefix`` + this event's ``by`` key).
 
 >>> from driftwatch.rules.parser import parse
 >>> check(parse("amount_cents == 37"), 86_400_000).ty
@@ -82,7 +84,9 @@ SCALAR_FUNCTIONS = (
 WINDOW_FUNCTIONS = ("count", "sum", "count_distinct", "min", "max")
 SEQUENCE_FUNCTIONS = ("monotonic_increase", "monotonic_decrease")
 TRAVEL_FUNCTIONS = ("travel_km", "travel_speed_kmh")
-AGGREGATES = (*WINDOW_FUNCTIONS, "first_seen", *SEQUENCE_FUNCTIONS, *TRAVEL_FUNCTIONS)
+RECEIVED_FUNCTIONS = ("received_max",)
+AGGREGATES = (*WINDOW_FUNCTIONS, "first_seen", *SEQUENCE_FUNCTIONS, *TRAVEL_FUNCTIONS,
+              *RECEIVED_FUNCTIONS)
 MAX_IN_LIST = 1000
 MAX_SEQUENCE = 50
 MAX_PREFIX = 256
@@ -452,6 +456,8 @@ class _Checker:
                          text=text)
         if name in SEQUENCE_FUNCTIONS:
             return self.sequence(node, text)
+        if name in RECEIVED_FUNCTIONS:
+            return self.received(node, text)
         kw = self.options(node, ("by", "within", "slack_km", "slack_h"))
         self.arity(node, 0)
         slack_km = self.const_number(kw.get("slack_km"), 0.0, "slack_km=")
@@ -495,6 +501,33 @@ class _Checker:
             factor = (frac.numerator, frac.denominator)
         return t.Agg(Ty.BOOL, False, node.name, value, self.keys(node, kw),
                      self.within(node, kw), n=count.value, factor=factor, text=text)
+
+    def received(self, node: n.Call, text: str) -> t.T:
+        """``received_max(x, by=k, payee=p, prefix="..", within=, where=)``: the events
+        of the window are keyed by ``p`` minus ``prefix``, looked up by ``k``."""
+        kw = self.options(node, ("by", "payee", "prefix", "within", "where"))
+        (v_node,) = self.arity(node, 1)
+        value = self.numeric(v_node, f"the value of {node.name}()")
+        keys = self.keys(node, kw)
+        if len(keys) != 1 or keys[0].ty is not Ty.STR:
+            raise self.err(f"{node.name}() needs one string field as by=, e.g. by=card_id",
+                           kw["by"].value)
+        p_arg = kw.get("payee")
+        if p_arg is None:
+            raise self.err(
+                f"{node.name}() needs payee=<field naming the receiver>, "
+                "e.g. payee=beneficiary_name", node)
+        payee = self.key_part(p_arg.value)
+        if payee.ty is not Ty.STR:
+            raise self.err("payee= must be a string", p_arg.value)
+        prefix = ""
+        if "prefix" in kw:
+            prefix = self.const_str(kw["prefix"].value, "prefix=")
+        where = None
+        if "where" in kw:
+            where = self.boolean(kw["where"].value, "where=")
+        return t.Agg(value.ty, True, node.name, value, keys, self.within(node, kw), where,
+                     text=text, payee=payee, prefix=prefix)
 
 
 def check(node: n.Node, horizon_ms: int, source: str = "") -> t.T:

@@ -36,7 +36,7 @@ from typing import Any
 from driftwatch.errors import RuleError
 from driftwatch.events import EPOCH, ScoredTransaction
 from driftwatch.rules import typed as t
-from driftwatch.rules.closures import Compiler, Fn, haversine_km, key_function
+from driftwatch.rules.closures import Compiler, Fn, KeyFn, haversine_km, key_function
 from driftwatch.rules.model import Hit, Rule
 from driftwatch.rules.typed import Ty
 from driftwatch.rules.window import KeyedWindow
@@ -69,6 +69,8 @@ class _Spec:
     accept: t.T | None
     values: list[t.T]
     window: KeyedWindow | None = None
+    prefix: str | None = None
+    """Set for ``received_*``: entries are keyed by ``keys`` (the payee) minus this prefix."""
 
     def slot(self, value: t.T) -> int:
         if value not in self.values:
@@ -100,6 +102,20 @@ def _reducer(kind: str, slot: int) -> Callable[[list[tuple[Any, ...]]], Any]:
         return pick(values) if values else None
 
     return extreme
+
+
+def _strip_key(key: KeyFn, prefix: str) -> KeyFn:
+    """The key of the receiver: ``key(e)`` without ``prefix``; None unless it starts
+    with ``prefix`` and something follows it."""
+    size = len(prefix)
+
+    def strip(e: Any) -> str | None:
+        k = key(e)
+        if isinstance(k, str) and len(k) > size and k.startswith(prefix):
+            return k[size:]
+        return None
+
+    return strip
 
 
 @dataclass(frozen=True)
@@ -174,13 +190,18 @@ class LiveEvaluator:
         if agg.kind in ("travel_km", "travel_speed_kmh", "first_seen", "monotonic_increase",
                         "monotonic_decrease"):
             return (agg.keys, None)
+        if agg.payee is not None:
+            return ((agg.payee,), agg.where, agg.prefix)
         return (agg.keys, agg.where)
 
     def _register(self, agg: t.Agg) -> _Spec:
         key = self._spec_key(agg)
         spec = self._specs.get(key)
         if spec is None:
-            spec = _Spec(agg.keys, agg.within_ms, key[1], [])
+            if agg.payee is not None:
+                spec = _Spec((agg.payee,), agg.within_ms, agg.where, [], prefix=agg.prefix)
+            else:
+                spec = _Spec(agg.keys, agg.within_ms, key[1], [])
             self._specs[key] = spec
         if spec.window is None:
             spec.within_ms = max(spec.within_ms, agg.within_ms)
@@ -194,6 +215,8 @@ class LiveEvaluator:
     def _build_window(self, spec: _Spec) -> KeyedWindow:
         comp = Compiler(self._no_agg)
         key = key_function(spec.keys, comp)
+        if spec.prefix is not None:
+            key = _strip_key(key, spec.prefix)
         accept: Callable[[Any], bool] | None = None
         if isinstance(spec.accept, t.T):
             accept = comp(spec.accept)
@@ -258,6 +281,13 @@ class LiveEvaluator:
             reduce = _reducer(kind, slot)
             span = w.span
             return lambda e: None if (k := key(e)) is None else reduce(span(k, cur.t, within))
+        if kind == "received_max":
+            assert agg.value is not None
+            slot = spec.slot(agg.value)
+            reduce = _reducer("max", slot)
+            span = w.span
+            lookup = key_function(agg.keys, Compiler(self._no_agg))
+            return lambda e: None if (k := lookup(e)) is None else reduce(span(k, cur.t, within))
         if kind == "first_seen":
             def first_seen(e: ScoredTransaction) -> bool:
                 k = key(e)

@@ -15,6 +15,10 @@ monotonic_*            ``groupArray((_ms, x)) OVER (... ORDER BY _ms, event_id
                        ROWS BETWEEN n-1 PRECEDING AND CURRENT ROW)`` + ``arrayAll``
 travel_*               ``groupArray((_ms, lat, lon)) OVER (PARTITION BY key, isNull(geo_lat)
                        ORDER BY _ms, event_id ROWS BETWEEN 1 PRECEDING AND 1 PRECEDING)``
+received_max           a ``LEFT JOIN`` by ``event_id`` of a ``UNION ALL`` of the events
+                       keyed by ``by`` (queries) and by ``payee`` minus ``prefix``
+                       (receipts), with ``maxIf(x, receipt) OVER (PARTITION BY key
+                       ORDER BY _ms RANGE BETWEEN w PRECEDING AND CURRENT ROW)``
 =====================  ===================================================================
 
 ``_ms`` is the event time in epoch milliseconds. Every string literal of a rule is
@@ -96,6 +100,9 @@ class _Compiler:
         self.parameters: dict[str, Any] = {}
         self.windows: list[str] = []
         self.window_index: dict[str, int] = {}
+        self.crosses: list[str] = []
+        """Subqueries ``(_id<i>, _x<i>)`` per event, joined to the events by event_id."""
+        self.cross_index: dict[tuple[Any, ...], int] = {}
 
     def param(self, value: str) -> str:
         for name, existing in self.parameters.items():
@@ -236,6 +243,8 @@ class _Compiler:
             rows = self.window(f"countIf({cond}) OVER ({frame})" if cond else
                                f"count() OVER ({frame})")
             return f"if({empty} OR {rows} = 0, NULL, {w})"
+        if kind == "received_max":
+            return f"if({empty}, NULL, {self.received(node)})"
         if kind == "first_seen":
             w = self.window(
                 f"count() OVER (PARTITION BY {part} ORDER BY _ms "
@@ -281,6 +290,48 @@ class _Compiler:
         )
         return f"if({missing}, NULL, {value})"
 
+    def received(self, node: t.Agg) -> str:
+        """Register the cross-keyed subquery of a ``received_*`` aggregate; its column."""
+        assert node.value is not None and node.payee is not None
+        cast = "Nullable(Int64)" if node.value.ty is Ty.INT else "Nullable(Float64)"
+        payee, prefix = self(node.payee), self.param(node.prefix)
+        conds = [f"startsWith({payee}, {prefix})",
+                 f"lengthUTF8({payee}) > lengthUTF8({prefix})"]
+        if node.where is not None:
+            conds.append(self(node.where))
+        key = (node.identity, self(node.keys[0]), payee, prefix, tuple(conds))
+        i = self.cross_index.setdefault(key, len(self.cross_index))
+        if i < len(self.crosses):
+            return f"_x{i}"
+        frame = (f"PARTITION BY _k ORDER BY _ms "
+                 f"RANGE BETWEEN {node.within_ms} PRECEDING AND CURRENT ROW")
+        self.crosses.append(f"""SELECT _id AS _id{i}, if(_n = 0, NULL, _m) AS _x{i}
+        FROM (
+            SELECT _id, _r, countIf(_r = 1) OVER ({frame}) AS _n,
+                   maxIf(_v, _r = 1) OVER ({frame}) AS _m
+            FROM (
+                SELECT event_id AS _id, 0 AS _r, _ms, {self(node.keys[0])} AS _k,
+                       CAST(NULL, '{cast}') AS _v
+                FROM ({_BASE})
+                UNION ALL
+                SELECT '' AS _id, 1 AS _r, _ms,
+                       substringUTF8({payee}, lengthUTF8({prefix}) + 1) AS _k,
+                       CAST({self(node.value)}, '{cast}') AS _v
+                FROM ({_BASE})
+                WHERE {" AND ".join(f"ifNull({c}, 0)" for c in conds)}
+            )
+        )
+        WHERE _r = 0""")
+        return f"_x{i}"
+
+
+_BASE = """
+        SELECT *, toUnixTimestamp64Milli(event_time) AS _ms
+        FROM {db}.scored_transactions FINAL
+        WHERE event_time >= {lookback_since:DateTime64(3, 'UTC')}
+          AND event_time < {until:DateTime64(3, 'UTC')}"""
+"""The events a rule query reads (with the history its windows need)."""
+
 
 def lookback_ms(rule: Rule) -> int:
     """The longest window of the rule (history needed before ``since``)."""
@@ -301,15 +352,14 @@ def compile_rule(rule: Rule, prefix: str | None = None) -> CompiledRule:
     windows = "".join(f",\n        {w} AS _w{i}" for i, w in enumerate(c.windows))
     evidence_cols = "".join(f",\n    {e} AS _e{i}" for i, e in enumerate(evidence_sql))
     cols = ", ".join(HIT_COLUMNS)
+    base = f"({_BASE}\n    )"
+    for i, cross in enumerate(c.crosses):
+        base = f"{base} AS _b{i}\n    LEFT JOIN ({cross}) AS _c{i} ON _c{i}._id{i} = _b{i}.event_id"
+        base = f"(SELECT * FROM {base})" if i + 1 < len(c.crosses) else base
     sql = f"""SELECT {cols}{evidence_cols}
 FROM (
     SELECT *{windows}
-    FROM (
-        SELECT *, toUnixTimestamp64Milli(event_time) AS _ms
-        FROM {{db}}.scored_transactions FINAL
-        WHERE event_time >= {{lookback_since:DateTime64(3, 'UTC')}}
-          AND event_time < {{until:DateTime64(3, 'UTC')}}
-    )
+    FROM {base}
 )
 WHERE event_time >= {{since:DateTime64(3, 'UTC')}}
   AND {condition}

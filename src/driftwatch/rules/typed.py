@@ -128,9 +128,12 @@ class Agg(T):
     """A windowed aggregate keyed by an entity.
 
     ``kind`` is one of ``count sum count_distinct min max first_seen
-    monotonic_increase monotonic_decrease travel_km travel_speed_kmh``. The window
-    is ``[t - within_ms, t]`` in event time, both ends inclusive, over the events
-    with the same key as the current one (``first_seen`` looks at ``[t - within, t)``).
+    monotonic_increase monotonic_decrease travel_km travel_speed_kmh received_max``.
+    The window is ``[t - within_ms, t]`` in event time, both ends inclusive, over the
+    events with the same key as the current one (``first_seen`` looks at
+    ``[t - within, t)``). ``received_max`` keys the events of the window by another
+    field, ``payee``: an event counts for the current one when its ``payee`` is
+    ``prefix`` followed by the current event's key (money *received* by the key).
     ``text`` is the normalised source text, used as the evidence label.
     """
 
@@ -144,13 +147,16 @@ class Agg(T):
     slack_km: float = 0.0
     slack_h: float = 0.0
     text: str = ""
+    payee: T | None = None
+    prefix: str = ""
 
     @property
     def identity(self) -> Agg:
         """This aggregate without its source text (equal aggregates share state)."""
         return Agg(
             self.ty, self.nullable, self.kind, self.value, self.keys, self.within_ms,
-            self.where, self.n, self.factor, self.slack_km, self.slack_h, "",
+            self.where, self.n, self.factor, self.slack_km, self.slack_h, "", self.payee,
+            self.prefix,
         )
 
 
@@ -177,6 +183,8 @@ def walk(node: T) -> list[T]:
                 parts.append(cur.value)
             if cur.where is not None:
                 parts.append(cur.where)
+            if cur.payee is not None:
+                parts.append(cur.payee)
             stack.extend(reversed(parts))
     return out
 

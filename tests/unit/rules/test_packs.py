@@ -21,7 +21,7 @@ from driftwatch.rules.sql import compile_rule
 RULES = Path(__file__).resolve().parents[3] / "rules"
 EXPECTED_PACKS = {"trigger_signature", "card_testing", "coordinated_campaign",
                   "sequential_takeover", "impossible_travel", "new_merchant_volume",
-                  "boundary_probing", "unacceptable_inputs"}
+                  "boundary_probing", "unacceptable_inputs", "mule_chains"}
 GOOD = """\
 pack: demo
 rules:
