@@ -181,11 +181,17 @@ def main() -> None:
         }
         for future in concurrent.futures.as_completed(futures):
             name, seed = futures[future]
-            r = future.result()
+            try:
+                r = future.result()
+            except Exception as exc:  # one failed replay must not lose the others
+                r = {"scenario": name, "seed": seed, "error": repr(exc)[:500], "signals": [],
+                     "attack_txns": 0, "attack_minor": 0, "replay_s": 0.0}
             results.append(r)
-            print(f"{name} seed {seed}: {len(r['signals'])} signals, replay {r['replay_s']} s",
-                  flush=True)
+            # each result as it lands (a JSON line), so a long run's figures survive
+            print(f"{name} seed {seed}: {len(r['signals'])} signals, replay {r['replay_s']} s "
+                  f"{json.dumps(r, default=str)}", flush=True)
         clean = clean_future.result()
+        print(f"clean_baseline: {json.dumps(clean, default=str)}", flush=True)
     results.sort(key=lambda r: (scenarios.index(r["scenario"]), r["seed"]))
     print(markdown(results, clean))
 
