@@ -47,6 +47,7 @@ class Rule:
     alert_min_hits: int = 1
     alert_min_cards: int = 1
     alert_window_ms: int | None = None
+    alert_labels: tuple[tuple[str, str], ...] = ()
     pack: str = ""
     pack_sha256: str = ""
     path: str = ""

@@ -65,11 +65,16 @@ DEFAULT_HORIZON_MS = 86_400_000
 MAX_ALERT_WINDOW_MS = 7 * 86_400_000
 _ID = re.compile(r"[a-z][a-z0-9_]{1,63}")
 _REASON = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
+_LABEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
+RESERVED_LABELS = frozenset({"alertname", "severity", "source", "segment", "detector", "rule_id",
+                             "model_version", "reason_code", "rule_version"})
 _DURATION = re.compile(r"([0-9]{1,9})(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 PACK_KEYS = ("pack", "description", "rules")
 RULE_KEYS = ("id", "version", "severity", "reason_code", "mode", "description", "when",
-             "alert_segment", "alert_min_hits", "alert_min_cards", "alert_window", "examples")
+             "alert_segment", "alert_min_hits", "alert_min_cards", "alert_window", "alert_labels",
+             "examples")
 REQUIRED_RULE_KEYS = ("id", "version", "severity", "reason_code", "mode", "when")
 EXAMPLE_KEYS = ("name", "expect", "events", "event")
 
@@ -215,6 +220,20 @@ class _Problems:
 
     def at(self, line: int, col: int, message: str, rule: str) -> None:
         self.items.append(f"{self.where}:{line}:{col}: rule {rule}: {message}")
+
+
+def _labels_ok(labels: Any) -> bool:
+    """Constant labels a rule adds to its alerts (e.g. ``feature: customer_age``)."""
+    return (
+        isinstance(labels, dict)
+        and len(labels) <= 8
+        and all(
+            isinstance(k, str) and _LABEL_NAME.fullmatch(k) is not None
+            and k not in RESERVED_LABELS
+            and isinstance(v, str) and _LABEL_VALUE.fullmatch(v) is not None
+            for k, v in labels.items()
+        )
+    )
 
 
 def _duration_ms(value: Any) -> int | None:
@@ -367,6 +386,9 @@ def _rule(
          or (isinstance(values["alert_window"], str)
              and 1000 <= (_duration_ms(values["alert_window"]) or 0) <= MAX_ALERT_WINDOW_MS),
          "alert_window must be a duration from 1s to 7d such as 30m, 2h or 1d"),
+        ("alert_labels", _labels_ok(values.get("alert_labels", {})),
+         "alert_labels must map up to 8 names [a-z][a-z0-9_]* (not "
+         f"{', '.join(sorted(RESERVED_LABELS))}) to values [A-Za-z0-9_.:-]{{1,128}}"),
     )
     for key, ok, message in checks:
         if not ok:
@@ -401,6 +423,8 @@ def _rule(
         alert_min_hits=values.get("alert_min_hits", 1),
         alert_min_cards=values.get("alert_min_cards", 1),
         alert_window_ms=_duration_ms(values["alert_window"]) if "alert_window" in values else None,
+        alert_labels=tuple(sorted((str(k), str(v))
+                                  for k, v in values.get("alert_labels", {}).items())),
         pack=pack,
         pack_sha256=sha,
         path=path,

@@ -269,7 +269,8 @@ class RuleStage:
             evidence_sql=self._evidence_sql(rule, segment, first),
             description=rule.description,
             runbook=f"{rule.path} (pack {rule.pack}, sha256 {rule.pack_sha256[:12]})",
-            extra_labels={"reason_code": rule.reason_code, "rule_version": str(rule.version)},
+            extra_labels={**dict(rule.alert_labels), "reason_code": rule.reason_code,
+                          "rule_version": str(rule.version)},
         )
 
     def _evidence_sql(self, rule: Rule, segment: str, since: dt.datetime) -> str:

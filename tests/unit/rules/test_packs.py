@@ -118,6 +118,12 @@ def _problems(tmp_path: Path, text: str | bytes, name: str = "p.yaml") -> list[s
          "alert_window must be a duration"),
         (("    mode: shadow\n", "    mode: shadow\n    alert_segment: [device_id]\n"),
          "alert_segment must list fields from"),
+        (("    mode: shadow\n", "    mode: shadow\n    alert_labels: {severity: low}\n"),
+         "alert_labels must map"),
+        (("    mode: shadow\n", "    mode: shadow\n    alert_labels: {feature: 'a b'}\n"),
+         "alert_labels must map"),
+        (("    mode: shadow\n", "    mode: shadow\n    alert_labels: [feature]\n"),
+         "alert_labels must map"),
     ],
 )
 def test_load_errors_name_file_line_column_and_rule(
@@ -139,6 +145,14 @@ def test_alert_floor_keys_are_loaded(tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text(GOOD)
     (plain,) = load_pack(tmp_path / "p.yaml").rules
     assert (plain.alert_min_hits, plain.alert_min_cards, plain.alert_window_ms) == (1, 1, None)
+
+
+def test_alert_labels_are_loaded_sorted(tmp_path: Path) -> None:
+    text = GOOD.replace("    mode: shadow\n", "    mode: shadow\n"
+                        "    alert_labels: {feature: customer_age, playbook: oor-1}\n")
+    (tmp_path / "p.yaml").write_text(text)
+    (rule,) = load_pack(tmp_path / "p.yaml").rules
+    assert rule.alert_labels == (("feature", "customer_age"), ("playbook", "oor-1"))
 
 
 def test_position_inside_a_folded_block(tmp_path: Path) -> None:

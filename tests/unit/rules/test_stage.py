@@ -161,3 +161,14 @@ def test_a_batch_longer_than_the_alert_window_opens_at_the_right_hit() -> None:
     (f,) = _floored(alert_min_cards=3, alert_window_ms=60 * MIN).on_events(parse(dense)).findings
     assert f.event_time == parse([dense[6]])[0].event_time  # d2, 50 min after d0
     assert f.value == "3"  # d2, d3, d4 are inside the last hour
+
+
+def test_alert_labels_reach_the_alert_but_never_replace_its_own() -> None:
+    rule = replace(rule_from_text("oor", "amount_cents == 37", mode="enforce", severity="high"),
+                   pack="p", pack_sha256="ab" * 32,
+                   alert_labels=(("feature", "customer_age"),))
+    s = RuleStage(RuleSet((Pack("p", "p.yaml", "ab" * 32, (rule,)),), DAY_MS))
+    (f,) = s.on_events(parse([event(0, 0, amount="10.37", mcc="5967")])).findings
+    labels = Alert.from_finding(f).labels
+    assert labels["feature"] == "customer_age"
+    assert (labels["rule_id"], labels["segment"], labels["source"]) == ("oor", "mcc=5967", "rule")
