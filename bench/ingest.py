@@ -13,7 +13,7 @@ Generates N valid scored events as JSON lines, then measures in one run:
 Each figure is the median of ``--repeat`` runs. Targets (issue 2): >= 100k events/s end
 to end on one core, and parse+validate no slower than 2x plain ``json.loads``. The end to
 end figures are wall-clock; ``*_cpu_per_s`` divide by the process CPU time (all threads,
-the engine's included), i.e. events per second of one busy core.
+the engine's included), i.e. events per second of one busy core -- ``met`` uses that.
 
     python bench/ingest.py            # 1,000,000 events
     python bench/ingest.py --quick    # 200,000 events
@@ -165,8 +165,10 @@ def main() -> None:
         "target_end_to_end_per_s": 100_000,
         "target_parse_vs_json_loads_max": 2.0,
     }
+    # "on one core": events per second of process CPU time (every thread, the engine's
+    # included); the wall-clock figure may use a second core for the overlap
     figures["met"] = bool(
-        figures["end_to_end_per_s"] >= 100_000 and figures["parse_vs_json_loads"] <= 2.0
+        figures["end_to_end_cpu_per_s"] >= 100_000 and figures["parse_vs_json_loads"] <= 2.0
     )
     print(f"events                    {n:>12,}")
     print(f"json.loads                {figures['json_loads_per_s']:>12,} events/s")
