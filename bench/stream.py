@@ -375,6 +375,7 @@ async def run(broker: Broker, chdb: Path, n: int, repeat: int, rate: int,
     p99 = pct(hit_ms, 99) if hit_ms else pct(batch_ms, 99)
     targets = {"worker_events_per_s": 20_000, "p99_latency_ms": 250}
     return {
+        "bench": "stream",
         "events": n,
         "repeat": repeat,
         "fill_events_per_s": round(fill_rate),
