@@ -46,7 +46,8 @@ def build_pipeline(
     return Pipeline(
         store,
         event_stages=rule_stage_from_settings(settings, store),
-        clock_stages=[Monitor(store, settings, on_pass=book.passed)],
+        clock_stages=[Monitor(store, settings, on_pass=book.passed,
+                              max_catchup=settings.monitor_max_catchup)],
         alert_book=book,
         sinks=sinks,
         lateness=dt.timedelta(seconds=settings.watermark_delay_s),

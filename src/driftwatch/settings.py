@@ -95,6 +95,9 @@ class Settings:
     feature_ranges: str = setting("customer_age=0..125", "Valid feature ranges: name=lo..hi, ...")
     label_maturity_s: int = setting(86400, "Age after which a transaction's label counts as final")
     monitor_warmup_s: int = setting(86400, "No detector alerts before this much stored history")
+    monitor_max_catchup: int = setting(
+        12, "Monitor passes of stored history run at the first watermark (restart, catch-up)"
+    )
     # --- rules ------------------------------------------------------------------------
     rules_dirs: str = setting("rules", "Directories of YAML rule packs, comma separated")
     rule_state_horizon_s: int = setting(86400, "Longest window a rule may ask for, seconds")
@@ -157,6 +160,8 @@ class Settings:
         """Check values that types alone cannot; raise ConfigError naming the setting."""
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", self.database):
             raise ConfigError(f"database: {self.database!r} is not a plain identifier")
+        if self.monitor_max_catchup < 1:
+            raise ConfigError(f"monitor_max_catchup: must be >= 1, got {self.monitor_max_catchup}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size: must be >= 1, got {self.batch_size}")
         if self.log_format not in ("json", "text"):
