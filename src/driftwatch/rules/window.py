@@ -45,40 +45,17 @@ _order = itemgetter(0, 1)
 # is stored bare (no list for the GC to track); a lone entry that left the window is
 # replaced without making a list; a late event is inserted in order and kept until
 # newer events push it out.
-_INSERT = """
-def insert(event, ms, event_id):
-{accept}    k = key(event)
-    if k is None:
-        return False
-    entry = {entry}
-    got = data_get(k)
-    if got is None:
-        data[k] = entry
-        return True
-    if got.__class__ is tuple:
-        if got[0] < ms - within:
-            data[k] = entry
-            return True
-        d = [got]
-        data[k] = d
-    else:
-        d = got
-    last = d[-1]
-    if last[0] < ms or (last[0] == ms and last[1] < event_id):
-        d.append(entry)
-        low = ms - within
-        if d[0][0] < low:
-            del d[: bisect_left(d, low, key=_MS)]
-    else:
-        insort(d, entry, key=_order)
-    if len(d) > cap:
-        drop = len(d) - cap
-        del d[:drop]
-        window.overflowed += drop
-    if len(d) == 1:
-        data[k] = d[0]
-    return True
-"""
+def _entry_maker(values: tuple[Callable[[Any], Any], ...]) -> Callable[[Any, int, str], Entry]:
+    """``(event, ms, event_id) -> (ms, event_id, *values)``, unrolled for few values."""
+    if not values:
+        return lambda e, ms, i: (ms, i)
+    if len(values) == 1:
+        (f0,) = values
+        return lambda e, ms, i: (ms, i, f0(e))
+    if len(values) == 2:
+        f0, f1 = values
+        return lambda e, ms, i: (ms, i, f0(e), f1(e))
+    return lambda e, ms, i: (ms, i, *[f(e) for f in values])
 
 
 class KeyedWindow:
@@ -126,25 +103,47 @@ class KeyedWindow:
         has no key or is not accepted. (A closure specialised once, for speed.)"""
 
     def _inserter(self) -> Callable[[Any, int, str], bool]:
-        """The insert function, generated once for this window's shape (with or without
-        ``accept``, the number of values): the hottest code of the rule layer."""
-        n = len(self.values)
-        if n <= 4:
-            entry = "(ms, event_id" + "".join(f", f{i}(event)" for i in range(n)) + ")"
-        else:
-            entry = "(ms, event_id, *[f(event) for f in values])"
-        accept = (
-            "    if not accept(event):\n        return False\n" if self.accept is not None else ""
-        )
-        namespace: dict[str, Any] = {
-            "data": self._data, "data_get": self._data.get, "key": self.key,
-            "accept": self.accept, "values": self.values, "within": self.within_ms,
-            "cap": self.max_per_key, "window": self, "bisect_left": bisect_left,
-            "insort": insort, "_MS": _MS, "_order": _order,
-        }
-        namespace.update({f"f{i}": f for i, f in enumerate(self.values[:4])})
-        exec(_INSERT.format(accept=accept, entry=entry), namespace)  # noqa: S102
-        insert: Callable[[Any, int, str], bool] = namespace["insert"]
+        """The insert function, a closure over this window's state and shape: the
+        hottest code of the rule layer (locals instead of attribute lookups)."""
+        data, data_get, key, accept = self._data, self._data.get, self.key, self.accept
+        within, cap, window = self.within_ms, self.max_per_key, self
+        make = _entry_maker(self.values)
+
+        def insert(event: Any, ms: int, event_id: str) -> bool:
+            if accept is not None and not accept(event):
+                return False
+            k = key(event)
+            if k is None:
+                return False
+            entry = make(event, ms, event_id)
+            got = data_get(k)
+            if got is None:
+                data[k] = entry
+                return True
+            if got.__class__ is tuple:
+                if got[0] < ms - within:
+                    data[k] = entry
+                    return True
+                d = [got]
+                data[k] = d
+            else:
+                d = cast(list[Entry], got)
+            last = d[-1]
+            if last[0] < ms or (last[0] == ms and last[1] < event_id):
+                d.append(entry)
+                low = ms - within
+                if d[0][0] < low:
+                    del d[: bisect_left(d, low, key=_MS)]
+            else:
+                insort(d, entry, key=_order)
+            if len(d) > cap:
+                drop = len(d) - cap
+                del d[:drop]
+                window.overflowed += drop
+            if len(d) == 1:
+                data[k] = d[0]
+            return True
+
         return insert
 
     def _get(self, k: Hashable) -> list[Entry] | None:
