@@ -205,17 +205,18 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> dict[str, Any]:
         "DRIFTWATCH_RULES_DIRS": str(repo / "rules"),
         "DRIFTWATCH_LOG_FORMAT": "json",
     })
+    base = Settings.load(env=env, config_file=None)  # before the two compressions below
     if "DRIFTWATCH_MONITOR_MAX_CATCHUP" not in os.environ:
         # the worker ingests the whole compressed scenario in seconds, before its first
         # monitor tick: let that tick run every pass over the data, as a replay would
         span_s = (sim.end - sim.start).total_seconds()
-        interval = Settings.load(env={}, config_file=None).monitor_interval_s
-        env["DRIFTWATCH_MONITOR_MAX_CATCHUP"] = str(int(span_s // interval) + 2)
+        env["DRIFTWATCH_MONITOR_MAX_CATCHUP"] = str(int(span_s // base.monitor_interval_s) + 2)
     if "DRIFTWATCH_MONITOR_WARMUP_S" not in os.environ:
         # the scenario's schedule is compressed to fit --days; so is the monitors'
         # warm-up (a day of history before v47 ships becomes days/3 of a day)
-        default = Settings.load(env={}, config_file=None).monitor_warmup_s
-        env["DRIFTWATCH_MONITOR_WARMUP_S"] = str(max(3600, round(default * sim.time_scale)))
+        env["DRIFTWATCH_MONITOR_WARMUP_S"] = str(
+            max(3600, round(base.monitor_warmup_s * sim.time_scale))
+        )
     settings = Settings.load(env=env, config_file=None)
     worker: subprocess.Popen[bytes] | None = None
     log_path = workdir / "worker.log"

@@ -289,7 +289,7 @@ class Monitor:
             strong = fam_alert.rejected[sl]
             adjusted_alert = fam_alert.adjusted[sl]
             assert ev.eligible is not None and ev.direct is not None
-            effect_ok = ev.eligible & (ev.effect >= ev.effect_floor)
+            effect_ok = _alertable(ev)
             others = [corroborated.get(s, set()) - {ev.detector} for s in ev.segment]
             backed = np.array([bool(o) for o in others], dtype=bool)
             alert = (strong & effect_ok) | (rejected & effect_ok & backed) | ev.direct
@@ -349,7 +349,7 @@ class Monitor:
         for ev in evs:
             size = len(ev)
             assert ev.eligible is not None and ev.direct is not None
-            ok = rejected[offset : offset + size] & ev.eligible & (ev.effect >= ev.effect_floor)
+            ok = rejected[offset : offset + size] & _alertable(ev)
             offset += size
             for i in np.flatnonzero(ok & ~ev.direct):
                 out.setdefault(ev.segment[i], set()).add(ev.detector)
@@ -417,6 +417,12 @@ class Monitor:
             cols["details"].extend(ev.details_json_all())
             cols["written_at"].extend([now] * size)
         self.store.insert_columns("drift_results", cols)
+
+
+def _alertable(ev: Evaluations) -> NDArray[np.bool_]:
+    """Rows meeting the detector's minimum counts and effect-size floor."""
+    assert ev.eligible is not None
+    return np.asarray(ev.eligible & (ev.effect >= ev.effect_floor), dtype=bool)
 
 
 def _version(ev: Evaluations, i: int) -> str:

@@ -141,21 +141,20 @@ class TimedStore(Store):
         self._lock = store._lock  # one lock per client, whoever holds the Store object
         self._metrics = metrics
 
-    def insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> int:
-        started = time.perf_counter()
-        n = super().insert_columns(table, columns)
-        if n:
+    def _observe(self, table: str, started: float, rows: int) -> int:
+        if rows:
             self._metrics.insert_seconds.labels(table=table).observe(
                 time.perf_counter() - started
             )
-        return n
+        return rows
+
+    def insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> int:
+        started = time.perf_counter()
+        return self._observe(table, started, super().insert_columns(table, columns))
 
     def insert_scored_json(self, events: Sequence[ScoredTransaction], source: str = "") -> int:
         # the embedded store's scored inserts bypass insert_columns
         started = time.perf_counter()
-        n = super().insert_scored_json(events, source)
-        if n:
-            self._metrics.insert_seconds.labels(table="scored_transactions").observe(
-                time.perf_counter() - started
-            )
-        return n
+        return self._observe(
+            "scored_transactions", started, super().insert_scored_json(events, source)
+        )
