@@ -10,10 +10,13 @@ Generates N valid scored events as JSON lines, then measures in one run:
   parse of batch k+1 overlaps the store of batch k), and the same steps one after the
   other (``Pipeline.process_events`` per batch).
 
-Each figure is the median of ``--repeat`` runs. Targets (issue 2): >= 100k events/s end
-to end on one core, and parse+validate no slower than 2x plain ``json.loads``. The end to
-end figures are wall-clock; ``*_cpu_per_s`` divide by the process CPU time (all threads,
-the engine's included), i.e. events per second of one busy core -- ``met`` uses that.
+Batches are ``driftwatch replay``'s default size (``replay_batch_size``) unless
+``--batch`` says otherwise. Each figure is the median of ``--repeat`` runs. Targets
+(issue 2): >= 100k events/s end to end on one core, and parse+validate no slower than 2x
+plain ``json.loads``. The end to end figures are wall-clock; ``*_cpu_per_s`` divide by
+the process CPU time (all threads, the engine's included), i.e. events per second of one
+busy core -- ``met`` uses that. ``taskset -c 0 python bench/ingest.py`` runs the whole
+bench on one core, where wall-clock and CPU figures agree.
 
     python bench/ingest.py            # 1,000,000 events
     python bench/ingest.py --quick    # 200,000 events
@@ -32,10 +35,11 @@ from pathlib import Path
 
 from driftwatch.events import parse_scored_batch
 from driftwatch.pipeline import Pipeline
+from driftwatch.settings import Settings
 from driftwatch.sources.replay import iter_batches, replay
 from driftwatch.store.client import open_store, scored_columns
 
-BATCH = 5000
+BATCH = Settings.load(config_file=None, env={}).replay_batch_size  # replay's default
 
 
 def make_events(n: int, seed: int = 7) -> list[bytes]:

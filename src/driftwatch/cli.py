@@ -131,7 +131,9 @@ def db_status(c: Ctx) -> None:
     type=click.Path(dir_okay=False),
     help="Write one JSON line per alert state change (alert contract).",
 )
-@click.option("--batch-size", type=int, default=None, help="Events per batch.")
+@click.option(
+    "--batch-size", type=int, default=None, help="Events per batch [replay_batch_size]."
+)
 @pass_ctx
 def replay(
     c: Ctx, events: str, labels: str | None, alerts_out: str | None, batch_size: int | None
@@ -149,7 +151,7 @@ def replay(
             pipeline,
             events,
             labels,
-            batch_size=batch_size or settings.batch_size,
+            batch_size=batch_size or settings.replay_batch_size,
             progress=terminal_progress(),
         )
     finally:

@@ -48,6 +48,9 @@ class Settings:
     )
     database: str = setting("driftwatch", "ClickHouse database holding driftwatch tables")
     batch_size: int = setting(5000, "Events per processing batch (one insert per batch)")
+    replay_batch_size: int = setting(
+        50_000, "Events per batch of `driftwatch replay` (bigger inserts, fewer merges)"
+    )
     store_retry_max_s: float = setting(30.0, "Longest back-off between ClickHouse retries")
     # --- kafka ------------------------------------------------------------------------
     kafka_bootstrap: str = setting("localhost:9092", "Kafka bootstrap servers, comma separated")
@@ -162,8 +165,9 @@ class Settings:
             raise ConfigError(f"database: {self.database!r} is not a plain identifier")
         if self.monitor_max_catchup < 1:
             raise ConfigError(f"monitor_max_catchup: must be >= 1, got {self.monitor_max_catchup}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size: must be >= 1, got {self.batch_size}")
+        for name in ("batch_size", "replay_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.log_format not in ("json", "text"):
             raise ConfigError(f"log_format: {self.log_format!r}; valid: json, text")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -118,7 +118,7 @@ def replay(
     events_path: str | Path,
     labels_path: str | Path | None = None,
     *,
-    batch_size: int = 5000,
+    batch_size: int = 50_000,
     progress: Progress | None = None,
     retry: Callable[[Callable[[], object]], object] | None = None,
 ) -> ReplayResult:
@@ -142,11 +142,19 @@ def replay(
         # file order: batch k is stored and evaluated before its labels are fed, the
         # clock advances, progress is reported, or batch k+1 is submitted.
         pending: tuple[Future[Any], int] | None = None
+        clock_started = False
         for batch in itertools.chain(iter_batches(fh, batch_size), [None]):
             parsed = None
             if batch is not None:
                 t0 = time.perf_counter()
                 parsed = pipeline.parse_events(batch)
+                if not clock_started and parsed.events:
+                    # start the event-time clock at the first event, so that every pass
+                    # over the data runs however many of them the first batch spans (a
+                    # worker's monitor caps its catch-up at start-up; a replay must not)
+                    clock_started = True
+                    first = parsed.events[0].event_time
+                    alerts.extend(pipeline.advance(first - pipeline.lateness))
             if pending is not None:
                 result = pending[0].result()  # re-raises the batch's error
                 alerts.extend(getattr(result, "alerts", []))
