@@ -142,6 +142,7 @@ class Store:
         self.client = client
         self.database = database
         self._lock = threading.RLock()
+        self._types: dict[tuple[str, tuple[str, ...]], Any] = {}
         self.embedded = "chdb" in type(getattr(client, "_backend", None)).__module__
         """True for an in-process chdb engine (events are then inserted as JSON lines)."""
 
@@ -188,21 +189,37 @@ class Store:
             return dict(zip(result.column_names, result.result_columns, strict=True))
 
     def insert_columns(self, table: str, columns: Mapping[str, Sequence[Any]]) -> int:
-        """Insert one columnar batch into ``table``; returns the row count."""
+        """Insert one columnar batch into ``table``; returns the row count.
+
+        The column types are looked up once per table and column list (clickhouse-connect
+        would otherwise ask the server before every insert) and again after a failure.
+        """
         if not _IDENT.fullmatch(table):
             raise StoreError(f"table {table!r} is not a plain identifier")
         names = list(columns)
         n = len(columns[names[0]]) if names else 0
         if n == 0:
             return 0
+        shape = (table, tuple(names))
         with self._call(f"insert into {table}"):
-            self.client.insert(
-                table,
-                [columns[c] for c in names],
-                column_names=names,
-                database=self.database,
-                column_oriented=True,
-            )
+            types = self._types.get(shape)
+            if types is None:  # asks the server once per table and column list
+                context = self.client.create_insert_context(
+                    table, names, database=self.database, column_oriented=True
+                )
+                types = self._types[shape] = context.column_types
+            try:
+                self.client.insert(
+                    table,
+                    [columns[c] for c in names],
+                    column_names=names,
+                    database=self.database,
+                    column_types=types,
+                    column_oriented=True,
+                )
+            except Exception:
+                self._types.pop(shape, None)  # the table may have changed: look again
+                raise
         return n
 
     def ping(self) -> bool:
