@@ -143,6 +143,9 @@ class LiveEvaluator:
     max_seen : int
         Event ids remembered (the newest) to recognise re-delivered events; an event
         delivered again after more than ``max_seen`` newer events counts again.
+    sweep_every : int
+        Events per pass over every window's keys that drops idle keys (a slice of the
+        keys after each batch).
     """
 
     def __init__(
@@ -181,7 +184,6 @@ class LiveEvaluator:
         self._by_pred = {id(pred): (rule, ev) for rule, pred, ev in self._preds}
         self._seen: dict[int, int] = {}
         self._hit_cache: dict[str, list[Hit]] = {}
-        self._since_sweep = 0
         self.newest_ms: int | None = None
 
     # -- construction ------------------------------------------------------------------
@@ -409,10 +411,8 @@ class LiveEvaluator:
         newest = fresh[-1][0]
         if self.newest_ms is None or newest > self.newest_ms:
             self.newest_ms = newest
-        self._since_sweep += total
         self._forget_seen()
-        if self._since_sweep >= self.sweep_every:
-            self.sweep()
+        self._sweep_some(total)
         return hits
 
     def _record(self, pred: Fn, e: ScoredTransaction, hits: list[Hit]) -> None:
@@ -444,10 +444,20 @@ class LiveEvaluator:
 
     def sweep(self) -> int:
         """Drop idle keys from every window; return how many keys were dropped."""
-        self._since_sweep = 0
         if self.newest_ms is None:
             return 0
         return sum(w.sweep(self.newest_ms) for w in self._windows)
+
+    def _sweep_some(self, events: int) -> None:
+        """After ``events`` events: the share of each window's keys that makes one pass
+        over all of them per ``sweep_every`` events (a full sweep at once stopped the
+        rule layer for 0.1-0.2 s with 450,000 keys held)."""
+        if self.newest_ms is None:
+            return
+        for w in self._windows:
+            n = w.keys_total
+            if n:
+                w.sweep(self.newest_ms, limit=max(1, -(-n * events // self.sweep_every)))
 
     @property
     def state(self) -> StateStats:

@@ -76,7 +76,8 @@ class KeyedWindow:
     """
 
     __slots__ = (
-        "_data", "accept", "insert", "key", "max_per_key", "overflowed", "values", "within_ms",
+        "_data", "_unswept", "accept", "insert", "key", "max_per_key", "overflowed", "values",
+        "within_ms",
     )
 
     def __init__(
@@ -98,6 +99,7 @@ class KeyedWindow:
         self.max_per_key = max_per_key
         self.overflowed = 0
         self._data: dict[Hashable, list[Entry] | Entry] = {}
+        self._unswept: list[Hashable] = []
         self.insert: Callable[[Any, int, str], bool] = self._inserter()
         """``insert(event, ms, event_id)``: store the event under its key; False when it
         has no key or is not accepted. (A closure specialised once, for speed.)"""
@@ -204,18 +206,40 @@ class KeyedWindow:
                 return d[i]
         return None
 
-    def sweep(self, now_ms: int) -> int:
-        """Drop keys whose newest entry is older than ``now_ms - within_ms``; return how many."""
+    def sweep(self, now_ms: int, limit: int | None = None) -> int:
+        """Drop keys whose newest entry is older than ``now_ms - within_ms``; return how many.
+
+        With ``limit`` (below the number of keys), look at no more than ``limit`` keys,
+        continuing a pass over the keys held when the pass began (keys added since wait
+        for the next pass): a stream sweeps a slice per batch instead of stopping for
+        every key at once.
+        """
         low = now_ms - self.within_ms
         data: dict[Hashable, Any] = self._data  # visits every key: kept inline
-        stale = [k for k, d in data.items() if (d[-1][0] if d.__class__ is list else d[0]) < low]
+        if limit is None or limit >= len(data):
+            self._unswept = []
+            stale = [
+                k for k, d in data.items() if (d[-1][0] if d.__class__ is list else d[0]) < low
+            ]
+        else:
+            if not self._unswept:
+                self._unswept = list(data)
+            todo = self._unswept[-limit:]
+            del self._unswept[-limit:]
+            get = data.get
+            stale = [
+                k for k in todo
+                if (d := get(k)) is not None
+                and (d[-1][0] if d.__class__ is list else d[0]) < low
+            ]
         for k in stale:
-            del self._data[k]
+            del data[k]
         return len(stale)
 
     def clear(self) -> None:
         """Forget every entry."""
         self._data.clear()
+        self._unswept = []
 
     @property
     def keys_total(self) -> int:

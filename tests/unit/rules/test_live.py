@@ -301,3 +301,17 @@ def test_count_thresholds_match_the_brute_force_oracle(
     assert set(hits_of(f"{distinct} >= {k}", dicts)) == want_distinct
     assert set(hits_of(f"{count} > {k - 0.5}", dicts)) == want_count
     assert set(hits_of(f"{count} >= {k}", dicts)) == want_count
+
+
+def test_idle_keys_are_swept_a_slice_per_batch() -> None:
+    rule = rule_from_text("r", "count(by=card_id, within=10m) >= 0")
+    ev = LiveEvaluator([rule], horizon_ms=DAY_MS, sweep_every=100)
+    # 100 cards, one event each, a minute apart: a tenth of the keys per 10-event batch
+    for start in range(0, 100, 10):
+        ev.process(parse([event(i, i * MIN, card_id=f"c{i}") for i in range(start, start + 10)]))
+    # after a pass over the keys held when it began, only cards seen in the last 10
+    # minutes (and keys added since the pass began) remain
+    assert 11 <= ev.state.keys < 100
+    ev.process(parse([event(100 + i, (100 + i) * MIN, card_id="c-new") for i in range(300)]))
+    assert ev.state.keys == 1  # every idle card went within a few passes
+    assert ev.sweep() == 0
