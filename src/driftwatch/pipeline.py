@@ -75,6 +75,9 @@ class AlertBook(Protocol):
     def update(self, findings: Sequence[Finding], now: dt.datetime) -> list[Alert]:
         """Feed findings observed at event time ``now``; return new/changed alerts."""
 
+    def flush(self) -> None:
+        """Write whatever state is still waiting to be written."""
+
 
 @dataclass
 class BatchResult:
@@ -214,7 +217,9 @@ class Pipeline:
         return alerts
 
     def close(self) -> None:
-        """Close every sink."""
+        """Write the alert book's waiting state and close every sink."""
+        if self.alert_book is not None:
+            self.alert_book.flush()
         for sink in self.sinks:
             sink.close()
 

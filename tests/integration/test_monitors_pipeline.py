@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
@@ -13,7 +14,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from driftwatch.alerts.lifecycle import StoreAlertBook
-from driftwatch.alerts.model import Alert
+from driftwatch.alerts.model import Alert, Finding
 from driftwatch.assemble import build_pipeline
 from driftwatch.cli import main
 from driftwatch.monitors.cents import CentsDetector
@@ -161,3 +162,27 @@ def test_monitor_command_once(store: Store, chdb_dsn: str, tmp_path: Path) -> No
     bad = CliRunner().invoke(main, ["--store", chdb_dsn, "--database", store.database,
                                     "monitor"])
     assert bad.exit_code == 2 and "exactly one of --once and --interval" in bad.output
+
+
+def test_book_writes_material_changes_at_once_and_coalesces_repeats(store: Store) -> None:
+    book = StoreAlertBook(store, interval_s=300, resolve_after=3, flush_s=3600)
+    f = Finding("RuleHit", "warning", "rule", "r1", "mcc=5967", AT, "hit 1")
+
+    def stored() -> tuple[str, str, int]:
+        rows = store.query("SELECT status, severity, findings FROM {db}.alerts FINAL")
+        assert len(rows) == 1
+        return rows[0]
+
+    assert [a.status for a in book.update([f], AT)] == ["firing"]
+    assert stored() == ("firing", "warning", 1)  # new: written before update returned
+    for i in range(1, 4):  # repeats of the same alert wait (flush_s)
+        at = AT + dt.timedelta(minutes=i)
+        assert book.update([replace(f, event_time=at)], at) == []
+    assert stored() == ("firing", "warning", 1)
+    book.flush()
+    assert stored() == ("firing", "warning", 4)
+    # one more repeat, then a material change: both written by that update
+    book.update([replace(f, event_time=AT + dt.timedelta(minutes=5))], AT)
+    up = replace(f, severity="critical", event_time=AT + dt.timedelta(minutes=6))
+    assert [a.labels["severity"] for a in book.update([up], AT)] == ["critical"]
+    assert stored() == ("firing", "critical", 6)

@@ -27,6 +27,7 @@ forgets them.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -79,6 +80,12 @@ class StoreAlertBook:
         Event-time seconds without a hit before a rule alert resolves (> 0).
     load : bool
         Rebuild the state from ``{db}.alerts`` at start (default True).
+    flush_s : float
+        Wall-clock seconds an alert's non-material update (another finding: its last
+        seen time, count and annotations) may wait before it is written, so that a
+        worker does not write every firing alert after every batch (0: write at once).
+        Material changes (new, severity raised, resolved) are always written before
+        :meth:`update` returns, with every update waiting at that moment.
 
     Examples
     --------
@@ -102,6 +109,7 @@ class StoreAlertBook:
         resolve_after: int = 3,
         rule_quiet_s: int = 3600,
         load: bool = True,
+        flush_s: float = 5.0,
     ) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s={interval_s!r}; allowed: > 0")
@@ -113,6 +121,9 @@ class StoreAlertBook:
         self.interval_s = interval_s
         self.resolve_after = resolve_after
         self.rule_quiet_s = rule_quiet_s
+        self.flush_s = flush_s
+        self._dirty: dict[str, dict[str, Any]] = {}
+        self._flushed_at = time.monotonic()
         self._state: dict[str, _State] = {}
         self._versions: dict[str, int] = {}
         self._pass_clock: dt.datetime | None = None
@@ -200,10 +211,12 @@ class StoreAlertBook:
             )
             st.last_seen = max(st.last_seen, at)
             st.findings += 1
-            rows.append(_row(st, written))
             if material:
+                rows.append(_row(st, written))
                 changed.append(st.alert)
                 log.append(rows[-1])
+            else:
+                self._dirty[fp] = _row(st, written)
         for st in list(self._state.values()):
             clock = now
             if st.source == "detector" and self._pass_clock is not None:
@@ -237,13 +250,25 @@ class StoreAlertBook:
         log.append(rows[-1])
         del self._state[fp]
 
-    def _persist(self, rows: list[dict[str, Any]], log: list[dict[str, Any]]) -> None:
-        if self.store is None or not rows:
+    def flush(self) -> None:
+        """Write the non-material updates still waiting (see ``flush_s``)."""
+        self._persist([], [], force=True)
+
+    def _persist(
+        self, rows: list[dict[str, Any]], log: list[dict[str, Any]], force: bool = False
+    ) -> None:
+        if self.store is None:
+            self._dirty.clear()
             return
-        latest: dict[str, dict[str, Any]] = {}
+        due = force or time.monotonic() - self._flushed_at >= self.flush_s
+        if not rows and not (due and self._dirty):
+            return
+        latest: dict[str, dict[str, Any]] = dict(self._dirty)  # older than ``rows``
         for row in rows:
             latest[row["fingerprint"]] = row
         self.store.insert_columns("alerts", _columns(list(latest.values())))
+        self._dirty.clear()
+        self._flushed_at = time.monotonic()
         if log:
             self.store.insert_columns("alert_log", _columns(log))
 
