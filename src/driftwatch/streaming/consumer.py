@@ -32,7 +32,9 @@ and are processed in event-time order across this worker's partitions. A partiti
 nothing buffered holds the others back, since it may still deliver earlier events: for
 at most ``behind_wait_s`` while it has more to fetch, ``merge_wait_s`` once caught up.
 Below ``max_records`` buffered, records are gathered for ``linger_s`` so that a batch
-pays its fixed costs (inserts, publish, commit) once for many events. Buffers are
+pays its fixed costs (inserts, publish, commit) once for many events; records that
+arrived while the previous batch was handled have waited since it began, and do not
+linger again. Buffers are
 bounded: a partition with ``max_records`` buffered is paused until it drains.
 """
 
@@ -200,6 +202,7 @@ class BatchConsumer:
         self._lag_at = 0.0
         self._blocked_since: float | None = None
         self._gather_since: float | None = None
+        self._busy_since: float | None = None
         self._pending: _Pending | None = None
         self._inflight = 0
 
@@ -271,12 +274,16 @@ class BatchConsumer:
                     *wanted, timeout_ms=math.ceil(wait_s * 1000), max_records=self.max_records
                 )
                 records: list[Any] = []
+                if not data:
+                    self._busy_since = None  # idle: a new batch gathers from its arrival
                 for tp, batch in data.items():
                     self._next.setdefault(tp, batch[0].offset)
                     self.metrics.events_in.labels(topic=tp.topic).inc(len(batch))
                     if self.merge is not None:
                         if self._gather_since is None:
-                            self._gather_since = time.monotonic()
+                            # records that came in while a batch was being handled have
+                            # waited since it began: they do not linger again
+                            self._gather_since = self._busy_since or time.monotonic()
                         self.merge.add(tp, batch)
                     else:
                         records.extend(batch)
@@ -305,6 +312,7 @@ class BatchConsumer:
 
     async def _handle(self, records: list[Any]) -> None:
         started = time.perf_counter()
+        self._busy_since = time.monotonic()
         self._busy()
         durable: Callable[[], Awaitable[None]] | None = None
         try:
@@ -453,7 +461,8 @@ class BatchConsumer:
         the others back: for at most ``behind_wait_s`` while it is known to be behind
         (its fetch position is below its high-water mark, or nothing was fetched yet),
         otherwise (caught up, its producer may be slower) for at most ``merge_wait_s``.
-        Then the merge releases up to the low watermark of the partitions with data.
+        Then the merge releases up to the low watermark of the partitions with data, or
+        everything buffered when every partition is caught up.
         """
         assert self.merge is not None
         if not self.merge.buffered():
@@ -480,11 +489,23 @@ class BatchConsumer:
         if now - self._blocked_since < limit:
             return []
         self._blocked_since = None
-        return self._release()
+        # Every partition caught up: nothing more is waiting at the broker, so what is
+        # buffered goes out in event-time order now. (Up to the watermark only, a lull
+        # or the end of a burst released its last records one hold-back at a time:
+        # each release emptied another partition, which then held back the rest.)
+        return self._release(everything=await self._caught_up())
 
-    def _release(self) -> list[Any]:
+    async def _caught_up(self) -> bool:
+        """True when every assigned partition has been fetched up to its high-water mark."""
+        for tp in self.assignment():
+            high = self.consumer.highwater(tp)
+            if high is None or await self.consumer.position(tp) < high:
+                return False
+        return True
+
+    def _release(self, everything: bool = False) -> list[Any]:
         assert self.merge is not None
-        out = self.merge.release(self.max_records)
+        out = self.merge.release(self.max_records, everything=everything)
         if out:
             self._gather_since = time.monotonic() if self.merge.buffered() else None
         return out
