@@ -104,7 +104,7 @@ def test_json_insert_path_stores_the_same_rows_as_columnar(store: Store) -> None
 def test_replay_reports_a_batch_only_once_stored(store: Store, tmp_path: Any) -> None:
     """Replay overlaps parsing with storing, but progress never runs ahead of the store."""
     path = tmp_path / "events.jsonl"
-    path.write_bytes(b"\n".join([*events(1000), b"not json"]) + b"\n")
+    path.write_bytes(b"\r\n".join([*events(1000), b" not json", b"  "]) + b"\r\n")
     seen: list[tuple[int, int]] = []
 
     def progress(n: int, rejected: int, seconds: float) -> None:
@@ -117,6 +117,8 @@ def test_replay_reports_a_batch_only_once_stored(store: Store, tmp_path: Any) ->
     assert [n for n, _ in seen] == [150 * k for k in range(1, 7)] + [1001]
     assert all(stored >= n for n, stored in seen)
     assert store.count("scored_transactions") == 1000
+    # the blank line is skipped; the rejected one is stored as written, without its end
+    assert store.query("SELECT raw FROM {db}.rejected_events") == [(" not json",)]
 
 
 def test_reinsert_same_batch_never_counts_twice(store: Store) -> None:
