@@ -43,6 +43,8 @@ from driftwatch.events import (
 from driftwatch.store.client import Store
 
 _event_ms = operator.attrgetter("event_ms")  # the sort key, without a Python call per event
+
+
 @dataclass
 class StageOutput:
     """What a stage produced for one batch or one clock tick."""

@@ -218,20 +218,17 @@ class KeyedWindow:
         data: dict[Hashable, Any] = self._data  # visits every key: kept inline
         if limit is None or limit >= len(data):
             self._unswept = []
-            stale = [
-                k for k, d in data.items() if (d[-1][0] if d.__class__ is list else d[0]) < low
-            ]
+            todo = list(data)
         else:
             if not self._unswept:
                 self._unswept = list(data)
             todo = self._unswept[-limit:]
             del self._unswept[-limit:]
-            get = data.get
-            stale = [
-                k for k in todo
-                if (d := get(k)) is not None
-                and (d[-1][0] if d.__class__ is list else d[0]) < low
-            ]
+        get = data.get
+        stale = [
+            k for k in todo
+            if (d := get(k)) is not None and (d[-1][0] if d.__class__ is list else d[0]) < low
+        ]
         for k in stale:
             del data[k]
         return len(stale)
