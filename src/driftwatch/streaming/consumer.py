@@ -479,8 +479,7 @@ class BatchConsumer:
             return self._release()
         limit = self.merge_wait_s
         for tp in empty:
-            high = self.consumer.highwater(tp)
-            if high is None or await self.consumer.position(tp) < high:
+            if await self._behind(tp):
                 limit = self.behind_wait_s
                 break
         now = time.monotonic()
@@ -498,10 +497,14 @@ class BatchConsumer:
     async def _caught_up(self) -> bool:
         """True when every assigned partition has been fetched up to its high-water mark."""
         for tp in self.assignment():
-            high = self.consumer.highwater(tp)
-            if high is None or await self.consumer.position(tp) < high:
+            if await self._behind(tp):
                 return False
         return True
+
+    async def _behind(self, tp: TopicPartition) -> bool:
+        """True while ``tp`` has more to fetch (or nothing was fetched from it yet)."""
+        high = self.consumer.highwater(tp)
+        return high is None or await self.consumer.position(tp) < high
 
     def _release(self, everything: bool = False) -> list[Any]:
         assert self.merge is not None
