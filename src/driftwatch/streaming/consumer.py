@@ -12,10 +12,12 @@ Guarantees (at-least-once, never past unwritten data):
 - offsets are committed only after ``process`` returned (the batch is in ClickHouse)
   and its outputs (dead letters, rule hits) were acknowledged by Kafka. A ``process``
   may instead return :class:`Processed`: outputs ready before the batch is durable
-  (rule hits evaluated while the insert runs) plus the step that makes it durable.
+  (rule hits evaluated before the insert) plus the step that makes it durable.
   The outputs are published at once; the durable step then finishes in the
-  background while the next batch is fetched and processed (one batch at most), and
-  the offsets are committed after it succeeded, in batch order;
+  background while the next batches are fetched and processed (up to
+  ``max_pending_records`` records waiting), and the offsets are committed after it
+  succeeded, in batch order: a batch is committed only with or after every batch
+  before it, so a later batch stored first never commits past an earlier one;
 - a retryable failure (ClickHouse down: :class:`~driftwatch.errors.StoreError`; Kafka
   publish errors) pauses every assigned partition, waits with bounded exponential
   back-off while still polling the paused consumer (so the group membership and the
@@ -24,8 +26,9 @@ Guarantees (at-least-once, never past unwritten data):
 - when partitions are revoked, the revocation waits briefly for the batch in flight to
   finish and commit; if it cannot (store still down), records of partitions no longer
   assigned are dropped uncommitted and their new owner processes them again;
-- on stop, the batch in flight and whatever is buffered are processed and committed
-  (retrying at most ``stop_timeout_s``), then the consumer leaves the group.
+- on stop, the batches in flight and whatever is buffered are processed and committed
+  (retrying at most ``stop_timeout_s``; once that has passed, nothing after a batch
+  given up is committed), then the consumer leaves the group.
 
 Order: fetched records go through an :class:`~driftwatch.streaming.ordering.EventTimeMerge`
 and are processed in event-time order across this worker's partitions. A partition with
@@ -44,6 +47,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -91,7 +95,7 @@ committed."""
 
 @dataclass
 class _Pending:
-    """A batch whose durable step and commit run in the background."""
+    """A batch whose durable step runs in the background; it is committed in order."""
 
     records: list[Any]
     durable: Callable[[], Awaitable[None]]
@@ -149,6 +153,9 @@ class BatchConsumer:
     linger_s : float
         How long records are gathered into a batch when fewer than ``max_records``
         are buffered (each batch has a fixed cost: inserts, publish, commit).
+    max_pending_records : int, optional
+        Most records of batches processed but not yet durable (default: twice
+        ``max_records``); past it the consumer waits for the oldest batch.
     metrics : WorkerMetrics, optional
     """
 
@@ -169,10 +176,13 @@ class BatchConsumer:
         merge_wait_s: float = 0.1,
         behind_wait_s: float = 5.0,
         linger_s: float = 0.05,
+        max_pending_records: int | None = None,
         metrics: WorkerMetrics | None = None,
     ) -> None:
         if max_records < 1:
             raise ValueError(f"max_records must be >= 1, got {max_records}")
+        if max_pending_records is not None and max_pending_records < 1:
+            raise ValueError(f"max_pending_records must be >= 1, got {max_pending_records}")
         if not topics:
             raise ValueError("topics must not be empty")
         self.consumer = consumer
@@ -190,6 +200,7 @@ class BatchConsumer:
         self.merge_wait_s = merge_wait_s
         self.behind_wait_s = behind_wait_s
         self.linger_s = linger_s
+        self.max_pending_records = max_pending_records or 2 * max_records
         self.state = "created"
         self.last_error = ""
         self.batches = 0
@@ -203,7 +214,8 @@ class BatchConsumer:
         self._blocked_since: float | None = None
         self._gather_since: float | None = None
         self._busy_since: float | None = None
-        self._pending: _Pending | None = None
+        self._pending: deque[_Pending] = deque()
+        self._pending_records = 0
         self._inflight = 0
 
     # -- public state ------------------------------------------------------------------
@@ -245,6 +257,8 @@ class BatchConsumer:
             "assigned": [f"{tp.topic}/{tp.partition}" for tp in self.assignment()],
             "lag": sum(lag.values()),
             "batches": self.batches,
+            "pending_batches": len(self._pending),
+            "pending_records": self._pending_records,
             "seconds_since_batch": (
                 None if self.last_batch_at is None
                 else round(time.monotonic() - self.last_batch_at, 3)
@@ -291,17 +305,18 @@ class BatchConsumer:
                     records = await self._releasable()
                 if records:
                     await self._handle(records)
-                elif self._pending is not None and self._pending.task.done():
-                    await self._finish_pending()  # a failed insert is retried even when idle
+                else:
+                    await self._settle()  # commits (or retries) batches even when idle
                 self._flow_control()
                 self._update_lag()
             while self.merge is not None and self.merge.buffered() and not self._stop_expired():
                 await self._handle(self.merge.release(self.max_records, everything=True))
-            await self._finish_pending()
+            await self._settle(everything=True)
         finally:
-            if self._pending is not None:  # failed out of the loop: let it finish briefly
-                await asyncio.wait({self._pending.task}, timeout=5.0)
-                self._pending = None
+            if self._pending:  # failed out of the loop: let them finish briefly
+                await asyncio.wait({p.task for p in self._pending}, timeout=5.0)
+                self._pending.clear()
+                self._pending_records = 0
             self.state = "stopping"
             try:
                 await self.consumer.stop()
@@ -328,9 +343,8 @@ class BatchConsumer:
 
             if messages:
                 await self._attempt("publish", publish, records)
-            # the previous batch must be durable and committed before this one commits
-            await self._finish_pending()
-            if durable is None:
+            if durable is None:  # the batches before this one commit first
+                await self._settle(everything=True)
                 await self._commit(records)
         except _Abandoned as why:
             log.warning("batch of %d records not committed: %s", len(records), why)
@@ -338,37 +352,77 @@ class BatchConsumer:
         if durable is None:
             self._done(records, started)
             return
-        task = asyncio.ensure_future(self._durable_then_commit(durable, records, started))
+        task = asyncio.ensure_future(durable())
         task.add_done_callback(_retrieve)
-        self._pending = _Pending(records, durable, task, started)
+        self._pending.append(_Pending(records, durable, task, started))
+        self._pending_records += len(records)
+        self.metrics.pending_records.set(self._pending_records)
+        await self._settle()
 
-    async def _durable_then_commit(
-        self, durable: Callable[[], Awaitable[None]], records: list[Any], started: float
-    ) -> None:
-        """One attempt at the durable step, then the commit (a failure is retried by
-        :meth:`_finish_pending`, on the consumer's own loop)."""
-        await durable()
-        await self._commit(records)
-        self._done(records, started)
+    async def _settle(self, *, everything: bool = False) -> None:
+        """Commit, in batch order, the batches whose durable step has finished.
 
-    async def _finish_pending(self) -> None:
-        """Wait for the batch in the background; retry its durable step if it failed."""
-        pending = self._pending
-        if pending is None:
-            return
-        self._pending = None
-        records = pending.records
+        The oldest batch is waited for while more than ``max_pending_records`` records
+        are pending (or, with ``everything``, while any is). A durable step that failed
+        is retried here, fetching paused and backing off, before anything after it is
+        committed. Batches ready together are committed with one offset commit.
+        """
+        ready: list[_Pending] = []
+        while self._pending:
+            front = self._pending[0]
+            waiting = everything or self._pending_records > self.max_pending_records
+            if not (waiting or front.task.done()):
+                break
+            n = len(front.records)  # a retry may drop records of revoked partitions
+            durable = await self._durable(front)
+            self._pending.popleft()
+            self._pending_records -= n
+            if durable:
+                ready.append(front)
+                continue
+            self._done(front.records, front.started)
+            if self._stop_expired():
+                # Given up at the stop deadline: commit what came before it, nothing after.
+                await self._commit_settled(ready)
+                for later in self._pending:
+                    self._done(later.records, later.started)
+                log.warning("stop timeout: %d later batches not committed", len(self._pending))
+                self._pending.clear()
+                self._pending_records = 0
+                ready = []
+                break
+        self.metrics.pending_records.set(self._pending_records)
+        await self._commit_settled(ready)
+
+    async def _durable(self, pending: _Pending) -> bool:
+        """Wait for a batch's durable step; retry it if it failed. False: given up
+        (its partitions were revoked, or the stop deadline passed)."""
+        task = pending.task
+        while not task.done():  # woken now and then to notice a stop deadline
+            left = self._stop_left()
+            if left is not None and left <= 0:
+                log.warning("batch of %d records not committed: stop timeout reached while "
+                            "it was being stored", len(pending.records))
+                return False
+            await asyncio.wait({task}, timeout=0.5 if left is None else min(left, 0.5))
         try:
-            await asyncio.shield(pending.task)
-            return  # durable, committed and booked
+            task.result()
+            return True
         except self.retry_on as exc:
             try:
-                await self._failed("process", exc, records)
-                await self._attempt("process", pending.durable, records)
-                await self._commit(records)
+                await self._failed("process", exc, pending.records)
+                await self._attempt("process", pending.durable, pending.records)
+                return True
             except _Abandoned as why:
-                log.warning("batch of %d records not committed: %s", len(records), why)
-        self._done(records, pending.started)
+                log.warning("batch of %d records not committed: %s", len(pending.records), why)
+                return False
+
+    async def _commit_settled(self, ready: list[_Pending]) -> None:
+        if not ready:
+            return
+        await self._commit([r for p in ready for r in p.records])
+        for p in ready:
+            self._done(p.records, p.started)
 
     def _busy(self) -> None:
         self._inflight += 1
@@ -436,7 +490,8 @@ class BatchConsumer:
         not at all when it can release.
         """
         if self.merge is None or not self.merge.buffered():
-            return [], self.poll_s
+            # batches waiting to be committed: come back soon to commit them
+            return [], min(self.poll_s, 0.05) if self._pending else self.poll_s
         if self.merge.buffered() < self.max_records and self._gather_since is not None:
             left = self.linger_s - (time.monotonic() - self._gather_since)
             if left > 0:
@@ -525,7 +580,14 @@ class BatchConsumer:
             self.consumer.resume(*(paused - full))
 
     def _stop_expired(self) -> bool:
-        return self._stop_at is not None and time.monotonic() > self._stop_at + self.stop_timeout_s
+        left = self._stop_left()
+        return left is not None and left <= 0
+
+    def _stop_left(self) -> float | None:
+        """Seconds until the stop deadline (None: no stop requested)."""
+        if self._stop_at is None:
+            return None
+        return max(0.0, self._stop_at + self.stop_timeout_s - time.monotonic())
 
     async def _hold(self, seconds: float) -> None:
         """Wait ``seconds`` while polling the paused consumer (keeps the group alive)."""

@@ -97,6 +97,12 @@ class WorkerMetrics:
             "driftwatch_assigned_partitions", "Partitions assigned to this worker", ["topic"],
             registry=r,
         )
+        self.pending_records = Gauge(
+            "driftwatch_pending_events",
+            "Payloads processed (rule hits published) whose batch is not yet stored "
+            "and committed",
+            registry=r,
+        )
         self.commits = Counter(
             "driftwatch_offset_commits", "Offset commits after a stored batch", registry=r
         )
