@@ -47,7 +47,9 @@ class Settings:
         "ClickHouse: chdb:///abs/path (embedded) or http(s)://user:pass@host:port/db",
     )
     database: str = setting("driftwatch", "ClickHouse database holding driftwatch tables")
-    batch_size: int = setting(5000, "Events per processing batch (one insert per batch)")
+    batch_size: int = setting(
+        5000, "Events per processing batch (a worker: also the most rows per insert)"
+    )
     replay_batch_size: int = setting(
         50_000, "Events per batch of `driftwatch replay` (bigger inserts, fewer merges)"
     )
@@ -75,6 +77,9 @@ class Settings:
     worker_app: str = setting("streams.app:app", "faust app `driftwatch worker` runs (module:attr)")
     worker_tick_s: float = setting(5.0, "Seconds between the worker's monitor/delivery ticks")
     worker_stop_timeout_s: float = setting(30.0, "Longest wait to flush a batch at shutdown")
+    worker_flush_s: float = setting(
+        0.25, "Longest a worker holds batches to write them as one insert (commits wait)"
+    )
     worker_datadir: str = setting(".driftwatch/faust", "Directory for the faust app's local data")
     api_token: str = setting("", "Bearer token required by the HTTP API", secret=True)
     api_port: int = setting(6067, "Port of the standalone read-only API (`driftwatch api`)")
@@ -168,6 +173,8 @@ class Settings:
         for name in ("batch_size", "replay_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not self.worker_flush_s >= 0:
+            raise ConfigError(f"worker_flush_s: must be >= 0, got {self.worker_flush_s}")
         if self.log_format not in ("json", "text"):
             raise ConfigError(f"log_format: {self.log_format!r}; valid: json, text")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

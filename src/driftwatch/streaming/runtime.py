@@ -8,13 +8,14 @@ so a Kafka worker and ``driftwatch replay`` produce the same rows, rule hits and
 Every call into the pipeline runs on one dedicated thread (the "lane"): the pipeline
 and the ClickHouse client are synchronous, and one lane keeps the batches of the
 ingest, the labels and the monitor ticks strictly ordered and off the event loop
-(heartbeats and fetches go on while a batch is inserted). The insert of a scored
-batch runs on a second thread (the "store lane", batches in order) while the lane
-evaluates the rules on the same batch: rule hits are published without waiting for
-the insert, and the batch's offsets are committed only once the insert succeeded
-(:class:`~driftwatch.streaming.consumer.Processed`). The rule stage's own insert
-(``rule_hits``) is held back and made on the store lane with the batch
-(:class:`HeldInserts`). The consumer meanwhile fetches and evaluates the next batch.
+(heartbeats and fetches go on while a batch is handled). A scored batch is parsed
+and its rules are evaluated on the lane; its rows (events, rejections and the rule
+stage's own ``rule_hits``, held back by :class:`HeldInserts`) then go to a
+:class:`~driftwatch.streaming.writer.GroupWriter`, which writes the batches of up to
+``worker_flush_s`` as one insert per table on a thread of its own. Rule hits are
+published without waiting for it; the batch's offsets are committed only once its
+rows are written (:class:`~driftwatch.streaming.consumer.Processed`). The consumer
+meanwhile fetches and evaluates the next batches.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -52,6 +53,7 @@ from driftwatch.streaming.consumer import BatchConsumer, OutMessage, Processed
 from driftwatch.streaming.kafka import client_options
 from driftwatch.streaming.metrics import TimedStore, WorkerMetrics
 from driftwatch.streaming.ordering import event_time_key
+from driftwatch.streaming.writer import GroupWriter
 
 log = logging.getLogger(__name__)
 _MESSAGE = msgspec.json.Encoder(enc_hook=str, order="sorted")
@@ -88,6 +90,32 @@ def _retrieve_cf(future: Future[Any]) -> None:
 
 
 Held = list[tuple[str, Mapping[str, Sequence[Any]]]]
+Written = tuple[ScoredBatch, str, Held]
+"""What the writer writes for one batch: its parsed events, their source, held rows."""
+
+
+def _written_rows(item: Written) -> int:
+    batch, _, held = item
+    return len(batch.events) + len(batch.rejected) + sum(
+        len(next(iter(columns.values()), ())) for _, columns in held
+    )
+
+
+def merge_held(helds: Iterable[Held]) -> Held:
+    """Held inserts of several batches as one insert per table and column list.
+
+    >>> a = [("rule_hits", {"id": [1], "rule": ["x"]})]
+    >>> b = [("rule_hits", {"id": [2, 3], "rule": ["y", "z"]}), ("t", {"v": [0]})]
+    >>> merge_held([a, b])
+    [('rule_hits', {'id': [1, 2, 3], 'rule': ['x', 'y', 'z']}), ('t', {'v': [0]})]
+    """
+    merged: dict[tuple[str, tuple[str, ...]], dict[str, list[Any]]] = {}
+    for held in helds:
+        for table, columns in held:
+            into = merged.setdefault((table, tuple(columns)), {c: [] for c in columns})
+            for name, values in columns.items():
+                into[name].extend(values)
+    return [(table, columns) for (table, _), columns in merged.items()]
 
 
 class HeldInserts(Store):
@@ -95,7 +123,7 @@ class HeldInserts(Store):
     are held back and returned instead of run.
 
     Given to the rule stage, so that evaluating a batch never waits for ClickHouse:
-    the held rows are inserted with the batch's events on the store lane, before the
+    the held rows are written with the batch's events by the group writer, before the
     batch's offsets are committed (the inserts are idempotent, so a retried batch may
     insert them again).
     """
@@ -179,7 +207,12 @@ class WorkerRuntime:
         self.last_watermark: dt.datetime | None = None
         self.store_error = ""
         self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwatch-lane")
-        self._store_lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwatch-store")
+        self._writer: GroupWriter[Written] = GroupWriter(
+            self._write,
+            rows=_written_rows,
+            max_rows=settings.batch_size,
+            max_delay_s=settings.worker_flush_s,
+        )
         self._closed = False
         self._warmed = False
         self._gc_thresholds = tune_collector()
@@ -231,9 +264,9 @@ class WorkerRuntime:
 
     # -- batches -----------------------------------------------------------------------
     async def process_scored(self, records: list[Any]) -> Processed:
-        """Validate one batch of scored-topic records, start its ClickHouse insert and run
-        the rule layer meanwhile; return the dead letters and rule hits to publish, and
-        the step that waits for (or, after a failure, retries) the insert."""
+        """Validate one batch of scored-topic records, run the rule layer and hand the
+        rows to the group writer; return the dead letters and rule hits to publish, and
+        the step that waits for (or, after a failure, retries) the batch's write."""
         topic = self.settings.topic_scored
         source = f"kafka:{topic}"
         raws = [r.value if r.value is not None else b"" for r in records]
@@ -247,9 +280,9 @@ class WorkerRuntime:
         attempts = [asyncio.wrap_future(insert)]
 
         async def durable() -> None:
-            """The batch's inserts: the one started in the lane, then fresh attempts."""
+            """The batch's rows written: the group it went into, then fresh attempts."""
             step = attempts.pop() if attempts else asyncio.wrap_future(
-                self._store_lane.submit(self._store, batch, source, held)
+                self._writer.submit((batch, source, held))
             )
             try:
                 await step
@@ -264,27 +297,27 @@ class WorkerRuntime:
     def _evaluate(
         self, raws: list[bytes], source: str
     ) -> tuple[ScoredBatch, Future[None], BatchResult, Held]:
-        """On the lane: parse, start the insert on the store lane, run the rule layer."""
+        """On the lane: parse, run the rule layer, hand the rows to the writer."""
         started = time.perf_counter()
         batch = self.pipeline.parse_events(raws)
-        insert = self._store_lane.submit(self._store, batch, source, [])
         result, held = self.held.hold(self.pipeline.evaluate_events, batch, started)
-        if held:  # the rule hits go in after the events, before the commit
-            first = insert
-            insert = self._store_lane.submit(self._store_after, first, held)
+        insert = self._writer.submit((batch, source, held))
         insert.add_done_callback(_retrieve_cf)
         return batch, insert, result, held
 
-    def _store(self, batch: ScoredBatch, source: str, held: Held) -> None:
-        """On the store lane: insert the batch's events, rejections and held rows."""
-        self.pipeline.store_events(batch, source)
-        for table, columns in held:
-            self.store.insert_columns(table, columns)
-
-    def _store_after(self, first: Future[None], held: Held) -> None:
-        """On the store lane, after ``first`` (queued before it): the held rows."""
-        first.result()  # the events' insert failed: so does this step
-        for table, columns in held:
+    def _write(self, group: list[Written]) -> None:
+        """On the writer's thread: the events and rejections of several batches, then
+        their held rule-stage rows, one insert per table and source."""
+        for source in dict.fromkeys(src for _, src, _ in group):
+            batches = [b for b, src, _ in group if src == source]
+            self.pipeline.store_events(
+                ScoredBatch(
+                    [e for b in batches for e in b.events],
+                    [r for b in batches for r in b.rejected],
+                ),
+                source,
+            )
+        for table, columns in merge_held(h for _, _, h in group):
             self.store.insert_columns(table, columns)
 
     def _warm_up(self, raws: Sequence[bytes]) -> None:
@@ -467,7 +500,7 @@ class WorkerRuntime:
         if self._closed:
             return
         self._closed = True
-        self._store_lane.shutdown(wait=True)
+        self._writer.close()
         try:
             self._lane.submit(self.pipeline.close).result(timeout=30)
         except Exception as exc:
