@@ -14,16 +14,20 @@ In one run, against a fresh tansu broker (in-memory) and embedded ClickHouse:
 * **latency** at a steady 5k events/s from a producer in a separate process (standing
   in for the scorer): produce → rule hit published (record timestamps of the scored
   event and of its hit, p50/p99), and produce → batch stored and evaluated for every
-  event. Every 50th event carries the reference trigger and every 25th an impossible
-  feature value, so the rules have work and hits to time.
+  event (this one includes the group writer's wait, ``worker_flush_s``; the hits are
+  published before it). Every 50th event carries the reference trigger and every 25th
+  an impossible feature value, so the rules have work and hits to time. The same
+  steady phase runs first with ``worker_flush_s = 0`` (each batch written as soon as
+  the writer is free, as good as one insert per batch), then with the default, and
+  both are reported with their inserts per second: what the grouped inserts buy.
 
 Throughput figures are medians of ``--repeat`` runs (fresh consumer group and database
 each). Targets (issue 7): >= 20k events/s per worker; p99 rule-hit latency <= 250 ms at
 5k events/s. When no rule pack is loaded (no hits), the latency target is checked on
 produce → batch done, which precedes the hit's publication by the publish round trip.
 
-    python bench/stream.py            # 200,000 events, 3 repeats, 30 s at 5k/s
-    python bench/stream.py --quick    # 30,000 events, 3 repeats, 6 s at 5k/s
+    python bench/stream.py            # 200,000 events, 3 repeats, 2 x 30 s at 5k/s
+    python bench/stream.py --quick    # 20,000 events, 3 repeats, 2 x 4 s at 5k/s
 """
 
 from __future__ import annotations
@@ -183,6 +187,8 @@ class Probe:
         self.last = 0.0
         self.latency_ms: list[float] = []
         self.hits = 0
+        self.inserts: dict[str, float] = {}
+        """Inserts per table over the run (from the worker's metrics)."""
 
     async def __call__(self, records: list[Any]) -> Any:
         if self.first is None:
@@ -242,6 +248,10 @@ async def worker_run(
         consumer.request_stop()
         await task
         runtime.close()
+    for table in ("scored_transactions", "rule_hits"):
+        probe.inserts[table] = runtime.metrics.registry.get_sample_value(
+            "driftwatch_clickhouse_insert_seconds_count", {"table": table}
+        ) or 0.0
     return probe
 
 
@@ -297,6 +307,36 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
+async def steady(broker: Broker, chdb: Path, tag: str, rate: int, seconds: float,
+                 **changes: Any) -> dict[str, Any]:
+    """One steady phase: ``rate`` events/s for ``seconds`` from a separate producer
+    process, started once the worker owns its partitions (so no backlog from the group
+    join is measured); the worker's settings changed by ``changes``."""
+    for suffix in ("scored", "deadletter", "rule_hits"):
+        broker.create_topic(f"{tag}.{suffix}", PARTITIONS)
+    s = settings_for(broker, chdb, tag).replace(**changes)
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start_producer() -> None:
+        started.append(subprocess.Popen(
+            [sys.executable, __file__, "--produce-steady", broker.bootstrap, s.topic_scored,
+             str(rate), str(seconds)]
+        ))
+
+    expected = int(rate * seconds)
+    probe = await worker_run(s, expected, timeout=seconds + 120, on_assigned=start_producer)
+    started[0].wait(timeout=60)
+    hit_ms = await hit_latencies(broker.bootstrap, s.topic_scored, s.topic_rule_hits)
+    return {
+        "flush_s": s.worker_flush_s,
+        "batch_ms": probe.latency_ms,
+        "hit_ms": hit_ms,
+        "hit_p50": round(pct(hit_ms, 50), 1) if hit_ms else None,
+        "hit_p99": round(pct(hit_ms, 99), 1) if hit_ms else None,
+        "inserts_per_s": round(sum(probe.inserts.values()) / seconds, 1),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller run (< 1 minute)")
@@ -311,8 +351,8 @@ def main() -> None:
         bootstrap, topic, rate, seconds = args.produce_steady
         asyncio.run(steady_produce(bootstrap, topic, int(rate), float(seconds), seed=99))
         return
-    n = args.events or (30_000 if args.quick else 200_000)
-    seconds = args.seconds or (6.0 if args.quick else 30.0)
+    n = args.events or (20_000 if args.quick else 200_000)
+    seconds = args.seconds or (4.0 if args.quick else 30.0)
 
     import logging
 
@@ -332,8 +372,7 @@ def main() -> None:
 
 async def run(broker: Broker, chdb: Path, n: int, repeat: int, rate: int,
               seconds: float) -> dict[str, Any]:
-    for name in ("tput.scored", "tput.deadletter", "tput.rule_hits",
-                 "lat.scored", "lat.deadletter", "lat.rule_hits"):
+    for name in ("tput.scored", "tput.deadletter", "tput.rule_hits"):
         broker.create_topic(name, PARTITIONS)
     items = make_events(n, seed=1)
     t = time.perf_counter()
@@ -355,22 +394,10 @@ async def run(broker: Broker, chdb: Path, n: int, repeat: int, rate: int,
     assert probe.first is not None
     no_rules = n / (probe.last - probe.first)
 
-    # steady 5k events/s from a separate producer process, started once the worker
-    # owns its partitions (so no backlog from the group join is measured)
-    s = settings_for(broker, chdb, "lat")
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start_producer() -> None:
-        started.append(subprocess.Popen(
-            [sys.executable, __file__, "--produce-steady", broker.bootstrap, s.topic_scored,
-             str(rate), str(seconds)]
-        ))
-
-    expected = int(rate * seconds)
-    probe = await worker_run(s, expected, timeout=seconds + 120, on_assigned=start_producer)
-    started[0].wait(timeout=60)
-    batch_ms = probe.latency_ms
-    hit_ms = await hit_latencies(broker.bootstrap, s.topic_scored, s.topic_rule_hits)
+    # steady 5k events/s, each batch written on its own, then grouped (the default)
+    ungrouped = await steady(broker, chdb, "lat0", rate, seconds, worker_flush_s=0.0)
+    grouped = await steady(broker, chdb, "lat", rate, seconds)
+    batch_ms, hit_ms = grouped["batch_ms"], grouped["hit_ms"]
 
     worker = statistics.median(worker_rates)
     raw = statistics.median(raw_rates)
@@ -392,6 +419,11 @@ async def run(broker: Broker, chdb: Path, n: int, repeat: int, rate: int,
         "rule_hits_per_run": hits_per_run[0] if hits_per_run else 0,
         "steady_rate": rate,
         "steady_seconds": seconds,
+        "steady_flush_s": grouped["flush_s"],
+        "steady_inserts_per_s": grouped["inserts_per_s"],
+        "ungrouped_inserts_per_s": ungrouped["inserts_per_s"],
+        "ungrouped_rule_hit_latency_ms_p50": ungrouped["hit_p50"],
+        "ungrouped_rule_hit_latency_ms_p99": ungrouped["hit_p99"],
         "batch_done_latency_ms_p50": round(pct(batch_ms, 50), 1),
         "batch_done_latency_ms_p99": round(pct(batch_ms, 99), 1),
         "rule_hits_at_steady_rate": len(hit_ms),
