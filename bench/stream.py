@@ -20,6 +20,11 @@ In one run, against a fresh tansu broker (in-memory) and embedded ClickHouse:
   steady phase runs first with ``worker_flush_s = 0`` (each batch written as soon as
   the writer is free, as good as one insert per batch), then with the default, and
   both are reported with their inserts per second: what the grouped inserts buy.
+  The test broker's CPU use in the first and last quarter of the grouped phase is
+  reported too: tansu's in-memory storage costs more per request as a topic grows
+  (measured here: from 7 % to 40 % of a core over 30 s at 5k events/s, on the two
+  cores the worker and the producer share), which is what lifts the latency late in
+  a long phase.
 
 Throughput figures are medians of ``--repeat`` runs (fresh consumer group and database
 each). Targets (issue 7): >= 20k events/s per worker; p99 rule-hit latency <= 250 ms at
@@ -36,6 +41,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -303,6 +309,23 @@ def settings_for(broker: Broker, chdb: Path, tag: str) -> Settings:
     )
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process ``pid`` so far, from ``/proc`` (0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_pct(samples: list[tuple[float, float]]) -> float | None:
+    """Percent of one core used between the first and last (time, cpu seconds) sample."""
+    if len(samples) < 2 or samples[-1][0] <= samples[0][0]:
+        return None
+    (t0, c0), (t1, c1) = samples[0], samples[-1]
+    return round(100 * (c1 - c0) / (t1 - t0), 1)
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
@@ -323,11 +346,26 @@ async def steady(broker: Broker, chdb: Path, tag: str, rate: int, seconds: float
              str(rate), str(seconds)]
         ))
 
+    async def sample_broker() -> None:
+        while True:
+            if started:
+                broker_cpu.append((time.monotonic(), cpu_seconds(broker.process.pid)))
+            await asyncio.sleep(0.5)
+
+    broker_cpu: list[tuple[float, float]] = []
+    sampler = asyncio.create_task(sample_broker())
     expected = int(rate * seconds)
-    probe = await worker_run(s, expected, timeout=seconds + 120, on_assigned=start_producer)
+    try:
+        probe = await worker_run(s, expected, timeout=seconds + 120,
+                                 on_assigned=start_producer)
+    finally:
+        sampler.cancel()
     started[0].wait(timeout=60)
     hit_ms = await hit_latencies(broker.bootstrap, s.topic_scored, s.topic_rule_hits)
+    quarter = max(1, len(broker_cpu) // 4)
     return {
+        "broker_cpu_pct_first": cpu_pct(broker_cpu[: quarter + 1]),
+        "broker_cpu_pct_last": cpu_pct(broker_cpu[-quarter - 1 :]),
         "flush_s": s.worker_flush_s,
         "batch_ms": probe.latency_ms,
         "hit_ms": hit_ms,
@@ -424,6 +462,8 @@ async def run(broker: Broker, chdb: Path, n: int, repeat: int, rate: int,
         "ungrouped_inserts_per_s": ungrouped["inserts_per_s"],
         "ungrouped_rule_hit_latency_ms_p50": ungrouped["hit_p50"],
         "ungrouped_rule_hit_latency_ms_p99": ungrouped["hit_p99"],
+        "broker_cpu_pct_first_quarter": grouped["broker_cpu_pct_first"],
+        "broker_cpu_pct_last_quarter": grouped["broker_cpu_pct_last"],
         "batch_done_latency_ms_p50": round(pct(batch_ms, 50), 1),
         "batch_done_latency_ms_p99": round(pct(batch_ms, 99), 1),
         "rule_hits_at_steady_rate": len(hit_ms),
