@@ -143,3 +143,24 @@ def test_merge_held_concatenates_per_table_and_column_list() -> None:
         ("rule_hits", {"event_id": ["e4"]}),
     ]
     assert merge_held([]) == []
+
+
+class Fatal(BaseException):
+    """Not an Exception: ends the writer's thread."""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_writer_thread_fails_what_waits_and_refuses_more(rec: Recorder) -> None:
+    rec.gate.clear()
+    rec.fail = Fatal()
+    w = GroupWriter(rec, rows=len, max_rows=1, max_delay_s=LONG)
+    first = w.submit("a")  # due at once: the thread waits at the gate in its write
+    queued = w.submit("b")
+    rec.gate.set()
+    with pytest.raises(Fatal):
+        first.result(timeout=10)
+    with pytest.raises(RuntimeError, match="writer thread stopped"):
+        queued.result(timeout=10)
+    with pytest.raises(RuntimeError, match="closed"):
+        w.submit("c")
+    w.close(timeout=10)

@@ -118,11 +118,20 @@ class GroupWriter(Generic[T]):
 
     # -- the thread --------------------------------------------------------------------
     def _run(self) -> None:
-        while True:
-            group = self._next_group()
-            if group is None:
-                return
-            self._write(group)
+        try:
+            while True:
+                group = self._next_group()
+                if group is None:
+                    return
+                self._write(group)
+        finally:  # ended by an exception that is not an Exception: fail what waits
+            with self._cond:
+                self._closed = True
+                for _, _, future, _ in self._queue:
+                    if future.set_running_or_notify_cancel():
+                        future.set_exception(RuntimeError("the writer thread stopped"))
+                self._queue.clear()
+                self._waiting_rows = 0
 
     def _next_group(self) -> list[tuple[T, Future[None]]] | None:
         """Wait until a group is due and take it off the queue (None: closed, empty)."""
