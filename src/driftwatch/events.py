@@ -340,7 +340,9 @@ def reason_for(exc: Exception) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return "invalid_utf8"
     if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
-        return "invalid_json"
+        # msgspec < 0.23 raised UnicodeDecodeError for a string that is not UTF-8;
+        # 0.23 raises DecodeError("Invalid UTF-8 encoded string")
+        return "invalid_utf8" if msg.startswith("Invalid UTF-8") else "invalid_json"
     head, path = _path(msg)
     m = _MISSING.match(head)
     if m:
