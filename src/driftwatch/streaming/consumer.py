@@ -382,14 +382,13 @@ class BatchConsumer:
                 continue
             self._done(front.records, front.started)
             if self._stop_expired():
-                # Given up at the stop deadline: commit what came before it, nothing after.
-                await self._commit_settled(ready)
+                # Given up at the stop deadline: what came before it (``ready``) is
+                # committed below, nothing after it.
                 for later in self._pending:
                     self._done(later.records, later.started)
                 log.warning("stop timeout: %d later batches not committed", len(self._pending))
                 self._pending.clear()
                 self._pending_records = 0
-                ready = []
                 break
         self.metrics.pending_records.set(self._pending_records)
         await self._commit_settled(ready)
