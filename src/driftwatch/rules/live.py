@@ -82,19 +82,12 @@ class _Spec:
 # scalar expressions
 # ------------------------------------------------------------------------------------------
 def _reducer(kind: str, slot: int) -> Callable[[list[tuple[Any, ...]]], Any]:
-    """Entries -> aggregate value (nulls skipped; empty strings not counted as distinct)."""
+    """Entries -> aggregate value (nulls skipped); ``count_distinct`` is
+    :meth:`KeyedWindow.distinct <driftwatch.rules.window.KeyedWindow.distinct>`."""
     if kind == "count":
         return len
     if kind == "sum":
         return lambda d: sum([v for x in d if (v := x[slot]) is not None])
-    if kind == "count_distinct":
-        def distinct(d: list[tuple[Any, ...]]) -> int:
-            values = {x[slot] for x in d}
-            values.discard(None)
-            values.discard("")
-            return len(values)
-
-        return distinct
     pick = min if kind == "min" else max
 
     def extreme(d: list[tuple[Any, ...]]) -> Any:
@@ -278,7 +271,12 @@ class LiveEvaluator:
         cur = self._cur
         kind = agg.kind
         within = agg.within_ms
-        if kind in ("count", "sum", "count_distinct", "min", "max"):
+        if kind == "count_distinct":
+            assert agg.value is not None
+            slot = spec.slot(agg.value)
+            distinct = w.distinct
+            return lambda e: None if (k := key(e)) is None else distinct(k, cur.t, within, slot)
+        if kind in ("count", "sum", "min", "max"):
             slot = spec.slot(agg.value) if agg.value is not None else 0
             reduce = _reducer(kind, slot)
             span = w.span

@@ -27,7 +27,7 @@ in order and sees what is still retained: entries evicted before it arrived are 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from operator import itemgetter
 from typing import Any, cast
 
@@ -58,6 +58,25 @@ def _entry_maker(values: tuple[Callable[[Any], Any], ...]) -> Callable[[Any, int
     return lambda e, ms, i: (ms, i, *[f(e) for f in values])
 
 
+_TALLY_FROM = 64
+"""Entries of a key from which :meth:`KeyedWindow.distinct` keeps a tally per value."""
+
+
+def _tally(counts: dict[int, dict[Any, int]], entries: Iterable[Entry], step: int) -> None:
+    """Add ``step`` (1 or -1) per entry to each slot's tally of values (None and "" are
+    not values; a value whose count reaches 0 leaves its tally)."""
+    for slot, tally in counts.items():
+        for x in entries:
+            v = x[slot]
+            if v is None or v == "":
+                continue
+            n = tally.get(v, 0) + step
+            if n:
+                tally[v] = n
+            else:
+                del tally[v]
+
+
 class KeyedWindow:
     """Per-key sorted entries within ``within_ms`` of each key's newest entry.
 
@@ -76,8 +95,8 @@ class KeyedWindow:
     """
 
     __slots__ = (
-        "_data", "_unswept", "accept", "insert", "key", "max_per_key", "overflowed", "values",
-        "within_ms",
+        "_counted", "_data", "_unswept", "accept", "insert", "key", "max_per_key", "overflowed",
+        "values", "within_ms",
     )
 
     def __init__(
@@ -99,6 +118,8 @@ class KeyedWindow:
         self.max_per_key = max_per_key
         self.overflowed = 0
         self._data: dict[Hashable, list[Entry] | Entry] = {}
+        self._counted: dict[Hashable, dict[int, dict[Any, int]]] = {}
+        """Per key asked for :meth:`distinct` over many entries: per slot, value -> entries."""
         self._unswept: list[Hashable] = []
         self.insert: Callable[[Any, int, str], bool] = self._inserter()
         """``insert(event, ms, event_id)``: store the event under its key; False when it
@@ -108,6 +129,7 @@ class KeyedWindow:
         """The insert function, a closure over this window's state and shape: the
         hottest code of the rule layer (locals instead of attribute lookups)."""
         data, data_get, key, accept = self._data, self._data.get, self.key, self.accept
+        counted, counted_get = self._counted, self._counted.get
         within, cap, window = self.within_ms, self.max_per_key, self
         make = _entry_maker(self.values)
 
@@ -122,24 +144,35 @@ class KeyedWindow:
             if got is None:
                 data[k] = entry
                 return True
+            counts = counted_get(k) if counted else None
             if got.__class__ is tuple:
                 if got[0] < ms - within:
                     data[k] = entry
+                    if counts is not None:
+                        _tally(counts, (got,), -1)
+                        _tally(counts, (entry,), 1)
                     return True
                 d = [got]
                 data[k] = d
             else:
                 d = cast(list[Entry], got)
+            if counts is not None:
+                _tally(counts, (entry,), 1)
             last = d[-1]
             if last[0] < ms or (last[0] == ms and last[1] < event_id):
                 d.append(entry)
                 low = ms - within
                 if d[0][0] < low:
-                    del d[: bisect_left(d, low, key=_MS)]
+                    old = bisect_left(d, low, key=_MS)
+                    if counts is not None:
+                        _tally(counts, d[:old], -1)
+                    del d[:old]
             else:
                 insort(d, entry, key=_order)
             if len(d) > cap:
                 drop = len(d) - cap
+                if counts is not None:
+                    _tally(counts, d[:drop], -1)
                 del d[:drop]
                 window.overflowed += drop
             if len(d) == 1:
@@ -170,6 +203,30 @@ class KeyedWindow:
         if d[0][0] >= low and d[-1][0] <= t:
             return d
         return d[bisect_left(d, low, key=_MS) : bisect_right(d, t, key=_MS)]
+
+    def distinct(self, k: Hashable, t: int, within_ms: int, slot: int) -> int:
+        """Number of distinct values (None and "" not counted) in ``slot`` of the
+        entries :meth:`span` gives.
+
+        When the span is every entry of a long key (the usual case: the current event
+        is the key's newest and the window is as long as the aggregate), the count
+        comes from a tally per value that this key keeps from the first such call on,
+        updated as entries come and go; otherwise the span's values are counted. A
+        hit's evidence is one such count: without the tally, every hit on a busy key
+        counted its whole window again (quadratic in the hits of a day on one key).
+        """
+        d = self.span(k, t, within_ms)
+        if len(d) < _TALLY_FROM or d is not self._data.get(k):
+            values = {x[slot] for x in d}
+            values.discard(None)
+            values.discard("")
+            return len(values)
+        counts = self._counted.setdefault(k, {})
+        tally = counts.get(slot)
+        if tally is None:
+            tally = counts[slot] = {}
+            _tally({slot: tally}, d, 1)
+        return len(tally)
 
     def before(self, k: Hashable, t: int, event_id: str, count: int) -> list[Entry]:
         """Up to ``count`` entries of ``k`` ending with the one at ``(t, event_id)``."""
@@ -229,13 +286,16 @@ class KeyedWindow:
             k for k in todo
             if (d := get(k)) is not None and (d[-1][0] if d.__class__ is list else d[0]) < low
         ]
+        counted = self._counted
         for k in stale:
             del data[k]
+            counted.pop(k, None)
         return len(stale)
 
     def clear(self) -> None:
         """Forget every entry."""
         self._data.clear()
+        self._counted.clear()
         self._unswept = []
 
     @property
