@@ -95,8 +95,8 @@ class KeyedWindow:
     """
 
     __slots__ = (
-        "_counted", "_data", "_unswept", "accept", "insert", "key", "max_per_key", "overflowed",
-        "values", "within_ms",
+        "_counted", "_data", "_pass_size", "_unswept", "accept", "insert", "key", "max_per_key",
+        "overflowed", "values", "within_ms",
     )
 
     def __init__(
@@ -121,6 +121,7 @@ class KeyedWindow:
         self._counted: dict[Hashable, dict[int, dict[Any, int]]] = {}
         """Per key asked for :meth:`distinct` over many entries: per slot, value -> entries."""
         self._unswept: list[Hashable] = []
+        self._pass_size = 0
         self.insert: Callable[[Any, int, str], bool] = self._inserter()
         """``insert(event, ms, event_id)``: store the event under its key; False when it
         has no key or is not accepted. (A closure specialised once, for speed.)"""
@@ -279,6 +280,7 @@ class KeyedWindow:
         else:
             if not self._unswept:
                 self._unswept = list(data)
+                self._pass_size = len(self._unswept)
             todo = self._unswept[-limit:]
             del self._unswept[-limit:]
         get = data.get
@@ -297,6 +299,13 @@ class KeyedWindow:
         self._data.clear()
         self._counted.clear()
         self._unswept = []
+
+    @property
+    def pass_size(self) -> int:
+        """Keys held, or the keys of the sweep pass in progress when it began if those
+        were more: the measure of a slice, so that a pass takes no more slices than it
+        was planned for, however many keys it drops on the way."""
+        return max(len(self._data), self._pass_size if self._unswept else 0)
 
     @property
     def keys_total(self) -> int:

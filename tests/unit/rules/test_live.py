@@ -16,6 +16,7 @@ from driftwatch.events import ScoredTransaction, epoch_ms
 from driftwatch.rules.check import _probe
 from driftwatch.rules.live import LiveEvaluator, haversine_km
 from driftwatch.rules.pack import rule_from_text
+from driftwatch.rules.window import KeyedWindow
 from tests.unit.rules.helpers import DAY_MS, event, hits_of, parse
 
 MIN = 60_000
@@ -301,6 +302,36 @@ def test_count_thresholds_match_the_brute_force_oracle(
     assert set(hits_of(f"{distinct} >= {k}", dicts)) == want_distinct
     assert set(hits_of(f"{count} > {k - 0.5}", dicts)) == want_count
     assert set(hits_of(f"{count} >= {k}", dicts)) == want_count
+
+
+def test_sweeps_follow_event_time_against_the_window_length(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    looked: list[tuple[int, int]] = []  # (keys held, keys the slice may look at)
+    real_sweep = KeyedWindow.sweep
+
+    def spy(self: KeyedWindow, now_ms: int, limit: int | None = None) -> int:
+        looked.append((self.keys_total, limit or self.keys_total))
+        return real_sweep(self, now_ms, limit)
+
+    monkeypatch.setattr(KeyedWindow, "sweep", spy)
+    rule = rule_from_text("r", "count(by=card_id, within=12h) >= 0")
+    ev = LiveEvaluator([rule], horizon_ms=DAY_MS, sweep_every=100)  # by events: full passes
+    ev.process(parse([event(i, i, card_id=f"c{i}") for i in range(1000)]))
+    # a minute of event time per batch against a 12 h window: a small slice each
+    for b in range(1, 11):
+        ev.process(parse([event(1000 * b + i, b * MIN, card_id="c-busy") for i in range(100)]))
+    assert len(looked) == 10 and all(limit <= 0.01 * held for held, limit in looked)
+    # event time standing still: nothing to look at (no key can have gone idle)
+    looked.clear()
+    ev.process(parse([event(20_000 + i, 10 * MIN, card_id="c-busy") for i in range(100)]))
+    assert looked == []
+    # an hour per batch: a third of the keys each; past the window plus a quarter of
+    # it (12 h + 3 h), every idle card is gone
+    for b in range(1, 17):
+        ev.process(parse([event(30_000 + 100 * b + i, 10 * MIN + b * 60 * MIN,
+                                card_id="c-busy") for i in range(100)]))
+    assert ev.state.keys == 1
 
 
 def test_idle_keys_are_swept_a_slice_per_batch() -> None:
