@@ -462,7 +462,8 @@ class LiveEvaluator:
           faster than that finds nothing: in the bench/stream.py traffic (200,000
           events in an hour of event time, a 12 h window over 50,000 cards) the
           per-event passes took 12 % of the rule layer's time and dropped no key.
-          An idle key is still dropped within a quarter of a window after it went idle.
+          An idle key is still dropped within a quarter of a window of event time
+          (or ``sweep_every`` events, whichever comes later) after it went idle.
         """
         if self.newest_ms is None or advanced_ms <= 0:
             return
