@@ -39,7 +39,7 @@ from driftwatch.rules import typed as t
 from driftwatch.rules.closures import Compiler, Fn, KeyFn, haversine_km, key_function
 from driftwatch.rules.model import Hit, Rule
 from driftwatch.rules.typed import Ty
-from driftwatch.rules.window import KeyedWindow
+from driftwatch.rules.window import KeyedWindow, distinct_values
 
 __all__ = ["LiveEvaluator", "StateStats", "haversine_km"]
 
@@ -250,10 +250,7 @@ class LiveEvaluator:
             if len(d) < need:
                 return False
             if len(d) <= 4 * need:  # short: a set at C speed
-                values = {x[slot] for x in d}
-                values.discard(None)
-                values.discard("")
-                return len(values) >= need
+                return len(distinct_values(d, slot)) >= need
             found: set[Any] = set()
             add = found.add
             for x in d:

@@ -27,7 +27,7 @@ in order and sees what is still retained: entries evicted before it arrived are 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any, cast
 
@@ -62,7 +62,15 @@ _TALLY_FROM = 64
 """Entries of a key from which :meth:`KeyedWindow.distinct` keeps a tally per value."""
 
 
-def _tally(counts: dict[int, dict[Any, int]], entries: Iterable[Entry], step: int) -> None:
+def distinct_values(entries: Iterable[Entry], slot: int) -> set[Any]:
+    """The values in ``slot`` of ``entries``, None and "" left out (they are not values)."""
+    values = {x[slot] for x in entries}
+    values.discard(None)
+    values.discard("")
+    return values
+
+
+def _tally(counts: dict[int, dict[Any, int]], entries: Sequence[Entry], step: int) -> None:
     """Add ``step`` (1 or -1) per entry to each slot's tally of values (None and "" are
     not values; a value whose count reaches 0 leaves its tally)."""
     for slot, tally in counts.items():
@@ -218,10 +226,7 @@ class KeyedWindow:
         """
         d = self.span(k, t, within_ms)
         if len(d) < _TALLY_FROM or d is not self._data.get(k):
-            values = {x[slot] for x in d}
-            values.discard(None)
-            values.discard("")
-            return len(values)
+            return len(distinct_values(d, slot))
         counts = self._counted.setdefault(k, {})
         tally = counts.get(slot)
         if tally is None:
