@@ -65,3 +65,17 @@ def test_distinct_matches_counting_the_span(
                 assert w.distinct(k, t, span, SLOT) == by_hand(w, k, t, span)
             if i % 17 == 16:
                 w.sweep(ms)
+
+
+def value_at(j: int) -> Any:
+    return lambda e: e["v"][j]
+
+
+def test_entries_hold_time_id_and_every_value_in_order() -> None:
+    # 0 to 6 values: the unrolled entry makers (up to 4) and the general one agree
+    for n in range(7):
+        getters = tuple(value_at(j) for j in range(n))
+        w = KeyedWindow(1000, key=lambda e: e["k"], values=getters)
+        w.insert({"k": "a", "v": list(range(10, 10 + n))}, 5, "e1")
+        w.insert({"k": "a", "v": list(range(20, 20 + n))}, 7, "e2")
+        assert w.entries("a") == [(5, "e1", *range(10, 10 + n)), (7, "e2", *range(20, 20 + n))]
