@@ -98,8 +98,9 @@ def deep_size(root: Any) -> int:
 
 
 def state_bytes(ev: LiveEvaluator) -> int:
-    """Deep size of the evaluator's windows and de-duplication memory."""
-    roots = [w._data for w in ev._windows] + [ev._seen, ev._hit_cache]
+    """Deep size of the evaluator's windows (entries, tallies, expiry queues) and
+    de-duplication memory."""
+    roots = [(w._data, w._counted, w._due) for w in ev._windows] + [ev._seen, ev._hit_cache]
     return deep_size(roots)
 
 

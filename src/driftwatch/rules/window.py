@@ -4,9 +4,10 @@ One :class:`KeyedWindow` holds, per entity key, the entries ``(ms, event_id,
 *values)`` of the events of that key, sorted by ``(ms, event_id)``. An entry
 leaves the window when it is older than ``within_ms`` before the newest entry of
 its key (eviction on insert), when its key has been idle for longer than the
-window (:meth:`KeyedWindow.sweep`), or when the key holds more than
-``max_per_key`` entries (the oldest go first). Memory is therefore bounded by the
-event rate times the window, and by ``max_per_key`` per key.
+window (:meth:`KeyedWindow.expire`, :meth:`KeyedWindow.sweep`), or when the key
+holds more than ``max_per_key`` entries (the oldest go first). Memory is therefore
+bounded by the event rate times the window (and an eighth), and by ``max_per_key``
+per key.
 
 The window of the current event at time ``t`` is ``[t - within_ms, t]``, both
 ends inclusive, and includes every retained entry with a timestamp in that range
@@ -64,6 +65,9 @@ def _entry_maker(values: tuple[Callable[[Any], Any], ...]) -> Callable[[Any, int
     return lambda e, ms, i: (ms, i, *[f(e) for f in values])
 
 
+DUE_STEPS = 8
+"""Steps of event time per window length in which keys are queued for :meth:`KeyedWindow.expire`."""
+
 _TALLY_FROM = 64
 """Entries of a key from which :meth:`KeyedWindow.distinct` keeps a tally per value."""
 
@@ -109,7 +113,7 @@ class KeyedWindow:
     """
 
     __slots__ = (
-        "_counted", "_data", "_pass_size", "_unswept", "accept", "insert", "key", "max_per_key",
+        "_counted", "_data", "_due", "_step", "accept", "insert", "key", "max_per_key",
         "overflowed", "values", "within_ms",
     )
 
@@ -134,8 +138,10 @@ class KeyedWindow:
         self._data: dict[Hashable, list[Entry] | Entry] = {}
         self._counted: dict[Hashable, dict[int, dict[Any, int]]] = {}
         """Per key asked for :meth:`distinct` over many entries: per slot, value -> entries."""
-        self._unswept: list[Hashable] = []
-        self._pass_size = 0
+        self._step = max(1, within_ms // DUE_STEPS)
+        self._due: dict[int, list[Hashable]] = {}
+        """Every key once, under the step of event time (``ms // _step``) of its newest
+        entry when it was queued; a key can go idle only after that (see :meth:`expire`)."""
         self.insert: Callable[[Any, int, str], bool] = self._inserter()
         """``insert(event, ms, event_id)``: store the event under its key; False when it
         has no key or is not accepted. (A closure specialised once, for speed.)"""
@@ -146,6 +152,7 @@ class KeyedWindow:
         data, data_get, key, accept = self._data, self._data.get, self.key, self.accept
         counted, counted_get = self._counted, self._counted.get
         within, cap, window = self.within_ms, self.max_per_key, self
+        due, due_get, step = self._due, self._due.get, self._step
         make = _entry_maker(self.values)
 
         def insert(event: Any, ms: int, event_id: str) -> bool:
@@ -158,6 +165,11 @@ class KeyedWindow:
             got = data_get(k)
             if got is None:
                 data[k] = entry
+                queued = due_get(ms // step)
+                if queued is None:
+                    due[ms // step] = [k]
+                else:
+                    queued.append(k)
                 return True
             counts = counted_get(k) if counted else None
             if got.__class__ is tuple:
@@ -275,48 +287,76 @@ class KeyedWindow:
                 return d[i]
         return None
 
-    def sweep(self, now_ms: int, limit: int | None = None) -> int:
-        """Drop keys whose newest entry is older than ``now_ms - within_ms``; return how many.
+    def expire(self, now_ms: int, limit: int) -> int:
+        """Drop keys whose newest entry is older than ``now_ms - within_ms``, looking at
+        no more than ``limit`` keys; return how many were dropped.
 
-        With ``limit`` (below the number of keys), look at no more than ``limit`` keys,
-        continuing a pass over the keys held when the pass began (keys added since wait
-        for the next pass): a stream sweeps a slice per batch instead of stopping for
-        every key at once.
+        Only keys that may have gone idle are looked at: those queued under a step of
+        event time that ended before ``now_ms - within_ms``. A key still in use is
+        queued again under the step of its newest entry, so a key is looked at about
+        once per window length while it is used, and dropped within an eighth of a
+        window (one step) after it went idle, when ``limit`` keeps up. Keys left over
+        by ``limit`` come first next time.
         """
         low = now_ms - self.within_ms
-        data: dict[Hashable, Any] = self._data  # visits every key: kept inline
-        if limit is None or limit >= len(data):
-            self._unswept = []
-            todo = list(data)
-        else:
-            if not self._unswept:
-                self._unswept = list(data)
-                self._pass_size = len(self._unswept)
-            todo = self._unswept[-limit:]
-            del self._unswept[-limit:]
-        get = data.get
-        stale = [
-            k for k in todo
-            if (d := get(k)) is not None and (d[-1][0] if d.__class__ is list else d[0]) < low
-        ]
+        step, due = self._step, self._due
+        ready = low // step  # steps below it ended before low
+        todo = sorted(b for b in due if b < ready)
+        if not todo:
+            return 0
+        data: dict[Hashable, Any] = self._data
+        counted = self._counted
+        dropped = 0
+        for b in todo:
+            keys = due.pop(b)
+            if len(keys) > limit:
+                due[b] = keys[limit:]
+                keys = keys[:limit]
+            limit -= len(keys)
+            for k in keys:
+                d = data[k]  # every key queued is held (they leave together)
+                newest: int = d[-1][0] if d.__class__ is list else d[0]
+                if newest < low:
+                    del data[k]
+                    if counted:
+                        counted.pop(k, None)
+                    dropped += 1
+                else:
+                    queued = due.get(newest // step)
+                    if queued is None:
+                        due[newest // step] = [k]
+                    else:
+                        queued.append(k)
+            if limit <= 0:
+                break
+        return dropped
+
+    def sweep(self, now_ms: int) -> int:
+        """Drop every key whose newest entry is older than ``now_ms - within_ms`` (all
+        keys are looked at); return how many were dropped."""
+        low = now_ms - self.within_ms
+        data: dict[Hashable, Any] = self._data
+        stale = [k for k, d in data.items() if (d[-1][0] if d.__class__ is list else d[0]) < low]
         counted = self._counted
         for k in stale:
             del data[k]
             counted.pop(k, None)
+        step, due = self._step, self._due
+        due.clear()  # queued again, each key under the step of its newest entry
+        for k, d in data.items():
+            due.setdefault((d[-1][0] if d.__class__ is list else d[0]) // step, []).append(k)
         return len(stale)
 
     def clear(self) -> None:
         """Forget every entry."""
         self._data.clear()
         self._counted.clear()
-        self._unswept = []
+        self._due.clear()
 
     @property
-    def pass_size(self) -> int:
-        """Keys held, or the keys of the sweep pass in progress when it began if those
-        were more: the measure of a slice, so that a pass takes no more slices than it
-        was planned for, however many keys it drops on the way."""
-        return max(len(self._data), self._pass_size if self._unswept else 0)
+    def due_total(self) -> int:
+        """Number of keys queued for :meth:`expire` (each key held is queued once)."""
+        return sum(map(len, self._due.values()))
 
     @property
     def keys_total(self) -> int:

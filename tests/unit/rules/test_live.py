@@ -150,10 +150,10 @@ def test_late_event_is_evaluated_against_its_own_window() -> None:
 
 def test_state_is_bounded_by_window_and_per_key_cap() -> None:
     rule = rule_from_text("r", "count(by=card_id, within=10m) > 1000")
-    ev = LiveEvaluator([rule], horizon_ms=DAY_MS, max_per_key=50, sweep_every=10**9)
+    ev = LiveEvaluator([rule], horizon_ms=DAY_MS, max_per_key=50, expire=False)
     ev.process(parse([event(i, i * 1000) for i in range(200)]))
     assert ev.state.entries == 50 and ev.state.overflowed == 150
-    ev2 = LiveEvaluator([rule], horizon_ms=DAY_MS, sweep_every=10**9)
+    ev2 = LiveEvaluator([rule], horizon_ms=DAY_MS, expire=False)
     ev2.process(parse([event(i, i * MIN, card_id=f"c{i}") for i in range(100)]))
     assert ev2.state.keys == 100
     assert ev2.sweep() == 89  # idle keys older than the 10 min window are dropped
@@ -304,45 +304,62 @@ def test_count_thresholds_match_the_brute_force_oracle(
     assert set(hits_of(f"{count} >= {k}", dicts)) == want_count
 
 
-def test_sweeps_follow_event_time_against_the_window_length(
+def test_only_keys_that_may_have_gone_idle_are_looked_at(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    looked: list[tuple[int, int]] = []  # (keys held, keys the slice may look at)
-    real_sweep = KeyedWindow.sweep
+    looked: list[int] = []  # keys each expire call looked at
+    real_expire = KeyedWindow.expire
 
-    def spy(self: KeyedWindow, now_ms: int, limit: int | None = None) -> int:
-        looked.append((self.keys_total, limit or self.keys_total))
-        return real_sweep(self, now_ms, limit)
+    def spy(self: KeyedWindow, now_ms: int, limit: int) -> int:
+        ready = (now_ms - self.within_ms) // self._step  # keys queued below it are due
 
-    monkeypatch.setattr(KeyedWindow, "sweep", spy)
+        def due() -> int:
+            return sum(len(keys) for b, keys in self._due.items() if b < ready)
+
+        before, held = due(), self.keys_total
+        dropped = real_expire(self, now_ms, limit)
+        looked.append(before - due())  # a key looked at is dropped or queued later
+        assert self.due_total == self.keys_total == held - dropped
+        return dropped
+
+    monkeypatch.setattr(KeyedWindow, "expire", spy)
     rule = rule_from_text("r", "count(by=card_id, within=12h) >= 0")
-    ev = LiveEvaluator([rule], horizon_ms=DAY_MS, sweep_every=100)  # by events: full passes
+    ev = LiveEvaluator([rule], horizon_ms=DAY_MS)
     ev.process(parse([event(i, i, card_id=f"c{i}") for i in range(1000)]))
-    # a minute of event time per batch against a 12 h window: a small slice each
+    # a minute of event time per batch against a 12 h window: no key can be idle yet
     for b in range(1, 11):
         ev.process(parse([event(1000 * b + i, b * MIN, card_id="c-busy") for i in range(100)]))
-    assert len(looked) == 10 and all(limit <= 0.01 * held for held, limit in looked)
-    # event time standing still: nothing to look at (no key can have gone idle)
+    assert len(looked) == 11 and sum(looked) == 0
+    # 20 h later the 1,000 cards went idle (each looked at once) and the busy card is kept
     looked.clear()
-    ev.process(parse([event(20_000 + i, 10 * MIN, card_id="c-busy") for i in range(100)]))
-    assert looked == []
-    # an hour per batch: a third of the keys each; past the window plus a quarter of
-    # it (12 h + 3 h), every idle card is gone
-    for b in range(1, 17):
-        ev.process(parse([event(30_000 + 100 * b + i, 10 * MIN + b * 60 * MIN,
-                                card_id="c-busy") for i in range(100)]))
-    assert ev.state.keys == 1
+    ev.process(parse([event(20_000 + i, 20 * 60 * MIN, card_id="c-busy") for i in range(100)]))
+    assert looked == [1001] and ev.state.keys == 1
 
 
-def test_idle_keys_are_swept_a_slice_per_batch() -> None:
-    rule = rule_from_text("r", "count(by=card_id, within=10m) >= 0")
-    ev = LiveEvaluator([rule], horizon_ms=DAY_MS, sweep_every=100)
-    # 100 cards, one event each, a minute apart: a tenth of the keys per 10-event batch
-    for start in range(0, 100, 10):
+def test_idle_keys_go_within_an_eighth_of_the_window() -> None:
+    rule = rule_from_text("r", "count(by=card_id, within=80m) >= 0")
+    ev = LiveEvaluator([rule], horizon_ms=DAY_MS)
+    # a card per minute for 200 minutes, in batches of 10
+    for start in range(0, 200, 10):
         ev.process(parse([event(i, i * MIN, card_id=f"c{i}") for i in range(start, start + 10)]))
-    # after a pass over the keys held when it began, only cards seen in the last 10
-    # minutes (and keys added since the pass began) remain
-    assert 11 <= ev.state.keys < 100
-    ev.process(parse([event(100 + i, (100 + i) * MIN, card_id="c-new") for i in range(300)]))
-    assert ev.state.keys == 1  # every idle card went within a few passes
+        newest = (start + 9) * MIN
+        # every card idle for more than 80 + 10 minutes is gone; every card seen in
+        # the last 80 minutes is kept
+        held = {int(k[1:]) * MIN for w in ev._windows for k in w._data}
+        assert all(t >= newest - 90 * MIN for t in held)
+        assert {t for t in range(0, newest + 1, MIN) if t >= newest - 80 * MIN} <= held
+    assert ev.sweep() <= 10
+
+
+def test_a_burst_of_idle_keys_is_dropped_a_bounded_slice_per_batch() -> None:
+    rule = rule_from_text("r", "count(by=card_id, within=10m) >= 0")
+    ev = LiveEvaluator([rule], horizon_ms=DAY_MS)
+    ev.process(parse([event(i, 0, card_id=f"c{i}") for i in range(3000)]))
+    # an hour later: 3,000 idle cards, at most max(1024, 4 per event) looked at per batch
+    ev.process(parse([event(5000, 60 * MIN, card_id="c-new")]))
+    assert ev.state.keys == 3001 - 1024
+    ev.process(parse([event(5001 + i, 61 * MIN, card_id="c-new") for i in range(300)]))
+    assert ev.state.keys == 3001 - 1024 - 1200
+    ev.process(parse([event(6000, 62 * MIN, card_id="c-new")]))
+    assert ev.state.keys == 1
     assert ev.sweep() == 0

@@ -79,3 +79,44 @@ def test_entries_hold_time_id_and_every_value_in_order() -> None:
         w.insert({"k": "a", "v": list(range(10, 10 + n))}, 5, "e1")
         w.insert({"k": "a", "v": list(range(20, 20 + n))}, 7, "e2")
         assert w.entries("a") == [(5, "e1", *range(10, 10 + n)), (7, "e2", *range(20, 20 + n))]
+
+
+def newest(w: KeyedWindow, k: Any) -> int:
+    return int(w.entries(k)[-1][0])
+
+
+@st.composite
+def traffic(draw: st.DrawFn) -> list[tuple[str, int, int]]:
+    """(key, ms, expire limit) per insert: many keys, time jumps, late events."""
+    n = draw(st.integers(1, 150))
+    t, out = 0, []
+    for _ in range(n):
+        t += draw(st.sampled_from([0, 1, 5, 20, 80, 300]))
+        late = draw(st.sampled_from([0, 0, 0, 60, 400]))
+        out.append((f"k{draw(st.integers(0, 12))}", max(0, t - late), draw(st.integers(1, 5))))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(traffic(), st.sampled_from([7, 64, 200]), st.booleans())
+def test_expire_drops_only_idle_keys_and_every_key_stays_queued_once(
+    stream: list[tuple[str, int, int]], within: int, with_sweeps: bool
+) -> None:
+    w = KeyedWindow(within, key=lambda e: e)
+    now = 0
+    for i, (k, ms, limit) in enumerate(stream):
+        w.insert(k, ms, f"e{i:04d}")
+        now = max(now, ms)
+        kept = {x for x in w._data if newest(w, x) >= now - within}
+        held = set(w._data)
+        dropped = w.expire(now, limit)
+        assert dropped <= limit
+        assert kept <= set(w._data) <= held and len(w._data) == len(held) - dropped
+        if with_sweeps and i % 23 == 22:
+            w.sweep(now)
+            assert all(newest(w, x) >= now - within for x in w._data)
+        queued = [x for keys in w._due.values() for x in keys]
+        assert sorted(queued) == sorted(w._data)  # each key held, queued once
+    # with a limit that keeps up, no key is left idle for more than a step
+    w.expire(now, 10**6)
+    assert all(newest(w, x) >= now - within - w._step for x in w._data)
