@@ -322,11 +322,7 @@ class KeyedWindow:
                         counted.pop(k, None)
                     dropped += 1
                 else:
-                    queued = due.get(newest // step)
-                    if queued is None:
-                        due[newest // step] = [k]
-                    else:
-                        queued.append(k)
+                    due.setdefault(newest // step, []).append(k)
             if limit <= 0:
                 break
         return dropped
