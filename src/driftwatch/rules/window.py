@@ -68,6 +68,12 @@ def _entry_maker(values: tuple[Callable[[Any], Any], ...]) -> Callable[[Any, int
 DUE_STEPS = 8
 """Steps of event time per window length in which keys are queued for :meth:`KeyedWindow.expire`."""
 
+def _newest(got: Any) -> int:
+    """Time of the newest entry of a key's list of entries, or of its lone entry."""
+    newest: int = got[-1][0] if got.__class__ is list else got[0]
+    return newest
+
+
 _TALLY_FROM = 64
 """Entries of a key from which :meth:`KeyedWindow.distinct` keeps a tally per value."""
 
@@ -314,8 +320,7 @@ class KeyedWindow:
                 keys = keys[:limit]
             limit -= len(keys)
             for k in keys:
-                d = data[k]  # every key queued is held (they leave together)
-                newest: int = d[-1][0] if d.__class__ is list else d[0]
+                newest = _newest(data[k])  # every key queued is held (they leave together)
                 if newest < low:
                     del data[k]
                     if counted:
@@ -331,16 +336,19 @@ class KeyedWindow:
         """Drop every key whose newest entry is older than ``now_ms - within_ms`` (all
         keys are looked at); return how many were dropped."""
         low = now_ms - self.within_ms
-        data: dict[Hashable, Any] = self._data
-        stale = [k for k, d in data.items() if (d[-1][0] if d.__class__ is list else d[0]) < low]
-        counted = self._counted
+        data, counted = self._data, self._counted
+        step, due = self._step, self._due
+        due.clear()  # the keys kept are queued again, each under its newest entry's step
+        stale = []
+        for k, d in data.items():
+            newest = _newest(d)
+            if newest < low:
+                stale.append(k)
+            else:
+                due.setdefault(newest // step, []).append(k)
         for k in stale:
             del data[k]
             counted.pop(k, None)
-        step, due = self._step, self._due
-        due.clear()  # queued again, each key under the step of its newest entry
-        for k, d in data.items():
-            due.setdefault((d[-1][0] if d.__class__ is list else d[0]) // step, []).append(k)
         return len(stale)
 
     def clear(self) -> None:
