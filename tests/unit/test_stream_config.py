@@ -1,8 +1,10 @@
 """Unit tests of the streaming library pieces that need no broker: back-off, Kafka client
-options (TLS/SASL), faust settings, topic specs, settings export and app loading."""
+options (TLS/SASL), faust settings, topic specs, settings export, app loading and the
+worker's garbage-collector tuning."""
 
 from __future__ import annotations
 
+import gc
 import ssl
 
 import pytest
@@ -14,6 +16,7 @@ from driftwatch.settings import Settings
 from driftwatch.streaming.app import app_id, export_settings, faust_config, load_app
 from driftwatch.streaming.backoff import Backoff, backoff_delay
 from driftwatch.streaming.kafka import client_options, faust_credentials
+from driftwatch.streaming.runtime import GC_YOUNG_THRESHOLD, tune_collector
 from driftwatch.streaming.topics import topic_specs
 
 
@@ -189,3 +192,16 @@ def test_merge_drop_forgets_revoked_partitions() -> None:
     merge.add("b", [5.0])
     assert merge.drop(["b"]) == 1
     assert merge.release() == [1.0, 2.0]
+
+
+# --- garbage collector ------------------------------------------------------------------
+def test_tune_collector_sets_the_worker_thresholds_and_returns_the_old_ones() -> None:
+    before = gc.get_threshold()
+    try:
+        assert tune_collector() == before
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, 10, 10)
+        assert gc.get_freeze_count() > 0  # start-up objects are out of every collection
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+    assert gc.get_threshold() == before
