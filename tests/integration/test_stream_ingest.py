@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from driftwatch.alerts.sinks import MemorySink
 from driftwatch.assemble import build_pipeline
@@ -109,7 +110,8 @@ def test_scenario_rows_deadletters_and_commits(stream_settings: Settings, store:
     # every malformed payload in rejected_events with its reason
     assert snap["rejected"] == sorted([reason, p.decode()] for _, p, reason in bad)
 
-    letters = [json.loads(r.value) for r in read_topic(s.kafka_bootstrap, s.topic_deadletter)]
+    letter_records = read_topic(s.kafka_bootstrap, s.topic_deadletter)
+    letters = [json.loads(r.value) for r in letter_records]
     assert len(letters) == len(bad)
     expected = {p.decode(): reason for _, p, reason in bad}
     for letter in letters:
@@ -118,7 +120,14 @@ def test_scenario_rows_deadletters_and_commits(stream_settings: Settings, store:
         assert (letter["partition"], letter["offset"]) == where[letter["raw"].encode()]
         assert letter["topic"] == s.topic_scored
 
-    hits = [json.loads(r.value) for r in read_topic(s.kafka_bootstrap, s.topic_rule_hits)]
+    hit_records = read_topic(s.kafka_bootstrap, s.topic_rule_hits)
+    hits = [json.loads(r.value) for r in hit_records]
+    # published in record batches, each message where producer.send would have put it
+    parts = sorted({r.partition for r in hit_records} | {0, 1, 2, 3})
+    keyed = [r for r in hit_records + letter_records if r.key is not None]
+    assert len(keyed) > len(bad)
+    assert all(r.partition == DefaultPartitioner()(r.key, parts, parts) for r in keyed)
+    assert [h["event_id"].encode() for h in hits] == [r.key for r in hit_records]
     stored_hits = {(h[3], h[0]) for h in snap["hits"]}  # (rule_id, event_id)
     assert {(h["rule_id"], h["event_id"]) for h in hits} == stored_hits
     assert {"trigger_signature", "input_age_out_of_domain"} <= {rule for rule, _ in stored_hits}

@@ -53,7 +53,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
 
 from driftwatch.errors import StoreError
 from driftwatch.streaming.backoff import Backoff
@@ -61,6 +62,8 @@ from driftwatch.streaming.metrics import WorkerMetrics
 from driftwatch.streaming.ordering import EventTimeMerge, event_time_key
 
 log = logging.getLogger(__name__)
+_PARTITIONER = DefaultPartitioner()
+"""Where ``AIOKafkaProducer.send`` puts a message (the producers here keep the default)."""
 
 T = TypeVar("T")
 
@@ -617,8 +620,34 @@ class BatchConsumer:
         self.consumer.resume(*self.assignment())
 
     async def _publish(self, out: list[OutMessage]) -> None:
-        futures = [await self.producer.send(m.topic, m.value, key=m.key) for m in out]
-        await asyncio.gather(*futures)
+        """Publish ``out`` and wait until Kafka acknowledged all of it.
+
+        The messages go as record batches, one open batch per partition, chosen by the
+        producer's default partitioner (murmur2 of the key; no key: any partition), so
+        they land where ``producer.send`` would put them at a future per batch instead
+        of one per message.
+        """
+        parts: dict[str, list[int]] = {}
+        open_: dict[tuple[str, int], Any] = {}
+        sent: list[asyncio.Future[Any]] = []
+        for m in out:
+            where = parts.get(m.topic)
+            if where is None:
+                where = parts[m.topic] = sorted(await self.producer.partitions_for(m.topic))
+            tp = (m.topic, _PARTITIONER(m.key, where, where))
+            batch = open_.get(tp)
+            if batch is None:
+                batch = open_[tp] = self.producer.create_batch()
+            if batch.append(key=m.key, value=m.value, timestamp=None) is None:  # full
+                sent.append(await self.producer.send_batch(batch, tp[0], partition=tp[1]))
+                batch = open_[tp] = self.producer.create_batch()
+                if batch.append(key=m.key, value=m.value, timestamp=None) is None:
+                    raise MessageSizeTooLargeError(
+                        f"a {len(m.value)}-byte message to {m.topic} does not fit a batch"
+                    )
+        for (topic, partition), batch in open_.items():
+            sent.append(await self.producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*sent)
 
     async def _commit(self, records: list[Any]) -> None:
         nxt: dict[tuple[str, int], int] = {}  # plain tuples: one per record
