@@ -1,6 +1,6 @@
 """Unit tests of the streaming library pieces that need no broker: back-off, Kafka client
-options (TLS/SASL), faust settings, topic specs, settings export, app loading and the
-worker's garbage-collector tuning."""
+options (TLS/SASL), faust settings, topic specs, settings export, app loading, the
+worker's metrics and its garbage-collector tuning."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from driftwatch.settings import Settings
 from driftwatch.streaming.app import app_id, export_settings, faust_config, load_app
 from driftwatch.streaming.backoff import Backoff, backoff_delay
 from driftwatch.streaming.kafka import client_options, faust_credentials
+from driftwatch.streaming.metrics import WorkerMetrics
 from driftwatch.streaming.runtime import GC_YOUNG_THRESHOLD, tune_collector
 from driftwatch.streaming.topics import topic_specs
 
@@ -205,3 +206,13 @@ def test_tune_collector_sets_the_worker_thresholds_and_returns_the_old_ones() ->
         gc.unfreeze()
         gc.set_threshold(*before)
     assert gc.get_threshold() == before
+
+
+# --- metrics ----------------------------------------------------------------------------
+def test_rule_hits_are_counted_per_rule_id() -> None:
+    m = WorkerMetrics()
+    m.count_rule_hits([{"rule_id": "a"}, {"rule_id": "b"}, {"rule_id": "a"}])
+    m.count_rule_hits([{"rule_id": "a"}, {}])
+    got = {rule: m.registry.get_sample_value("driftwatch_rule_hits_total", {"rule_id": rule})
+           for rule in ("a", "b", "", "c")}
+    assert got == {"a": 3.0, "b": 1.0, "": 1.0, "c": None}
