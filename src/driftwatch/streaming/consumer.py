@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from driftwatch.errors import StoreError
@@ -641,10 +641,7 @@ class BatchConsumer:
             if batch.append(key=m.key, value=m.value, timestamp=None) is None:  # full
                 sent.append(await self.producer.send_batch(batch, tp[0], partition=tp[1]))
                 batch = open_[tp] = self.producer.create_batch()
-                if batch.append(key=m.key, value=m.value, timestamp=None) is None:
-                    raise MessageSizeTooLargeError(
-                        f"a {len(m.value)}-byte message to {m.topic} does not fit a batch"
-                    )
+                batch.append(key=m.key, value=m.value, timestamp=None)  # a first one fits
         for (topic, partition), batch in open_.items():
             sent.append(await self.producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*sent)
