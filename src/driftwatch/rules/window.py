@@ -68,6 +68,7 @@ def _entry_maker(values: tuple[Callable[[Any], Any], ...]) -> Callable[[Any, int
 DUE_STEPS = 8
 """Steps of event time per window length in which keys are queued for :meth:`KeyedWindow.expire`."""
 
+
 def _newest(got: Any) -> int:
     """Time of the newest entry of a key's list of entries, or of its lone entry."""
     newest: int = got[-1][0] if got.__class__ is list else got[0]

@@ -624,8 +624,8 @@ class BatchConsumer:
 
         The messages go as record batches, one open batch per partition, chosen by the
         producer's default partitioner (murmur2 of the key; no key: any partition), so
-        they land where ``producer.send`` would put them at a future per batch instead
-        of one per message.
+        they land where ``producer.send`` would put them, with one future per batch
+        instead of one per message.
         """
         parts: dict[str, list[int]] = {}
         open_: dict[tuple[str, int], Any] = {}
