@@ -65,6 +65,15 @@ _ERRORS = {
     "422": _json("Error", "A parameter has a bad value; the message names it"),
     "503": _json("Error", "ClickHouse is unavailable"),
 }
+_LIMITED = {
+    "401": _ERRORS["401"],
+    "429": {
+        **_json("Error", "This client is over its rate limit; retry after Retry-After seconds"),
+        "headers": {"Retry-After": {"description": "Seconds to wait (whole, >= 1)",
+                                    "schema": {"type": "integer", "minimum": 1}}},
+    },
+}
+_ERRORS.update(_LIMITED)
 
 
 def spec() -> dict[str, Any]:
@@ -129,7 +138,7 @@ def spec() -> dict[str, Any]:
                 "summary": "Prometheus metrics (text exposition format)",
                 "responses": {"200": {"description": "Metrics",
                                       "content": {"text/plain": {"schema": {"type": "string"}}}},
-                              "401": _ERRORS["401"]},
+                              **_LIMITED},
             }},
             "/alerts": {"get": {
                 "summary": "Current alert states, newest first",
@@ -156,7 +165,7 @@ def spec() -> dict[str, Any]:
                 "summary": "This description",
                 "responses": {"200": {"description": "OpenAPI document",
                                       "content": {"application/json": {}}},
-                              "401": _ERRORS["401"]},
+                              **_LIMITED},
             }},
         },
         "components": {
