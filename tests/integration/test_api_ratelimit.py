@@ -89,9 +89,8 @@ def test_every_request_is_one_access_log_line_without_the_token(
     url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="driftwatch.api")
-    responses = _burst(url, BURST + 3, AUTH) + [
-        httpx.get(url + "/alerts/0123456789abcdef", headers=AUTH)
-    ]
+    responses = [*_burst(url, BURST + 3, AUTH),
+                 httpx.get(url + "/alerts/0123456789abcdef", headers=AUTH)]
     time.sleep(0.2)  # the server thread logs after the response is sent
     lines = [r for r in caplog.records if r.name == "driftwatch.api"]
     assert len(lines) == len(responses)
