@@ -184,12 +184,14 @@ from driftwatch.demo_command import demo as _demo  # noqa: E402
 from driftwatch.monitors.command import monitor as _monitor  # noqa: E402
 from driftwatch.report.command import report as _report  # noqa: E402
 from driftwatch.rules.command import rules as _rules  # noqa: E402
+from driftwatch.secure_command import secure as _secure  # noqa: E402
 from driftwatch.simulate.command import simulate as _simulate  # noqa: E402
 from driftwatch.streaming.command import topics as _topics  # noqa: E402
 from driftwatch.streaming.command import worker as _worker  # noqa: E402
 
 for _command in (
-    _demo, _worker, _topics, _simulate, _monitor, _rules, _segments, _alerts, _report, _api
+    _demo, _worker, _topics, _simulate, _monitor, _rules, _segments, _alerts, _report, _api,
+    _secure,
 ):
     main.add_command(_command)
 

@@ -118,6 +118,12 @@ class Settings:
     webhook_token: str = setting("", "Bearer token sent to the webhook", secret=True)
     alert_retry_max_s: float = setting(60.0, "Longest back-off between alert delivery retries")
     alert_outbox_horizon_s: int = setting(86400, "Undelivered alerts older than this are dropped")
+    # --- HTTP rate limits (issue 30) -------------------------------------------------
+    http_rate_per_s: float = setting(
+        5.0, "Requests per second per client on the API and worker web port (0: no limit)"
+    )
+    http_rate_burst: int = setting(20, "Requests a client may make at once before the rate applies")
+    http_rate_clients: int = setting(10_000, "Most clients tracked by the rate limiter")
 
     # ----------------------------------------------------------------------------------
     @classmethod

@@ -112,7 +112,10 @@ def am_test_config(receiver_url: str) -> dict[str, Any]:
 class AlertmanagerProcess:
     """Start, stop and restart one Alertmanager on a fixed port and storage path."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
+    def __init__(self, workdir: Path, config: dict[str, Any], *,
+                 web_config: Path | None = None, auth: tuple[str, str] | None = None) -> None:
+        """``web_config``: a ``--web.config.file`` (basic auth); ``auth``: the credentials
+        the readiness probe then sends."""
         if BINARY is None:
             raise RuntimeError("prometheus-alertmanager is not installed (scripts/setup.sh)")
         self.workdir = workdir
@@ -125,6 +128,8 @@ class AlertmanagerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = workdir / "alertmanager.log"
+        self.web_config = web_config
+        self.auth = auth
 
     def start(self, timeout: float = 20.0) -> None:
         assert BINARY is not None
@@ -137,6 +142,7 @@ class AlertmanagerProcess:
                     f"--web.listen-address=127.0.0.1:{self.port}",
                     "--cluster.listen-address=",
                     "--log.level=warn",
+                    *([f"--web.config.file={self.web_config}"] if self.web_config else []),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -146,7 +152,8 @@ class AlertmanagerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"alertmanager exited: {self.log.read_text()[-2000:]}")
             try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
+                ready = httpx.get(f"{self.url}/-/ready", timeout=1, auth=self.auth)
+                if ready.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -74,6 +74,7 @@ def stream_settings(kafka_broker: Broker, store: Store, chdb_dsn: str) -> Settin
         worker_tick_s=1.0,
         worker_stop_timeout_s=15.0,
         log_format="text",
+        http_rate_per_s=0.0,  # tests poll the worker's web port many times a second
     )
     for name in (settings.topic_scored, settings.topic_labels,
                  settings.topic_deadletter, settings.topic_rule_hits):

@@ -96,7 +96,10 @@ def api(chdb_dsn: str) -> Iterator[Api]:
     ]
     persist(store, alerts)
     persist(store, [alerts[2].resolved(at + dt.timedelta(hours=2))])
-    settings = Settings.load(env={}, config_file=None).replace(api_token=TOKEN)
+    # No rate limit here: these tests fire many requests at once from one address
+    # (the limit has its own tests in test_api_ratelimit.py).
+    settings = Settings.load(env={}, config_file=None).replace(api_token=TOKEN,
+                                                               http_rate_per_s=0.0)
     server = _Server(create_app(store, settings))
     try:
         yield Api(f"http://127.0.0.1:{server.port}", store, loaded, alerts)

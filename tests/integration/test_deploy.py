@@ -229,7 +229,9 @@ def test_docker_compose_config_passes() -> None:
     binary = _compose_binary()
     if binary is None:
         pytest.skip("no Docker Compose v2 binary (docker compose or docker-compose) here")
-    env = {**os.environ, "CLICKHOUSE_PASSWORD": "x", "DRIFTWATCH_API_TOKEN": "y"}
+    env = {**os.environ, "CLICKHOUSE_PASSWORD": "x", "DRIFTWATCH_API_TOKEN": "y",
+           "CLICKHOUSE_READER_PASSWORD": "r", "GRAFANA_ADMIN_PASSWORD": "g",
+           "ALERTMANAGER_PASSWORD": "a"}
     for extra in ([], ["--profile", "simulator"]):
         out = subprocess.run([*binary, "-f", str(ROOT / "docker-compose.yml"), *extra,
                               "config", "-q"], capture_output=True, text=True, env=env,

@@ -3,13 +3,16 @@
 
 Security, in the order a request meets it:
 
-1. every request is logged once (method, path, parameter *names*, status, duration,
-   client address) — never header values, so no token reaches a log;
-2. every path except ``/healthz`` needs ``Authorization: Bearer <api_token>``, compared
+1. every request is logged once (client address, method, route, path, parameter
+   *names*, status, duration) — never header values, so no token reaches a log;
+2. a client (peer address) over its rate limit gets a 429 with ``Retry-After``
+   (:mod:`driftwatch.httpguard`; ``http_rate_*`` settings), before its token is checked,
+   so the limit also slows down token guessing (``/healthz`` counts too);
+3. every path except ``/healthz`` needs ``Authorization: Bearer <api_token>``, compared
    in constant time; a missing or wrong token is a 401 with no detail;
-3. only ``GET`` is routed (anything else is a 405), unknown or malformed parameters are a
+4. only ``GET`` is routed (anything else is a 405), unknown or malformed parameters are a
    422 naming the parameter (:mod:`driftwatch.api.params`);
-4. values reach ClickHouse only as server-side parameters (:mod:`driftwatch.api.queries`);
+5. values reach ClickHouse only as server-side parameters (:mod:`driftwatch.api.queries`);
    a ClickHouse failure is a 503 without the error text.
 
 Blocking ClickHouse calls run in a thread (the chdb client is synchronous).
@@ -21,7 +24,6 @@ import asyncio
 import hmac
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,6 +42,7 @@ from driftwatch.api.params import (
     parse,
 )
 from driftwatch.errors import ConfigError, StoreError
+from driftwatch.httpguard import guards
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store
 
@@ -82,40 +85,10 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
-def _route(request: web.Request) -> str:
-    info = request.match_info.route.resource
-    return info.canonical if info is not None else "unmatched"
-
-
-@web.middleware
-async def log_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Log each request once, without header values; count it."""
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        seconds = time.perf_counter() - started
-        route = _route(request)
-        metrics = request.app[METRICS_KEY]
-        metrics.requests.labels(route, str(status)).inc()
-        metrics.seconds.labels(route).observe(seconds)
-        log.info(
-            "%s %s %d", request.method, request.path, status,
-            extra={
-                "method": request.method,
-                "path": request.path[:200],
-                "params": sorted({k[:40] for k in request.query})[:20],
-                "status": status,
-                "ms": round(seconds * 1000, 1),
-                "client": request.remote,
-            },
-        )
+def _observe(request: web.Request, route: str, status: int, seconds: float) -> None:
+    metrics = request.app[METRICS_KEY]
+    metrics.requests.labels(route, str(status)).inc()
+    metrics.seconds.labels(route).observe(seconds)
 
 
 @web.middleware
@@ -239,7 +212,8 @@ def create_app(
     store : Store
         An initialised store.
     settings : Settings
-        ``api_token`` is the bearer token every path but ``/healthz`` requires.
+        ``api_token`` is the bearer token every path but ``/healthz`` requires;
+        ``http_rate_*`` the per-client rate limit.
     insecure_no_auth : bool
         Serve without a token. Refused unless given explicitly: without it an empty
         ``api_token`` raises :class:`~driftwatch.errors.ConfigError`.
@@ -251,7 +225,7 @@ def create_app(
             "api_token is empty: set DRIFTWATCH_API_TOKEN (or pass --insecure-no-auth to"
             " serve without authentication)"
         )
-    app = web.Application(middlewares=[log_requests, require_token, errors],
+    app = web.Application(middlewares=[*guards(settings, log, _observe), require_token, errors],
                           client_max_size=64 * 1024)
     app[STORE_KEY] = store
     app[TOKEN_KEY] = b"" if insecure_no_auth else settings.api_token.encode()

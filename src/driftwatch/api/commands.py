@@ -95,9 +95,13 @@ def emit(rows: list[dict[str, Any]], fmt: str, columns: Sequence[tuple[str, str,
 
 
 def _store(c: Ctx) -> Any:
+    """The store; migrated here only when embedded. Against a ClickHouse server the schema
+    is the init job's (``driftwatch db init``) and these read-only faces may run as the
+    read-only user (``driftwatch secure reader``), which cannot create anything."""
     from driftwatch.assemble import store_from
+    from driftwatch.store.client import parse_dsn
 
-    return store_from(c.settings)
+    return store_from(c.settings, init=parse_dsn(c.settings.store_dsn).kind == "chdb")
 
 
 SEGMENT_COLUMNS = [

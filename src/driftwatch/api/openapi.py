@@ -60,8 +60,17 @@ def _json(ref: str, description: str) -> dict[str, Any]:
     }
 
 
-_ERRORS = {
+# Every protected path: a missing/wrong token, or the client over its rate limit.
+_LIMITED = {
     "401": _json("Error", "Missing or invalid bearer token"),
+    "429": {
+        **_json("Error", "This client is over its rate limit; retry after Retry-After seconds"),
+        "headers": {"Retry-After": {"description": "Seconds to wait (whole, >= 1)",
+                                    "schema": {"type": "integer", "minimum": 1}}},
+    },
+}
+_ERRORS = {
+    **_LIMITED,
     "422": _json("Error", "A parameter has a bad value; the message names it"),
     "503": _json("Error", "ClickHouse is unavailable"),
 }
@@ -123,13 +132,14 @@ def spec() -> dict[str, Any]:
                 "summary": "Liveness and ClickHouse reachability (no token needed)",
                 "security": [],
                 "responses": {"200": _json("Health", "Healthy"),
+                              "429": _LIMITED["429"],
                               "503": _json("Health", "ClickHouse unreachable")},
             }},
             "/metrics": {"get": {
                 "summary": "Prometheus metrics (text exposition format)",
                 "responses": {"200": {"description": "Metrics",
                                       "content": {"text/plain": {"schema": {"type": "string"}}}},
-                              "401": _ERRORS["401"]},
+                              **_LIMITED},
             }},
             "/alerts": {"get": {
                 "summary": "Current alert states, newest first",
@@ -156,7 +166,7 @@ def spec() -> dict[str, Any]:
                 "summary": "This description",
                 "responses": {"200": {"description": "OpenAPI document",
                                       "content": {"application/json": {}}},
-                              "401": _ERRORS["401"]},
+                              **_LIMITED},
             }},
         },
         "components": {

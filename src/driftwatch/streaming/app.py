@@ -12,6 +12,11 @@ faust settings chosen here, and why:
 - ``consumer_auto_offset_reset="earliest"``: never rely on the "latest" offset;
 - ``store="memory://"``: the worker keeps no faust tables; state that must survive a
   rebalance is in ClickHouse;
+- the web port serves only the pages ``streams/`` defines (``/metrics``, ``/healthz``):
+  every faust built-in page (``/``, ``/router``, ``/table``, ``/stats``, ``/graph``,
+  ``/performance``) is switched off by its setting and the remaining index is not
+  mounted, so they answer 404; the per-client rate limit and the access log of
+  :mod:`driftwatch.httpguard` run on every request;
 - the app id is ``<consumer_group>-app`` (its consumer group reads the labels topic and
   elects the leader that runs the monitors); the scored topic is read by the batch
   consumer in the group ``consumer_group`` itself.
@@ -20,14 +25,26 @@ faust settings chosen here, and why:
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
 from driftwatch.errors import ConfigError
+from driftwatch.httpguard import guards
 from driftwatch.settings import ENV_PREFIX, Settings
 from driftwatch.streaming.kafka import faust_broker_url, faust_credentials
+
+WEB_LOG = logging.getLogger("driftwatch.worker.web")
+#: faust settings of its built-in web pages, all off (they expose internal state).
+WEB_BUILTINS_OFF = {
+    "web_router_enabled": False,
+    "web_tables_enabled": False,
+    "web_stats_enabled": False,
+    "web_graph_enabled": False,
+    "web_metrics_enabled": False,
+}
 
 
 def app_id(settings: Settings) -> str:
@@ -57,6 +74,8 @@ def faust_config(settings: Settings) -> dict[str, Any]:
         "web_host": settings.worker_web_host,
         "web_port": settings.worker_web_port,
         "web_in_thread": False,
+        **WEB_BUILTINS_OFF,
+        "web_application_options": {"middlewares": guards(settings, WEB_LOG)},
         "datadir": str(Path(settings.worker_datadir).resolve()),
     }
     credentials = faust_credentials(settings)
@@ -66,12 +85,17 @@ def faust_config(settings: Settings) -> dict[str, Any]:
 
 
 def make_app(settings: Settings) -> Any:
-    """A configured, empty ``faust.App`` (``streams/app.py`` adds agents and timers)."""
+    """A configured, empty ``faust.App`` (``streams/app.py`` adds agents, timers and
+    pages); none of faust's built-in web pages is mounted."""
     import faust
+    from faust.web.base import BlueprintManager
 
     config = faust_config(settings)
     Path(config["datadir"]).mkdir(parents=True, exist_ok=True)
-    return faust.App(app_id(settings), **config)
+    app = faust.App(app_id(settings), **config)
+    # The settings above leave faust's plain index page at "/": mount no built-in page.
+    app.web.blueprints = BlueprintManager([])
+    return app
 
 
 def export_settings(settings: Settings, environ: MutableMapping[str, str]) -> None:
