@@ -21,6 +21,12 @@ def store_from(settings: Settings, *, init: bool = True) -> Store:
     return open_store(settings.store_dsn, settings.database, init=init)
 
 
+def read_store_from(settings: Settings) -> Store:
+    """Open the configured store for reading: never creates a data path or a database
+    (a typo in ``--store`` or ``--database`` is an error naming what exists)."""
+    return open_store(settings.store_dsn, settings.database, must_exist=True)
+
+
 def build_pipeline(
     settings: Settings,
     store: Store,

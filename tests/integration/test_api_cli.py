@@ -113,9 +113,12 @@ def test_api_command_serves(tmp_path: Path) -> None:
     """`driftwatch api` in its own process (its own embedded store path)."""
     port = free_port()
     env = {**os.environ, "DRIFTWATCH_API_TOKEN": "cli-token", "DRIFTWATCH_LOG_FORMAT": "json"}
+    exe = str(Path(sys.executable).parent / "driftwatch")
+    # A read-only command never creates a store: `db init` makes the (empty) one it reads.
+    subprocess.run([exe, "--store", f"chdb://{tmp_path / 'ch'}", "db", "init"], env=env,
+                   check=True, capture_output=True, timeout=120)
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "driftwatch"), "--store", f"chdb://{tmp_path / 'ch'}",
-         "api", "--port", str(port)],
+        [exe, "--store", f"chdb://{tmp_path / 'ch'}", "api", "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

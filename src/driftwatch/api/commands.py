@@ -26,7 +26,7 @@ from driftwatch.api.params import (
 )
 
 if TYPE_CHECKING:
-    from driftwatch.cli import Ctx
+    from driftwatch.context import Ctx
 
 FORMATS = click.Choice(["table", "csv", "json"])
 
@@ -95,9 +95,9 @@ def emit(rows: list[dict[str, Any]], fmt: str, columns: Sequence[tuple[str, str,
 
 
 def _store(c: Ctx) -> Any:
-    from driftwatch.assemble import store_from
+    from driftwatch.assemble import read_store_from
 
-    return store_from(c.settings)
+    return read_store_from(c.settings)
 
 
 SEGMENT_COLUMNS = [
