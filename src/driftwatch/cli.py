@@ -58,6 +58,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "driftwatch.report.command:report",
         "Write a self-contained HTML page with, for every segment that alerted, its...",
     ),
+    "sql": (
+        "driftwatch.api.sql_command:sql",
+        "Run one read-only SQL query (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) and print...",
+    ),
     "api": (
         "driftwatch.api.commands:api",
         "Serve the read-only HTTP API (/healthz, /metrics, /alerts, /segments,...",

@@ -120,6 +120,11 @@ class Settings:
     webhook_token: str = setting("", "Bearer token sent to the webhook", secret=True)
     alert_retry_max_s: float = setting(60.0, "Longest back-off between alert delivery retries")
     alert_outbox_horizon_s: int = setting(86400, "Undelivered alerts older than this are dropped")
+    # --- analyst SQL (issue 28) ---------------------------------------------------------
+    sql_max_rows: int = setting(10_000, "Most rows one analyst SQL query returns (`/sql`, `sql`)")
+    sql_max_seconds: float = setting(
+        10.0, "Time limit of one analyst SQL query (ClickHouse max_execution_time)"
+    )
 
     # ----------------------------------------------------------------------------------
     @classmethod

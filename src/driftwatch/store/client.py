@@ -28,7 +28,7 @@ import clickhouse_connect
 import msgspec
 import pandas as pd
 
-from driftwatch.errors import ConfigError, StoreError
+from driftwatch.errors import ConfigError, StoreBusyError, StoreError
 from driftwatch.events import UTC, Label, Rejection, ScoredTransaction, epoch_ms
 from driftwatch.store import schema
 
@@ -118,7 +118,7 @@ def _connect(cfg: StoreConfig, *, create: bool = True) -> Any:
             except Exception as exc:
                 text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if "Cannot lock file" in text:
-                    raise StoreError(
+                    raise StoreBusyError(
                         f"the embedded store at {cfg.path} is held by another process "
                         f"(a running worker?): query it through that worker with "
                         f"`driftwatch sql`, or stop it first"
@@ -155,6 +155,8 @@ class Store:
         self.client = client
         self.database = database
         self._lock = threading.RLock()
+        self.lock = self._lock
+        """Held around every call on the client (chdb runs one query at a time)."""
         self._types: dict[tuple[str, tuple[str, ...]], Any] = {}
         self.embedded = "chdb" in type(getattr(client, "_backend", None)).__module__
         """True for an in-process chdb engine (events are then inserted as JSON lines)."""
