@@ -197,7 +197,7 @@ def alerts_list(c: Ctx, /, fmt: str, **options: Any) -> None:
 
 EVIDENCE_COLUMNS = [
     ("event_time", "event_time", ""), ("txn_id", "txn_id", ""),
-    ("amount_minor", "amount", "money"), ("mcc", "mcc", ""),
+    ("amount_minor", "amount", "money"), ("amount", "amount", ""), ("mcc", "mcc", ""),
     ("merchant_country", "country", ""), ("channel", "channel", ""),
     ("beneficiary_name", "beneficiary", ""), ("rule_id", "rule", ""),
     ("model_version", "model", ""), ("score", "score", "num"),
@@ -222,7 +222,7 @@ def alerts_show(c: Ctx, fingerprint: str, evidence_limit: int, fmt: str) -> None
     if detail is None:
         raise click.ClickException(f"no alert with fingerprint {fingerprint}")
     if fmt == "json":
-        click.echo(json.dumps(detail, indent=2))
+        click.echo(json.dumps({**detail, "evidence_rows": detail["evidence"]["rows"]}, indent=2))
         return
     a = detail["alert"]
     click.echo(f"{a['labels'].get('alertname', '')}  [{a['status']}]  {a['fingerprint']}")

@@ -9,6 +9,7 @@ gets here.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from driftwatch.alerts.outbox import alert_from_row
 from driftwatch.api.params import DIMENSIONS, SEGMENT_SORTS, RelativeTime
 from driftwatch.errors import StoreError
 from driftwatch.store.client import Store
+
+log = logging.getLogger(__name__)
 
 _BUCKETS = {"hour": "toStartOfHour(s.event_time)", "day": "toStartOfDay(s.event_time)"}
 
@@ -219,12 +222,39 @@ def _window(alert: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
 
 
 def evidence(store: Store, alert: dict[str, Any], limit: int) -> dict[str, Any]:
-    """The transactions behind an alert, found from its labels (never from stored SQL).
+    """The transactions behind an alert: the first ``limit`` rows of its own
+    ``evidence_sql`` annotation, so what is shown is exactly what the query an analyst
+    copies returns (``source`` is ``evidence_sql``).
 
-    Rule alerts read ``rule_hits`` for the rule in the alert's window and segment;
-    detector alerts read ``scored_transactions`` (with labels) in the window and
-    segment. Segment dimensions that are not columns are reported, not queried.
+    The stored query runs read-only (:func:`driftwatch.store.readsql.run_read_only`:
+    one statement, ClickHouse ``readonly`` mode, a time limit). An alert without one, or
+    whose query no longer runs (a table dropped since), falls back to its labels: rule
+    alerts read ``rule_hits`` for the rule in the alert's window and segment, detector
+    alerts ``scored_transactions`` (with labels) in the window and segment; segment
+    dimensions that are not columns are reported, not queried.
     """
+    stored = alert["annotations"].get("evidence_sql", "")
+    if stored and limit > 0:
+        from driftwatch.store.readsql import run_read_only
+
+        lo, hi = _window(alert)
+        try:
+            result = run_read_only(store, stored, max_rows=limit, max_seconds=10.0)
+        except StoreError as exc:
+            log.warning("evidence_sql of %s did not run: %s", alert["fingerprint"], exc)
+        else:
+            rows = [{c: clean(v) for c, v in zip(result.columns, row, strict=True)}
+                    for row in result.rows]
+            return {
+                "source": "evidence_sql", "window_start": iso(lo), "window_end": iso(hi),
+                "filters": parse_segment(alert["labels"].get("segment", "")),
+                "ignored_dimensions": [], "rows": rows, "truncated": result.truncated,
+            }
+    return _evidence_from_labels(store, alert, limit)
+
+
+def _evidence_from_labels(store: Store, alert: dict[str, Any], limit: int) -> dict[str, Any]:
+    """The fallback of :func:`evidence`: the alert's window and segment."""
     labels = alert["labels"]
     seg = parse_segment(labels.get("segment", ""))
     if labels.get("model_version"):
