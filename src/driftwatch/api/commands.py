@@ -126,16 +126,18 @@ SEGMENT_COLUMNS = [
               help="Time buckets (default none: the whole range).")
 @click.option("--min-count", type=int, default=None, help="Leave out smaller rows.")
 @click.option("--sort", type=click.Choice(SEGMENT_SORTS), default=None,
-              help="Sort key, descending (default n).")
+              help="Sort key, descending unless --asc (default n); within each time "
+                   "bucket when bucketed (buckets come in time order).")
+@click.option("--asc", "ascending", is_flag=True, help="Sort ascending.")
 @click.option("--limit", type=int, default=None, help="Most rows (default 100).")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @click.pass_obj
-def segments(c: Ctx, /, fmt: str, **options: Any) -> None:
+def segments(c: Ctx, /, fmt: str, ascending: bool, **options: Any) -> None:
     """Per-segment breakdown: volume, amount, scores, decision rates, labels, fraud
     rate, recall and precision (flagged = score >= threshold), per model version."""
     from driftwatch.api import queries
 
-    p = parse(SEGMENT_PARAMS, _raw(**options))
+    p = parse(SEGMENT_PARAMS, _raw(**options, order="asc" if ascending else None))
     store = _store(c)
     since = queries.resolve_time(store, p["since"])
     until = queries.resolve_time(store, p["until"])
@@ -163,7 +165,7 @@ def _flat(alert: dict[str, Any]) -> dict[str, Any]:
         **{k: v for k, v in alert.items() if k not in ("labels", "annotations")},
         "severity": labels.get("severity", ""), "alertname": labels.get("alertname", ""),
         "segment": labels.get("segment", ""), "model_version": labels.get("model_version", ""),
-        "summary": ann.get("summary", "")[:80],
+        "summary": ann.get("summary", ""),
     }
 
 

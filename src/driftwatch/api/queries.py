@@ -9,7 +9,6 @@ gets here.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,8 +19,6 @@ from driftwatch.alerts.outbox import alert_from_row
 from driftwatch.api.params import DIMENSIONS, SEGMENT_SORTS, RelativeTime
 from driftwatch.errors import StoreError
 from driftwatch.store.client import Store
-
-log = logging.getLogger(__name__)
 
 _BUCKETS = {"hour": "toStartOfHour(s.event_time)", "day": "toStartOfDay(s.event_time)"}
 
@@ -111,7 +108,9 @@ def segment_sql(p: Mapping[str, Any], since: dt.datetime | None,
         params["until"] = until
     sort = p["sort"] if p["sort"] in SEGMENT_SORTS else "n"
     sort = "amount_minor" if sort == "amount" else sort
-    order = [f"{sort} DESC"] + (["bucket"] if "bucket" in group else []) + by
+    direction = "ASC" if p.get("order") == "asc" else "DESC"
+    # time buckets come out in time order; the sort key orders rows within a bucket
+    order = (["bucket"] if "bucket" in group else []) + [f"{sort} {direction}"] + by
     sql = (
         "SELECT " + ", ".join([*keys, SEGMENT_METRICS.strip()]) + SEGMENT_FROM
         + "\nWHERE " + " AND ".join(where)
@@ -241,7 +240,9 @@ def evidence(store: Store, alert: dict[str, Any], limit: int) -> dict[str, Any]:
         try:
             result = run_read_only(store, stored, max_rows=limit, max_seconds=10.0)
         except StoreError as exc:
-            log.warning("evidence_sql of %s did not run: %s", alert["fingerprint"], exc)
+            fallback = _evidence_from_labels(store, alert, limit)
+            fallback["evidence_sql_error"] = str(exc)
+            return fallback
         else:
             rows = [{c: clean(v) for c, v in zip(result.columns, row, strict=True)}
                     for row in result.rows]
