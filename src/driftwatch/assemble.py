@@ -48,6 +48,7 @@ def build_pipeline(
         interval_s=settings.monitor_interval_s,
         resolve_after=settings.alert_resolve_after,
         rule_quiet_s=settings.rule_alert_quiet_s,
+        runbook_base_url=settings.runbook_base_url,
     )
     return Pipeline(
         store,

@@ -125,6 +125,9 @@ class Settings:
     sql_max_seconds: float = setting(
         10.0, "Time limit of one analyst SQL query (ClickHouse max_execution_time)"
     )
+    runbook_base_url: str = setting(
+        "", "URL of the published docs/runbooks.md; alerts link to its sections"
+    )
 
     # ----------------------------------------------------------------------------------
     @classmethod
