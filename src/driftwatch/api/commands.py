@@ -100,6 +100,18 @@ def _store(c: Ctx) -> Any:
     return read_store_from(c.settings)
 
 
+def _store_or_worker(c: Ctx) -> Any:
+    """The store, or the URL of the worker that holds it (a ``str``): read commands then
+    ask the worker's web port, which serves the same API (token: ``api_token``)."""
+    from driftwatch.api.sql_command import worker_url
+    from driftwatch.errors import StoreBusyError
+
+    try:
+        return _store(c)
+    except StoreBusyError:
+        return worker_url(c.settings)
+
+
 SEGMENT_COLUMNS = [
     ("n", "n", "num"), ("amount_minor", "amount", "money"), ("score_mean", "score", "num"),
     ("score_p90", "p90", "num"), ("approve_rate", "approve", "pct"),
@@ -137,17 +149,24 @@ def segments(c: Ctx, /, fmt: str, ascending: bool, **options: Any) -> None:
     rate, recall and precision (flagged = score >= threshold), per model version."""
     from driftwatch.api import queries
 
-    p = parse(SEGMENT_PARAMS, _raw(**options, order="asc" if ascending else None))
-    store = _store(c)
+    raw = _raw(**options, order="asc" if ascending else None)
+    p = parse(SEGMENT_PARAMS, raw)
+    keys = ([("bucket", "bucket", "")] if p["bucket"] != "none" else []) + [
+        (d, d, "") for d in DIMENSIONS if d in p["by"]
+    ]
+    store = _store_or_worker(c)
+    if isinstance(store, str):
+        from driftwatch.api.sql_command import remote
+
+        emit(remote(c.settings, store, "/segments", params=raw)["segments"], fmt,
+             keys + SEGMENT_COLUMNS)
+        return
     since = queries.resolve_time(store, p["since"])
     until = queries.resolve_time(store, p["until"])
     if since is not None and until is not None and since >= until:
         raise ParamError("until", "must be after since")
     built = queries.segment_sql(p, since, until)
     rows = queries.records(store.query_columns(built.sql, built.parameters))
-    keys = ([("bucket", "bucket", "")] if p["bucket"] != "none" else []) + [
-        (d, d, "") for d in DIMENSIONS if d in p["by"]
-    ]
     emit(rows, fmt, keys + SEGMENT_COLUMNS)
 
 
@@ -192,8 +211,15 @@ def alerts_list(c: Ctx, /, fmt: str, **options: Any) -> None:
     """Current alert states, newest first."""
     from driftwatch.api import queries
 
-    p = parse(ALERT_PARAMS, _raw(**options))
-    rows = queries.alerts(_store(c), p)
+    raw = _raw(**options)
+    p = parse(ALERT_PARAMS, raw)
+    store = _store_or_worker(c)
+    if isinstance(store, str):
+        from driftwatch.api.sql_command import remote
+
+        rows = remote(c.settings, store, "/alerts", params=raw)["alerts"]
+    else:
+        rows = queries.alerts(store, p)
     emit(rows if fmt == "json" else [_flat(r) for r in rows], fmt, ALERT_COLUMNS)
 
 
@@ -220,7 +246,20 @@ def alerts_show(c: Ctx, fingerprint: str, evidence_limit: int, fmt: str) -> None
 
     if not FINGERPRINT.fullmatch(fingerprint):
         raise ParamError("fingerprint", "must be 16 lowercase hex digits")
-    detail = queries.alert_detail(_store(c), fingerprint, evidence_limit)
+    store = _store_or_worker(c)
+    if isinstance(store, str):
+        from driftwatch.api.sql_command import remote
+        from driftwatch.errors import StoreError
+
+        try:
+            detail = remote(c.settings, store, f"/alerts/{fingerprint}",
+                            params={"evidence_limit": evidence_limit})
+        except StoreError as exc:
+            if "HTTP 404" not in str(exc):
+                raise
+            detail = None
+    else:
+        detail = queries.alert_detail(store, fingerprint, evidence_limit)
     if detail is None:
         raise click.ClickException(f"no alert with fingerprint {fingerprint}")
     if fmt == "json":

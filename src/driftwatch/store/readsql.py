@@ -112,7 +112,8 @@ def run_read_only(
     Parameters
     ----------
     store : Store
-        Any store; the query names its tables itself (``driftwatch.alerts``).
+        Any store; ``{db}`` in the query stands for its database (``{db}.alerts``),
+        other databases are named as they are.
     sql : str
         One ``SELECT``/``WITH``/``SHOW``/``DESCRIBE``/``EXPLAIN`` statement.
     max_rows : int
@@ -134,6 +135,7 @@ def run_read_only(
     if not max_seconds > 0:
         raise ValueError(f"max_seconds must be > 0, got {max_seconds}")
     text, word = _statement(sql)
+    text = store.sql(text)
     limits = f"readonly = 1, max_execution_time = {float(max_seconds):g}"
     if word in _WRAPPED:
         text = f"SELECT * FROM (\n{text}\n) LIMIT {int(max_rows) + 1} SETTINGS {limits}"
