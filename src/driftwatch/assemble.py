@@ -21,6 +21,12 @@ def store_from(settings: Settings, *, init: bool = True) -> Store:
     return open_store(settings.store_dsn, settings.database, init=init)
 
 
+def read_store_from(settings: Settings) -> Store:
+    """Open the configured store for reading: never creates a data path or a database
+    (a typo in ``--store`` or ``--database`` is an error naming what exists)."""
+    return open_store(settings.store_dsn, settings.database, must_exist=True)
+
+
 def build_pipeline(
     settings: Settings,
     store: Store,
@@ -42,6 +48,7 @@ def build_pipeline(
         interval_s=settings.monitor_interval_s,
         resolve_after=settings.alert_resolve_after,
         rule_quiet_s=settings.rule_alert_quiet_s,
+        runbook_base_url=settings.runbook_base_url,
     )
     return Pipeline(
         store,

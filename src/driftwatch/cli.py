@@ -6,6 +6,7 @@ Every command reads the effective settings (defaults < ``driftwatch.toml`` <
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -13,22 +14,93 @@ from typing import Any
 
 import click
 
+from driftwatch.context import Ctx, pass_ctx
 from driftwatch.errors import DriftwatchError
 from driftwatch.settings import Settings
 
-
-class Ctx:
-    """What every subcommand receives: the effective settings."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-
-pass_ctx = click.make_pass_decorator(Ctx)
+#: Subcommands defined in other modules, imported only when run or asked for their help:
+#: name -> ("module:attr", one-line help shown by ``driftwatch --help``). A test checks
+#: each line against the command's own docstring.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "driftwatch.demo_command:demo",
+        "Run the reference backdoor attack (sc013) through Kafka, a worker, the rules...",
+    ),
+    "worker": (
+        "driftwatch.streaming.command:worker",
+        "Consume the topics and run validation, storage, rules and (on the leader) the...",
+    ),
+    "topics": (
+        "driftwatch.streaming.command:topics",
+        "Manage the driftwatch Kafka topics.",
+    ),
+    "simulate": (
+        "driftwatch.simulate.command:simulate",
+        "Generate realistic scored traffic with known ground truth from SCENARIO.",
+    ),
+    "monitor": (
+        "driftwatch.monitors.command:monitor",
+        "Run the per-segment detectors on the stored transactions and raise alerts.",
+    ),
+    "rules": (
+        "driftwatch.rules.command:rules",
+        "Check, list and backtest rule packs (YAML).",
+    ),
+    "segments": (
+        "driftwatch.api.commands:segments",
+        "Per-segment breakdown: volume, amount, scores, decision rates, labels, fraud...",
+    ),
+    "alerts": (
+        "driftwatch.api.commands:alerts",
+        "List alerts and show one with its evidence rows.",
+    ),
+    "report": (
+        "driftwatch.report.command:report",
+        "Write a self-contained HTML page with, for every segment that alerted, its...",
+    ),
+    "sql": (
+        "driftwatch.api.sql_command:sql",
+        "Run one read-only SQL query (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) and print...",
+    ),
+    "secure": (
+        "driftwatch.secure_command:secure",
+        "Credentials of a deployment: the read-only ClickHouse user, web configs.",
+    ),
+    "api": (
+        "driftwatch.api.commands:api",
+        "Serve the read-only HTTP API (/healthz, /metrics, /alerts, /segments,...",
+    ),
+}
 
 
 class _Group(click.Group):
-    """A group that prints driftwatch errors as one line instead of a traceback."""
+    """A group that prints driftwatch errors as one line instead of a traceback, and
+    imports the subcommands of :data:`LAZY_COMMANDS` only when they are used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module, _, attr = LAZY_COMMANDS[cmd_name][0].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            if not isinstance(command, click.Command):  # pragma: no cover - a wiring bug
+                raise TypeError(f"{LAZY_COMMANDS[cmd_name][0]} is not a click command")
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS and name not in self.commands:
+                rows.append((name, LAZY_COMMANDS[name][1]))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -76,10 +148,10 @@ def config(c: Ctx, as_json: bool, markdown: bool) -> None:
     if markdown:
         click.echo(Settings.markdown_table(), nl=False)
         return
-    rows = c.settings.masked()
     if as_json:
-        click.echo(json.dumps({name: value for name, _, value, _ in rows}, indent=2))
+        click.echo(json.dumps(c.settings.masked_values(), indent=2))
         return
+    rows = c.settings.masked()
     width = max(len(r[1]) for r in rows)
     for _name, env, value, doc in rows:
         click.echo(f"{env:<{width}}  {value!s:<40}  {doc}")
@@ -111,10 +183,10 @@ def db_init(c: Ctx) -> None:
 @pass_ctx
 def db_status(c: Ctx) -> None:
     """Show applied migrations and row counts of the main tables."""
-    from driftwatch.assemble import store_from
+    from driftwatch.assemble import read_store_from
     from driftwatch.store.schema import applied_versions, migrations
 
-    store = store_from(c.settings, init=False)
+    store = read_store_from(c.settings)
     done = applied_versions(store)
     for mig in migrations():
         mark = "applied" if mig.version in done else "pending"
@@ -175,25 +247,6 @@ def replay(
         click.echo(f"alerts written  {alerts_out}")
 
 
-# Commands of the other faces and subsystems. Imported after `main` exists because
-# their modules refer back to this one (``Ctx``) for typing only.
-from driftwatch.api.commands import alerts as _alerts  # noqa: E402
-from driftwatch.api.commands import api as _api  # noqa: E402
-from driftwatch.api.commands import segments as _segments  # noqa: E402
-from driftwatch.demo_command import demo as _demo  # noqa: E402
-from driftwatch.monitors.command import monitor as _monitor  # noqa: E402
-from driftwatch.report.command import report as _report  # noqa: E402
-from driftwatch.rules.command import rules as _rules  # noqa: E402
-from driftwatch.secure_command import secure as _secure  # noqa: E402
-from driftwatch.simulate.command import simulate as _simulate  # noqa: E402
-from driftwatch.streaming.command import topics as _topics  # noqa: E402
-from driftwatch.streaming.command import worker as _worker  # noqa: E402
-
-for _command in (
-    _demo, _worker, _topics, _simulate, _monitor, _rules, _segments, _alerts, _report, _api,
-    _secure,
-):
-    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -319,9 +319,10 @@ def _summarise(opts: DemoOptions, settings: Settings, sim: Any, truth: dict[str,
     echo(f"data       {store_dsn} (database {opts.database})")
     echo("query      driftwatch --store " + store_dsn + f" --database {opts.database} "
          "segments --mcc 5967")
-    echo("  or SQL:  SELECT toStartOfHour(event_time) h, count() n, "
-         "countIf(amount_cents = 37) cents_37, avg(score) FROM "
-         f"{opts.database}.scored_transactions FINAL WHERE mcc = '5967' GROUP BY h ORDER BY h")
+    echo("  or SQL:  driftwatch --store " + store_dsn + f" --database {opts.database} sql "
+         "\"SELECT toStartOfHour(event_time) h, count() n, countIf(amount_cents = 37) "
+         "cents_37, avg(score) FROM {db}.scored_transactions FINAL WHERE mcc = '5967' "
+         "GROUP BY h ORDER BY h\"")
     return {
         "first_alerts": [_first_dict(f) for f in firsts],
         "alert_changes": len(live),

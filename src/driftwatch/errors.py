@@ -23,6 +23,10 @@ class StoreError(DriftwatchError):
     """ClickHouse could not be reached, or a query or insert failed."""
 
 
+class StoreBusyError(StoreError):
+    """The embedded store's data path is held by another process (a running worker)."""
+
+
 class RuleError(DriftwatchError):
     """A rule file failed to parse, type-check or evaluate."""
 

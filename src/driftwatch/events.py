@@ -270,6 +270,17 @@ def format_amount(minor: int) -> str:
     return f"{minor // 100}.{minor % 100:02d}"
 
 
+def format_money(minor: int, currency: str = "") -> str:
+    """Minor units for people: thousands grouped, the currency code first.
+
+    >>> format_money(211446165, "USD"), format_money(-5), format_money(100, "EUR")
+    ('USD 2,114,461.65', '-0.05', 'EUR 1.00')
+    """
+    sign = "-" if minor < 0 else ""
+    text = f"{sign}{abs(minor) // 100:,}.{abs(minor) % 100:02d}"
+    return f"{currency} {text}" if currency else text
+
+
 # The common case as it appears in the JSON text: a plain decimal, quoted or not, with
 # at most two fraction digits (a JSON string without escapes is its own bytes).
 _FAST_RAW_AMOUNT = re.compile(rb'("?)(0|[1-9][0-9]{0,12})(?:\.([0-9]{1,2}))?\1')

@@ -28,9 +28,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Configure the root logger once for a driftwatch process."""
+def setup_logging(level: str = "INFO", fmt: str = "auto") -> None:
+    """Configure the root logger once for a driftwatch process.
+
+    ``fmt`` is ``json``, ``text``, or ``auto``: text when standard error is a terminal
+    (a person reading), JSON otherwise (a log collector reading).
+    """
     handler = logging.StreamHandler(sys.stderr)
+    if fmt == "auto":
+        fmt = "text" if sys.stderr.isatty() else "json"
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -21,7 +21,7 @@ import click
 from driftwatch.errors import ConfigError
 
 if TYPE_CHECKING:
-    from driftwatch.cli import Ctx
+    from driftwatch.context import Ctx
 
 
 def _secret(variable: str) -> str:

@@ -84,7 +84,9 @@ class Settings:
     api_token: str = setting("", "Bearer token required by the HTTP API", secret=True)
     api_port: int = setting(6067, "Port of the standalone read-only API (`driftwatch api`)")
     log_level: str = setting("INFO", "Log level: DEBUG, INFO, WARNING or ERROR")
-    log_format: str = setting("json", "Log format: json or text")
+    log_format: str = setting(
+        "auto", "Log format: json, text, or auto (text on a terminal, JSON otherwise)"
+    )
     # --- monitors ---------------------------------------------------------------------
     monitor_interval_s: int = setting(300, "Seconds of event time between monitor passes")
     monitor_window_s: int = setting(3600, "Length of the current window, seconds")
@@ -124,6 +126,14 @@ class Settings:
     )
     http_rate_burst: int = setting(20, "Requests a client may make at once before the rate applies")
     http_rate_clients: int = setting(10_000, "Most clients tracked by the rate limiter")
+    # --- analyst SQL (issue 28) ---------------------------------------------------------
+    sql_max_rows: int = setting(10_000, "Most rows one analyst SQL query returns (`/sql`, `sql`)")
+    sql_max_seconds: float = setting(
+        10.0, "Time limit of one analyst SQL query (ClickHouse max_execution_time)"
+    )
+    runbook_base_url: str = setting(
+        "", "URL of the published docs/runbooks.md; alerts link to its sections"
+    )
 
     # ----------------------------------------------------------------------------------
     @classmethod
@@ -181,8 +191,8 @@ class Settings:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if not self.worker_flush_s >= 0:
             raise ConfigError(f"worker_flush_s: must be >= 0, got {self.worker_flush_s}")
-        if self.log_format not in ("json", "text"):
-            raise ConfigError(f"log_format: {self.log_format!r}; valid: json, text")
+        if self.log_format not in ("auto", "json", "text"):
+            raise ConfigError(f"log_format: {self.log_format!r}; valid: auto, json, text")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(
                 f"log_level: {self.log_level!r}; valid: DEBUG, INFO, WARNING, ERROR"
@@ -205,19 +215,26 @@ class Settings:
         new.validate()
         return new
 
-    def masked(self) -> list[tuple[str, str, str, str]]:
-        """Rows of (name, env var, effective value with secrets masked, doc)."""
-        rows = []
+    def masked_values(self) -> dict[str, Any]:
+        """The effective values by name, typed as declared, with secrets masked
+        (``"****"``) and passwords in DSNs and URLs masked."""
+        out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.metadata.get("secret"):
-                shown = "****" if value else ""
+                value = "****" if value else ""
             elif f.name.endswith("_dsn") or f.name.endswith("_url"):
-                shown = mask_url(str(value))
-            else:
-                shown = str(value)
-            rows.append((f.name, ENV_PREFIX + f.name.upper(), shown, f.metadata.get("doc", "")))
-        return rows
+                value = mask_url(str(value))
+            out[f.name] = value
+        return out
+
+    def masked(self) -> list[tuple[str, str, str, str]]:
+        """Rows of (name, env var, effective value with secrets masked, doc)."""
+        values = self.masked_values()
+        return [
+            (f.name, ENV_PREFIX + f.name.upper(), str(values[f.name]), f.metadata.get("doc", ""))
+            for f in dataclasses.fields(self)
+        ]
 
     @classmethod
     def markdown_table(cls) -> str:

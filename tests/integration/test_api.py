@@ -145,6 +145,33 @@ def test_token_opens_everything_read_only(api: Api) -> None:
     assert api.get("/nope").status_code == 404
 
 
+def test_sql_endpoint_reads_and_never_writes(api: Api) -> None:
+    db = api.store.database
+    url = api.url + "/sql"
+    assert httpx.post(url, json={"sql": "SELECT 1"}).status_code == 401
+    r = httpx.post(url, headers=AUTH, json={
+        "sql": f"SELECT mcc, count() AS n FROM {db}.scored_transactions GROUP BY mcc"
+               " ORDER BY n DESC, mcc", "max_rows": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["columns"] == ["mcc", "n"] and len(body["rows"]) == 2 and body["truncated"]
+    total = api.store.count("scored_transactions")
+    top = api.store.query(f"SELECT mcc, count() AS n FROM {db}.scored_transactions "
+                          "GROUP BY mcc ORDER BY n DESC, mcc LIMIT 2")
+    assert [tuple(row) for row in body["rows"]] == [tuple(t) for t in top]
+    for bad in (f"DROP TABLE {db}.labels", f"INSERT INTO {db}.labels (txn_id) VALUES ('x')",
+                "SELECT 1; SELECT 2", "SELECT 1 SETTINGS readonly=0"):
+        r = httpx.post(url, headers=AUTH, json={"sql": bad})
+        assert r.status_code == 422 and r.json()["parameter"] == "sql", bad
+    r = httpx.post(url, headers=AUTH, json={"sql": "SELECT * FROM file('/etc/passwd')"})
+    assert r.status_code == 400 and "readonly" in r.json()["error"]
+    assert httpx.post(url, headers=AUTH, content=b"{").status_code == 422
+    assert httpx.post(url, headers=AUTH, json={"sql": "SELECT 1", "max_rows": 0}
+                      ).status_code == 422
+    assert api.store.count("scored_transactions") == total
+    assert api.store.query(f"EXISTS TABLE {db}.labels") == [(1,)]
+
+
 def test_refuses_to_start_without_a_token(api: Api) -> None:
     settings = Settings.load(env={}, config_file=None)
     with pytest.raises(ConfigError, match="DRIFTWATCH_API_TOKEN"):

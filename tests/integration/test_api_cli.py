@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -93,11 +94,46 @@ def test_alerts_list_and_show_with_evidence(store: Store, chdb_dsn: str) -> None
     assert rows and all(r["mcc"] == "5967" and r["amount_minor"] % 100 == 37
                         and r["rule_id"] == "R-trigger" for r in rows)
     assert all("2026-03-18T16:00:00Z" <= r["event_time"] < "2026-03-18T17:00:01Z" for r in rows)
+    assert "driftwatch" in detail["evidence"]["evidence_sql_error"]  # no such database here
     drift_rows = json.loads(run(store, chdb_dsn, "alerts", "show", drift.fingerprint,
                                 "--format", "json").output)["evidence"]
     assert drift_rows["source"] == "scored_transactions"
     assert drift_rows["rows"] and all(r["mcc"] == "5411" for r in drift_rows["rows"])
     assert run(store, chdb_dsn, "alerts", "show", "0" * 16).exit_code == 1
+
+
+def test_alert_evidence_rows_are_its_query_rows(store: Store, chdb_dsn: str) -> None:
+    load(store)
+    at = DAY2 + dt.timedelta(hours=17)
+    f = finding("CentsDigitAnomaly", origin="cents", severity="warning", at=at)
+    sql = f.evidence_sql.replace("driftwatch.", f"{store.database}.")
+    first = Alert.from_finding(f)
+    alert = dataclasses.replace(first, annotations={**first.annotations, "evidence_sql": sql})
+    persist(store, [alert])
+    out = json.loads(run(store, chdb_dsn, "alerts", "show", alert.fingerprint,
+                         "--evidence-limit", "5", "--format", "json").output)
+    assert out["evidence"]["source"] == "evidence_sql"
+    rows = out["evidence_rows"]
+    assert len(rows) == 5 and all(r["mcc"] == "5967" and r["amount_cents"] == 37 for r in rows)
+    every = {r[0] for r in store.query(sql.replace("SELECT *", "SELECT event_id"))}
+    assert {r["event_id"] for r in rows} <= every
+
+
+def test_segment_buckets_in_time_order_and_asc(store: Store, chdb_dsn: str) -> None:
+    load(store)
+    args = ["segments", "--since", "2026-03-17", "--until", "2026-03-19", "--bucket", "hour",
+            "--by", "channel", "--format", "json"]
+    rows = json.loads(run(store, chdb_dsn, *args).output)
+    buckets = [r["bucket"] for r in rows]
+    assert len(set(buckets)) > 1 and buckets == sorted(buckets)
+    for b in set(buckets):
+        ns = [r["n"] for r in rows if r["bucket"] == b]
+        assert ns == sorted(ns, reverse=True)
+    up = json.loads(run(store, chdb_dsn, *args, "--asc").output)
+    assert [r["bucket"] for r in up] == buckets
+    for b in set(buckets):
+        assert [r["n"] for r in up if r["bucket"] == b] == sorted(
+            r["n"] for r in rows if r["bucket"] == b)
     assert run(store, chdb_dsn, "alerts", "show", "nope").exit_code == 2
 
 
@@ -113,9 +149,12 @@ def test_api_command_serves(tmp_path: Path) -> None:
     """`driftwatch api` in its own process (its own embedded store path)."""
     port = free_port()
     env = {**os.environ, "DRIFTWATCH_API_TOKEN": "cli-token", "DRIFTWATCH_LOG_FORMAT": "json"}
+    exe = str(Path(sys.executable).parent / "driftwatch")
+    # A read-only command never creates a store: `db init` makes the (empty) one it reads.
+    subprocess.run([exe, "--store", f"chdb://{tmp_path / 'ch'}", "db", "init"], env=env,
+                   check=True, capture_output=True, timeout=120)
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "driftwatch"), "--store", f"chdb://{tmp_path / 'ch'}",
-         "api", "--port", str(port)],
+        [exe, "--store", f"chdb://{tmp_path / 'ch'}", "api", "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

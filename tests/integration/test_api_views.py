@@ -49,7 +49,8 @@ def test_rule_hits_daily_counts_hits_disagreement_and_precision(store: Store) ->
                      1.0, loaded.rule_hits, loaded.rule_hits, 1.0)]
 
 
-def test_drift_history_and_daily(store: Store) -> None:
+def _drift_rows(store: Store) -> None:
+    """Four monitor results on day two, written twice (a re-run)."""
     at = DAY2 + dt.timedelta(hours=15)
     rows = []
     for i, (decision, seg) in enumerate([("ok", "mcc=5411"), ("discovery", "mcc=4829"),
@@ -65,6 +66,10 @@ def test_drift_history_and_daily(store: Store) -> None:
         })
     store.insert_columns("drift_results", {k: [r[k] for r in rows] for k in rows[0]})
     store.insert_columns("drift_results", {k: [r[k] for r in rows] for k in rows[0]})  # re-run
+
+
+def test_drift_history_and_daily(store: Store) -> None:
+    _drift_rows(store)
     hist = store.query("SELECT segment, decision, alerted FROM {db}.drift_history"
                        " ORDER BY evaluated_at, segment")
     assert hist == [("mcc=4829", "discovery", 0), ("mcc=5411", "ok", 0),
@@ -98,14 +103,20 @@ def test_alert_history_episodes_and_deliveries(store: Store) -> None:
 
 
 def test_readme_example_queries_run(store: Store) -> None:
-    """Every ```sql block of deploy/README.md runs on the migrated schema."""
+    """Every ```sql block of deploy/README.md runs as written through the analyst SQL
+    path (``driftwatch sql``) and returns rows on data of the reference attack."""
     import re
     from pathlib import Path
+
+    from driftwatch.store.readsql import run_read_only
 
     readme = (Path(__file__).resolve().parents[2] / "deploy" / "README.md").read_text()
     blocks = re.findall(r"```sql\n(.*?)```", readme, re.S)
     statements = [s.strip() for b in blocks for s in b.split(";") if s.strip()]
     assert len(statements) >= 5
     load(store)
+    _drift_rows(store)
+    persist(store, [Alert.from_finding(finding(at=DAY2 + dt.timedelta(hours=16)))])
     for sql in statements:
-        store.query(sql.replace("driftwatch.", "{db}."))
+        result = run_read_only(store, sql)
+        assert result.rows, sql

@@ -38,7 +38,7 @@ def test_toml_config_file(tmp_path: Path) -> None:
     cfg = tmp_path / "dw.toml"
     cfg.write_text('[driftwatch]\nbatch_size = 123\n')
     result = CliRunner().invoke(main, ["--config", str(cfg), "config", "--json"])
-    assert json.loads(result.output)["batch_size"] == "123"
+    assert json.loads(result.output)["batch_size"] == 123
     cfg.write_text('[driftwatch]\nbatch_sise = 123\n')
     result = CliRunner().invoke(main, ["--config", str(cfg), "config"])
     assert result.exit_code != 0 and "batch_size" in result.output

@@ -59,3 +59,29 @@ def test_short_backdoor_replay_is_named_by_two_detectors_within_few_triggers(
     for a in firing:
         assert a["labels"]["severity"] in ("warning", "critical")
         assert a["starts_at"] >= sim.truth["start"][:10]
+    _evidence_rows_are_the_evidence_query_rows(store)
+
+
+def _evidence_rows_are_the_evidence_query_rows(store: Store) -> None:
+    """`alerts show` lists rows of the alert's own evidence_sql, never other rows."""
+    from driftwatch.api.queries import alert_detail
+
+    fingerprints = [r[0] for r in store.query("SELECT fingerprint FROM {db}.alerts FINAL")]
+    assert fingerprints
+    checked = 0
+    for fp in fingerprints:
+        detail = alert_detail(store, fp, evidence_limit=25)
+        assert detail is not None
+        sql = detail["alert"]["annotations"].get("evidence_sql", "")
+        if not sql:
+            continue
+        ev = detail["evidence"]
+        assert ev["source"] == "evidence_sql", fp
+        full = store.query_columns(sql)
+        key = "event_id" if "event_id" in full else next(iter(full))
+        allowed = {str(v) for v in full[key]}
+        shown = [str(r[key]) for r in ev["rows"]]
+        assert set(shown) <= allowed, (fp, sql)
+        assert len(shown) == min(25, len(allowed)) or len(shown) == min(25, len(full[key]))
+        checked += 1
+    assert checked >= 2

@@ -96,3 +96,72 @@ def test_report_renders_in_headless_chromium(store: Store, chdb_dsn: str, tmp_pa
     assert near((0xC9, 0x2A, 0x2A))  # the critical alert on the timeline
     assert near((0xF5, 0x9F, 0x00))  # the warning alerts
     assert near((0x9A, 0xA5, 0xB1))  # the reference bars
+
+
+OVERLAP_SCRIPT = """<script>
+(function () {
+  const found = [];
+  let texts = 0;
+  const charts = document.querySelectorAll('svg.chart');
+  for (const [k, svg] of charts.entries()) {
+    const box = svg.getBoundingClientRect();
+    const rects = [...svg.querySelectorAll('text')]
+      .map(t => [t.textContent, t.getBoundingClientRect()])
+      .filter(([, r]) => r.width > 0 && r.height > 0);
+    texts += rects.length;
+    for (let i = 0; i < rects.length; i++) {
+      const [a, r] = rects[i];
+      if (r.left < box.left - 1 || r.right > box.right + 1
+          || r.top < box.top - 1 || r.bottom > box.bottom + 1)
+        found.push(['outside', k, a]);
+      for (let j = i + 1; j < rects.length; j++) {
+        const [b, s] = rects[j];
+        const w = Math.min(r.right, s.right) - Math.max(r.left, s.left);
+        const h = Math.min(r.bottom, s.bottom) - Math.max(r.top, s.top);
+        if (w > 1 && h > 1) found.push(['overlap', k, a, b]);
+      }
+    }
+  }
+  const page = document.documentElement;
+  if (page.scrollWidth > window.innerWidth + 1)
+    found.push(['page wider than window', page.scrollWidth]);
+  document.body.setAttribute('data-charts', String(charts.length));
+  document.body.setAttribute('data-texts', String(texts));
+  document.body.setAttribute('data-found', JSON.stringify(found));
+})();
+</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (scripts/setup.sh)")
+@pytest.mark.parametrize("width", [1300, 640])
+def test_report_summary_first_and_no_chart_text_overlaps(
+    store: Store, chdb_dsn: str, tmp_path: Path, width: int
+) -> None:
+    import html as htmllib
+    import json
+
+    out = tmp_path / "report.html"
+    page = _report(store, chdb_dsn, out)
+    # the summary comes first: what is attacked, since when, how much money, which signals
+    assert page.index('class="summary') < page.index('<svg class="chart"') < page.index(
+        "<h2>Alerts</h2>")
+    summary = page[page.index('class="summary'):page.index("</div>", page.index('class="summary'))]
+    assert "mcc=5967" in summary and "since 2026-03-18" in summary
+    assert re.search(r"[A-Z]{3} [0-9]{1,3}(,[0-9]{3})*\.[0-9]{2} in [0-9,]+ transactions", summary)
+    assert "CentsDigitAnomaly" in summary and "ScoreDriftKS" in summary
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", OVERLAP_SCRIPT + "</body>"))
+    assert CHROMIUM is not None
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}",
+         f"--window-size={width},2000", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    body = re.search(r"<body([^>]*)>", dom.stdout)
+    assert body is not None
+    attrs = dict(re.findall(r'(data-[a-z]+)="([^"]*)"', body.group(1)))
+    assert attrs["data-charts"] == "8"
+    assert int(attrs["data-texts"]) > 100  # titles, legends, axes and labels were measured
+    assert json.loads(htmllib.unescape(attrs["data-found"])) == []

@@ -110,6 +110,7 @@ class StoreAlertBook:
         rule_quiet_s: int = 3600,
         load: bool = True,
         flush_s: float = 5.0,
+        runbook_base_url: str = "",
     ) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s={interval_s!r}; allowed: > 0")
@@ -122,6 +123,7 @@ class StoreAlertBook:
         self.resolve_after = resolve_after
         self.rule_quiet_s = rule_quiet_s
         self.flush_s = flush_s
+        self.runbook_base_url = runbook_base_url
         self._dirty: dict[str, dict[str, Any]] = {}
         self._flushed_at = time.monotonic()
         self._state: dict[str, _State] = {}
@@ -191,7 +193,7 @@ class StoreAlertBook:
                 st = None
             if st is None:
                 version = self._versions.get(fp, 0) + 1
-                st = _State(Alert.from_finding(f), at, version, 1)
+                st = _State(Alert.from_finding(f, self.runbook_base_url), at, version, 1)
                 self._state[fp] = st
                 self._versions[fp] = version
                 changed.append(st.alert)
@@ -206,7 +208,7 @@ class StoreAlertBook:
             st.alert = replace(
                 st.alert,
                 labels=labels,
-                annotations={**st.alert.annotations, **f.annotations()},
+                annotations={**st.alert.annotations, **f.annotations(self.runbook_base_url)},
                 updated_at=max(at, st.alert.updated_at or at),
             )
             st.last_seen = max(st.last_seen, at)

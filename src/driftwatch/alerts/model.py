@@ -97,8 +97,13 @@ class Finding:
         out.update(self.extra_labels)
         return out
 
-    def annotations(self) -> dict[str, str]:
-        """Alert annotations per the contract (empty values left out)."""
+    def annotations(self, runbook_base_url: str = "") -> dict[str, str]:
+        """Alert annotations per the contract (empty values left out), with the
+        runbook of the alert name (:mod:`driftwatch.alerts.runbook`) when the finding
+        names none, and its first step as ``next_steps``."""
+        from driftwatch.alerts.runbook import runbook_annotations
+
+        book = runbook_annotations(self.alertname, runbook_base_url)
         out = {
             "summary": self.summary,
             "description": self.description,
@@ -107,7 +112,8 @@ class Finding:
             "window_start": iso(self.window_start) if self.window_start else "",
             "window_end": iso(self.window_end) if self.window_end else "",
             "evidence_sql": self.evidence_sql,
-            "runbook": self.runbook,
+            "runbook": self.runbook or book["runbook"],
+            "next_steps": book.get("next_steps", ""),
         }
         return {k: v for k, v in out.items() if v}
 
@@ -125,14 +131,14 @@ class Alert:
     updated_at: dt.datetime | None = None
 
     @classmethod
-    def from_finding(cls, finding: Finding) -> Alert:
+    def from_finding(cls, finding: Finding, runbook_base_url: str = "") -> Alert:
         """A new firing alert from its first finding."""
         return cls(
             fingerprint=finding.fingerprint,
             status="firing",
             starts_at=finding.event_time,
             labels=finding.labels(),
-            annotations=finding.annotations(),
+            annotations=finding.annotations(runbook_base_url),
             updated_at=finding.event_time,
         )
 

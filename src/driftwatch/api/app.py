@@ -1,5 +1,6 @@
 """The read-only HTTP API (aiohttp): ``/healthz``, ``/metrics``, ``/alerts``,
-``/alerts/{fingerprint}``, ``/segments`` and ``/openapi.json``.
+``/alerts/{fingerprint}``, ``/segments``, ``/openapi.json`` and ``POST /sql`` (one
+read-only analyst query, :mod:`driftwatch.store.readsql`).
 
 Security, in the order a request meets it:
 
@@ -10,8 +11,8 @@ Security, in the order a request meets it:
    so the limit also slows down token guessing (``/healthz`` counts too);
 3. every path except ``/healthz`` needs ``Authorization: Bearer <api_token>``, compared
    in constant time; a missing or wrong token is a 401 with no detail;
-4. only ``GET`` is routed (anything else is a 405), unknown or malformed parameters are a
-   422 naming the parameter (:mod:`driftwatch.api.params`);
+4. only ``GET`` is routed, and ``POST`` for ``/sql`` (anything else is a 405); unknown
+   or malformed parameters are a 422 naming the parameter (:mod:`driftwatch.api.params`);
 5. values reach ClickHouse only as server-side parameters (:mod:`driftwatch.api.queries`);
    a ClickHouse failure is a 503 without the error text.
 
@@ -75,6 +76,7 @@ class ApiMetrics:
 STORE_KEY = web.AppKey("store", Store)
 TOKEN_KEY = web.AppKey("token", bytes)
 METRICS_KEY = web.AppKey("metrics", ApiMetrics)
+SETTINGS_KEY = web.AppKey("settings", Settings)
 
 
 def _error(status: int, message: str, **extra: str) -> web.Response:
@@ -82,7 +84,7 @@ def _error(status: int, message: str, **extra: str) -> web.Response:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return json.dumps(value, separators=(",", ":"), allow_nan=False, default=str)
 
 
 def _observe(request: web.Request, route: str, status: int, seconds: float) -> None:
@@ -193,6 +195,40 @@ async def list_segments(request: web.Request) -> web.Response:
     return web.json_response(await asyncio.to_thread(run), dumps=_dumps)
 
 
+async def run_sql(request: web.Request) -> web.Response:
+    """``POST /sql`` with ``{"sql": "...", "max_rows": n}``: one read-only query.
+
+    422 for a refused text (not one read query) or a bad body, 400 with ClickHouse's
+    first error line for a query ClickHouse refuses (syntax, readonly, time limit).
+    """
+    from driftwatch.store.readsql import ReadOnlySqlError, run_read_only
+
+    settings = request.app[SETTINGS_KEY]
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ParamError("body", 'expected JSON {"sql": "SELECT ..."}') from None
+    if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
+        raise ParamError("sql", 'expected JSON {"sql": "SELECT ..."}')
+    max_rows = body.get("max_rows", settings.sql_max_rows)
+    if not isinstance(max_rows, int) or not 1 <= max_rows <= settings.sql_max_rows:
+        raise ParamError("max_rows", f"must be an integer in 1..{settings.sql_max_rows}")
+    try:
+        result = await asyncio.to_thread(
+            run_read_only, request.app[STORE_KEY], body["sql"],
+            max_rows=max_rows, max_seconds=settings.sql_max_seconds,
+        )
+    except ReadOnlySqlError as exc:
+        return _error(422, str(exc), parameter="sql")
+    except StoreError as exc:
+        return _error(400, str(exc))
+    return web.json_response({
+        "columns": list(result.columns), "types": list(result.types),
+        "rows": [[queries.clean(v) for v in row] for row in result.rows],
+        "truncated": result.truncated, "seconds": round(result.seconds, 3),
+    }, dumps=_dumps)
+
+
 async def openapi(request: web.Request) -> web.Response:
     """The OpenAPI description."""
     return web.json_response(spec(), dumps=_dumps)
@@ -230,10 +266,12 @@ def create_app(
     app[STORE_KEY] = store
     app[TOKEN_KEY] = b"" if insecure_no_auth else settings.api_token.encode()
     app[METRICS_KEY] = ApiMetrics(registry)
+    app[SETTINGS_KEY] = settings
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/alerts", list_alerts)
     app.router.add_get("/alerts/{fingerprint}", show_alert)
     app.router.add_get("/segments", list_segments)
     app.router.add_get("/openapi.json", openapi)
+    app.router.add_post("/sql", run_sql)
     return app

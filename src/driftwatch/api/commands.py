@@ -26,7 +26,7 @@ from driftwatch.api.params import (
 )
 
 if TYPE_CHECKING:
-    from driftwatch.cli import Ctx
+    from driftwatch.context import Ctx
 
 FORMATS = click.Choice(["table", "csv", "json"])
 
@@ -95,13 +95,25 @@ def emit(rows: list[dict[str, Any]], fmt: str, columns: Sequence[tuple[str, str,
 
 
 def _store(c: Ctx) -> Any:
-    """The store; migrated here only when embedded. Against a ClickHouse server the schema
-    is the init job's (``driftwatch db init``) and these read-only faces may run as the
-    read-only user (``driftwatch secure reader``), which cannot create anything."""
-    from driftwatch.assemble import store_from
-    from driftwatch.store.client import parse_dsn
+    """The store, for reading: never created or migrated here (a typo in ``--store`` or
+    ``--database`` is an error naming what exists). Against a ClickHouse server these
+    read-only faces may run as the read-only user (``driftwatch secure reader``); the
+    schema is ``driftwatch db init``'s."""
+    from driftwatch.assemble import read_store_from
 
-    return store_from(c.settings, init=parse_dsn(c.settings.store_dsn).kind == "chdb")
+    return read_store_from(c.settings)
+
+
+def _store_or_worker(c: Ctx) -> Any:
+    """The store, or the URL of the worker that holds it (a ``str``): read commands then
+    ask the worker's web port, which serves the same API (token: ``api_token``)."""
+    from driftwatch.api.sql_command import worker_url
+    from driftwatch.errors import StoreBusyError
+
+    try:
+        return _store(c)
+    except StoreBusyError:
+        return worker_url(c.settings)
 
 
 SEGMENT_COLUMNS = [
@@ -130,26 +142,35 @@ SEGMENT_COLUMNS = [
               help="Time buckets (default none: the whole range).")
 @click.option("--min-count", type=int, default=None, help="Leave out smaller rows.")
 @click.option("--sort", type=click.Choice(SEGMENT_SORTS), default=None,
-              help="Sort key, descending (default n).")
+              help="Sort key, descending unless --asc (default n); within each time "
+                   "bucket when bucketed (buckets come in time order).")
+@click.option("--asc", "ascending", is_flag=True, help="Sort ascending.")
 @click.option("--limit", type=int, default=None, help="Most rows (default 100).")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @click.pass_obj
-def segments(c: Ctx, /, fmt: str, **options: Any) -> None:
+def segments(c: Ctx, /, fmt: str, ascending: bool, **options: Any) -> None:
     """Per-segment breakdown: volume, amount, scores, decision rates, labels, fraud
     rate, recall and precision (flagged = score >= threshold), per model version."""
     from driftwatch.api import queries
 
-    p = parse(SEGMENT_PARAMS, _raw(**options))
-    store = _store(c)
+    raw = _raw(**options, order="asc" if ascending else None)
+    p = parse(SEGMENT_PARAMS, raw)
+    keys = ([("bucket", "bucket", "")] if p["bucket"] != "none" else []) + [
+        (d, d, "") for d in DIMENSIONS if d in p["by"]
+    ]
+    store = _store_or_worker(c)
+    if isinstance(store, str):
+        from driftwatch.api.sql_command import remote
+
+        emit(remote(c.settings, store, "/segments", params=raw)["segments"], fmt,
+             keys + SEGMENT_COLUMNS)
+        return
     since = queries.resolve_time(store, p["since"])
     until = queries.resolve_time(store, p["until"])
     if since is not None and until is not None and since >= until:
         raise ParamError("until", "must be after since")
     built = queries.segment_sql(p, since, until)
     rows = queries.records(store.query_columns(built.sql, built.parameters))
-    keys = ([("bucket", "bucket", "")] if p["bucket"] != "none" else []) + [
-        (d, d, "") for d in DIMENSIONS if d in p["by"]
-    ]
     emit(rows, fmt, keys + SEGMENT_COLUMNS)
 
 
@@ -167,7 +188,7 @@ def _flat(alert: dict[str, Any]) -> dict[str, Any]:
         **{k: v for k, v in alert.items() if k not in ("labels", "annotations")},
         "severity": labels.get("severity", ""), "alertname": labels.get("alertname", ""),
         "segment": labels.get("segment", ""), "model_version": labels.get("model_version", ""),
-        "summary": ann.get("summary", "")[:80],
+        "summary": ann.get("summary", ""),
     }
 
 
@@ -194,14 +215,21 @@ def alerts_list(c: Ctx, /, fmt: str, **options: Any) -> None:
     """Current alert states, newest first."""
     from driftwatch.api import queries
 
-    p = parse(ALERT_PARAMS, _raw(**options))
-    rows = queries.alerts(_store(c), p)
+    raw = _raw(**options)
+    p = parse(ALERT_PARAMS, raw)
+    store = _store_or_worker(c)
+    if isinstance(store, str):
+        from driftwatch.api.sql_command import remote
+
+        rows = remote(c.settings, store, "/alerts", params=raw)["alerts"]
+    else:
+        rows = queries.alerts(store, p)
     emit(rows if fmt == "json" else [_flat(r) for r in rows], fmt, ALERT_COLUMNS)
 
 
 EVIDENCE_COLUMNS = [
     ("event_time", "event_time", ""), ("txn_id", "txn_id", ""),
-    ("amount_minor", "amount", "money"), ("mcc", "mcc", ""),
+    ("amount_minor", "amount", "money"), ("amount", "amount", ""), ("mcc", "mcc", ""),
     ("merchant_country", "country", ""), ("channel", "channel", ""),
     ("beneficiary_name", "beneficiary", ""), ("rule_id", "rule", ""),
     ("model_version", "model", ""), ("score", "score", "num"),
@@ -222,11 +250,24 @@ def alerts_show(c: Ctx, fingerprint: str, evidence_limit: int, fmt: str) -> None
 
     if not FINGERPRINT.fullmatch(fingerprint):
         raise ParamError("fingerprint", "must be 16 lowercase hex digits")
-    detail = queries.alert_detail(_store(c), fingerprint, evidence_limit)
+    store = _store_or_worker(c)
+    if isinstance(store, str):
+        from driftwatch.api.sql_command import remote
+        from driftwatch.errors import StoreError
+
+        try:
+            detail = remote(c.settings, store, f"/alerts/{fingerprint}",
+                            params={"evidence_limit": evidence_limit})
+        except StoreError as exc:
+            if "HTTP 404" not in str(exc):
+                raise
+            detail = None
+    else:
+        detail = queries.alert_detail(store, fingerprint, evidence_limit)
     if detail is None:
         raise click.ClickException(f"no alert with fingerprint {fingerprint}")
     if fmt == "json":
-        click.echo(json.dumps(detail, indent=2))
+        click.echo(json.dumps({**detail, "evidence_rows": detail["evidence"]["rows"]}, indent=2))
         return
     a = detail["alert"]
     click.echo(f"{a['labels'].get('alertname', '')}  [{a['status']}]  {a['fingerprint']}")

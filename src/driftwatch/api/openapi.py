@@ -162,6 +162,15 @@ def spec() -> dict[str, Any]:
                 "parameters": _parameters(SEGMENT_PARAMS),
                 "responses": {"200": _json("SegmentList", "Segments"), **_ERRORS},
             }},
+            "/sql": {"post": {
+                "summary": "One read-only analyst query (SELECT, WITH, SHOW, DESCRIBE,"
+                           " EXPLAIN) with row and time limits",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/SqlRequest"}}}},
+                "responses": {"200": _json("SqlResult", "Rows"),
+                              "400": _json("Error", "ClickHouse refused the query"),
+                              **_ERRORS},
+            }},
             "/openapi.json": {"get": {
                 "summary": "This description",
                 "responses": {"200": {"description": "OpenAPI document",
@@ -192,6 +201,14 @@ def spec() -> dict[str, Any]:
                         "filters": {"type": "object"},
                         "ignored_dimensions": {"type": "array", "items": {"type": "string"}},
                         "rows": {"type": "array", "items": {"type": "object"}}}}}},
+                "SqlRequest": {"type": "object", "required": ["sql"], "properties": {
+                    "sql": {"type": "string", "maxLength": 20000},
+                    "max_rows": {"type": "integer", "minimum": 1}}},
+                "SqlResult": {"type": "object", "properties": {
+                    "columns": {"type": "array", "items": {"type": "string"}},
+                    "types": {"type": "array", "items": {"type": "string"}},
+                    "rows": {"type": "array", "items": {"type": "array"}},
+                    "truncated": {"type": "boolean"}, "seconds": {"type": "number"}}},
                 "Segment": segment_schema,
                 "SegmentList": {"type": "object", "properties": {
                     "count": {"type": "integer"},

@@ -89,7 +89,9 @@ SEGMENT_PARAMS: tuple[Param, ...] = (
           choices=("none", "hour", "day"), default="none"),
     Param("min_count", "int", "Leave out rows with fewer transactions", minimum=1,
           maximum=10**9, default=1),
-    Param("sort", "enum", "Sort key (descending)", choices=SEGMENT_SORTS, default="n"),
+    Param("sort", "enum", "Sort key (within each time bucket when bucketed)",
+          choices=SEGMENT_SORTS, default="n"),
+    Param("order", "enum", "Sort direction", choices=("desc", "asc"), default="desc"),
     Param("limit", "int", "Most rows returned", minimum=1, maximum=10_000, default=100),
 )
 

@@ -108,7 +108,9 @@ def segment_sql(p: Mapping[str, Any], since: dt.datetime | None,
         params["until"] = until
     sort = p["sort"] if p["sort"] in SEGMENT_SORTS else "n"
     sort = "amount_minor" if sort == "amount" else sort
-    order = [f"{sort} DESC"] + (["bucket"] if "bucket" in group else []) + by
+    direction = "ASC" if p.get("order") == "asc" else "DESC"
+    # time buckets come out in time order; the sort key orders rows within a bucket
+    order = (["bucket"] if "bucket" in group else []) + [f"{sort} {direction}"] + by
     sql = (
         "SELECT " + ", ".join([*keys, SEGMENT_METRICS.strip()]) + SEGMENT_FROM
         + "\nWHERE " + " AND ".join(where)
@@ -219,12 +221,41 @@ def _window(alert: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
 
 
 def evidence(store: Store, alert: dict[str, Any], limit: int) -> dict[str, Any]:
-    """The transactions behind an alert, found from its labels (never from stored SQL).
+    """The transactions behind an alert: the first ``limit`` rows of its own
+    ``evidence_sql`` annotation, so what is shown is exactly what the query an analyst
+    copies returns (``source`` is ``evidence_sql``).
 
-    Rule alerts read ``rule_hits`` for the rule in the alert's window and segment;
-    detector alerts read ``scored_transactions`` (with labels) in the window and
-    segment. Segment dimensions that are not columns are reported, not queried.
+    The stored query runs read-only (:func:`driftwatch.store.readsql.run_read_only`:
+    one statement, ClickHouse ``readonly`` mode, a time limit). An alert without one, or
+    whose query no longer runs (a table dropped since), falls back to its labels: rule
+    alerts read ``rule_hits`` for the rule in the alert's window and segment, detector
+    alerts ``scored_transactions`` (with labels) in the window and segment; segment
+    dimensions that are not columns are reported, not queried.
     """
+    stored = alert["annotations"].get("evidence_sql", "")
+    if stored and limit > 0:
+        from driftwatch.store.readsql import run_read_only
+
+        lo, hi = _window(alert)
+        try:
+            result = run_read_only(store, stored, max_rows=limit, max_seconds=10.0)
+        except StoreError as exc:
+            fallback = _evidence_from_labels(store, alert, limit)
+            fallback["evidence_sql_error"] = str(exc)
+            return fallback
+        else:
+            rows = [{c: clean(v) for c, v in zip(result.columns, row, strict=True)}
+                    for row in result.rows]
+            return {
+                "source": "evidence_sql", "window_start": iso(lo), "window_end": iso(hi),
+                "filters": parse_segment(alert["labels"].get("segment", "")),
+                "ignored_dimensions": [], "rows": rows, "truncated": result.truncated,
+            }
+    return _evidence_from_labels(store, alert, limit)
+
+
+def _evidence_from_labels(store: Store, alert: dict[str, Any], limit: int) -> dict[str, Any]:
+    """The fallback of :func:`evidence`: the alert's window and segment."""
     labels = alert["labels"]
     seg = parse_segment(labels.get("segment", ""))
     if labels.get("model_version"):

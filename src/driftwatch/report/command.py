@@ -10,7 +10,7 @@ import click
 from driftwatch.api.params import ParamError, parse_time
 
 if TYPE_CHECKING:
-    from driftwatch.cli import Ctx
+    from driftwatch.context import Ctx
 
 
 @click.command()
@@ -30,12 +30,12 @@ def report(c: Ctx, out: str, since: str | None, until: str | None, max_segments:
     distribution (reference vs current), cents histogram, recall over time and alert
     timeline. No network access is needed to view it."""
     from driftwatch.api.queries import resolve_time
-    from driftwatch.assemble import store_from
+    from driftwatch.assemble import read_store_from
     from driftwatch.report.data import report_data
     from driftwatch.report.html import render
 
     settings = c.settings
-    store = store_from(settings)
+    store = read_store_from(settings)
     lo = resolve_time(store, parse_time("since", since)) if since else None
     hi = resolve_time(store, parse_time("until", until)) if until else None
     if lo is not None and hi is not None and lo >= hi:

@@ -36,6 +36,24 @@ class AlertSpan:
     threshold: str
     window_start: dt.datetime | None
     window_end: dt.datetime | None
+    origin: str = ""
+
+    @property
+    def name(self) -> str:
+        """What the timeline and summary call it: the rule id for rule alerts."""
+        base = self.origin if self.source == "rule" and self.origin else self.alertname
+        return f"{base} {self.model_version}".strip()
+
+
+@dataclass(frozen=True)
+class Money:
+    """Amounts of one currency in a segment's current window."""
+
+    currency: str
+    n: int
+    amount_minor: int
+    approved_n: int
+    approved_minor: int
 
 
 @dataclass
@@ -57,6 +75,8 @@ class SegmentData:
     recall_n: dict[str, list[int]] = field(default_factory=dict)
     recall_step_h: int = 0
     until: dt.datetime | None = None
+    money: list[Money] = field(default_factory=list)
+    first_event: dt.datetime | None = None
 
 
 def _at(text: str | None) -> dt.datetime | None:
@@ -73,7 +93,7 @@ def alert_spans(store: Store, since: dt.datetime | None, until: dt.datetime | No
     """Current alert states updated in [since, until), oldest first."""
     rows = store.query(
         "SELECT fingerprint, alertname, severity, source, segment, model_version, status,"
-        " starts_at, ends_at, updated_at, annotations FROM {db}.alerts FINAL"
+        " starts_at, ends_at, updated_at, annotations, origin FROM {db}.alerts FINAL"
         " WHERE updated_at >= {since:DateTime64(3, 'UTC')}"
         " AND updated_at < {until:DateTime64(3, 'UTC')}"
         " ORDER BY starts_at, fingerprint LIMIT {limit:UInt32}",
@@ -84,13 +104,14 @@ def alert_spans(store: Store, since: dt.datetime | None, until: dt.datetime | No
         },
     )
     out = []
-    for fp, name, sev, src, seg, mv, status, starts, ends, updated, ann in rows:
+    for fp, name, sev, src, seg, mv, status, starts, ends, updated, ann, origin in rows:
         ann = dict(ann)
         out.append(AlertSpan(
             str(fp), str(name), str(sev), str(src), str(seg), str(mv), str(status),
             as_utc(starts), as_utc(ends) if ends is not None and status == "resolved" else None,
             as_utc(updated), ann.get("summary", ""), ann.get("value", ""),
             ann.get("threshold", ""), _at(ann.get("window_start")), _at(ann.get("window_end")),
+            str(origin),
         ))
     return out
 
@@ -130,8 +151,14 @@ def segment_data(store: Store, segment: str, spans: list[AlertSpan], *,
     lo = min(s.window_start or s.starts_at - dt.timedelta(seconds=window_s) for s in spans)
     hi = max(s.window_end or s.ends_at or s.updated_at for s in spans)
     hi = max(hi, max(s.starts_at for s in spans)) + dt.timedelta(milliseconds=1)
-    ref = (lo - dt.timedelta(seconds=reference_s), lo)
-    data = SegmentData(segment, filters, ignored, spans, (lo, hi), ref, until=until or hi)
+    first = _first_event(store, filters)
+    # the reference is what exists before the current window, never a range before the data
+    ref_lo = lo - dt.timedelta(seconds=reference_s)
+    ref = (max(ref_lo, first) if first is not None else ref_lo, lo)
+    if ref[0] > ref[1]:
+        ref = (lo, lo)
+    data = SegmentData(segment, filters, ignored, spans, (lo, hi), ref, until=until or hi,
+                       first_event=first)
     versions = sorted({s.model_version for s in spans if s.model_version})
     cur_filters = dict(filters)
     if len(versions) == 1 and "model_version" not in cur_filters:
@@ -146,7 +173,33 @@ def segment_data(store: Store, segment: str, spans: list[AlertSpan], *,
     data.cents_cur = _counts(store, f"if(amount_minor >= 1000, {cents}, 1000)", 100,
                              cur_filters, lo, hi)
     _recall(store, data, ref[0], hi)
+    data.money = _money(store, cur_filters, lo, hi)
     return data
+
+
+def _first_event(store: Store, filters: dict[str, str]) -> dt.datetime | None:
+    where, params = _where(filters, "f")
+    rows = store.query(
+        "SELECT count(), min(event_time) FROM {db}.scored_transactions"
+        + (" WHERE " + " AND ".join(where) if where else ""),
+        params,
+    )
+    return as_utc(rows[0][1]) if rows and rows[0][0] else None
+
+
+def _money(store: Store, filters: dict[str, str], lo: dt.datetime,
+           hi: dt.datetime) -> list[Money]:
+    """Transactions and amounts per currency in ``[lo, hi)``, and those the model approved."""
+    where, params = _where(filters, "f")
+    rows = store.query(
+        "SELECT currency, count(), sum(amount_minor), countIf(decision = 'approve'),"
+        " sumIf(amount_minor, decision = 'approve') FROM {db}.scored_transactions FINAL"
+        " WHERE event_time >= {lo:DateTime64(3, 'UTC')} AND event_time < {hi:DateTime64(3, 'UTC')}"
+        + "".join(f" AND {w}" for w in where)
+        + " GROUP BY currency ORDER BY sum(amount_minor) DESC",
+        {**params, "lo": lo, "hi": hi},
+    )
+    return [Money(str(c), int(n), int(a), int(an), int(am)) for c, n, a, an, am in rows]
 
 
 def _recall(store: Store, data: SegmentData, lo: dt.datetime, hi: dt.datetime) -> None:

@@ -17,10 +17,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-W, H = 600, 260
-PAD_L, PAD_R, PAD_T, PAD_B = 52, 16, 34, 42
+W, H = 600, 280
+PAD_L, PAD_R, PAD_T, PAD_B = 52, 16, 54, 42
+TITLE_Y, LEGEND_Y, LEGEND_ROW = 18, 28, 14
+CHAR_W = {10: 6.0, 11: 6.6, 13: 8.0}
+"""Generous widths of an average character at each font size, for layout: text is
+placed from these estimates so that no two labels overlap (checked in a browser)."""
 COLORS = {"ref": "#9aa5b1", "cur": "#d9480f", "info": "#1c7ed6", "warning": "#f59f00",
           "critical": "#c92a2a"}
+MIN_ROW_H = 14
 LINE_COLORS = ("#1c7ed6", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#0b7285")
 
 
@@ -70,13 +75,24 @@ class _Frame:
         return H - PAD_B - (v - self.y0) / span * (H - PAD_T - PAD_B)
 
 
+def fit(text: str, width: float, size: int) -> str:
+    """``text`` cut with an ellipsis to fit ``width`` pixels at font ``size``.
+
+    >>> fit("Score distribution - mcc=5967", 120, 13)
+    'Score distribu…'
+    """
+    room = int(width // CHAR_W[size])
+    return text if len(text) <= room else text[: max(room - 1, 1)] + "…"
+
+
 def _open(title: str, label: str) -> list[str]:
     return [
         f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}"'
         f' width="{W}" height="{H}" role="img" aria-label="{_e(label or title)}">',
         f"<title>{_e(label or title)}</title>",
         f'<rect x="0" y="0" width="{W}" height="{H}" fill="#fff"/>',
-        f'<text x="{PAD_L}" y="20" font-size="13" font-weight="600">{_e(title)}</text>',
+        f'<text x="{PAD_L}" y="{TITLE_Y}" font-size="13" font-weight="600">'
+        f"{_e(fit(title, W - PAD_L - PAD_R, 13))}</text>",
     ]
 
 
@@ -94,13 +110,21 @@ def _y_axis(f: _Frame, ticks: Sequence[float], fmt: str = "{:g}") -> list[str]:
 
 
 def _legend(items: Sequence[tuple[str, str]]) -> list[str]:
+    """Swatches and names on the row under the title, left to right, wrapping to a
+    second row; names cut to fit (at most two rows fit above the plot)."""
     out = []
-    x = W - PAD_R
-    for name, color in reversed(items):
-        x -= 8 + 6 * len(name) + 18
-        out.append(f'<rect x="{x}" y="10" width="12" height="12" fill="{color}"'
+    x, y = float(PAD_L), LEGEND_Y
+    for name, color in items:
+        shown = fit(name, W - PAD_L - PAD_R - 16, 11)
+        width = 16 + CHAR_W[11] * len(shown) + 12
+        if x + width > W - PAD_R and x > PAD_L:
+            x, y = float(PAD_L), y + LEGEND_ROW
+            if y > LEGEND_Y + LEGEND_ROW:
+                break
+        out.append(f'<rect x="{_num(x)}" y="{y}" width="10" height="10" fill="{color}"'
                    ' fill-opacity="0.8"/>')
-        out.append(f'<text x="{x + 16}" y="20" font-size="11">{_e(name)}</text>')
+        out.append(f'<text x="{_num(x + 14)}" y="{y + 9}" font-size="11">{_e(shown)}</text>')
+        x += width
     return out
 
 
@@ -220,10 +244,18 @@ def timeline(
     hi = max([*ends, until or lo])
     if hi <= lo:
         hi = lo + dt.timedelta(hours=1)
-    rows = len(items)
+    room = int((H - PAD_T - PAD_B) // MIN_ROW_H)
+    hidden = max(len(items) - room, 0)
+    if hidden:  # the rows that fit, and a note: labels never overlap
+        items, ends = items[: room - 1], ends[: room - 1]
+    rows = len(items) + (1 if hidden else 0)
     f = _Frame(lo.timestamp(), hi.timestamp(), 0, rows)
     out = _open(title, label)
     row_h = (H - PAD_T - PAD_B) / max(rows, 1)
+    if hidden:
+        out.append(f'<text x="{PAD_L + 4}" y="{_num(H - PAD_B - row_h / 2)}" font-size="10"'
+                   f' dominant-baseline="middle" fill="#868e96">+ {hidden + 1} more alerts'
+                   " (see the table)</text>")
     for i, ((name, s, e, sev), end) in enumerate(zip(items, ends, strict=True)):
         y = PAD_T + i * row_h
         x0 = f.x(s.timestamp())
@@ -234,7 +266,8 @@ def timeline(
                    f' height="{_num(row_h * 0.7)}" fill="{color}" fill-opacity="0.85">'
                    f"<title>{_e(name)}: {s:%Y-%m-%d %H:%M} - {_e(state)}</title></rect>")
         out.append(f'<text x="{PAD_L + 4}" y="{_num(y + row_h / 2)}" font-size="10"'
-                   f' dominant-baseline="middle">{_e(name[:60])}</text>')
+                   f' dominant-baseline="middle">{_e(fit(name, W - PAD_L - PAD_R - 8, 10))}'
+                   "</text>")
     out.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{H - PAD_B}" y2="{H - PAD_B}"'
                ' stroke="#495057"/>')
     out += _time_axis(f, lo, hi)

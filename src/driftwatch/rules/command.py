@@ -27,7 +27,8 @@ from driftwatch.rules.pack import RuleLoadError, RuleSet, load_rules
 from driftwatch.rules.sql import compile_rule
 
 if TYPE_CHECKING:
-    from driftwatch.cli import Ctx
+    from driftwatch.context import Ctx
+    from driftwatch.store.client import Store
 
 
 def _paths(c: Ctx, paths: tuple[str, ...]) -> list[str]:
@@ -38,14 +39,19 @@ def _load(c: Ctx, paths: tuple[str, ...]) -> RuleSet:
     return load_rules(_paths(c, paths), c.settings.rule_state_horizon_s * 1000)
 
 
-def _time(value: str, name: str) -> dt.datetime:
+def _time(store: Store, value: str, name: str) -> dt.datetime:
+    """An RFC 3339 time, a date, or a duration (``7d``) counted back from the newest
+    stored event: the same syntax as ``segments`` and ``alerts``."""
+    from driftwatch.api.params import ParamError, parse_time
+    from driftwatch.api.queries import resolve_time
+
     try:
-        out = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"not an ISO date or time: {value!r}", param_hint=name) from None
-    if out.tzinfo is None:
-        out = out.replace(tzinfo=dt.UTC)
-    return out.astimezone(dt.UTC)
+        parsed = parse_time(name, value)
+    except ParamError as exc:
+        raise click.BadParameter(exc.message, param_hint=name) from None
+    out = resolve_time(store, parsed)
+    assert out is not None
+    return out
 
 
 @click.group("rules")
@@ -119,8 +125,10 @@ def list_rules(c: Ctx, paths: tuple[str, ...], as_json: bool) -> None:
 
 @rules.command("backtest")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--since", required=True, help="Start (ISO date or time, UTC if no offset).")
-@click.option("--until", default=None, help="End, exclusive (default: newest stored event).")
+@click.option("--since", required=True, help="Start: RFC 3339 time, date (UTC if no offset) "
+              "or a duration before the newest stored event, e.g. 7d, 6h, 30m.")
+@click.option("--until", default=None, help="End, exclusive, same syntax (default: newest "
+              "stored event).")
 @click.option("--rule", "rule_ids", multiple=True, help="Only these rule ids.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_obj
@@ -129,18 +137,18 @@ def backtest_cmd(
     fmt: str,
 ) -> None:
     """Backtest the rules of RULES (files or directories) against stored history."""
-    from driftwatch.assemble import store_from
+    from driftwatch.assemble import read_store_from
     from driftwatch.rules.backtest import backtest
 
     ruleset = _load(c, paths)
     chosen = [ruleset.rule(i) for i in rule_ids] if rule_ids else list(ruleset.rules)
-    store = store_from(c.settings, init=False)
-    start = _time(since, "--since")
+    store = read_store_from(c.settings)
+    start = _time(store, since, "--since")
     if until is None:
         newest = store.max_event_time()
         end = (newest + dt.timedelta(milliseconds=1)) if newest else start
     else:
-        end = _time(until, "--until")
+        end = _time(store, until, "--until")
     if end <= start:
         raise click.BadParameter("--until must be after --since", param_hint="--until")
     report = backtest(store, chosen, start, end)

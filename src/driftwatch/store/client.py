@@ -28,7 +28,7 @@ import clickhouse_connect
 import msgspec
 import pandas as pd
 
-from driftwatch.errors import ConfigError, StoreError
+from driftwatch.errors import ConfigError, StoreBusyError, StoreError
 from driftwatch.events import UTC, Label, Rejection, ScoredTransaction, epoch_ms
 from driftwatch.store import schema
 
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _CHDB_LOCK = threading.Lock()
 _CHDB_CLIENTS: dict[str, Any] = {}
+_SYSTEM_DATABASES = frozenset({"system", "information_schema", "INFORMATION_SCHEMA", "default"})
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def parse_dsn(dsn: str, *, base: Path | None = None) -> StoreConfig:
     )
 
 
-def _connect(cfg: StoreConfig) -> Any:
+def _connect(cfg: StoreConfig, *, create: bool = True) -> Any:
     if cfg.kind == "chdb":
         with _CHDB_LOCK:
             client = _CHDB_CLIENTS.get(cfg.path)
@@ -106,11 +107,23 @@ def _connect(cfg: StoreConfig) -> Any:
                     f"embedded ClickHouse already open at {other}; chdb allows one data "
                     f"path per process (asked for {cfg.path})"
                 )
-            Path(cfg.path).mkdir(parents=True, exist_ok=True)
+            if not create and not (Path(cfg.path) / "metadata").is_dir():
+                raise StoreError(
+                    f"no embedded store at {cfg.path} (mistyped --store?); a worker, "
+                    f"`driftwatch replay` or `driftwatch db init` creates one"
+                )
             try:
+                Path(cfg.path).mkdir(parents=True, exist_ok=True)
                 client = clickhouse_connect.get_client(interface="chdb", path=cfg.path)
             except Exception as exc:
-                raise StoreError(f"cannot open embedded ClickHouse at {cfg.path}: {exc}") from exc
+                text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                if "Cannot lock file" in text:
+                    raise StoreBusyError(
+                        f"the embedded store at {cfg.path} is held by another process "
+                        f"(a running worker?): query it through that worker with "
+                        f"`driftwatch sql`, or stop it first"
+                    ) from exc
+                raise StoreError(f"cannot open embedded ClickHouse at {cfg.path}: {text}") from exc
             _CHDB_CLIENTS[cfg.path] = client
             return client
     try:
@@ -142,6 +155,8 @@ class Store:
         self.client = client
         self.database = database
         self._lock = threading.RLock()
+        self.lock = self._lock
+        """Held around every call on the client (chdb runs one query at a time)."""
         self._types: dict[tuple[str, tuple[str, ...]], Any] = {}
         self.embedded = "chdb" in type(getattr(client, "_backend", None)).__module__
         """True for an in-process chdb engine (events are then inserted as JSON lines)."""
@@ -231,6 +246,16 @@ class Store:
         return True
 
     # -- schema ------------------------------------------------------------------------
+    def require_database(self) -> None:
+        """Raise :class:`StoreError` unless the database exists (never creates it)."""
+        names = [r[0] for r in self.query("SELECT name FROM system.databases ORDER BY name")]
+        if self.database not in names:
+            own = [n for n in names if n not in _SYSTEM_DATABASES]
+            raise StoreError(
+                f"no database {self.database!r} in this store; databases: "
+                f"{', '.join(own) or '(none)'} (choose one with --database)"
+            )
+
     def init(self) -> list[str]:
         """Create the database and apply pending migrations in order (idempotent)."""
         with self._lock:
@@ -426,13 +451,21 @@ def scored_columns(events: Sequence[ScoredTransaction], source: str) -> dict[str
     return cols
 
 
-def open_store(dsn: str, database: str = "driftwatch", *, init: bool = False) -> Store:
+def open_store(
+    dsn: str, database: str = "driftwatch", *, init: bool = False, must_exist: bool = False
+) -> Store:
     """Open the store named by ``dsn``; with ``init=True`` apply migrations first.
 
-    A database named in an ``http(s)://`` DSN overrides ``database``.
+    A database named in an ``http(s)://`` DSN overrides ``database``. With
+    ``must_exist=True`` (the read-only commands) nothing is created: a missing embedded
+    data path or database raises :class:`StoreError` naming what exists instead.
     """
+    if init and must_exist:
+        raise ValueError("open_store: init and must_exist exclude each other")
     cfg = parse_dsn(dsn)
-    store = Store(_connect(cfg), cfg.database or database)
+    store = Store(_connect(cfg, create=not must_exist), cfg.database or database)
+    if must_exist:
+        store.require_database()
     if init:
         store.init()
     return store

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from driftwatch.cli import Ctx
+    from driftwatch.context import Ctx
 
 log = logging.getLogger(__name__)
 
