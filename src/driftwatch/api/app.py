@@ -275,3 +275,39 @@ def create_app(
     app.router.add_get("/openapi.json", openapi)
     app.router.add_post("/sql", run_sql)
     return app
+
+
+#: The analyst routes a worker serves on its own web port (beside /metrics, /healthz).
+ANALYST_ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", "/alerts", list_alerts),
+    ("GET", "/alerts/{fingerprint}", show_alert),
+    ("GET", "/segments", list_segments),
+    ("POST", "/sql", run_sql),
+)
+
+
+def mount_analyst_api(app: web.Application, store: Store, settings: Settings) -> bool:
+    """Serve the analyst routes (:data:`ANALYST_ROUTES`) on another aiohttp application,
+    the worker's web port: the worker holds the embedded store, so analysts query it
+    through the worker while it runs.
+
+    Each route checks the bearer token (``api_token``) and maps errors as the API does;
+    the application's own middlewares (the worker's rate limit and access log) run
+    first. Nothing is mounted when ``api_token`` is empty (returns False): data is never
+    served without a token.
+    """
+    if not settings.api_token:
+        return False
+    app[STORE_KEY] = store
+    app[TOKEN_KEY] = settings.api_token.encode()
+    app[SETTINGS_KEY] = settings
+
+    def protected(handler: Handler) -> Handler:
+        async def run(request: web.Request) -> web.StreamResponse:
+            return await require_token(request, lambda r: errors(r, handler))
+
+        return run
+
+    for method, path, handler in ANALYST_ROUTES:
+        app.router.add_route(method, path, protected(handler))
+    return True

@@ -155,13 +155,16 @@ class Store:
         self.client = client
         self.database = database
         self._lock = threading.RLock()
-        self.lock = self._lock
-        """Held around every call on the client (chdb runs one query at a time)."""
         self._types: dict[tuple[str, tuple[str, ...]], Any] = {}
         self.embedded = "chdb" in type(getattr(client, "_backend", None)).__module__
         """True for an in-process chdb engine (events are then inserted as JSON lines)."""
 
     # -- plumbing ----------------------------------------------------------------------
+    @property
+    def lock(self) -> threading.RLock:
+        """Held around every call on the client (chdb runs one query at a time)."""
+        return self._lock
+
     def sql(self, text: str) -> str:
         """Put the database name into SQL written with ``{db}``."""
         return text.replace("{db}", self.database)
