@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import socket
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -217,6 +218,18 @@ class WorkerRuntime:
         self.last_watermark: dt.datetime | None = None
         self.store_error = ""
         self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwatch-lane")
+        # The monitors and alert delivery run off the ingest lane: a pass (or a
+        # black-holed Alertmanager) never holds up a batch.
+        self._monitor_lane = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-monitor")
+        self.monitor_behind = 0
+        for clock in self.pipeline.clock_stages:
+            if hasattr(clock, "max_passes"):
+                clock.max_passes = settings.monitor_max_passes_per_tick
+        self._delivery_stop = threading.Event()
+        self._delivery: threading.Thread | None = None
+        for sink in self.pipeline.sinks:
+            if hasattr(sink, "deferred"):
+                sink.deferred = True
         self._writer: GroupWriter[Written] = GroupWriter(
             self._write,
             rows=_written_rows,
@@ -225,6 +238,10 @@ class WorkerRuntime:
         )
         self._closed = False
         self._warmed = False
+        self._late_seen = 0
+        self._passes_seen = 0
+        self._consuming_since: float | None = None
+        self._stage_errors_seen: dict[str, int] = {}
         self._gc_thresholds = tune_collector()
 
     # -- plumbing ----------------------------------------------------------------------
@@ -270,6 +287,7 @@ class WorkerRuntime:
             stop_timeout_s=s.worker_stop_timeout_s,
             metrics=self.metrics,
         )
+        self._consuming_since = time.monotonic()
         return self.consumer
 
     # -- batches -----------------------------------------------------------------------
@@ -303,6 +321,18 @@ class WorkerRuntime:
 
         self._count(topic, result)
         return Processed(self._deadletters(records, result) + self._rule_hits(result), durable)
+
+    def _count_guard(self, topic: str) -> None:
+        """Late events and stage errors since the last batch (pipeline stats → metrics)."""
+        stats = self.pipeline.stats
+        if stats.late > self._late_seen:
+            self.metrics.events_late.labels(topic=topic).inc(stats.late - self._late_seen)
+            self._late_seen = stats.late
+        for reason, n in stats.stage_errors.items():
+            seen = self._stage_errors_seen.get(reason, 0)
+            if n > seen:
+                self.metrics.stage_errors.labels(reason=reason).inc(n - seen)
+                self._stage_errors_seen[reason] = n
 
     def _evaluate(
         self, raws: list[bytes], source: str
@@ -381,6 +411,7 @@ class WorkerRuntime:
             return result
 
     def _count(self, topic: str, result: BatchResult, stored: int | None = None) -> None:
+        self._count_guard(topic)
         m = self.metrics
         m.events_out.labels(topic=topic).inc(result.accepted if stored is None else stored)
         reasons: dict[str, int] = defaultdict(int)
@@ -437,50 +468,119 @@ class WorkerRuntime:
         return out
 
     # -- timers ------------------------------------------------------------------------
+    async def in_monitor_lane(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the monitor's own thread (never the ingest lane)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._monitor_lane, functools.partial(fn, *args))
+
+    def monitor_watermark(self, newest: dt.datetime) -> dt.datetime:
+        """The monitor's watermark from the newest stored event time: never later than
+        the wall clock allows (``max_future_s``), minus the allowed lateness.
+
+        Only events the time guard accepted are stored, so one event dated 2099 cannot
+        move it; the cap keeps even a row stored before the guard from dragging it.
+        """
+        cap = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.settings.max_future_s)
+        return min(newest, cap) - self.pipeline.lateness
+
     async def monitor_tick(self, watermark: dt.datetime | None = None) -> list[Alert]:
         """Run the monitors (clock stages) up to ``watermark``; on the leader only.
 
-        The default watermark is the newest event time in ClickHouse — written by every
-        worker of the group — minus the allowed lateness. Nothing runs while the
-        watermark has not moved.
+        The default watermark is :meth:`monitor_watermark` of the newest event time in
+        ClickHouse (written by every worker of the group). A tick runs at most
+        ``monitor_max_passes_per_tick`` passes, on the monitor's own thread: ingest
+        goes on meanwhile, and a monitor that is behind catches up over the next ticks
+        (``monitor_behind`` says by how many passes; ``/healthz`` reports it).
         """
         started = time.perf_counter()
         try:
             if watermark is None:
-                newest = await self.in_lane(self.store.max_event_time)
+                newest = await self.in_monitor_lane(self.store.max_event_time)
                 if newest is None:
                     return []
-                watermark = newest - self.pipeline.lateness
-            if self.last_watermark is not None and watermark <= self.last_watermark:
+                watermark = self.monitor_watermark(newest)
+            if (self.last_watermark is not None and watermark <= self.last_watermark
+                    and not self.monitor_behind):
                 return []
-            alerts = await self.in_lane(self.pipeline.advance, watermark)
+            alerts = await self.in_monitor_lane(self.pipeline.advance, watermark)
         except StoreError as exc:
             self.store_error = str(exc)[:500]
             self.metrics.store_errors.labels(operation="monitor").inc()
             log.warning("monitor tick skipped, store unavailable: %s", exc)
             return []
+        before = self._monitor_passes()
+        self.monitor_behind = sum(
+            stage.behind(watermark) for stage in self.pipeline.clock_stages
+            if hasattr(stage, "behind")
+        )
+        self.metrics.monitor_behind.set(self.monitor_behind)
+        self.metrics.monitor_passes.inc(max(0, before - self._passes_seen))
+        self._passes_seen = before
         self.last_watermark = watermark
         self.metrics.count_alerts(alerts)
         self.metrics.monitor_seconds.observe(time.perf_counter() - started)
         return alerts
 
+    def _monitor_passes(self) -> int:
+        return sum(int(getattr(stage, "passes", 0)) for stage in self.pipeline.clock_stages)
+
     async def delivery_tick(self) -> None:
-        """Retry pending alert deliveries and re-post firing alerts (every worker)."""
+        """Make sure the delivery thread runs and wake it (every worker, every tick).
+
+        Retries, re-posts and deferred sends all happen on that thread, with each
+        sink's own back-off: this never waits for Alertmanager.
+        """
+        self.start_delivery()
+        for sink in self.pipeline.sinks:
+            wake = getattr(sink, "wake", None)
+            if isinstance(wake, threading.Event):
+                wake.set()
+
+    def start_delivery(self) -> None:
+        """Start the alert delivery thread (once)."""
+        if self._delivery is not None or self._closed:
+            return
+        self._delivery = threading.Thread(
+            target=self._deliver_loop, name="driftwatch-delivery", daemon=True
+        )
+        self._delivery.start()
+
+    def _deliver_loop(self) -> None:
+        """Tick every outbox sink when one has something queued, or every tick_s."""
         from driftwatch.alerts.outbox import tick_all
 
-        try:
-            await self.in_lane(tick_all, self.pipeline.sinks)
-        except Exception as exc:  # a delivery problem must never stop the worker
-            log.warning("alert delivery tick failed: %s", exc)
+        wakes = [w for s in self.pipeline.sinks
+                 if isinstance(w := getattr(s, "wake", None), threading.Event)]
+        interval = max(0.05, self.settings.worker_tick_s)
+        while not self._delivery_stop.is_set():
+            deadline = time.monotonic() + interval
+            while not self._delivery_stop.is_set() and time.monotonic() < deadline:
+                if any(w.is_set() for w in wakes):
+                    break
+                self._delivery_stop.wait(0.05)
+            if self._delivery_stop.is_set():
+                return
+            try:
+                tick_all(self.pipeline.sinks)
+            except Exception as exc:  # a delivery problem must never stop the worker
+                log.warning("alert delivery tick failed: %s", exc)
+            self.metrics.outbox_pending.set(self.outbox_pending())
+
+    def outbox_pending(self) -> int:
+        """Alert states the delivery sinks hold undelivered (never waits for a post)."""
+        return sum(int(getattr(s, "pending_count", 0)) for s in self.pipeline.sinks)
 
     # -- health ------------------------------------------------------------------------
     async def health(self) -> tuple[int, dict[str, Any]]:
         """HTTP status and body of ``/healthz``.
 
-        ``ok``: ClickHouse answers and the consumer runs unpaused. ``degraded``: the
-        worker is alive but waiting (store down, retrying) — still HTTP 200, because a
-        restart would not help and recovery needs none. ``down`` (HTTP 503): the
-        consumer is not running.
+        ``ok``: ClickHouse answers, the consumer runs unpaused and nothing below holds.
+        ``degraded`` (still HTTP 200: a restart would not help, recovery needs none):
+        the store is down or retrying, or one of ``problems`` holds --
+        ``consumer_stalled`` (lag > 0 and no batch finished for ``consumer_stall_s``),
+        ``monitor_behind`` (more than ``monitor_behind_passes`` passes due and not
+        run), ``outbox_backlog`` (more than ``outbox_backlog`` alert states waiting).
+        ``down`` (HTTP 503): the consumer is not running.
         """
         try:
             reachable = await asyncio.wait_for(asyncio.to_thread(self.store.ping), 3.0)
@@ -490,32 +590,65 @@ class WorkerRuntime:
         leader = bool(self.is_leader())
         self.metrics.leader.set(1 if leader else 0)
         running = consumer.get("state") in ("running", "retrying")
-        healthy = reachable and consumer.get("state") == "running" and not self.store_error
+        problems = self.problems(consumer)
+        healthy = (reachable and consumer.get("state") == "running" and not self.store_error
+                   and not problems)
         status = "ok" if healthy else ("degraded" if running else "down")
         body = {
             "status": status,
+            "problems": problems,
             "store": {"reachable": reachable, "last_error": self.store_error},
             "consumer": consumer,
             "leader": leader,
             "watermark": self.last_watermark.isoformat() if self.last_watermark else None,
+            "monitor_behind_passes": self.monitor_behind,
+            "outbox_pending": self.outbox_pending(),
         }
         return (200 if running else 503), body
+
+    def problems(self, consumer: dict[str, Any]) -> list[str]:
+        """The degraded states of ``/healthz`` that hold now (see :meth:`health`)."""
+        s = self.settings
+        out = []
+        since = consumer.get("seconds_since_batch")
+        if since is None and self._consuming_since is not None:
+            since = time.monotonic() - self._consuming_since
+        if consumer.get("lag", 0) > 0 and since is not None and since > s.consumer_stall_s:
+            out.append("consumer_stalled")
+        if self.monitor_behind > s.monitor_behind_passes:
+            out.append("monitor_behind")
+        if self.outbox_pending() > s.outbox_backlog:
+            out.append("outbox_backlog")
+        return out
 
     def metrics_text(self) -> bytes:
         """This worker's metrics plus the process-wide default registry."""
         return self.metrics.render() + generate_latest(REGISTRY)
 
-    def close(self) -> None:
-        """Close the alert sinks and the pipeline thread (once)."""
+    def close(self, timeout_s: float | None = None) -> None:
+        """Close the alert sinks, the writer and the threads (once), within
+        ``timeout_s`` (default ``worker_stop_timeout_s``) whatever state they are in: a
+        step still running at the deadline (a stalled store, a black-holed
+        Alertmanager) is left behind -- what it did not store is not committed."""
         if self._closed:
             return
         self._closed = True
-        self._writer.close()
+        limit = self.settings.worker_stop_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + limit
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        self._delivery_stop.set()
+        self._writer.close(left())
         try:
-            self._lane.submit(self.pipeline.close).result(timeout=30)
+            self._lane.submit(self.pipeline.close).result(timeout=left())
         except Exception as exc:
-            log.warning("closing the pipeline failed: %s", exc)
-        self._lane.shutdown(wait=True)
+            log.warning("closing the pipeline failed or timed out: %s", exc)
+        self._lane.shutdown(wait=False, cancel_futures=True)
+        self._monitor_lane.shutdown(wait=False, cancel_futures=True)
+        if self._delivery is not None:
+            self._delivery.join(left())
         gc.unfreeze()
         gc.set_threshold(*self._gc_thresholds)
 
@@ -535,6 +668,7 @@ class IngestService(Service):
 
     async def on_start(self) -> None:
         consumer = self.runtime.scored_consumer()
+        self.runtime.start_delivery()
         self._task = asyncio.ensure_future(self._run(consumer))
 
     async def _run(self, consumer: BatchConsumer) -> None:
@@ -547,13 +681,19 @@ class IngestService(Service):
             await self.crash(exc)
 
     async def on_stop(self) -> None:
+        """Stop within ``worker_stop_timeout_s`` in every state: the consumer finishes
+        and commits what was stored until the deadline (it gives up a batch still being
+        stored or retried then); the runtime closes with what time is left."""
+        started = time.monotonic()
+        limit = self.runtime.settings.worker_stop_timeout_s
         consumer = self.runtime.consumer
         if consumer is not None:
             consumer.request_stop()
         if self._task is not None:
-            done, _ = await asyncio.wait(
-                [self._task], timeout=self.runtime.settings.worker_stop_timeout_s + 15
-            )
+            # the consumer leaves the group after its deadline: a little slack for that
+            done, _ = await asyncio.wait([self._task], timeout=limit + 2.0)
             if not done:
                 self._task.cancel()
-        await asyncio.to_thread(self.runtime.close)
+                await asyncio.wait([self._task], timeout=1.0)
+        left = max(1.0, limit - (time.monotonic() - started))
+        await asyncio.to_thread(self.runtime.close, left)
