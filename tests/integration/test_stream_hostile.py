@@ -19,6 +19,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,14 +28,19 @@ from driftwatch.rules.stage import RuleStage
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store
 from driftwatch.streaming.runtime import WorkerRuntime
+from driftwatch.streaming.testbroker import free_port
 from tests.integration.kafka_tools import (
     START,
+    WorkerProcess,
+    all_committed,
     event_ids,
     make_events,
     offsets_async,
+    produce,
     produce_async,
     read_topic,
     snapshot,
+    wait_for,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -211,3 +217,82 @@ def test_hostile_input_never_stops_the_worker(
     )
     assert ("card_testing_velocity", "h-2") in {(r, e) for r, e in hits}
     print("HOSTILE_FIGURES", json.dumps(figures, sort_keys=True))
+
+
+def test_sigterm_stops_a_catching_up_worker_within_its_timeout(
+    stream_settings: Settings, tmp_path: Path, black_hole: str
+) -> None:
+    """A ``driftwatch worker`` process whose monitor is far behind (one pass per tick,
+    ~180 passes due) and whose Alertmanager never answers: ``/healthz`` says so, and
+    SIGTERM still stops it within ``worker_stop_timeout_s`` (plus process teardown)."""
+    s = stream_settings.replace(
+        store_dsn=f"chdb://{tmp_path / 'chdb'}", database="dw", worker_web_port=free_port(),
+        alertmanager_url=black_hole, monitor_interval_s=60, monitor_max_passes_per_tick=1,
+        monitor_behind_passes=5, worker_stop_timeout_s=8.0,
+    )
+    worker = WorkerProcess("hostile", s, tmp_path / "w").start()
+    try:
+        worker.wait_assigned()
+        first = make_events(300, seed=41, trigger_every=40)
+        produce(s.kafka_bootstrap, s.topic_scored, first)
+        wait_for(lambda: all_committed(s.kafka_bootstrap, s.consumer_group, s.topic_scored),
+                 90, what="first part committed")
+        later = make_events(300, seed=42, trigger_every=40,
+                            start=START + dt.timedelta(hours=3))
+        far = json.loads(later[0][1]) | {"event_id": "far", "txn_id": "far",
+                                         "event_time": "2099-01-01T00:00:00Z"}
+        produce(s.kafka_bootstrap, s.topic_scored,
+                [*later[:100], (b"k", json.dumps(far).encode()), *later[100:]])
+        wait_for(lambda: all_committed(s.kafka_bootstrap, s.consumer_group, s.topic_scored),
+                 90, what="second part committed")
+
+        def behind() -> dict[str, Any] | None:
+            worker.check_alive()
+            h = worker.health()
+            return h if h and "monitor_behind" in h.get("problems", []) else None
+
+        health = wait_for(behind, 60, what="monitor reported behind")
+        assert health["status"] == "degraded"
+        assert health["monitor_behind_passes"] > s.monitor_behind_passes
+        started = time.monotonic()
+        worker.terminate(timeout=60)
+        seconds = time.monotonic() - started
+    finally:
+        if worker.process is not None and worker.process.poll() is None:
+            worker.kill()
+    print("HOSTILE_SHUTDOWN", json.dumps({"seconds": round(seconds, 2),
+                                          "behind": health["monitor_behind_passes"]}))
+    assert seconds < s.worker_stop_timeout_s + 5.0, worker.tail()
+
+
+def test_replay_of_old_data_quarantines_against_its_own_clock(
+    store: Store, tmp_path: Path
+) -> None:
+    """A file of March traffic (months behind the wall clock) replays; its 2099 and 2001
+    lines are quarantined and move neither the watermark nor the monitor."""
+    from driftwatch.assemble import build_pipeline
+    from driftwatch.sources.replay import replay
+
+    events = make_events(2000, seed=51, trigger_every=40)
+    far = json.loads(events[0][1]) | {"event_id": "far", "event_time": "2099-01-01T00:00:00Z"}
+    old = json.loads(events[1][1]) | {"event_id": "old", "event_time": "2001-01-01T00:00:00Z"}
+    lines = [v for _, v in events[:700]] + [json.dumps(far).encode()] + \
+        [v for _, v in events[700:1400]] + [json.dumps(old).encode()] + \
+        [v for _, v in events[1400:]]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    settings = Settings.load(env={}, config_file=None).replace(database=store.database)
+    pipeline = build_pipeline(settings, store)
+    try:
+        replay(pipeline, path, batch_size=500)
+    finally:
+        pipeline.close()
+    assert pipeline.stats.rejected == Counter(
+        {"event_time:too_far_ahead": 1, "event_time:too_old": 1}
+    )
+    assert store.count("scored_transactions") == len(events)
+    newest = START + dt.timedelta(milliseconds=200 * (len(events) - 1))
+    assert pipeline.max_event_time == newest
+    monitor = pipeline.clock_stages[0]
+    last_pass = getattr(monitor, "last_pass", None)
+    assert last_pass is not None and last_pass <= newest
