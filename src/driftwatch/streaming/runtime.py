@@ -516,7 +516,8 @@ class WorkerRuntime:
         self.metrics.monitor_behind.set(self.monitor_behind)
         self.metrics.monitor_passes.inc(max(0, before - self._passes_seen))
         self._passes_seen = before
-        self.last_watermark = watermark
+        if not self.monitor_behind:  # the watermark /healthz shows is one fully evaluated
+            self.last_watermark = watermark
         self.metrics.count_alerts(alerts)
         self.metrics.monitor_seconds.observe(time.perf_counter() - started)
         return alerts
