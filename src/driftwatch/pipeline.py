@@ -219,7 +219,7 @@ class Pipeline:
         events = batch.events
         wm = self.watermark
         verdict = self.time_guard.check(
-            [e.event_ms for e in events], None if wm is None else epoch_ms(wm)
+            [e.event_ms for e in events], None if wm is None else epoch_ms(wm), presorted=True
         )
         self.stats.late += verdict.late
         if not verdict.quarantined:

@@ -33,6 +33,7 @@ moves the clock, so sparse data with gaps shorter than ``max_age_s`` passes.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -88,7 +89,13 @@ class EventTimeGuard:
         if clock_ms is not None and (self.clock_ms is None or clock_ms > self.clock_ms):
             self.clock_ms = clock_ms
 
-    def check(self, times_ms: Sequence[int], watermark_ms: int | None = None) -> GuardVerdict:
+    def check(
+        self,
+        times_ms: Sequence[int],
+        watermark_ms: int | None = None,
+        *,
+        presorted: bool = False,
+    ) -> GuardVerdict:
         """Judge one batch of event times (epoch milliseconds, any order).
 
         Parameters
@@ -97,6 +104,9 @@ class EventTimeGuard:
             The batch's event times.
         watermark_ms : int, optional
             Accepted events before it are counted as late.
+        presorted : bool
+            The times are in ascending order (the pipeline sorts its batches): a batch
+            entirely inside the bounds is then judged without a loop in Python.
 
         Returns
         -------
@@ -105,9 +115,22 @@ class EventTimeGuard:
         """
         if not times_ms:
             return GuardVerdict([], [], 0)
-        order = sorted(range(len(times_ms)), key=times_ms.__getitem__)
         span = int(self.max_age_s * 1000)
+        ceiling = None if self.wall is None else int((self.wall() + self.max_future_s) * 1000)
         anchor = self.clock_ms
+        if presorted and anchor is not None:
+            first, last = times_ms[0], times_ms[-1]
+            if first >= anchor - span and last <= anchor + span and (
+                ceiling is None or last <= ceiling
+            ):  # the usual batch: all inside, nothing to walk
+                late = 0 if watermark_ms is None else bisect.bisect_left(times_ms, watermark_ms)
+                self.seed(last)
+                self.late += late
+                return GuardVerdict(list(range(len(times_ms))), [], late)
+        order = (
+            list(range(len(times_ms))) if presorted
+            else sorted(range(len(times_ms)), key=times_ms.__getitem__)
+        )
         if anchor is None:  # no clock yet: the median, and what connects to it
             j = len(order) // 2
             anchor = times_ms[order[j]]
@@ -116,7 +139,6 @@ class EventTimeGuard:
             floor = times_ms[order[j]]
         else:
             floor = anchor - span
-        ceiling = None if self.wall is None else int((self.wall() + self.max_future_s) * 1000)
         accepted: list[int] = []
         quarantined: list[tuple[int, str]] = []
         late = 0

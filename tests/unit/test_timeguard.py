@@ -99,3 +99,18 @@ def test_partition_and_clock_invariants(times: list[int], replay: bool) -> None:
         assert g.clock_ms <= NOW_MS + 300_000
     if v.accepted:
         assert g.clock_ms == max(times[i] for i in v.accepted)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(NOW_MS - 3 * DAY_MS, NOW_MS + DAY_MS), min_size=1,
+                         max_size=30), min_size=1, max_size=5),
+       st.booleans())
+def test_presorted_fast_path_agrees_with_the_walk(batches: list[list[int]], replay: bool) -> None:
+    fast = EventTimeGuard(300, 86400, wall=None if replay else wall)
+    slow = EventTimeGuard(300, 86400, wall=None if replay else wall)
+    for batch in batches:
+        batch = sorted(batch)
+        wm = batch[len(batch) // 2]
+        a, b = fast.check(batch, wm, presorted=True), slow.check(batch, wm)
+        assert a == b
+        assert fast.clock_ms == slow.clock_ms
