@@ -119,6 +119,19 @@ def make_one_rule_raise(runtime: WorkerRuntime, event_id: str) -> str:
     return rule.id
 
 
+class BrokenDetector:
+    """A detector that raises on every pass (the others must still run)."""
+
+    name = "broken"
+    needs_history = False
+
+    def due(self, at: dt.datetime) -> bool:
+        return True
+
+    def evaluate(self, ctx: Any) -> list[Any]:
+        raise ArithmeticError("injected detector failure")
+
+
 def test_hostile_input_never_stops_the_worker(
     stream_settings: Settings, store: Store, black_hole: str
 ) -> None:
@@ -142,6 +155,7 @@ def test_hostile_input_never_stops_the_worker(
     async def scenario() -> None:
         runtime = WorkerRuntime(s, store=store)
         rule_id = make_one_rule_raise(runtime, "h-15")
+        runtime.pipeline.clock_stages[0].detectors.append(BrokenDetector())  # type: ignore[attr-defined]
         figures["raising_rule"] = rule_id
         consumer = runtime.scored_consumer()
         runtime.start_delivery()
@@ -182,6 +196,9 @@ def test_hostile_input_never_stops_the_worker(
                 assert body["status"] == "degraded"
             text = runtime.metrics_text().decode()
             assert f'driftwatch_stage_errors_total{{reason="rule_error:{rule_id}"}} 1.0' in text
+            broken = f'driftwatch_stage_errors_total{{reason="detector_error:broken"}} ' \
+                f'{float(figures["monitor_passes_after"])}'
+            assert broken in text  # every pass recorded it, and every pass still ran
         finally:
             stop = time.monotonic()
             consumer.request_stop()

@@ -33,6 +33,7 @@ import datetime as dt
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -165,6 +166,8 @@ class Monitor:
         self.passes = 0
         self.max_passes: int | None = None
         """Most passes one :meth:`on_watermark` runs (None: all due; a worker bounds it)."""
+        self.detector_errors: Counter[str] = Counter()
+        """Passes each detector failed (recorded and skipped; the others ran)."""
         self.last_result: PassResult | None = None
         self._active: dict[str, tuple[Severity, dt.datetime]] = {}
 
@@ -224,6 +227,7 @@ class Monitor:
             except Exception:  # a broken detector must not stop the others
                 log.exception("detector %s failed at %s", det.name, at.isoformat())
                 result.errors.append(det.name)
+                self.detector_errors[det.name] += 1
                 evs = []
             ran.add(det.name)
             result.evaluations.extend(e for e in evs if len(e))

@@ -240,6 +240,7 @@ class WorkerRuntime:
         self._warmed = False
         self._late_seen = 0
         self._passes_seen = 0
+        self._detector_errors_seen: dict[str, int] = {}
         self._consuming_since: float | None = None
         self._stage_errors_seen: dict[str, int] = {}
         self._gc_thresholds = tune_collector()
@@ -516,11 +517,22 @@ class WorkerRuntime:
         self.metrics.monitor_behind.set(self.monitor_behind)
         self.metrics.monitor_passes.inc(max(0, before - self._passes_seen))
         self._passes_seen = before
+        self._count_detector_errors()
         if not self.monitor_behind:  # the watermark /healthz shows is one fully evaluated
             self.last_watermark = watermark
         self.metrics.count_alerts(alerts)
         self.metrics.monitor_seconds.observe(time.perf_counter() - started)
         return alerts
+
+    def _count_detector_errors(self) -> None:
+        for stage in self.pipeline.clock_stages:
+            for name, n in getattr(stage, "detector_errors", {}).items():
+                seen = self._detector_errors_seen.get(name, 0)
+                if n > seen:
+                    self.metrics.stage_errors.labels(reason=f"detector_error:{name}").inc(
+                        n - seen
+                    )
+                    self._detector_errors_seen[name] = n
 
     def _monitor_passes(self) -> int:
         return sum(int(getattr(stage, "passes", 0)) for stage in self.pipeline.clock_stages)
