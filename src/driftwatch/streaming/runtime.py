@@ -36,7 +36,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mode import Service
 from prometheus_client import REGISTRY, generate_latest
 
@@ -54,6 +54,7 @@ from driftwatch.streaming.consumer import BatchConsumer, OutMessage, Processed
 from driftwatch.streaming.kafka import client_options
 from driftwatch.streaming.metrics import TimedStore, WorkerMetrics
 from driftwatch.streaming.ordering import event_time_key
+from driftwatch.streaming.progress import PartitionProgress
 from driftwatch.streaming.writer import GroupWriter
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,7 @@ class WorkerRuntime:
         # black-holed Alertmanager) never holds up a batch.
         self._monitor_lane = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-monitor")
         self.monitor_behind = 0
+        self.progress = PartitionProgress()
         for clock in self.pipeline.clock_stages:
             if hasattr(clock, "max_passes"):
                 clock.max_passes = settings.monitor_max_passes_per_tick
@@ -299,6 +301,8 @@ class WorkerRuntime:
         topic = self.settings.topic_scored
         source = f"kafka:{topic}"
         raws = [r.value if r.value is not None else b"" for r in records]
+        last = {TopicPartition(r.topic, r.partition): r.value for r in records}
+        newest = {tp: event_time_key(value) for tp, value in last.items()}
         try:
             if not self._warmed:
                 await self.in_lane(self._warm_up, raws)
@@ -306,6 +310,8 @@ class WorkerRuntime:
         except StoreError as exc:
             self.store_error = str(exc)[:500]
             raise
+        guard = self.pipeline.time_guard
+        plausible = None if guard is None or guard.clock_ms is None else guard.clock_ms / 1000
         attempts = [asyncio.wrap_future(insert)]
 
         async def durable() -> None:
@@ -319,6 +325,7 @@ class WorkerRuntime:
                 self.store_error = str(exc)[:500]
                 raise
             self.store_error = ""
+            self.progress.record(newest, plausible)
 
         self._count(topic, result)
         return Processed(self._deadletters(records, result) + self._rule_hits(result), durable)
@@ -474,6 +481,14 @@ class WorkerRuntime:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._monitor_lane, functools.partial(fn, *args))
 
+    def partition_bound(self) -> tuple[bool, float | None]:
+        """The low watermark of this worker's partitions (see
+        :class:`~driftwatch.streaming.progress.PartitionProgress`)."""
+        if self.consumer is None:
+            return True, None
+        lag: dict[Any, int] = dict(self.consumer.lag())
+        return self.progress.low_watermark(self.consumer.assignment(), lag)
+
     def monitor_watermark(self, newest: dt.datetime) -> dt.datetime:
         """The monitor's watermark from the newest stored event time: never later than
         the wall clock allows (``max_future_s``), minus the allowed lateness.
@@ -488,7 +503,8 @@ class WorkerRuntime:
         """Run the monitors (clock stages) up to ``watermark``; on the leader only.
 
         The default watermark is :meth:`monitor_watermark` of the newest event time in
-        ClickHouse (written by every worker of the group). A tick runs at most
+        ClickHouse (written by every worker of the group), held back to the low
+        watermark of this worker's partitions (:meth:`partition_bound`). A tick runs at most
         ``monitor_max_passes_per_tick`` passes, on the monitor's own thread: ingest
         goes on meanwhile, and a monitor that is behind catches up over the next ticks
         (``monitor_behind`` says by how many passes; ``/healthz`` reports it).
@@ -497,8 +513,11 @@ class WorkerRuntime:
         try:
             if watermark is None:
                 newest = await self.in_monitor_lane(self.store.max_event_time)
-                if newest is None:
+                may_advance, bound = self.partition_bound()
+                if newest is None or not may_advance:
                     return []
+                if bound is not None:
+                    newest = min(newest, dt.datetime.fromtimestamp(bound, dt.UTC))
                 watermark = self.monitor_watermark(newest)
             if (self.last_watermark is not None and watermark <= self.last_watermark
                     and not self.monitor_behind):
