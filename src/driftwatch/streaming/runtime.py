@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import socket
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,6 +50,7 @@ from driftwatch.settings import Settings
 from driftwatch.store.client import Store
 from driftwatch.streaming.backoff import Backoff
 from driftwatch.streaming.consumer import BatchConsumer, OutMessage, Processed
+from driftwatch.streaming.delivery import DeliveryThread
 from driftwatch.streaming.kafka import client_options
 from driftwatch.streaming.metrics import TimedStore, WorkerMetrics
 from driftwatch.streaming.ordering import event_time_key
@@ -227,8 +227,10 @@ class WorkerRuntime:
         for clock in self.pipeline.clock_stages:
             if hasattr(clock, "max_passes"):
                 clock.max_passes = settings.monitor_max_passes_per_tick
-        self._delivery_stop = threading.Event()
-        self._delivery: threading.Thread | None = None
+        self.delivery = DeliveryThread(
+            self.pipeline.sinks, settings.worker_tick_s,
+            on_tick=lambda: self.metrics.outbox_pending.set(self.outbox_pending()),
+        )
         for sink in self.pipeline.sinks:
             if hasattr(sink, "deferred"):
                 sink.deferred = True
@@ -563,44 +565,16 @@ class WorkerRuntime:
         sink's own back-off: this never waits for Alertmanager.
         """
         self.start_delivery()
-        for sink in self.pipeline.sinks:
-            wake = getattr(sink, "wake", None)
-            if isinstance(wake, threading.Event):
-                wake.set()
+        self.delivery.wake()
 
     def start_delivery(self) -> None:
         """Start the alert delivery thread (once)."""
-        if self._delivery is not None or self._closed:
-            return
-        self._delivery = threading.Thread(
-            target=self._deliver_loop, name="driftwatch-delivery", daemon=True
-        )
-        self._delivery.start()
-
-    def _deliver_loop(self) -> None:
-        """Tick every outbox sink when one has something queued, or every tick_s."""
-        from driftwatch.alerts.outbox import tick_all
-
-        wakes = [w for s in self.pipeline.sinks
-                 if isinstance(w := getattr(s, "wake", None), threading.Event)]
-        interval = max(0.05, self.settings.worker_tick_s)
-        while not self._delivery_stop.is_set():
-            deadline = time.monotonic() + interval
-            while not self._delivery_stop.is_set() and time.monotonic() < deadline:
-                if any(w.is_set() for w in wakes):
-                    break
-                self._delivery_stop.wait(0.05)
-            if self._delivery_stop.is_set():
-                return
-            try:
-                tick_all(self.pipeline.sinks)
-            except Exception as exc:  # a delivery problem must never stop the worker
-                log.warning("alert delivery tick failed: %s", exc)
-            self.metrics.outbox_pending.set(self.outbox_pending())
+        if not self._closed:
+            self.delivery.start()
 
     def outbox_pending(self) -> int:
         """Alert states the delivery sinks hold undelivered (never waits for a post)."""
-        return sum(int(getattr(s, "pending_count", 0)) for s in self.pipeline.sinks)
+        return self.delivery.pending()
 
     # -- health ------------------------------------------------------------------------
     async def health(self) -> tuple[int, dict[str, Any]]:
@@ -671,7 +645,7 @@ class WorkerRuntime:
         def left() -> float:
             return max(0.0, deadline - time.monotonic())
 
-        self._delivery_stop.set()
+        self.delivery.stop(0.0)  # no new ticks; a post in flight is joined below
         self._writer.close(left())
         try:
             self._lane.submit(self.pipeline.close).result(timeout=left())
@@ -679,8 +653,9 @@ class WorkerRuntime:
             log.warning("closing the pipeline failed or timed out: %s", exc)
         self._lane.shutdown(wait=False, cancel_futures=True)
         self._monitor_lane.shutdown(wait=False, cancel_futures=True)
-        if self._delivery is not None:
-            self._delivery.join(left())
+        # a daemon thread; a post still in flight (a receiver that does not answer) is
+        # not waited for: what it did not deliver stays pending in ClickHouse
+        self.delivery.stop(min(1.0, left()))
         gc.unfreeze()
         gc.set_threshold(*self._gc_thresholds)
 
