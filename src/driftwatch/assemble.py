@@ -14,6 +14,7 @@ from driftwatch.alerts.sinks import AlertSink, JsonlSink
 from driftwatch.pipeline import Pipeline
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store, open_store
+from driftwatch.timeguard import EventTimeGuard
 
 
 def store_from(settings: Settings, *, init: bool = True) -> Store:
@@ -58,6 +59,7 @@ def build_pipeline(
         alert_book=book,
         sinks=sinks,
         lateness=dt.timedelta(seconds=settings.watermark_delay_s),
+        time_guard=EventTimeGuard(settings.max_future_s, settings.max_event_age_s),
     )
 
 

@@ -211,6 +211,8 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> dict[str, Any]:
         # monitor tick: let that tick run every pass over the data, as a replay would
         span_s = (sim.end - sim.start).total_seconds()
         env["DRIFTWATCH_MONITOR_MAX_CATCHUP"] = str(int(span_s // base.monitor_interval_s) + 2)
+        if "DRIFTWATCH_MONITOR_MAX_PASSES_PER_TICK" not in os.environ:  # (off the ingest lane)
+            env["DRIFTWATCH_MONITOR_MAX_PASSES_PER_TICK"] = env["DRIFTWATCH_MONITOR_MAX_CATCHUP"]
     if "DRIFTWATCH_MONITOR_WARMUP_S" not in os.environ:
         # the scenario's schedule is compressed to fit --days; so is the monitors'
         # warm-up (a day of history before v47 ships becomes days/3 of a day)

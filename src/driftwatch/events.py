@@ -30,6 +30,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from driftwatch.decoding import structure_problem
+
 UTC = dt.UTC
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 _MS = dt.timedelta(milliseconds=1)
@@ -392,7 +394,7 @@ _id_probe = msgspec.json.Decoder(dict[str, Any])
 def _event_id_of(raw: bytes) -> str:
     try:
         obj = _id_probe.decode(raw)
-    except (msgspec.DecodeError, ValueError):
+    except Exception:  # any failure: no id (called only on bounded payloads)
         return ""
     value = obj.get("event_id")
     return value[:128] if isinstance(value, str) else ""
@@ -522,15 +524,39 @@ def _normalise(w: _WireScored) -> ScoredTransaction:
 
 
 def parse_scored(raw: bytes) -> ScoredTransaction | Rejection:
-    """Parse and validate one scored-transaction payload; never raises."""
+    """Parse and validate one scored-transaction payload; never raises.
+
+    Payloads over :data:`MAX_PAYLOAD_BYTES`, nested deeper than
+    :data:`~driftwatch.decoding.MAX_DEPTH` or holding a key twice in one object are
+    rejected before decoding (``payload_too_large``, ``too_deep``,
+    ``duplicate_key:<path>``).
+    """
     if len(raw) > MAX_PAYLOAD_BYTES:
         return Rejection("payload_too_large", f"{len(raw)} bytes > {MAX_PAYLOAD_BYTES}", raw)
+    problem = structure_problem(raw)
+    if problem is not None:
+        reason, detail = problem
+        event_id = "" if reason == "too_deep" else _event_id_of(raw)
+        return Rejection(reason, detail, raw, "scored", event_id)
     try:
         return _normalise(_scored_decoder.decode(raw))
     except InvalidField as exc:
         return Rejection(exc.reason, str(exc), raw, "scored", _event_id_of(raw))
     except (msgspec.DecodeError, ValueError, TypeError) as exc:
         return Rejection(reason_for(exc), str(exc), raw, "scored", _event_id_of(raw))
+    except Exception as exc:  # nothing may raise out of the decoder
+        return Rejection("invalid", f"{type(exc).__name__}: {exc}"[:500], raw, "scored")
+
+
+def _as_bytes(raw: bytes | str) -> bytes | Rejection:
+    """A payload as bytes; a text that is not encodable (lone surrogates) is rejected."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return raw.encode()
+    except UnicodeEncodeError:
+        return Rejection("invalid_utf8", "payload is not valid UTF-8",
+                         raw.encode("utf-8", "replace"))
 
 
 def parse_scored_batch(raws: Iterable[bytes | str]) -> ScoredBatch:
@@ -540,12 +566,15 @@ def parse_scored_batch(raws: Iterable[bytes | str]) -> ScoredBatch:
     ok = events.append
     decode = _scored_decoder.decode
     for raw in raws:
-        data = raw.encode() if isinstance(raw, str) else raw
+        data = raw if isinstance(raw, bytes) else _as_bytes(raw)
+        if isinstance(data, Rejection):
+            rejected.append(data)
+            continue
         try:
-            if len(data) > MAX_PAYLOAD_BYTES:
-                raise InvalidField("payload_too_large", "")
+            if len(data) > MAX_PAYLOAD_BYTES or structure_problem(data) is not None:
+                raise InvalidField("structure", "")
             ok(_normalise(decode(data)))
-        except (msgspec.DecodeError, ValueError, TypeError):
+        except Exception:
             # Rare: redo it the slow way, which builds the rejection with its reason.
             result = parse_scored(data)
             if isinstance(result, Rejection):
@@ -556,9 +585,13 @@ def parse_scored_batch(raws: Iterable[bytes | str]) -> ScoredBatch:
 
 
 def parse_label(raw: bytes) -> Label | Rejection:
-    """Parse and validate one label payload; never raises."""
+    """Parse and validate one label payload; never raises (bounded as
+    :func:`parse_scored`)."""
     if len(raw) > MAX_PAYLOAD_BYTES:
         return Rejection("payload_too_large", f"{len(raw)} bytes", raw, "label")
+    problem = structure_problem(raw)
+    if problem is not None:
+        return Rejection(problem[0], problem[1], raw, "label")
     try:
         w = _label_decoder.decode(raw)
         return Label(w.txn_id, int(w.label), _to_utc(w.label_time, "label_time"), w.source)
@@ -566,6 +599,8 @@ def parse_label(raw: bytes) -> Label | Rejection:
         return Rejection(exc.reason, str(exc), raw, "label")
     except (msgspec.DecodeError, ValueError, TypeError) as exc:
         return Rejection(reason_for(exc), str(exc), raw, "label")
+    except Exception as exc:  # nothing may raise out of the decoder
+        return Rejection("invalid", f"{type(exc).__name__}: {exc}"[:500], raw, "label")
 
 
 def parse_label_batch(raws: Iterable[bytes | str]) -> LabelBatch:
@@ -573,12 +608,18 @@ def parse_label_batch(raws: Iterable[bytes | str]) -> LabelBatch:
     labels: list[Label] = []
     rejected: list[Rejection] = []
     for raw in raws:
-        result = parse_label(raw.encode() if isinstance(raw, str) else raw)
+        data = _as_bytes(raw)
+        result = parse_label(data) if isinstance(data, bytes) else replace_kind(data, "label")
         if isinstance(result, Label):
             labels.append(result)
         else:
             rejected.append(result)
     return LabelBatch(labels, rejected)
+
+
+def replace_kind(rejection: Rejection, kind: str) -> Rejection:
+    """The same rejection for another kind of payload."""
+    return Rejection(rejection.reason, rejection.detail, rejection.raw, kind, rejection.event_id)
 
 
 # ---------------------------------------------------------------------------------------

@@ -18,13 +18,27 @@ stages must be idempotent per ``event_id`` too, because an at-least-once source 
 deliver a batch again after a crash.
 
 Time is event time: the watermark is the newest event time seen minus the allowed
-lateness; clock stages (the monitors) run as the watermark advances.
+lateness; clock stages (the monitors) run as the watermark advances. Only events the
+:class:`~driftwatch.timeguard.EventTimeGuard` accepts are stored and evaluated, so
+an event dated 2099 or 2001 never moves the watermark, a rule clock or a window: it
+is rejected with ``event_time:too_far_ahead`` / ``event_time:too_old`` (stored in
+``rejected_events`` and dead-lettered like any other rejection).
+
+An error evaluating one event never stops the pipeline (see :meth:`Pipeline._run_stage`):
+the event is stored, rejected with ``rule_error:<rule id>`` and counted in
+``PipelineStats.stage_errors``; the other events and rules go on. Such rejections are
+added to ``batch.rejected`` by :meth:`Pipeline.evaluate_events`, after
+:meth:`Pipeline.store_events` may already have run: callers that store first insert
+the rejections added since (see :meth:`Pipeline.process_events`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import operator
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -34,13 +48,20 @@ from typing import Any, Protocol
 from driftwatch.alerts.model import Alert, Finding
 from driftwatch.alerts.sinks import AlertSink
 from driftwatch.events import (
+    EPOCH,
     Rejection,
     ScoredBatch,
     ScoredTransaction,
+    epoch_ms,
     parse_label_batch,
+    parse_scored,
     parse_scored_batch,
+    scored_to_dict,
 )
 from driftwatch.store.client import Store
+from driftwatch.timeguard import EventTimeGuard
+
+log = logging.getLogger(__name__)
 
 _event_ms = operator.attrgetter("event_ms")  # the sort key, without a Python call per event
 
@@ -103,6 +124,8 @@ class PipelineStats:
     alerts: int = 0
     batches: int = 0
     seconds: float = 0.0
+    late: int = 0
+    stage_errors: Counter[str] = field(default_factory=Counter)
 
     @property
     def rejected_total(self) -> int:
@@ -127,6 +150,8 @@ class Pipeline:
         Receive every alert state change.
     lateness : timedelta
         Allowed lateness: the watermark trails the newest event time by this much.
+    time_guard : EventTimeGuard, optional
+        Quarantines implausible event times before anything else sees them.
     """
 
     def __init__(
@@ -138,6 +163,7 @@ class Pipeline:
         alert_book: AlertBook | None = None,
         sinks: Sequence[AlertSink] = (),
         lateness: dt.timedelta = dt.timedelta(seconds=60),
+        time_guard: EventTimeGuard | None = None,
     ) -> None:
         self.store = store
         self.event_stages = list(event_stages)
@@ -145,8 +171,10 @@ class Pipeline:
         self.alert_book = alert_book
         self.sinks = list(sinks)
         self.lateness = lateness
+        self.time_guard = time_guard
         self.max_event_time: dt.datetime | None = None
         self.stats = PipelineStats()
+        self._alert_lock = threading.Lock()  # the monitor may run on a thread of its own
 
     @property
     def watermark(self) -> dt.datetime | None:
@@ -158,17 +186,63 @@ class Pipeline:
         started = time.perf_counter()
         batch = self.parse_events(raws)
         self.store_events(batch, source)
-        return self.evaluate_events(batch, started)
+        return self.evaluate_and_store_errors(batch, source, started)
+
+    def evaluate_and_store_errors(
+        self, batch: ScoredBatch, source: str = "", started: float | None = None
+    ) -> BatchResult:
+        """Step 3 after step 2 has run: also insert the rejections step 3 added."""
+        before = len(batch.rejected)
+        result = self.evaluate_events(batch, started)
+        if len(batch.rejected) > before:
+            self.store.insert_rejected(batch.rejected[before:], source)
+        return result
 
     # The three steps of process_events, for a streaming source that overlaps them: it
     # may run evaluate_events while store_events of the same batch is still running
     # (event stages do not read the stored events; they are idempotent per event_id),
     # as long as it acknowledges the batch only once store_events has succeeded.
     def parse_events(self, raws: Iterable[bytes | str]) -> ScoredBatch:
-        """Step 1: parse and validate; the valid events in event-time order."""
+        """Step 1: parse and validate; the valid events with a plausible event time,
+        in event-time order (the others are rejected with their reason)."""
+        raws = raws if isinstance(raws, list) else list(raws)
         batch = parse_scored_batch(raws)
         batch.events.sort(key=_event_ms)
+        if self.time_guard is not None and batch.events:
+            self._guard(batch, raws)
         return batch
+
+    def _guard(self, batch: ScoredBatch, raws: Sequence[bytes | str]) -> None:
+        """Move the events the time guard quarantines from ``batch.events`` to
+        ``batch.rejected``, each with the payload it came from."""
+        assert self.time_guard is not None
+        events = batch.events
+        wm = self.watermark
+        verdict = self.time_guard.check(
+            [e.event_ms for e in events], None if wm is None else epoch_ms(wm), presorted=True
+        )
+        self.stats.late += verdict.late
+        if not verdict.quarantined:
+            return
+        bad: dict[tuple[str, int], list[str]] = {}
+        for i, reason in verdict.quarantined:
+            bad.setdefault((events[i].event_id, events[i].event_ms), []).append(reason)
+        batch.events = [events[i] for i in verdict.accepted]
+        for raw in raws:  # rare: find the payloads of the quarantined events
+            data = raw.encode("utf-8", "replace") if isinstance(raw, str) else raw
+            ev = parse_scored(data)
+            if not isinstance(ev, ScoredTransaction):
+                continue
+            reasons = bad.get((ev.event_id, ev.event_ms))
+            if reasons:
+                reason = reasons.pop()
+                batch.rejected.append(Rejection(
+                    reason,
+                    f"event_time {ev.event_time.isoformat()} is implausible: "
+                    f"{reason.split(':')[1].replace('_', ' ')} (guard clock "
+                    f"{_iso(self.time_guard.clock_ms)})",
+                    data, "scored", ev.event_id,
+                ))
 
     def store_events(self, batch: ScoredBatch, source: str = "") -> None:
         """Step 2: insert the valid events and the rejections (idempotent on event_id)."""
@@ -182,7 +256,7 @@ class Pipeline:
         result = BatchResult(accepted=len(batch.events), rejected=batch.rejected)
         findings: list[Finding] = []
         for stage in self.event_stages:
-            out = stage.on_events(batch.events)
+            out = self._run_stage(stage, batch)
             findings.extend(out.findings)
             result.rule_hits.extend(out.rule_hits)
         if batch.events:
@@ -225,13 +299,54 @@ class Pipeline:
         for sink in self.sinks:
             sink.close()
 
+    def _run_stage(self, stage: EventStage, batch: ScoredBatch) -> StageOutput:
+        """``stage.on_events`` with per-event isolation.
+
+        A rule that raises on one event is caught inside the live evaluator (the other
+        rules and events go on) and reported here; a stage that raises on the whole
+        batch is run again one event at a time. Either way each failing event stays
+        stored (it is valid) and is also rejected with ``rule_error:<rule id>`` (or
+        ``rule_error:<stage>``), so it is dead-lettered and counted.
+        """
+        try:
+            out = stage.on_events(batch.events)
+        except Exception:
+            log.warning("stage %s failed on a batch; evaluating it event by event",
+                        stage.name, exc_info=True)
+            out = StageOutput()
+            for ev in batch.events:
+                try:
+                    one = stage.on_events([ev])
+                except Exception as exc:
+                    self._stage_error(batch, f"rule_error:{stage.name}", ev,
+                                      f"{type(exc).__name__}: {exc}")
+                    continue
+                out.findings.extend(one.findings)
+                out.rule_hits.extend(one.rule_hits)
+        take = getattr(getattr(stage, "evaluator", None), "take_errors", None)
+        if callable(take):
+            for failure in take():
+                self._stage_error(batch, f"rule_error:{failure.rule_id}", failure.event,
+                                  failure.error)
+        return out
+
+    def _stage_error(
+        self, batch: ScoredBatch, reason: str, ev: ScoredTransaction, error: str
+    ) -> None:
+        log.warning("%s on event %s: %s", reason, ev.event_id, error,
+                    extra={"reason": reason, "event_id": ev.event_id})
+        self.stats.stage_errors[reason] += 1
+        batch.rejected.append(Rejection(reason, error[:500], _event_json(ev), "scored",
+                                        ev.event_id))
+
     def _alert(self, findings: Sequence[Finding], now: dt.datetime) -> list[Alert]:
         if self.alert_book is None:
             return []
-        alerts = self.alert_book.update(findings, now)
-        if alerts:
-            for sink in self.sinks:
-                sink.send(alerts)
+        with self._alert_lock:
+            alerts = self.alert_book.update(findings, now)
+            if alerts:
+                for sink in self.sinks:
+                    sink.send(alerts)
         return alerts
 
     def _count(self, result: BatchResult) -> None:
@@ -242,3 +357,15 @@ class Pipeline:
         s.alerts += len(result.alerts)
         s.batches += 1
         s.seconds += result.seconds
+
+
+def _iso(ms: int | None) -> str:
+    if ms is None:
+        return "none"
+    return (EPOCH + dt.timedelta(milliseconds=ms)).isoformat()
+
+
+def _event_json(ev: ScoredTransaction) -> bytes:
+    """The contract form of a validated event (for a rejection of a parsed event)."""
+    return json.dumps(scored_to_dict(ev), sort_keys=True, default=str).encode()
+

@@ -134,6 +134,26 @@ class Settings:
     runbook_base_url: str = setting(
         "", "URL of the published docs/runbooks.md; alerts link to its sections"
     )
+    # --- hostile input (issue 20) ------------------------------------------------------
+    max_future_s: float = setting(
+        300.0, "Events further ahead of the wall clock are quarantined (event_time:too_far_ahead)"
+    )
+    max_event_age_s: float = setting(
+        8 * 86400.0,
+        "Events further behind (or ahead of) the stream's own event clock are quarantined",
+    )
+    monitor_max_passes_per_tick: int = setting(
+        4, "Most monitor passes one worker tick runs (the monitor catches up over ticks)"
+    )
+    monitor_behind_passes: int = setting(
+        24, "/healthz is degraded when the monitor is this many passes behind"
+    )
+    consumer_stall_s: float = setting(
+        120.0, "/healthz is degraded when no batch finished for this long while lag > 0"
+    )
+    outbox_backlog: int = setting(
+        1000, "/healthz is degraded when this many alert states wait for delivery"
+    )
 
     # ----------------------------------------------------------------------------------
     @classmethod
@@ -186,9 +206,14 @@ class Settings:
             raise ConfigError(f"database: {self.database!r} is not a plain identifier")
         if self.monitor_max_catchup < 1:
             raise ConfigError(f"monitor_max_catchup: must be >= 1, got {self.monitor_max_catchup}")
-        for name in ("batch_size", "replay_batch_size"):
+        for name in ("batch_size", "replay_batch_size", "monitor_max_passes_per_tick"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not self.max_future_s >= 0 or not self.max_event_age_s > 0:
+            raise ConfigError(
+                f"max_future_s must be >= 0 and max_event_age_s > 0, got "
+                f"{self.max_future_s}, {self.max_event_age_s}"
+            )
         if not self.worker_flush_s >= 0:
             raise ConfigError(f"worker_flush_s: must be >= 0, got {self.worker_flush_s}")
         if self.log_format not in ("auto", "json", "text"):

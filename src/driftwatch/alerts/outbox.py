@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 import random
 import threading
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -377,6 +378,11 @@ class OutboxSink:
         self._next_attempt: dt.datetime | None = None
         self._last_resend: dt.datetime | None = None
         self._check_store = store is not None  # a restart may have left pending states
+        self.deferred = False
+        """When True, :meth:`send` only queues; :meth:`tick` (a delivery thread) posts."""
+        self.wake = threading.Event()
+        """Set by a deferred :meth:`send`: something waits to be posted."""
+        self._inbox: deque[Alert] = deque()
 
     # -- to implement ----------------------------------------------------------------
     def post(self, alerts: Sequence[Alert], now: dt.datetime) -> None:
@@ -386,13 +392,22 @@ class OutboxSink:
     # -- the sink protocol -------------------------------------------------------------
     @property
     def pending_count(self) -> int:
-        """Alert states held in memory and not delivered yet."""
-        with self._lock:
-            return sum(1 for e in self._entries.values() if e.pending)
+        """Alert states held in memory and not delivered yet (never waits for a post)."""
+        entries = list(self._entries.values())  # a snapshot; no lock: a post may hold it
+        return len(self._inbox) + sum(1 for e in entries if e.pending)
 
     def send(self, alerts: Sequence[Alert]) -> None:
-        """Post these alert states now (unless backing off); keep them pending on failure."""
+        """Post these alert states now (unless backing off); keep them pending on failure.
+
+        A deferred sink (``deferred = True``) only queues them and sets :attr:`wake`:
+        the caller (the ingest path) never waits for the receiver or for a post in
+        flight; the thread calling :meth:`tick` posts them.
+        """
         if not alerts:
+            return
+        if self.deferred:
+            self._inbox.extend(alerts)  # deque appends are atomic: no lock needed
+            self.wake.set()
             return
         now = utcnow()
         with self._lock:
@@ -412,6 +427,9 @@ class OutboxSink:
         """
         now = now or utcnow()
         with self._lock:
+            self.wake.clear()
+            while self._inbox:
+                self._remember(self._inbox.popleft())
             resend = self.resend_s is not None and (
                 self._last_resend is None
                 or (now - self._last_resend).total_seconds() >= self.resend_s
@@ -445,6 +463,13 @@ class OutboxSink:
         Subclasses close their HTTP clients after calling this. Whatever is still
         undelivered stays pending in ClickHouse for the next worker.
         """
+        self.deferred = False
+        if not self._lock.acquire(blocking=False):
+            # a post is in flight on the delivery thread (a receiver that does not
+            # answer): do not wait for it; what is pending stays pending in ClickHouse
+            log.info("alert sink %s: delivery in flight at close; not retried now", self.name)
+            return
+        self._lock.release()
         if self.pending_count:
             self.tick()
 

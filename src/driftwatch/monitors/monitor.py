@@ -33,6 +33,7 @@ import datetime as dt
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -163,6 +164,10 @@ class Monitor:
         self._carried: dict[str, list[Finding]] = {}
         self.last_pass: dt.datetime | None = None
         self.passes = 0
+        self.max_passes: int | None = None
+        """Most passes one :meth:`on_watermark` runs (None: all due; a worker bounds it)."""
+        self.detector_errors: Counter[str] = Counter()
+        """Passes each detector failed (recorded and skipped; the others ran)."""
         self.last_result: PassResult | None = None
         self._active: dict[str, tuple[Severity, dt.datetime]] = {}
 
@@ -172,25 +177,34 @@ class Monitor:
         secs = math.floor((t - EPOCH).total_seconds())
         return EPOCH + dt.timedelta(seconds=secs - secs % self.interval_s)
 
-    def due(self, watermark: dt.datetime) -> list[dt.datetime]:
-        """Pass times not yet run that the watermark now covers."""
-        latest = self.grid_floor(watermark)
+    def due(self, watermark: dt.datetime, limit: int | None = None) -> list[dt.datetime]:
+        """Pass times not yet run that the watermark now covers (the oldest ``limit``)."""
+        first, latest = self._span(watermark)
         step = dt.timedelta(seconds=self.interval_s)
-        if self.last_pass is None:
-            first = latest - step * (self.max_catchup - 1)
-        else:
-            first = self.last_pass + step
-        out = []
+        out: list[dt.datetime] = []
         t = first
-        while t <= latest:
+        while t <= latest and (limit is None or len(out) < limit):
             out.append(t)
             t += step
         return out
 
+    def behind(self, watermark: dt.datetime) -> int:
+        """How many passes the watermark covers that have not run yet."""
+        first, latest = self._span(watermark)
+        return max(0, (latest - first) // dt.timedelta(seconds=self.interval_s) + 1)
+
+    def _span(self, watermark: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        latest = self.grid_floor(watermark)
+        step = dt.timedelta(seconds=self.interval_s)
+        if self.last_pass is None:
+            return latest - step * (self.max_catchup - 1), latest
+        return self.last_pass + step, latest
+
     def on_watermark(self, watermark: dt.datetime) -> StageOutput:
-        """Run every due pass up to ``watermark``; return their findings."""
+        """Run the due passes up to ``watermark`` (at most ``max_passes``, oldest first:
+        the rest run at the next call); return their findings."""
         out = StageOutput()
-        for at in self.due(watermark):
+        for at in self.due(watermark, self.max_passes):
             result = self.run_pass(at)
             out.findings.extend(result.findings)
         return out
@@ -213,6 +227,7 @@ class Monitor:
             except Exception:  # a broken detector must not stop the others
                 log.exception("detector %s failed at %s", det.name, at.isoformat())
                 result.errors.append(det.name)
+                self.detector_errors[det.name] += 1
                 evs = []
             ran.add(det.name)
             result.evaluations.extend(e for e in evs if len(e))

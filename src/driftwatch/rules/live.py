@@ -41,13 +41,24 @@ from driftwatch.rules.model import Hit, Rule
 from driftwatch.rules.typed import Ty
 from driftwatch.rules.window import KeyedWindow, distinct_values
 
-__all__ = ["LiveEvaluator", "StateStats", "haversine_km"]
+__all__ = ["LiveEvaluator", "RuleFailure", "StateStats", "haversine_km"]
 
 _MS = dt.timedelta(milliseconds=1)
 EXPIRE_PER_EVENT = 4
 """Keys per window that may be looked at for idleness after a batch, per event of it."""
 EXPIRE_MIN = 1024
 """... and at least this many (a short batch still drains what went idle)."""
+MAX_ERRORS = 10_000
+"""Rule failures remembered between two :meth:`LiveEvaluator.take_errors` calls."""
+
+
+@dataclass(frozen=True)
+class RuleFailure:
+    """A rule that raised while evaluating one event (the event is rejected for it)."""
+
+    rule_id: str
+    event: ScoredTransaction
+    error: str
 
 
 _by_time = itemgetter(0, 1)
@@ -180,6 +191,7 @@ class LiveEvaluator:
         self._pred_fns = [pred for _, pred, _ in self._preds]
         self._by_pred = {id(pred): (rule, ev) for rule, pred, ev in self._preds}
         self._seen: dict[int, int] = {}
+        self.errors: list[RuleFailure] = []
         self._hit_cache: dict[str, list[Hit]] = {}
         self.newest_ms: int | None = None
 
@@ -387,8 +399,11 @@ class LiveEvaluator:
                 cur.t = ms
                 cur.eid = eid
                 for pred in preds:
-                    if pred(e):
-                        self._record(pred, e, hits)
+                    try:
+                        if pred(e):
+                            self._record(pred, e, hits)
+                    except Exception as exc:  # isolate: this rule, this event only
+                        self._failed(pred, e, exc)
                 i += 1
                 continue
             j = i + 1
@@ -404,8 +419,11 @@ class LiveEvaluator:
                 _, eid, h, e = fresh[k]
                 cur.eid = eid
                 for pred in preds:
-                    if pred(e):
-                        self._record(pred, e, hits)
+                    try:
+                        if pred(e):
+                            self._record(pred, e, hits)
+                    except Exception as exc:  # isolate: this rule, this event only
+                        self._failed(pred, e, exc)
             i = j
         newest = fresh[-1][0]
         if self.newest_ms is None or newest > self.newest_ms:
@@ -421,6 +439,17 @@ class LiveEvaluator:
         hit = Hit(rule, e, {label: f(e) for label, f in evidence})
         hits.append(hit)
         self._hit_cache.setdefault(e.event_id, []).append(hit)
+
+    def _failed(self, pred: Fn, e: ScoredTransaction, exc: Exception) -> None:
+        """Remember that a rule raised on one event (the other rules and events go on)."""
+        rule = self._by_pred[id(pred)][0]
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(RuleFailure(rule.id, e, f"{type(exc).__name__}: {exc}"[:500]))
+
+    def take_errors(self) -> list[RuleFailure]:
+        """The rule failures since the last call (and forget them)."""
+        out, self.errors = self.errors, []
+        return out
 
     def _forget_seen(self) -> None:
         """Keep the ids of the newest ``max_seen`` events (and the hits of those only)."""

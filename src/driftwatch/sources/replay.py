@@ -126,7 +126,14 @@ def replay(
     progress: Progress | None = None,
     retry: Callable[[Callable[[], object]], object] | None = None,
 ) -> ReplayResult:
-    """Feed files through ``pipeline``; return totals and every alert change."""
+    """Feed files through ``pipeline``; return totals and every alert change.
+
+    The pipeline's event-time guard judges the file against the replay's own clock
+    (the newest plausible event time so far), never the wall clock, so files of old
+    traffic replay as they were recorded.
+    """
+    if pipeline.time_guard is not None:
+        pipeline.time_guard.wall = None
     started = time.perf_counter()
     labels = LabelFeed(labels_path)
     alerts: list[Alert] = []
@@ -137,7 +144,7 @@ def replay(
 
     def store_and_evaluate(parsed: ScoredBatch, t0: float) -> BatchResult:
         pipeline.store_events(parsed, source)
-        return pipeline.evaluate_events(parsed, t0)
+        return pipeline.evaluate_and_store_errors(parsed, source, t0)
 
     with open_lines(events_path) as fh, ThreadPoolExecutor(1, "replay-store") as worker:
         # Reading and parsing batch k+1 (pure Python, holds the GIL) overlaps storing

@@ -121,6 +121,27 @@ class WorkerMetrics:
         self.leader = Gauge(
             "driftwatch_leader", "1 on the worker that runs the monitors", registry=r
         )
+        # hostile input (issue 20)
+        self.events_late = Counter(
+            "driftwatch_events_late", "Events stored behind the watermark (late, plausible)",
+            ["topic"], registry=r,
+        )
+        self.stage_errors = Counter(
+            "driftwatch_stage_errors",
+            "Events a rule (or stage) raised on, by reason rule_error:<rule id>",
+            ["reason"], registry=r,
+        )
+        self.monitor_passes = Counter(
+            "driftwatch_monitor_passes", "Monitor passes run on this worker", registry=r
+        )
+        self.monitor_behind = Gauge(
+            "driftwatch_monitor_behind_passes",
+            "Monitor passes due at the watermark and not run yet", registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "driftwatch_outbox_pending", "Alert states waiting for delivery on this worker",
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The text exposition format of every metric."""

@@ -37,6 +37,8 @@ from typing import Any
 
 import msgspec
 
+from driftwatch.decoding import MAX_DEPTH, structure_problem
+
 
 class _TimeProbe(msgspec.Struct):
     event_time: dt.datetime | None = None
@@ -55,9 +57,11 @@ def event_time_key(raw: bytes | None) -> float:
     """
     if not raw:
         return -math.inf
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and structure_problem(raw) is not None:
+        return -math.inf  # rejected anyway; never decoded here (deep nesting)
     try:
         value = _probe.decode(raw).event_time
-    except msgspec.DecodeError:
+    except Exception:  # not JSON, no usable time: sorts first, rejected by the parser
         return -math.inf
     return -math.inf if value is None else value.timestamp()
 

@@ -35,7 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mode import Service
 from prometheus_client import REGISTRY, generate_latest
 
@@ -50,9 +50,11 @@ from driftwatch.settings import Settings
 from driftwatch.store.client import Store
 from driftwatch.streaming.backoff import Backoff
 from driftwatch.streaming.consumer import BatchConsumer, OutMessage, Processed
+from driftwatch.streaming.delivery import DeliveryThread
 from driftwatch.streaming.kafka import client_options
 from driftwatch.streaming.metrics import TimedStore, WorkerMetrics
 from driftwatch.streaming.ordering import event_time_key
+from driftwatch.streaming.progress import PartitionProgress
 from driftwatch.streaming.writer import GroupWriter
 
 log = logging.getLogger(__name__)
@@ -217,6 +219,21 @@ class WorkerRuntime:
         self.last_watermark: dt.datetime | None = None
         self.store_error = ""
         self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftwatch-lane")
+        # The monitors and alert delivery run off the ingest lane: a pass (or a
+        # black-holed Alertmanager) never holds up a batch.
+        self._monitor_lane = ThreadPoolExecutor(1, thread_name_prefix="driftwatch-monitor")
+        self.monitor_behind = 0
+        self.progress = PartitionProgress()
+        for clock in self.pipeline.clock_stages:
+            if hasattr(clock, "max_passes"):
+                clock.max_passes = settings.monitor_max_passes_per_tick
+        self.delivery = DeliveryThread(
+            self.pipeline.sinks, settings.worker_tick_s,
+            on_tick=lambda: self.metrics.outbox_pending.set(self.outbox_pending()),
+        )
+        for sink in self.pipeline.sinks:
+            if hasattr(sink, "deferred"):
+                sink.deferred = True
         self._writer: GroupWriter[Written] = GroupWriter(
             self._write,
             rows=_written_rows,
@@ -225,6 +242,11 @@ class WorkerRuntime:
         )
         self._closed = False
         self._warmed = False
+        self._late_seen = 0
+        self._passes_seen = 0
+        self._detector_errors_seen: dict[str, int] = {}
+        self._consuming_since: float | None = None
+        self._stage_errors_seen: dict[str, int] = {}
         self._gc_thresholds = tune_collector()
 
     # -- plumbing ----------------------------------------------------------------------
@@ -270,6 +292,7 @@ class WorkerRuntime:
             stop_timeout_s=s.worker_stop_timeout_s,
             metrics=self.metrics,
         )
+        self._consuming_since = time.monotonic()
         return self.consumer
 
     # -- batches -----------------------------------------------------------------------
@@ -280,6 +303,8 @@ class WorkerRuntime:
         topic = self.settings.topic_scored
         source = f"kafka:{topic}"
         raws = [r.value if r.value is not None else b"" for r in records]
+        last = {TopicPartition(r.topic, r.partition): r.value for r in records}
+        newest = {tp: event_time_key(value) for tp, value in last.items()}
         try:
             if not self._warmed:
                 await self.in_lane(self._warm_up, raws)
@@ -287,6 +312,8 @@ class WorkerRuntime:
         except StoreError as exc:
             self.store_error = str(exc)[:500]
             raise
+        guard = self.pipeline.time_guard
+        plausible = None if guard is None or guard.clock_ms is None else guard.clock_ms / 1000
         attempts = [asyncio.wrap_future(insert)]
 
         async def durable() -> None:
@@ -300,9 +327,22 @@ class WorkerRuntime:
                 self.store_error = str(exc)[:500]
                 raise
             self.store_error = ""
+            self.progress.record(newest, plausible)
 
         self._count(topic, result)
         return Processed(self._deadletters(records, result) + self._rule_hits(result), durable)
+
+    def _count_guard(self, topic: str) -> None:
+        """Late events and stage errors since the last batch (pipeline stats → metrics)."""
+        stats = self.pipeline.stats
+        if stats.late > self._late_seen:
+            self.metrics.events_late.labels(topic=topic).inc(stats.late - self._late_seen)
+            self._late_seen = stats.late
+        for reason, n in stats.stage_errors.items():
+            seen = self._stage_errors_seen.get(reason, 0)
+            if n > seen:
+                self.metrics.stage_errors.labels(reason=reason).inc(n - seen)
+                self._stage_errors_seen[reason] = n
 
     def _evaluate(
         self, raws: list[bytes], source: str
@@ -381,6 +421,7 @@ class WorkerRuntime:
             return result
 
     def _count(self, topic: str, result: BatchResult, stored: int | None = None) -> None:
+        self._count_guard(topic)
         m = self.metrics
         m.events_out.labels(topic=topic).inc(result.accepted if stored is None else stored)
         reasons: dict[str, int] = defaultdict(int)
@@ -437,50 +478,115 @@ class WorkerRuntime:
         return out
 
     # -- timers ------------------------------------------------------------------------
+    async def in_monitor_lane(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the monitor's own thread (never the ingest lane)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._monitor_lane, functools.partial(fn, *args))
+
+    def partition_bound(self) -> tuple[bool, float | None]:
+        """The low watermark of this worker's partitions (see
+        :class:`~driftwatch.streaming.progress.PartitionProgress`)."""
+        if self.consumer is None:
+            return True, None
+        lag: dict[Any, int] = dict(self.consumer.lag())
+        return self.progress.low_watermark(self.consumer.assignment(), lag)
+
+    def monitor_watermark(self, newest: dt.datetime) -> dt.datetime:
+        """The monitor's watermark from the newest stored event time: never later than
+        the wall clock allows (``max_future_s``), minus the allowed lateness.
+
+        Only events the time guard accepted are stored, so one event dated 2099 cannot
+        move it; the cap keeps even a row stored before the guard from dragging it.
+        """
+        cap = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.settings.max_future_s)
+        return min(newest, cap) - self.pipeline.lateness
+
     async def monitor_tick(self, watermark: dt.datetime | None = None) -> list[Alert]:
         """Run the monitors (clock stages) up to ``watermark``; on the leader only.
 
-        The default watermark is the newest event time in ClickHouse — written by every
-        worker of the group — minus the allowed lateness. Nothing runs while the
-        watermark has not moved.
+        The default watermark is :meth:`monitor_watermark` of the newest event time in
+        ClickHouse (written by every worker of the group), held back to the low
+        watermark of this worker's partitions (:meth:`partition_bound`). A tick runs at most
+        ``monitor_max_passes_per_tick`` passes, on the monitor's own thread: ingest
+        goes on meanwhile, and a monitor that is behind catches up over the next ticks
+        (``monitor_behind`` says by how many passes; ``/healthz`` reports it).
         """
         started = time.perf_counter()
         try:
             if watermark is None:
-                newest = await self.in_lane(self.store.max_event_time)
-                if newest is None:
+                newest = await self.in_monitor_lane(self.store.max_event_time)
+                may_advance, bound = self.partition_bound()
+                if newest is None or not may_advance:
                     return []
-                watermark = newest - self.pipeline.lateness
-            if self.last_watermark is not None and watermark <= self.last_watermark:
+                if bound is not None:
+                    newest = min(newest, dt.datetime.fromtimestamp(bound, dt.UTC))
+                watermark = self.monitor_watermark(newest)
+            if (self.last_watermark is not None and watermark <= self.last_watermark
+                    and not self.monitor_behind):
                 return []
-            alerts = await self.in_lane(self.pipeline.advance, watermark)
+            alerts = await self.in_monitor_lane(self.pipeline.advance, watermark)
         except StoreError as exc:
             self.store_error = str(exc)[:500]
             self.metrics.store_errors.labels(operation="monitor").inc()
             log.warning("monitor tick skipped, store unavailable: %s", exc)
             return []
-        self.last_watermark = watermark
+        before = self._monitor_passes()
+        self.monitor_behind = sum(
+            stage.behind(watermark) for stage in self.pipeline.clock_stages
+            if hasattr(stage, "behind")
+        )
+        self.metrics.monitor_behind.set(self.monitor_behind)
+        self.metrics.monitor_passes.inc(max(0, before - self._passes_seen))
+        self._passes_seen = before
+        self._count_detector_errors()
+        if not self.monitor_behind:  # the watermark /healthz shows is one fully evaluated
+            self.last_watermark = watermark
         self.metrics.count_alerts(alerts)
         self.metrics.monitor_seconds.observe(time.perf_counter() - started)
         return alerts
 
-    async def delivery_tick(self) -> None:
-        """Retry pending alert deliveries and re-post firing alerts (every worker)."""
-        from driftwatch.alerts.outbox import tick_all
+    def _count_detector_errors(self) -> None:
+        for stage in self.pipeline.clock_stages:
+            for name, n in getattr(stage, "detector_errors", {}).items():
+                seen = self._detector_errors_seen.get(name, 0)
+                if n > seen:
+                    self.metrics.stage_errors.labels(reason=f"detector_error:{name}").inc(
+                        n - seen
+                    )
+                    self._detector_errors_seen[name] = n
 
-        try:
-            await self.in_lane(tick_all, self.pipeline.sinks)
-        except Exception as exc:  # a delivery problem must never stop the worker
-            log.warning("alert delivery tick failed: %s", exc)
+    def _monitor_passes(self) -> int:
+        return sum(int(getattr(stage, "passes", 0)) for stage in self.pipeline.clock_stages)
+
+    async def delivery_tick(self) -> None:
+        """Make sure the delivery thread runs and wake it (every worker, every tick).
+
+        Retries, re-posts and deferred sends all happen on that thread, with each
+        sink's own back-off: this never waits for Alertmanager.
+        """
+        self.start_delivery()
+        self.delivery.wake()
+
+    def start_delivery(self) -> None:
+        """Start the alert delivery thread (once)."""
+        if not self._closed:
+            self.delivery.start()
+
+    def outbox_pending(self) -> int:
+        """Alert states the delivery sinks hold undelivered (never waits for a post)."""
+        return self.delivery.pending()
 
     # -- health ------------------------------------------------------------------------
     async def health(self) -> tuple[int, dict[str, Any]]:
         """HTTP status and body of ``/healthz``.
 
-        ``ok``: ClickHouse answers and the consumer runs unpaused. ``degraded``: the
-        worker is alive but waiting (store down, retrying) — still HTTP 200, because a
-        restart would not help and recovery needs none. ``down`` (HTTP 503): the
-        consumer is not running.
+        ``ok``: ClickHouse answers, the consumer runs unpaused and nothing below holds.
+        ``degraded`` (still HTTP 200: a restart would not help, recovery needs none):
+        the store is down or retrying, or one of ``problems`` holds --
+        ``consumer_stalled`` (lag > 0 and no batch finished for ``consumer_stall_s``),
+        ``monitor_behind`` (more than ``monitor_behind_passes`` passes due and not
+        run), ``outbox_backlog`` (more than ``outbox_backlog`` alert states waiting).
+        ``down`` (HTTP 503): the consumer is not running.
         """
         try:
             reachable = await asyncio.wait_for(asyncio.to_thread(self.store.ping), 3.0)
@@ -490,32 +596,66 @@ class WorkerRuntime:
         leader = bool(self.is_leader())
         self.metrics.leader.set(1 if leader else 0)
         running = consumer.get("state") in ("running", "retrying")
-        healthy = reachable and consumer.get("state") == "running" and not self.store_error
+        problems = self.problems(consumer)
+        healthy = (reachable and consumer.get("state") == "running" and not self.store_error
+                   and not problems)
         status = "ok" if healthy else ("degraded" if running else "down")
         body = {
             "status": status,
+            "problems": problems,
             "store": {"reachable": reachable, "last_error": self.store_error},
             "consumer": consumer,
             "leader": leader,
             "watermark": self.last_watermark.isoformat() if self.last_watermark else None,
+            "monitor_behind_passes": self.monitor_behind,
+            "outbox_pending": self.outbox_pending(),
         }
         return (200 if running else 503), body
+
+    def problems(self, consumer: dict[str, Any]) -> list[str]:
+        """The degraded states of ``/healthz`` that hold now (see :meth:`health`)."""
+        s = self.settings
+        out = []
+        since = consumer.get("seconds_since_batch")
+        if since is None and self._consuming_since is not None:
+            since = time.monotonic() - self._consuming_since
+        if consumer.get("lag", 0) > 0 and since is not None and since > s.consumer_stall_s:
+            out.append("consumer_stalled")
+        if self.monitor_behind > s.monitor_behind_passes:
+            out.append("monitor_behind")
+        if self.outbox_pending() > s.outbox_backlog:
+            out.append("outbox_backlog")
+        return out
 
     def metrics_text(self) -> bytes:
         """This worker's metrics plus the process-wide default registry."""
         return self.metrics.render() + generate_latest(REGISTRY)
 
-    def close(self) -> None:
-        """Close the alert sinks and the pipeline thread (once)."""
+    def close(self, timeout_s: float | None = None) -> None:
+        """Close the alert sinks, the writer and the threads (once), within
+        ``timeout_s`` (default ``worker_stop_timeout_s``) whatever state they are in: a
+        step still running at the deadline (a stalled store, a black-holed
+        Alertmanager) is left behind -- what it did not store is not committed."""
         if self._closed:
             return
         self._closed = True
-        self._writer.close()
+        limit = self.settings.worker_stop_timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + limit
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        self.delivery.stop(0.0)  # no new ticks; a post in flight is joined below
+        self._writer.close(left())
         try:
-            self._lane.submit(self.pipeline.close).result(timeout=30)
+            self._lane.submit(self.pipeline.close).result(timeout=left())
         except Exception as exc:
-            log.warning("closing the pipeline failed: %s", exc)
-        self._lane.shutdown(wait=True)
+            log.warning("closing the pipeline failed or timed out: %s", exc)
+        self._lane.shutdown(wait=False, cancel_futures=True)
+        self._monitor_lane.shutdown(wait=False, cancel_futures=True)
+        # a daemon thread; a post still in flight (a receiver that does not answer) is
+        # not waited for: what it did not deliver stays pending in ClickHouse
+        self.delivery.stop(min(1.0, left()))
         gc.unfreeze()
         gc.set_threshold(*self._gc_thresholds)
 
@@ -535,6 +675,7 @@ class IngestService(Service):
 
     async def on_start(self) -> None:
         consumer = self.runtime.scored_consumer()
+        self.runtime.start_delivery()
         self._task = asyncio.ensure_future(self._run(consumer))
 
     async def _run(self, consumer: BatchConsumer) -> None:
@@ -547,13 +688,19 @@ class IngestService(Service):
             await self.crash(exc)
 
     async def on_stop(self) -> None:
+        """Stop within ``worker_stop_timeout_s`` in every state: the consumer finishes
+        and commits what was stored until the deadline (it gives up a batch still being
+        stored or retried then); the runtime closes with what time is left."""
+        started = time.monotonic()
+        limit = self.runtime.settings.worker_stop_timeout_s
         consumer = self.runtime.consumer
         if consumer is not None:
             consumer.request_stop()
         if self._task is not None:
-            done, _ = await asyncio.wait(
-                [self._task], timeout=self.runtime.settings.worker_stop_timeout_s + 15
-            )
+            # the consumer leaves the group after its deadline: a little slack for that
+            done, _ = await asyncio.wait([self._task], timeout=limit + 2.0)
             if not done:
                 self._task.cancel()
-        await asyncio.to_thread(self.runtime.close)
+                await asyncio.wait([self._task], timeout=1.0)
+        left = max(1.0, limit - (time.monotonic() - started))
+        await asyncio.to_thread(self.runtime.close, left)

@@ -1,0 +1,66 @@
+"""Event-time progress per partition: the low watermark the monitor may advance to.
+
+A worker's monitor must not run ahead of what its partitions have delivered: a pass at
+``t`` evaluates windows ending at ``t``, and a partition still behind would add events
+to them afterwards. So every stored batch records, per partition, the event time of the
+newest record it delivered -- capped at the time guard's plausible clock, so a record
+dated 2099 counts as no later than the newest plausible event -- and the low watermark
+is the minimum over the partitions that still hold something back:
+
+- a partition with a backlog (lag > 0) holds the watermark at its own progress; one
+  with a backlog and no progress yet blocks it (it may deliver anything);
+- a caught-up partition (lag 0) or one never fetched holds nothing back: whatever it
+  delivers later is late, like any late event (otherwise one idle partition would stop
+  the monitor for good).
+
+>>> p = PartitionProgress()
+>>> p.record({"a": 100.0, "b": 90.0}, plausible_s=95.0)
+>>> p.low_watermark(["a", "b"], {"a": 3, "b": 1})     # b capped at 95, then min
+(True, 90.0)
+>>> p.low_watermark(["a", "b"], {"a": 0, "b": 0})     # all caught up: no bound
+(True, None)
+>>> p.low_watermark(["a", "c"], {"a": 3, "c": 5})     # c has a backlog, no progress
+(False, None)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Mapping
+
+
+class PartitionProgress:
+    """Newest stored event time per partition (epoch seconds)."""
+
+    def __init__(self) -> None:
+        self.times: dict[Hashable, float] = {}
+
+    def record(self, newest: Mapping[Hashable, float], plausible_s: float | None) -> None:
+        """Note the newest event time each partition delivered in a stored batch."""
+        cap = math.inf if plausible_s is None else plausible_s
+        for part, t in newest.items():
+            if t == -math.inf:
+                continue  # unreadable payloads carry no time
+            t = min(t, cap)
+            if t > self.times.get(part, -math.inf):
+                self.times[part] = t
+
+    def forget(self, parts: Iterable[Hashable]) -> None:
+        """Drop partitions no longer assigned."""
+        for part in parts:
+            self.times.pop(part, None)
+
+    def low_watermark(
+        self, assigned: Iterable[Hashable], lag: Mapping[Hashable, int]
+    ) -> tuple[bool, float | None]:
+        """``(may_advance, bound)``: False while a partition with a backlog has no
+        progress yet; otherwise the bound (None: no partition holds anything back)."""
+        bound: float | None = None
+        for part in assigned:
+            if lag.get(part, 0) <= 0:
+                continue
+            t = self.times.get(part)
+            if t is None:
+                return False, None
+            bound = t if bound is None else min(bound, t)
+        return True, bound
