@@ -56,7 +56,10 @@ def remote(settings: Settings, base: str, path: str, *, body: dict[str, Any] | N
             else:
                 resp = client.get(base.rstrip("/") + path, params=params, headers=headers)
     except httpx.HTTPError as exc:
-        raise StoreError(f"no answer from {base}: {exc}") from exc
+        raise StoreError(
+            f"no answer from {base} (a worker's web port: check DRIFTWATCH_WORKER_WEB_PORT"
+            f" or pass --url): {exc}"
+        ) from exc
     if resp.status_code == 401:
         raise StoreError(f"{base} refused the token: set DRIFTWATCH_API_TOKEN to the "
                          f"worker's API token")

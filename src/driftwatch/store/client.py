@@ -11,6 +11,7 @@ never user input) and server-side parameters ``{name:Type}`` for values.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import logging
 import os
 import re
@@ -95,6 +96,29 @@ def parse_dsn(dsn: str, *, base: Path | None = None) -> StoreConfig:
     )
 
 
+def _held_elsewhere(path: Path) -> bool:
+    """True when another process holds the embedded engine's lock on ``path/status``
+    (ClickHouse takes an exclusive ``flock`` on it for as long as it runs)."""
+    status = path / "status"
+    if not status.is_file():
+        return False
+    try:
+        fd = os.open(status, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
 def _connect(cfg: StoreConfig, *, create: bool = True) -> Any:
     if cfg.kind == "chdb":
         with _CHDB_LOCK:
@@ -111,6 +135,12 @@ def _connect(cfg: StoreConfig, *, create: bool = True) -> Any:
                 raise StoreError(
                     f"no embedded store at {cfg.path} (mistyped --store?); a worker, "
                     f"`driftwatch replay` or `driftwatch db init` creates one"
+                )
+            if _held_elsewhere(Path(cfg.path)):
+                raise StoreBusyError(
+                    f"the embedded store at {cfg.path} is held by another process "
+                    f"(a running worker?): query it through that worker with "
+                    f"`driftwatch sql`, or stop it first"
                 )
             try:
                 Path(cfg.path).mkdir(parents=True, exist_ok=True)
