@@ -53,13 +53,16 @@ _ALERT_COLUMNS = (
 
 PENDING_SQL = f"""
 SELECT {_ALERT_COLUMNS}
-FROM {{db}}.alerts AS a FINAL
+FROM {{db}}.alert_log AS a
+LEFT JOIN (
+    SELECT fingerprint, max(version) AS done FROM {{db}}.alert_deliveries
+    WHERE sink = {{sink:String}} GROUP BY fingerprint
+) AS d ON d.fingerprint = a.fingerprint
 WHERE a.written_at >= {{since:DateTime64(3, 'UTC')}}
   AND a.written_at < {{before:DateTime64(3, 'UTC')}}
-  AND (a.fingerprint, a.version) NOT IN (
-      SELECT fingerprint, version FROM {{db}}.alert_deliveries WHERE sink = {{sink:String}}
-  )
-ORDER BY a.updated_at, a.fingerprint
+  AND a.version > d.done
+ORDER BY a.fingerprint, a.version
+LIMIT 1 BY a.fingerprint, a.version
 LIMIT {{limit:UInt32}}
 """
 
@@ -71,10 +74,12 @@ ORDER BY updated_at, fingerprint
 LIMIT {{limit:UInt32}}
 """
 
-CURRENT_SQL = f"""
+LOGGED_SQL = f"""
 SELECT {_ALERT_COLUMNS}
-FROM {{db}}.alerts FINAL
+FROM {{db}}.alert_log
 WHERE fingerprint IN {{fingerprints:Array(String)}}
+ORDER BY fingerprint, version
+LIMIT 1 BY fingerprint, version
 """
 
 
@@ -174,8 +179,10 @@ class Outbox:
         self.limit = limit
 
     def pending(self, now: dt.datetime, grace_s: float = 0.0) -> list[StoredAlert]:
-        """Current alert states written within the horizon, at least ``grace_s`` ago,
-        with no delivery row for this sink."""
+        """Every alert state (each version in ``alert_log``) written within the horizon,
+        at least ``grace_s`` ago, newer than the newest state this sink has delivered
+        for its alert; in (fingerprint, version) order. States older than a delivered
+        one are obsolete: posting them late would turn a resolved alert back on."""
         rows = self.store.query(
             PENDING_SQL,
             {
@@ -191,13 +198,15 @@ class Outbox:
         """Every alert whose current state is firing."""
         return [alert_from_row(r) for r in self.store.query(FIRING_SQL, {"limit": self.limit})]
 
-    def current(self, fingerprints: Iterable[str]) -> dict[str, StoredAlert]:
-        """The current stored state of these fingerprints (absent ones left out)."""
+    def logged(self, fingerprints: Iterable[str]) -> dict[str, list[StoredAlert]]:
+        """Every logged state of these fingerprints, oldest version first."""
         fps = sorted(set(fingerprints))
         if not fps:
             return {}
-        rows = self.store.query(CURRENT_SQL, {"fingerprints": fps})
-        return {s.alert.fingerprint: s for s in map(alert_from_row, rows)}
+        out: dict[str, list[StoredAlert]] = {}
+        for stored in map(alert_from_row, self.store.query(LOGGED_SQL, {"fingerprints": fps})):
+            out.setdefault(stored.alert.fingerprint, []).append(stored)
+        return out
 
     def mark_delivered(
         self,
@@ -374,7 +383,9 @@ class OutboxSink:
         self.delivered = 0
         self.failures = 0
         self._lock = threading.Lock()
-        self._entries: dict[str, _Entry] = {}  # pending states and (no store) firing ones
+        # per fingerprint, its states in order: the pending ones (each delivered, oldest
+        # first) and, without a store, the last delivered firing one (for re-posts)
+        self._entries: dict[str, list[_Entry]] = {}
         self._next_attempt: dt.datetime | None = None
         self._last_resend: dt.datetime | None = None
         self._check_store = store is not None  # a restart may have left pending states
@@ -393,8 +404,8 @@ class OutboxSink:
     @property
     def pending_count(self) -> int:
         """Alert states held in memory and not delivered yet (never waits for a post)."""
-        entries = list(self._entries.values())  # a snapshot; no lock: a post may hold it
-        return len(self._inbox) + sum(1 for e in entries if e.pending)
+        states = list(self._entries.values())  # a snapshot; no lock: a post may hold it
+        return len(self._inbox) + sum(1 for lst in states for e in list(lst) if e.pending)
 
     def send(self, alerts: Sequence[Alert]) -> None:
         """Post these alert states now (unless backing off); keep them pending on failure.
@@ -416,8 +427,8 @@ class OutboxSink:
             if self._backing_off(now):
                 self._gauge()
                 return
-            entries = {a.fingerprint: self._entries.get(a.fingerprint) for a in alerts}
-            self._deliver([e for e in entries.values() if e is not None], now)
+            fps = {a.fingerprint for a in alerts}
+            self._deliver(self._rounds(fps, resend=False), now)
 
     def tick(self, now: dt.datetime | None = None) -> TickResult:
         """Retry pending states that are due and re-post firing alerts when due.
@@ -434,7 +445,7 @@ class OutboxSink:
                 self._last_resend is None
                 or (now - self._last_resend).total_seconds() >= self.resend_s
             )
-            has_pending = self._check_store or any(e.pending for e in self._entries.values())
+            has_pending = self._check_store or self._n_pending() > 0
             if self._backing_off(now) or not (resend or has_pending):
                 return TickResult(pending=self._n_pending())
             try:
@@ -452,7 +463,8 @@ class OutboxSink:
             if ok and resend:
                 self._last_resend = now
             return TickResult(
-                posted=len(batch), delivered=delivered, pending=self._n_pending(), error=error
+                posted=sum(map(len, batch)), delivered=delivered, pending=self._n_pending(),
+                error=error,
             )
 
     flush = tick
@@ -475,7 +487,7 @@ class OutboxSink:
 
     # -- internals (called with the lock held) ---------------------------------------
     def _n_pending(self) -> int:
-        return sum(1 for e in self._entries.values() if e.pending)
+        return sum(1 for states in self._entries.values() for e in states if e.pending)
 
     def _gauge(self) -> None:
         PENDING.labels(self.name).set(self._n_pending())
@@ -484,67 +496,96 @@ class OutboxSink:
         return self._next_attempt is not None and now < self._next_attempt
 
     def _remember(self, alert: Alert, version: int | None = None) -> _Entry:
-        old = self._entries.pop(alert.fingerprint, None)
-        entry = _Entry(alert, version)
-        if old is not None and old.pending:
-            entry.attempts, entry.error = old.attempts, old.error
-        self._entries[alert.fingerprint] = entry  # re-inserted: newest last
-        while len(self._entries) > self.max_pending:
+        """Hold ``alert`` as a pending state of its fingerprint, after the states still
+        pending for it (a repeat of the newest state, or a stored version already held,
+        only refreshes its entry); delivered states of the fingerprint are obsolete from
+        now on."""
+        states = [e for e in self._entries.pop(alert.fingerprint, []) if e.pending]
+        if version is None:  # from the alert book: a repeat of the newest state, or new
+            entry = states[-1] if states and same_state(states[-1].alert, alert) else None
+        else:  # from the store: that version, or the first unversioned entry of that state
+            entry = next((e for e in states if e.version == version), None) or next(
+                (e for e in states if e.version is None and same_state(e.alert, alert)), None)
+        if entry is None:
+            entry = _Entry(alert, version)
+            states.append(entry)
+        else:
+            entry.alert = alert
+            entry.version = version if version is not None else entry.version
+        self._entries[alert.fingerprint] = states  # re-inserted: newest last
+        while sum(map(len, self._entries.values())) > self.max_pending:
             oldest = next(iter(self._entries))
             dropped = self._entries.pop(oldest)
-            if dropped.pending and self.outbox is not None:
+            if any(e.pending for e in dropped) and self.outbox is not None:
                 self._check_store = True  # still pending in ClickHouse
         return entry
 
-    def _collect(self, now: dt.datetime, resend: bool) -> list[_Entry]:
-        batch: dict[str, _Entry] = {}
+    def _collect(self, now: dt.datetime, resend: bool) -> list[list[_Entry]]:
         if self.outbox is not None:
             for stored in self.outbox.pending(now, self.grace_s):
-                entry = self._entries.get(stored.alert.fingerprint)
-                if entry is None or not same_state(entry.alert, stored.alert):
-                    entry = self._remember(stored.alert, stored.version)
-                entry.version = stored.version
-                entry.pending = True
-                batch[stored.alert.fingerprint] = entry
-        for fp, entry in self._entries.items():
-            if fp not in batch and (entry.pending or (resend and entry.alert.status == "firing")):
-                batch[fp] = entry
+                self._remember(stored.alert, stored.version).pending = True
+        rounds = self._rounds(set(self._entries), resend)
         if resend and self.outbox is not None:
             for stored in self.outbox.firing():
-                fp = stored.alert.fingerprint
-                if fp not in batch:
-                    batch[fp] = _Entry(stored.alert, stored.version, pending=False)
-        return list(batch.values())
+                if stored.alert.fingerprint not in self._entries:
+                    if not rounds:
+                        rounds.append([])
+                    rounds[0].append(_Entry(stored.alert, stored.version, pending=False))
+        return rounds
 
-    def _deliver(self, entries: list[_Entry], now: dt.datetime) -> tuple[bool, int, str]:
-        """Post in chunks; record deliveries. Returns (all ok, delivered, last error)."""
+    def _rounds(self, fingerprints: set[str], resend: bool) -> list[list[_Entry]]:
+        """What to post, in rounds: round ``k`` holds the ``k``-th pending state of each
+        fingerprint (known versions first, in version order; then states not yet looked
+        up, which are the newest), so that every state reaches the receiver, in order,
+        never two states of one alert in one post. With ``resend``, round 0 also re-posts
+        each firing alert that has nothing pending."""
+        rounds: list[list[_Entry]] = []
+        for fp, states in self._entries.items():
+            if fp not in fingerprints:
+                continue
+            pending = sorted(
+                (e for e in states if e.pending),
+                key=lambda e: (e.version is None, e.version or 0),
+            )
+            if not pending and resend and states and states[-1].alert.status == "firing":
+                pending = [states[-1]]
+            for k, entry in enumerate(pending):
+                if k == len(rounds):
+                    rounds.append([])
+                rounds[k].append(entry)
+        return rounds
+
+    def _deliver(self, rounds: list[list[_Entry]], now: dt.datetime) -> tuple[bool, int, str]:
+        """Post round after round, each in chunks; record deliveries. Returns (all ok,
+        delivered, last error); a failure leaves this and the later rounds pending."""
         delivered = 0
-        for i in range(0, len(entries), self.chunk):
-            part = entries[i : i + self.chunk]
-            for e in part:
-                e.attempts += 1 if e.pending else 0
-            try:
-                self.post([e.alert for e in part], now)
-            except DeliveryFailed as exc:
-                if exc.permanent:
-                    DELIVERIES.labels(self.name, "rejected").inc()
-                    log.error(
-                        "alert sink %s rejected %d alerts permanently: %s",
-                        self.name, len(part), exc, extra={"sink": self.name},
-                    )
-                    for e in part:
-                        e.error = f"rejected: {exc}"
-                    delivered += self._done(part, now)
-                    continue
-                DELIVERIES.labels(self.name, "error").inc()
+        for entries in rounds:
+            for i in range(0, len(entries), self.chunk):
+                part = entries[i : i + self.chunk]
                 for e in part:
-                    e.error = str(exc)
-                self._fail(now, str(exc))
-                self._gauge()
-                return False, delivered, str(exc)
-            DELIVERIES.labels(self.name, "ok").inc()
-            self.posted += len(part)
-            delivered += self._done(part, now)
+                    e.attempts += 1 if e.pending else 0
+                try:
+                    self.post([e.alert for e in part], now)
+                except DeliveryFailed as exc:
+                    if exc.permanent:
+                        DELIVERIES.labels(self.name, "rejected").inc()
+                        log.error(
+                            "alert sink %s rejected %d alerts permanently: %s",
+                            self.name, len(part), exc, extra={"sink": self.name},
+                        )
+                        for e in part:
+                            e.error = f"rejected: {exc}"
+                        delivered += self._done(part, now)
+                        continue
+                    DELIVERIES.labels(self.name, "error").inc()
+                    for e in part:
+                        e.error = str(exc)
+                    self._fail(now, str(exc))
+                    self._gauge()
+                    return False, delivered, str(exc)
+                DELIVERIES.labels(self.name, "ok").inc()
+                self.posted += len(part)
+                delivered += self._done(part, now)
         self.backoff.reset()
         self._next_attempt = None
         self._gauge()
@@ -560,24 +601,22 @@ class OutboxSink:
         )
 
     def _done(self, part: list[_Entry], now: dt.datetime) -> int:
-        """Record the pending entries of a posted chunk as delivered."""
+        """Record the pending entries of a posted chunk (one state per fingerprint) as
+        delivered."""
         pending = [e for e in part if e.pending]
         if not pending:
             return 0
-        states: list[StoredAlert] = []
         if self.outbox is not None:
             unknown = [e.alert.fingerprint for e in pending if e.version is None]
             try:
-                current = self.outbox.current(unknown) if unknown else {}
+                logged = self.outbox.logged(unknown) if unknown else {}
                 for e in pending:
-                    if e.version is None:
-                        cur = current.get(e.alert.fingerprint)
-                        if cur is not None and same_state(cur.alert, e.alert):
-                            e.version = cur.version
-                    if e.version is not None:
-                        states.append(StoredAlert(e.alert, e.version))
+                    if e.version is None:  # the newest logged version of this state
+                        same = [x.version for x in logged.get(e.alert.fingerprint, [])
+                                if same_state(x.alert, e.alert)]
+                        e.version = max(same) if same else None
                 self.outbox.mark_delivered(
-                    states,
+                    [StoredAlert(e.alert, e.version) for e in pending if e.version is not None],
                     now,
                     {e.alert.fingerprint: e.attempts for e in pending},
                     {e.alert.fingerprint: e.error for e in pending},
@@ -591,7 +630,12 @@ class OutboxSink:
             e.pending = False
             e.attempts = 0
             e.error = ""
+            fp = e.alert.fingerprint
             if self.outbox is not None or e.alert.status == "resolved":
-                self._entries.pop(e.alert.fingerprint, None)
+                states = [x for x in self._entries.get(fp, []) if x is not e]
+                if states:
+                    self._entries[fp] = states
+                else:
+                    self._entries.pop(fp, None)
         self.delivered += len(pending)
         return len(pending)

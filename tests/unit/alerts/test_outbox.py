@@ -81,14 +81,27 @@ def test_failure_keeps_pending_backs_off_and_tick_delivers_later() -> None:
     assert sink.calls == [["fp001:firing", "fp002:firing"]]
 
 
-def test_a_newer_state_replaces_the_pending_one() -> None:
+def test_every_pending_state_is_delivered_in_order_one_per_post() -> None:
     sink = Recorder(retry_max_s=1.0)
     sink.down = True
     sink.send([alert(1)])
-    sink.send([alert(1, "resolved")])
+    sink.send([alert(1, "resolved"), alert(2)])
+    assert sink.pending_count == 3
     sink.down = False
     sink.tick(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2))
-    assert sink.calls == [["fp001:resolved"]]
+    # the firing state is not lost behind the resolve, and never shares a post with it
+    assert sink.calls == [["fp001:firing", "fp002:firing"], ["fp001:resolved"]]
+    assert sink.pending_count == 0 and sink.delivered == 3
+
+
+def test_a_repeat_of_a_pending_state_is_posted_once() -> None:
+    sink = Recorder(retry_max_s=1.0)
+    sink.down = True
+    sink.send([alert(1)])
+    sink.send([alert(1)])
+    sink.down = False
+    sink.tick(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2))
+    assert sink.calls == [["fp001:firing"]]
 
 
 def test_permanent_rejection_is_not_retried() -> None:
