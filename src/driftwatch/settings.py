@@ -118,6 +118,17 @@ class Settings:
     webhook_token: str = setting("", "Bearer token sent to the webhook", secret=True)
     alert_retry_max_s: float = setting(60.0, "Longest back-off between alert delivery retries")
     alert_outbox_horizon_s: int = setting(86400, "Undelivered alerts older than this are dropped")
+    # --- rule coverage and case alerts (issue 27) ---
+    rule_case_alerts: bool = setting(
+        True, "Rules with case_alert: true raise an info alert per card they hit (RuleCase)"
+    )
+    rule_case_alerts_per_hour: int = setting(
+        30, "Most new case alerts per rule per hour of event time (the rest: rule_hits only)"
+    )
+    rule_coverage_warn_below: float = setting(
+        0.5, "Warn once when a rule can evaluate on less than this share of events"
+    )
+    rule_coverage_warn_after: int = setting(1000, "Events seen before rule coverage is judged")
 
     # ----------------------------------------------------------------------------------
     @classmethod

@@ -15,6 +15,7 @@ A pack is one ``.yaml`` file::
         alert_min_hits: 1              # hits in a segment (alert window) before the alert fires
         alert_min_cards: 1             # ... and distinct cards among those hits
         alert_window: 24h              # the alert window (default: the stage's, 24 h)
+        case_alert: true               # each card hit is also an info alert naming the card
         when: count(by=card_id, within=10m, where=amount_minor <= 500) >= 4
         examples:
           - name: four small charges
@@ -74,7 +75,7 @@ _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 PACK_KEYS = ("pack", "description", "rules")
 RULE_KEYS = ("id", "version", "severity", "reason_code", "mode", "description", "when",
              "alert_segment", "alert_min_hits", "alert_min_cards", "alert_window", "alert_labels",
-             "examples")
+             "case_alert", "examples")
 REQUIRED_RULE_KEYS = ("id", "version", "severity", "reason_code", "mode", "when")
 EXAMPLE_KEYS = ("name", "expect", "events", "event")
 
@@ -386,6 +387,8 @@ def _rule(
          or (isinstance(values["alert_window"], str)
              and 1000 <= (_duration_ms(values["alert_window"]) or 0) <= MAX_ALERT_WINDOW_MS),
          "alert_window must be a duration from 1s to 7d such as 30m, 2h or 1d"),
+        ("case_alert", isinstance(values.get("case_alert", False), bool),
+         "case_alert must be true or false"),
         ("alert_labels", _labels_ok(values.get("alert_labels", {})),
          "alert_labels must map up to 8 names [a-z][a-z0-9_]* (not "
          f"{', '.join(sorted(RESERVED_LABELS))}) to values [A-Za-z0-9_.:-]{{1,128}}"),
@@ -425,6 +428,7 @@ def _rule(
         alert_window_ms=_duration_ms(values["alert_window"]) if "alert_window" in values else None,
         alert_labels=tuple(sorted((str(k), str(v))
                                   for k, v in values.get("alert_labels", {}).items())),
+        case_alert=values.get("case_alert", False),
         pack=pack,
         pack_sha256=sha,
         path=path,
