@@ -26,7 +26,9 @@ A pack is one ``.yaml`` file::
 Example events are partial contract events laid over :data:`BASE_EVENT`; ``t``
 (seconds or a duration such as ``90s``) is the offset from the base time,
 ``repeat: N`` copies an event N times (``every`` apart, ``{i}`` in strings
-replaced by the copy number) and ids are generated.
+replaced by the copy number) and ids are generated; ``base: required`` lays an
+event over the contract's required fields only (:data:`REQUIRED_BASE`: no channel,
+no merchant country), as a client sending nothing optional would.
 
 Safety: files are read with the YAML *safe* loader after a scan that rejects
 aliases (no "billion laughs"), nesting deeper than :data:`MAX_YAML_DEPTH` and files
@@ -92,6 +94,10 @@ BASE_EVENT: dict[str, Any] = {
     "model": {"name": "fraud-detect", "version": "v1", "score": 0.1, "threshold": 0.7},
 }
 """What an example event is laid over: a valid, unremarkable transaction."""
+REQUIRED_BASE: tuple[str, ...] = ("event_time", "amount", "currency", "mcc", "merchant_id",
+                                  "card_id", "model")
+"""The fields of :data:`BASE_EVENT` an example event with ``base: required`` keeps (the
+contract's required fields; ids are generated): no channel, no merchant country."""
 
 
 class RuleLoadError(RuleError):
@@ -279,6 +285,8 @@ def expand_events(raw: Sequence[Any], prefix: str) -> list[dict[str, Any]]:
     >>> evs = expand_events([{"card_id": "c-{i}", "repeat": 2, "every": "1m", "t": 30}], "x")
     >>> [(e["event_id"], e["card_id"], e["event_time"]) for e in evs]
     [('x-0', 'c-0', '2026-03-18T14:00:30.000Z'), ('x-1', 'c-1', '2026-03-18T14:01:30.000Z')]
+    >>> sorted(expand_events([{"base": "required", "ip": "192.0.2.1"}], "x")[0])[:4]
+    ['amount', 'card_id', 'currency', 'event_id']
     """
     out: list[dict[str, Any]] = []
     for item in raw:
@@ -288,12 +296,18 @@ def expand_events(raw: Sequence[Any], prefix: str) -> list[dict[str, Any]]:
         repeat = spec.pop("repeat", 1)
         every = _duration_ms(spec.pop("every", 0))
         offset = _duration_ms(spec.pop("t", 0))
+        base = spec.pop("base", "full")
+        if base not in ("full", "required"):
+            raise RuleError("base must be full (the default) or required (contract-required "
+                            "fields only)")
         if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= 1000:
             raise RuleError("repeat must be an integer 1..1000")
         if every is None or offset is None:
             raise RuleError("t and every must be seconds or durations like 90s, 5m, 2h")
         for i in range(repeat):
             event = copy.deepcopy(BASE_EVENT)
+            if base == "required":
+                event = {k: event[k] for k in REQUIRED_BASE}
             event.update(_jsonable(_fill(spec, i)))
             if "event_time" not in spec:
                 when = BASE_TIME + dt.timedelta(milliseconds=offset + i * every)
