@@ -62,6 +62,8 @@ CASE_ALERT = "RuleCase"
 """Alertname of one card hit by a ``case_alert`` rule (info)."""
 CASE_SEVERITY: Severity = "info"
 HOUR_MS = 3_600_000
+COVERAGE_SAMPLE = 8
+"""The stage measures field coverage on one event in this many (see ``FieldCoverage``)."""
 SWEEP_EVERY = 256
 """Batches with hits between two sweeps of the idle alert tallies."""
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9_.:\-]{0,128}")
@@ -170,8 +172,9 @@ class RuleStage:
         Raise ``RuleCase`` info alerts for the rules with ``case_alert: true``.
     case_alerts_per_hour : int
         Most new case alerts per rule per hour of event time.
-    coverage_warn_below, coverage_warn_after : float, int
-        See :class:`~driftwatch.rules.coverage.FieldCoverage`.
+    coverage_warn_below, coverage_warn_after, coverage_sample : float, int, int
+        See :class:`~driftwatch.rules.coverage.FieldCoverage`; by default one event in
+        :data:`COVERAGE_SAMPLE` is measured (a share needs no census).
     """
 
     name = "rules"
@@ -187,6 +190,7 @@ class RuleStage:
         case_alerts_per_hour: int = 30,
         coverage_warn_below: float = 0.5,
         coverage_warn_after: int = 1000,
+        coverage_sample: int = COVERAGE_SAMPLE,
     ) -> None:
         if alert_window_s <= 0:
             raise ValueError(f"alert_window_s must be > 0, got {alert_window_s}")
@@ -201,7 +205,7 @@ class RuleStage:
         self.case_alerts = case_alerts
         self.case_alerts_per_hour = case_alerts_per_hour
         self.coverage = FieldCoverage(ruleset.rules, warn_below=coverage_warn_below,
-                                      warn_after=coverage_warn_after)
+                                      warn_after=coverage_warn_after, sample=coverage_sample)
         self._tallies: dict[tuple[bool, str, str], _Tally] = {}
         self._cases_opened: dict[str, deque[int]] = {}
         self._batches = 0

@@ -102,8 +102,23 @@ def test_no_warning_when_coverage_is_good(caplog: pytest.LogCaptureFixture) -> N
     assert not caplog.records and cov.rule("r").share == 0.75
 
 
+def test_sampling_measures_one_event_in_k_across_batches() -> None:
+    rules = [rule_from_text("r", "ip == \"x\"")]
+    specs: list[dict[str, Any]] = [{"ip": "1.1.1.1"} if i % 3 == 0 else {} for i in range(23)]
+    events = _events(specs)
+    whole = FieldCoverage(rules, sample=1).update(events)
+    sampled = FieldCoverage(rules, sample=4)
+    for a, b in [(0, 5), (5, 6), (6, 13), (13, 23)]:  # uneven batches
+        sampled.update(events[a:b])
+    picked = events[::4]  # indexes 0, 4, 8, ... of the stream, whatever the batches
+    assert sampled.rule("r").events == len(picked) == 6
+    assert sampled.rule("r").evaluable == sum(1 for e in picked if e.ip)
+    assert whole.rule("r").evaluable == 8
+
+
 @pytest.mark.parametrize(("kwargs", "name"), [({"warn_below": 1.5}, "warn_below"),
-                                              ({"warn_after": 0}, "warn_after")])
+                                              ({"warn_after": 0}, "warn_after"),
+                                              ({"sample": 0}, "sample")])
 def test_bad_parameters(kwargs: dict[str, Any], name: str) -> None:
     with pytest.raises(ValueError, match=name):
         FieldCoverage([], **kwargs)
