@@ -211,7 +211,9 @@ class RuleStage:
         self._batches = 0
         self.hits_total = 0
         self.cases_suppressed = 0
-        """Cards whose case alert the rate limit held back (their hits are in rule_hits)."""
+        """Case alerts the rate limit held back (a held-back card counts again at each of
+        its later hits while the limit holds); their hits are in rule_hits."""
+        self._rules = {r.id: r for r in ruleset.rules}
 
     def on_events(self, events: Sequence[ScoredTransaction]) -> StageOutput:
         """Evaluate one batch; insert and return its hits and the grown alerts."""
@@ -307,7 +309,7 @@ class RuleStage:
         """Forget the tallies of segments (and cards) without a hit inside their window."""
         newest = max((x.newest_ms for x in self._tallies.values()), default=0)
         for key in [k for k, x in self._tallies.items()
-                    if x.newest_ms < newest - self._window_ms(self.ruleset.rule(k[1]))]:
+                    if x.newest_ms < newest - self._window_ms(self._rules[k[1]])]:
             del self._tallies[key]
 
     def _window_ms(self, rule: Rule) -> int:
