@@ -71,7 +71,7 @@ _REASON = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
 _LABEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _LABEL_VALUE = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 RESERVED_LABELS = frozenset({"alertname", "severity", "source", "segment", "detector", "rule_id",
-                             "model_version", "reason_code", "rule_version"})
+                             "model_version", "reason_code", "rule_version", "scope", "campaign"})
 _DURATION = re.compile(r"([0-9]{1,9})(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 PACK_KEYS = ("pack", "description", "rules")

@@ -22,6 +22,10 @@
    deduplicated per card (one fingerprint) and rate-limited per rule
    (``case_alerts_per_hour`` new cards an hour of event time; beyond that the hits
    stay cases in ``rule_hits`` only). ``case_alerts=False`` turns them all off.
+   A case carries ``scope="card"`` and the incident of its rule and segment
+   ``scope="campaign"``, both with ``campaign="<rule id>:<segment>"``: Alertmanager's
+   inhibition (``deploy/alertmanager/alertmanager.yml``) mutes the single-card cases
+   of a campaign while the campaign's own alert fires.
 
 It also counts, per rule, the events that carry the fields the rule needs
 (:class:`~driftwatch.rules.coverage.FieldCoverage`, on ``/metrics``) and warns once
@@ -283,7 +287,11 @@ class RuleStage:
                 at = max(h.event.event_time for h in group)
             else:
                 continue
-            findings.append(self._finding(rule, segment, tally, fresh, at, case=case))
+            campaign = ""
+            if self.case_alerts and rule.case_alert:
+                campaign = f"{rule.id}:{segment_of(rule, group[-1].event) if case else segment}"
+            findings.append(self._finding(rule, segment, tally, fresh, at, case=case,
+                                          campaign=campaign))
         self._batches += 1
         if self._batches % SWEEP_EVERY == 0:
             self._sweep()
@@ -318,7 +326,7 @@ class RuleStage:
 
     def _finding(
         self, rule: Rule, segment: str, tally: _Tally, fresh: int, newest: dt.datetime,
-        *, case: bool = False,
+        *, case: bool = False, campaign: str = "",
     ) -> Finding:
         first = EPOCH + dt.timedelta(milliseconds=min(x[0] for x in tally.hits))
         last = EPOCH + dt.timedelta(milliseconds=max(x[0] for x in tally.hits))
@@ -352,6 +360,8 @@ class RuleStage:
             description=rule.description,
             runbook=f"{rule.path} (pack {rule.pack}, sha256 {rule.pack_sha256[:12]})",
             extra_labels={**dict(rule.alert_labels), "reason_code": rule.reason_code,
+                          **({"scope": "card" if case else "campaign", "campaign": campaign}
+                             if campaign else {}),
                           "rule_version": str(rule.version)},
         )
 

@@ -52,6 +52,10 @@ def test_campaign_still_needs_its_floor_and_cases_name_each_card() -> None:
     incidents = [f for f in out.findings if f.alertname == INCIDENT_ALERT]
     assert cases == ["card_id=c-0", "card_id=c-1", "card_id=c-2"]
     assert [(f.severity, f.segment, f.value) for f in incidents] == [("warning", "mcc=5411", "3")]
+    # Alertmanager mutes the cards' cases while their campaign's alert fires
+    labels = [f.extra_labels for f in out.findings]
+    assert {(x["scope"], x["campaign"]) for x in labels} == {
+        ("card", "tiny:mcc=5411"), ("campaign", "tiny:mcc=5411")}
 
 
 def test_rate_limit_per_rule_per_hour() -> None:
