@@ -20,8 +20,9 @@
    takeover), also one ``RuleCase`` *info* finding per rule x card, from the card's
    first hit, growing with its later hits like an incident does. Cases are
    deduplicated per card (one fingerprint) and rate-limited per rule
-   (``case_alerts_per_hour`` new cards an hour of event time; beyond that the hits
-   stay cases in ``rule_hits`` only). ``case_alerts=False`` turns them all off.
+   (``case_alerts_per_hour`` new cards an hour of event time, decided at a card's
+   first hit; a card held back stays a case in ``rule_hits`` only until its hits
+   leave the alert window). ``case_alerts=False`` turns them all off.
    A case carries ``scope="card"`` and the incident of its rule and segment
    ``scope="campaign"``, both with ``campaign="<rule id>:<segment>"``: Alertmanager's
    inhibition (``deploy/alertmanager/alertmanager.yml``) mutes the single-card cases
@@ -130,6 +131,8 @@ class _Tally:
     approved: int = 0
     newest_ms: int = 0
     alerted: bool = False
+    held: bool = False
+    """A case the rate limit held back: it stays held until its hits leave the window."""
 
     def add(self, ms: int, event_id: str, amount: int, approved: bool, card: str) -> bool:
         if event_id in self.ids:
@@ -152,7 +155,7 @@ class _Tally:
             self.amount -= amount
             self.approved -= approved
         if not self.hits:
-            self.alerted = False
+            self.alerted = self.held = False
 
     def reaches(self, rule: Rule) -> bool:
         """True when the hits reach both of the rule's alert floors."""
@@ -215,8 +218,7 @@ class RuleStage:
         self._batches = 0
         self.hits_total = 0
         self.cases_suppressed = 0
-        """Case alerts the rate limit held back (a held-back card counts again at each of
-        its later hits while the limit holds); their hits are in rule_hits."""
+        """Cards whose case alert the rate limit held back (their hits are in rule_hits)."""
         self._rules = {r.id: r for r in ruleset.rules}
 
     def on_events(self, events: Sequence[ScoredTransaction]) -> StageOutput:
@@ -276,9 +278,11 @@ class RuleStage:
                     continue
                 fresh += 1
                 tally.evict(ms - window_ms)
-                if tally.alerted:
+                if tally.alerted or tally.held:
                     continue
-                if self._admit_case(rule, ms) if case else tally.reaches(rule):
+                if case and not self._admit_case(rule, ms):
+                    tally.held = True  # decided at the card's first hit, whatever the batching
+                elif case or tally.reaches(rule):
                     tally.alerted, opened = True, ms
             tally.evict(tally.newest_ms - window_ms)
             if opened is not None:  # the alert opens at the hit that reached the floors

@@ -66,6 +66,9 @@ def test_rate_limit_per_rule_per_hour() -> None:
         "card_id=c-0", "card_id=c-1"]
     assert s.cases_suppressed == 2
     assert len(out.rule_hits) == 4  # every hit is still a case in rule_hits
+    # a held-back card stays held (the decision does not depend on batching) ...
+    again = s.on_events(parse(charges("c-2", 11, 2, first=50)))
+    assert len(again.rule_hits) == 2 and again.findings == [] and s.cases_suppressed == 2
     # an hour later there is room again, and an open case keeps growing meanwhile
     later = s.on_events(parse(charges("c-9", 70, 3, first=100)))
     assert [f.segment for f in later.findings] == ["card_id=c-9"]
