@@ -56,6 +56,9 @@ def test_list_shows_every_rule() -> None:
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert {r["id"] for r in rows} == {r.id for r in shipped_rules().rules}
+    takeover = next(r for r in rows if r["id"] == "sequential_takeover")
+    assert takeover["needs"] == "device_id + features.new_device" and takeover["case_alert"]
+    assert {"device_id", "geo_lat", "features.new_device"} <= set(takeover["fields"])
 
 
 def test_backtest_splits_hits_by_label_and_model(store: Store, chdb_dsn: str) -> None:

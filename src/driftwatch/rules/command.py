@@ -8,7 +8,8 @@
     events carrying them -- over the packs' own example events, or over ``--events``
     (a JSON-lines file of scored events, e.g. ``driftwatch simulate --out``).
 ``list [PATHS]``
-    One line per rule: id, version, severity, mode, reason code, pack and SHA-256.
+    One line per rule: id, version, severity, mode, reason code, pack and SHA-256
+    (``--json``: also the fields it reads and the optional ones it needs).
 ``backtest RULES --since T [--until T] [--format table|json]``
     Would-be hits of each rule over the stored history (store from the global
     ``--store``/``--database``), split into fraud / legitimate / unlabelled per day,
@@ -26,7 +27,7 @@ import click
 
 from driftwatch.errors import DriftwatchError
 from driftwatch.rules.check import run_examples
-from driftwatch.rules.coverage import FieldCoverage, coverage_table
+from driftwatch.rules.coverage import FieldCoverage, coverage_table, fields_read, needs_text
 from driftwatch.rules.pack import RuleLoadError, RuleSet, load_rules
 from driftwatch.rules.sql import compile_rule
 
@@ -141,6 +142,8 @@ def list_rules(c: Ctx, paths: tuple[str, ...], as_json: bool) -> None:
                 "id": rule.id, "version": rule.version, "severity": rule.severity,
                 "mode": rule.mode, "reason_code": rule.reason_code, "pack": rule.pack,
                 "path": rule.path, "sha256": rule.pack_sha256, "when": rule.when,
+                "fields": list(fields_read(rule)), "needs": needs_text(rule),
+                "case_alert": rule.case_alert,
             }))
         else:
             click.echo(
