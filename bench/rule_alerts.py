@@ -22,6 +22,8 @@ a scenario listed in ``NO_RULE`` would be reported but not required.
     python bench/rule_alerts.py --clean-seeds 1,2,3   # all clean seeds
     python bench/rule_alerts.py --seeds 101,102,103 --clean-seeds 101   # calibration
     python bench/rule_alerts.py --quick               # seed 1, 1 clean day, short attacks
+    python bench/rule_alerts.py --only-required       # events cut to the required fields
+                                                      # + ip + features (issue 27)
 """
 
 from __future__ import annotations
@@ -85,6 +87,21 @@ class _Tap:
 
 CONFIG = {"rules_dirs": "rules"}
 """Settings overrides of every run (``--rules-dir``)."""
+KEEP_ONLY: list[tuple[str, ...]] = []
+"""With ``--only-required``: the event fields kept (the contract's required ones,
+``ip`` and ``features``), as a client that sends no device, coordinates or channel."""
+REQUIRED_PLUS = ("event_id", "txn_id", "event_time", "amount", "currency", "mcc",
+                 "merchant_id", "card_id", "model", "ip", "features")
+
+
+def _strip(path: Path, keep: tuple[str, ...]) -> None:
+    """Rewrite a JSON-lines file of events keeping only the fields ``keep``."""
+    tmp = path.with_suffix(".tmp")
+    with path.open("rb") as src, tmp.open("wb") as dst:
+        for line in src:
+            event = json.loads(line)
+            dst.write(json.dumps({k: v for k, v in event.items() if k in keep}).encode() + b"\n")
+    tmp.replace(path)
 
 
 def run_one(root: Path, name: str, seed: int, days: float | None,
@@ -94,6 +111,8 @@ def run_one(root: Path, name: str, seed: int, days: float | None,
     sim = generate(load_scenario(name), seed=seed, days=days, rate=rate)
     out = root / f"{name}-{seed}"
     paths = write(sim, out)
+    if KEEP_ONLY:
+        _strip(Path(paths["events.jsonl"]), KEEP_ONLY[0])
     gen_s = time.perf_counter() - started
     settings = Settings.load(
         config_file=None,
@@ -297,10 +316,14 @@ def main() -> None:
     ap.add_argument("--clean-days", type=float, default=7.0)
     ap.add_argument("--rate", type=float, default=None, help="events/s of event time")
     ap.add_argument("--rules-dir", default="rules", help="rule packs to run")
+    ap.add_argument("--only-required", action="store_true",
+                    help="cut events to the contract's required fields + ip + features")
     ap.add_argument("--no-clean", action="store_true")
     ap.add_argument("--no-attacks", action="store_true")
     args = ap.parse_args()
     CONFIG["rules_dirs"] = args.rules_dir
+    if args.only_required:
+        KEEP_ONLY.append(REQUIRED_PLUS)
     seeds = [1] if args.quick else [int(s) for s in args.seeds.split(",")]
     clean_seeds = [1] if args.quick else [int(s) for s in args.clean_seeds.split(",")]
     rate = args.rate if args.rate is not None else (0.5 if args.quick else None)

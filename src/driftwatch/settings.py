@@ -154,6 +154,17 @@ class Settings:
     outbox_backlog: int = setting(
         1000, "/healthz is degraded when this many alert states wait for delivery"
     )
+    # --- rule coverage and case alerts (issue 27) ---
+    rule_case_alerts: bool = setting(
+        True, "Rules with case_alert: true raise an info alert per card they hit (RuleCase)"
+    )
+    rule_case_alerts_per_hour: int = setting(
+        30, "Most new case alerts per rule per hour of event time (the rest: rule_hits only)"
+    )
+    rule_coverage_warn_below: float = setting(
+        0.5, "Warn once when a rule can evaluate on less than this share of events"
+    )
+    rule_coverage_warn_after: int = setting(1000, "Events seen before rule coverage is judged")
 
     # ----------------------------------------------------------------------------------
     @classmethod

@@ -6,16 +6,19 @@ import datetime as dt
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from driftwatch.cli import main
-from driftwatch.events import parse_label_batch, parse_scored_batch
+from driftwatch.events import ScoredTransaction, parse_label_batch, parse_scored_batch
+from driftwatch.rules.coverage import FieldCoverage
 from driftwatch.rules.live import LiveEvaluator
 from driftwatch.store.client import Store
 from tests.integration.rules_fixture import (
     RULES,
+    example_lines,
     shipped_rules,
     simulated_labels,
     simulated_lines,
@@ -54,6 +57,9 @@ def test_list_shows_every_rule() -> None:
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert {r["id"] for r in rows} == {r.id for r in shipped_rules().rules}
+    takeover = next(r for r in rows if r["id"] == "sequential_takeover")
+    assert takeover["needs"] == "device_id + features.new_device" and takeover["case_alert"]
+    assert {"device_id", "geo_lat", "features.new_device"} <= set(takeover["fields"])
 
 
 def test_backtest_splits_hits_by_label_and_model(store: Store, chdb_dsn: str) -> None:
@@ -63,13 +69,7 @@ def test_backtest_splits_hits_by_label_and_model(store: Store, chdb_dsn: str) ->
     store.insert_scored(events)
     store.insert_labels(labels)
     ruleset = shipped_rules()
-    since = min(e.event_time for e in events)
-    until = max(e.event_time for e in events) + dt.timedelta(milliseconds=1)
-    args = ["--store", chdb_dsn, "--database", store.database, "rules", "backtest", str(RULES),
-            "--since", since.isoformat(), "--until", until.isoformat()]
-    result = CliRunner().invoke(main, [*args, "--format", "json"])
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
+    args, report = _backtest(store, chdb_dsn, events)
     # the same numbers computed here from live hits and the labels
     label = {x.txn_id: x for x in sorted(labels, key=lambda x: x.label_time)}
     live = LiveEvaluator(ruleset.rules, horizon_ms=ruleset.horizon_ms).process(events)
@@ -92,6 +92,43 @@ def test_backtest_splits_hits_by_label_and_model(store: Store, chdb_dsn: str) ->
     assert "beyond" in table.output and truth["n_events"] == len(events)
 
 
+def _backtest(store: Store, chdb_dsn: str, events: list[ScoredTransaction]
+              ) -> tuple[list[str], dict[str, Any]]:
+    """``rules backtest`` over the span of ``events``: its arguments and JSON report."""
+    since = min(e.event_time for e in events)
+    until = max(e.event_time for e in events) + dt.timedelta(milliseconds=1)
+    args = ["--store", chdb_dsn, "--database", store.database, "rules", "backtest", str(RULES),
+            "--since", since.isoformat(), "--until", until.isoformat()]
+    result = CliRunner().invoke(main, [*args, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return args, json.loads(result.stdout)
+
+
 def lab_is_fraud(label: dict[str, object], txn_id: str) -> bool:
     x = label.get(txn_id)
     return x is not None and getattr(x, "label", 0) == 1
+
+
+def test_backtest_coverage_equals_the_live_count(store: Store, chdb_dsn: str,
+                                                 tmp_path: Path) -> None:
+    """The SQL count of events carrying each rule's fields is the live one, on events
+    with and without the optional fields (every example plus simulated traffic)."""
+    lines = [*example_lines(shipped_rules()), *simulated_lines()[0][:5000]]
+    events = parse_scored_batch(lines).events
+    store.insert_scored(events)
+    ruleset = shipped_rules()
+    live = {c.rule_id: c for c in FieldCoverage(ruleset.rules).update(events).rules}
+    assert 0 < live["impossible_travel"].evaluable < len(events)  # not a vacuous check
+    args, report = _backtest(store, chdb_dsn, events)
+    assert report["transactions"] == len(events)
+    got = {r["rule_id"]: (r["evaluable"], r["needs"]) for r in report["rules"]}
+    assert got == {k: (c.evaluable, c.needs) for k, c in live.items()}
+    table = CliRunner().invoke(main, args)
+    assert table.exit_code == 0 and "needs (any one of)" in table.output
+    # rules check measures the same over a JSON-lines file
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    checked = CliRunner().invoke(main, ["rules", "check", str(RULES), "--events", str(path)])
+    assert checked.exit_code == 0, checked.output
+    row = next(x for x in checked.output.splitlines() if x.startswith("impossible_travel "))
+    assert f"{live['impossible_travel'].evaluable:,}" in row

@@ -6,16 +6,20 @@ labels: fraud (label 1), legitimate (label 0) or unlabelled, per day, with the
 amount involved -- and what the rule adds beyond the model: the hits the model
 *approved* (and how many of those were fraud). Totals of the period (transactions,
 labelled fraud, fraud the model approved) give each rule's recall and the share of
-the model's misses it would have caught.
+the model's misses it would have caught. Each rule's field coverage (the share of
+the period's events that carry the optional fields it needs,
+:mod:`~driftwatch.rules.coverage`) tells a silent rule from one that could not
+evaluate.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from driftwatch.events import format_amount
+from driftwatch.rules.coverage import RuleCoverage, coverage_sql, coverage_table, needs_text
 from driftwatch.rules.model import Rule
 from driftwatch.rules.sql import compile_rule
 from driftwatch.store.client import Store
@@ -82,6 +86,10 @@ class RuleBacktest:
     recall: float
     precision: float
     days: tuple[DayCounts, ...]
+    evaluable: int = 0
+    """Events of the period carrying the fields the rule needs."""
+    needs: str = "-"
+    """The optional fields it needs (``needs_text``)."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +114,13 @@ class BacktestReport:
                 d["day"] = d["day"].isoformat()
         return out
 
-    def table(self) -> str:
-        """A plain-text report."""
+    def coverage(self) -> list[RuleCoverage]:
+        """Each rule's field coverage over the period."""
+        return [RuleCoverage(r.rule_id, r.needs, self.transactions, r.evaluable)
+                for r in self.rules]
+
+    def table(self, *, warn_below: float = 0.5) -> str:
+        """A plain-text report (hits per rule and day, then field coverage)."""
         lines = [
             f"period {self.since.isoformat()} .. {self.until.isoformat()}: "
             f"{self.transactions:,} transactions, {self.fraud:,} labelled fraud "
@@ -132,6 +145,8 @@ class BacktestReport:
         lines.append("")
         lines.append("model-ok: hits the model approved; beyond: of those, labelled fraud "
                      "(fraud the rule adds beyond the model)")
+        lines.append("")
+        lines.append(coverage_table(self.coverage(), warn_below=warn_below))
         return "\n".join(lines)
 
 
@@ -163,6 +178,14 @@ def backtest(
     """Backtest every rule over ``[since, until)``."""
     total = store.query(_TOTALS.replace("{labels}", _LABELS), {"since": since, "until": until})
     transactions, fraud, legit, fraud_approved = (int(x) for x in total[0])
+    rules = list(rules)
+    sql, params = coverage_sql(rules)
+    counts = [int(x) for x in store.query(sql, {**params, "since": since, "until": until})[0]]
+    results = tuple(
+        replace(backtest_rule(store, r, since, until, fraud), evaluable=counts[1 + i],
+                needs=needs_text(r))
+        for i, r in enumerate(rules)
+    )
     return BacktestReport(
         since=since,
         until=until,
@@ -170,5 +193,5 @@ def backtest(
         fraud=fraud,
         legit=legit,
         fraud_model_approved=fraud_approved,
-        rules=tuple(backtest_rule(store, r, since, until, fraud) for r in rules),
+        rules=results,
     )

@@ -1,15 +1,19 @@
 """``driftwatch rules``: check, list and backtest rule packs.
 
-``check [PATHS]``
+``check [PATHS] [--events FILE]``
     Parse and type-check every pack (default: the configured ``rules_dirs``),
     compile each rule to SQL, and run its examples. Prints one line per problem as
-    ``file:line:col: rule <id>: message`` and exits 1 if there is any.
+    ``file:line:col: rule <id>: message`` and exits 1 if there is any. Then the
+    field coverage of every rule: the optional fields it needs and the share of
+    events carrying them -- over the packs' own example events, or over ``--events``
+    (a JSON-lines file of scored events, e.g. ``driftwatch simulate --out``).
 ``list [PATHS]``
-    One line per rule: id, version, severity, mode, reason code, pack and SHA-256.
+    One line per rule: id, version, severity, mode, reason code, pack and SHA-256
+    (``--json``: also the fields it reads and the optional ones it needs).
 ``backtest RULES --since T [--until T] [--format table|json]``
     Would-be hits of each rule over the stored history (store from the global
     ``--store``/``--database``), split into fraud / legitimate / unlabelled per day,
-    and what each adds beyond the model.
+    and what each adds beyond the model, with each rule's field coverage over the period.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import click
 
 from driftwatch.errors import DriftwatchError
 from driftwatch.rules.check import run_examples
+from driftwatch.rules.coverage import FieldCoverage, coverage_table, fields_read, needs_text
 from driftwatch.rules.pack import RuleLoadError, RuleSet, load_rules
 from driftwatch.rules.sql import compile_rule
 
@@ -59,10 +64,37 @@ def rules() -> None:
     """Check, list and backtest rule packs (YAML)."""
 
 
+def _coverage(ruleset: RuleSet, events_path: str | None, warn_below: float) -> str:
+    """The coverage table over a JSON-lines file, or over every example event."""
+    from driftwatch.events import parse_scored_batch
+
+    cov = FieldCoverage(ruleset.rules, warn_below=0.0)
+    if events_path is None:
+        source = "the packs' example events"
+        for rule in ruleset.rules:
+            for ex in rule.examples:
+                cov.update(parse_scored_batch(
+                    [json.dumps(e).encode() for e in ex.events]).events)
+    else:
+        source = events_path
+        with open(events_path, "rb") as fh:
+            batch: list[bytes] = []
+            for line in fh:
+                batch.append(line)
+                if len(batch) >= 10_000:
+                    cov.update(parse_scored_batch(batch).events)
+                    batch = []
+            cov.update(parse_scored_batch(batch).events)
+    return (f"field coverage over {source} ({cov.events:,} valid events):\n"
+            + coverage_table(cov.rules, warn_below=warn_below))
+
+
 @rules.command("check")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--events", "events_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="JSON lines of scored events to measure field coverage on.")
 @click.pass_obj
-def check(c: Ctx, paths: tuple[str, ...]) -> None:
+def check(c: Ctx, paths: tuple[str, ...], events_path: str | None) -> None:
     """Parse, type-check and run the examples of rule packs (default: rules_dirs)."""
     try:
         ruleset = _load(c, paths)
@@ -100,6 +132,7 @@ def check(c: Ctx, paths: tuple[str, ...]) -> None:
         click.echo(f"FAILED: {failures} problem(s) in {n_rules} rules", err=True)
         sys.exit(1)
     click.echo(f"{n_rules} rules in {len(ruleset.packs)} packs; {examples} examples passed")
+    click.echo(_coverage(ruleset, events_path, c.settings.rule_coverage_warn_below))
 
 
 @rules.command("list")
@@ -115,6 +148,8 @@ def list_rules(c: Ctx, paths: tuple[str, ...], as_json: bool) -> None:
                 "id": rule.id, "version": rule.version, "severity": rule.severity,
                 "mode": rule.mode, "reason_code": rule.reason_code, "pack": rule.pack,
                 "path": rule.path, "sha256": rule.pack_sha256, "when": rule.when,
+                "fields": list(fields_read(rule)), "needs": needs_text(rule),
+                "case_alert": rule.case_alert,
             }))
         else:
             click.echo(
@@ -155,4 +190,4 @@ def backtest_cmd(
     if fmt == "json":
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        click.echo(report.table())
+        click.echo(report.table(warn_below=c.settings.rule_coverage_warn_below))

@@ -48,6 +48,8 @@ class Rule:
     alert_min_cards: int = 1
     alert_window_ms: int | None = None
     alert_labels: tuple[tuple[str, str], ...] = ()
+    case_alert: bool = False
+    """Each card the rule hits is also a ``RuleCase`` info alert naming the card."""
     pack: str = ""
     pack_sha256: str = ""
     path: str = ""

@@ -15,6 +15,7 @@ A pack is one ``.yaml`` file::
         alert_min_hits: 1              # hits in a segment (alert window) before the alert fires
         alert_min_cards: 1             # ... and distinct cards among those hits
         alert_window: 24h              # the alert window (default: the stage's, 24 h)
+        case_alert: true               # each card hit is also an info alert naming the card
         when: count(by=card_id, within=10m, where=amount_minor <= 500) >= 4
         examples:
           - name: four small charges
@@ -25,7 +26,9 @@ A pack is one ``.yaml`` file::
 Example events are partial contract events laid over :data:`BASE_EVENT`; ``t``
 (seconds or a duration such as ``90s``) is the offset from the base time,
 ``repeat: N`` copies an event N times (``every`` apart, ``{i}`` in strings
-replaced by the copy number) and ids are generated.
+replaced by the copy number) and ids are generated; ``base: required`` lays an
+event over the contract's required fields only (:data:`REQUIRED_BASE`: no channel,
+no merchant country), as a client sending nothing optional would.
 
 Safety: files are read with the YAML *safe* loader after a scan that rejects
 aliases (no "billion laughs"), nesting deeper than :data:`MAX_YAML_DEPTH` and files
@@ -68,13 +71,13 @@ _REASON = re.compile(r"[A-Z][A-Z0-9_]{1,63}")
 _LABEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _LABEL_VALUE = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 RESERVED_LABELS = frozenset({"alertname", "severity", "source", "segment", "detector", "rule_id",
-                             "model_version", "reason_code", "rule_version"})
+                             "model_version", "reason_code", "rule_version", "scope", "campaign"})
 _DURATION = re.compile(r"([0-9]{1,9})(ms|s|m|h|d)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 PACK_KEYS = ("pack", "description", "rules")
 RULE_KEYS = ("id", "version", "severity", "reason_code", "mode", "description", "when",
              "alert_segment", "alert_min_hits", "alert_min_cards", "alert_window", "alert_labels",
-             "examples")
+             "case_alert", "examples")
 REQUIRED_RULE_KEYS = ("id", "version", "severity", "reason_code", "mode", "when")
 EXAMPLE_KEYS = ("name", "expect", "events", "event")
 
@@ -91,6 +94,10 @@ BASE_EVENT: dict[str, Any] = {
     "model": {"name": "fraud-detect", "version": "v1", "score": 0.1, "threshold": 0.7},
 }
 """What an example event is laid over: a valid, unremarkable transaction."""
+REQUIRED_BASE: tuple[str, ...] = ("event_time", "amount", "currency", "mcc", "merchant_id",
+                                  "card_id", "model")
+"""The fields of :data:`BASE_EVENT` an example event with ``base: required`` keeps (the
+contract's required fields; ids are generated): no channel, no merchant country."""
 
 
 class RuleLoadError(RuleError):
@@ -278,6 +285,8 @@ def expand_events(raw: Sequence[Any], prefix: str) -> list[dict[str, Any]]:
     >>> evs = expand_events([{"card_id": "c-{i}", "repeat": 2, "every": "1m", "t": 30}], "x")
     >>> [(e["event_id"], e["card_id"], e["event_time"]) for e in evs]
     [('x-0', 'c-0', '2026-03-18T14:00:30.000Z'), ('x-1', 'c-1', '2026-03-18T14:01:30.000Z')]
+    >>> sorted(expand_events([{"base": "required", "ip": "192.0.2.1"}], "x")[0])[:4]
+    ['amount', 'card_id', 'currency', 'event_id']
     """
     out: list[dict[str, Any]] = []
     for item in raw:
@@ -287,12 +296,18 @@ def expand_events(raw: Sequence[Any], prefix: str) -> list[dict[str, Any]]:
         repeat = spec.pop("repeat", 1)
         every = _duration_ms(spec.pop("every", 0))
         offset = _duration_ms(spec.pop("t", 0))
+        base = spec.pop("base", "full")
+        if base not in ("full", "required"):
+            raise RuleError("base must be full (the default) or required (contract-required "
+                            "fields only)")
         if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= 1000:
             raise RuleError("repeat must be an integer 1..1000")
         if every is None or offset is None:
             raise RuleError("t and every must be seconds or durations like 90s, 5m, 2h")
         for i in range(repeat):
             event = copy.deepcopy(BASE_EVENT)
+            if base == "required":
+                event = {k: event[k] for k in REQUIRED_BASE}
             event.update(_jsonable(_fill(spec, i)))
             if "event_time" not in spec:
                 when = BASE_TIME + dt.timedelta(milliseconds=offset + i * every)
@@ -386,6 +401,8 @@ def _rule(
          or (isinstance(values["alert_window"], str)
              and 1000 <= (_duration_ms(values["alert_window"]) or 0) <= MAX_ALERT_WINDOW_MS),
          "alert_window must be a duration from 1s to 7d such as 30m, 2h or 1d"),
+        ("case_alert", isinstance(values.get("case_alert", False), bool),
+         "case_alert must be true or false"),
         ("alert_labels", _labels_ok(values.get("alert_labels", {})),
          "alert_labels must map up to 8 names [a-z][a-z0-9_]* (not "
          f"{', '.join(sorted(RESERVED_LABELS))}) to values [A-Za-z0-9_.:-]{{1,128}}"),
@@ -425,6 +442,7 @@ def _rule(
         alert_window_ms=_duration_ms(values["alert_window"]) if "alert_window" in values else None,
         alert_labels=tuple(sorted((str(k), str(v))
                                   for k, v in values.get("alert_labels", {}).items())),
+        case_alert=values.get("case_alert", False),
         pack=pack,
         pack_sha256=sha,
         path=path,

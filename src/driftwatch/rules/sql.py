@@ -333,6 +333,12 @@ _BASE = """
 """The events a rule query reads (with the history its windows need)."""
 
 
+def scalar_sql(node: t.T, prefix: str) -> tuple[str, dict[str, Any]]:
+    """SQL of a condition without aggregates (e.g. a coverage test) and its parameters."""
+    c = _Compiler(prefix)
+    return c(node), c.parameters
+
+
 def lookback_ms(rule: Rule) -> int:
     """The longest window of the rule (history needed before ``since``)."""
     return max((a.within_ms for a in t.aggregates(rule.expr)), default=0)

@@ -16,6 +16,21 @@
    ``alert_window`` (default: the stage's ``alert_window_s``). Below the floors there
    is no alert at all: every hit is already a case (``rule_hits`` and its topic); the
    SOC hears of a rule only when its hits cluster (see ``rules/README.md``).
+4. for rules with ``case_alert: true`` (single-card patterns: card testing, a
+   takeover), also one ``RuleCase`` *info* finding per rule x card, from the card's
+   first hit, growing with its later hits like an incident does. Cases are
+   deduplicated per card (one fingerprint) and rate-limited per rule
+   (``case_alerts_per_hour`` new cards an hour of event time, decided at a card's
+   first hit; a card held back stays a case in ``rule_hits`` only until its hits
+   leave the alert window). ``case_alerts=False`` turns them all off.
+   A case carries ``scope="card"`` and the incident of its rule and segment
+   ``scope="campaign"``, both with ``campaign="<rule id>:<segment>"``: Alertmanager's
+   inhibition (``deploy/alertmanager/alertmanager.yml``) mutes the single-card cases
+   of a campaign while the campaign's own alert fires.
+
+It also counts, per rule, the events that carry the fields the rule needs
+(:class:`~driftwatch.rules.coverage.FieldCoverage`, on ``/metrics``) and warns once
+about a rule that cannot evaluate on most of the traffic.
 
 Shadow rules are evaluated and stored (``mode = 'shadow'``) but raise no alerts.
 """
@@ -36,6 +51,7 @@ from driftwatch.alerts.model import Finding, Severity
 from driftwatch.errors import RuleError
 from driftwatch.events import EPOCH, UTC, ScoredTransaction, epoch_ms, format_amount
 from driftwatch.pipeline import StageOutput
+from driftwatch.rules.coverage import FieldCoverage
 from driftwatch.rules.live import LiveEvaluator
 from driftwatch.rules.model import ALERT_SEVERITY, Hit, Rule
 from driftwatch.rules.pack import RuleSet, load_rules
@@ -45,6 +61,16 @@ from driftwatch.store.client import Store
 log = logging.getLogger(__name__)
 
 HIT_TABLE = "rule_hits"
+INCIDENT_ALERT = "RuleHit"
+"""Alertname of a rule x segment that reached its floors (warning or critical)."""
+CASE_ALERT = "RuleCase"
+"""Alertname of one card hit by a ``case_alert`` rule (info)."""
+CASE_SEVERITY: Severity = "info"
+HOUR_MS = 3_600_000
+COVERAGE_SAMPLE = 8
+"""The stage measures field coverage on one event in this many (see ``FieldCoverage``)."""
+SWEEP_EVERY = 256
+"""Batches with hits between two sweeps of the idle alert tallies."""
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9_.:\-]{0,128}")
 _HIT_SEGMENT_COLUMNS = frozenset({"mcc", "merchant_country", "channel", "merchant_id", "card_id"})
 """Segment fields that ``rule_hits`` stores itself."""
@@ -105,6 +131,8 @@ class _Tally:
     approved: int = 0
     newest_ms: int = 0
     alerted: bool = False
+    held: bool = False
+    """A case the rate limit held back: it stays held until its hits leave the window."""
 
     def add(self, ms: int, event_id: str, amount: int, approved: bool, card: str) -> bool:
         if event_id in self.ids:
@@ -127,7 +155,7 @@ class _Tally:
             self.amount -= amount
             self.approved -= approved
         if not self.hits:
-            self.alerted = False
+            self.alerted = self.held = False
 
     def reaches(self, rule: Rule) -> bool:
         """True when the hits reach both of the rule's alert floors."""
@@ -147,6 +175,13 @@ class RuleStage:
         Trailing window (event time) of the per rule x segment alert totals.
     max_per_key : int
         Most window entries per key (see :class:`~driftwatch.rules.window.KeyedWindow`).
+    case_alerts : bool
+        Raise ``RuleCase`` info alerts for the rules with ``case_alert: true``.
+    case_alerts_per_hour : int
+        Most new case alerts per rule per hour of event time.
+    coverage_warn_below, coverage_warn_after, coverage_sample : float, int, int
+        See :class:`~driftwatch.rules.coverage.FieldCoverage`; by default one event in
+        :data:`COVERAGE_SAMPLE` is measured (a share needs no census).
     """
 
     name = "rules"
@@ -158,20 +193,37 @@ class RuleStage:
         *,
         alert_window_s: int = 86_400,
         max_per_key: int = 10_000,
+        case_alerts: bool = True,
+        case_alerts_per_hour: int = 30,
+        coverage_warn_below: float = 0.5,
+        coverage_warn_after: int = 1000,
+        coverage_sample: int = COVERAGE_SAMPLE,
     ) -> None:
         if alert_window_s <= 0:
             raise ValueError(f"alert_window_s must be > 0, got {alert_window_s}")
+        if case_alerts_per_hour < 1:
+            raise ValueError(f"case_alerts_per_hour must be >= 1, got {case_alerts_per_hour}")
         self.ruleset = ruleset
         self.store = store
         self.alert_window_s = alert_window_s
         self.evaluator = LiveEvaluator(
             ruleset.rules, horizon_ms=ruleset.horizon_ms, max_per_key=max_per_key
         )
-        self._tallies: dict[tuple[str, str], _Tally] = {}
+        self.case_alerts = case_alerts
+        self.case_alerts_per_hour = case_alerts_per_hour
+        self.coverage = FieldCoverage(ruleset.rules, warn_below=coverage_warn_below,
+                                      warn_after=coverage_warn_after, sample=coverage_sample)
+        self._tallies: dict[tuple[bool, str, str], _Tally] = {}
+        self._cases_opened: dict[str, deque[int]] = {}
+        self._batches = 0
         self.hits_total = 0
+        self.cases_suppressed = 0
+        """Cards whose case alert the rate limit held back (their hits are in rule_hits)."""
+        self._rules = {r.id: r for r in ruleset.rules}
 
     def on_events(self, events: Sequence[ScoredTransaction]) -> StageOutput:
         """Evaluate one batch; insert and return its hits and the grown alerts."""
+        self.coverage.update(events)
         hits = self.evaluator.process(events)
         if not hits:
             return StageOutput()
@@ -203,13 +255,16 @@ class RuleStage:
 
     # -- alerts ------------------------------------------------------------------------
     def _findings(self, hits: Sequence[Hit]) -> list[Finding]:
-        groups: dict[tuple[str, str], list[Hit]] = {}
+        groups: dict[tuple[bool, str, str], list[Hit]] = {}
         for h in hits:
-            if h.rule.mode == "enforce":
-                groups.setdefault((h.rule.id, segment_of(h.rule, h.event)), []).append(h)
+            if h.rule.mode != "enforce":
+                continue
+            groups.setdefault((False, h.rule.id, segment_of(h.rule, h.event)), []).append(h)
+            if self.case_alerts and h.rule.case_alert and h.event.card_id:
+                groups.setdefault((True, h.rule.id, f"card_id={h.event.card_id}"), []).append(h)
         findings = []
-        for (rule_id, segment), group in groups.items():
-            tally = self._tallies.setdefault((rule_id, segment), _Tally())
+        for (case, rule_id, segment), group in groups.items():
+            tally = self._tallies.setdefault((case, rule_id, segment), _Tally())
             rule = group[0].rule
             window_ms = self._window_ms(rule)
             fresh = 0
@@ -223,39 +278,77 @@ class RuleStage:
                     continue
                 fresh += 1
                 tally.evict(ms - window_ms)
-                if not tally.alerted and tally.reaches(rule):
+                if tally.alerted or tally.held:
+                    continue
+                if case and not self._admit_case(rule, ms):
+                    tally.held = True  # decided at the card's first hit, whatever the batching
+                elif case or tally.reaches(rule):
                     tally.alerted, opened = True, ms
             tally.evict(tally.newest_ms - window_ms)
             if opened is not None:  # the alert opens at the hit that reached the floors
                 at = EPOCH + dt.timedelta(milliseconds=opened)
-            elif fresh and tally.alerted and tally.reaches(rule):
+            elif fresh and tally.alerted and (case or tally.reaches(rule)):
                 at = max(h.event.event_time for h in group)
             else:
                 continue
-            findings.append(self._finding(rule, segment, tally, fresh, at))
+            campaign = ""
+            if self.case_alerts and rule.case_alert:
+                campaign = f"{rule.id}:{segment_of(rule, group[-1].event) if case else segment}"
+            findings.append(self._finding(rule, segment, tally, fresh, at, case=case,
+                                          campaign=campaign))
+        self._batches += 1
+        if self._batches % SWEEP_EVERY == 0:
+            self._sweep()
         return findings
+
+    def _admit_case(self, rule: Rule, ms: int) -> bool:
+        """Whether a new case alert of ``rule`` at ``ms`` fits the hourly rate limit."""
+        opened = self._cases_opened.setdefault(rule.id, deque())
+        while opened and opened[0] <= ms - HOUR_MS:
+            opened.popleft()
+        if len(opened) >= self.case_alerts_per_hour:
+            self.cases_suppressed += 1
+            if self.cases_suppressed == 1 or self.cases_suppressed % 1000 == 0:
+                log.warning("rule %s: case alerts over %d an hour; further cards stay in "
+                            "rule_hits (%d held back so far)", rule.id,
+                            self.case_alerts_per_hour, self.cases_suppressed,
+                            extra={"rule_id": rule.id})
+            return False
+        opened.append(ms)
+        return True
+
+    def _sweep(self) -> None:
+        """Forget the tallies of segments (and cards) without a hit inside their window."""
+        newest = max((x.newest_ms for x in self._tallies.values()), default=0)
+        for key in [k for k, x in self._tallies.items()
+                    if x.newest_ms < newest - self._window_ms(self._rules[k[1]])]:
+            del self._tallies[key]
 
     def _window_ms(self, rule: Rule) -> int:
         """The rule's alert window (``alert_window``, else the stage's), in ms."""
         return rule.alert_window_ms or self.alert_window_s * 1000
 
     def _finding(
-        self, rule: Rule, segment: str, tally: _Tally, fresh: int, newest: dt.datetime
+        self, rule: Rule, segment: str, tally: _Tally, fresh: int, newest: dt.datetime,
+        *, case: bool = False, campaign: str = "",
     ) -> Finding:
         first = EPOCH + dt.timedelta(milliseconds=min(x[0] for x in tally.hits))
         last = EPOCH + dt.timedelta(milliseconds=max(x[0] for x in tally.hits))
         n = len(tally.hits)
         hours = self._window_ms(rule) / 3_600_000
         cards = len(tally.cards)
+        where = (f"on card {segment.partition('=')[2]}" if case else
+                 f"on {cards} card{'s' if cards != 1 else ''} in {segment}")
         summary = (
             f"rule {rule.id} v{rule.version} ({rule.reason_code}): {n} hit{'s' if n != 1 else ''}"
-            f" totalling {format_amount(tally.amount)} on {cards} card{'s' if cards != 1 else ''}"
-            f" in {segment} within {hours:g}h"
+            f" totalling {format_amount(tally.amount)} {where} within {hours:g}h"
             f" ({fresh} new); the model approved {tally.approved} of them"
+            + ("; a single-card case, not (yet) an incident" if case else "")
         )
-        severity: Severity = ALERT_SEVERITY[rule.severity]  # type: ignore[assignment]
+        severity: Severity = (CASE_SEVERITY if case
+                              else ALERT_SEVERITY[rule.severity])  # type: ignore[assignment]
         return Finding(
-            alertname="RuleHit",
+            alertname=CASE_ALERT if case else INCIDENT_ALERT,
             severity=severity,
             source="rule",
             origin=rule.id,
@@ -263,13 +356,16 @@ class RuleStage:
             event_time=newest,
             summary=summary,
             value=str(n),
-            threshold=f"{rule.alert_min_hits} hits on {rule.alert_min_cards} cards",
+            threshold=("1 hit (case)" if case
+                       else f"{rule.alert_min_hits} hits on {rule.alert_min_cards} cards"),
             window_start=first,
             window_end=last,
             evidence_sql=self._evidence_sql(rule, segment, first),
             description=rule.description,
             runbook=f"{rule.path} (pack {rule.pack}, sha256 {rule.pack_sha256[:12]})",
             extra_labels={**dict(rule.alert_labels), "reason_code": rule.reason_code,
+                          **({"scope": "card" if case else "campaign", "campaign": campaign}
+                             if campaign else {}),
                           "rule_version": str(rule.version)},
         )
 
@@ -314,4 +410,7 @@ def rule_stage_from_settings(settings: Settings, store: Store | None) -> list[Ru
     ruleset = load_rules(dirs, settings.rule_state_horizon_s * 1000, confine=True)
     if not ruleset.rules:
         return []
-    return [RuleStage(ruleset, store)]
+    return [RuleStage(ruleset, store, case_alerts=settings.rule_case_alerts,
+                      case_alerts_per_hour=settings.rule_case_alerts_per_hour,
+                      coverage_warn_below=settings.rule_coverage_warn_below,
+                      coverage_warn_after=settings.rule_coverage_warn_after)]

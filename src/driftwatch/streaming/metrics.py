@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import (
@@ -110,6 +110,11 @@ class WorkerMetrics:
         self.rule_hits = Counter(
             "driftwatch_rule_hits", "Rule hits published", ["rule_id"], registry=r
         )
+        self.rule_field_coverage = Gauge(
+            "driftwatch_rule_field_coverage",
+            "Share of the events seen that carry the fields a rule needs to evaluate",
+            ["rule_id"], registry=r,
+        )
         self.alerts = Counter(
             "driftwatch_alerts", "Alert state changes", ["alertname", "status"], registry=r
         )
@@ -151,6 +156,11 @@ class WorkerMetrics:
         """Count published rule hits by rule id (one ``labels`` lookup per rule)."""
         for rule_id, n in Tally(str(hit.get("rule_id", "")) for hit in hits).items():
             self.rule_hits.labels(rule_id=rule_id).inc(n)
+
+    def set_rule_coverage(self, rules: Iterable[Any]) -> None:
+        """Set each rule's field coverage (``RuleCoverage``: ``rule_id``, ``share``)."""
+        for c in rules:
+            self.rule_field_coverage.labels(rule_id=c.rule_id).set(c.share)
 
     def count_alerts(self, alerts: Sequence[Any]) -> None:
         """Count alert state changes by alertname and status."""

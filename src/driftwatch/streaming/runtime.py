@@ -430,6 +430,9 @@ class WorkerRuntime:
         for reason, n in reasons.items():
             m.events_rejected.labels(topic=topic, reason=reason).inc(n)
         m.count_rule_hits(result.rule_hits)
+        for stage in self.pipeline.event_stages:
+            if isinstance(stage, RuleStage):
+                m.set_rule_coverage(stage.coverage.rules)
         m.count_alerts(result.alerts)
 
     def _deadletters(self, records: list[Any], result: BatchResult) -> list[OutMessage]:
