@@ -49,7 +49,7 @@ from typing import Any
 
 from driftwatch.alerts.model import Finding, Severity
 from driftwatch.errors import RuleError
-from driftwatch.events import EPOCH, UTC, ScoredTransaction, epoch_ms, format_amount
+from driftwatch.events import EPOCH, UTC, ScoredTransaction, epoch_ms, format_money
 from driftwatch.pipeline import StageOutput
 from driftwatch.rules.coverage import FieldCoverage
 from driftwatch.rules.live import LiveEvaluator
@@ -120,6 +120,23 @@ def segment_of(rule: Rule, event: ScoredTransaction) -> str:
     return ",".join(f"{name}={getattr(event, name)}" for name in rule.alert_segment)
 
 
+def plural(n: int, word: str) -> str:
+    """``1 hit``, ``3 hits``: a count with its noun.
+
+    >>> plural(1, "hit"), plural(5, "card")
+    ('1 hit', '5 cards')
+    """
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def _money(tally: _Tally) -> str:
+    """The tally's amount with its currency, grouped (``USD 2,114,461.65``)."""
+    known = tally.currencies - {""}
+    if len(known) == 1:
+        return format_money(tally.amount, next(iter(known)))
+    return format_money(tally.amount) + (" in mixed currencies" if known else "")
+
+
 @dataclass
 class _Tally:
     """Hits of one rule in one segment over the trailing alert window."""
@@ -130,14 +147,17 @@ class _Tally:
     amount: int = 0
     approved: int = 0
     newest_ms: int = 0
+    currencies: set[str] = field(default_factory=set)
     alerted: bool = False
     held: bool = False
     """A case the rate limit held back: it stays held until its hits leave the window."""
 
-    def add(self, ms: int, event_id: str, amount: int, approved: bool, card: str) -> bool:
+    def add(self, ms: int, event_id: str, amount: int, approved: bool, card: str,
+            currency: str = "") -> bool:
         if event_id in self.ids:
             return False
         self.ids.add(event_id)
+        self.currencies.add(currency)
         self.newest_ms = max(self.newest_ms, ms)
         self.hits.append((ms, event_id, amount, approved, card))
         self.cards[card] += 1
@@ -274,7 +294,7 @@ class RuleStage:
                 e = h.event
                 ms = epoch_ms(e.event_time)
                 if not tally.add(ms, e.event_id, e.amount_minor, e.decision == "approve",
-                                 e.card_id):
+                                 e.card_id, e.currency):
                     continue
                 fresh += 1
                 tally.evict(ms - window_ms)
@@ -341,7 +361,7 @@ class RuleStage:
                  f"on {cards} card{'s' if cards != 1 else ''} in {segment}")
         summary = (
             f"rule {rule.id} v{rule.version} ({rule.reason_code}): {n} hit{'s' if n != 1 else ''}"
-            f" totalling {format_amount(tally.amount)} {where} within {hours:g}h"
+            f" totalling {_money(tally)} {where} within {hours:g}h"
             f" ({fresh} new); the model approved {tally.approved} of them"
             + ("; a single-card case, not (yet) an incident" if case else "")
         )
@@ -357,7 +377,8 @@ class RuleStage:
             summary=summary,
             value=str(n),
             threshold=("1 hit (case)" if case
-                       else f"{rule.alert_min_hits} hits on {rule.alert_min_cards} cards"),
+                       else f"{plural(rule.alert_min_hits, 'hit')} on "
+                            f"{plural(rule.alert_min_cards, 'card')}"),
             window_start=first,
             window_end=last,
             evidence_sql=self._evidence_sql(rule, segment, first),

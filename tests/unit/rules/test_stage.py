@@ -42,7 +42,7 @@ def test_a_campaign_is_one_alert_that_grows() -> None:
         assert "rule_id = 'trigger'" in f.evidence_sql and "mcc = '5967'" in f.evidence_sql
     assert fingerprints == {Alert.from_finding(f).fingerprint}
     assert counts == [50, 100, 150, 200, 247]
-    assert "247 hits totalling 1208415.39" in f.summary
+    assert "247 hits totalling USD 1,208,415.39" in f.summary
 
 
 def test_hit_rows_carry_model_fields_next_to_the_hit() -> None:
@@ -119,8 +119,8 @@ def test_alert_waits_for_distinct_cards_in_the_segment() -> None:
             for i, c in enumerate(cards)]
     assert all(len(o.rule_hits) == 1 for o in outs)  # every hit is still a case
     assert [[f.value for f in o.findings] for o in outs] == [[], [], [], [], [], ["6"], ["7"]]
-    assert "6 hits totalling 8.22 on 3 cards in mcc=5411" in outs[5].findings[0].summary
-    assert outs[5].findings[0].threshold == "1 hits on 3 cards"
+    assert "6 hits totalling USD 8.22 on 3 cards in mcc=5411" in outs[5].findings[0].summary
+    assert outs[5].findings[0].threshold == "1 hit on 3 cards"
     assert outs[5].findings[0].event_time == parse([event(5, 5 * MIN)])[0].event_time
 
 
