@@ -16,6 +16,7 @@ import asyncio
 import datetime as dt
 import json
 import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -313,3 +314,43 @@ def test_replay_of_old_data_quarantines_against_its_own_clock(
     monitor = pipeline.clock_stages[0]
     last_pass = getattr(monitor, "last_pass", None)
     assert last_pass is not None and last_pass <= newest
+
+
+def test_stop_while_the_store_is_stalled(stream_settings: Settings, store: Store) -> None:
+    """Every insert hangs (a ClickHouse that stopped answering): a stop still returns
+    within ``worker_stop_timeout_s``, and nothing that was not stored is committed."""
+    s = stream_settings.replace(worker_stop_timeout_s=5.0)
+    gate = threading.Event()
+
+    async def scenario() -> tuple[float, dict[int, tuple[int, int]]]:
+        runtime = WorkerRuntime(s, store=store)
+        original = runtime.store.insert_scored_json
+
+        def stalled(events: Any, source: str = "") -> int:
+            gate.wait(120)  # held until the test lets go (after the stop)
+            return original(events, source)
+
+        runtime.store.insert_scored_json = stalled  # type: ignore[method-assign]
+        consumer = runtime.scored_consumer()
+        task = asyncio.create_task(consumer.run())
+        await produce_async(s.kafka_bootstrap, s.topic_scored, make_events(500, seed=61))
+        deadline = time.monotonic() + 60
+        while consumer.status()["pending_records"] == 0:  # a batch waits for its insert
+            assert time.monotonic() < deadline, "no batch reached the store"
+            await asyncio.sleep(0.1)
+        started = time.monotonic()
+        consumer.request_stop()
+        await asyncio.wait_for(task, s.worker_stop_timeout_s + 5)
+        left = max(0.5, s.worker_stop_timeout_s - (time.monotonic() - started))
+        await asyncio.to_thread(runtime.close, left)
+        seconds = time.monotonic() - started
+        offs = await offsets_async(s.kafka_bootstrap, s.consumer_group, s.topic_scored)
+        return seconds, offs
+
+    try:
+        seconds, offs = asyncio.run(scenario())
+    finally:
+        gate.set()
+    print("HOSTILE_STALLED_STORE_STOP", json.dumps({"seconds": round(seconds, 2)}))
+    assert seconds < s.worker_stop_timeout_s + 1.0
+    assert all(committed <= 0 for committed, _ in offs.values())  # nothing stored: none
