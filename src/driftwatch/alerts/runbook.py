@@ -45,6 +45,7 @@ FIRST_STEPS: dict[str, str] = {
     "FeatureOutOfDomain": "Find the producer of the out-of-range values (the evidence rows"
                           " name the feature).",
     "RuleHit": "Review the hits in the evidence rows and act per the rule's description.",
+    "RuleCase": "Review the card named in the alert: its hits are the evidence rows.",
 }
 
 

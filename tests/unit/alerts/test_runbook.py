@@ -14,8 +14,10 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def _alertnames() -> set[str]:
+    from driftwatch.rules.stage import CASE_ALERT, INCIDENT_ALERT
+
     registry.load_builtin()
-    names = {"RuleHit"}
+    names = {INCIDENT_ALERT, CASE_ALERT}
     for name in registry.names():
         names.update(registry.get(name).tests.values())
     return names
