@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from driftwatch.alerts.alertmanager import AlertmanagerSink
+from driftwatch.alerts.deliveries import Outbox
 from driftwatch.alerts.model import Alert
-from driftwatch.alerts.outbox import Outbox
 from driftwatch.store.client import Store
 from tests.integration.alert_rows import finding, persist
 from tests.integration.alertmanager_proc import DEPLOY_CONFIG, AlertmanagerProcess, WebhookReceiver

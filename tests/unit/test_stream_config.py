@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from driftwatch.backoff import Backoff, backoff_delay
 from driftwatch.errors import ConfigError
 from driftwatch.settings import Settings
 from driftwatch.streaming.app import app_id, export_settings, faust_config, load_app
-from driftwatch.streaming.backoff import Backoff, backoff_delay
 from driftwatch.streaming.kafka import client_options, faust_credentials
 from driftwatch.streaming.metrics import WorkerMetrics
 from driftwatch.streaming.runtime import GC_YOUNG_THRESHOLD, tune_collector

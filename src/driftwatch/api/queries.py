@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from driftwatch.alerts.deliveries import alert_from_row
 from driftwatch.alerts.model import iso
-from driftwatch.alerts.outbox import alert_from_row
 from driftwatch.api.params import DIMENSIONS, SEGMENT_SORTS, RelativeTime
 from driftwatch.errors import StoreError
 from driftwatch.store.client import Store

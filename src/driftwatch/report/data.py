@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from driftwatch.alerts.outbox import as_utc
+from driftwatch.alerts.deliveries import as_utc
 from driftwatch.api.queries import EVIDENCE_DIMENSIONS, parse_segment
 from driftwatch.store.client import Store
 

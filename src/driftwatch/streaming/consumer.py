@@ -56,8 +56,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
+from driftwatch.backoff import Backoff
 from driftwatch.errors import StoreError
-from driftwatch.streaming.backoff import Backoff
 from driftwatch.streaming.metrics import WorkerMetrics
 from driftwatch.streaming.ordering import EventTimeMerge, event_time_key
 

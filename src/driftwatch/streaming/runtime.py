@@ -42,13 +42,13 @@ from prometheus_client import REGISTRY, generate_latest
 from driftwatch.alerts.model import Alert
 from driftwatch.alerts.sinks import AlertSink
 from driftwatch.assemble import build_pipeline, store_from
+from driftwatch.backoff import Backoff
 from driftwatch.errors import StoreError
 from driftwatch.events import ScoredBatch
 from driftwatch.pipeline import BatchResult
 from driftwatch.rules.stage import HIT_TABLE, RuleStage
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store
-from driftwatch.streaming.backoff import Backoff
 from driftwatch.streaming.consumer import BatchConsumer, OutMessage, Processed
 from driftwatch.streaming.delivery import DeliveryThread
 from driftwatch.streaming.kafka import client_options
