@@ -3,7 +3,6 @@
 The faust app modules in ``streams/`` only wire these pieces to topics, timers and web
 pages; everything with logic lives here:
 
-- :mod:`~driftwatch.streaming.backoff` — bounded exponential back-off;
 - :mod:`~driftwatch.streaming.kafka` — client options (TLS/SASL) and faust settings;
 - :mod:`~driftwatch.streaming.consumer` — the batch consumer of ``transactions.scored``
   (commit after store, pause and retry while ClickHouse is down);
