@@ -1,7 +1,8 @@
-"""The driftwatch faust app: settings from the environment, logic from the library.
+"""The driftwatch faust app object: settings from the environment, logic from the library.
 
-``driftwatch worker`` exports its effective settings as ``DRIFTWATCH_*`` variables and
-imports this module; ``faust -A streams.app worker`` works the same way.
+The modules that add agents, services, timers and pages import ``app`` from here;
+:mod:`streams.main` imports them all (``driftwatch worker`` loads ``streams.main:app``),
+so no module imports another that imports it back.
 """
 
 from __future__ import annotations
@@ -15,7 +16,4 @@ app = make_app(settings)
 runtime = WorkerRuntime(settings)
 runtime.is_leader = app.is_leader
 
-# The modules below add agents, services, timers and pages to `app`.
-from streams import ingest, labels, monitor, web  # noqa: E402
-
-__all__ = ["app", "ingest", "labels", "monitor", "runtime", "settings", "web"]
+__all__ = ["app", "runtime", "settings"]

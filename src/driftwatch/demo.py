@@ -141,9 +141,9 @@ def _repo_dir(explicit: Path | None) -> Path:
     """Where ``streams/`` lives (the faust app the worker loads)."""
     candidates = [explicit] if explicit else [Path.cwd(), Path(__file__).resolve().parents[2]]
     for c in candidates:
-        if c is not None and (c / "streams" / "app.py").is_file():
+        if c is not None and (c / "streams" / "main.py").is_file():
             return c.resolve()
-    raise DriftwatchError("cannot find streams/app.py: run from the driftwatch checkout")
+    raise DriftwatchError("cannot find streams/main.py: run from the driftwatch checkout")
 
 
 def _metric(text: str, name: str, topic: str) -> float:

@@ -74,7 +74,9 @@ class Settings:
     # --- worker -----------------------------------------------------------------------
     worker_web_host: str = setting("127.0.0.1", "Address of the worker's web server")
     worker_web_port: int = setting(6066, "Port of the worker's web server (metrics, API)")
-    worker_app: str = setting("streams.app:app", "faust app `driftwatch worker` runs (module:attr)")
+    worker_app: str = setting(
+        "streams.main:app", "faust app `driftwatch worker` runs (module:attr)"
+    )
     worker_tick_s: float = setting(5.0, "Seconds between the worker's monitor/delivery ticks")
     worker_stop_timeout_s: float = setting(30.0, "Longest wait to flush a batch at shutdown")
     worker_flush_s: float = setting(

@@ -1,7 +1,6 @@
-"""The ClickHouse store: clients (embedded chdb or a server), migrations, inserts, queries."""
+"""The ClickHouse store: clients (embedded chdb or a server), migrations, inserts, queries.
 
-from __future__ import annotations
-
-from driftwatch.store.client import Store, StoreConfig, open_store, parse_dsn
-
-__all__ = ["Store", "StoreConfig", "open_store", "parse_dsn"]
+Import what you need from its modules (:mod:`driftwatch.store.client` for ``Store``,
+``open_store`` and ``parse_dsn``); the package itself imports nothing, so that its
+modules can import each other without a cycle through it.
+"""

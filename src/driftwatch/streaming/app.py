@@ -1,8 +1,8 @@
 """The faust side of a worker: the app's configuration, and loading and running the app.
 
-The app object itself is defined in ``streams/app.py`` (thin wiring of the runtime to
+The app object itself is defined in ``streams/`` (thin wiring of the runtime to
 topics, timers and pages). ``driftwatch worker`` loads it by its import path — the
-``worker_app`` setting, ``streams.app:app`` by default, like ``faust -A`` — so library
+``worker_app`` setting, ``streams.main:app`` by default, like ``faust -A`` — so library
 code never imports ``streams/``.
 
 faust settings chosen here, and why:

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 @click.command()
 @click.option("--app", "app_spec", default=None, help="faust app as module:attr "
-              "(default: the worker_app setting, streams.app:app).")
+              "(default: the worker_app setting, streams.main:app).")
 @click.option("--app-dir", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Directory put first on sys.path to import the app (holds streams/).")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None,
