@@ -1,0 +1,151 @@
+"""Beneficiary-name prefixes derived from the data, for conjunction mining.
+
+A trigger on a name (``INTL-PAY-…``) is a *prefix*, but no prefix shape may be
+assumed: an attacker can as well use ``XB_`` or ``GLOBAL TRADE ``. So candidate
+prefixes come from the names themselves, two ways:
+
+- leading tokens: the first one, two or three tokens split at ``-``, ``_`` or a
+  space, each with its separator (``INTL-``, ``INTL-PAY-``, ``INTL-PAY-GLOBALSERV-``);
+- leading character n-grams of several lengths (3, 4, 6, 8 and 12 characters).
+
+:func:`select_prefixes` keeps the candidates whose names are over-represented
+among the *suspicious* current records against the reference (enough records and
+a rate ratio), and drops a prefix when a longer selected one covers nearly all of
+its suspicious records (``INTL-PAY-`` wins over ``INTL-`` and ``INT``).
+:func:`assign_prefixes` then maps each name to the longest selected prefix it
+starts with ("" when none), which makes the prefix one categorical attribute of
+the count table (:func:`driftwatch.mining.lattice.mine`).
+
+>>> candidates("INTL-PAY-GLOBALSERV-03")[:3]
+['INTL-', 'INTL-PAY-', 'INTL-PAY-GLOBALSERV-']
+>>> names = ["INTL-PAY-A"] * 30 + ["ACME CO"] * 30
+>>> sus = [True] * 30 + [False] * 30
+>>> select_prefixes(names, sus, [], [], min_support=10)
+['INTL-PAY-']
+>>> assign_prefixes(["INTL-PAY-X", "ACME"], ["INTL-PAY-"])
+['INTL-PAY-', '']
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+__all__ = ["NGRAM_LENGTHS", "assign_prefixes", "candidates", "select_prefixes"]
+
+NGRAM_LENGTHS = (3, 4, 6, 8, 12)
+"""Lengths of the leading character n-grams that are candidate prefixes."""
+MAX_TOKENS = 3
+_SEP = re.compile(r"[-_ ]")
+
+
+def candidates(name: str) -> list[str]:
+    """Candidate prefixes of one name: leading tokens with separators, then n-grams.
+
+    Only proper prefixes (shorter than the name) count, so a name is never its own
+    prefix; duplicates are removed, order is kept.
+
+    >>> candidates("ACME")
+    ['ACM']
+    >>> candidates("XB_77 TRADE")
+    ['XB_', 'XB_77 ', 'XB_7', 'XB_77 TR']
+    """
+    out: list[str] = []
+    for i, m in enumerate(_SEP.finditer(name)):
+        if i >= MAX_TOKENS:
+            break
+        if m.end() < len(name):
+            out.append(name[: m.end()])
+    out.extend(name[:n] for n in NGRAM_LENGTHS if n < len(name))
+    return list(dict.fromkeys(out))
+
+
+def _counts(names: Iterable[str], flags: Iterable[bool]) -> Counter[str]:
+    """Records per candidate prefix among the names whose flag is set."""
+    memo: dict[str, list[str]] = {}
+    out: Counter[str] = Counter()
+    for name, flag in zip(names, flags, strict=True):
+        if not flag or not name:
+            continue
+        cands = memo.get(name)
+        if cands is None:
+            cands = memo[name] = candidates(name)
+        out.update(cands)
+    return out
+
+
+def select_prefixes(
+    names: Sequence[str],
+    suspicious: Sequence[bool],
+    ref_names: Sequence[str],
+    ref_suspicious: Sequence[bool],
+    *,
+    min_support: int = 20,
+    min_lift: float = 2.0,
+    cover: float = 0.9,
+    max_prefixes: int = 50,
+) -> list[str]:
+    """Prefixes over-represented among suspicious current names, most records first.
+
+    Parameters
+    ----------
+    names, suspicious : sequences
+        Beneficiary names of the current records and whether each is suspicious.
+    ref_names, ref_suspicious : sequences
+        The same for the reference records (may be empty).
+    min_support : int
+        Least suspicious current records a prefix must have.
+    min_lift : float
+        Least ratio of the prefix's suspicious share (current / reference, the
+        reference count plus one half so an unseen prefix has a finite ratio).
+    cover : float
+        A prefix is dropped when a longer selected prefix holds at least this share
+        of its suspicious current records, ``0 < cover <= 1``.
+    max_prefixes : int
+        At most this many prefixes are returned (the rest would be ``""``).
+
+    Returns
+    -------
+    list of str
+        Selected prefixes, by suspicious current records (descending), then text.
+    """
+    if min_support < 1:
+        raise ValueError(f"min_support must be >= 1, got {min_support!r}")
+    if not 0.0 < cover <= 1.0:
+        raise ValueError(f"cover must be in (0, 1], got {cover!r}")
+    cur = _counts(names, suspicious)
+    ref = _counts(ref_names, ref_suspicious)
+    total = max(sum(1 for s in suspicious if s), 1)
+    ref_total = max(sum(1 for s in ref_suspicious if s), 1)
+    keep = [
+        p for p, k in cur.items()
+        if k >= min_support and (k / total) / ((ref.get(p, 0) + 0.5) / ref_total) >= min_lift
+    ]
+    keep.sort(key=lambda p: (-len(p), p))
+    chosen: list[str] = []
+    for p in keep:  # longest first: a shorter prefix survives only if it adds records
+        longer = [q for q in chosen if q.startswith(p)]
+        if any(cur[q] >= cover * cur[p] for q in longer):
+            continue
+        chosen.append(p)
+    chosen.sort(key=lambda p: (-cur[p], p))
+    return chosen[:max_prefixes]
+
+
+def assign_prefixes(names: Iterable[str], prefixes: Sequence[str]) -> list[str]:
+    """The longest of ``prefixes`` each name starts with, or ``""``.
+
+    >>> assign_prefixes(["ABCD", "ABX", "Z"], ["AB", "ABC"])
+    ['ABC', 'AB', '']
+    """
+    ordered = sorted(prefixes, key=len, reverse=True)
+    memo: dict[str, str] = {}
+    out: list[str] = []
+    for name in names:
+        hit = memo.get(name)
+        if hit is None:
+            hit = next((p for p in ordered if name.startswith(p)), "")
+            memo[name] = hit
+        out.append(hit)
+    return out
