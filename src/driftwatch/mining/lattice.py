@@ -373,17 +373,26 @@ def _closed(tab: pd.DataFrame, searched: Mapping[str, Any], attrs: list[str], cl
 
 
 def _drop_covered(findings: list[SliceFinding]) -> list[SliceFinding]:
-    """Drop a finding whose conjunction is a generalisation of a kept one that holds
-    nearly all of its excess (the specific slice explains the general one)."""
-    kept: list[SliceFinding] = []
-    by_size = sorted(findings, key=lambda f: -len(f.conjunction))
-    for f in by_size:
+    """Keep the findings that say something new, in the input order.
+
+    First a generalisation is dropped when a more specific finding holds at least
+    80 % of its excess (the specific slice explains it); then a refinement of a kept
+    finding is dropped (its records are already named).
+    """
+    def excess(f: SliceFinding) -> float:
+        return f.k - f.expected
+
+    specific: list[SliceFinding] = []
+    for f in sorted(findings, key=lambda f: -len(f.conjunction)):
         items = set(f.conjunction.items())
-        excess = f.k - f.expected
-        if any(items < set(g.conjunction.items()) and g.k - g.expected >= 0.8 * excess
-               for g in kept):
-            continue
-        kept.append(f)
+        if not any(items < set(g.conjunction.items()) and excess(g) >= 0.8 * excess(f)
+                   for g in specific):
+            specific.append(f)
+    kept: list[SliceFinding] = []
+    for f in sorted(specific, key=lambda f: len(f.conjunction)):
+        items = set(f.conjunction.items())
+        if not any(set(g.conjunction.items()) < items for g in kept):
+            kept.append(f)
     order = {id(f): i for i, f in enumerate(findings)}
     return sorted(kept, key=lambda f: order[id(f)])
 

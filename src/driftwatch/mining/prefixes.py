@@ -10,8 +10,9 @@ prefixes come from the names themselves, two ways:
 
 :func:`select_prefixes` keeps the candidates whose names are over-represented
 among the *suspicious* current records against the reference (enough records and
-a rate ratio), and drops a prefix when a longer selected one covers nearly all of
-its suspicious records (``INTL-PAY-`` wins over ``INTL-`` and ``INT``).
+a rate ratio), and keeps one prefix per nested chain: the longest that still holds
+nearly all of the shorter ones' suspicious records (``INTL-PAY-`` wins over
+``INTL-`` and ``INT``, and over ``INTL-PAY-GLOBALSERV-`` when the names vary after it).
 :func:`assign_prefixes` then maps each name to the longest selected prefix it
 starts with ("" when none), which makes the prefix one categorical attribute of
 the count table (:func:`driftwatch.mining.lattice.mine`).
@@ -100,8 +101,9 @@ def select_prefixes(
         Least ratio of the prefix's suspicious share (current / reference, the
         reference count plus one half so an unseen prefix has a finite ratio).
     cover : float
-        A prefix is dropped when a longer selected prefix holds at least this share
-        of its suspicious current records, ``0 < cover <= 1``.
+        Of two nested prefixes only one is kept: the longer one when it holds at
+        least this share of the shorter one's suspicious current records, else the
+        shorter one (``0 < cover <= 1``), so each chain of prefixes yields one value.
     max_prefixes : int
         At most this many prefixes are returned (the rest would be ``""``).
 
@@ -122,13 +124,14 @@ def select_prefixes(
         p for p, k in cur.items()
         if k >= min_support and (k / total) / ((ref.get(p, 0) + 0.5) / ref_total) >= min_lift
     ]
-    keep.sort(key=lambda p: (-len(p), p))
+    keep.sort(key=lambda p: (len(p), p))
     chosen: list[str] = []
-    for p in keep:  # longest first: a shorter prefix survives only if it adds records
-        longer = [q for q in chosen if q.startswith(p)]
-        if any(cur[q] >= cover * cur[p] for q in longer):
-            continue
-        chosen.append(p)
+    for p in keep:  # shortest first: a longer prefix replaces a shorter one it nearly covers
+        shorter = [q for q in chosen if p.startswith(q)]
+        if not shorter:
+            chosen.append(p)
+        elif all(cur[p] >= cover * cur[q] for q in shorter):
+            chosen = [q for q in chosen if q not in shorter] + [p]
     chosen.sort(key=lambda p: (-cur[p], p))
     return chosen[:max_prefixes]
 
