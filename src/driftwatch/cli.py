@@ -187,9 +187,11 @@ from driftwatch.rules.command import rules as _rules  # noqa: E402
 from driftwatch.simulate.command import simulate as _simulate  # noqa: E402
 from driftwatch.streaming.command import topics as _topics  # noqa: E402
 from driftwatch.streaming.command import worker as _worker  # noqa: E402
+from driftwatch.training.command import training as _training  # noqa: E402
 
 for _command in (
-    _demo, _worker, _topics, _simulate, _monitor, _rules, _segments, _alerts, _report, _api
+    _demo, _worker, _topics, _simulate, _monitor, _rules, _segments, _alerts, _report, _api,
+    _training,
 ):
     main.add_command(_command)
 
