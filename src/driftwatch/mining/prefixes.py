@@ -6,7 +6,7 @@ prefixes come from the names themselves, two ways:
 
 - leading tokens: the first one, two or three tokens split at ``-``, ``_`` or a
   space, each with its separator (``INTL-``, ``INTL-PAY-``, ``INTL-PAY-GLOBALSERV-``);
-- leading character n-grams of several lengths (3, 4, 6, 8 and 12 characters).
+- leading character n-grams of several lengths (2, 3, 4, 6, 8 and 12 characters).
 
 :func:`select_prefixes` keeps the candidates whose names are over-represented
 among the *suspicious* current records against the reference (enough records and
@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 
 __all__ = ["NGRAM_LENGTHS", "assign_prefixes", "candidates", "select_prefixes"]
 
-NGRAM_LENGTHS = (3, 4, 6, 8, 12)
+NGRAM_LENGTHS = (2, 3, 4, 6, 8, 12)
 """Lengths of the leading character n-grams that are candidate prefixes."""
 MAX_TOKENS = 3
 _SEP = re.compile(r"[-_ ]")
@@ -48,9 +48,9 @@ def candidates(name: str) -> list[str]:
     prefix; duplicates are removed, order is kept.
 
     >>> candidates("ACME")
-    ['ACM']
+    ['AC', 'ACM']
     >>> candidates("XB_77 TRADE")
-    ['XB_', 'XB_77 ', 'XB_7', 'XB_77 TR']
+    ['XB_', 'XB_77 ', 'XB', 'XB_7', 'XB_77 TR']
     """
     out: list[str] = []
     for i, m in enumerate(_SEP.finditer(name)):
@@ -86,6 +86,8 @@ def select_prefixes(
     min_lift: float = 2.0,
     cover: float = 0.9,
     max_prefixes: int = 50,
+    total: int | None = None,
+    total_ref: int | None = None,
 ) -> list[str]:
     """Prefixes over-represented among suspicious current names, most records first.
 
@@ -98,14 +100,18 @@ def select_prefixes(
     min_support : int
         Least suspicious current records a prefix must have.
     min_lift : float
-        Least ratio of the prefix's suspicious share (current / reference, the
-        reference count plus one half so an unseen prefix has a finite ratio).
+        Least rate ratio of the prefix's suspicious records per record, current over
+        reference (the reference count plus one half, so an unseen prefix has a
+        finite ratio).
     cover : float
         Of two nested prefixes only one is kept: the longer one when it holds at
         least this share of the shorter one's suspicious current records, else the
         shorter one (``0 < cover <= 1``), so each chain of prefixes yields one value.
     max_prefixes : int
         At most this many prefixes are returned (the rest would be ``""``).
+    total, total_ref : int, optional
+        Records of each data set (default ``len(names)``, ``len(ref_names)``): pass
+        them when only the suspicious records' names are given.
 
     Returns
     -------
@@ -118,11 +124,12 @@ def select_prefixes(
         raise ValueError(f"cover must be in (0, 1], got {cover!r}")
     cur = _counts(names, suspicious)
     ref = _counts(ref_names, ref_suspicious)
-    total = max(sum(1 for s in suspicious if s), 1)
-    ref_total = max(sum(1 for s in ref_suspicious if s), 1)
-    keep = [
+    n_cur = max(len(names) if total is None else total, 1)
+    n_ref = len(ref_names) if total_ref is None else total_ref
+    keep = [  # with no reference records every well-supported prefix is new
         p for p, k in cur.items()
-        if k >= min_support and (k / total) / ((ref.get(p, 0) + 0.5) / ref_total) >= min_lift
+        if k >= min_support
+        and (n_ref <= 0 or (k / n_cur) / ((ref.get(p, 0) + 0.5) / n_ref) >= min_lift)
     ]
     keep.sort(key=lambda p: (len(p), p))
     chosen: list[str] = []

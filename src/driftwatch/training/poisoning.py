@@ -74,9 +74,7 @@ def poisoning_scan(new: pd.DataFrame, old: pd.DataFrame,
                                "examined": 0, "candidates": 0}
     if a_new.empty:
         return [], figures
-    attr_new, attr_old = attributes(
-        a_new, a_old, pd.Series(True, index=a_new.index), pd.Series(True, index=a_old.index),
-        cfg.min_support)
+    attr_new, attr_old = attributes(a_new, a_old, cfg.min_support, len(new), len(old))
     attr_new["suspicious"] = True
     attr_old["suspicious"] = True
     table = count_table(attr_new, attr_old, ATTRIBUTES)

@@ -110,12 +110,17 @@ def bucket_range(label: str) -> list[int | None]:
     return [int(lo), int(hi) if hi else None]
 
 
-def attributes(new: pd.DataFrame, old: pd.DataFrame, suspicious_new: pd.Series,
-               suspicious_old: pd.Series, min_support: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The mined attribute columns of both snapshots (prefixes chosen from the data)."""
+def attributes(new: pd.DataFrame, old: pd.DataFrame, min_support: int, total: int,
+               total_ref: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The mined attribute columns of the suspicious records of both snapshots.
+
+    ``total`` and ``total_ref`` are the snapshots' record counts; beneficiary
+    prefixes are chosen from the suspicious names (:func:`select_prefixes`).
+    """
     prefixes = select_prefixes(
-        new["beneficiary_name"].tolist(), suspicious_new.tolist(),
-        old["beneficiary_name"].tolist(), suspicious_old.tolist(), min_support=min_support)
+        new["beneficiary_name"].tolist(), [True] * len(new),
+        old["beneficiary_name"].tolist(), [True] * len(old), min_support=min_support,
+        total=total, total_ref=total_ref)
 
     def one(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({
