@@ -290,9 +290,9 @@ def _check_table(raw: pd.DataFrame, name: str, first: int, unit: str,
     })
     for c in raw.columns:
         if str(c).startswith("features."):
-            values = raw[c][ok]
+            values = raw[c][ok].replace("", None)
             num = pd.to_numeric(values, errors="coerce")
-            frame[str(c)] = (num if num.notna().sum() == values.notna().sum()
+            frame[str(c)] = (num.astype(np.float64) if num.notna().sum() == values.notna().sum()
                              else values.astype(object)).to_numpy()
     return frame
 
