@@ -61,6 +61,7 @@ class Poison:
     amounts are whole units in ``amount`` plus ``cents``; merchants are new
     (``merchants`` of them, registered ``merchant_age_days`` before the record, in
     ``countries``), beneficiaries ``beneficiary_prefix`` + a word + a number.
+    Days before ``first_day`` (an index from 0) stay clean.
     """
 
     fraction: float = 0.001
@@ -72,6 +73,8 @@ class Poison:
     amount: tuple[int, int] = (3000, 15000)
     merchant_age_days: tuple[int, int] = (30, 89)
     label_source: str = "analyst"
+    first_day: int = 0
+    """Index of the first ingestion day that gets poisoned records (0: all days)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.fraction < 1.0:
@@ -265,8 +268,10 @@ def write_snapshot(
     total = fraud = 0
     next_id = 10**9
     try:
-        for day, batch in _by_day(_records(seed, days, rate, start, scenario)):
-            n_poison = round(poison.fraction * len(batch)) if poison else 0
+        for index, (day, batch) in enumerate(_by_day(_records(seed, days, rate, start,
+                                                               scenario))):
+            on = poison is not None and index >= poison.first_day
+            n_poison = round(poison.fraction * len(batch)) if poison and on else 0
             rows = batch
             where: list[int] = []
             if poison and n_poison:

@@ -159,40 +159,100 @@ def _json_lines(path: Path) -> Iterator[bytes]:
         yield from fh
 
 
-def _read_jsonl(path: Path, name: str, bad: list[BadRecord]) -> pd.DataFrame:
-    cols: dict[str, list[Any]] = {c: [] for c in _COLS}
-    feats: list[dict[str, Any]] = []
-    lines: list[int] = []
-    for lineno, raw in enumerate(_json_lines(path), start=1):
-        data = raw.rstrip(b"\r\n")
+_list_decoder = msgspec.json.Decoder(list[_Wire])
+_CHUNK_LINES = 50_000
+
+
+def _decode_lines(lines: list[bytes], first: int, name: str,
+                  bad: list[BadRecord]) -> tuple[list[_Wire], list[int]]:
+    """Decode a chunk of lines: as one JSON array when every line is a good record (the
+    fast path), else line by line with a reason for each bad one."""
+    if all(0 < len(x) <= MAX_PAYLOAD_BYTES and not x.isspace() for x in lines):
+        try:
+            ws = _list_decoder.decode(b"[" + b",".join(lines) + b"]")
+        except (msgspec.DecodeError, ValueError, TypeError, UnicodeDecodeError):
+            ws = []
+        if len(ws) == len(lines):  # each non-blank line gave exactly one record
+            return ws, list(range(first, first + len(lines)))
+    out: list[_Wire] = []
+    nums: list[int] = []
+    for lineno, data in enumerate(lines, start=first):
         if not data.strip():
             bad.append(BadRecord(name, lineno, "blank_line", "empty line"))
             continue
-        try:
-            if len(data) > MAX_PAYLOAD_BYTES:
-                raise AmountError("payload_too_large", f"{len(data)} bytes")
-            w = _decoder.decode(data)
-            row = (w.event_id, _utc(w.event_time, "event_time"), _amount(w.amount), w.currency,
-                   w.mcc, w.merchant_id, w.merchant_country, w.merchant_registered_at,
-                   w.card_id, w.beneficiary_name, w.channel, w.label, w.label_source,
-                   _utc(w.ingested_at, "ingested_at"))
-        except AmountError as exc:
-            bad.append(BadRecord(name, lineno, exc.reason, str(exc)))
+        if len(data) > MAX_PAYLOAD_BYTES:
+            bad.append(BadRecord(name, lineno, "payload_too_large", f"{len(data)} bytes"))
             continue
+        try:
+            out.append(_decoder.decode(data))
         except (msgspec.DecodeError, ValueError, TypeError, UnicodeDecodeError) as exc:
             bad.append(BadRecord(name, lineno, reason_for(exc), str(exc)))
             continue
-        for c, v in zip(_COLS, row, strict=True):
-            cols[c].append(v)
-        feats.append(w.features)
+        nums.append(lineno)
+    return out, nums
+
+
+def _columns(ws: list[_Wire], nums: list[int], name: str,
+             bad: list[BadRecord]) -> pd.DataFrame:
+    """Check amounts and time zones, then the chunk's columns."""
+    keep: list[_Wire] = []
+    lines: list[int] = []
+    amounts: list[int] = []
+    utc = dt.UTC
+    for w, lineno in zip(ws, nums, strict=True):
+        try:
+            amounts.append(_amount(w.amount))
+            if w.event_time.tzinfo is not utc:
+                w.event_time = _utc(w.event_time, "event_time")  # type: ignore[assignment]
+            if w.ingested_at is not None and w.ingested_at.tzinfo is not utc:
+                w.ingested_at = _utc(w.ingested_at, "ingested_at")
+        except AmountError as exc:
+            if len(amounts) > len(keep):
+                amounts.pop()
+            bad.append(BadRecord(name, lineno, exc.reason, str(exc)))
+            continue
+        keep.append(w)
         lines.append(lineno)
-    frame = pd.DataFrame(cols)
-    if feats and any(feats):
+    frame = pd.DataFrame({
+        "line": np.asarray(lines, dtype=np.int64),
+        "event_id": [w.event_id for w in keep],
+        "event_time": [w.event_time for w in keep],
+        "amount_minor": np.asarray(amounts, dtype=np.int64),
+        "currency": [w.currency for w in keep],
+        "mcc": [w.mcc for w in keep],
+        "merchant_id": [w.merchant_id for w in keep],
+        "merchant_country": [w.merchant_country for w in keep],
+        "merchant_registered_at": [w.merchant_registered_at for w in keep],
+        "card_id": [w.card_id for w in keep],
+        "beneficiary_name": [w.beneficiary_name for w in keep],
+        "channel": [w.channel for w in keep],
+        "label": np.asarray([w.label for w in keep], dtype=np.int64),
+        "label_source": [w.label_source for w in keep],
+        "ingested_at": [w.ingested_at for w in keep],
+    })
+    feats = [w.features for w in keep]
+    if any(feats):
         f = pd.DataFrame.from_records(feats)
         f.columns = [f"features.{c}" for c in f.columns]
         frame = pd.concat([frame, f], axis=1)
-    frame.insert(0, "line", np.asarray(lines, dtype=np.int64))
     return frame
+
+
+def _read_jsonl(path: Path, name: str, bad: list[BadRecord]) -> pd.DataFrame:
+    parts: list[pd.DataFrame] = []
+    chunk: list[bytes] = []
+    first = 1
+    for lineno, raw in enumerate(_json_lines(path), start=1):
+        chunk.append(raw.rstrip(b"\r\n"))
+        if len(chunk) >= _CHUNK_LINES:
+            parts.append(_columns(*_decode_lines(chunk, first, name, bad), name, bad))
+            chunk, first = [], lineno + 1
+    if chunk:
+        parts.append(_columns(*_decode_lines(chunk, first, name, bad), name, bad))
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat(parts, ignore_index=True, sort=False)
 
 
 _TZ = re.compile(r".*(Z|z|[+-]\d\d:?\d\d)$")
