@@ -94,8 +94,8 @@ def merchant_age_bucket(age: pd.Series) -> pd.Series:
     labels = [f"{lo}..{hi - 1}" for lo, hi in itertools.pairwise(AGE_EDGES)]
     labels.append(f"{AGE_EDGES[-1]}..")
     values = age.to_numpy(dtype=np.float64)
-    idx = np.searchsorted(edges, values, side="right") - 1
-    out = np.array([labels[i] if i >= 0 else "" for i in np.clip(idx, 0, None)], dtype=object)
+    idx = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, None)
+    out = np.asarray(labels, dtype=object)[idx]
     out[np.isnan(values) | (values < 0)] = ""
     return pd.Series(out, index=age.index)
 

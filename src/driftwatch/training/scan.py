@@ -26,6 +26,7 @@ from typing import Any
 from driftwatch.training import checks
 from driftwatch.training.checks import CheckConfig
 from driftwatch.training.findings import ScanFinding
+from driftwatch.training.label_slices import label_share_slices
 from driftwatch.training.poisoning import PoisonConfig, poisoning_scan
 from driftwatch.training.records import read_snapshot
 
@@ -74,6 +75,8 @@ def scan(new_dir: str | Path, baseline_dir: str | Path, *,
     found += checks.records_per_day(nf, of, cfg)
     found += checks.records_per_segment(nf, of, cfg)
     found += checks.label_share(nf, of, cfg)
+    found += label_share_slices(nf, of, alpha=cfg.alpha,
+                                min_support=(poison_config or PoisonConfig()).min_support)
     found += checks.label_sources(nf, of, cfg)
     found += checks.new_values(nf, of, cfg)
     poison, figures = poisoning_scan(nf, of, poison_config or PoisonConfig())
