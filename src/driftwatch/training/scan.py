@@ -9,10 +9,10 @@ the contract's (``training.md``), with figures and record lists as extensions.
 >>> import tempfile
 >>> from driftwatch.simulate.training_data import write_snapshot
 >>> with tempfile.TemporaryDirectory() as d:
-...     _ = write_snapshot(f"{d}/old", seed=1, days=0.5, rate=0.5)
-...     _ = write_snapshot(f"{d}/new", seed=2, days=0.5, rate=0.5)
+...     _ = write_snapshot(f"{d}/old", seed=1, days=0.25, rate=0.5)
+...     _ = write_snapshot(f"{d}/new", seed=2, days=0.25, rate=0.5)
 ...     report = scan(f"{d}/new", f"{d}/old")
->>> report.verdict, report.records["new"] > 20_000
+>>> report.verdict, report.records["new"] > 10_000
 ('pass', True)
 """
 

@@ -117,12 +117,15 @@ def test_poisoned_conjunction_found_and_named(tmp_path: Path, snaps: dict[str, o
     assert "INTL-PAY-" in (tmp_path / "s.html").read_text()
 
 
-def test_honest_resample_passes(snaps: dict[str, object]) -> None:
-    report = scan(snaps["new"], snaps["old"])  # type: ignore[arg-type]
-    assert report.verdict == "pass", [f.summary for f in report.findings if f.blocking]
-    assert not [f for f in report.findings if f.check == "poisoning"]
-    code, _ = _run("training", "scan", str(snaps["new"]), "--baseline", str(snaps["old"]))
-    assert code == 0
+def test_honest_resample_passes(tmp_path: Path, snaps: dict[str, object]) -> None:
+    out = tmp_path / "scan.json"
+    code, text = _run("training", "scan", str(snaps["new"]), "--baseline", str(snaps["old"]),
+                      "--json", str(out))
+    assert code == 0, text
+    data = json.loads(out.read_text())
+    assert data["verdict"] == "pass"
+    assert not [f for f in data["findings"] if f["blocking"] or f["check"] == "poisoning"]
+    assert data["records"]["new"] == 86_450 and data["records"]["baseline"] == 86_350
 
 
 def test_variant_trigger_of_another_shape_is_found(tmp_path: Path,
