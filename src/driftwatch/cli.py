@@ -66,6 +66,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "driftwatch.secure_command:secure",
         "Credentials of a deployment: the read-only ClickHouse user, web configs.",
     ),
+    "training": (
+        "driftwatch.training.command:training",
+        "Training-data integrity: manifests, verification, snapshot scans.",
+    ),
     "api": (
         "driftwatch.api.commands:api",
         "Serve the read-only HTTP API (/healthz, /metrics, /alerts, /segments,...",

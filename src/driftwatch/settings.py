@@ -167,6 +167,25 @@ class Settings:
         0.5, "Warn once when a rule can evaluate on less than this share of events"
     )
     rule_coverage_warn_after: int = setting(1000, "Events seen before rule coverage is judged")
+    # --- training-data integrity (issue 26) ---
+    training_count_tolerance: float = setting(
+        0.01, "Relative record-count change of a training snapshot that blocks (if significant)"
+    )
+    training_alpha: float = setting(0.01, "Family-wise error rate of each training-scan check")
+    training_label_share_tolerance: float = setting(
+        0.10, "Relative fraud-share change of a training snapshot that blocks (if significant)"
+    )
+    training_min_support: int = setting(
+        20, "Least suspicious records of a conjunction the poisoning scan tests"
+    )
+    training_max_depth: int = setting(3, "Most attribute=value items the poisoning search combines")
+    training_fraud_like_flags: int = setting(
+        3, "Risk flags (velocity, new payee, new merchant, cross-border, high amount) = fraud-like"
+    )
+    training_bulk_records: int = setting(
+        50, "Records of one never-seen merchant or prefix that count as new values in bulk"
+    )
+    training_listed_records: int = setting(50, "Records (file, line) listed per scan finding")
 
     # ----------------------------------------------------------------------------------
     @classmethod
