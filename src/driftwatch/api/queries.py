@@ -18,6 +18,7 @@ from driftwatch.alerts.deliveries import alert_from_row
 from driftwatch.alerts.model import iso
 from driftwatch.api.params import DIMENSIONS, SEGMENT_SORTS, RelativeTime
 from driftwatch.errors import StoreError
+from driftwatch.monitors.segments import parse_segment
 from driftwatch.store.client import Store
 
 _BUCKETS = {"hour": "toStartOfHour(s.event_time)", "day": "toStartOfDay(s.event_time)"}
@@ -186,22 +187,6 @@ RULE_HIT_DIMENSIONS = ("mcc", "merchant_country", "channel", "model_version", "m
                        "card_id")
 
 
-def parse_segment(segment: str) -> dict[str, str]:
-    """``mcc=5967,merchant_country=LT`` -> ``{"mcc": "5967", "merchant_country": "LT"}``.
-
-    >>> parse_segment("mcc=5967,merchant_country=LT")
-    {'mcc': '5967', 'merchant_country': 'LT'}
-    >>> parse_segment("")
-    {}
-    """
-    out: dict[str, str] = {}
-    for part in segment.split(","):
-        name, sep, value = part.partition("=")
-        if sep and name.strip():
-            out[name.strip()] = value.strip()
-    return out
-
-
 def _window(alert: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
     def at(text: str | None) -> dt.datetime | None:
         if not text:
@@ -248,7 +233,7 @@ def evidence(store: Store, alert: dict[str, Any], limit: int) -> dict[str, Any]:
                     for row in result.rows]
             return {
                 "source": "evidence_sql", "window_start": iso(lo), "window_end": iso(hi),
-                "filters": parse_segment(alert["labels"].get("segment", "")),
+                "filters": parse_segment(alert["labels"].get("segment", ""), strict=False),
                 "ignored_dimensions": [], "rows": rows, "truncated": result.truncated,
             }
     return _evidence_from_labels(store, alert, limit)
@@ -257,7 +242,7 @@ def evidence(store: Store, alert: dict[str, Any], limit: int) -> dict[str, Any]:
 def _evidence_from_labels(store: Store, alert: dict[str, Any], limit: int) -> dict[str, Any]:
     """The fallback of :func:`evidence`: the alert's window and segment."""
     labels = alert["labels"]
-    seg = parse_segment(labels.get("segment", ""))
+    seg = parse_segment(labels.get("segment", ""), strict=False)
     if labels.get("model_version"):
         seg.setdefault("model_version", labels["model_version"])
     lo, hi = _window(alert)

@@ -242,17 +242,30 @@ def segment_name(values: Mapping[str, str]) -> str:
     return ",".join(f"{d}={values[d]}" for d in _order(values))
 
 
-def parse_segment(segment: str) -> dict[str, str]:
+def parse_segment(segment: str, *, strict: bool = True) -> dict[str, str]:
     """``"mcc=5967,merchant_country=LT"`` back to ``{dimension: value}``.
 
     Values may not contain ``,`` or ``=``; dimension values of the contract never do.
+    ``strict=False`` (segments read back from stored alerts, whatever wrote them) skips
+    parts that are not ``dimension=value`` and strips blanks instead of raising.
+
+    >>> parse_segment(" mcc = 5967,junk", strict=False)
+    {'mcc': '5967'}
+    >>> parse_segment("junk")
+    Traceback (most recent call last):
+    ...
+    ValueError: segment 'junk': 'junk' is not dimension=value
     """
     out: dict[str, str] = {}
     if not segment:
         return out
     for part in segment.split(","):
         key, sep, value = part.partition("=")
-        if not sep:
+        if not strict:
+            key, value = key.strip(), value.strip()
+            if not sep or not key:
+                continue
+        elif not sep:
             raise ValueError(f"segment {segment!r}: {part!r} is not dimension=value")
         out[key] = value
     return out

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from driftwatch.alerts.deliveries import as_utc
-from driftwatch.api.queries import EVIDENCE_DIMENSIONS, parse_segment
+from driftwatch.api.queries import EVIDENCE_DIMENSIONS
+from driftwatch.monitors.segments import parse_segment
 from driftwatch.store.client import Store
 
 SCORE_BINS = 20
@@ -145,7 +146,7 @@ def segment_data(store: Store, segment: str, spans: list[AlertSpan], *,
                  window_s: int, reference_s: int,
                  until: dt.datetime | None = None) -> SegmentData:
     """Histograms and recall series for one alerted segment."""
-    parsed = parse_segment(segment)
+    parsed = parse_segment(segment, strict=False)
     filters = {k: v for k, v in parsed.items() if k in EVIDENCE_DIMENSIONS}
     ignored = [k for k in parsed if k not in EVIDENCE_DIMENSIONS]
     lo = min(s.window_start or s.starts_at - dt.timedelta(seconds=window_s) for s in spans)
