@@ -136,3 +136,52 @@ def _scan(data: bytes) -> tuple[str, str] | None:
 def _join(path: str, key: str) -> str:
     key = key[:64]
     return f"{path}.{key}" if path else key
+
+
+# -- msgspec errors as reasons ---------------------------------------------------------
+_PATH = re.compile(r" - at `\$\.?(.*?)`$")
+_MISSING = re.compile(r"Object missing required field `([^`]*)`")
+
+
+def _path(msg: str) -> tuple[str, str]:
+    m = _PATH.search(msg)
+    if m is None:
+        return msg, ""
+    path = re.sub(r"\[(?:\d+|\.\.\.)\]", "[]", m.group(1)).replace(".[", "[")
+    return msg[: m.start()], path
+
+
+def reason_for(exc: Exception) -> str:
+    """Map a msgspec error to a machine-readable ``kind:path`` reason."""
+    msg = str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return "invalid_utf8"
+    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+        # msgspec < 0.23 raised UnicodeDecodeError for a string that is not UTF-8;
+        # 0.23 raises DecodeError("Invalid UTF-8 encoded string")
+        return "invalid_utf8" if msg.startswith("Invalid UTF-8") else "invalid_json"
+    head, path = _path(msg)
+    m = _MISSING.match(head)
+    if m:
+        field = f"{path}.{m.group(1)}" if path else m.group(1)
+        return f"missing_field:{field}"
+    where = path or "$"
+    if head.startswith("Expected `object`") and not path:
+        return "not_an_object"
+    if "of length >=" in head:
+        return f"empty:{where}"
+    if "of length <=" in head:
+        return f"too_long:{where}"
+    if "matching regex" in head:
+        return f"bad_format:{where}"
+    if ">=" in head or "<=" in head:
+        return f"out_of_range:{where}"
+    if head.startswith("Invalid enum value"):
+        return f"bad_enum:{where}"
+    if "encoded datetime" in head:
+        return f"bad_timestamp:{where}"
+    if "encoded date" in head:
+        return f"bad_date:{where}"
+    if head.startswith("Expected `"):
+        return f"wrong_type:{where}"
+    return f"invalid:{where}"

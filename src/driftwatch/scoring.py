@@ -59,7 +59,7 @@ def attack_timeline(
     events: Iterable[bytes], ids: set[str]
 ) -> tuple[list[dt.datetime], list[int]]:
     """Event times (sorted) and amounts in minor units of the attack transactions."""
-    from driftwatch.events import parse_amount
+    from driftwatch.amounts import parse_amount
 
     rows = []
     for line in events:

@@ -16,13 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from driftwatch.amounts import AmountError, format_amount, parse_amount
 from driftwatch.events import (
     EXAMPLE_EVENT,
-    AmountError,
     ScoredTransaction,
-    format_amount,
     label_to_dict,
-    parse_amount,
     parse_label,
     parse_label_batch,
     parse_scored,

@@ -7,7 +7,7 @@ import html
 from collections.abc import Sequence
 
 from driftwatch import __version__
-from driftwatch.events import format_money
+from driftwatch.amounts import format_money
 from driftwatch.report import svg
 from driftwatch.report.data import SCORE_BINS, AlertSpan, SegmentData
 

@@ -18,7 +18,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from driftwatch.events import format_amount
+from driftwatch.amounts import format_amount
 from driftwatch.rules.coverage import RuleCoverage, coverage_sql, coverage_table, needs_text
 from driftwatch.rules.model import Rule
 from driftwatch.rules.sql import compile_rule

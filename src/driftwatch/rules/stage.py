@@ -48,8 +48,9 @@ from pathlib import Path
 from typing import Any
 
 from driftwatch.alerts.model import Finding, Severity
+from driftwatch.amounts import format_money
 from driftwatch.errors import RuleError
-from driftwatch.events import EPOCH, UTC, ScoredTransaction, epoch_ms, format_money
+from driftwatch.events import EPOCH, UTC, ScoredTransaction, epoch_ms
 from driftwatch.pipeline import StageOutput
 from driftwatch.rules.coverage import FieldCoverage
 from driftwatch.rules.live import LiveEvaluator

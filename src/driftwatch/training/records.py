@@ -36,15 +36,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from driftwatch.amounts import AmountError, parse_amount
+from driftwatch.decoding import reason_for
 from driftwatch.errors import DriftwatchError
-from driftwatch.events import (
-    CHANNELS,
-    LABEL_SOURCES,
-    MAX_PAYLOAD_BYTES,
-    AmountError,
-    parse_amount,
-    reason_for,
-)
+from driftwatch.events import CHANNELS, LABEL_SOURCES, MAX_PAYLOAD_BYTES
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".parquet")
 REQUIRED = ("event_id", "event_time", "amount", "currency", "mcc", "merchant_id", "card_id",
