@@ -246,6 +246,12 @@ def test_benford_first_digits_equal_numpy(store: Store) -> None:
     cur = Counter(int(str(x.amount_minor)[0]) for x in in_window(rows, T0 + 48 * HOUR, ctx.at))
     assert e.n[i] == sum(cur.values())
     assert abs(e.effect[i]) < det.effect_floor  # same generator: no drift
+    # two-sample homogeneity of the 2 x 9 table, as scipy computes it
+    ref = Counter(int(str(x.amount_minor)[0]) for x in in_window(rows, T0, T0 + 48 * HOUR))
+    table = [[ref[d] for d in range(1, 10)], [cur[d] for d in range(1, 10)]]
+    want = sps.chi2_contingency(table, correction=False)
+    assert e.statistic[i] == pytest.approx(want.statistic, rel=1e-9)
+    assert e.pvalue[i] == pytest.approx(want.pvalue, rel=1e-9)
 
 
 # -- volume / new merchants ------------------------------------------------------------

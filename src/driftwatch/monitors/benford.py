@@ -4,10 +4,12 @@ Amounts spread over several decades follow Benford's law in their first digit,
 but a merchant category with a narrow price range need not, so the detector does
 not alert on non-conformity itself: it alerts when a segment's *conformity gets
 worse* than in its own reference. Per segment, over a long current window
-(default 24 h, evaluated hourly), the first-digit counts are tested against the
-segment's own reference proportions (Pearson chi-square,
-:func:`driftwatch.stats.digits.digit_test` with ``expected`` = smoothed reference
-shares). The effect is the mean absolute deviation between the current and the
+(default 24 h, evaluated hourly), the first-digit counts of the current window and
+of the segment's own reference are compared with the two-sample test of homogeneity
+(Pearson's chi-square on the 2 x 9 table, :func:`driftwatch.stats.psi.psi_test`):
+both windows are samples, and testing the current one against the reference's
+*estimated* shares as if they were exact (a one-sample test) ignores the
+reference's own noise and rejects too often. The effect is the mean absolute deviation between the current and the
 reference shares *beyond sampling noise* (:func:`excess_mad`; MAD is large by
 chance on a few hundred amounts), and an alert also needs the current window to be
 non-conforming to Benford (Nigrini's MAD) and worse than the reference.
@@ -41,6 +43,7 @@ from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql
 from driftwatch.settings import Settings
 from driftwatch.stats.digits import digit_test, expected_proportions, smoothed_shares
+from driftwatch.stats.psi import psi_test
 from driftwatch.store.client import Store
 
 CELLS = 9
@@ -144,8 +147,7 @@ class BenfordDetector(Detector):
         if not segs:
             return []
         benford = expected_proportions("first")
-        ref_props = smoothed_shares(ref)
-        against_ref = digit_test(cur, "first", expected=ref_props)
+        against_ref = psi_test(ref, cur)
         drift = excess_mad(cur, ref)
         mad_cur = np.atleast_1d(np.asarray(digit_test(cur, "first").mad, dtype=np.float64))
         mad_ref = np.atleast_1d(
@@ -161,7 +163,7 @@ class BenfordDetector(Detector):
                 window_end=hi,
                 reference=self.reference_label(r_lo, r_hi),
                 segment=segs,
-                statistic=np.atleast_1d(np.asarray(against_ref.chi2, dtype=np.float64)),
+                statistic=np.atleast_1d(np.asarray(against_ref.statistic, dtype=np.float64)),
                 pvalue=np.atleast_1d(np.asarray(against_ref.pvalue, dtype=np.float64)),
                 effect=drift,
                 eligible=(mad_cur > self.min_mad) & (mad_cur - mad_ref >= self.min_rise),
