@@ -148,7 +148,9 @@ def main() -> None:
             ts.append(time.perf_counter() - t0)
         parts[name] = round(statistics.median(ts), 4)
 
-    # informational: the monitors' variant (own reference shares + beta-binomial)
+    # informational: max_cell_test against each segment's own reference shares with the
+    # beta-binomial predictive (ref_n); the cents/beneficiary monitors call it through
+    # monitors.base.max_cell_vs_reference
     t0 = time.perf_counter()
     probs = smoothed_shares(data["cents_ref"])
     max_cell_test(data["cents"], probs, ref_n=data["cents_ref"].sum(axis=1) + 50.0)
