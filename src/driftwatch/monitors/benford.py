@@ -9,10 +9,11 @@ of the segment's own reference are compared with the two-sample test of homogene
 (Pearson's chi-square on the 2 x 9 table, :func:`driftwatch.stats.psi.psi_test`):
 both windows are samples, and testing the current one against the reference's
 *estimated* shares as if they were exact (a one-sample test) ignores the
-reference's own noise and rejects too often. The effect is the mean absolute deviation between the current and the
-reference shares *beyond sampling noise* (:func:`excess_mad`; MAD is large by
-chance on a few hundred amounts), and an alert also needs the current window to be
-non-conforming to Benford (Nigrini's MAD) and worse than the reference.
+reference's own noise and rejects too often. The effect is the mean absolute
+deviation between the current and the reference shares *beyond sampling noise*
+(:func:`excess_mad`; MAD is large by chance on a few hundred amounts), and an alert
+also needs the current window to be non-conforming to Benford (Nigrini's MAD) and
+worse than the reference.
 """
 
 from __future__ import annotations

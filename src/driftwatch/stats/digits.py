@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from driftwatch.stats._arrays import FloatArray, IntArray, as_counts, out_float, out_int
+from driftwatch.stats.dispersion import betabinom_sf
 
 __all__ = [
     "CONFORMITY_LEVELS",
@@ -560,51 +561,6 @@ def _binom_sf(c: FloatArray, n: FloatArray, p: FloatArray) -> FloatArray:
     return np.asarray(tail, dtype=np.float64)
 
 
-def _betabinom_logpmf(k: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:
-    return np.asarray(
-        special.gammaln(n + 1.0)
-        - special.gammaln(k + 1.0)
-        - special.gammaln(n - k + 1.0)
-        + special.betaln(k + a, n - k + b)
-        - special.betaln(a, b),
-        dtype=np.float64,
-    )
-
-
-def _betabinom_sf(c: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:
-    """``P(X >= c)`` for ``X ~ BetaBinomial(n, a, b)``, integer ``c``, a, b > 0.
-
-    Sums the pmf outward from a directly computed starting term, on the side of
-    ``c`` away from the mean (the upper tail itself above the mean, one minus the
-    lower part below it), stopping once the terms are negligible and falling.
-    """
-    c, n, a, b = (np.asarray(v, dtype=np.float64) for v in np.broadcast_arrays(c, n, a, b))
-    out = np.where(c <= 0, 1.0, 0.0).ravel()
-    idx = np.flatnonzero(((c >= 1) & (c <= n)).ravel())
-    if idx.size == 0:
-        return out.reshape(c.shape)
-    cc, nn, aa, bb = (v.ravel()[idx] for v in (c, n, a, b))
-    lower = cc - 1.0 <= nn * aa / (aa + bb)
-    k = np.where(lower, cc - 1.0, cc)
-    step = np.where(lower, -1.0, 1.0)
-    term = np.exp(_betabinom_logpmf(k, nn, aa, bb))
-    acc = np.zeros(idx.size)
-    active = np.ones(idx.size, dtype=bool)
-    while active.any():
-        acc += np.where(active, term, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            up = (nn - k) * (k + aa) / ((k + 1.0) * (nn - k - 1.0 + bb))
-            down = k * (nn - k + bb) / ((nn - k + 1.0) * (k - 1.0 + aa))
-        ratio = np.where(lower, down, up)
-        k = k + step
-        term = term * ratio
-        finished = np.where(lower, k < 0, k > nn)
-        negligible = (ratio < 1.0) & (term <= 1e-15 * acc)
-        active &= ~(finished | negligible)
-    out[idx] = np.clip(np.where(lower, 1.0 - acc, acc), 0.0, 1.0)
-    return out.reshape(c.shape)
-
-
 def _cell_sf(
     c: FloatArray, n: FloatArray, p: FloatArray, ref_n: FloatArray | None, scan: bool = False
 ) -> FloatArray:
@@ -622,7 +578,7 @@ def _cell_sf(
     c, n, pp, rn = np.broadcast_arrays(c, n, pp, ref_n)
     tail = np.ones(c.shape)
     todo = inner & (c - 1.0 > n * pp) if scan else inner
-    tail[todo] = _betabinom_sf(c[todo], n[todo], pp[todo] * rn[todo], (1.0 - pp[todo]) * rn[todo])
+    tail[todo] = betabinom_sf(c[todo], n[todo], pp[todo], rn[todo])
     edge = np.where(p >= 1, 1.0, 0.0) * (c <= n) + (c <= 0)
     return np.asarray(np.where(inner, tail, np.minimum(edge, 1.0)), dtype=np.float64)
 
