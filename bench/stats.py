@@ -150,7 +150,8 @@ def main() -> None:
 
     # informational: max_cell_test against each segment's own reference shares with the
     # beta-binomial predictive (ref_n); the cents/beneficiary monitors call it through
-    # monitors.base.max_cell_vs_reference
+    # monitors.dispersion.cells_vs_reference (shares shrunk toward all traffic, ref_n
+    # also widened by the reference's own hour-to-hour dispersion)
     t0 = time.perf_counter()
     probs = smoothed_shares(data["cents_ref"])
     max_cell_test(data["cents"], probs, ref_n=data["cents_ref"].sum(axis=1) + 50.0)

@@ -9,7 +9,11 @@ of the segment's own reference are compared with the two-sample test of homogene
 (Pearson's chi-square on the 2 x 9 table, :func:`driftwatch.stats.psi.psi_test`):
 both windows are samples, and testing the current one against the reference's
 *estimated* shares as if they were exact (a one-sample test) ignores the
-reference's own noise and rejects too often. The effect is the mean absolute
+reference's own noise and rejects too often. Amount mixes also wander from day to
+day far more than a multinomial allows, so the statistic is divided by its
+inflation under the Dirichlet-multinomial whose concentration is measured on the
+segment's own reference days (:func:`homogeneity_pvalue`,
+:mod:`driftwatch.monitors.dispersion`). The effect is the mean absolute
 deviation between the current and the reference shares *beyond sampling noise*
 (:func:`excess_mad`; MAD is large by chance on a few hundred amounts), and an alert
 also needs the current window to be non-conforming to Benford (Nigrini's MAD) and
@@ -24,6 +28,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
+from scipy import special
 
 from driftwatch.alerts.model import iso
 from driftwatch.monitors.base import (
@@ -39,11 +44,13 @@ from driftwatch.monitors.base import (
     query_table,
     span_words,
 )
+from driftwatch.monitors.dispersion import ReferenceDispersion, cells_estimator
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql
 from driftwatch.settings import Settings
 from driftwatch.stats.digits import digit_test, expected_proportions, smoothed_shares
+from driftwatch.stats.dispersion import chi2_inflation
 from driftwatch.stats.psi import psi_test
 from driftwatch.store.client import Store
 
@@ -74,6 +81,31 @@ def excess_mad(cur: FloatArray, ref: FloatArray) -> FloatArray:
         noise = np.sqrt(2.0 * p_ref * (1.0 - p_ref) / (np.pi * n_eff)).mean(axis=1)
         mad = np.abs(p_cur - p_ref).mean(axis=1)
     return np.asarray(np.nan_to_num(mad - noise, nan=0.0), dtype=np.float64)
+
+
+def homogeneity_pvalue(
+    ref: FloatArray, cur: FloatArray, chunk_n: FloatArray, concentration: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Two-sample chi-square of homogeneity corrected for over-dispersion, per row.
+
+    Pearson's statistic on the 2 x cells table (:func:`driftwatch.stats.psi.psi_test`)
+    divided by :func:`driftwatch.stats.dispersion.chi2_inflation` (reference chunks of
+    ``chunk_n`` rows, Dirichlet-multinomial ``concentration``), against
+    ``chi2(occupied cells - 1)``. Returns the corrected statistic and the p-value.
+
+    >>> ref = np.array([[300.0, 176, 125, 97, 79, 67, 58, 51, 46]] * 2) * 7
+    >>> cur = np.array([[330.0, 160, 120, 100, 80, 60, 60, 50, 40]] * 2)
+    >>> stat, p = homogeneity_pvalue(ref, cur, np.array([1000.0] * 2), np.array([np.inf, 500]))
+    >>> p.round(3).tolist()
+    [0.696, 0.985]
+    """
+    res = psi_test(ref, cur)
+    raw = np.atleast_1d(np.asarray(res.statistic, dtype=np.float64))
+    df = np.maximum(np.atleast_1d(np.asarray(res.bins, dtype=np.float64)) - 1.0, 1.0)
+    phi = chi2_inflation(cur.sum(axis=1), ref.sum(axis=1), chunk_n, concentration)
+    stat = raw / phi
+    pvalue = np.where(np.isnan(stat), np.nan, special.chdtrc(df, stat))
+    return stat, np.asarray(pvalue, dtype=np.float64)
 
 
 @register
@@ -117,6 +149,7 @@ class BenfordDetector(Detector):
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
         super().__init__(settings, spec, **options)
         self._ref: SlidingReference | None = None
+        self._disp: ReferenceDispersion | None = None
         self._db = ""
 
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
@@ -132,8 +165,10 @@ class BenfordDetector(Detector):
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
-        if self._ref is None:
-            self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
+        if self._ref is None or self._disp is None:
+            fetch = functools.partial(self._fetch, ctx.store)
+            self._ref = self.sliding(fetch)
+            self._disp = ReferenceDispersion(fetch, cells_estimator, chunk_s=self.window_s)
         lo, hi = ctx.window(self.window_s)
         current = self._fetch(ctx.store, lo, hi)
         cur = current.values
@@ -148,7 +183,9 @@ class BenfordDetector(Detector):
         if not segs:
             return []
         benford = expected_proportions("first")
-        against_ref = psi_test(ref, cur)
+        chunks = max(ctx.settings.reference_window_s / self.window_s, 1.0)
+        conc = self._disp.concentration(segs, r_lo, r_hi)
+        stat, pvalue = homogeneity_pvalue(ref, cur, ref.sum(axis=1) / chunks, conc)
         drift = excess_mad(cur, ref)
         mad_cur = np.atleast_1d(np.asarray(digit_test(cur, "first").mad, dtype=np.float64))
         mad_ref = np.atleast_1d(
@@ -164,8 +201,8 @@ class BenfordDetector(Detector):
                 window_end=hi,
                 reference=self.reference_label(r_lo, r_hi),
                 segment=segs,
-                statistic=np.atleast_1d(np.asarray(against_ref.statistic, dtype=np.float64)),
-                pvalue=np.atleast_1d(np.asarray(against_ref.pvalue, dtype=np.float64)),
+                statistic=stat,
+                pvalue=pvalue,
                 effect=drift,
                 eligible=(mad_cur > self.min_mad) & (mad_cur - mad_ref >= self.min_rise),
                 n=cur.sum(axis=1).astype(np.int64),
