@@ -130,15 +130,30 @@ class ReferenceDispersion:
             self._keys, self._fallback = {}, math.inf
             return
         stack = np.stack([t.rows(names) for t in tables], axis=1)
-        conc = self.estimator(stack)
-        enough = (stack.sum(axis=-1) > 0).sum(axis=1) >= max(2, len(tables) // 2)
-        finite = conc[enough]
-        rho = np.where(np.isfinite(finite), 1.0 / (finite + 1.0), 0.0)
-        self._fallback = math.inf if rho.size == 0 else _from_rho(float(np.median(rho)))
-        self._keys = {
-            name: (min(float(c), self._fallback) if ok else self._fallback)
-            for name, c, ok in zip(names, conc, enough, strict=True)
-        }
+        conc, self._fallback = combine_concentrations(stack, self.estimator)
+        self._keys = dict(zip(names, conc.tolist(), strict=True))
+
+
+def combine_concentrations(stack: FloatArray, estimator: Estimator) -> tuple[FloatArray, float]:
+    """Concentration per key from chunk counts ``(keys, chunks, cells)``, and the median.
+
+    A key's own estimate counts if at least half of the chunks (and two) have rows;
+    each key gets the smaller concentration (larger dispersion) of its own and the
+    median over the keys that have one; keys without get the median.
+
+    >>> chunks = np.array([[[90, 10], [90, 10]], [[50, 5], [50, 20]], [[0, 0], [3, 0]]])
+    >>> conc, median = combine_concentrations(chunks.astype(float), rate_estimator)
+    >>> conc.round(1).tolist(), round(median, 1)
+    ([7.9, 3.5, 7.9], 7.9)
+    """
+    conc = estimator(stack)
+    chunks = stack.shape[1]
+    enough = (stack.sum(axis=-1) > 0).sum(axis=1) >= max(2, chunks // 2)
+    finite = conc[enough]
+    rho = np.where(np.isfinite(finite), 1.0 / (finite + 1.0), 0.0)
+    median = math.inf if rho.size == 0 else _from_rho(float(np.median(rho)))
+    out = np.where(enough, np.minimum(conc, median), median)
+    return np.asarray(out, dtype=np.float64), median
 
 
 def _from_rho(rho: float) -> float:
