@@ -47,16 +47,18 @@ from typing import Any
 import numpy as np
 from scipy import special, stats
 
-from driftwatch.monitors.benford import homogeneity_pvalue
 from driftwatch.monitors.dispersion import (
     cells_estimator,
     cells_vs_reference,
     combine_concentrations,
+    homogeneity_pvalue,
+    ks_dispersed_pvalue,
     rate_estimator,
     rate_pvalue,
 )
 from driftwatch.monitors.score_drift import reference_bins, regroup
 from driftwatch.stats.digits import expected_proportions
+from driftwatch.stats.dispersion import chi2_inflation
 from driftwatch.stats.ks import ks_from_counts
 from driftwatch.stats.psi import psi_test
 from driftwatch.stats.recall import two_proportion_test
@@ -278,26 +280,40 @@ def _score_null(rng: np.random.Generator, plan: Plan, conc: float, version: bool
     return null_counts(rng, prof, vol, plan.windows, 168, 24, conc, cur_prof)
 
 
-def score_psi(rng: np.random.Generator, plan: Plan, conc: float, version: bool
-              ) -> tuple[Array, Array]:
+def _score_rows(
+    rng: np.random.Generator, plan: Plan, conc: float, version: bool
+) -> tuple[Array, Array, Array, Array]:
+    """Current and reference fine histograms of the tested rows, chunk size, inflation."""
     d = _score_null(rng, plan, conc, version)
+    est, _ = combine_concentrations(d.chunks, cells_estimator)
     keep = d.cur.sum(axis=1) >= 100
     cur, seg = d.cur[keep], d.seg[keep]
-    mapping = reference_bins(d.ref, 10)[seg]
-    ref_c = regroup(d.ref[seg], mapping, 10)
+    ref = d.ref[seg]
+    return cur, ref, ref.sum(axis=1) / 168.0, est[seg]
+
+
+def score_psi(rng: np.random.Generator, plan: Plan, conc: float, version: bool
+              ) -> tuple[Array, Array]:
+    cur, ref, chunk_n, est = _score_rows(rng, plan, conc, version)
+    mapping = reference_bins(ref, 10)
+    ref_c = regroup(ref, mapping, 10)
     cur_c = regroup(cur, mapping, 10)
+    _, p = homogeneity_pvalue(ref_c, cur_c, chunk_n, est)
     res = psi_test(ref_c, cur_c)
-    n, n_ref = cur.sum(axis=1), d.ref[seg].sum(axis=1)
+    n, n_ref = cur.sum(axis=1), ref.sum(axis=1)
     psi_eff = np.asarray(res.psi) - (np.asarray(res.bins) - 1) * (n + n_ref) / (n * n_ref)
-    return np.asarray(res.pvalue), psi_eff >= 0.25
+    return p, psi_eff >= 0.25
 
 
 def score_ks(rng: np.random.Generator, plan: Plan, conc: float, version: bool
              ) -> tuple[Array, Array]:
-    d = _score_null(rng, plan, conc, version)
-    keep = d.cur.sum(axis=1) >= 100
-    res = ks_from_counts(d.ref[d.seg[keep]], d.cur[keep])
-    return np.asarray(res.pvalue), np.asarray(res.statistic) >= 0.2
+    cur, ref, chunk_n, est = _score_rows(rng, plan, conc, version)
+    res = ks_from_counts(ref, cur)
+    n, n_ref = cur.sum(axis=1), ref.sum(axis=1)
+    d = np.asarray(res.statistic)
+    p = ks_dispersed_pvalue(d, n, n_ref, np.asarray(res.pvalue),
+                            chi2_inflation(n, n_ref, chunk_n, est))
+    return p, d >= 0.2
 
 
 DETECTORS: dict[str, tuple[Runner, float, bool]] = {

@@ -12,7 +12,7 @@ both windows are samples, and testing the current one against the reference's
 reference's own noise and rejects too often. Amount mixes also wander from day to
 day far more than a multinomial allows, so the statistic is divided by its
 inflation under the Dirichlet-multinomial whose concentration is measured on the
-segment's own reference days (:func:`homogeneity_pvalue`,
+segment's own reference days (:func:`~driftwatch.monitors.dispersion.homogeneity_pvalue`,
 :mod:`driftwatch.monitors.dispersion`). The effect is the mean absolute
 deviation between the current and the reference shares *beyond sampling noise*
 (:func:`excess_mad`; MAD is large by chance on a few hundred amounts), and an alert
@@ -28,7 +28,6 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 import numpy as np
-from scipy import special
 
 from driftwatch.alerts.model import iso
 from driftwatch.monitors.base import (
@@ -44,14 +43,16 @@ from driftwatch.monitors.base import (
     query_table,
     span_words,
 )
-from driftwatch.monitors.dispersion import ReferenceDispersion, cells_estimator
+from driftwatch.monitors.dispersion import (
+    ReferenceDispersion,
+    cells_estimator,
+    homogeneity_pvalue,
+)
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql
 from driftwatch.settings import Settings
 from driftwatch.stats.digits import digit_test, expected_proportions, smoothed_shares
-from driftwatch.stats.dispersion import chi2_inflation
-from driftwatch.stats.psi import psi_test
 from driftwatch.store.client import Store
 
 CELLS = 9
@@ -81,31 +82,6 @@ def excess_mad(cur: FloatArray, ref: FloatArray) -> FloatArray:
         noise = np.sqrt(2.0 * p_ref * (1.0 - p_ref) / (np.pi * n_eff)).mean(axis=1)
         mad = np.abs(p_cur - p_ref).mean(axis=1)
     return np.asarray(np.nan_to_num(mad - noise, nan=0.0), dtype=np.float64)
-
-
-def homogeneity_pvalue(
-    ref: FloatArray, cur: FloatArray, chunk_n: FloatArray, concentration: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """Two-sample chi-square of homogeneity corrected for over-dispersion, per row.
-
-    Pearson's statistic on the 2 x cells table (:func:`driftwatch.stats.psi.psi_test`)
-    divided by :func:`driftwatch.stats.dispersion.chi2_inflation` (reference chunks of
-    ``chunk_n`` rows, Dirichlet-multinomial ``concentration``), against
-    ``chi2(occupied cells - 1)``. Returns the corrected statistic and the p-value.
-
-    >>> ref = np.array([[300.0, 176, 125, 97, 79, 67, 58, 51, 46]] * 2) * 7
-    >>> cur = np.array([[330.0, 160, 120, 100, 80, 60, 60, 50, 40]] * 2)
-    >>> stat, p = homogeneity_pvalue(ref, cur, np.array([1000.0] * 2), np.array([np.inf, 500]))
-    >>> p.round(3).tolist()
-    [0.696, 0.985]
-    """
-    res = psi_test(ref, cur)
-    raw = np.atleast_1d(np.asarray(res.statistic, dtype=np.float64))
-    df = np.maximum(np.atleast_1d(np.asarray(res.bins, dtype=np.float64)) - 1.0, 1.0)
-    phi = chi2_inflation(cur.sum(axis=1), ref.sum(axis=1), chunk_n, concentration)
-    stat = raw / phi
-    pvalue = np.where(np.isnan(stat), np.nan, special.chdtrc(df, stat))
-    return stat, np.asarray(pvalue, dtype=np.float64)
 
 
 @register

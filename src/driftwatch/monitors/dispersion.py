@@ -25,6 +25,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy import special
 
 from driftwatch.monitors.base import CellTest, FloatArray
 from driftwatch.monitors.reference import Fetch, SegmentTable
@@ -32,9 +33,11 @@ from driftwatch.stats.digits import max_cell_test
 from driftwatch.stats.dispersion import (
     betabinom_sf,
     cell_concentration,
+    chi2_inflation,
     predictive_concentration,
     rate_concentration,
 )
+from driftwatch.stats.psi import psi_test
 
 Estimator = Callable[[FloatArray], FloatArray]
 """Concentration per key from counts shaped (keys, chunks, cells)."""
@@ -235,3 +238,58 @@ def cells_vs_reference(
         share=probs[np.arange(rows), np.maximum(cell, 0)],
         pmin=probs.min(axis=1) ** n,
     )
+
+
+def homogeneity_pvalue(
+    ref: FloatArray, cur: FloatArray, chunk_n: FloatArray, concentration: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Two-sample chi-square of homogeneity corrected for over-dispersion, per row.
+
+    Pearson's statistic on the 2 x cells table (:func:`driftwatch.stats.psi.psi_test`)
+    divided by :func:`driftwatch.stats.dispersion.chi2_inflation` (reference chunks of
+    ``chunk_n`` rows, Dirichlet-multinomial ``concentration``), against
+    ``chi2(occupied cells - 1)``. Returns the corrected statistic and the p-value.
+
+    >>> ref = np.array([[300.0, 176, 125, 97, 79, 67, 58, 51, 46]] * 2) * 7
+    >>> cur = np.array([[330.0, 160, 120, 100, 80, 60, 60, 50, 40]] * 2)
+    >>> stat, p = homogeneity_pvalue(ref, cur, np.array([1000.0] * 2), np.array([np.inf, 500]))
+    >>> p.round(3).tolist()
+    [0.696, 0.985]
+    """
+    res = psi_test(ref, cur)
+    raw = np.atleast_1d(np.asarray(res.statistic, dtype=np.float64))
+    df = np.maximum(np.atleast_1d(np.asarray(res.bins, dtype=np.float64)) - 1.0, 1.0)
+    phi = chi2_inflation(cur.sum(axis=1), ref.sum(axis=1), chunk_n, concentration)
+    stat = raw / phi
+    pvalue = np.where(np.isnan(stat), np.nan, special.chdtrc(df, stat))
+    return stat, np.asarray(pvalue, dtype=np.float64)
+
+
+def ks_dispersed_pvalue(
+    statistic: FloatArray,
+    n_cur: FloatArray,
+    n_ref: FloatArray,
+    exact_p: FloatArray,
+    phi: FloatArray,
+) -> FloatArray:
+    """Two-sample KS p-value with the samples' effective sizes shrunk by ``phi``.
+
+    Over-dispersion inflates the variance of the difference of the two empirical
+    CDFs by ``phi`` (:func:`driftwatch.stats.dispersion.chi2_inflation`), as if the
+    samples had ``n / phi`` rows. Where ``phi`` is 1 the p-value of
+    :func:`driftwatch.stats.ks.ks_from_counts` (``exact_p``) is kept; elsewhere the
+    Kolmogorov limit at ``n_eff / phi`` (Stephens' correction) is used, the larger
+    of the two being returned (never more significant than without dispersion).
+
+    >>> p = ks_dispersed_pvalue(np.array([0.1, 0.1]), np.array([1000.0] * 2),
+    ...                         np.array([7000.0] * 2), np.array([2e-8] * 2),
+    ...                         np.array([1.0, 4.0]))
+    >>> [f"{x:.1e}" for x in p]
+    ['2.0e-08', '2.3e-02']
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n_eff = n_cur * n_ref / (n_cur + n_ref) / phi
+        en = np.sqrt(n_eff)
+        approx = special.kolmogorov((en + 0.12 + 0.11 / en) * statistic)
+    out = np.where(phi > 1.0, np.maximum(approx, exact_p), exact_p)
+    return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
