@@ -4,8 +4,8 @@ Part one, per test. For every detector, null count data shaped like the monitor'
 (segments from sparse to busy, each with its own profile, a trailing reference of
 window-length chunks and many current windows) is generated with numpy and fed to
 the *same functions the detectors call* (``cells_vs_reference``, ``rate_pvalue``,
-``homogeneity_pvalue``, ``two_proportion_test(method='fisher')``, ``psi_test``,
-``ks_from_counts``), with the dispersion each detector estimates from its reference
+``homogeneity_pvalue``, ``ks_dispersed_pvalue``, the recall detector's
+``drop_pvalue``), with the dispersion each detector estimates from its reference
 chunks (``combine_concentrations``). Two kinds of null traffic:
 
 * ``iid``: every window a multinomial / binomial draw from the segment's profile;
@@ -56,12 +56,12 @@ from driftwatch.monitors.dispersion import (
     rate_estimator,
     rate_pvalue,
 )
+from driftwatch.monitors.recall import drop_pvalue
 from driftwatch.monitors.score_drift import reference_bins, regroup
 from driftwatch.stats.digits import expected_proportions
 from driftwatch.stats.dispersion import chi2_inflation
 from driftwatch.stats.ks import ks_from_counts
 from driftwatch.stats.psi import psi_test
-from driftwatch.stats.recall import two_proportion_test
 
 ALPHAS = (1e-2, 1e-3, 1e-4)
 RATIO_TARGET = 1.5
@@ -256,10 +256,11 @@ def recall(rng: np.random.Generator, plan: Plan, conc: float, _v: bool) -> tuple
     pos, tp = d.cur.sum(axis=1), d.cur[:, 1]
     pos_ref, tp_ref = d.ref.sum(axis=1)[d.seg], d.ref[:, 1][d.seg]
     keep = (pos >= 20) & (pos_ref >= 30)
-    res = two_proportion_test(tp[keep], pos[keep], tp_ref[keep], pos_ref[keep], "less",
-                              method="fisher")
+    stack = np.stack([d.chunks.sum(axis=-1), d.chunks[..., 1]], axis=-1)
+    est, _ = combine_concentrations(stack, rate_estimator)
+    p = drop_pvalue(tp[keep], pos[keep], tp_ref[keep], pos_ref[keep], est[d.seg[keep]])
     effect = tp_ref[keep] / pos_ref[keep] - tp[keep] / pos[keep]
-    return np.asarray(res.pvalue), effect >= 0.15
+    return p, effect >= 0.15
 
 
 FINE_EDGES = (np.arange(101) / 100.0) ** 2

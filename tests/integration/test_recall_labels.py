@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pytest
 from scipy import stats as sps
 
 from driftwatch.events import Label
 from driftwatch.monitors.base import PassContext
-from driftwatch.monitors.recall import RecallDetector
+from driftwatch.monitors.recall import RecallDetector, drop_pvalue
 from driftwatch.monitors.segments import SegmentSpec
+from driftwatch.stats.dispersion import rate_concentration
 from driftwatch.store.client import Store
 from tests.integration.monitor_data import HOUR, T0, event, insert, settings_for
 
@@ -109,3 +111,25 @@ def test_a_relabel_after_the_cutoff_does_not_change_the_window(store: Store) -> 
     assert (recall, recall_ref, n, n_ref) == (0.75, 0.75, 48, 96)
     want = sps.fisher_exact([[36, 12], [72, 24]], alternative="less").pvalue
     assert pvalue == pytest.approx(float(want), rel=1e-9)
+
+
+def test_day_to_day_recall_spread_of_the_reference_widens_the_null(store: Store) -> None:
+    # reference days: 36 of 40 held, then 16 of 40; current day: 16 of 40
+    evs = []
+    plan = [(T0, 36), (T0 + DAY, 16), (AT - 2 * DAY, 16)]
+    for d, (start, held) in enumerate(plan):
+        for j in range(40):
+            t = start + j * dt.timedelta(minutes=30)
+            evs.append(event(f"d{d}-{j}", t, mcc="5967", score=0.9 if j < held else 0.2,
+                             version="v46"))
+    rows = insert(store, evs)
+    store.insert_labels([Label(x.txn_id, 1, x.event_time + HOUR, "analyst") for x in rows])
+    recall, recall_ref, pvalue, n, n_ref = _drop(store)
+    assert (n, n_ref, recall, recall_ref) == (40, 80, 0.4, 0.65)
+    fisher = sps.fisher_exact([[16, 24], [52, 28]], alternative="less").pvalue
+    conc = rate_concentration([[36.0, 16.0]], [[40.0, 40.0]])
+    want = drop_pvalue(np.array([16.0]), np.array([40.0]), np.array([52.0]), np.array([80.0]),
+                       conc)
+    assert np.isfinite(conc[0])
+    assert pvalue == pytest.approx(float(want[0]), rel=1e-9)
+    assert pvalue > 10 * fisher

@@ -23,7 +23,10 @@ version:
     current mature window against the same segment's recall over the reference
     period before it (all versions pooled, so a new version is compared with what
     served before it): one-sided Fisher exact test (exact hypergeometric tail, valid
-    at every alpha; the pooled z-test's tail was not).
+    at every alpha; the pooled z-test's tail was not). Daily recall also wanders
+    more than binomially; where the segment's reference days show it, the p-value is
+    the larger of Fisher's and the beta-binomial predictive tail with that day-to-day
+    dispersion (:func:`drop_pvalue`).
 ``trend`` (info)
     Three consecutive daily recall values of a segment and version, each lower
     than the one before, with enough labelled fraud each day and a significant
@@ -54,16 +57,21 @@ from driftwatch.monitors.base import (
     Description,
     Detector,
     Evaluations,
+    FloatArray,
     PassContext,
     evidence,
     fmt_p,
     query_table,
 )
+from driftwatch.monitors.dispersion import ReferenceDispersion, rate_estimator
+from driftwatch.monitors.reference import SegmentTable
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql, sql_literal
 from driftwatch.settings import Settings
+from driftwatch.stats.dispersion import betabinom_sf, predictive_concentration
 from driftwatch.stats.recall import two_proportion_test
 from driftwatch.stats.trend import consecutive_declines
+from driftwatch.store.client import Store
 
 AGE_CUT = "l.label_time < s.first_time + toIntervalSecond({age:UInt32})"
 """A label counts if it was known within the label-age cutoff of its transaction."""
@@ -86,6 +94,39 @@ HELD = "score >= threshold"
 
 def _pooled(segment: str) -> str:
     return "model_version=*" if segment.startswith("model_version=") else segment
+
+
+def drop_pvalue(
+    tp: FloatArray, pos: FloatArray, tp_ref: FloatArray, pos_ref: FloatArray,
+    concentration: FloatArray,
+) -> FloatArray:
+    """One-sided p-value of a recall drop: ``tp`` of ``pos`` against ``tp_ref`` of ``pos_ref``.
+
+    Fisher's exact test (hypergeometric ``P(K <= tp)`` given the margins); where the
+    reference's daily recall is over-dispersed (finite ``concentration``), the larger
+    of that and the beta-binomial predictive lower tail ``P(X <= tp)``,
+    ``X ~ BetaBinomial(pos, r c, (1 - r) c)`` with ``r = (tp_ref + 0.5) / (pos_ref + 1)``
+    and ``c`` the predictive concentration of ``pos_ref + 1`` rows and the daily
+    dispersion. The larger of two valid p-values is valid.
+
+    >>> p = drop_pvalue(np.array([30.0, 30.0]), np.array([40.0, 40.0]),
+    ...                 np.array([360.0, 360.0]), np.array([400.0, 400.0]),
+    ...                 np.array([np.inf, 100.0]))
+    >>> [f"{x:.1e}" for x in p]
+    ['8.7e-03', '2.1e-02']
+    """
+    fisher = np.atleast_1d(np.asarray(
+        two_proportion_test(tp, pos, tp_ref, pos_ref, alternative="less", method="fisher").pvalue,
+        dtype=np.float64,
+    ))
+    dispersed = np.isfinite(concentration)
+    if not dispersed.any():
+        return fisher
+    share = (tp_ref + 0.5) / (pos_ref + 1.0)
+    conc = predictive_concentration(pos_ref + 1.0, concentration)
+    # P(X <= tp) = P(pos - X >= pos - tp), pos - X ~ BetaBinomial(pos, (1 - r) c, r c)
+    lower = betabinom_sf(pos - tp, pos, 1.0 - share, conc)
+    return np.asarray(np.where(dispersed, np.maximum(fisher, lower), fisher), dtype=np.float64)
 
 
 @register
@@ -142,6 +183,8 @@ class RecallDetector(Detector):
         self.vspec = spec.versioned()
         self._hist: dict[tuple[str, str], deque[tuple[float, float]]] = {}
         self._last_day: dt.datetime | None = None
+        self._disp: ReferenceDispersion | None = None
+        self._age = 0
         self._db = ""
 
     def _sql(self) -> str:
@@ -161,9 +204,32 @@ class RecallDetector(Detector):
             keys=("model_version",),
         )
 
+    def _fetch_days(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        """Labelled frauds and held ones per pooled segment in ``[lo, hi)``, labels
+        within the label-age cutoff (one reference day, for the dispersion)."""
+        sql = segment_sql(
+            self.vspec,
+            select=f"countIf(label = 1) AS pos, countIf(label = 1 AND {HELD}) AS tp",
+            source=SOURCE,
+            where=REF.replace("r_lo", "lo").replace("r_hi", "hi"),
+            keys=("model_version",),
+        )
+        at = hi + dt.timedelta(seconds=self._age)
+        cols = query_table(
+            store, sql, {"at": at, "age": self._age, "lo": lo, "hi": hi, "r_lo": lo, "c_hi": hi}
+        )
+        keys = [_pooled(str(s)) for s in cols["segment"]]
+        return SegmentTable.from_wide(keys, [cols["pos"], cols["tp"]])
+
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
         age = self.label_age_s or ctx.settings.label_maturity_s
+        self._age = age
+        if self._disp is None:
+            self._disp = ReferenceDispersion(
+                lambda lo, hi: self._fetch_days(ctx.store, lo, hi), rate_estimator,
+                chunk_s=self.window_s,
+            )
         c_hi = ctx.at - dt.timedelta(seconds=age)
         c_lo = c_hi - dt.timedelta(seconds=self.window_s)
         r_hi = c_lo
@@ -195,6 +261,8 @@ class RecallDetector(Detector):
             res = two_proportion_test(
                 tp[idx], pos[idx], tp_ref[idx], pos_ref[idx], alternative="less", method="fisher"
             )
+            conc = self._disp.concentration([_pooled(segs[i]) for i in idx], r_lo, r_hi)
+            pvalue = drop_pvalue(tp[idx], pos[idx], tp_ref[idx], pos_ref[idx], conc)
             rec = tp[idx] / pos[idx]
             rec_ref = tp_ref[idx] / pos_ref[idx]
             out.append(
@@ -209,7 +277,7 @@ class RecallDetector(Detector):
                     segment=[segs[i] for i in idx],
                     model_version=[vers[i] for i in idx],
                     statistic=np.atleast_1d(np.asarray(res.z, dtype=np.float64)),
-                    pvalue=np.atleast_1d(np.asarray(res.pvalue, dtype=np.float64)),
+                    pvalue=pvalue,
                     effect=rec_ref - rec,
                     n=pos[idx].astype(np.int64),
                     n_ref=pos_ref[idx].astype(np.int64),
