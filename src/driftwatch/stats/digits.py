@@ -462,7 +462,12 @@ def digit_test(
     Null hypothesis: the digits are independent draws from ``expected``
     (Benford's law for first digits, uniform cents for the last two digits).
 
-    * ``chi2 = sum((O - n p)**2 / (n p))``, p-value from ``chi2(cells - 1)``.
+    * ``chi2 = sum((O - n p)**2 / (n p))``, p-value from ``chi2(cells - 1)``:
+      asymptotic, accurate when every cell expects about 5 or more records; with
+      fewer (100 cents cells and tens of rows) it floods with small p-values and
+      :func:`max_cell_test` is the test to use. It treats ``expected`` as exact:
+      shares *estimated* from a reference make it anti-conservative (compare two
+      samples with :func:`driftwatch.stats.psi.psi_test` instead).
       Needs about 5 expected records per cell (45, 450 and 500 records), which
       small segments never reach; use :func:`max_cell_test` there.
     * ``z_i = (|f_i - p_i| - 1/(2n)) / sqrt(p_i (1 - p_i) / n)`` with the found
@@ -663,9 +668,12 @@ def max_cell_test(
     ``'sidak'``
         ``1 - (1 - p_min)**k``.
 
-    Both Bonferroni forms are valid for any dependence between cells (union
-    bound: ``P(p_min <= t) <= sum_j P(p_j <= t)``) and are therefore
-    conservative; the discreteness of small counts makes them more so. Šidák
+    Where the p-value is accurate: each cell's tail is exact (binomial, or
+    beta-binomial with ``ref_n``) at any count and any level, so the Bonferroni
+    p-value is valid at every alpha, down to the 1e-7 a Benjamini–Hochberg family
+    of thousands of tests asks for. Both Bonferroni forms are valid for any
+    dependence between cells (union bound: ``P(p_min <= t) <= sum_j P(p_j <= t)``)
+    and are therefore conservative; the discreteness of small counts makes them more so. Šidák
     assumes independent cells, but multinomial cells are negatively dependent,
     for which Šidák can be slightly anti-conservative; it differs from
     Bonferroni only in the second order. On seeded uniform-cents simulations
