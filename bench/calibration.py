@@ -27,7 +27,7 @@ minutes per simulated day on this machine, so ``--quick`` skips it unless
 ``--monitor-days`` is given.
 
     python bench/calibration.py --quick            # part one only, < 1 min
-    python bench/calibration.py                    # 3 seeds, >= 100k tests per cell,
+    python bench/calibration.py                    # 3 seeds, 120k tests per cell,
                                                    # plus 2 clean days replayed
     python bench/calibration.py --monitor-days 7   # a full simulated week
 """
@@ -401,7 +401,7 @@ def main() -> None:
     args = ap.parse_args()
     seeds = args.seeds or (1 if args.quick else 3)
     plan = Plan(400, 100, tuple(range(seeds))) if args.quick else Plan(
-        1000, 150, tuple(range(seeds)))
+        500, 80, tuple(range(seeds)))
     only = [d.strip() for d in args.detectors.split(",") if d.strip()] or None
     days = args.monitor_days if args.monitor_days is not None else (0.0 if args.quick else 2.0)
     print("machine: 2 cores shared with other engineers' jobs; times are indicative only")
