@@ -452,7 +452,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=0.5, help="events/s of the clean replay")
     args = ap.parse_args()
     seeds = args.seeds or (1 if args.quick else 3)
-    plan = Plan(400, 100, tuple(range(seeds))) if args.quick else Plan(
+    plan = Plan(250, 60, tuple(range(seeds))) if args.quick else Plan(
         500, 80, tuple(range(seeds)))
     only = [d.strip() for d in args.detectors.split(",") if d.strip()] or None
     days = args.monitor_days if args.monitor_days is not None else (0.0 if args.quick else 2.0)
