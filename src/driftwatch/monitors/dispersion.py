@@ -92,6 +92,7 @@ class ReferenceDispersion:
         self.refresh_s = refresh_s
         self.fetches = 0
         self._at: dt.datetime | None = None
+        self._complete = False
         self._keys: dict[str, float] = {}
         self._fallback = math.inf
 
@@ -116,8 +117,11 @@ class ReferenceDispersion:
     def concentration(
         self, keys: Sequence[str], start: dt.datetime, end: dt.datetime
     ) -> FloatArray:
-        """Concentration per key (``inf``: no over-dispersion), refreshed when due."""
-        if self._at is None or (end - self._at).total_seconds() >= self.refresh_s:
+        """Concentration per key (``inf``: no over-dispersion), refreshed when due:
+        every ``refresh_s``, or every ``chunk_s`` while some chunk read was still empty
+        (a young store: the estimate must not stay at "no dispersion" for a day)."""
+        every = self.refresh_s if self._complete else self.chunk_s
+        if self._at is None or (end - self._at).total_seconds() >= every:
             self._refresh(start, end)
         out = np.array([self._keys.get(k, self._fallback) for k in keys], dtype=np.float64)
         return out
@@ -128,6 +132,7 @@ class ReferenceDispersion:
             self.fetches += 1
             tables.append(self.fetch(lo, hi))
         self._at = end
+        self._complete = bool(tables) and all(t.keys for t in tables)
         names = sorted({k for t in tables for k in t.keys})
         if not tables or not names:
             self._keys, self._fallback = {}, math.inf

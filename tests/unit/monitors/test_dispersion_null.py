@@ -130,3 +130,23 @@ def test_beneficiary_shaped_null_false_positive_rate_at_most_nominal() -> None:
     p = cells_vs_reference(cur[keep], ref[seg[keep]].astype(float), overall, 50.0).pvalue
     for alpha in (1e-2, 1e-3):
         assert (p <= alpha).mean() <= 1.5 * alpha
+
+
+def test_reference_dispersion_rereads_hourly_while_the_store_is_young() -> None:
+    calls: list[dt.datetime] = []
+    first = T - dt.timedelta(hours=30)  # the store's first event
+
+    def fetch(lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        calls.append(lo)
+        if lo < first:
+            return SegmentTable.empty(2)
+        return SegmentTable.from_wide(["a"], [[100], [10]])
+
+    disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=3600)
+    week = dt.timedelta(days=7)
+    disp.concentration(["a"], T - week, T)
+    assert len(calls) == 24
+    disp.concentration(["a"], T - week, T + dt.timedelta(minutes=30))
+    assert len(calls) == 24
+    disp.concentration(["a"], T - week, T + dt.timedelta(hours=1))
+    assert len(calls) == 48  # some chunks were empty: read again an hour later
