@@ -111,11 +111,12 @@ def test_cents_finds_six_of_nine_and_matches_numpy(store: Store) -> None:
                 ref[x.amount_minor % 100] += 1
     overall = (total + 0.5) / (total.sum() + 50)
     strength = det.prior_strength
-    probs = (ref + strength * overall) / (ref.sum() + strength)
+    own = (ref + 0.5) / (ref.sum() + 1)
+    probs = np.maximum(own, (ref + strength * overall) / (ref.sum() + strength))
     assert det._disp is not None
     r_lo, r_hi = LO - dt.timedelta(seconds=ctx.settings.reference_window_s), LO
     conc = det._disp.concentration(["mcc=5967"], r_lo, r_hi)
-    want = max_cell_test(cur, probs, ref_n=predictive_concentration(ref.sum() + strength, conc))
+    want = max_cell_test(cur, probs, ref_n=predictive_concentration(ref.sum() + 1, conc))
     assert e.detail(i)["cents"] == 37 == want.cell
     assert e.statistic[i] == want.count >= 6
     assert e.n[i] == cur.sum()

@@ -212,12 +212,17 @@ def cells_vs_reference(
 ) -> CellTest:
     """Most over-represented cell of each row of ``cur`` against the row's reference.
 
-    Null shares ``(ref + strength * overall) / (n_ref + strength)`` (the segment's own
-    history shrunk toward all traffic), each cell's count beta-binomial with the
-    predictive concentration of ``n_ref + strength`` reference rows and the
-    segment's ``concentration``; :func:`driftwatch.stats.digits.max_cell_test` with
-    that ``ref_n`` and a Bonferroni correction over the cells. ``pmin`` (every row
-    in the rarest cell) uses the binomial, which only widens the testing family.
+    Null share of each cell: the larger of the segment's own share with a Jeffreys
+    prior, ``(ref + 0.5) / (n_ref + 1)``, and its history shrunk toward all traffic,
+    ``(ref + strength * overall) / (n_ref + strength)`` -- the first protects a
+    segment whose profile differs from all traffic while its history is short (cash
+    machines: every amount ends in .00; shrinking alone made a young store's ATM
+    segments "anomalous"), the second a small segment whose own history has not seen
+    a value yet. Each cell's count is beta-binomial with the predictive
+    concentration of ``n_ref + 1`` rows (the wider of the two) and the segment's
+    ``concentration``; :func:`driftwatch.stats.digits.max_cell_test` with that
+    ``ref_n`` and a Bonferroni correction over the cells. ``pmin`` (every row in the
+    rarest cell) uses the binomial, which only widens the testing family.
 
     >>> cur = np.zeros((1, 100)); cur[0, 37] = 6; cur[0, 0] = 3
     >>> ref = np.full((1, 100), 20.0); ref[0, 0] = 600
@@ -230,8 +235,10 @@ def cells_vs_reference(
         z = np.zeros(0)
         return CellTest(np.zeros(0, dtype=np.int64), z, z, z, z, z)
     n_ref = ref.sum(axis=1)
-    probs = (ref + strength * overall[None, :]) / (n_ref[:, None] + strength)
-    conc = predictive_concentration(n_ref + strength, concentration)
+    own = (ref + 0.5) / (n_ref[:, None] + 1.0)
+    shrunk = (ref + strength * overall[None, :]) / (n_ref[:, None] + strength)
+    probs = np.maximum(own, shrunk)
+    conc = predictive_concentration(n_ref + 1.0, concentration)
     res = max_cell_test(cur, probs, ref_n=conc)
     cell = np.atleast_1d(np.asarray(res.cell, dtype=np.int64))
     n = cur.sum(axis=1)
