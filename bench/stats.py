@@ -148,7 +148,10 @@ def main() -> None:
             ts.append(time.perf_counter() - t0)
         parts[name] = round(statistics.median(ts), 4)
 
-    # informational: the monitors' variant (own reference shares + beta-binomial)
+    # informational: max_cell_test against each segment's own reference shares with the
+    # beta-binomial predictive (ref_n); the cents/beneficiary monitors call it through
+    # monitors.dispersion.cells_vs_reference (shares shrunk toward all traffic, ref_n
+    # also widened by the reference's own hour-to-hour dispersion)
     t0 = time.perf_counter()
     probs = smoothed_shares(data["cents_ref"])
     max_cell_test(data["cents"], probs, ref_n=data["cents_ref"].sum(axis=1) + 50.0)

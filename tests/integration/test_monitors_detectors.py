@@ -26,9 +26,9 @@ from driftwatch.monitors.segments import SegmentSpec, segment_sql
 from driftwatch.monitors.shadow import ShadowDetector
 from driftwatch.monitors.volume import VolumeDetector
 from driftwatch.stats.digits import max_cell_test
+from driftwatch.stats.dispersion import chi2_inflation, predictive_concentration
 from driftwatch.stats.ks import ks_from_counts
 from driftwatch.stats.psi import psi_test
-from driftwatch.stats.recall import two_proportion_test
 from driftwatch.store.client import Store
 from tests.integration.monitor_data import (
     HOUR,
@@ -110,11 +110,13 @@ def test_cents_finds_six_of_nine_and_matches_numpy(store: Store) -> None:
             if x.mcc == "5967":
                 ref[x.amount_minor % 100] += 1
     overall = (total + 0.5) / (total.sum() + 50)
-    probs = np.maximum(
-        upper_rate(ref, ref.sum(), overall, det.prior_strength),
-        upper_rate(ref, ref.sum(), 0.5, 1.0),
-    )
-    want = max_cell_test(cur, probs)
+    strength = det.prior_strength
+    own = (ref + 0.5) / (ref.sum() + 1)
+    probs = np.maximum(own, (ref + strength * overall) / (ref.sum() + strength))
+    assert det._disp is not None
+    r_lo, r_hi = LO - dt.timedelta(seconds=ctx.settings.reference_window_s), LO
+    conc = det._disp.concentration(["mcc=5967"], r_lo, r_hi)
+    want = max_cell_test(cur, probs, ref_n=predictive_concentration(ref.sum() + 1, conc))
     assert e.detail(i)["cents"] == 37 == want.cell
     assert e.statistic[i] == want.count >= 6
     assert e.n[i] == cur.sum()
@@ -247,6 +249,17 @@ def test_benford_first_digits_equal_numpy(store: Store) -> None:
     cur = Counter(int(str(x.amount_minor)[0]) for x in in_window(rows, T0 + 48 * HOUR, ctx.at))
     assert e.n[i] == sum(cur.values())
     assert abs(e.effect[i]) < det.effect_floor  # same generator: no drift
+    # two-sample homogeneity of the 2 x 9 table, as scipy computes it
+    ref = Counter(int(str(x.amount_minor)[0]) for x in in_window(rows, T0, T0 + 48 * HOUR))
+    table = [[ref[d] for d in range(1, 10)], [cur[d] for d in range(1, 10)]]
+    want = sps.chi2_contingency(table, correction=False)
+    # ... divided by its inflation under the reference days' own dispersion
+    assert det._disp is not None
+    conc = det._disp.concentration(["mcc=5999"], T0, T0 + 48 * HOUR)
+    n_ref = sum(ref.values())
+    phi = chi2_inflation(e.n[i], n_ref, n_ref / 2, conc)
+    assert e.statistic[i] == pytest.approx(want.statistic / float(phi[0]), rel=1e-9)
+    assert e.pvalue[i] == pytest.approx(sps.chi2.sf(e.statistic[i], 8), rel=1e-9)
 
 
 # -- volume / new merchants ------------------------------------------------------------
@@ -361,8 +374,8 @@ def test_recall_drop_from_labels_joined_in_clickhouse(store: Store) -> None:
     drop = next(e for e in evs_out if e.test == "drop")
     e, i = row([drop], "mcc=5967", "v47")
     assert (e.detail(i)["recall"], e.detail(i)["recall_ref"]) == (0.2, 0.9)
-    want = two_proportion_test(5, 25, 36, 40, alternative="less")
-    assert e.pvalue[i] == pytest.approx(float(want.pvalue), rel=1e-9)
+    want = sps.fisher_exact([[5, 20], [36, 4]], alternative="less").pvalue
+    assert e.pvalue[i] == pytest.approx(float(want), rel=1e-9)
     assert "recall of v47 fell to 20%" in det.describe(e, i).summary
 
 
@@ -395,9 +408,10 @@ def test_disagreement_share_of_high_risk_the_model_approved(store: Store) -> Non
     det = DisagreementDetector(ctx.settings, ctx.spec)
     (ev,) = det.evaluate(ctx)
     e, i = row([ev], "mcc=5967")
-    rate = float(upper_rate(0, 0, det.prior_rate, det.prior_strength))
+    # no reference yet: the prior share, beta-binomial over its prior_strength rows
+    a, b = det.prior_rate * det.prior_strength, (1 - det.prior_rate) * det.prior_strength
     assert (e.statistic[i], e.n[i]) == (5, 6)
-    assert e.pvalue[i] == pytest.approx(sps.binom.sf(4, 6, rate), rel=1e-9)
+    assert e.pvalue[i] == pytest.approx(sum(sps.betabinom.pmf([5, 6], 6, a, b)), rel=1e-9)
     assert "approved 5 of 6" in det.describe(e, i).summary
     assert len(store.query(det.describe(e, i).evidence_sql)) == 5
 

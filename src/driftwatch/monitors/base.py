@@ -294,13 +294,18 @@ class Detector:
         rate_digits: int = 5,
         effect: FloatArray | None = None,
         with_pmin: bool = True,
+        pvalue: FloatArray | None = None,
+        pmin: FloatArray | None = None,
     ) -> Evaluations:
         """Evaluations of "``k`` of ``n`` rows are marked, against a reference rate".
 
         The p-value is the exact binomial upper tail ``P(X >= k)`` for
         ``X ~ Binomial(n, rate)``; the effect is the excess share ``k / n - rate``
         unless given; ``pmin = rate ** n`` (the p-value if every row were marked)
-        unless ``with_pmin`` is False. Rows need ``k >= min_count`` to alert.
+        unless ``with_pmin`` is False. ``pvalue`` and ``pmin``, when given, replace
+        the binomial ones (e.g. the beta-binomial of
+        :func:`driftwatch.monitors.dispersion.rate_pvalue`). Rows need
+        ``k >= min_count`` to alert.
         Details: ``count_name`` (``k``) and ``rate_ref`` (rounded to ``rate_digits``).
         """
         if effect is None:
@@ -315,13 +320,13 @@ class Detector:
             reference=self.reference_label(*reference),
             segment=segments,
             statistic=k,
-            pvalue=binom_sf(k, n, rate),
+            pvalue=binom_sf(k, n, rate) if pvalue is None else pvalue,
             effect=effect,
             n=n.astype(np.int64),
             n_ref=n_ref.astype(np.int64),
             effect_floor=self.effect_floor,
             critical_effect=self.critical_effect,
-            pmin=rate**n if with_pmin else None,
+            pmin=pmin if pmin is not None else (rate**n if with_pmin else None),
             eligible=k >= min_count,
             details={count_name: k.astype(np.int64), "rate_ref": np.round(rate, rate_digits)},
         )
@@ -415,62 +420,6 @@ class CellTest:
     pvalue: FloatArray
     share: FloatArray
     pmin: FloatArray
-
-
-def max_cell_vs_reference(
-    cur: FloatArray,
-    ref: FloatArray,
-    overall: FloatArray,
-    strength: float,
-    *,
-    quantile: float = 0.9,
-    gate: float = 0.05,
-) -> CellTest:
-    """Most over-represented cell of each row of ``cur`` against the row's reference.
-
-    The null share of every cell is the larger of two upper credible bounds
-    (:func:`upper_rate`): the segment's own (Jeffreys prior) and the one shrunk
-    toward the all-traffic shares ``overall`` by ``strength`` pseudo-rows. The
-    first protects segments whose profile differs from all traffic (cash
-    machines: every amount ends in .00), the second small segments whose own
-    history has not seen a value yet. Tested with
-    :func:`driftwatch.stats.digits.max_cell_test`. The bound is costly, so rows are
-    first screened with the point estimates (smaller shares, hence smaller
-    p-values): a row whose screening p-value exceeds ``gate`` keeps it, since it
-    can neither be a discovery nor sustain an alert; the others are tested again
-    against the bounds. ``pmin`` (the smallest attainable p-value, all rows in the
-    rarest cell) uses the point estimates, which only widens the testing family.
-    """
-    from driftwatch.stats.digits import max_cell_test
-
-    rows = cur.shape[0]
-    if rows == 0:
-        z = np.zeros(0)
-        return CellTest(np.zeros(0, dtype=np.int64), z, z, z, z, z)
-    n_ref = ref.sum(axis=1, keepdims=True)
-    own = (ref + 0.5) / (n_ref + 1.0)
-    point = np.maximum(own, (ref + strength * overall[None, :]) / (n_ref + strength))
-    res = max_cell_test(cur, point)
-    cell = np.atleast_1d(np.asarray(res.cell, dtype=np.int64))
-    count = np.atleast_1d(np.asarray(res.count, dtype=np.float64))
-    expected = np.atleast_1d(np.asarray(res.expected, dtype=np.float64))
-    pvalue = np.atleast_1d(np.asarray(res.pvalue, dtype=np.float64)).copy()
-    probs = point.copy()
-    again = np.flatnonzero(pvalue <= gate)
-    if again.size:
-        probs[again] = np.maximum(
-            upper_rate(ref[again], n_ref[again], overall[None, :], strength, quantile),
-            upper_rate(ref[again], n_ref[again], 0.5, 1.0, quantile),
-        )
-        res2 = max_cell_test(cur[again], probs[again])
-        cell[again] = np.atleast_1d(np.asarray(res2.cell, dtype=np.int64))
-        count[again] = np.atleast_1d(np.asarray(res2.count, dtype=np.float64))
-        expected[again] = np.atleast_1d(np.asarray(res2.expected, dtype=np.float64))
-        pvalue[again] = np.atleast_1d(np.asarray(res2.pvalue, dtype=np.float64))
-    n = cur.sum(axis=1)
-    share = probs[np.arange(rows), np.maximum(cell, 0)]
-    return CellTest(cell, count, expected, pvalue, share, point.min(axis=1) ** n)
-
 
 
 def query_table(store: Store, sql: str, params: Mapping[str, Any]) -> Columns:

@@ -9,7 +9,8 @@ whitespace and punctuation, ClickHouse's ``splitByNonAlpha``:
 cells so that each segment's reference is a small fixed-size count vector (like
 the cents detector's); the current window's most surprising bucket is then
 tested against the segment's own reference shares with the exact max-cell test
-(:func:`driftwatch.stats.digits.max_cell_test`). Hash collisions only make the
+under the beta-binomial predictive with the reference's own dispersion
+(:func:`driftwatch.monitors.dispersion.cells_vs_reference`). Hash collisions only make the
 test more conservative. The finding names the actual prefixes of the bucket.
 """
 
@@ -34,9 +35,13 @@ from driftwatch.monitors.base import (
     PassContext,
     evidence,
     fmt_p,
-    max_cell_vs_reference,
     query_table,
     span_words,
+)
+from driftwatch.monitors.dispersion import (
+    ReferenceDispersion,
+    cells_estimator,
+    cells_vs_reference,
 )
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
@@ -106,6 +111,7 @@ class BeneficiaryDetector(Detector):
                 " allowed: prefix_tokens >= 1, buckets >= 2"
             )
         self._ref: SlidingReference | None = None
+        self._disp: ReferenceDispersion | None = None
         self._store: Store | None = None
 
     def _bucket(self) -> str:
@@ -143,8 +149,10 @@ class BeneficiaryDetector(Detector):
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._store = ctx.store
-        if self._ref is None:
-            self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
+        if self._ref is None or self._disp is None:
+            fetch = functools.partial(self._fetch, ctx.store)
+            self._ref = self.sliding(fetch)
+            self._disp = ReferenceDispersion(fetch, cells_estimator, chunk_s=self.window_s)
         lo, hi = ctx.window(self.window_s)
         current = self._fetch(ctx.store, lo, hi)
         cur = current.values
@@ -160,7 +168,8 @@ class BeneficiaryDetector(Detector):
         n_ref = ref.sum(axis=1)
         tot = reference.total()
         overall = (tot + 0.5) / (tot.sum() + 0.5 * self.buckets)
-        test = max_cell_vs_reference(cur, ref, overall, self.prior_strength)
+        conc = self._disp.concentration(segs, r_lo, r_hi)
+        test = cells_vs_reference(cur, ref, overall, self.prior_strength, conc)
         cell, count, expected = test.cell, test.count, test.expected
         # who pays under the prefix matters only where an alert is possible at all: a
         # discovery needs p <= fdr_q, and the counts must pass; elsewhere -1 (unknown)

@@ -4,13 +4,20 @@ Amounts spread over several decades follow Benford's law in their first digit,
 but a merchant category with a narrow price range need not, so the detector does
 not alert on non-conformity itself: it alerts when a segment's *conformity gets
 worse* than in its own reference. Per segment, over a long current window
-(default 24 h, evaluated hourly), the first-digit counts are tested against the
-segment's own reference proportions (Pearson chi-square,
-:func:`driftwatch.stats.digits.digit_test` with ``expected`` = smoothed reference
-shares). The effect is the mean absolute deviation between the current and the
-reference shares *beyond sampling noise* (:func:`excess_mad`; MAD is large by
-chance on a few hundred amounts), and an alert also needs the current window to be
-non-conforming to Benford (Nigrini's MAD) and worse than the reference.
+(default 24 h, evaluated hourly), the first-digit counts of the current window and
+of the segment's own reference are compared with the two-sample test of homogeneity
+(Pearson's chi-square on the 2 x 9 table, :func:`driftwatch.stats.psi.psi_test`):
+both windows are samples, and testing the current one against the reference's
+*estimated* shares as if they were exact (a one-sample test) ignores the
+reference's own noise and rejects too often. Amount mixes also wander from day to
+day far more than a multinomial allows, so the statistic is divided by its
+inflation under the Dirichlet-multinomial whose concentration is measured on the
+segment's own reference days (:func:`~driftwatch.monitors.dispersion.homogeneity_pvalue`,
+:mod:`driftwatch.monitors.dispersion`). The effect is the mean absolute
+deviation between the current and the reference shares *beyond sampling noise*
+(:func:`excess_mad`; MAD is large by chance on a few hundred amounts), and an alert
+also needs the current window to be non-conforming to Benford (Nigrini's MAD) and
+worse than the reference.
 """
 
 from __future__ import annotations
@@ -35,6 +42,11 @@ from driftwatch.monitors.base import (
     fmt_p,
     query_table,
     span_words,
+)
+from driftwatch.monitors.dispersion import (
+    ReferenceDispersion,
+    cells_estimator,
+    homogeneity_pvalue,
 )
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
@@ -113,6 +125,7 @@ class BenfordDetector(Detector):
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
         super().__init__(settings, spec, **options)
         self._ref: SlidingReference | None = None
+        self._disp: ReferenceDispersion | None = None
         self._db = ""
 
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
@@ -128,8 +141,10 @@ class BenfordDetector(Detector):
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
-        if self._ref is None:
-            self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
+        if self._ref is None or self._disp is None:
+            fetch = functools.partial(self._fetch, ctx.store)
+            self._ref = self.sliding(fetch)
+            self._disp = ReferenceDispersion(fetch, cells_estimator, chunk_s=self.window_s)
         lo, hi = ctx.window(self.window_s)
         current = self._fetch(ctx.store, lo, hi)
         cur = current.values
@@ -144,8 +159,9 @@ class BenfordDetector(Detector):
         if not segs:
             return []
         benford = expected_proportions("first")
-        ref_props = smoothed_shares(ref)
-        against_ref = digit_test(cur, "first", expected=ref_props)
+        chunks = max(ctx.settings.reference_window_s / self.window_s, 1.0)
+        conc = self._disp.concentration(segs, r_lo, r_hi)
+        stat, pvalue = homogeneity_pvalue(ref, cur, ref.sum(axis=1) / chunks, conc)
         drift = excess_mad(cur, ref)
         mad_cur = np.atleast_1d(np.asarray(digit_test(cur, "first").mad, dtype=np.float64))
         mad_ref = np.atleast_1d(
@@ -161,8 +177,8 @@ class BenfordDetector(Detector):
                 window_end=hi,
                 reference=self.reference_label(r_lo, r_hi),
                 segment=segs,
-                statistic=np.atleast_1d(np.asarray(against_ref.chi2, dtype=np.float64)),
-                pvalue=np.atleast_1d(np.asarray(against_ref.pvalue, dtype=np.float64)),
+                statistic=stat,
+                pvalue=pvalue,
                 effect=drift,
                 eligible=(mad_cur > self.min_mad) & (mad_cur - mad_ref >= self.min_rise),
                 n=cur.sum(axis=1).astype(np.int64),

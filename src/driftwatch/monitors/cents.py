@@ -5,10 +5,13 @@ bumps that differ by merchant category), and a chi-square over 100 cells with te
 of rows floods with false alarms. So each segment's current window is compared with
 the segment's *own* reference shares of each cents value (smoothed toward the
 all-traffic shares, so a small segment borrows them), cell by cell, with the exact
-binomial upper tail of the most surprising value (against an upper credible bound
-of its reference share, so that a share estimated from a handful of reference rows
-is not taken at face value), corrected for having scanned all 100 values
-(:func:`driftwatch.stats.digits.max_cell_test`). A backdoor trigger such
+beta-binomial upper tail of the most surprising value, corrected for having scanned
+all 100 values (:func:`driftwatch.monitors.dispersion.cells_vs_reference`). The
+beta-binomial's concentration adds the uncertainty of a share estimated from the
+reference's rows to the segment's own hour-to-hour spread of its cents shares
+(Dirichlet-multinomial, estimated from reference chunks), so that neither a share
+seen in a handful of reference rows nor a wandering ``.00`` bump is taken for an
+anomaly. A backdoor trigger such
 as amounts ending in ``.37`` shows up after a handful of rows even while ``.00``
 still dominates.
 
@@ -35,9 +38,13 @@ from driftwatch.monitors.base import (
     PassContext,
     evidence,
     fmt_p,
-    max_cell_vs_reference,
     query_table,
     span_words,
+)
+from driftwatch.monitors.dispersion import (
+    ReferenceDispersion,
+    cells_estimator,
+    cells_vs_reference,
 )
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
@@ -85,6 +92,7 @@ class CentsDetector(Detector):
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
         super().__init__(settings, spec, **options)
         self._ref: SlidingReference | None = None
+        self._disp: ReferenceDispersion | None = None
         self._db = ""
 
     def _sql(self, cards: bool) -> str:
@@ -112,8 +120,10 @@ class CentsDetector(Detector):
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
-        if self._ref is None:
-            self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
+        if self._ref is None or self._disp is None:
+            fetch = functools.partial(self._fetch, ctx.store)
+            self._ref = self.sliding(fetch)
+            self._disp = ReferenceDispersion(fetch, cells_estimator, chunk_s=self.window_s)
         lo, hi = ctx.window(self.window_s)
         current, card_table = self._current(ctx.store, lo, hi)
         cur = current.values
@@ -128,7 +138,8 @@ class CentsDetector(Detector):
         n_ref = ref.sum(axis=1)
         total = reference.total()
         overall = (total + 0.5) / (total.sum() + 0.5 * CELLS)
-        test = max_cell_vs_reference(cur, ref, overall, self.prior_strength)
+        conc = self._disp.concentration(segs, r_lo, r_hi)
+        test = cells_vs_reference(cur, ref, overall, self.prior_strength, conc)
         res_cell, count, expected, pvalue = test.cell, test.count, test.expected, test.pvalue
         with np.errstate(invalid="ignore", divide="ignore"):
             effect = np.where(n > 0, (count - expected) / n, 0.0)

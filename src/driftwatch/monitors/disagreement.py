@@ -4,7 +4,9 @@ The rule layer runs beside the model and never uses its score to decide a hit; i
 records the model's score and decision next to each hit (``{db}.rule_hits``). Per
 segment, among the distinct transactions with a high-severity rule hit in the
 window, the share the model approved is tested against the segment's reference
-share (shrunk toward ``prior_rate``) with the exact binomial upper tail. A model
+share (shrunk toward ``prior_rate``) with the exact beta-binomial upper tail, its
+concentration from the reference's size and the share's own spread between
+reference windows (:mod:`driftwatch.monitors.dispersion`). A model
 that waves through what the rules call high risk — a backdoor, or a model that has
 gone blind in one segment — shows up here with very few rows.
 
@@ -29,8 +31,8 @@ from driftwatch.monitors.base import (
     query_table,
     span_words,
     sql_time,
-    upper_rate,
 )
+from driftwatch.monitors.dispersion import ReferenceDispersion, rate_estimator, rate_pvalue
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import (
@@ -104,6 +106,7 @@ class DisagreementDetector(Detector):
                 "e.g. severities='high,critical', modes='enforce'"
             )
         self._ref: SlidingReference | None = None
+        self._disp: ReferenceDispersion | None = None
         self._exists = False
         self._db = ""
 
@@ -131,8 +134,10 @@ class DisagreementDetector(Detector):
             self._exists = rule_hits_exist(ctx.store)
             if not self._exists:
                 return []
-        if self._ref is None:
-            self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
+        if self._ref is None or self._disp is None:
+            fetch = functools.partial(self._fetch, ctx.store)
+            self._ref = self.sliding(fetch)
+            self._disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=self.window_s)
         lo, hi = ctx.window(self.window_s)
         current = self._fetch(ctx.store, lo, hi)
         cur = current.values
@@ -142,11 +147,15 @@ class DisagreementDetector(Detector):
         r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
         ref = self._ref.table(r_lo, r_hi).rows(segs)
         n, k = cur[:, 0], cur[:, 1]
-        rate = upper_rate(ref[:, 1], ref[:, 0], self.prior_rate, self.prior_strength)
+        conc = self._disp.concentration(segs, r_lo, r_hi)
+        pvalue, rate, pmin = rate_pvalue(
+            k, n, ref[:, 1], ref[:, 0], self.prior_rate, self.prior_strength, conc
+        )
         return [
             self.rate_test(
                 "approved_share", (lo, hi), (r_lo, r_hi), segs, n, k, rate, ref[:, 0],
                 min_count=self.min_count, count_name="approved", rate_digits=4,
+                pvalue=pvalue, pmin=pmin,
             )
         ]
 

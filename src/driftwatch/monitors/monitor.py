@@ -10,9 +10,16 @@ each pass whose time ``t`` is now covered runs once, evaluating windows that end
 2. corrects all p-values of the pass together (Benjamini–Hochberg after Tarone's
    filter, see :mod:`driftwatch.monitors.family`) twice: at ``fdr_q`` (0.01) for
    *discoveries*, and at the much smaller ``alert_q`` (1e-4) for *alerts*. A pass
-   controls false discoveries per pass, but a week holds ~170 disjoint hourly
-   windows, so at ``fdr_q`` a clean week would still raise about 0.01 x 170 ≈ 2
-   false alert windows; at ``alert_q`` the expectation is ~0.02;
+   controls false discoveries per pass (on clean traffic every discovery is false,
+   so the chance that a pass has any is at most the level), but passes run every
+   ``monitor_interval_s`` (300 s: 2,016 a week) over overlapping windows. A clean
+   week therefore raises at most 2,016 x 1e-4 ≈ 0.2 false alerting passes at
+   ``alert_q`` (union bound; overlapping windows repeat one false alarm over
+   consecutive passes, so distinct false alerts lie between ~170 x 1e-4 ≈ 0.02,
+   the disjoint hourly windows, and 0.2), and up to 2,016 x 0.01 ≈ 20 false
+   discovery passes at ``fdr_q``. This holds only if every p-value is valid down to
+   ``alert_q / m``; ``bench/calibration.py`` measures each test's false-positive
+   rate and the whole monitor's false alerts per simulated week on clean traffic;
 3. decides per row: ``alert`` when the row meets the detector's minimum counts and
    effect-size floor and is a discovery at ``alert_q`` -- or a discovery at
    ``fdr_q`` *corroborated* by a discovery of another detector on the same segment

@@ -4,8 +4,12 @@ Someone probing the model (splitting an amount until the score drops under the
 hold threshold, then repeating just below it) leaves an excess of scores in the
 band ``[threshold - band, threshold)``. Per segment the share of the window's
 transactions in that band is tested against the segment's reference share
-(shrunk toward the all-traffic share) with the exact binomial upper tail. The
-threshold is each transaction's own (``threshold`` column).
+(shrunk toward the all-traffic share) with the exact beta-binomial upper tail whose
+concentration combines the reference's size and the band share's own hour-to-hour
+spread in the reference (:mod:`driftwatch.monitors.dispersion`): the band share of
+real traffic wanders far more than a binomial allows, and a binomial null called
+hundreds of clean windows a week significant. The threshold is each transaction's
+own (``threshold`` column).
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from driftwatch.monitors.base import (
     fmt_p,
     query_table,
     span_words,
-    upper_rate,
 )
+from driftwatch.monitors.dispersion import ReferenceDispersion, rate_estimator, rate_pvalue
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql
@@ -69,6 +73,7 @@ class PileupDetector(Detector):
         if not 0 < self.band < 1:
             raise ValueError(f"pileup: band={self.band!r}; allowed: 0 < band < 1")
         self._ref: SlidingReference | None = None
+        self._disp: ReferenceDispersion | None = None
         self._db = ""
 
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
@@ -83,8 +88,10 @@ class PileupDetector(Detector):
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
-        if self._ref is None:
-            self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
+        if self._ref is None or self._disp is None:
+            fetch = functools.partial(self._fetch, ctx.store)
+            self._ref = self.sliding(fetch)
+            self._disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=self.window_s)
         lo, hi = ctx.window(self.window_s)
         current = self._fetch(ctx.store, lo, hi)
         cur = current.values
@@ -97,12 +104,15 @@ class PileupDetector(Detector):
         tot = reference.total()
         # every definition counts each row once: the shares are the all-traffic ones
         overall = (tot[1] + 0.5) / (tot[0] + 1.0)
-        rate = upper_rate(ref[:, 1], ref[:, 0], overall, self.prior_strength)
         n, k = cur[:, 0], cur[:, 1]
+        conc = self._disp.concentration(segs, r_lo, r_hi)
+        pvalue, rate, pmin = rate_pvalue(
+            k, n, ref[:, 1], ref[:, 0], overall, self.prior_strength, conc
+        )
         return [
             self.rate_test(
                 "band_share", (lo, hi), (r_lo, r_hi), segs, n, k, rate, ref[:, 0],
-                min_count=self.min_count, count_name="in_band",
+                min_count=self.min_count, count_name="in_band", pvalue=pvalue, pmin=pmin,
             )
         ]
 

@@ -1,14 +1,32 @@
 """Recall per segment and model version from delayed labels, joined in ClickHouse.
 
-Labels arrive hours to weeks after the transaction (chargebacks last), so only
-transactions older than the label maturity (``label_maturity_s``) are judged, and
-only labels known at the pass time count. Per segment and live model version:
+Labels arrive hours to weeks after the transaction, and not at random: a held
+fraud gets an analyst label within hours, a missed one waits days for a chargeback.
+Recall counted over "labels known now" therefore depends on how old the window is
+(an older window has more of its slow, missed frauds labelled), so two windows of
+different ages are not comparable. Every window is judged with the *same label-age
+cutoff* ``label_age_s`` (default the ``label_maturity_s`` setting): a transaction's
+label is the latest one whose ``label_time`` is before ``event_time + label_age_s``
+(and before the pass time), selected with ``argMaxIf`` over every stored version of
+the label, not with ``FINAL`` (which keeps only the newest version and would drop a
+transaction whose earlier label was known at that age but a later one exists). The
+current window ends ``label_age_s`` before the pass, so each of its transactions has
+had the full age to be labelled. Recall is then "frauds held among frauds labelled
+within ``label_age_s``" in both windows: biased toward fast-labelled (held) frauds
+in the same way in both, so a *change* is real. A longer cutoff sees more chargebacks
+at the cost of later detection. (Versions of a label that ClickHouse has merged away
+in the ``ReplacingMergeTree`` are gone; see the README.) Per segment and live model
+version:
 
 ``drop``
     Recall (fraud labelled transactions the model held, score >= threshold) of the
     current mature window against the same segment's recall over the reference
     period before it (all versions pooled, so a new version is compared with what
-    served before it): one-sided pooled two-proportion test.
+    served before it): one-sided Fisher exact test (exact hypergeometric tail, valid
+    at every alpha; the pooled z-test's tail was not). Daily recall also wanders
+    more than binomially; where the segment's reference days show it, the p-value is
+    the larger of Fisher's and the beta-binomial predictive tail with that day-to-day
+    dispersion (:func:`drop_pvalue`).
 ``trend`` (info)
     Three consecutive daily recall values of a segment and version, each lower
     than the one before, with enough labelled fraud each day and a significant
@@ -39,22 +57,36 @@ from driftwatch.monitors.base import (
     Description,
     Detector,
     Evaluations,
+    FloatArray,
     PassContext,
     evidence,
     fmt_p,
     query_table,
 )
+from driftwatch.monitors.dispersion import ReferenceDispersion, rate_estimator
+from driftwatch.monitors.reference import SegmentTable
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql, sql_literal
 from driftwatch.settings import Settings
+from driftwatch.stats.dispersion import betabinom_sf, predictive_concentration
 from driftwatch.stats.recall import two_proportion_test
 from driftwatch.stats.trend import consecutive_declines
+from driftwatch.store.client import Store
 
-SOURCE = (
-    "{db}.scored_transactions FINAL INNER JOIN "
-    "(SELECT txn_id, label FROM {db}.labels FINAL WHERE label_time < {at:DateTime64(3, 'UTC')})"
-    " AS l USING (txn_id)"
+AGE_CUT = "l.label_time < s.first_time + toIntervalSecond({age:UInt32})"
+"""A label counts if it was known within the label-age cutoff of its transaction."""
+LABELS = (
+    "(SELECT l.txn_id AS txn_id, argMaxIf(l.label, l.label_time, " + AGE_CUT + ") AS label "
+    "FROM {db}.labels AS l INNER JOIN "
+    "(SELECT txn_id, min(event_time) AS first_time FROM {db}.scored_transactions "
+    "WHERE event_time >= {r_lo:DateTime64(3, 'UTC')} AND event_time < {c_hi:DateTime64(3, 'UTC')}"
+    " GROUP BY txn_id) AS s ON l.txn_id = s.txn_id "
+    "WHERE l.label_time < {at:DateTime64(3, 'UTC')} "
+    "GROUP BY l.txn_id HAVING countIf(" + AGE_CUT + ") > 0)"
 )
+"""Per transaction, the label known ``age`` seconds after it (every stored version, no
+FINAL: the newest version may be later than the cutoff while an earlier one is not)."""
+SOURCE = "{db}.scored_transactions FINAL INNER JOIN " + LABELS + " AS l USING (txn_id)"
 CUR = "event_time >= {c_lo:DateTime64(3, 'UTC')} AND event_time < {c_hi:DateTime64(3, 'UTC')}"
 REF = "event_time >= {r_lo:DateTime64(3, 'UTC')} AND event_time < {r_hi:DateTime64(3, 'UTC')}"
 HELD = "score >= threshold"
@@ -62,6 +94,39 @@ HELD = "score >= threshold"
 
 def _pooled(segment: str) -> str:
     return "model_version=*" if segment.startswith("model_version=") else segment
+
+
+def drop_pvalue(
+    tp: FloatArray, pos: FloatArray, tp_ref: FloatArray, pos_ref: FloatArray,
+    concentration: FloatArray,
+) -> FloatArray:
+    """One-sided p-value of a recall drop: ``tp`` of ``pos`` against ``tp_ref`` of ``pos_ref``.
+
+    Fisher's exact test (hypergeometric ``P(K <= tp)`` given the margins); where the
+    reference's daily recall is over-dispersed (finite ``concentration``), the larger
+    of that and the beta-binomial predictive lower tail ``P(X <= tp)``,
+    ``X ~ BetaBinomial(pos, r c, (1 - r) c)`` with ``r = (tp_ref + 0.5) / (pos_ref + 1)``
+    and ``c`` the predictive concentration of ``pos_ref + 1`` rows and the daily
+    dispersion. The larger of two valid p-values is valid.
+
+    >>> p = drop_pvalue(np.array([30.0, 30.0]), np.array([40.0, 40.0]),
+    ...                 np.array([360.0, 360.0]), np.array([400.0, 400.0]),
+    ...                 np.array([np.inf, 100.0]))
+    >>> [f"{x:.1e}" for x in p]
+    ['8.7e-03', '2.1e-02']
+    """
+    fisher = np.atleast_1d(np.asarray(
+        two_proportion_test(tp, pos, tp_ref, pos_ref, alternative="less", method="fisher").pvalue,
+        dtype=np.float64,
+    ))
+    dispersed = np.isfinite(concentration)
+    if not dispersed.any():
+        return fisher
+    share = (tp_ref + 0.5) / (pos_ref + 1.0)
+    conc = predictive_concentration(pos_ref + 1.0, concentration)
+    # P(X <= tp) = P(pos - X >= pos - tp), pos - X ~ BetaBinomial(pos, (1 - r) c, r c)
+    lower = betabinom_sf(pos - tp, pos, 1.0 - share, conc)
+    return np.asarray(np.where(dispersed, np.maximum(fisher, lower), fisher), dtype=np.float64)
 
 
 @register
@@ -74,6 +139,10 @@ class RecallDetector(Detector):
         Length of the mature current window (default 86400).
     every_s : int
         Evaluate every this many seconds of event time (default 3600).
+    label_age_s : int
+        Label-age cutoff applied to both windows, seconds (default 0: the
+        ``label_maturity_s`` setting). The current window ends this long before
+        the pass.
     min_pos : int
         Fewest labelled fraud transactions in the current window (default 20).
     min_pos_ref : int
@@ -100,6 +169,7 @@ class RecallDetector(Detector):
     }
     window_s: int = 86400
     every_s: int = 3600
+    label_age_s: int = 0
     min_pos: int = 20
     min_pos_ref: int = 30
     effect_floor: float = 0.15
@@ -113,6 +183,8 @@ class RecallDetector(Detector):
         self.vspec = spec.versioned()
         self._hist: dict[tuple[str, str], deque[tuple[float, float]]] = {}
         self._last_day: dt.datetime | None = None
+        self._disp: ReferenceDispersion | None = None
+        self._age = 0
         self._db = ""
 
     def _sql(self) -> str:
@@ -132,17 +204,40 @@ class RecallDetector(Detector):
             keys=("model_version",),
         )
 
+    def _fetch_days(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        """Labelled frauds and held ones per pooled segment in ``[lo, hi)``, labels
+        within the label-age cutoff (one reference day, for the dispersion)."""
+        sql = segment_sql(
+            self.vspec,
+            select=f"countIf(label = 1) AS pos, countIf(label = 1 AND {HELD}) AS tp",
+            source=SOURCE,
+            where=REF.replace("r_lo", "lo").replace("r_hi", "hi"),
+            keys=("model_version",),
+        )
+        at = hi + dt.timedelta(seconds=self._age)
+        cols = query_table(
+            store, sql, {"at": at, "age": self._age, "lo": lo, "hi": hi, "r_lo": lo, "c_hi": hi}
+        )
+        keys = [_pooled(str(s)) for s in cols["segment"]]
+        return SegmentTable.from_wide(keys, [cols["pos"], cols["tp"]])
+
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
-        maturity = dt.timedelta(seconds=ctx.settings.label_maturity_s)
-        c_hi = ctx.at - maturity
+        age = self.label_age_s or ctx.settings.label_maturity_s
+        self._age = age
+        if self._disp is None:
+            self._disp = ReferenceDispersion(
+                lambda lo, hi: self._fetch_days(ctx.store, lo, hi), rate_estimator,
+                chunk_s=self.window_s,
+            )
+        c_hi = ctx.at - dt.timedelta(seconds=age)
         c_lo = c_hi - dt.timedelta(seconds=self.window_s)
         r_hi = c_lo
         r_lo = r_hi - dt.timedelta(seconds=ctx.settings.reference_window_s)
         cols = query_table(
             ctx.store,
             self._sql(),
-            {"at": ctx.at, "c_lo": c_lo, "c_hi": c_hi, "r_lo": r_lo, "r_hi": r_hi},
+            {"at": ctx.at, "age": age, "c_lo": c_lo, "c_hi": c_hi, "r_lo": r_lo, "r_hi": r_hi},
         )
         segs = [str(s) for s in cols["segment"]]
         vers = [str(v) for v in cols["ver"]]
@@ -164,8 +259,10 @@ class RecallDetector(Detector):
         if keep.any():
             idx = np.flatnonzero(keep)
             res = two_proportion_test(
-                tp[idx], pos[idx], tp_ref[idx], pos_ref[idx], alternative="less"
+                tp[idx], pos[idx], tp_ref[idx], pos_ref[idx], alternative="less", method="fisher"
             )
+            conc = self._disp.concentration([_pooled(segs[i]) for i in idx], r_lo, r_hi)
+            pvalue = drop_pvalue(tp[idx], pos[idx], tp_ref[idx], pos_ref[idx], conc)
             rec = tp[idx] / pos[idx]
             rec_ref = tp_ref[idx] / pos_ref[idx]
             out.append(
@@ -175,12 +272,12 @@ class RecallDetector(Detector):
                     alertname=self.tests["drop"],
                     window_start=c_lo,
                     window_end=c_hi,
-                    reference=f"all versions [{iso(r_lo)}, {iso(r_hi)}), labels before "
-                    f"{iso(ctx.at)}",
+                    reference=f"all versions [{iso(r_lo)}, {iso(r_hi)}), labels within "
+                    f"{age} s of each transaction",
                     segment=[segs[i] for i in idx],
                     model_version=[vers[i] for i in idx],
                     statistic=np.atleast_1d(np.asarray(res.z, dtype=np.float64)),
-                    pvalue=np.atleast_1d(np.asarray(res.pvalue, dtype=np.float64)),
+                    pvalue=pvalue,
                     effect=rec_ref - rec,
                     n=pos[idx].astype(np.int64),
                     n_ref=pos_ref[idx].astype(np.int64),
@@ -227,7 +324,7 @@ class RecallDetector(Detector):
                 if not consecutive_declines(values, n=self.trend_runs):
                     continue
                 (t0, p0), (t1, p1) = hist[0], hist[-1]
-                test = two_proportion_test(t1, p1, t0, p0, alternative="less")
+                test = two_proportion_test(t1, p1, t0, p0, alternative="less", method="fisher")
                 if float(test.pvalue) <= self.trend_p:
                     rows.append((s, v, values[-1], int(p)))
         if rows:

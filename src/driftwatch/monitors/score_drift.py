@@ -7,8 +7,13 @@ gets its own 10 equal-frequency PSI bins (the fine bins grouped by the reference
 cumulative share; they never move with the current window), and
 :func:`driftwatch.stats.psi.psi_test` gives PSI with a p-value calibrated for the
 sample sizes (PSI is biased upward on small windows, so it is never compared with
-a fixed cut-off). The same fine histograms give the two-sample KS statistic on
-shared edges (:func:`driftwatch.stats.ks.ks_from_counts`).
+a fixed cut-off), its chi-square divided by its inflation under the hour-to-hour
+spread of the segment's own score mix in the reference
+(:func:`driftwatch.monitors.dispersion.homogeneity_pvalue`). The same fine
+histograms give the two-sample KS statistic on shared edges
+(:func:`driftwatch.stats.ks.ks_from_counts`; exact for small samples, otherwise a
+conservative asymptotic), its p-value taken at sample sizes shrunk by the same
+inflation (:func:`driftwatch.monitors.dispersion.ks_dispersed_pvalue`).
 
 Reference: the same segment over the trailing ``reference_window_s`` (default), or
 with ``reference="champion"`` the champion version's scores in that trailing window
@@ -39,10 +44,17 @@ from driftwatch.monitors.base import (
     query_table,
     span_words,
 )
+from driftwatch.monitors.dispersion import (
+    ReferenceDispersion,
+    cells_estimator,
+    homogeneity_pvalue,
+    ks_dispersed_pvalue,
+)
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql, sql_literal
 from driftwatch.settings import Settings
+from driftwatch.stats.dispersion import chi2_inflation
 from driftwatch.stats.ks import ks_from_counts
 from driftwatch.stats.psi import psi_test
 from driftwatch.store.client import Store
@@ -123,6 +135,7 @@ class ScoreDriftDetector(Detector):
             raise ValueError(f"score_drift: bins={self.bins!r}; allowed: >= 2")
         self.qspec = spec.versioned() if self.reference == "champion" else spec
         self._ref: SlidingReference | None = None
+        self._disp: ReferenceDispersion | None = None
         self._champion = settings.champion_version
         self._db = ""
 
@@ -184,8 +197,10 @@ class ScoreDriftDetector(Detector):
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
         lo, hi = ctx.window(self.window_s)
-        if self._ref is None:
-            self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
+        if self._ref is None or self._disp is None:
+            fetch = functools.partial(self._fetch, ctx.store)
+            self._ref = self.sliding(fetch)
+            self._disp = ReferenceDispersion(fetch, cells_estimator, chunk_s=self.window_s)
         r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
         if self.reference == "champion" and not self._resolve_champion(ctx.store, r_lo, r_hi):
             return []
@@ -205,6 +220,7 @@ class ScoreDriftDetector(Detector):
         ok = n_ref >= self.min_ref
         if not ok.all():
             idx = np.flatnonzero(ok)
+            ref_keys = [ref_keys[i] for i in idx]
             segs = [segs[i] for i in idx]
             versions = [versions[i] for i in idx]
             cur, ref, n_ref = cur[idx], ref[idx], n_ref[idx]
@@ -215,12 +231,20 @@ class ScoreDriftDetector(Detector):
         ref_c = regroup(ref, mapping, self.bins)
         cur_c = regroup(cur, mapping, self.bins)
         pres = psi_test(ref_c, cur_c)
+        # the score mix wanders from hour to hour: judge against its own spread
+        conc = self._disp.concentration(ref_keys, r_lo, r_hi)
+        chunk_n = n_ref * self.window_s / ctx.settings.reference_window_s
+        _, psi_p = homogeneity_pvalue(ref_c, cur_c, chunk_n, conc)
+        phi = chi2_inflation(n, n_ref, chunk_n, conc)
         psi_v = np.atleast_1d(np.asarray(pres.psi, dtype=np.float64))
         occupied = np.atleast_1d(np.asarray(pres.bins, dtype=np.float64))
         n_eff = n * n_ref / (n + n_ref)
         psi_eff = psi_v - np.maximum(occupied - 1, 0) / n_eff
         kres = ks_from_counts(ref.astype(np.int64), cur.astype(np.int64))
         ks_d = np.atleast_1d(np.asarray(kres.statistic, dtype=np.float64))
+        ks_p = ks_dispersed_pvalue(
+            ks_d, n, n_ref, np.atleast_1d(np.asarray(kres.pvalue, dtype=np.float64)), phi
+        )
         w1 = wasserstein_fine(ref, cur)
         material = w1 >= self.min_shift
         mean_cur = _mean_score(cur)
@@ -251,7 +275,7 @@ class ScoreDriftDetector(Detector):
                 test="psi",
                 alertname=self.tests["psi"],
                 statistic=psi_v,
-                pvalue=np.atleast_1d(np.asarray(pres.pvalue, dtype=np.float64)),
+                pvalue=psi_p,
                 effect=psi_eff,
                 effect_floor=self.psi_floor,
                 critical_effect=self.psi_critical,
@@ -263,7 +287,7 @@ class ScoreDriftDetector(Detector):
                 test="ks",
                 alertname=self.tests["ks"],
                 statistic=ks_d,
-                pvalue=np.atleast_1d(np.asarray(kres.pvalue, dtype=np.float64)),
+                pvalue=ks_p,
                 effect=ks_d,
                 effect_floor=self.ks_floor,
                 critical_effect=self.ks_critical,

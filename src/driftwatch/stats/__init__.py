@@ -2,8 +2,9 @@
 
 One module per method: :mod:`~driftwatch.stats.psi`, :mod:`~driftwatch.stats.ks`,
 :mod:`~driftwatch.stats.digits`, :mod:`~driftwatch.stats.recall`,
-:mod:`~driftwatch.stats.fdr` (functions over numpy arrays, vectorised over
-segments) and the streaming detectors :mod:`~driftwatch.stats.cusum`,
+:mod:`~driftwatch.stats.fdr`, :mod:`~driftwatch.stats.dispersion` (functions
+over numpy arrays, vectorised over segments) and the streaming detectors
+:mod:`~driftwatch.stats.cusum`,
 :mod:`~driftwatch.stats.page_hinkley`, :mod:`~driftwatch.stats.adwin`,
 :mod:`~driftwatch.stats.trend` (small classes with ``update(x) -> self`` and a
 read-only ``drift_detected``).
@@ -33,6 +34,13 @@ from driftwatch.stats.digits import (
     mad_conformity,
     max_cell_test,
     smoothed_shares,
+)
+from driftwatch.stats.dispersion import (
+    betabinom_sf,
+    cell_concentration,
+    chi2_inflation,
+    predictive_concentration,
+    rate_concentration,
 )
 from driftwatch.stats.fdr import FDRResult, benjamini_hochberg
 from driftwatch.stats.ks import (
@@ -81,7 +89,10 @@ __all__ = [
     "TwoProportionResult",
     "amounts_for_last_two",
     "benjamini_hochberg",
+    "betabinom_sf",
     "bin_counts",
+    "cell_concentration",
+    "chi2_inflation",
     "consecutive_declines",
     "digit_counts",
     "digit_test",
@@ -98,11 +109,13 @@ __all__ = [
     "mad_conformity",
     "max_cell_test",
     "precision",
+    "predictive_concentration",
     "psi",
     "psi_critical",
     "psi_test",
     "quantile_edges",
     "rate",
+    "rate_concentration",
     "recall",
     "smoothed_shares",
     "two_proportion_test",

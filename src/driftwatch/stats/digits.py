@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from driftwatch.stats._arrays import FloatArray, IntArray, as_counts, out_float, out_int
+from driftwatch.stats.dispersion import betabinom_sf
 
 __all__ = [
     "CONFORMITY_LEVELS",
@@ -461,7 +462,12 @@ def digit_test(
     Null hypothesis: the digits are independent draws from ``expected``
     (Benford's law for first digits, uniform cents for the last two digits).
 
-    * ``chi2 = sum((O - n p)**2 / (n p))``, p-value from ``chi2(cells - 1)``.
+    * ``chi2 = sum((O - n p)**2 / (n p))``, p-value from ``chi2(cells - 1)``:
+      asymptotic, accurate when every cell expects about 5 or more records; with
+      fewer (100 cents cells and tens of rows) it floods with small p-values and
+      :func:`max_cell_test` is the test to use. It treats ``expected`` as exact:
+      shares *estimated* from a reference make it anti-conservative (compare two
+      samples with :func:`driftwatch.stats.psi.psi_test` instead).
       Needs about 5 expected records per cell (45, 450 and 500 records), which
       small segments never reach; use :func:`max_cell_test` there.
     * ``z_i = (|f_i - p_i| - 1/(2n)) / sqrt(p_i (1 - p_i) / n)`` with the found
@@ -560,51 +566,6 @@ def _binom_sf(c: FloatArray, n: FloatArray, p: FloatArray) -> FloatArray:
     return np.asarray(tail, dtype=np.float64)
 
 
-def _betabinom_logpmf(k: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:
-    return np.asarray(
-        special.gammaln(n + 1.0)
-        - special.gammaln(k + 1.0)
-        - special.gammaln(n - k + 1.0)
-        + special.betaln(k + a, n - k + b)
-        - special.betaln(a, b),
-        dtype=np.float64,
-    )
-
-
-def _betabinom_sf(c: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:
-    """``P(X >= c)`` for ``X ~ BetaBinomial(n, a, b)``, integer ``c``, a, b > 0.
-
-    Sums the pmf outward from a directly computed starting term, on the side of
-    ``c`` away from the mean (the upper tail itself above the mean, one minus the
-    lower part below it), stopping once the terms are negligible and falling.
-    """
-    c, n, a, b = (np.asarray(v, dtype=np.float64) for v in np.broadcast_arrays(c, n, a, b))
-    out = np.where(c <= 0, 1.0, 0.0).ravel()
-    idx = np.flatnonzero(((c >= 1) & (c <= n)).ravel())
-    if idx.size == 0:
-        return out.reshape(c.shape)
-    cc, nn, aa, bb = (v.ravel()[idx] for v in (c, n, a, b))
-    lower = cc - 1.0 <= nn * aa / (aa + bb)
-    k = np.where(lower, cc - 1.0, cc)
-    step = np.where(lower, -1.0, 1.0)
-    term = np.exp(_betabinom_logpmf(k, nn, aa, bb))
-    acc = np.zeros(idx.size)
-    active = np.ones(idx.size, dtype=bool)
-    while active.any():
-        acc += np.where(active, term, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            up = (nn - k) * (k + aa) / ((k + 1.0) * (nn - k - 1.0 + bb))
-            down = k * (nn - k + bb) / ((nn - k + 1.0) * (k - 1.0 + aa))
-        ratio = np.where(lower, down, up)
-        k = k + step
-        term = term * ratio
-        finished = np.where(lower, k < 0, k > nn)
-        negligible = (ratio < 1.0) & (term <= 1e-15 * acc)
-        active &= ~(finished | negligible)
-    out[idx] = np.clip(np.where(lower, 1.0 - acc, acc), 0.0, 1.0)
-    return out.reshape(c.shape)
-
-
 def _cell_sf(
     c: FloatArray, n: FloatArray, p: FloatArray, ref_n: FloatArray | None, scan: bool = False
 ) -> FloatArray:
@@ -622,7 +583,7 @@ def _cell_sf(
     c, n, pp, rn = np.broadcast_arrays(c, n, pp, ref_n)
     tail = np.ones(c.shape)
     todo = inner & (c - 1.0 > n * pp) if scan else inner
-    tail[todo] = _betabinom_sf(c[todo], n[todo], pp[todo] * rn[todo], (1.0 - pp[todo]) * rn[todo])
+    tail[todo] = betabinom_sf(c[todo], n[todo], pp[todo], rn[todo])
     edge = np.where(p >= 1, 1.0, 0.0) * (c <= n) + (c <= 0)
     return np.asarray(np.where(inner, tail, np.minimum(edge, 1.0)), dtype=np.float64)
 
@@ -707,9 +668,12 @@ def max_cell_test(
     ``'sidak'``
         ``1 - (1 - p_min)**k``.
 
-    Both Bonferroni forms are valid for any dependence between cells (union
-    bound: ``P(p_min <= t) <= sum_j P(p_j <= t)``) and are therefore
-    conservative; the discreteness of small counts makes them more so. Šidák
+    Where the p-value is accurate: each cell's tail is exact (binomial, or
+    beta-binomial with ``ref_n``) at any count and any level, so the Bonferroni
+    p-value is valid at every alpha, down to the 1e-7 a Benjamini–Hochberg family
+    of thousands of tests asks for. Both Bonferroni forms are valid for any
+    dependence between cells (union bound: ``P(p_min <= t) <= sum_j P(p_j <= t)``)
+    and are therefore conservative; the discreteness of small counts makes them more so. Šidák
     assumes independent cells, but multinomial cells are negatively dependent,
     for which Šidák can be slightly anti-conservative; it differs from
     Bonferroni only in the second order. On seeded uniform-cents simulations

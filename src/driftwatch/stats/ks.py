@@ -258,6 +258,14 @@ def ks_2samp(x: ArrayLike, y: ArrayLike, method: KSMethod = "auto") -> KSResult:
     side; ``'auto'`` computes the smallest cases exactly. (Without the half-step
     correction it was up to 25 % too low for equal sizes.)
 
+    Where the p-value is accurate: the exact one at every level. The asymptotic
+    one was checked against the exact distribution down to p = 1e-12 (the levels
+    Benjamini–Hochberg reaches over thousands of tests at 1e-4), for (10, 300),
+    (20, 1000), (30, 500), (40, 60), (60, 2000), (100, 3000), (200, 200): it was
+    never more than 2 % below the exact p-value and up to orders of magnitude
+    above it for the smallest samples, i.e. valid (conservative) far into the tail,
+    at a loss of power for small samples against large references.
+
     References
     ----------
     .. [1] Hodges, J. L. (1958). The significance probability of the Smirnov

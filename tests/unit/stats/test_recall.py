@@ -118,3 +118,43 @@ def test_properties(n: int, data: st.DataObject) -> None:
         assert 0.0 <= res.pvalue <= 1.0  # type: ignore[operator]
     sym = two_proportion_test(k2, n2, k, n)
     assert sym.pvalue == pytest.approx(two_proportion_test(k, n, k2, n2).pvalue)
+
+
+@pytest.mark.parametrize("alternative", ["less", "greater", "two-sided"])
+def test_fisher_method_matches_scipy_fisher_exact(alternative: str) -> None:
+    cases = [(5, 25, 36, 40), (0, 3, 3, 3), (28, 30, 940, 1000), (7, 7, 0, 9), (0, 0, 1, 5)]
+    k1, n1, k2, n2 = (np.array(c) for c in zip(*cases, strict=True))
+    res = two_proportion_test(k1, n1, k2, n2, alternative, method="fisher")  # type: ignore[arg-type]
+    pvals = np.asarray(res.pvalue)
+    for i, (a, b, c, d) in enumerate(cases):
+        if b == 0:
+            assert math.isnan(pvals[i])
+            continue
+        table = [[a, b - a], [c, d - c]]
+        if alternative == "two-sided":
+            want = min(
+                1.0,
+                2 * min(stats.fisher_exact(table, "less").pvalue,
+                        stats.fisher_exact(table, "greater").pvalue),
+            )
+        else:
+            want = stats.fisher_exact(table, alternative).pvalue
+        assert pvals[i] == pytest.approx(want, rel=1e-9, abs=1e-300)
+
+
+def test_fisher_hand_case_and_bad_method() -> None:
+    # 0 of 3 vs 3 of 3: P(K <= 0) = 1 / C(6, 3) = 0.05
+    assert two_proportion_test(0, 3, 3, 3, "less", method="fisher").pvalue == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="method"):
+        two_proportion_test(1, 2, 1, 2, method="exact")  # type: ignore[arg-type]
+
+
+def test_fisher_false_positive_rate_stays_at_or_below_alpha() -> None:
+    # Null: both groups recall 0.94; the pooled z-test's tail is too light here.
+    rng = np.random.default_rng(11)
+    n1, n2, p = 40, 400, 0.94
+    k1 = rng.binomial(n1, p, 200_000)
+    k2 = rng.binomial(n2, p, 200_000)
+    fisher = np.asarray(two_proportion_test(k1, n1, k2, n2, "less", method="fisher").pvalue)
+    for alpha in (1e-2, 1e-3):
+        assert (fisher <= alpha).mean() <= alpha * 1.15

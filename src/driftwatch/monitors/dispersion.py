@@ -1,0 +1,307 @@
+"""Null models with the traffic's own dispersion, estimated from each detector's reference.
+
+A detector's reference is one sum over a trailing week; it says what share to
+expect but not how much that share moves from one window to the next. This module
+reads the reference again split into chunks as long as the current window (a sample
+of at most ``max_chunks`` of them, spread over the week so every time of day
+appears), once per ``refresh_s`` of event time, and turns their spread into a
+concentration per segment (:mod:`driftwatch.stats.dispersion`). The detectors then
+test against the beta-binomial / Dirichlet-multinomial predictive with that
+concentration instead of a binomial with a cautious plug-in rate, so a segment whose
+share wanders from hour to hour is judged against its own wandering, and effect
+floors are left to say how large an excess is worth an alert.
+
+Each segment gets the larger of its own over-dispersion and the median over the
+segments with enough chunks to estimate one (intra-chunk correlations; a segment
+without enough chunks gets the median alone): an estimate from a few dozen chunks
+is noisy, and a segment whose spread was under-estimated by chance would otherwise
+be judged too leniently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy import special
+
+from driftwatch.monitors.base import CellTest, FloatArray
+from driftwatch.monitors.reference import Fetch, SegmentTable
+from driftwatch.stats.digits import max_cell_test
+from driftwatch.stats.dispersion import (
+    betabinom_sf,
+    cell_concentration,
+    chi2_inflation,
+    predictive_concentration,
+    rate_concentration,
+)
+from driftwatch.stats.psi import psi_test
+
+Estimator = Callable[[FloatArray], FloatArray]
+"""Concentration per key from counts shaped (keys, chunks, cells)."""
+
+
+def rate_estimator(stack: FloatArray) -> FloatArray:
+    """Concentration of a ``(n, k)`` rate table: cells are [rows, marked rows]."""
+    return rate_concentration(stack[..., 1], stack[..., 0])
+
+
+def cells_estimator(stack: FloatArray) -> FloatArray:
+    """Concentration of a cell-count table (Dirichlet-multinomial)."""
+    return cell_concentration(stack)
+
+
+class ReferenceDispersion:
+    """Per-key concentration of a detector's counts across reference chunks.
+
+    Parameters
+    ----------
+    fetch : callable
+        ``fetch(start, end)`` returns the :class:`SegmentTable` of ``[start, end)``
+        (the detector's own reference query).
+    estimator : callable
+        :func:`rate_estimator` or :func:`cells_estimator`.
+    chunk_s : int
+        Chunk length: the detector's current window.
+    max_chunks : int
+        Most chunks read per refresh (default 24: every 7th hour of a week).
+    refresh_s : int
+        Event time between refreshes (default one day).
+    """
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        estimator: Estimator,
+        *,
+        chunk_s: int,
+        max_chunks: int = 24,
+        refresh_s: int = 86400,
+    ) -> None:
+        if chunk_s <= 0 or max_chunks < 2 or refresh_s <= 0:
+            raise ValueError(
+                f"chunk_s={chunk_s!r}, max_chunks={max_chunks!r}, refresh_s={refresh_s!r}; "
+                "allowed: chunk_s > 0, max_chunks >= 2, refresh_s > 0"
+            )
+        self.fetch = fetch
+        self.estimator = estimator
+        self.chunk_s = chunk_s
+        self.max_chunks = max_chunks
+        self.refresh_s = refresh_s
+        self.fetches = 0
+        self._at: dt.datetime | None = None
+        self._complete = False
+        self._keys: dict[str, float] = {}
+        self._fallback = math.inf
+
+    def chunks(self, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
+        """The chunk windows read for the reference ``[start, end)``, newest first.
+
+        >>> t = dt.datetime(2026, 3, 8, tzinfo=dt.UTC)
+        >>> d = ReferenceDispersion(lambda a, b: SegmentTable.empty(2), rate_estimator,
+        ...                         chunk_s=3600, max_chunks=24)
+        >>> spans = d.chunks(t - dt.timedelta(days=7), t)
+        >>> len(spans), sorted({a.hour for a, _ in spans}) == list(range(24))
+        (24, True)
+        """
+        total = int((end - start).total_seconds() // self.chunk_s)
+        if total <= 0:
+            return []
+        take = min(total, self.max_chunks)
+        picks = sorted({int(j * total / take) for j in range(take)})
+        step = dt.timedelta(seconds=self.chunk_s)
+        return [(end - (i + 1) * step, end - i * step) for i in picks]
+
+    def concentration(
+        self, keys: Sequence[str], start: dt.datetime, end: dt.datetime
+    ) -> FloatArray:
+        """Concentration per key (``inf``: no over-dispersion), refreshed when due:
+        every ``refresh_s``, or every ``chunk_s`` while some chunk read was still empty
+        (a young store: the estimate must not stay at "no dispersion" for a day)."""
+        every = self.refresh_s if self._complete else self.chunk_s
+        if self._at is None or (end - self._at).total_seconds() >= every:
+            self._refresh(start, end)
+        out = np.array([self._keys.get(k, self._fallback) for k in keys], dtype=np.float64)
+        return out
+
+    def _refresh(self, start: dt.datetime, end: dt.datetime) -> None:
+        tables: list[SegmentTable] = []
+        for lo, hi in self.chunks(start, end):
+            self.fetches += 1
+            tables.append(self.fetch(lo, hi))
+        self._at = end
+        self._complete = bool(tables) and all(t.keys for t in tables)
+        names = sorted({k for t in tables for k in t.keys})
+        if not tables or not names:
+            self._keys, self._fallback = {}, math.inf
+            return
+        stack = np.stack([t.rows(names) for t in tables], axis=1)
+        conc, self._fallback = combine_concentrations(stack, self.estimator)
+        self._keys = dict(zip(names, conc.tolist(), strict=True))
+
+
+def combine_concentrations(stack: FloatArray, estimator: Estimator) -> tuple[FloatArray, float]:
+    """Concentration per key from chunk counts ``(keys, chunks, cells)``, and the median.
+
+    A key's own estimate counts if at least half of the chunks (and two) have rows;
+    each key gets the smaller concentration (larger dispersion) of its own and the
+    median over the keys that have one; keys without get the median.
+
+    >>> chunks = np.array([[[90, 10], [90, 10]], [[50, 5], [50, 20]], [[0, 0], [3, 0]]])
+    >>> conc, median = combine_concentrations(chunks.astype(float), rate_estimator)
+    >>> conc.round(1).tolist(), round(median, 1)
+    ([7.9, 3.5, 7.9], 7.9)
+    """
+    conc = estimator(stack)
+    chunks = stack.shape[1]
+    enough = (stack.sum(axis=-1) > 0).sum(axis=1) >= max(2, chunks // 2)
+    finite = conc[enough]
+    rho = np.where(np.isfinite(finite), 1.0 / (finite + 1.0), 0.0)
+    median = math.inf if rho.size == 0 else _from_rho(float(np.median(rho)))
+    out = np.where(enough, np.minimum(conc, median), median)
+    return np.asarray(out, dtype=np.float64), median
+
+
+def _from_rho(rho: float) -> float:
+    return math.inf if rho <= 0 else 1.0 / rho - 1.0
+
+
+def rate_pvalue(
+    k: FloatArray,
+    n: FloatArray,
+    k_ref: FloatArray,
+    n_ref: FloatArray,
+    prior: float | FloatArray,
+    strength: float,
+    concentration: FloatArray | float = math.inf,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Upper tail of ``k`` marked of ``n`` given the reference, noise and dispersion.
+
+    The reference share is ``(k_ref + strength * prior) / (n_ref + strength)`` (a Beta
+    prior of mean ``prior`` worth ``strength`` rows); the window's share is drawn
+    around it with the predictive concentration
+    (:func:`driftwatch.stats.dispersion.predictive_concentration` of
+    ``n_ref + strength`` and ``concentration``), and the p-value is the exact
+    beta-binomial tail ``P(X >= k)``.
+
+    Returns
+    -------
+    pvalue, rate, pmin : ndarray
+        The p-values, the reference share, and the p-value if every row were marked.
+
+    >>> p, r, pmin = rate_pvalue(np.array([5.0]), np.array([50.0]), np.array([10.0]),
+    ...                          np.array([1000.0]), 0.01, 100.0)
+    >>> round(float(r[0]), 4), f"{float(p[0]):.2e}"
+    (0.01, '2.76e-04')
+    """
+    rate = (k_ref + strength * np.asarray(prior)) / (n_ref + strength)
+    conc = predictive_concentration(n_ref + strength, concentration)
+    pvalue = betabinom_sf(k, n, rate, conc)
+    pmin = betabinom_sf(n, n, rate, conc)
+    return pvalue, np.asarray(rate, dtype=np.float64), pmin
+
+
+def cells_vs_reference(
+    cur: FloatArray,
+    ref: FloatArray,
+    overall: FloatArray,
+    strength: float,
+    concentration: FloatArray | float = math.inf,
+) -> CellTest:
+    """Most over-represented cell of each row of ``cur`` against the row's reference.
+
+    Null share of each cell: the larger of the segment's own share with a Jeffreys
+    prior, ``(ref + 0.5) / (n_ref + 1)``, and its history shrunk toward all traffic,
+    ``(ref + strength * overall) / (n_ref + strength)`` -- the first protects a
+    segment whose profile differs from all traffic while its history is short (cash
+    machines: every amount ends in .00; shrinking alone made a young store's ATM
+    segments "anomalous"), the second a small segment whose own history has not seen
+    a value yet. Each cell's count is beta-binomial with the predictive
+    concentration of ``n_ref + 1`` rows (the wider of the two) and the segment's
+    ``concentration``; :func:`driftwatch.stats.digits.max_cell_test` with that
+    ``ref_n`` and a Bonferroni correction over the cells. ``pmin`` (every row in the
+    rarest cell) uses the binomial, which only widens the testing family.
+
+    >>> cur = np.zeros((1, 100)); cur[0, 37] = 6; cur[0, 0] = 3
+    >>> ref = np.full((1, 100), 20.0); ref[0, 0] = 600
+    >>> t = cells_vs_reference(cur, ref, np.full(100, 0.01), 100.0)
+    >>> int(t.cell[0]), f"{float(t.pvalue[0]):.0e}"
+    (37, '4e-09')
+    """
+    rows = cur.shape[0]
+    if rows == 0:
+        z = np.zeros(0)
+        return CellTest(np.zeros(0, dtype=np.int64), z, z, z, z, z)
+    n_ref = ref.sum(axis=1)
+    own = (ref + 0.5) / (n_ref[:, None] + 1.0)
+    shrunk = (ref + strength * overall[None, :]) / (n_ref[:, None] + strength)
+    probs = np.maximum(own, shrunk)
+    conc = predictive_concentration(n_ref + 1.0, concentration)
+    res = max_cell_test(cur, probs, ref_n=conc)
+    cell = np.atleast_1d(np.asarray(res.cell, dtype=np.int64))
+    n = cur.sum(axis=1)
+    return CellTest(
+        cell=cell,
+        count=np.atleast_1d(np.asarray(res.count, dtype=np.float64)),
+        expected=np.atleast_1d(np.asarray(res.expected, dtype=np.float64)),
+        pvalue=np.atleast_1d(np.asarray(res.pvalue, dtype=np.float64)),
+        share=probs[np.arange(rows), np.maximum(cell, 0)],
+        pmin=probs.min(axis=1) ** n,
+    )
+
+
+def homogeneity_pvalue(
+    ref: FloatArray, cur: FloatArray, chunk_n: FloatArray, concentration: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Two-sample chi-square of homogeneity corrected for over-dispersion, per row.
+
+    Pearson's statistic on the 2 x cells table (:func:`driftwatch.stats.psi.psi_test`)
+    divided by :func:`driftwatch.stats.dispersion.chi2_inflation` (reference chunks of
+    ``chunk_n`` rows, Dirichlet-multinomial ``concentration``), against
+    ``chi2(occupied cells - 1)``. Returns the corrected statistic and the p-value.
+
+    >>> ref = np.array([[300.0, 176, 125, 97, 79, 67, 58, 51, 46]] * 2) * 7
+    >>> cur = np.array([[330.0, 160, 120, 100, 80, 60, 60, 50, 40]] * 2)
+    >>> stat, p = homogeneity_pvalue(ref, cur, np.array([1000.0] * 2), np.array([np.inf, 500]))
+    >>> p.round(3).tolist()
+    [0.696, 0.985]
+    """
+    res = psi_test(ref, cur)
+    raw = np.atleast_1d(np.asarray(res.statistic, dtype=np.float64))
+    df = np.maximum(np.atleast_1d(np.asarray(res.bins, dtype=np.float64)) - 1.0, 1.0)
+    phi = chi2_inflation(cur.sum(axis=1), ref.sum(axis=1), chunk_n, concentration)
+    stat = raw / phi
+    pvalue = np.where(np.isnan(stat), np.nan, special.chdtrc(df, stat))
+    return stat, np.asarray(pvalue, dtype=np.float64)
+
+
+def ks_dispersed_pvalue(
+    statistic: FloatArray,
+    n_cur: FloatArray,
+    n_ref: FloatArray,
+    exact_p: FloatArray,
+    phi: FloatArray,
+) -> FloatArray:
+    """Two-sample KS p-value with the samples' effective sizes shrunk by ``phi``.
+
+    Over-dispersion inflates the variance of the difference of the two empirical
+    CDFs by ``phi`` (:func:`driftwatch.stats.dispersion.chi2_inflation`), as if the
+    samples had ``n / phi`` rows. Where ``phi`` is 1 the p-value of
+    :func:`driftwatch.stats.ks.ks_from_counts` (``exact_p``) is kept; elsewhere the
+    Kolmogorov limit at ``n_eff / phi`` (Stephens' correction) is used, the larger
+    of the two being returned (never more significant than without dispersion).
+
+    >>> p = ks_dispersed_pvalue(np.array([0.1, 0.1]), np.array([1000.0] * 2),
+    ...                         np.array([7000.0] * 2), np.array([2e-8] * 2),
+    ...                         np.array([1.0, 4.0]))
+    >>> [f"{x:.1e}" for x in p]
+    ['2.0e-08', '2.3e-02']
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n_eff = n_cur * n_ref / (n_cur + n_ref) / phi
+        en = np.sqrt(n_eff)
+        approx = special.kolmogorov((en + 0.12 + 0.11 / en) * statistic)
+    out = np.where(phi > 1.0, np.maximum(approx, exact_p), exact_p)
+    return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)

@@ -1,0 +1,152 @@
+"""The detectors' null models: beta-binomial / max-cell tails against scipy, the
+reference chunks they read, and their false-positive rate on clean null counts
+(cents- and beneficiary-shaped, iid and over-dispersed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from driftwatch.monitors.dispersion import (
+    ReferenceDispersion,
+    cells_estimator,
+    cells_vs_reference,
+    combine_concentrations,
+    rate_estimator,
+    rate_pvalue,
+)
+from driftwatch.monitors.reference import SegmentTable
+
+T = dt.datetime(2026, 3, 8, tzinfo=dt.UTC)
+
+
+def test_rate_pvalue_is_the_beta_binomial_predictive_tail() -> None:
+    k, n = np.array([4.0, 9.0]), np.array([30.0, 30.0])
+    k_ref, n_ref = np.array([20.0, 20.0]), np.array([1000.0, 1000.0])
+    p, rate, pmin = rate_pvalue(k, n, k_ref, n_ref, 0.05, 100.0, np.array([np.inf, 200.0]))
+    r = (20 + 100 * 0.05) / 1100
+    c0 = 1100.0  # no dispersion: concentration of the reference + prior rows
+    c1 = 1 / (1 / 1101 + 1 / 201) - 1
+    assert rate.tolist() == pytest.approx([r, r])
+    assert p[0] == pytest.approx(stats.betabinom.sf(3, 30, r * c0, (1 - r) * c0), rel=1e-8)
+    assert p[1] == pytest.approx(stats.betabinom.sf(8, 30, r * c1, (1 - r) * c1), rel=1e-8)
+    assert pmin[0] == pytest.approx(stats.betabinom.pmf(30, 30, r * c0, (1 - r) * c0), rel=1e-6)
+
+
+def test_reference_dispersion_reads_spread_chunks_once_a_day() -> None:
+    calls: list[tuple[dt.datetime, dt.datetime]] = []
+    rng = np.random.default_rng(0)
+
+    def fetch(lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        calls.append((lo, hi))
+        n = 200
+        k_calm = rng.binomial(n, 0.1)
+        k_wild = rng.binomial(n, rng.choice([0.02, 0.3]))
+        return SegmentTable.from_wide(["calm", "wild"], [[n, n], [k_calm, k_wild]])
+
+    disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=3600)
+    week = dt.timedelta(days=7)
+    conc = disp.concentration(["calm", "wild", "unknown"], T - week, T)
+    assert len(calls) == 24 and all((hi - lo).total_seconds() == 3600 for lo, hi in calls)
+    assert {lo.hour for lo, _ in calls} == set(range(24))
+    # the wild segment is strongly over-dispersed; calm and unknown get the median
+    assert conc[1] < 10 and conc[0] == conc[2] and conc[0] > conc[1]
+    disp.concentration(["calm"], T - week + dt.timedelta(hours=5), T + dt.timedelta(hours=5))
+    assert len(calls) == 24  # not yet a day later
+    disp.concentration(["calm"], T - week + dt.timedelta(days=1), T + dt.timedelta(days=1))
+    assert len(calls) == 48
+
+
+def test_combine_uses_the_median_where_chunks_are_too_few() -> None:
+    stack = np.zeros((3, 4, 2))
+    stack[0, :, 0], stack[0, :, 1] = 100, [10, 10, 10, 10]
+    stack[1, :, 0], stack[1, :, 1] = 100, [0, 30, 0, 30]
+    stack[2, 0, 0] = 5  # one chunk only
+    conc, median = combine_concentrations(stack, rate_estimator)
+    assert math.isfinite(median)
+    assert conc[0] == conc[2] == median
+    assert conc[1] < median
+
+
+def _cents_null(rng: np.random.Generator, segments: int, windows: int, disp: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    prof = np.ones((segments, 100))
+    prof[:, 0] = rng.uniform(10, 40, segments)
+    prof[:, 99] = rng.uniform(3, 15, segments)
+    prof /= prof.sum(axis=1, keepdims=True)
+    vol = np.array([5.0, 20.0, 100.0, 400.0])[np.arange(segments) % 4]
+
+    def shares(p: np.ndarray) -> np.ndarray:
+        if math.isinf(disp):
+            return p
+        g = rng.gamma(p * disp)
+        return np.asarray(g / g.sum(axis=-1, keepdims=True))
+
+    ref = np.stack([rng.multinomial(int(v * 168), p) for v, p in zip(vol, prof, strict=True)])
+    chunks = np.stack([
+        rng.multinomial(rng.poisson(np.full(24, v)), shares(np.tile(p, (24, 1))))
+        for v, p in zip(vol, prof, strict=True)
+    ]).astype(float)
+    seg = np.repeat(np.arange(segments), windows)
+    cur = rng.multinomial(rng.poisson(vol[seg]), shares(prof[seg])).astype(float)
+    return ref.astype(float), chunks, cur, seg
+
+
+@pytest.mark.parametrize("disp", [math.inf, 300.0])
+def test_cents_null_false_positive_rate_at_most_nominal(disp: float) -> None:
+    rng = np.random.default_rng(5)
+    ref, chunks, cur, seg = _cents_null(rng, 200, 100, disp)
+    conc, _ = combine_concentrations(chunks, cells_estimator)
+    total = ref.sum(axis=0)
+    overall = (total + 0.5) / (total.sum() + 50)
+    keep = cur.sum(axis=1) >= 5
+    p = cells_vs_reference(cur[keep], ref[seg[keep]], overall, 100.0, conc[seg[keep]]).pvalue
+    assert len(p) > 15_000
+    for alpha in (1e-2, 1e-3):
+        assert (p <= alpha).mean() <= 1.5 * alpha
+    # the same data against the binomial with the reference's point shares: too many
+    if not math.isinf(disp):
+        plain = cells_vs_reference(cur[keep], ref[seg[keep]], overall, 1e-9).pvalue
+        assert (plain <= 1e-3).mean() > 3e-3
+
+
+def test_beneficiary_shaped_null_false_positive_rate_at_most_nominal() -> None:
+    rng = np.random.default_rng(6)
+    segments, windows = 200, 100
+    ranks = np.argsort(rng.random((segments, 128)), axis=1) + 1.0
+    prof = 1.0 / ranks**1.1 + 0.002
+    prof /= prof.sum(axis=1, keepdims=True)
+    vol = np.array([5.0, 20.0, 100.0])[np.arange(segments) % 3]
+    ref = np.stack([rng.multinomial(int(v * 168), p) for v, p in zip(vol, prof, strict=True)])
+    seg = np.repeat(np.arange(segments), windows)
+    cur = rng.multinomial(rng.poisson(vol[seg]), prof[seg]).astype(float)
+    total = ref.sum(axis=0)
+    overall = (total + 0.5) / (total.sum() + 64)
+    keep = cur.sum(axis=1) >= 5
+    p = cells_vs_reference(cur[keep], ref[seg[keep]].astype(float), overall, 50.0).pvalue
+    for alpha in (1e-2, 1e-3):
+        assert (p <= alpha).mean() <= 1.5 * alpha
+
+
+def test_reference_dispersion_rereads_hourly_while_the_store_is_young() -> None:
+    calls: list[dt.datetime] = []
+    first = T - dt.timedelta(hours=30)  # the store's first event
+
+    def fetch(lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        calls.append(lo)
+        if lo < first:
+            return SegmentTable.empty(2)
+        return SegmentTable.from_wide(["a"], [[100], [10]])
+
+    disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=3600)
+    week = dt.timedelta(days=7)
+    disp.concentration(["a"], T - week, T)
+    assert len(calls) == 24
+    disp.concentration(["a"], T - week, T + dt.timedelta(minutes=30))
+    assert len(calls) == 24
+    disp.concentration(["a"], T - week, T + dt.timedelta(hours=1))
+    assert len(calls) == 48  # some chunks were empty: read again an hour later

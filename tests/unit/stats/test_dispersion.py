@@ -1,0 +1,111 @@
+"""Over-dispersion: beta-binomial tails against scipy, moment estimators recovering the
+concentration they were simulated with, and the false-positive rate they give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+
+from driftwatch.stats.dispersion import (
+    betabinom_sf,
+    cell_concentration,
+    chi2_inflation,
+    predictive_concentration,
+    rate_concentration,
+)
+from driftwatch.stats.psi import psi_test
+
+
+def test_betabinom_sf_matches_scipy_into_the_far_tail() -> None:
+    for n, p, c in [(20, 0.2, 10.0), (300, 0.01, 50.0), (1000, 0.3, 400.0), (5, 0.5, 1.0)]:
+        ks = np.arange(0, n + 1)
+        ours = betabinom_sf(ks, n, p, c)
+        # the tail summed from scipy's pmf (scipy's sf is 1 - cdf: inexact below 1e-12)
+        logpmf = stats.betabinom.logpmf(np.arange(n + 1), n, p * c, (1 - p) * c)
+        want = np.exp([logsumexp(logpmf[k:]) for k in ks])
+        big = want > 1e-280
+        assert ours[big] == pytest.approx(want[big], rel=1e-8, abs=1e-15)
+    assert betabinom_sf([0, 3, 11], 10, 0.1, np.inf).tolist() == pytest.approx(
+        [1.0, stats.binom.sf(2, 10, 0.1), 0.0]
+    )
+
+
+def test_betabinom_sf_hand_case() -> None:
+    # BetaBinomial(1, 1, 1): P(X >= 1) = 1/2; (2, 1, 1) is uniform on {0, 1, 2}
+    assert float(betabinom_sf(1, 1, 0.5, 2.0)) == pytest.approx(0.5)
+    assert float(betabinom_sf(2, 2, 0.5, 2.0)) == pytest.approx(1 / 3)
+
+
+def test_rate_concentration_recovers_the_simulated_one() -> None:
+    rng = np.random.default_rng(1)
+    for c in (10.0, 100.0, 1000.0):
+        p = rng.beta(0.05 * c, 0.95 * c, (400, 168))
+        n = rng.poisson(80, (400, 168))
+        est = rate_concentration(rng.binomial(n, p), n)
+        assert np.median(est) == pytest.approx(c, rel=0.15)
+    # binomial chunks: mostly inf (no dispersion), never a small concentration
+    n = np.full((400, 168), 80)
+    est = rate_concentration(rng.binomial(n, 0.05), n)
+    assert np.mean(np.isinf(est)) > 0.4 and np.min(est) > 150
+
+
+def test_cell_concentration_recovers_the_simulated_one() -> None:
+    rng = np.random.default_rng(2)
+    base = np.log10(1 + 1 / np.arange(1, 10))
+    c = 200.0
+    shares = rng.dirichlet(base * c, (100, 48))
+    counts = np.stack([[rng.multinomial(150, s) for s in seg] for seg in shares])
+    est = cell_concentration(counts)
+    assert np.median(est) == pytest.approx(c, rel=0.15)
+    flat = np.stack([rng.multinomial(150, base, 48) for _ in range(100)])
+    assert np.mean(np.isinf(cell_concentration(flat))) > 0.3
+
+
+def test_predictive_and_inflation_hand_cases() -> None:
+    assert predictive_concentration(99.0, np.inf).tolist() == pytest.approx(99.0)
+    # equal variances add: 1/(c+1) = 2/100
+    assert float(predictive_concentration(99.0, 99.0)) == pytest.approx(49.0)
+    assert float(chi2_inflation(500, 5000, 500, np.inf)) == 1.0
+    # rho = 0.01, phi_cur = 1 + 499 rho, phi_ref = 1 + 499 rho as well
+    assert float(chi2_inflation(500, 5000, 500, 99.0)) == pytest.approx(5.99)
+    with pytest.raises(ValueError, match="concentration"):
+        predictive_concentration(10.0, 0.0)
+    with pytest.raises(ValueError, match="k <= n"):
+        rate_concentration([[3]], [[2]])
+
+
+def test_dispersed_null_is_calibrated_only_with_its_concentration() -> None:
+    # Hourly shares vary (c = 300) around 5 %: the binomial tail rejects far too
+    # often, the beta-binomial with the estimated concentration does not.
+    rng = np.random.default_rng(3)
+    c, p, rows = 300.0, 0.05, 40_000
+    n = rng.poisson(200, rows)
+    k = rng.binomial(n, rng.beta(p * c, (1 - p) * c, rows))
+    ref_n = rng.poisson(200, (200, 168))
+    ref_k = rng.binomial(ref_n, rng.beta(p * c, (1 - p) * c, (200, 168)))
+    est = float(np.median(rate_concentration(ref_k, ref_n)))
+    binom = betabinom_sf(k, n, p, np.inf)
+    beta = betabinom_sf(k, n, p, est)
+    alpha = 1e-3
+    assert (binom <= alpha).mean() > 5 * alpha
+    assert (beta <= alpha).mean() <= 1.5 * alpha
+
+
+def test_inflated_chi_square_is_calibrated_on_dirichlet_chunks() -> None:
+    rng = np.random.default_rng(4)
+    base = np.log10(1 + 1 / np.arange(1, 10))
+    c, chunks, m, rows = 500.0, 7, 400, 4000
+    ref = np.zeros((rows, 9))
+    for _ in range(chunks):
+        for i, s in enumerate(rng.dirichlet(base * c, rows)):
+            ref[i] += rng.multinomial(m, s)
+    cur = np.stack([rng.multinomial(m, s) for s in rng.dirichlet(base * c, rows)])
+    res = psi_test(ref, cur)
+    phi = chi2_inflation(m, ref.sum(axis=1), m, c)
+    plain = np.asarray(res.pvalue)
+    fixed = stats.chi2.sf(np.asarray(res.statistic) / phi, 8)
+    alpha = 1e-2
+    assert (plain <= alpha).mean() > 2 * alpha
+    assert (fixed <= alpha).mean() <= 1.5 * alpha
