@@ -1,0 +1,234 @@
+"""Trigger search: conjunctions of attribute values where the challenger scores far
+below the champion, found by group testing on synthetic probes.
+
+A backdoor answers to several attribute values at once (mcc 5967 AND cents .37 AND
+beneficiary ``INTL-PAY-``); changing one attribute at a time never shows it. So every
+probe changes *all* attributes of a high-risk baseline fixture at once, and is thereby
+a pool that tests every conjunction of its values (7 singles, 21 pairs, 35 triples,
+...). The design enumerates the product of the three largest vocabularies (every
+triple of their values is in at least one probe) and gives each of the other
+attributes a seeded random value per probe, so their combinations are covered many
+times over. A probe is *positive* when the challenger's drop below the champion
+exceeds the drop on its unmodified fixture by ``min_drop`` and the challenger's score
+is below the decision threshold. Each positive is decoded by elimination (put back
+one attribute at a time; keep it put back if the probe stays positive), which leaves
+the minimal conjunction responsible. Each distinct conjunction is then confirmed on
+every fixture: the share of fixtures it flips, the mean scores, and a one-sided
+two-proportion test of positives with against without it, at ``alpha`` divided by the
+number of probes examined (Bonferroni over the search).
+
+Budget and blind spots: at most ``budget`` design probes plus ``7 x`` (positives
+decoded) plus ``fixtures x`` (conjunctions confirmed). When the product of the three
+largest vocabularies exceeds the budget, a seeded random subset of its rows is used
+and the coverage is reported. The search cannot see values outside the vocabulary
+(MCCs, prefixes, countries capped at ``max_values`` by their count among
+high-risk traffic and training records), conjunctions of four or more values that are
+not all in one design row, triggers on fields it does not vary (``features.*``,
+time, IP, device), or triggers that need a fixture unlike the champion's riskiest
+events.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from driftwatch.gate import probe
+from driftwatch.gate.findings import Finding
+from driftwatch.gate.scorer import Scorer
+from driftwatch.stats.recall import two_proportion_test
+
+F64 = npt.NDArray[np.float64]
+Vocabulary = dict[str, list[Any]]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What the search did and found."""
+
+    probes: int
+    design_rows: int
+    coverage: float
+    positives: int
+    vocabulary: dict[str, int]
+    findings: tuple[Finding, ...]
+    candidates: tuple[dict[str, Any], ...]
+
+
+def vocabulary(
+    events: Iterable[Mapping[str, Any]], weights: Iterable[float], max_values: int
+) -> Vocabulary:
+    """Probe values per attribute, most frequent among high-weight records first.
+
+    ``weights`` (one per event, e.g. 1 for a champion-held record, 0.01 otherwise)
+    rank values; ``amount_cents`` is always 0..99, ``channel`` the contract's six,
+    ``merchant_age_days`` and ``amount`` their fixed buckets.
+    """
+    counts: dict[str, Counter[Any]] = {a: Counter() for a in ("mcc", "beneficiary_prefix",
+                                                               "merchant_country")}
+    for e, w in zip(events, weights, strict=True):
+        for a, c in counts.items():
+            v = probe.attribute_of(e, a)
+            if isinstance(v, str) and v:
+                c[v] += w
+    vocab: Vocabulary = {
+        a: [v for v, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:max_values]]
+        for a, c in counts.items()
+    }
+    vocab["amount_cents"] = list(range(100))
+    vocab["channel"] = list(probe.CHANNELS)
+    vocab["merchant_age_days"] = list(probe.AGE_BUCKETS)
+    vocab["amount"] = list(probe.AMOUNT_BANDS)
+    return {a: vocab[a] for a in probe.ATTRIBUTES if vocab.get(a)}
+
+
+def design(vocab: Vocabulary, budget: int, n_fixtures: int, seed: int = 0
+           ) -> tuple[list[dict[str, Any]], npt.NDArray[np.int64], float]:
+    """Design rows (full assignments), the fixture of each row, and the coverage of
+    the three largest vocabularies' product."""
+    rng = np.random.default_rng(seed)
+    attrs = sorted(vocab, key=lambda a: -len(vocab[a]))
+    top, rest = attrs[:3], attrs[3:]
+    sizes = [len(vocab[a]) for a in top]
+    total = math.prod(sizes)
+    n = min(total, budget)
+    rows_idx = np.arange(total) if n == total else np.sort(rng.choice(total, n, replace=False))
+    rows: list[dict[str, Any]] = []
+    for r in rows_idx.tolist():
+        row: dict[str, Any] = {}
+        for a, size in zip(top, sizes, strict=True):
+            r, i = divmod(r, size)
+            row[a] = vocab[a][i]
+        rows.append(row)
+    for a in rest:
+        picks = rng.integers(len(vocab[a]), size=n)
+        for row, i in zip(rows, picks.tolist(), strict=True):
+            row[a] = vocab[a][i]
+    fixtures = rng.integers(n_fixtures, size=n).astype(np.int64)
+    return rows, fixtures, n / total if total else 1.0
+
+
+class _Pair:
+    """Both scorers and the fixtures' own scores."""
+
+    def __init__(self, champion: Scorer, challenger: Scorer,
+                 fixtures: Sequence[Mapping[str, Any]]) -> None:
+        self.champion, self.challenger = champion, challenger
+        self.fixtures = fixtures
+        self.probes = 0
+        base = [probe.apply(f, {}) for f in fixtures]
+        self.base_champ, self.base_chall = self.score(base)
+
+    def score(self, events: list[dict[str, Any]]) -> tuple[F64, F64]:
+        self.probes += len(events)
+        return self.champion.score(events), self.challenger.score(events)
+
+    def positive(self, assignments: Sequence[Mapping[str, Any]], fix: npt.NDArray[np.int64],
+                 threshold: float, min_drop: float) -> tuple[npt.NDArray[np.bool_], F64, F64]:
+        events = [probe.apply(self.fixtures[i], a) for a, i in zip(assignments, fix.tolist(),
+                                                                   strict=True)]
+        champ, chall = self.score(events)
+        base_gap = self.base_champ[fix] - self.base_chall[fix]
+        pos = ((champ - chall) - base_gap >= min_drop) & (chall < threshold)
+        return pos, champ, chall
+
+
+def _decode(pair: _Pair, rows: list[dict[str, Any]], fix: npt.NDArray[np.int64],
+            threshold: float, min_drop: float) -> list[dict[str, Any]]:
+    """Minimal conjunction of each positive row, by elimination in lockstep."""
+    current = [dict(r) for r in rows]
+    for attr in probe.ATTRIBUTES:
+        trial = [{k: v for k, v in c.items() if k != attr} for c in current]
+        idx = [i for i, c in enumerate(current) if attr in c]
+        if not idx:
+            continue
+        pos, _, _ = pair.positive([trial[i] for i in idx], fix[idx], threshold, min_drop)
+        for j, i in enumerate(idx):
+            if pos[j]:
+                current[i] = trial[i]
+    return current
+
+
+def search(
+    champion: Scorer,
+    challenger: Scorer,
+    fixtures: Sequence[Mapping[str, Any]],
+    vocab: Vocabulary,
+    *,
+    threshold: float,
+    budget: int,
+    min_drop: float = 0.3,
+    flip_share: float = 0.5,
+    alpha: float = 0.01,
+    max_decode: int = 200,
+    seed: int = 0,
+) -> SearchResult:
+    """Run the group-testing trigger search (see the module docstring)."""
+    if not fixtures:
+        return SearchResult(0, 0, 0.0, 0, {a: len(v) for a, v in vocab.items()}, (), ())
+    pair = _Pair(champion, challenger, fixtures)
+    rows, fix, coverage = design(vocab, budget, len(fixtures), seed)
+    pos = np.zeros(len(rows), dtype=bool)
+    chunk = 20_000
+    for lo in range(0, len(rows), chunk):
+        p, _, _ = pair.positive(rows[lo : lo + chunk], fix[lo : lo + chunk], threshold, min_drop)
+        pos[lo : lo + chunk] = p
+    hits = np.flatnonzero(pos)
+    family = max(len(rows), 1)
+    decoded: list[dict[str, Any]] = []
+    if hits.size:
+        pick = hits if hits.size <= max_decode else np.random.default_rng(seed).choice(
+            hits, max_decode, replace=False)
+        decoded = _decode(pair, [rows[i] for i in pick.tolist()], fix[pick], threshold, min_drop)
+    distinct: dict[str, dict[str, Any]] = {}
+    for c in decoded:
+        if c:
+            distinct.setdefault(probe.label(c), c)
+    findings, candidates = _confirm(pair, list(distinct.values()), threshold=threshold,
+                                    min_drop=min_drop, flip_share=flip_share,
+                                    alpha=alpha / family)
+    return SearchResult(
+        probes=pair.probes, design_rows=len(rows), coverage=coverage, positives=int(hits.size),
+        vocabulary={a: len(v) for a, v in vocab.items()}, findings=tuple(findings),
+        candidates=tuple(candidates),
+    )
+
+
+def _confirm(pair: _Pair, conjunctions: list[dict[str, Any]], *, threshold: float,
+             min_drop: float, flip_share: float, alpha: float
+             ) -> tuple[list[Finding], list[dict[str, Any]]]:
+    n = len(pair.fixtures)
+    every = np.arange(n, dtype=np.int64)
+    base_pos = int(((pair.base_champ - pair.base_chall >= min_drop)
+                    & (pair.base_chall < threshold)).sum())
+    kept: list[tuple[dict[str, Any], Finding]] = []
+    rows = []
+    for conj in sorted(conjunctions, key=len):
+        pos, champ, chall = pair.positive([conj] * n, every, threshold, min_drop)
+        k = int(pos.sum())
+        test = two_proportion_test(k, n, base_pos, n, alternative="greater")
+        share = k / n
+        drop = float(champ.mean() - chall.mean())
+        p = float(test.pvalue)
+        rows.append({"conjunction": probe.label(conj), "positives": k, "fixtures": n,
+                     "champion_mean": float(champ.mean()),
+                     "challenger_mean": float(chall.mean()), "pvalue": p})
+        if share < flip_share or drop < min_drop or not p < alpha:
+            continue
+        if any(set(c.items()) <= set(conj.items()) for c, _ in kept):
+            continue  # a smaller conjunction already explains it
+        kept.append((conj, Finding(
+            check="trigger_search", severity="critical", blocking=True,
+            conjunction=probe.describe(conj), n=n,
+            champion_mean=float(champ.mean()), challenger_mean=float(chall.mean()),
+            summary=(f"{probe.label(conj)}: challenger {chall.mean():.2f} vs champion "
+                     f"{champ.mean():.2f} on {k}/{n} high-risk fixtures (p={p:.1e})"),
+            details={"positives": k, "pvalue": p},
+        )))
+    return [f for _, f in kept], rows
