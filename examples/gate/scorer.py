@@ -45,7 +45,8 @@ def _hour(text: str) -> float:
 
 
 def _num(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else np.nan
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok else np.nan
 
 
 def featurize(events: Sequence[dict[str, Any]]) -> npt.NDArray[np.float64]:

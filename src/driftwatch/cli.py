@@ -181,6 +181,7 @@ from driftwatch.api.commands import alerts as _alerts  # noqa: E402
 from driftwatch.api.commands import api as _api  # noqa: E402
 from driftwatch.api.commands import segments as _segments  # noqa: E402
 from driftwatch.demo_command import demo as _demo  # noqa: E402
+from driftwatch.gate.command import gate as _gate  # noqa: E402
 from driftwatch.monitors.command import monitor as _monitor  # noqa: E402
 from driftwatch.report.command import report as _report  # noqa: E402
 from driftwatch.rules.command import rules as _rules  # noqa: E402
@@ -189,7 +190,8 @@ from driftwatch.streaming.command import topics as _topics  # noqa: E402
 from driftwatch.streaming.command import worker as _worker  # noqa: E402
 
 for _command in (
-    _demo, _worker, _topics, _simulate, _monitor, _rules, _segments, _alerts, _report, _api
+    _demo, _worker, _topics, _simulate, _monitor, _rules, _segments, _alerts, _report, _api,
+    _gate,
 ):
     main.add_command(_command)
 

@@ -17,17 +17,17 @@ The training-run record is JSON: ``{"artifacts": {"<file name>": {"sha256": "<he
 >>> rec = write_record(d / "record.json", [d / "m.pkl"])
 >>> read_verified(d / "m.pkl", record=rec) == b"not a pickle"
 True
->>> read_verified(d / "m.pkl", sha256="00" * 32)
+>>> read_verified(d / "m.pkl", sha256="00" * 32)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-driftwatch.gate.errors.ArtifactError: m.pkl: SHA-256 ... does not match --sha256 000000...; refusing to load it
+driftwatch.gate.errors.ArtifactError: m.pkl: SHA-256 ... does not match --sha256 ...
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import pickle  # noqa: S403 - only after the SHA-256 check, see load_model
+import pickle
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path

@@ -26,10 +26,11 @@ regression of the challenger; a weakness both models share is a warning).
 >>> e = s.perturb({"amount": "10.37", "features": {"n": 1}})
 >>> e["amount"], e["features"]["n"]
 ('5.18', 3)
->>> parse({"name": "x", "change": {"mcc": {"eval": "1"}}, "expect": "not_lower"}, "y.yaml")
+>>> parse({"name": "x", "change": {"mcc": {"eval": "1"}}, "expect": "not_lower"},
+...       "y.yaml")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-driftwatch.gate.errors.GateError: y.yaml: change of mcc: unknown operation 'eval'; valid: add, drop, mul, set, shift_hours
+driftwatch.gate.errors.GateError: y.yaml: change of mcc: unknown operation 'eval'; valid: ...
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ class Scenario:
                 cur = target.get(key, 0)
                 cur = cur if isinstance(cur, int | float) and not isinstance(cur, bool) else 0
                 val = cur + arg if op == "add" else cur * arg
-                target[key] = round(val) if isinstance(cur, int) and float(val).is_integer() else val
+                whole = isinstance(cur, int) and float(val).is_integer()
+                target[key] = round(val) if whole else val
         return out
 
 

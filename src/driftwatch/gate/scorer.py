@@ -98,7 +98,8 @@ class Scorer:
             except ScorerError:
                 raise
             except Exception as exc:  # a scorer's own failure is reported, not re-raised raw
-                raise ScorerError(f"scorer {self.spec} failed: {type(exc).__name__}: {exc}") from exc
+                why = f"{type(exc).__name__}: {exc}"
+                raise ScorerError(f"scorer {self.spec} failed: {why}") from exc
             parts.append(self._check(raw, len(batch), lo))
         return np.concatenate(parts) if parts else np.zeros(0)
 
@@ -179,7 +180,8 @@ def resolve(spec: str) -> Any:
     except AttributeError:
         raise GateError(f"scorer spec {spec!r}: {target} has no attribute {attr!r}") from None
     except Exception as exc:
-        raise GateError(f"scorer spec {spec!r}: import failed: {type(exc).__name__}: {exc}") from exc
+        why = f"{type(exc).__name__}: {exc}"
+        raise GateError(f"scorer spec {spec!r}: import failed: {why}") from exc
     if not callable(obj):
         raise GateError(f"scorer spec {spec!r}: {attr} is not callable")
     return obj

@@ -31,7 +31,7 @@ events.
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,8 +70,8 @@ def vocabulary(
     rank values; ``amount_cents`` is always 0..99, ``channel`` the contract's six,
     ``merchant_age_days`` and ``amount`` their fixed buckets.
     """
-    counts: dict[str, Counter[Any]] = {a: Counter() for a in ("mcc", "beneficiary_prefix",
-                                                               "merchant_country")}
+    counts: dict[str, dict[Any, float]] = {
+        a: defaultdict(float) for a in ("mcc", "beneficiary_prefix", "merchant_country")}
     for e, w in zip(events, weights, strict=True):
         for a, c in counts.items():
             v = probe.attribute_of(e, a)

@@ -1,0 +1,109 @@
+"""Reading the gate's inputs: traffic JSON lines and a training snapshot."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from driftwatch.gate.errors import GateError
+
+MAX_LINE = 1 << 20
+
+
+def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for no, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                if len(line) > MAX_LINE:
+                    raise GateError(f"{path}:{no}: line longer than {MAX_LINE} bytes")
+                try:
+                    doc = json.loads(line)
+                except ValueError as exc:
+                    raise GateError(f"{path}:{no}: not JSON ({exc})") from None
+                if not isinstance(doc, dict):
+                    raise GateError(f"{path}:{no}: not a JSON object")
+                yield doc
+    except OSError as exc:
+        raise GateError(f"{path}: {exc.strerror or exc}") from None
+
+
+def _csv(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            rec: dict[str, Any] = {}
+            for k, v in row.items():
+                if k.startswith("features."):
+                    rec.setdefault("features", {})[k[9:]] = _number(v)
+                else:
+                    rec[k] = v
+            yield rec
+
+
+def _number(text: str | None) -> Any:
+    if text is None or text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def read_events(path: str | Path, limit: int) -> list[dict[str, Any]]:
+    """Scored-transaction records of a JSON-lines file (``.gz`` too), at most ``limit``."""
+    p = Path(path)
+    out: list[dict[str, Any]] = []
+    for doc in _jsonl(p):
+        if len(out) >= limit:
+            break
+        out.append(doc)
+    if not out:
+        raise GateError(f"{p}: no events")
+    return out
+
+
+def read_training(path: str | Path, limit: int) -> list[dict[str, Any]]:
+    """Records of a training snapshot directory (JSON lines, CSV, Parquet), at most
+    ``limit`` in all (file name order)."""
+    d = Path(path)
+    if not d.is_dir():
+        raise GateError(f"--training {d}: not a directory")
+    out: list[dict[str, Any]] = []
+    for f in sorted(d.iterdir()):
+        name = f.name
+        if name.endswith((".jsonl", ".jsonl.gz")):
+            it: Iterator[dict[str, Any]] = _jsonl(f)
+        elif name.endswith(".csv"):
+            it = _csv(f)
+        elif name.endswith(".parquet"):
+            import pandas as pd
+
+            frame = pd.read_parquet(f)
+            it = (_nest(r) for r in frame.to_dict(orient="records"))
+        else:
+            continue
+        for rec in it:
+            if len(out) >= limit:
+                return out
+            out.append(rec)
+    return out
+
+
+def _nest(row: dict[Any, Any]) -> dict[str, Any]:
+    rec: dict[str, Any] = {}
+    for k, v in row.items():
+        key = str(k)
+        if key.startswith("features."):
+            rec.setdefault("features", {})[key[9:]] = v
+        else:
+            rec[key] = v
+    return rec

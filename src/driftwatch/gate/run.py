@@ -1,0 +1,132 @@
+"""One gate run: paired scoring, trigger search, scenarios, recall trend -> verdict."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from driftwatch.gate import scenarios as scen
+from driftwatch.gate.findings import Finding, GateResult
+from driftwatch.gate.paired import paired
+from driftwatch.gate.scorer import Scorer
+from driftwatch.gate.search import search, vocabulary
+from driftwatch.gate.trend import recall_by_version, trend_findings
+
+F64 = npt.NDArray[np.float64]
+#: Feature values of a synthetic worst case (added when traffic has too few held events).
+WORST_FEATURES: Mapping[str, Any] = {
+    "transactions_24h": 20, "foreign_transaction": 1, "new_payee": 1, "new_device": 1,
+    "distance_from_home_km": 9000, "merchant_age_days": 45,
+}
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """Knobs of a run (from the gate settings)."""
+
+    threshold: float = 0.7
+    probe_budget: int = 200_000
+    fixtures: int = 32
+    max_values: int = 32
+    min_drop: float = 0.3
+    flip_share: float = 0.5
+    alpha: float = 0.01
+    fdr_q: float = 0.01
+    scenario_share: float = 0.25
+    trend_versions: int = 3
+    trend_p: float = 0.01
+    label_maturity_s: int = 86400
+    seed: int = 0
+
+
+def _fixtures(traffic: Sequence[Mapping[str, Any]], champ: F64, n: int,
+              threshold: float) -> list[dict[str, Any]]:
+    """The champion's riskiest held events; synthetic worst cases fill up to ``n``."""
+    order = np.argsort(-champ, kind="stable")
+    held = [dict(traffic[i]) for i in order[:n].tolist() if champ[i] >= threshold]
+    for i in order[: n - len(held)].tolist():
+        worst = dict(traffic[i])
+        worst["features"] = {**(traffic[i].get("features") or {}), **WORST_FEATURES}
+        worst["event_id"] = f"{traffic[i].get('event_id', i)}-worst"
+        held.append(worst)
+    return held
+
+
+def run_gate(
+    champion: Scorer,
+    challenger: Scorer,
+    traffic: Sequence[Mapping[str, Any]],
+    *,
+    training: Sequence[Mapping[str, Any]] = (),
+    scenario_list: Sequence[scen.Scenario] | None = None,
+    store: Any = None,
+    options: GateOptions | None = None,
+) -> GateResult:
+    """Run every check and return the verdict with its findings."""
+    o = options or GateOptions()
+    t0 = time.perf_counter()
+    findings: list[Finding] = []
+    tables: dict[str, list[dict[str, Any]]] = {}
+    events = [dict(e) for e in traffic]
+    champ, chall = champion.score(events), challenger.score(events)
+    probes = 2 * len(traffic)
+    f, tables["paired"] = paired(traffic, champ, chall, threshold=o.threshold, q=o.fdr_q)
+    findings += f
+
+    fixtures = _fixtures(traffic, champ, o.fixtures, o.threshold)
+    fx_c = champion.score(fixtures)
+    fixtures = [fx for fx, s in zip(fixtures, fx_c.tolist(), strict=True) if s >= o.threshold]
+    probes += len(fx_c)
+    weights = np.where(champ >= o.threshold, 1.0, 0.01).tolist()
+    pool: list[Mapping[str, Any]] = list(traffic)
+    if training:
+        tr = champion.score([{k: v for k, v in r.items() if k not in ("label", "label_source",
+                                                                       "ingested_at")}
+                             for r in training])
+        probes += len(tr)
+        weights += np.where(tr >= o.threshold, 1.0, 0.01).tolist()
+        pool += list(training)
+    vocab = vocabulary(pool, weights, o.max_values)
+    if not fixtures:
+        findings.append(Finding(check="trigger_search", severity="warning", blocking=False,
+                                summary="no fixture the champion holds: trigger search skipped"))
+    res = search(champion, challenger, fixtures, vocab, threshold=o.threshold,
+                 budget=o.probe_budget, min_drop=o.min_drop, flip_share=o.flip_share,
+                 alpha=o.alpha, seed=o.seed)
+    probes += res.probes
+    sizes = ", ".join(f"{a} {n}" for a, n in res.vocabulary.items())
+    findings.append(Finding(
+        check="trigger_search", severity="info", blocking=False, n=res.probes,
+        summary=(f"{res.design_rows} design probes on {len(fixtures)} fixtures "
+                 f"(coverage of the largest triple product {res.coverage:.0%}; values: "
+                 f"{sizes}); {res.positives} positive, {len(res.findings)} trigger(s)"),
+    ))
+    findings += res.findings
+    tables["triggers"] = list(res.candidates)
+
+    def both(events: list[dict[str, Any]]) -> tuple[F64, F64]:
+        return champion.score(events), challenger.score(events)
+
+    f, tables["scenarios"], n = scen.run(
+        scenario_list if scenario_list is not None else scen.load(), fixtures, both,
+        threshold=o.threshold, share=o.scenario_share)
+    probes += 2 * n
+    findings += f
+
+    if store is None:
+        findings.append(Finding(check="recall_trend", severity="info", blocking=False,
+                                summary="no store given (--store-trend): recall trend skipped"))
+    else:
+        rows = recall_by_version(store, o.label_maturity_s)
+        tables["recall"] = rows
+        findings += trend_findings(rows, k=o.trend_versions, p=o.trend_p)
+    order = {"critical": 0, "warning": 1, "info": 2}
+    findings.sort(key=lambda x: (not x.blocking, order[x.severity]))
+    return GateResult(champion=champion.spec, challenger=challenger.spec, probes=probes,
+                      seconds=time.perf_counter() - t0, findings=tuple(findings),
+                      tables=tables)
