@@ -10,12 +10,13 @@ triple of their values is in at least one probe) and gives each of the other
 attributes a seeded random value per probe, so their combinations are covered many
 times over. A probe is *positive* when the challenger's drop below the champion
 exceeds the drop on its unmodified fixture by ``min_drop`` and the challenger's score
-is below the decision threshold. Each positive is decoded by elimination (put back
-one attribute at a time; keep it put back if the probe stays positive), which leaves
-the minimal conjunction responsible. Each distinct conjunction is then confirmed on
-every fixture: the share of fixtures it flips, the mean scores, and a one-sided
-two-proportion test of positives with against without it, at ``alpha`` divided by the
-number of probes examined (Bonferroni over the search).
+is below the decision threshold. Each positive is decoded by elimination (change
+one attribute at a time to another value; keep the change if the probe stays
+positive), which leaves the minimal conjunction responsible. Each distinct
+conjunction is then confirmed on every fixture: the share of fixtures it flips, the
+mean scores, and a one-sided two-proportion test of positives with against without
+it, at ``alpha`` divided by the number of probes examined (Bonferroni over the
+search).
 
 Budget and blind spots: at most ``budget`` design probes plus ``7 x`` (positives
 decoded) plus ``fixtures x`` (conjunctions confirmed). When the product of the three
@@ -140,19 +141,38 @@ class _Pair:
 
 
 def _decode(pair: _Pair, rows: list[dict[str, Any]], fix: npt.NDArray[np.int64],
-            threshold: float, min_drop: float) -> list[dict[str, Any]]:
-    """Minimal conjunction of each positive row, by elimination in lockstep."""
+            vocab: Vocabulary, threshold: float, min_drop: float) -> list[dict[str, Any]]:
+    """Minimal conjunction of each positive row, by elimination in lockstep.
+
+    An attribute is eliminated by giving it a *different* value (the fixture's own,
+    or another of the vocabulary when the fixture already has the probed one); if
+    the probe stays positive, the attribute is not part of the trigger.
+    """
     current = [dict(r) for r in rows]
+    needed: list[dict[str, Any]] = [{} for _ in rows]
     for attr in probe.ATTRIBUTES:
-        trial = [{k: v for k, v in c.items() if k != attr} for c in current]
         idx = [i for i, c in enumerate(current) if attr in c]
         if not idx:
             continue
-        pos, _, _ = pair.positive([trial[i] for i in idx], fix[idx], threshold, min_drop)
+        trial = []
+        for i in idx:
+            value = current[i][attr]
+            own = probe.attribute_of(pair.fixtures[int(fix[i])], attr)
+            alt = own if own != value else next(
+                (v for v in vocab.get(attr, []) if v != value), None)
+            t = dict(current[i])
+            if alt is None:
+                del t[attr]
+            else:
+                t[attr] = alt
+            trial.append(t)
+        pos, _, _ = pair.positive(trial, fix[idx], threshold, min_drop)
         for j, i in enumerate(idx):
             if pos[j]:
-                current[i] = trial[i]
-    return current
+                current[i] = trial[j]
+            else:
+                needed[i][attr] = current[i][attr]
+    return needed
 
 
 def search(
@@ -185,7 +205,8 @@ def search(
     if hits.size:
         pick = hits if hits.size <= max_decode else np.random.default_rng(seed).choice(
             hits, max_decode, replace=False)
-        decoded = _decode(pair, [rows[i] for i in pick.tolist()], fix[pick], threshold, min_drop)
+        decoded = _decode(pair, [rows[i] for i in pick.tolist()], fix[pick], vocab, threshold,
+                          min_drop)
     distinct: dict[str, dict[str, Any]] = {}
     for c in decoded:
         if c:
