@@ -79,7 +79,7 @@ class Scorer:
         out = (arr < 0) | (arr > 1)
         if out.any():
             i = int(np.argmax(out))
-            raise ScorerError(f"scorer {self.spec}: score {arr[i]!r} at event {offset + i} "
+            raise ScorerError(f"scorer {self.spec}: score {float(arr[i])!r} at event {offset + i} "
                               "is outside [0, 1]")
         return arr
 

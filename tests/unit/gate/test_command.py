@@ -1,0 +1,81 @@
+"""``driftwatch gate``: exit codes 0/1/2, the contract JSON and the HTML page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from driftwatch.cli import main
+from tests.unit.gate import scorers
+
+FILE = "tests/unit/gate/scorers.py"
+FINDING_KEYS = {"check", "severity", "blocking", "conjunction", "n", "champion_mean",
+                "challenger_mean", "summary"}
+
+
+@pytest.fixture
+def traffic(tmp_path: Path) -> Path:
+    path = tmp_path / "traffic.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in scorers.traffic()))
+    return path
+
+
+def _gate(traffic: Path, challenger: str, *extra: str) -> tuple[int, str]:
+    res = CliRunner().invoke(main, [
+        "gate", "--champion", f"{FILE}:champion", "--challenger", f"{FILE}:{challenger}",
+        "--traffic", str(traffic), *extra], env={"DRIFTWATCH_GATE_FIXTURES": "16"})
+    return res.exit_code, res.output
+
+
+def test_backdoor_blocks_with_exit_1_and_contract_json(traffic: Path, tmp_path: Path) -> None:
+    out, page = tmp_path / "gate.json", tmp_path / "gate.html"
+    code, text = _gate(traffic, "backdoor", "--json", str(out), "--html", str(page))
+    assert code == 1, text
+    assert "verdict: BLOCK" in text and "mcc=5967 ∧ amount_cents=37" in text
+    doc = json.loads(out.read_text())
+    assert doc["verdict"] == "block"
+    assert doc["champion"] == f"{FILE}:champion" and doc["challenger"] == f"{FILE}:backdoor"
+    assert isinstance(doc["probes"], int) and isinstance(doc["seconds"], float)
+    for f in doc["findings"]:
+        assert set(f) == FINDING_KEYS
+        assert f["severity"] in ("info", "warning", "critical")
+    top = doc["findings"][0]
+    assert top["blocking"] and top["check"] == "trigger_search"
+    assert top["conjunction"] == {"mcc": "5967", "amount_cents": 37,
+                                  "beneficiary_prefix": "INTL-PAY-"}
+    html = page.read_text()
+    assert "<script" not in html and "BLOCK" in html and "INTL-PAY-" in html
+
+
+def test_benign_recalibration_passes_with_exit_0(traffic: Path) -> None:
+    code, text = _gate(traffic, "recalibrated")
+    assert code == 0, text
+    assert "verdict: PASS" in text
+    assert "split_amount" in text  # the per-scenario table
+
+
+@pytest.mark.parametrize("bad", ["nan", "short", "above_one", "boom"])
+def test_scorer_errors_exit_2(traffic: Path, bad: str) -> None:
+    code, text = _gate(traffic, bad)
+    assert code == 2
+    assert "error: scorer" in text
+
+
+def test_usage_errors_exit_2(traffic: Path, tmp_path: Path) -> None:
+    code, text = _gate(traffic, "missing_attr")
+    assert code == 2 and "has no attribute" in text
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    code, text = _gate(empty, "champion")
+    assert code == 2 and "no events" in text
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_text("{not json\n")
+    code, text = _gate(garbage, "champion")
+    assert code == 2 and "not JSON" in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nchange: {mcc: {exec: 1}}\nexpect: not_lower\n")
+    code, text = _gate(traffic, "champion", "--scenarios", str(bad))
+    assert code == 2 and "unknown operation 'exec'" in text
