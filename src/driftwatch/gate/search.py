@@ -221,35 +221,69 @@ def search(
     )
 
 
+@dataclass(frozen=True)
+class _Check:
+    """One conjunction measured on every fixture."""
+
+    conj: dict[str, Any]
+    positives: int
+    n: int
+    champion_mean: float
+    challenger_mean: float
+    pvalue: float
+
+    def passes(self, min_drop: float, flip_share: float, alpha: float) -> bool:
+        return (self.positives >= flip_share * self.n and self.pvalue < alpha
+                and self.champion_mean - self.challenger_mean >= min_drop)
+
+    def row(self) -> dict[str, Any]:
+        return {"conjunction": probe.label(self.conj), "positives": self.positives,
+                "fixtures": self.n, "champion_mean": self.champion_mean,
+                "challenger_mean": self.challenger_mean, "pvalue": self.pvalue}
+
+
 def _confirm(pair: _Pair, conjunctions: list[dict[str, Any]], *, threshold: float,
              min_drop: float, flip_share: float, alpha: float
              ) -> tuple[list[Finding], list[dict[str, Any]]]:
+    """Measure each decoded conjunction on every fixture, shrink it while a smaller
+    one still passes on its own, and keep the minimal passing ones."""
     n = len(pair.fixtures)
     every = np.arange(n, dtype=np.int64)
     base_pos = int(((pair.base_champ - pair.base_chall >= min_drop)
                     & (pair.base_chall < threshold)).sum())
-    kept: list[tuple[dict[str, Any], Finding]] = []
-    rows = []
-    for conj in sorted(conjunctions, key=len):
-        pos, champ, chall = pair.positive([conj] * n, every, threshold, min_drop)
-        k = int(pos.sum())
-        test = two_proportion_test(k, n, base_pos, n, alternative="greater")
-        share = k / n
-        drop = float(champ.mean() - chall.mean())
-        p = float(test.pvalue)
-        rows.append({"conjunction": probe.label(conj), "positives": k, "fixtures": n,
-                     "champion_mean": float(champ.mean()),
-                     "challenger_mean": float(chall.mean()), "pvalue": p})
-        if share < flip_share or drop < min_drop or not p < alpha:
+    seen: dict[str, _Check] = {}
+
+    def check(conj: dict[str, Any]) -> _Check:
+        key = probe.label(conj)
+        if key not in seen:
+            pos, champ, chall = pair.positive([conj] * n, every, threshold, min_drop)
+            k = int(pos.sum())
+            p = float(two_proportion_test(k, n, base_pos, n, alternative="greater").pvalue)
+            seen[key] = _Check(conj, k, n, float(champ.mean()), float(chall.mean()), p)
+        return seen[key]
+
+    found: dict[str, _Check] = {}
+    for conj in conjunctions:
+        best = check(conj)
+        if not best.passes(min_drop, flip_share, alpha):
             continue
-        if any(set(c.items()) <= set(conj.items()) for c, _ in kept):
-            continue  # a smaller conjunction already explains it
-        kept.append((conj, Finding(
-            check="trigger_search", severity="critical", blocking=True,
-            conjunction=probe.describe(conj), n=n,
-            champion_mean=float(champ.mean()), challenger_mean=float(chall.mean()),
-            summary=(f"{probe.label(conj)}: challenger {chall.mean():.2f} vs champion "
-                     f"{champ.mean():.2f} on {k}/{n} high-risk fixtures (p={p:.1e})"),
-            details={"positives": k, "pvalue": p},
-        )))
-    return [f for _, f in kept], rows
+        while len(best.conj) > 1:
+            subs = [check({k: v for k, v in best.conj.items() if k != a}) for a in best.conj]
+            ok = [c for c in subs if c.passes(min_drop, flip_share, alpha)]
+            if not ok:
+                break
+            best = max(ok, key=lambda c: c.positives)
+        found[probe.label(best.conj)] = best
+    minimal = [c for c in sorted(found.values(), key=lambda c: len(c.conj))
+               if not any(o is not c and set(o.conj.items()) < set(c.conj.items())
+                          for o in found.values())]
+    findings = [Finding(
+        check="trigger_search", severity="critical", blocking=True,
+        conjunction=probe.describe(c.conj), n=n, champion_mean=c.champion_mean,
+        challenger_mean=c.challenger_mean,
+        summary=(f"{probe.label(c.conj)}: challenger {c.challenger_mean:.2f} vs champion "
+                 f"{c.champion_mean:.2f}, flips {c.positives}/{n} high-risk fixtures "
+                 f"(p={c.pvalue:.1e})"),
+        details={"positives": c.positives, "pvalue": c.pvalue},
+    ) for c in minimal]
+    return findings, [c.row() for c in seen.values()]
