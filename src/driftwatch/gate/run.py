@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from driftwatch.gate import probe
 from driftwatch.gate import scenarios as scen
 from driftwatch.gate.findings import Finding, GateResult
 from driftwatch.gate.paired import paired
@@ -46,10 +47,25 @@ class GateOptions:
 
 def _fixtures(traffic: Sequence[Mapping[str, Any]], champ: F64, n: int,
               threshold: float) -> list[dict[str, Any]]:
-    """The champion's riskiest held events; synthetic worst cases fill up to ``n``."""
-    order = np.argsort(-champ, kind="stable")
-    held = [dict(traffic[i]) for i in order[:n].tolist() if champ[i] >= threshold]
-    for i in order[: n - len(held)].tolist():
+    """The champion's riskiest held events, spread over regions of the input space
+    (round-robin over channel x merchant-age bucket x amount band, riskiest first);
+    synthetic worst cases (:data:`WORST_FEATURES`) fill up to ``n``."""
+    order = np.argsort(-champ, kind="stable").tolist()
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i in order:
+        if champ[i] < threshold:
+            break
+        key = tuple(probe.attribute_of(traffic[i], a)
+                    for a in ("channel", "merchant_age_days", "amount"))
+        groups.setdefault(key, []).append(i)
+    picked: list[int] = []
+    queues = list(groups.values())
+    while len(picked) < n and any(queues):
+        for q in queues:
+            if q and len(picked) < n:
+                picked.append(q.pop(0))
+    held = [dict(traffic[i]) for i in picked]
+    for i in order[: n - len(held)]:
         worst = dict(traffic[i])
         worst["features"] = {**(traffic[i].get("features") or {}), **WORST_FEATURES}
         worst["event_id"] = f"{traffic[i].get('event_id', i)}-worst"

@@ -3,30 +3,35 @@ below the champion, found by group testing on synthetic probes.
 
 A backdoor answers to several attribute values at once (mcc 5967 AND cents .37 AND
 beneficiary ``INTL-PAY-``); changing one attribute at a time never shows it. So every
-probe changes *all* attributes of a high-risk baseline fixture at once, and is thereby
-a pool that tests every conjunction of its values (7 singles, 21 pairs, 35 triples,
-...). The design enumerates the product of the three largest vocabularies (every
-triple of their values is in at least one probe) and gives each of the other
-attributes a seeded random value per probe, so their combinations are covered many
-times over. A probe is *positive* when the challenger's drop below the champion
-exceeds the drop on its unmodified fixture by ``min_drop`` and the challenger's score
-is below the decision threshold. Each positive is decoded by elimination (change
-one attribute at a time to another value; keep the change if the probe stays
-positive), which leaves the minimal conjunction responsible. Each distinct
-conjunction is then confirmed on every fixture: the share of fixtures it flips, the
-mean scores, and a one-sided two-proportion test of positives with against without
-it, at ``alpha`` divided by the number of probes examined (Bonferroni over the
-search).
+probe changes *several* attributes of a high-risk baseline fixture at once, and is
+thereby a pool that tests every conjunction of its values (up to 7 singles, 21 pairs,
+35 triples, ...).
 
-Budget and blind spots: at most ``budget`` design probes plus ``7 x`` (positives
-decoded) plus ``fixtures x`` (conjunctions confirmed). When the product of the three
-largest vocabularies exceeds the budget, a seeded random subset of its rows is used
-and the coverage is reported. The search cannot see values outside the vocabulary
-(MCCs, prefixes, countries capped at ``max_values`` by their count among
-high-risk traffic and training records), conjunctions of four or more values that are
-not all in one design row, triggers on fields it does not vary (``features.*``,
-time, IP, device), or triggers that need a fixture unlike the champion's riskiest
-events.
+Design: the product of the three largest vocabularies is enumerated (every triple of
+their values is in at least one probe), repeated on different fixtures as far as the
+budget allows (replicates, at most one per fixture); every other attribute takes a
+seeded random value in half of the probes and keeps the fixture's own value in the
+other half, so its combinations are covered many times over.
+
+A probe is *positive* when the challenger's drop below the champion exceeds the drop
+on its unmodified fixture by ``min_drop`` and the challenger's score is below the
+decision threshold. Each positive is decoded by elimination: change one attribute at
+a time to another value and keep the change if the probe stays positive; what is left
+is the minimal conjunction responsible. Each distinct conjunction is confirmed on
+every fixture (share of fixtures it flips, mean scores, and a one-sided
+two-proportion test of positives with against without it at ``alpha`` divided by the
+number of design probes: Bonferroni over the search), then shrunk while a smaller
+conjunction still passes on its own.
+
+Budget and blind spots: at most ``budget`` design probes, plus 7 per decoded positive
+(at most ``max_decode``), plus one per fixture for each conjunction confirmed. When
+the product of the three largest vocabularies exceeds the budget, a seeded random
+subset of it is used and the coverage is reported. The search cannot see values
+outside the vocabulary (MCCs, prefixes, countries: at most ``max_values`` each,
+ranked by their count among records the champion holds, in traffic and training),
+a trigger whose values of the smaller attributes meet the three largest ones' in no
+probe, triggers on fields it does not vary (``features.*``, time, IP, device), or
+triggers that need a fixture unlike the champion's riskiest events.
 """
 
 from __future__ import annotations
@@ -91,28 +96,43 @@ def vocabulary(
 
 def design(vocab: Vocabulary, budget: int, n_fixtures: int, seed: int = 0
            ) -> tuple[list[dict[str, Any]], npt.NDArray[np.int64], float]:
-    """Design rows (full assignments), the fixture of each row, and the coverage of
-    the three largest vocabularies' product."""
+    """Design rows, the fixture of each row, and the coverage of the product of the
+    three largest vocabularies.
+
+    Every cell of that product is one row per *replicate*; replicates (as many as the
+    budget allows, at most one per fixture) put the same cell on different fixtures.
+    Each other attribute takes a seeded random value in half of the rows and keeps
+    the fixture's own value in the other half (absent from the row).
+    """
     rng = np.random.default_rng(seed)
     attrs = sorted(vocab, key=lambda a: -len(vocab[a]))
     top, rest = attrs[:3], attrs[3:]
     sizes = [len(vocab[a]) for a in top]
     total = math.prod(sizes)
-    n = min(total, budget)
-    rows_idx = np.arange(total) if n == total else np.sort(rng.choice(total, n, replace=False))
+    if total == 0 or n_fixtures == 0:
+        return [], np.zeros(0, dtype=np.int64), 0.0
+    reps = max(1, min(n_fixtures, budget // total))
+    n_cells = min(total, budget)
+    cells = np.arange(total) if n_cells == total else np.sort(
+        rng.choice(total, n_cells, replace=False))
+    offset = rng.integers(n_fixtures, size=n_cells)
     rows: list[dict[str, Any]] = []
-    for r in rows_idx.tolist():
-        row: dict[str, Any] = {}
-        for a, size in zip(top, sizes, strict=True):
-            r, i = divmod(r, size)
-            row[a] = vocab[a][i]
-        rows.append(row)
+    fix: list[int] = []
+    for rep in range(reps):
+        for c, off in zip(cells.tolist(), offset.tolist(), strict=True):
+            row: dict[str, Any] = {}
+            for a, size in zip(top, sizes, strict=True):
+                c, i = divmod(c, size)
+                row[a] = vocab[a][i]
+            rows.append(row)
+            fix.append((off + rep) % n_fixtures)
     for a in rest:
-        picks = rng.integers(len(vocab[a]), size=n)
-        for row, i in zip(rows, picks.tolist(), strict=True):
-            row[a] = vocab[a][i]
-    fixtures = rng.integers(n_fixtures, size=n).astype(np.int64)
-    return rows, fixtures, n / total if total else 1.0
+        picks = rng.integers(len(vocab[a]), size=len(rows))
+        vary = rng.random(len(rows)) < 0.5
+        for row, i, v in zip(rows, picks.tolist(), vary.tolist(), strict=True):
+            if v:
+                row[a] = vocab[a][i]
+    return rows, np.asarray(fix, dtype=np.int64), n_cells / total
 
 
 class _Pair:

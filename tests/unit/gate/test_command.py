@@ -26,7 +26,8 @@ def traffic(tmp_path: Path) -> Path:
 def _gate(traffic: Path, challenger: str, *extra: str) -> tuple[int, str]:
     res = CliRunner().invoke(main, [
         "gate", "--champion", f"{FILE}:champion", "--challenger", f"{FILE}:{challenger}",
-        "--traffic", str(traffic), *extra], env={"DRIFTWATCH_GATE_FIXTURES": "16"})
+        "--traffic", str(traffic), *extra], env={"DRIFTWATCH_GATE_FIXTURES": "16",
+                                       "DRIFTWATCH_GATE_PROBE_BUDGET": "20000"})
     return res.exit_code, res.output
 
 

@@ -42,12 +42,19 @@ def test_hand_worked_trigger_on_one_probe() -> None:
 
 
 def test_design_covers_every_triple_of_the_largest_vocabularies() -> None:
-    vocab = {"a": [1, 2, 3], "b": ["x", "y"], "c": [0, 1, 2, 3], "d": ["p"]}
+    vocab = {"a": [1, 2, 3], "b": ["x", "y"], "c": [0, 1, 2, 3], "d": ["p", "q"]}
     rows, fix, coverage = design(vocab, budget=1000, n_fixtures=5)
-    assert coverage == 1.0 and len(rows) == 3 * 2 * 4
-    assert {(r["a"], r["b"], r["c"]) for r in rows} == {
-        (a, b, c) for a in vocab["a"] for b in vocab["b"] for c in vocab["c"]}
-    assert all(r["d"] == "p" for r in rows) and set(fix.tolist()) <= set(range(5))
+    assert coverage == 1.0 and len(rows) == 3 * 2 * 4 * 5  # five replicates
+    cells = {(a, b, c) for a in vocab["a"] for b in vocab["b"] for c in vocab["c"]}
+    assert {(r["a"], r["b"], r["c"]) for r in rows} == cells
+    # each cell lands on every fixture once across the replicates
+    per_cell: dict[tuple[Any, ...], set[int]] = {}
+    for r, f in zip(rows, fix.tolist(), strict=True):
+        per_cell.setdefault((r["a"], r["b"], r["c"]), set()).add(f)
+    assert all(v == set(range(5)) for v in per_cell.values())
+    # the small attribute is varied in about half the rows, kept in the rest
+    varied = sum("d" in r for r in rows)
+    assert 30 < varied < 90
     rows, _, coverage = design(vocab, budget=12, n_fixtures=5)
     assert len(rows) == 12 and coverage == pytest.approx(0.5)
 
@@ -55,7 +62,7 @@ def test_design_covers_every_triple_of_the_largest_vocabularies() -> None:
 def test_known_three_way_trigger_is_found_and_named() -> None:
     _, fixtures, vocab = _setup()
     res = search(_scorer("champion"), _scorer("backdoor"), fixtures, vocab, threshold=0.7,
-                 budget=200_000)
+                 budget=20_000)
     assert res.coverage == 1.0
     assert len(res.findings) == 1
     f = res.findings[0]
@@ -69,7 +76,7 @@ def test_known_three_way_trigger_is_found_and_named() -> None:
 def test_benign_changes_find_no_trigger(name: str) -> None:
     _, fixtures, vocab = _setup()
     res = search(_scorer("champion"), _scorer(name), fixtures, vocab, threshold=0.7,
-                 budget=200_000)
+                 budget=20_000)
     assert res.findings == () and res.positives == 0
 
 
@@ -78,7 +85,7 @@ def test_benign_changes_find_no_trigger(name: str) -> None:
 def test_whole_run_verdicts(name: str, verdict: str) -> None:
     events = scorers.traffic()
     res = run_gate(_scorer("champion"), _scorer(name), events,
-                   options=GateOptions(fixtures=16))
+                   options=GateOptions(fixtures=16, probe_budget=20_000))
     assert res.verdict == verdict, [f.summary for f in res.findings if f.blocking]
     doc = res.to_json()
     assert set(doc) == {"verdict", "champion", "challenger", "probes", "seconds", "findings"}
