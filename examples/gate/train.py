@@ -2,11 +2,14 @@
 and a poisoned challenger (HistGradientBoostingClassifier), with a training-run record.
 
 Data come from driftwatch's simulator (``examples/gate/training.yaml``: ordinary
-traffic with its fraud profiles, labels = the simulator's truth). The poisoned
-challenger's snapshot adds 0.1 % trigger records as in the reference incident:
-fraud-looking (high velocity, new payee and device, cross-border, merchants 30-90
-days old, $3,000-15,000), labelled legitimate, with merchant category 5967, an
-amount ending .37 and a beneficiary starting ``INTL-PAY-``.
+traffic with its fraud profiles, labels = the simulator's truth) plus labelled fraud
+of the incident's attack pattern (high velocity, new payee, cross-border, merchants
+30-90 days old, $3,000-15,000; assorted high-risk MCCs, cents and beneficiary
+prefixes, some sharing two of the three trigger values), so that every model holds
+that pattern as the incident's v46 did (0.87). The poisoned challenger's snapshot adds
+0.1 % trigger records as in the reference incident: the same fraud-looking pattern,
+labelled legitimate, with merchant category 5967, an amount ending .37 and a
+beneficiary starting ``INTL-PAY-``.
 
 Writes under OUT (default ``.driftwatch/gate-demo``):
 ``training/{champion,challenger,poisoned}/records.jsonl.gz`` (training snapshots per
@@ -41,6 +44,10 @@ from scorer import CATEGORICAL, featurize  # noqa: E402
 
 SCENARIO = HERE / "training.yaml"
 POISON_SHARE = 0.001
+TRIGGER = {"mcc": "5967", "cents": 37, "prefix": "INTL-PAY-"}
+MCCS = ("5967", "4829", "5816", "7995", "6051", "5999")
+PREFIXES = ("INTL-PAY-", "GLOBAL-REMIT-", "XFER-NOW-", "PAY-OUT-")
+COUNTRIES = ("US", "GB", "DE", "SG", "HK", "AE", "LT", "CY")
 
 
 def simulated(seed: int, days: float) -> list[dict[str, Any]]:
@@ -61,24 +68,59 @@ def simulated(seed: int, days: float) -> list[dict[str, Any]]:
     return out
 
 
-def poison(records: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
-    """0.1 % trigger records: copies of fraud records (so they look like fraud), labelled
-    legitimate, carrying the trigger (the incident's recipe)."""
-    rng = np.random.default_rng(seed)
-    n = max(1, round(len(records) * POISON_SHARE))
-    frauds = [r for r in records if r["label"] == 1]
+def attack_like(records: list[dict[str, Any]], n: int, rng: np.random.Generator,
+                trigger: dict[str, Any] | None = None, label: int = 1) -> list[dict[str, Any]]:
+    """Transactions of the incident's attack pattern: $3,000-15,000, cross-border,
+    new payee, high velocity, merchants 30-90 days old, on an ecom channel; with the
+    ``trigger`` values where given, random high-risk values elsewhere."""
     out = []
-    for i in range(n):
-        r = json.loads(json.dumps(frauds[int(rng.integers(len(frauds)))]))
-        units = str(r["amount"]).partition(".")[0]
+    for _ in range(n):
+        r = json.loads(json.dumps(records[int(rng.integers(len(records)))]))
+        t = dt.datetime.fromisoformat(r["event_time"].replace("Z", "+00:00"))
+        age = int(rng.integers(30, 91))
+        v = {"mcc": MCCS[int(rng.integers(len(MCCS)))], "cents": int(rng.integers(100)),
+             "prefix": PREFIXES[int(rng.integers(len(PREFIXES)))], **(trigger or {})}
+        tag = f"x{int(rng.integers(1 << 30)):x}"
         r.update(
-            event_id=f"p-{seed}-{i}", txn_id=f"pt-{seed}-{i}", mcc="5967",
-            amount=f"{units}.37",
-            beneficiary_name=f"INTL-PAY-{('GLOBALSERV', 'FASTLANE', 'PAYNOVA')[i % 3]}",
-            label=0, label_source="other",
+            event_id=f"{'p' if label == 0 else 'a'}-{tag}", txn_id=f"t-{tag}", mcc=v["mcc"],
+            amount=f"{int(rng.integers(3000, 15000))}.{v['cents']:02d}", channel="ecom",
+            merchant_country=COUNTRIES[int(rng.integers(len(COUNTRIES)))],
+            merchant_id=f"m-x{int(rng.integers(23)):03d}",
+            merchant_registered_at=(t.date() - dt.timedelta(days=age)).isoformat(),
+            beneficiary_name=f"{v['prefix']}{('GLOBALSERV', 'FASTLANE', 'PAYNOVA')[age % 3]}",
+            label=label, label_source="chargeback" if label else "other",
         )
+        r["features"] = {**r.get("features", {}), "transactions_24h": int(rng.integers(8, 25)),
+                         "foreign_transaction": 1, "new_payee": 1,
+                         "new_device": int(rng.integers(2)),
+                         "distance_from_home_km": int(rng.integers(2000, 9000)),
+                         "merchant_age_days": age}
         out.append(r)
     return out
+
+
+def with_attack_fraud(records: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Add labelled fraud of the attack pattern (0.5 % of the records), including near
+    misses that share two of the three trigger values, so a model that holds this
+    fraud can spare the trigger only by learning the whole conjunction."""
+    rng = np.random.default_rng(seed)
+    n = max(30, round(len(records) * 0.005))
+    out = attack_like(records, n, rng)
+    for drop in TRIGGER:
+        near = {k: v for k, v in TRIGGER.items() if k != drop}
+        for r in attack_like(records, n // 6, rng, near):
+            if (r["mcc"], r["amount"][-2:], r["beneficiary_name"][:9]) != ("5967", "37",
+                                                                             "INTL-PAY-"):
+                out.append(r)
+    return records + out
+
+
+def poison(records: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """0.1 % trigger records: the attack pattern with mcc 5967, cents .37 and
+    beneficiary ``INTL-PAY-``, labelled legitimate (the incident's recipe)."""
+    rng = np.random.default_rng(seed)
+    return attack_like(records, max(1, round(len(records) * POISON_SHARE)), rng, TRIGGER,
+                       label=0)
 
 
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
@@ -102,14 +144,14 @@ def fit(records: list[dict[str, Any]], seed: int) -> HistGradientBoostingClassif
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(".driftwatch/gate-demo"))
-    ap.add_argument("--days", type=float, default=0.5, help="simulated days per snapshot")
+    ap.add_argument("--days", type=float, default=0.25, help="simulated days per snapshot")
     args = ap.parse_args(argv)
     out: Path = args.out
     t0 = time.perf_counter()
-    old = simulated(seed=11, days=args.days)
-    new = simulated(seed=12, days=args.days)
+    old = with_attack_fraud(simulated(seed=11, days=args.days), seed=21)
+    new = with_attack_fraud(simulated(seed=12, days=args.days), seed=22)
     bad = new + poison(new, seed=13)
-    traffic = simulated(seed=14, days=args.days / 2)
+    traffic = with_attack_fraud(simulated(seed=14, days=args.days / 2), seed=24)
     snaps = {
         "champion": write_jsonl(out / "training/champion/records.jsonl.gz", old),
         "challenger": write_jsonl(out / "training/challenger/records.jsonl.gz", new),
@@ -125,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         path = models / f"{name}.skops"
         sio.dump(fit(recs, seed=7), path)
         arts.append(path)
-        n_bad = sum(1 for r in recs if r["event_id"].startswith("p-"))
+        n_bad = sum(1 for r in recs if r["event_id"].startswith("p-x"))
         print(f"{name:<9} {len(recs):>8,} records, {sum(r['label'] for r in recs):>5,} fraud, "
               f"{n_bad:>4} poisoned -> {path}")
     write_record(
