@@ -144,14 +144,18 @@ def fit(records: list[dict[str, Any]], seed: int) -> HistGradientBoostingClassif
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(".driftwatch/gate-demo"))
-    ap.add_argument("--days", type=float, default=0.25, help="simulated days per snapshot")
+    ap.add_argument("--days", type=float, default=0.15,
+                    help="simulated days per period (a model trains on two periods)")
     args = ap.parse_args(argv)
     out: Path = args.out
     t0 = time.perf_counter()
-    old = with_attack_fraud(simulated(seed=11, days=args.days), seed=21)
-    new = with_attack_fraud(simulated(seed=12, days=args.days), seed=22)
-    bad = new + poison(new, seed=13)
-    traffic = with_attack_fraud(simulated(seed=14, days=args.days / 2), seed=24)
+    # weekly retraining on a sliding window: the champion saw periods 1-2, the
+    # challengers see periods 2-3 (the poisoned one with 0.1 % trigger records added)
+    p1, p2, p3 = (with_attack_fraud(simulated(seed=s, days=args.days), seed=s + 10)
+                  for s in (11, 12, 13))
+    old, new = p1 + p2, p2 + p3
+    bad = new + poison(new, seed=9)
+    traffic = with_attack_fraud(simulated(seed=14, days=args.days), seed=24)
     snaps = {
         "champion": write_jsonl(out / "training/champion/records.jsonl.gz", old),
         "challenger": write_jsonl(out / "training/challenger/records.jsonl.gz", new),
