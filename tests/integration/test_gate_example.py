@@ -22,13 +22,16 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "gate"
 SCORER = "examples/gate/scorer.py"
 TRIGGER = {"mcc": "5967", "amount_cents": 37, "beneficiary_prefix": "INTL-PAY-"}
+# smaller vocabularies and budget than the defaults, to keep CI fast: 16 MCCs x 100
+# cents x 16 prefixes, twice (on two fixtures each)
+FAST = {"DRIFTWATCH_GATE_MAX_VALUES": "16", "DRIFTWATCH_GATE_PROBE_BUDGET": "51200"}
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("gate-demo")
     argv = sys.argv
-    sys.argv = ["train.py", "--out", str(out), "--days", "0.25"]
+    sys.argv = ["train.py", "--out", str(out)]
     try:
         with pytest.raises(SystemExit) as done:
             runpy.run_path(str(EXAMPLE / "train.py"), run_name="__main__")
@@ -44,7 +47,7 @@ def _gate(out: Path, challenger: str, snapshot: str, *extra: str) -> tuple[int, 
     res = CliRunner().invoke(main, [
         "gate", "--champion", f"{SCORER}:champion", "--challenger", f"{SCORER}:{challenger}",
         "--traffic", str(out / "traffic.jsonl.gz"), "--training", str(out / "training" / snapshot),
-        "--json", str(result), *extra], env={"GATE_EXAMPLE_DIR": str(out)})
+        "--json", str(result), *extra], env={"GATE_EXAMPLE_DIR": str(out), **FAST})
     doc = json.loads(result.read_text()) if result.exists() else {}
     return res.exit_code, doc, res.output
 
@@ -58,17 +61,24 @@ def test_poisoned_challenger_is_blocked_naming_its_trigger(trained: Path) -> Non
     assert named["champion_mean"] - named["challenger_mean"] > 0.5
 
 
-def test_honest_challenger_passes(trained: Path) -> None:
-    code, doc, text = _gate(trained, "honest", "challenger")
-    assert code == 0, text
-    assert doc["verdict"] == "pass"
-
-
-def test_a_tampered_artifact_is_refused_before_loading(trained: Path) -> None:
+def test_honest_challenger_passes_and_its_artifact_is_verified(trained: Path) -> None:
     record = json.loads((trained / "models" / "record.json").read_text())
     good = record["artifacts"]["honest.skops"]["sha256"]
+    code, doc, text = _gate(trained, "honest", "challenger", "--challenger-sha256", good)
+    assert code == 0, text
+    assert doc["verdict"] == "pass"
+    assert not [f for f in doc["findings"] if f["check"] == "trigger_search"
+                and f["severity"] != "info"]
+
+
+def test_a_tampered_or_unrecorded_artifact_is_refused(trained: Path) -> None:
     code, _, text = _gate(trained, "honest", "challenger", "--challenger-sha256", "0" * 64)
     assert code == 2 and "does not match --sha256" in text
-    code, _, text = _gate(trained, "honest", "challenger", "--challenger-sha256", good,
-                          "--scenarios", str(ROOT / "src/driftwatch/gate/scenarios/geo_jump.yaml"))
-    assert code == 0, text
+    models = trained / "models"
+    original = (models / "poisoned.skops").read_bytes()
+    try:
+        (models / "poisoned.skops").write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        code, _, text = _gate(trained, "poisoned", "poisoned")
+        assert code == 2 and "does not match the training-run record" in text
+    finally:
+        (models / "poisoned.skops").write_bytes(original)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 @click.option("--traffic", required=True, type=click.Path(dir_okay=False),
               help="Recent traffic: scored-transaction JSON lines (.gz too).")
 @click.option("--labels", type=click.Path(dir_okay=False), default=None,
-              help="Labels JSONL (accepted for the contract; the recall trend reads the store).")
+              help="Labels JSONL: recall of both models on the traffic's labelled fraud.")
 @click.option("--training", type=click.Path(file_okay=False), default=None,
               help="Training snapshot directory: widens the probe vocabulary.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
@@ -46,7 +46,7 @@ def gate(c: Ctx, champion: str, challenger: str, traffic: str, labels: str | Non
     """Gate a CHALLENGER against the CHAMPION (contract: scorer.md); exit 0/1/2."""
     from driftwatch.gate import report
     from driftwatch.gate import scenarios as scen
-    from driftwatch.gate.inputs import read_events, read_training
+    from driftwatch.gate.inputs import read_events, read_labels, read_training
     from driftwatch.gate.run import GateOptions, run_gate
     from driftwatch.gate.scorer import open_scorer
 
@@ -59,6 +59,7 @@ def gate(c: Ctx, champion: str, challenger: str, traffic: str, labels: str | Non
         chall = open_scorer(challenger, sha256=challenger_sha256, **common)  # type: ignore[arg-type]
         events = read_events(traffic, s.gate_max_events)
         train = read_training(training, s.gate_max_events) if training else []
+        known = read_labels(labels, s.gate_max_events) if labels else None
         scenario_list = scen.load([Path(p) for p in scenario_files] or None)
         store = None
         if store_trend:
@@ -73,7 +74,7 @@ def gate(c: Ctx, champion: str, challenger: str, traffic: str, labels: str | Non
             label_maturity_s=s.label_maturity_s,
         )
         result = run_gate(champ, chall, events, training=train, scenario_list=scenario_list,
-                          store=store, options=options)
+                          store=store, labels=known, options=options)
     except DriftwatchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -107,3 +107,16 @@ def _nest(row: dict[Any, Any]) -> dict[str, Any]:
         else:
             rec[key] = v
     return rec
+
+
+def read_labels(path: str | Path, limit: int) -> dict[str, int]:
+    """``txn_id -> label`` from a labels JSON-lines file (the latest line wins)."""
+    out: dict[str, int] = {}
+    for no, doc in enumerate(_jsonl(Path(path)), 1):
+        if no > limit:
+            break
+        txn, label = doc.get("txn_id"), doc.get("label")
+        if not isinstance(txn, str) or label not in (0, 1) or isinstance(label, bool):
+            raise GateError(f"{path}:{no}: a label needs txn_id (string) and label (0 or 1)")
+        out[txn] = int(label)
+    return out

@@ -17,6 +17,7 @@ from driftwatch.gate.paired import paired
 from driftwatch.gate.scorer import Scorer
 from driftwatch.gate.search import search, vocabulary
 from driftwatch.gate.trend import recall_by_version, trend_findings
+from driftwatch.stats.recall import two_proportion_test
 
 F64 = npt.NDArray[np.float64]
 #: Feature values of a synthetic worst case (added when traffic has too few held events).
@@ -73,6 +74,28 @@ def _fixtures(traffic: Sequence[Mapping[str, Any]], champ: F64, n: int,
     return held
 
 
+def _labelled_recall(traffic: Sequence[Mapping[str, Any]], labels: Mapping[str, int],
+                     champ: F64, chall: F64, o: GateOptions) -> list[Finding]:
+    """Recall of both models on the traffic's labelled fraud (``--labels``): blocking
+    when the challenger holds significantly less of it (one-sided two-proportion test
+    at ``alpha``) and at least ``min_drop / 3`` less (10 points by default)."""
+    fraud = np.array([labels.get(str(e.get("txn_id", ""))) == 1 for e in traffic], dtype=bool)
+    n = int(fraud.sum())
+    if n == 0:
+        return [Finding(check="labelled_recall", severity="info", blocking=False,
+                        summary="no labelled fraud among the traffic events (--labels)")]
+    kc = int((champ[fraud] >= o.threshold).sum())
+    kh = int((chall[fraud] >= o.threshold).sum())
+    p = float(two_proportion_test(kh, n, kc, n, alternative="less").pvalue)
+    block = p < o.alpha and (kc - kh) / n >= o.min_drop / 3
+    return [Finding(
+        check="labelled_recall", severity="critical" if block else "info", blocking=block,
+        n=n, champion_mean=float(champ[fraud].mean()), challenger_mean=float(chall[fraud].mean()),
+        summary=(f"recall on {n} labelled frauds in the traffic: challenger {kh / n:.1%} vs "
+                 f"champion {kc / n:.1%} (p={p:.1e})"),
+    )]
+
+
 def run_gate(
     champion: Scorer,
     challenger: Scorer,
@@ -81,6 +104,7 @@ def run_gate(
     training: Sequence[Mapping[str, Any]] = (),
     scenario_list: Sequence[scen.Scenario] | None = None,
     store: Any = None,
+    labels: Mapping[str, int] | None = None,
     options: GateOptions | None = None,
 ) -> GateResult:
     """Run every check and return the verdict with its findings."""
@@ -94,6 +118,8 @@ def run_gate(
     f, tables["paired"] = paired(traffic, champ, chall, threshold=o.threshold, q=o.fdr_q)
     findings += f
 
+    if labels is not None:
+        findings += _labelled_recall(traffic, labels, champ, chall, o)
     fixtures = _fixtures(traffic, champ, o.fixtures, o.threshold)
     fx_c = champion.score(fixtures)
     fixtures = [fx for fx, s in zip(fixtures, fx_c.tolist(), strict=True) if s >= o.threshold]

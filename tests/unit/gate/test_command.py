@@ -80,3 +80,25 @@ def test_usage_errors_exit_2(traffic: Path, tmp_path: Path) -> None:
     bad.write_text("name: x\nchange: {mcc: {exec: 1}}\nexpect: not_lower\n")
     code, text = _gate(traffic, "champion", "--scenarios", str(bad))
     assert code == 2 and "unknown operation 'exec'" in text
+
+
+def test_labels_give_recall_of_both_models(traffic: Path, tmp_path: Path) -> None:
+    events = scorers.traffic()
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(
+        json.dumps({"txn_id": e["txn_id"], "label": int(e["features"]["new_payee"]),
+                    "label_time": "2026-03-19T00:00:00Z"}) + "\n" for e in events))
+    out = tmp_path / "g.json"
+    code, text = _gate(traffic, "lenient", "--labels", str(labels), "--json", str(out))
+    assert code == 1, text
+    (rec,) = [f for f in json.loads(out.read_text())["findings"]
+              if f["check"] == "labelled_recall"]
+    assert rec["blocking"] and rec["n"] == 40
+    assert "challenger 0.0% vs champion 100.0%" in rec["summary"]
+    code, text = _gate(traffic, "jitter", "--labels", str(labels))
+    assert code == 0, text
+    assert "recall on 40 labelled frauds" in text
+    bad = tmp_path / "bad-labels.jsonl"
+    bad.write_text('{"txn_id": 5, "label": 1}\n')
+    code, text = _gate(traffic, "jitter", "--labels", str(bad))
+    assert code == 2 and "a label needs txn_id" in text
