@@ -57,7 +57,7 @@ def gate(c: Ctx, champion: str, challenger: str, traffic: str, labels: str | Non
                   "retries": s.gate_http_retries}
         champ = open_scorer(champion, sha256=champion_sha256, **common)  # type: ignore[arg-type]
         chall = open_scorer(challenger, sha256=challenger_sha256, **common)  # type: ignore[arg-type]
-        events = read_events(traffic, s.gate_max_events)
+        events, rejected = read_events(traffic, s.gate_max_events)
         train = read_training(training, s.gate_max_events) if training else []
         known = read_labels(labels, s.gate_max_events) if labels else None
         scenario_list = scen.load([Path(p) for p in scenario_files] or None)
@@ -74,7 +74,7 @@ def gate(c: Ctx, champion: str, challenger: str, traffic: str, labels: str | Non
             label_maturity_s=s.label_maturity_s,
         )
         result = run_gate(champ, chall, events, training=train, scenario_list=scenario_list,
-                          store=store, labels=known, options=options)
+                          store=store, labels=known, rejected=rejected, options=options)
     except DriftwatchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

@@ -25,7 +25,7 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
                     raise GateError(f"{path}:{no}: line longer than {MAX_LINE} bytes")
                 try:
                     doc = json.loads(line)
-                except ValueError as exc:
+                except (ValueError, RecursionError) as exc:
                     raise GateError(f"{path}:{no}: not JSON ({exc})") from None
                 if not isinstance(doc, dict):
                     raise GateError(f"{path}:{no}: not a JSON object")
@@ -58,17 +58,33 @@ def _number(text: str | None) -> Any:
             return text
 
 
-def read_events(path: str | Path, limit: int) -> list[dict[str, Any]]:
-    """Scored-transaction records of a JSON-lines file (``.gz`` too), at most ``limit``."""
+def read_events(path: str | Path, limit: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """Valid scored-transaction records of a JSON-lines file (``.gz`` too), at most
+    ``limit``, and one ``"line N: reason"`` per line the event contract rejects."""
+    from driftwatch.events import Rejection, parse_scored
+
     p = Path(path)
     out: list[dict[str, Any]] = []
-    for doc in _jsonl(p):
-        if len(out) >= limit:
-            break
-        out.append(doc)
+    rejected: list[str] = []
+    opener = gzip.open if p.name.endswith(".gz") else open
+    try:
+        with opener(p, "rb") as fh:
+            for no, line in enumerate(fh, 1):
+                if len(out) >= limit:
+                    break
+                if not line.strip():
+                    continue
+                result = parse_scored(line.strip())
+                if isinstance(result, Rejection):
+                    rejected.append(f"line {no}: {result.reason}")
+                    continue
+                out.append(json.loads(line))
+    except (OSError, EOFError) as exc:
+        raise GateError(f"{p}: {getattr(exc, 'strerror', None) or exc}") from None
     if not out:
-        raise GateError(f"{p}: no events")
-    return out
+        first = f" ({rejected[0]})" if rejected else ""
+        raise GateError(f"{p}: no valid events{first}")
+    return out, rejected
 
 
 def read_training(path: str | Path, limit: int) -> list[dict[str, Any]]:

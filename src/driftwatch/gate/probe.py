@@ -89,7 +89,8 @@ def _event_date(event: Mapping[str, Any]) -> dt.date:
 
 def attribute_of(event: Mapping[str, Any], attr: str) -> Value:
     """The value of one probe attribute on an event (ranges: the bucket holding it)."""
-    feats = event.get("features") or {}
+    raw = event.get("features")
+    feats = raw if isinstance(raw, dict) else {}
     if attr == "amount_cents":
         return minor_units(event) % 100
     if attr == "amount":
@@ -97,7 +98,7 @@ def attribute_of(event: Mapping[str, Any], attr: str) -> Value:
         return next((b for b in AMOUNT_BANDS if b[0] <= units <= b[1]), None)
     if attr == "merchant_age_days":
         age = feats.get("merchant_age_days")
-        if not isinstance(age, int | float):
+        if not isinstance(age, int | float) or isinstance(age, bool):
             return None
         return next((b for b in AGE_BUCKETS if b[0] <= age <= b[1]), None)
     if attr == "beneficiary_prefix":
@@ -108,7 +109,8 @@ def attribute_of(event: Mapping[str, Any], attr: str) -> Value:
 def apply(event: Mapping[str, Any], assignment: Assignment) -> dict[str, Any]:
     """A copy of ``event`` (without ``model``/``shadow``) with ``assignment`` in force."""
     out = {k: v for k, v in event.items() if k not in ("model", "shadow")}
-    feats = dict(out.get("features") or {})
+    raw = out.get("features")
+    feats = dict(raw) if isinstance(raw, dict) else {}
     minor = minor_units(out)
     for attr, value in assignment.items():
         if attr == "amount_cents":

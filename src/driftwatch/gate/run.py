@@ -105,12 +105,22 @@ def run_gate(
     scenario_list: Sequence[scen.Scenario] | None = None,
     store: Any = None,
     labels: Mapping[str, int] | None = None,
+    rejected: Sequence[str] = (),
     options: GateOptions | None = None,
 ) -> GateResult:
-    """Run every check and return the verdict with its findings."""
+    """Run every check and return the verdict with its findings.
+
+    ``rejected`` are the traffic lines the event contract refused (reported, never
+    silently dropped).
+    """
     o = options or GateOptions()
     t0 = time.perf_counter()
     findings: list[Finding] = []
+    if rejected:
+        findings.append(Finding(
+            check="traffic_input", severity="warning", blocking=False, n=len(rejected),
+            summary=f"{len(rejected)} traffic line(s) rejected by the event contract "
+                    f"(first: {rejected[0]})"))
     tables: dict[str, list[dict[str, Any]]] = {}
     events = [dict(e) for e in traffic]
     champ, chall = champion.score(events), challenger.score(events)

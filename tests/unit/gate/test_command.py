@@ -71,11 +71,11 @@ def test_usage_errors_exit_2(traffic: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     code, text = _gate(empty, "champion")
-    assert code == 2 and "no events" in text
+    assert code == 2 and "no valid events" in text
     garbage = tmp_path / "garbage.jsonl"
-    garbage.write_text("{not json\n")
+    garbage.write_text("{not json\n" + "[" * 100_000 + "\n")
     code, text = _gate(garbage, "champion")
-    assert code == 2 and "not JSON" in text
+    assert code == 2 and "no valid events (line 1: " in text
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nchange: {mcc: {exec: 1}}\nexpect: not_lower\n")
     code, text = _gate(traffic, "champion", "--scenarios", str(bad))
@@ -102,3 +102,14 @@ def test_labels_give_recall_of_both_models(traffic: Path, tmp_path: Path) -> Non
     bad.write_text('{"txn_id": 5, "label": 1}\n')
     code, text = _gate(traffic, "jitter", "--labels", str(bad))
     assert code == 2 and "a label needs txn_id" in text
+
+
+def test_invalid_traffic_lines_are_reported_not_dropped(tmp_path: Path) -> None:
+    events = scorers.traffic()
+    path = tmp_path / "mixed.jsonl"
+    bad = [{**events[0], "amount": "-5"}, {**events[1], "features": "x"}, "not json"]
+    path.write_text("".join((json.dumps(e) if not isinstance(e, str) else e) + "\n"
+                            for e in [*bad, *events[2:]]))
+    code, text = _gate(path, "jitter")
+    assert code == 0, text
+    assert "3 traffic line(s) rejected by the event contract (first: line 1: amount" in text
