@@ -51,19 +51,35 @@ COUNTRIES = ("US", "GB", "DE", "SG", "HK", "AE", "LT", "CY")
 
 
 def simulated(seed: int, days: float) -> list[dict[str, Any]]:
-    """Training records of one simulated period: events plus the truth as label."""
+    """Records of one simulated period: scored events plus the truth as ``label``."""
     sim = generate(SCENARIO, seed=seed, days=days)
     fraud = set(sim.truth["fraud_event_ids"])
-    ingested = sim.end.isoformat().replace("+00:00", "Z")
     out = []
     for line in sim.events:
         e = json.loads(line)
-        e.pop("model", None)
-        e.pop("shadow", None)
-        is_fraud = e["event_id"] in fraud
-        e["label"] = int(is_fraud)
-        e["label_source"] = "chargeback" if is_fraud else "other"
-        e["ingested_at"] = ingested
+        e["label"] = int(e["event_id"] in fraud)
+        out.append(e)
+    return out
+
+
+def training_records(records: list[dict[str, Any]], ingested: str) -> list[dict[str, Any]]:
+    """Training-snapshot records (``training.md``): model inputs, label, label source."""
+    out = []
+    for r in records:
+        t = {k: v for k, v in r.items() if k not in ("model", "shadow")}
+        t["label_source"] = "chargeback" if t["label"] else "other"
+        t["ingested_at"] = ingested
+        out.append(t)
+    return out
+
+
+def traffic_events(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Recent scored traffic (the event contract): without labels, with a model score."""
+    out = []
+    for r in records:
+        e = {k: v for k, v in r.items() if k not in ("label", "label_source")}
+        e.setdefault("model", {"name": "fraud-detect", "version": "v46", "score": 0.99,
+                               "threshold": 0.7})
         out.append(e)
     return out
 
@@ -88,7 +104,7 @@ def attack_like(records: list[dict[str, Any]], n: int, rng: np.random.Generator,
             merchant_id=f"m-x{int(rng.integers(23)):03d}",
             merchant_registered_at=(t.date() - dt.timedelta(days=age)).isoformat(),
             beneficiary_name=f"{v['prefix']}{('GLOBALSERV', 'FASTLANE', 'PAYNOVA')[age % 3]}",
-            label=label, label_source="chargeback" if label else "other",
+            label=label,
         )
         r["features"] = {**r.get("features", {}), "transactions_24h": int(rng.integers(8, 25)),
                          "foreign_transaction": 1, "new_payee": 1,
@@ -156,14 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     old, new = p1 + p2, p2 + p3
     bad = new + poison(new, seed=9)
     traffic = with_attack_fraud(simulated(seed=14, days=args.days), seed=24)
+    ingested = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     snaps = {
-        "champion": write_jsonl(out / "training/champion/records.jsonl.gz", old),
-        "challenger": write_jsonl(out / "training/challenger/records.jsonl.gz", new),
-        "poisoned": write_jsonl(out / "training/poisoned/records.jsonl.gz", bad),
+        name: write_jsonl(out / f"training/{name}/records.jsonl.gz",
+                          training_records(recs, ingested))
+        for name, recs in (("champion", old), ("challenger", new), ("poisoned", bad))
     }
-    for r in traffic:
-        r.pop("label"), r.pop("label_source"), r.pop("ingested_at")
-    write_jsonl(out / "traffic.jsonl.gz", traffic)
+    write_jsonl(out / "traffic.jsonl.gz", traffic_events(traffic))
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
     arts = []

@@ -13,7 +13,8 @@ A scenario is YAML (``gate/scenarios/*.yaml``) in a closed vocabulary — no cod
 
 ``change`` maps a field (top level, or ``features.<name>``) to one operation:
 ``set: VALUE``, ``add: NUMBER``, ``mul: NUMBER`` (amounts stay exact),
-``drop: true`` (remove the field), ``shift_hours: NUMBER`` (``event_time`` only).
+``append: TEXT`` (to a text field), ``drop: true`` (remove the field),
+``shift_hours: NUMBER`` (``event_time`` only).
 ``expect: not_lower`` — clearly worse behaviour must not lower the score by more
 than ``tolerance``; ``prefer_review`` — missing information must not turn a held
 transaction into an approved one. Each scenario reports the mean score change of
@@ -50,7 +51,7 @@ from driftwatch.gate.errors import GateError
 from driftwatch.gate.findings import Finding
 from driftwatch.gate.probe import minor_units
 
-OPS = ("add", "drop", "mul", "set", "shift_hours")
+OPS = ("add", "append", "drop", "mul", "set", "shift_hours")
 EXPECT = ("not_lower", "prefer_review")
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 F64 = npt.NDArray[np.float64]
@@ -78,6 +79,8 @@ class Scenario:
                 target.pop(key, None)
             elif op == "set":
                 target[key] = arg
+            elif op == "append":
+                target[key] = str(target.get(key, "")) + str(arg)
             elif op == "shift_hours":
                 t = dt.datetime.fromisoformat(str(out["event_time"]).replace("Z", "+00:00"))
                 t = t + dt.timedelta(hours=float(arg))
@@ -124,6 +127,8 @@ def parse(doc: Any, where: str) -> Scenario:
             not isinstance(arg, int | float) or isinstance(arg, bool)
         ):
             raise GateError(f"{where}: change of {field}: {op} needs a number, got {arg!r}")
+        if op == "append" and not isinstance(arg, str):
+            raise GateError(f"{where}: change of {field}: append needs text, got {arg!r}")
         if op == "shift_hours" and field != "event_time":
             raise GateError(f"{where}: shift_hours applies to event_time only, not {field}")
         if field == "amount" and op in ("add", "mul"):
