@@ -68,7 +68,8 @@ def gate(c: Ctx, champion: str, challenger: str, traffic: str, labels: str | Non
             store = open_store(s.store_dsn, s.database, init=False)
         options = GateOptions(
             threshold=s.decision_threshold, probe_budget=s.gate_probe_budget,
-            fixtures=s.gate_fixtures, max_values=s.gate_max_values, min_drop=s.gate_min_drop,
+            fixtures=s.gate_fixtures, strata=s.gate_strata, max_values=s.gate_max_values,
+            min_drop=s.gate_min_drop,
             flip_share=s.gate_flip_share, alpha=s.gate_alpha, fdr_q=s.fdr_q,
             trend_versions=s.gate_trend_versions, trend_p=s.gate_trend_p,
             label_maturity_s=s.label_maturity_s,

@@ -33,7 +33,7 @@ def terminal(result: GateResult) -> str:
                          f"{r['challenger_delta']:>+8.3f} {r['champion_violations']:>8.0%} "
                          f"{r['challenger_violations']:>8.0%}")
     lines.append("")
-    lines.append(f"verdict: {result.verdict.upper()}  ({result.probes:,} probes scored, "
+    lines.append(f"verdict: {result.verdict.upper()}  ({result.probes:,} synthetic probes, "
                  f"{result.seconds:.1f} s)")
     return "\n".join(lines) + "\n"
 

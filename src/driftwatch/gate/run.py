@@ -15,7 +15,7 @@ from driftwatch.gate import scenarios as scen
 from driftwatch.gate.findings import Finding, GateResult
 from driftwatch.gate.paired import paired
 from driftwatch.gate.scorer import Scorer
-from driftwatch.gate.search import search, vocabulary
+from driftwatch.gate.search import Stratum, search, vocabulary
 from driftwatch.gate.trend import recall_by_version, trend_findings
 from driftwatch.stats.recall import two_proportion_test
 
@@ -34,8 +34,10 @@ class GateOptions:
     threshold: float = 0.7
     probe_budget: int = 200_000
     fixtures: int = 32
-    max_values: int = 32
-    min_drop: float = 0.3
+    strata: int = 8
+    design_fixtures: int = 8
+    max_values: int = 16
+    min_drop: float = 0.5
     flip_share: float = 0.5
     alpha: float = 0.01
     fdr_q: float = 0.01
@@ -46,32 +48,37 @@ class GateOptions:
     seed: int = 0
 
 
-def _fixtures(traffic: Sequence[Mapping[str, Any]], champ: F64, n: int,
-              threshold: float) -> list[dict[str, Any]]:
-    """The champion's riskiest held events, spread over regions of the input space
-    (round-robin over channel x merchant-age bucket x amount band, riskiest first);
-    synthetic worst cases (:data:`WORST_FEATURES`) fill up to ``n``."""
+STRATUM_BY = ("channel", "merchant_age_days", "amount")
+
+
+def _strata(traffic: Sequence[Mapping[str, Any]], champ: F64, *, per: int, most: int,
+            threshold: float) -> list[Stratum]:
+    """The champion's held events grouped by channel x merchant-age bucket x amount
+    band: the ``most`` largest groups, each with its ``per`` riskiest events. Without
+    any held event, synthetic worst cases (:data:`WORST_FEATURES` on the riskiest
+    events) form one stratum."""
     order = np.argsort(-champ, kind="stable").tolist()
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i in order:
         if champ[i] < threshold:
             break
-        key = tuple(probe.attribute_of(traffic[i], a)
-                    for a in ("channel", "merchant_age_days", "amount"))
+        key = tuple(probe.attribute_of(traffic[i], a) for a in STRATUM_BY)
         groups.setdefault(key, []).append(i)
-    picked: list[int] = []
-    queues = list(groups.values())
-    while len(picked) < n and any(queues):
-        for q in queues:
-            if q and len(picked) < n:
-                picked.append(q.pop(0))
-    held = [dict(traffic[i]) for i in picked]
-    for i in order[: n - len(held)]:
-        worst = dict(traffic[i])
-        worst["features"] = {**(traffic[i].get("features") or {}), **WORST_FEATURES}
-        worst["event_id"] = f"{traffic[i].get('event_id', i)}-worst"
-        held.append(worst)
-    return held
+    ranked = sorted(groups.items(), key=lambda kv: -len(kv[1]))[:most]
+    out = []
+    for key, idx in ranked:
+        name = ", ".join(f"{a}={v[0]}..{v[1]}" if isinstance(v, tuple) else f"{a}={v}"
+                         for a, v in zip(STRATUM_BY, key, strict=True) if v is not None)
+        out.append(Stratum(name or "held", tuple(dict(traffic[i]) for i in idx[:per])))
+    if out:
+        return out
+    worst = []
+    for i in order[:per]:
+        w = dict(traffic[i])
+        w["features"] = {**(traffic[i].get("features") or {}), **WORST_FEATURES}
+        w["event_id"] = f"{traffic[i].get('event_id', i)}-worst"
+        worst.append(w)
+    return [Stratum("synthetic worst cases", tuple(worst))]
 
 
 def _labelled_recall(traffic: Sequence[Mapping[str, Any]], labels: Mapping[str, int],
@@ -124,37 +131,39 @@ def run_gate(
     tables: dict[str, list[dict[str, Any]]] = {}
     events = [dict(e) for e in traffic]
     champ, chall = champion.score(events), challenger.score(events)
-    probes = 2 * len(traffic)
     f, tables["paired"] = paired(traffic, champ, chall, threshold=o.threshold, q=o.fdr_q)
     findings += f
 
     if labels is not None:
         findings += _labelled_recall(traffic, labels, champ, chall, o)
-    fixtures = _fixtures(traffic, champ, o.fixtures, o.threshold)
-    fx_c = champion.score(fixtures)
-    fixtures = [fx for fx, s in zip(fixtures, fx_c.tolist(), strict=True) if s >= o.threshold]
-    probes += len(fx_c)
+    strata = _strata(traffic, champ, per=o.fixtures, most=o.strata, threshold=o.threshold)
+    if strata[0].name == "synthetic worst cases":
+        held = champion.score([dict(e) for e in strata[0].events]) >= o.threshold
+        strata = [Stratum(strata[0].name, tuple(e for e, h in zip(strata[0].events,
+                                                                   held.tolist(),
+                                                                   strict=True) if h))]
+    fixtures = [dict(e) for st in strata for e in st.events[: o.design_fixtures]]
     weights = np.where(champ >= o.threshold, 1.0, 0.01).tolist()
     pool: list[Mapping[str, Any]] = list(traffic)
     if training:
         tr = champion.score([{k: v for k, v in r.items() if k not in ("label", "label_source",
                                                                        "ingested_at")}
                              for r in training])
-        probes += len(tr)
         weights += np.where(tr >= o.threshold, 1.0, 0.01).tolist()
         pool += list(training)
     vocab = vocabulary(pool, weights, o.max_values)
     if not fixtures:
         findings.append(Finding(check="trigger_search", severity="warning", blocking=False,
                                 summary="no fixture the champion holds: trigger search skipped"))
-    res = search(champion, challenger, fixtures, vocab, threshold=o.threshold,
-                 budget=o.probe_budget, min_drop=o.min_drop, flip_share=o.flip_share,
-                 alpha=o.alpha, seed=o.seed)
-    probes += res.probes
+    res = search(champion, challenger, strata, vocab, threshold=o.threshold,
+                 budget=o.probe_budget, design_fixtures=o.design_fixtures,
+                 min_drop=o.min_drop, flip_share=o.flip_share, alpha=o.alpha, seed=o.seed)
+    probes = res.probes  # synthetic events scored by both models
     sizes = ", ".join(f"{a} {n}" for a, n in res.vocabulary.items())
     findings.append(Finding(
         check="trigger_search", severity="info", blocking=False, n=res.probes,
-        summary=(f"{res.design_rows} design probes on {len(fixtures)} fixtures "
+        summary=(f"{res.design_rows} design probes on {len(fixtures)} fixtures in "
+                 f"{len(strata)} strata "
                  f"(coverage of the largest triple product {res.coverage:.0%}; values: "
                  f"{sizes}); {res.positives} positive, {len(res.findings)} trigger(s)"),
     ))
@@ -167,7 +176,7 @@ def run_gate(
     f, tables["scenarios"], n = scen.run(
         scenario_list if scenario_list is not None else scen.load(), fixtures, both,
         threshold=o.threshold, share=o.scenario_share)
-    probes += 2 * n
+    probes += n
     findings += f
 
     if store is None:

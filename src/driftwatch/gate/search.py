@@ -103,38 +103,42 @@ def vocabulary(
     return {a: vocab[a] for a in probe.ATTRIBUTES if vocab.get(a)}
 
 
-def design(vocab: Vocabulary, budget: int, n_fixtures: int, seed: int = 0
+def design(vocab: Vocabulary, budget: int, strata: Sequence[Sequence[int]], seed: int = 0
            ) -> tuple[list[dict[str, Any]], npt.NDArray[np.int64], float]:
     """Design rows, the fixture of each row, and the coverage of the product of the
     three largest vocabularies.
 
-    Every cell of that product is one row per *replicate*; replicates (as many as the
-    budget allows, at most one per fixture) put the same cell on different fixtures.
-    Each other attribute takes a seeded random value in half of the rows and keeps
-    the fixture's own value in the other half (absent from the row).
+    Every cell of that product is one row per *replicate*; replicate ``r`` puts its
+    rows on fixtures of stratum ``r`` (as many strata as the budget allows), so each
+    cell is tried on every kind of high-risk transaction. Each other attribute takes a
+    seeded random value in half of the rows and keeps the fixture's own value in the
+    other half (absent from the row).
     """
     rng = np.random.default_rng(seed)
+    strata = [list(s) for s in strata if len(s)]
     attrs = sorted(vocab, key=lambda a: -len(vocab[a]))
     top, rest = attrs[:3], attrs[3:]
     sizes = [len(vocab[a]) for a in top]
     total = math.prod(sizes)
-    if total == 0 or n_fixtures == 0:
+    if total == 0 or not strata:
         return [], np.zeros(0, dtype=np.int64), 0.0
-    reps = max(1, min(n_fixtures, budget // total))
+    reps = max(1, min(len(strata), budget // total))
     n_cells = min(total, budget)
     cells = np.arange(total) if n_cells == total else np.sort(
         rng.choice(total, n_cells, replace=False))
-    offset = rng.integers(n_fixtures, size=n_cells)
+    every = [i for st in strata for i in st]
     rows: list[dict[str, Any]] = []
     fix: list[int] = []
     for rep in range(reps):
-        for c, off in zip(cells.tolist(), offset.tolist(), strict=True):
+        pool = strata[rep] if reps > 1 or len(strata) == 1 else every
+        picks = rng.integers(len(pool), size=n_cells)
+        for c, k in zip(cells.tolist(), picks.tolist(), strict=True):
             row: dict[str, Any] = {}
             for a, size in zip(top, sizes, strict=True):
                 c, i = divmod(c, size)
                 row[a] = vocab[a][i]
             rows.append(row)
-            fix.append((off + rep) % n_fixtures)
+            fix.append(pool[k])
     for a in rest:
         picks = rng.integers(len(vocab[a]), size=len(rows))
         vary = rng.random(len(rows)) < 0.5
@@ -144,15 +148,27 @@ def design(vocab: Vocabulary, budget: int, n_fixtures: int, seed: int = 0
     return rows, np.asarray(fix, dtype=np.int64), n_cells / total
 
 
+@dataclass(frozen=True)
+class Stratum:
+    """High-risk events of one kind (e.g. ``channel=ecom, merchant_age_days=30..89``),
+    the champion's riskiest first."""
+
+    name: str
+    events: tuple[Mapping[str, Any], ...]
+
+
 class _Pair:
-    """Both scorers and the fixtures' own scores."""
+    """Both scorers, the events of every stratum and their own scores."""
 
     def __init__(self, champion: Scorer, challenger: Scorer,
-                 fixtures: Sequence[Mapping[str, Any]]) -> None:
+                 strata: Sequence[Stratum]) -> None:
         self.champion, self.challenger = champion, challenger
-        self.fixtures = fixtures
+        self.strata = strata
+        self.fixtures: list[Mapping[str, Any]] = [e for st in strata for e in st.events]
+        self.stratum_of = np.repeat(np.arange(len(strata)), [len(st.events) for st in strata])
+        self.members = [np.flatnonzero(self.stratum_of == k) for k in range(len(strata))]
         self.probes = 0
-        base = [probe.apply(f, {}) for f in fixtures]
+        base = [probe.apply(f, {}) for f in self.fixtures]
         self.base_champ, self.base_chall = self.score(base)
 
     def score(self, events: list[dict[str, Any]]) -> tuple[F64, F64]:
@@ -208,29 +224,36 @@ def _decode(pair: _Pair, rows: list[dict[str, Any]], fix: npt.NDArray[np.int64],
 def search(
     champion: Scorer,
     challenger: Scorer,
-    fixtures: Sequence[Mapping[str, Any]],
+    strata: Sequence[Stratum],
     vocab: Vocabulary,
     *,
     threshold: float,
     budget: int,
-    min_drop: float = 0.3,
+    design_fixtures: int = 8,
+    min_drop: float = 0.5,
     flip_share: float = 0.5,
     alpha: float = 0.01,
     max_decode: int = 200,
     seed: int = 0,
 ) -> SearchResult:
-    """Run the group-testing trigger search (see the module docstring)."""
-    if not fixtures:
+    """Run the group-testing trigger search (see the module docstring).
+
+    The design uses the ``design_fixtures`` riskiest events of each stratum; the
+    confirmation uses every event of every stratum.
+    """
+    strata = [st for st in strata if st.events]
+    if not strata:
         return SearchResult(0, 0, 0.0, 0, {a: len(v) for a, v in vocab.items()}, (), ())
-    pair = _Pair(champion, challenger, fixtures)
-    rows, fix, coverage = design(vocab, budget, len(fixtures), seed)
+    pair = _Pair(champion, challenger, strata)
+    rows, fix, coverage = design(vocab, budget,
+                                 [m[:design_fixtures].tolist() for m in pair.members], seed)
     pos = np.zeros(len(rows), dtype=bool)
     chunk = 20_000
     for lo in range(0, len(rows), chunk):
         p, _, _ = pair.positive(rows[lo : lo + chunk], fix[lo : lo + chunk], threshold, min_drop)
         pos[lo : lo + chunk] = p
     hits = np.flatnonzero(pos)
-    family = max(len(rows), 1)
+    family = max(len(rows), 1) * (len(strata) + 1)
     decoded: list[dict[str, Any]] = []
     if hits.size:
         pick = hits if hits.size <= max_decode else np.random.default_rng(seed).choice(
@@ -253,9 +276,10 @@ def search(
 
 @dataclass(frozen=True)
 class _Check:
-    """One conjunction measured on every fixture."""
+    """One conjunction measured on the events of its most affected stratum (or all)."""
 
     conj: dict[str, Any]
+    where: str
     positives: int
     n: int
     champion_mean: float
@@ -267,29 +291,46 @@ class _Check:
                 and self.champion_mean - self.challenger_mean >= min_drop)
 
     def row(self) -> dict[str, Any]:
-        return {"conjunction": probe.label(self.conj), "positives": self.positives,
-                "fixtures": self.n, "champion_mean": self.champion_mean,
-                "challenger_mean": self.challenger_mean, "pvalue": self.pvalue}
+        return {"conjunction": probe.label(self.conj), "where": self.where,
+                "positives": self.positives, "fixtures": self.n,
+                "champion_mean": self.champion_mean, "challenger_mean": self.challenger_mean,
+                "pvalue": self.pvalue}
+
+
+def _measure(pair: _Pair, conj: dict[str, Any], threshold: float, min_drop: float) -> _Check:
+    """Apply ``conj`` to every stratum event; keep the stratum (or all strata pooled)
+    where the challenger's positives are most significant against the unmodified
+    events' own (one-sided two-proportion test)."""
+    n = len(pair.fixtures)
+    every = np.arange(n, dtype=np.int64)
+    pos, champ, chall = pair.positive([conj] * n, every, threshold, min_drop)
+    base = ((pair.base_champ - pair.base_chall >= min_drop) & (pair.base_chall < threshold)
+            & (pair.base_champ >= threshold))
+    groups = [("all strata", every), *((st.name, m) for st, m in zip(pair.strata, pair.members,
+                                                                   strict=True))]
+    best: _Check | None = None
+    for name, idx in groups:
+        k, m, b = int(pos[idx].sum()), len(idx), int(base[idx].sum())
+        p = float(two_proportion_test(k, m, b, m, alternative="greater").pvalue)
+        check = _Check(conj, name, k, m, float(champ[idx].mean()), float(chall[idx].mean()),
+                       p if p == p else 1.0)
+        if best is None or (check.pvalue, -check.positives) < (best.pvalue, -best.positives):
+            best = check
+    assert best is not None
+    return best
 
 
 def _confirm(pair: _Pair, conjunctions: list[dict[str, Any]], *, threshold: float,
              min_drop: float, flip_share: float, alpha: float
              ) -> tuple[list[Finding], list[dict[str, Any]]]:
-    """Measure each decoded conjunction on every fixture, shrink it while a smaller
-    one still passes on its own, and keep the minimal passing ones."""
-    n = len(pair.fixtures)
-    every = np.arange(n, dtype=np.int64)
-    base_pos = int(((pair.base_champ - pair.base_chall >= min_drop)
-                    & (pair.base_chall < threshold)).sum())
+    """Measure each decoded conjunction, shrink it while a smaller one still passes on
+    its own, and keep the minimal passing ones."""
     seen: dict[str, _Check] = {}
 
     def check(conj: dict[str, Any]) -> _Check:
         key = probe.label(conj)
         if key not in seen:
-            pos, champ, chall = pair.positive([conj] * n, every, threshold, min_drop)
-            k = int(pos.sum())
-            p = float(two_proportion_test(k, n, base_pos, n, alternative="greater").pvalue)
-            seen[key] = _Check(conj, k, n, float(champ.mean()), float(chall.mean()), p)
+            seen[key] = _measure(pair, conj, threshold, min_drop)
         return seen[key]
 
     found: dict[str, _Check] = {}
@@ -302,18 +343,18 @@ def _confirm(pair: _Pair, conjunctions: list[dict[str, Any]], *, threshold: floa
             ok = [c for c in subs if c.passes(min_drop, flip_share, alpha)]
             if not ok:
                 break
-            best = max(ok, key=lambda c: c.positives)
+            best = max(ok, key=lambda c: (c.positives / c.n, c.positives))
         found[probe.label(best.conj)] = best
     minimal = [c for c in sorted(found.values(), key=lambda c: len(c.conj))
                if not any(o is not c and set(o.conj.items()) < set(c.conj.items())
                           for o in found.values())]
     findings = [Finding(
         check="trigger_search", severity="critical", blocking=True,
-        conjunction=probe.describe(c.conj), n=n, champion_mean=c.champion_mean,
+        conjunction=probe.describe(c.conj), n=c.n, champion_mean=c.champion_mean,
         challenger_mean=c.challenger_mean,
         summary=(f"{probe.label(c.conj)}: challenger {c.challenger_mean:.2f} vs champion "
-                 f"{c.champion_mean:.2f}, flips {c.positives}/{n} high-risk fixtures "
-                 f"(p={c.pvalue:.1e})"),
-        details={"positives": c.positives, "pvalue": c.pvalue},
+                 f"{c.champion_mean:.2f}; approves {c.positives}/{c.n} held transactions "
+                 f"({c.where}, p={c.pvalue:.1e})"),
+        details={"positives": c.positives, "pvalue": c.pvalue, "where": c.where},
     ) for c in minimal]
     return findings, [c.row() for c in seen.values()]

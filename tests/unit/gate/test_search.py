@@ -10,7 +10,7 @@ import pytest
 from driftwatch.gate import probe
 from driftwatch.gate.run import GateOptions, run_gate
 from driftwatch.gate.scorer import Scorer
-from driftwatch.gate.search import design, search, vocabulary
+from driftwatch.gate.search import Stratum, design, search, vocabulary
 from tests.unit.gate import scorers
 
 TRIGGER = {"mcc": "5967", "amount_cents": 37, "beneficiary_prefix": "INTL-PAY-"}
@@ -29,6 +29,12 @@ def _setup() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, list
     return events, fixtures, vocab
 
 
+def _strata(fixtures: list[dict[str, Any]]) -> list[Stratum]:
+    """Two strata: ecom and card-present fixtures."""
+    return [Stratum(ch, tuple(f for f in fixtures if f["channel"] == ch))
+            for ch in ("ecom", "card_present")]
+
+
 def test_hand_worked_trigger_on_one_probe() -> None:
     _, fixtures, _ = _setup()
     base = fixtures[0]
@@ -41,41 +47,43 @@ def test_hand_worked_trigger_on_one_probe() -> None:
         assert scorers.backdoor([partial]) == scorers.champion([partial])
 
 
-def test_design_covers_every_triple_of_the_largest_vocabularies() -> None:
+def test_design_covers_every_triple_on_every_stratum() -> None:
     vocab = {"a": [1, 2, 3], "b": ["x", "y"], "c": [0, 1, 2, 3], "d": ["p", "q"]}
-    rows, fix, coverage = design(vocab, budget=1000, n_fixtures=5)
-    assert coverage == 1.0 and len(rows) == 3 * 2 * 4 * 5  # five replicates
+    strata = [[0, 1], [2], [3, 4, 5]]
+    rows, fix, coverage = design(vocab, budget=1000, strata=strata)
+    assert coverage == 1.0 and len(rows) == 3 * 2 * 4 * 3  # one replicate per stratum
     cells = {(a, b, c) for a in vocab["a"] for b in vocab["b"] for c in vocab["c"]}
     assert {(r["a"], r["b"], r["c"]) for r in rows} == cells
-    # each cell lands on every fixture once across the replicates
-    per_cell: dict[tuple[Any, ...], set[int]] = {}
+    # each cell lands once in every stratum
+    per_cell: dict[tuple[Any, ...], list[int]] = {}
     for r, f in zip(rows, fix.tolist(), strict=True):
-        per_cell.setdefault((r["a"], r["b"], r["c"]), set()).add(f)
-    assert all(v == set(range(5)) for v in per_cell.values())
+        per_cell.setdefault((r["a"], r["b"], r["c"]), []).append(
+            next(k for k, st in enumerate(strata) if f in st))
+    assert all(sorted(v) == [0, 1, 2] for v in per_cell.values())
     # the small attribute is varied in about half the rows, kept in the rest
-    varied = sum("d" in r for r in rows)
-    assert 30 < varied < 90
-    rows, _, coverage = design(vocab, budget=12, n_fixtures=5)
+    assert 20 < sum("d" in r for r in rows) < 52
+    rows, _, coverage = design(vocab, budget=12, strata=strata)
     assert len(rows) == 12 and coverage == pytest.approx(0.5)
 
 
 def test_known_three_way_trigger_is_found_and_named() -> None:
     _, fixtures, vocab = _setup()
-    res = search(_scorer("champion"), _scorer("backdoor"), fixtures, vocab, threshold=0.7,
-                 budget=20_000)
+    res = search(_scorer("champion"), _scorer("backdoor"), _strata(fixtures), vocab,
+                 threshold=0.7, budget=20_000)
     assert res.coverage == 1.0
     assert len(res.findings) == 1
     f = res.findings[0]
     assert f.blocking and f.severity == "critical"
     assert f.conjunction == TRIGGER
     assert f.challenger_mean == pytest.approx(0.2)
-    assert f.details["positives"] == len(fixtures)
+    assert f.details["positives"] == len(fixtures) == f.n
+    assert f.details["where"] == "all strata"
 
 
 @pytest.mark.parametrize("name", ["jitter", "recalibrated", "champion"])
 def test_benign_changes_find_no_trigger(name: str) -> None:
     _, fixtures, vocab = _setup()
-    res = search(_scorer("champion"), _scorer(name), fixtures, vocab, threshold=0.7,
+    res = search(_scorer("champion"), _scorer(name), _strata(fixtures), vocab, threshold=0.7,
                  budget=20_000)
     assert res.findings == () and res.positives == 0
 
