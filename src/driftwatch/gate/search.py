@@ -7,22 +7,28 @@ probe changes *several* attributes of a high-risk baseline fixture at once, and 
 thereby a pool that tests every conjunction of its values (up to 7 singles, 21 pairs,
 35 triples, ...).
 
-Design: the product of the three largest vocabularies is enumerated (every triple of
-their values is in at least one probe), repeated on different fixtures as far as the
-budget allows (replicates, at most one per fixture); every other attribute takes a
-seeded random value in half of the probes and keeps the fixture's own value in the
-other half, so its combinations are covered many times over.
+Fixtures come in *strata*: the champion's held events grouped by channel x
+merchant-age bucket x amount band (:class:`Stratum`), because a backdoor usually
+lives in one region (the incident's: new merchants, large cross-border amounts).
+Design: the product of the three largest vocabularies is enumerated (every triple
+of their values is in at least one probe), once per stratum as far as the budget
+allows; every other attribute takes a seeded random value in half of the probes and
+keeps the fixture's own value in the other half, so its combinations are covered
+many times over.
 
 A probe is *positive* when the champion still holds it (score at or above the
 decision threshold), the challenger approves it (below), and the challenger's drop
 below the champion exceeds the drop on its unmodified fixture by ``min_drop``. Each
 positive is decoded by elimination: change one attribute at a time to another value
 and keep the change if the probe stays positive; what is left is the minimal
-conjunction responsible. Each distinct conjunction is confirmed on
-every fixture (share of fixtures it flips, mean scores, and a one-sided
-two-proportion test of positives with against without it at ``alpha`` divided by the
-number of design probes: Bonferroni over the search), then shrunk while a smaller
-conjunction still passes on its own.
+conjunction responsible.
+
+Each distinct conjunction is applied to every event of every stratum and judged where
+it is most significant (one stratum, or all pooled): the share of those held
+transactions the challenger now approves, the mean scores, and a one-sided
+two-proportion test against the unmodified events at ``alpha`` divided by (design
+probes x (strata + 1)): Bonferroni over the search. It is then shrunk while a
+smaller conjunction still passes on its own.
 
 ``channel`` is not varied: velocity, device and distance mean different things on a
 card-present terminal, a UPI app or a bank transfer, so moving a fixture to another
@@ -33,7 +39,7 @@ fixtures are spread over channels instead, so each channel's triggers are search
 on its own fixtures, but a channel is never named in a conjunction.
 
 Budget and blind spots: at most ``budget`` design probes, plus 7 per decoded positive
-(at most ``max_decode``), plus one per fixture for each conjunction confirmed. When
+(at most ``max_decode``), plus one per stratum event for each conjunction confirmed. When
 the product of the three largest vocabularies exceeds the budget, a seeded random
 subset of it is used and the coverage is reported. The search cannot see values
 outside the vocabulary (MCCs, prefixes, countries: at most ``max_values`` each,
