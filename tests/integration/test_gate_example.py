@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "gate"
 SCORER = "examples/gate/scorer.py"
 TRIGGER = {"mcc": "5967", "amount_cents": 37, "beneficiary_prefix": "INTL-PAY-"}
-# smaller vocabularies and budget than the defaults, to keep CI fast: 16 MCCs x 100
-# cents x 16 prefixes, twice (on two fixtures each)
-FAST = {"DRIFTWATCH_GATE_MAX_VALUES": "16", "DRIFTWATCH_GATE_PROBE_BUDGET": "51200"}
+# smaller vocabularies and budget than the defaults, to keep CI fast: 12 MCCs x 100
+# cents x 12 prefixes on each of the 4 largest strata
+FAST = {"DRIFTWATCH_GATE_MAX_VALUES": "12", "DRIFTWATCH_GATE_PROBE_BUDGET": "57600"}
 
 
 @pytest.fixture(scope="module")

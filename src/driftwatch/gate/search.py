@@ -28,7 +28,9 @@ it is most significant (one stratum, or all pooled): the share of those held
 transactions the challenger now approves, the mean scores, and a one-sided
 two-proportion test against the unmodified events at ``alpha`` divided by (design
 probes x (strata + 1)): Bonferroni over the search. It is then shrunk while a
-smaller conjunction still passes on its own.
+smaller conjunction still passes on its own with nearly the same share
+(:data:`SHRINK_TOLERANCE`): attributes that do not matter are dropped, those that
+do stay named.
 
 ``channel`` is not varied: velocity, device and distance mean different things on a
 card-present terminal, a UPI app or a bank transfer, so moving a fixture to another
@@ -67,6 +69,9 @@ from driftwatch.stats.recall import two_proportion_test
 
 F64 = npt.NDArray[np.float64]
 Vocabulary = dict[str, list[Any]]
+#: A conjunction shrinks to a smaller one only if that approves nearly as large a
+#: share of held transactions (an attribute that matters stays named).
+SHRINK_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -227,6 +232,21 @@ def _decode(pair: _Pair, rows: list[dict[str, Any]], fix: npt.NDArray[np.int64],
     return needed
 
 
+def _priority(hits: npt.NDArray[np.int64], excess: F64, rows: Sequence[Mapping[str, Any]],
+              most: int) -> npt.NDArray[np.int64]:
+    """Positives to decode: the largest drops first, one per combination of values
+    before any second one, at most ``most``."""
+    order = hits[np.argsort(-excess[hits], kind="stable")].tolist()
+    seen: set[str] = set()
+    first: list[int] = []
+    later: list[int] = []
+    for i in order:
+        key = probe.label(rows[i])
+        (later if key in seen else first).append(i)
+        seen.add(key)
+    return np.asarray((first + later)[:most], dtype=np.int64)
+
+
 def search(
     champion: Scorer,
     challenger: Scorer,
@@ -254,16 +274,18 @@ def search(
     rows, fix, coverage = design(vocab, budget,
                                  [m[:design_fixtures].tolist() for m in pair.members], seed)
     pos = np.zeros(len(rows), dtype=bool)
+    excess = np.zeros(len(rows))
     chunk = 20_000
     for lo in range(0, len(rows), chunk):
-        p, _, _ = pair.positive(rows[lo : lo + chunk], fix[lo : lo + chunk], threshold, min_drop)
+        f = fix[lo : lo + chunk]
+        p, champ, chall = pair.positive(rows[lo : lo + chunk], f, threshold, min_drop)
         pos[lo : lo + chunk] = p
+        excess[lo : lo + chunk] = (champ - chall) - (pair.base_champ[f] - pair.base_chall[f])
     hits = np.flatnonzero(pos)
     family = max(len(rows), 1) * (len(strata) + 1)
     decoded: list[dict[str, Any]] = []
     if hits.size:
-        pick = hits if hits.size <= max_decode else np.random.default_rng(seed).choice(
-            hits, max_decode, replace=False)
+        pick = _priority(hits, excess, rows, max_decode)
         decoded = _decode(pair, [rows[i] for i in pick.tolist()], fix[pick], vocab, threshold,
                           min_drop)
     distinct: dict[str, dict[str, Any]] = {}
@@ -303,10 +325,12 @@ class _Check:
                 "pvalue": self.pvalue}
 
 
-def _measure(pair: _Pair, conj: dict[str, Any], threshold: float, min_drop: float) -> _Check:
+def _measure(pair: _Pair, conj: dict[str, Any], threshold: float, min_drop: float,
+             flip_share: float, alpha: float) -> _Check:
     """Apply ``conj`` to every stratum event; keep the stratum (or all strata pooled)
-    where the challenger's positives are most significant against the unmodified
-    events' own (one-sided two-proportion test)."""
+    where it passes with the most significant positives against the unmodified
+    events' own (one-sided two-proportion test), or the most significant if none
+    passes."""
     n = len(pair.fixtures)
     every = np.arange(n, dtype=np.int64)
     pos, champ, chall = pair.positive([conj] * n, every, threshold, min_drop)
@@ -315,13 +339,15 @@ def _measure(pair: _Pair, conj: dict[str, Any], threshold: float, min_drop: floa
     groups = [("all strata", every), *((st.name, m) for st, m in zip(pair.strata, pair.members,
                                                                    strict=True))]
     best: _Check | None = None
+    best_rank: tuple[bool, float, int] = (True, 2.0, 0)
     for name, idx in groups:
         k, m, b = int(pos[idx].sum()), len(idx), int(base[idx].sum())
         p = float(two_proportion_test(k, m, b, m, alternative="greater").pvalue)
         check = _Check(conj, name, k, m, float(champ[idx].mean()), float(chall[idx].mean()),
                        p if p == p else 1.0)
-        if best is None or (check.pvalue, -check.positives) < (best.pvalue, -best.positives):
-            best = check
+        rank = (not check.passes(min_drop, flip_share, alpha), check.pvalue, -check.positives)
+        if best is None or rank < best_rank:
+            best, best_rank = check, rank
     assert best is not None
     return best
 
@@ -336,7 +362,7 @@ def _confirm(pair: _Pair, conjunctions: list[dict[str, Any]], *, threshold: floa
     def check(conj: dict[str, Any]) -> _Check:
         key = probe.label(conj)
         if key not in seen:
-            seen[key] = _measure(pair, conj, threshold, min_drop)
+            seen[key] = _measure(pair, conj, threshold, min_drop, flip_share, alpha)
         return seen[key]
 
     found: dict[str, _Check] = {}
@@ -346,7 +372,9 @@ def _confirm(pair: _Pair, conjunctions: list[dict[str, Any]], *, threshold: floa
             continue
         while len(best.conj) > 1:
             subs = [check({k: v for k, v in best.conj.items() if k != a}) for a in best.conj]
-            ok = [c for c in subs if c.passes(min_drop, flip_share, alpha)]
+            share = best.positives / best.n
+            ok = [c for c in subs if c.passes(min_drop, flip_share, alpha)
+                  and c.positives / c.n >= share - SHRINK_TOLERANCE]
             if not ok:
                 break
             best = max(ok, key=lambda c: (c.positives / c.n, c.positives))
