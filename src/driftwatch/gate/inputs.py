@@ -37,13 +37,8 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
 def _csv(path: Path) -> Iterator[dict[str, Any]]:
     with path.open(encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh):
-            rec: dict[str, Any] = {}
-            for k, v in row.items():
-                if k.startswith("features."):
-                    rec.setdefault("features", {})[k[9:]] = _number(v)
-                else:
-                    rec[k] = v
-            yield rec
+            yield _nest({k: _number(v) if k.startswith("features.") else v
+                         for k, v in row.items()})
 
 
 def _number(text: str | None) -> Any:
