@@ -10,6 +10,9 @@ from typing import Any
 from driftwatch.gate.findings import GateResult
 from driftwatch.report.html import CSS
 
+#: Trigger candidates shown in the HTML page.
+TOP_CANDIDATES = 25
+
 
 def _num(x: float) -> str:
     return "-" if x != x else f"{x:.2f}"
@@ -79,9 +82,10 @@ def section(result: GateResult) -> str:
             "scenario", "expect", "n", "champion_delta", "challenger_delta",
             "champion_violations", "challenger_violations"])]
     if result.tables.get("triggers"):
-        parts += ["<h2>Trigger candidates</h2>", _table(result.tables["triggers"], [
-            "conjunction", "positives", "fixtures", "champion_mean", "challenger_mean",
-            "pvalue"])]
+        top = sorted(result.tables["triggers"], key=lambda r: r["pvalue"])[:TOP_CANDIDATES]
+        parts += [f"<h2>Trigger candidates (the {len(top)} most significant)</h2>",
+                  _table(top, ["conjunction", "where", "positives", "fixtures",
+                               "champion_mean", "challenger_mean", "pvalue"])]
     if result.tables.get("recall"):
         parts += ["<h2>Recall by model version</h2>", _table(result.tables["recall"], [
             "version", "first_seen", "pos", "tp", "recall"])]
