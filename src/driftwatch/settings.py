@@ -208,8 +208,21 @@ class Settings:
         for name in ("monitor_interval_s", "monitor_window_s", "reference_window_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
+        # pre-promotion gate (issue 25)
         if not 1 <= self.gate_batch_size <= 10_000:
             raise ConfigError(f"gate_batch_size: must be in 1..10000, got {self.gate_batch_size}")
+        for name in ("gate_probe_budget", "gate_fixtures", "gate_strata", "gate_max_values",
+                     "gate_max_events"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("gate_request_budget", "gate_http_retries"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        for name in ("gate_min_drop", "gate_flip_share", "gate_alpha", "gate_trend_p"):
+            if not 0 < getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be in (0, 1), got {getattr(self, name)}")
+        if not self.gate_http_timeout_s > 0 or self.gate_trend_versions < 2:
+            raise ConfigError("gate_http_timeout_s must be > 0 and gate_trend_versions >= 2")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (validated)."""

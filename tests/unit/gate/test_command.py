@@ -113,3 +113,13 @@ def test_invalid_traffic_lines_are_reported_not_dropped(tmp_path: Path) -> None:
     code, text = _gate(path, "jitter")
     assert code == 0, text
     assert "3 traffic line(s) rejected by the event contract (first: line 1: amount" in text
+
+
+@pytest.mark.parametrize(("var", "value"), [("DRIFTWATCH_GATE_BATCH_SIZE", "10001"),
+                                            ("DRIFTWATCH_GATE_MIN_DROP", "1.5"),
+                                            ("DRIFTWATCH_GATE_STRATA", "0")])
+def test_bad_gate_settings_are_refused(traffic: Path, var: str, value: str) -> None:
+    res = CliRunner().invoke(main, [
+        "gate", "--champion", f"{FILE}:champion", "--challenger", f"{FILE}:champion",
+        "--traffic", str(traffic)], env={var: value})
+    assert res.exit_code != 0 and var.removeprefix("DRIFTWATCH_").lower() in res.output
