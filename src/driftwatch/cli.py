@@ -70,6 +70,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "driftwatch.training.command:training",
         "Training-data integrity: manifests, verification, snapshot scans.",
     ),
+    "gate": (
+        "driftwatch.gate.command:gate",
+        "Gate a CHALLENGER against the CHAMPION (contract: scorer.md); exit 0/1/2.",
+    ),
     "api": (
         "driftwatch.api.commands:api",
         "Serve the read-only HTTP API (/healthz, /metrics, /alerts, /segments,...",
@@ -135,8 +139,9 @@ def main(
             config_file=config_file if config_file else True,
             overrides={"store_dsn": store_dsn, "database": database},
         )
-    except DriftwatchError as exc:
-        raise click.ClickException(str(exc)) from exc
+    except DriftwatchError as exc:  # a bad setting is a usage error: exit 2, like click's
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     from driftwatch.logs import setup_logging
 
     setup_logging(settings.log_level, settings.log_format)

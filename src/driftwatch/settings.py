@@ -186,6 +186,22 @@ class Settings:
         50, "Records of one never-seen merchant or prefix that count as new values in bulk"
     )
     training_listed_records: int = setting(50, "Records (file, line) listed per scan finding")
+    # --- pre-promotion gate (issue 25) ---
+    scorer_token: str = setting("", "Bearer token the gate sends to HTTP scorers", secret=True)
+    gate_batch_size: int = setting(10_000, "Events per scorer call of the gate (1..10000)")
+    gate_request_budget: int = setting(2000, "Most scorer calls per model in one gate run")
+    gate_http_timeout_s: float = setting(30.0, "Timeout of one HTTP scorer call, seconds")
+    gate_http_retries: int = setting(2, "Retries of an HTTP scorer call (transport errors, 5xx)")
+    gate_max_events: int = setting(200_000, "Most traffic (and training) records the gate reads")
+    gate_probe_budget: int = setting(200_000, "Design probes of the gate's trigger search")
+    gate_fixtures: int = setting(32, "High-risk events per stratum the gate perturbs")
+    gate_strata: int = setting(8, "Strata (channel x merchant age x amount band) of fixtures")
+    gate_max_values: int = setting(16, "Values per probe attribute (MCC, prefix, country)")
+    gate_min_drop: float = setting(0.5, "Score drop below the champion that makes a probe positive")
+    gate_flip_share: float = setting(0.5, "Share of fixtures a trigger must flip to block")
+    gate_alpha: float = setting(0.01, "Significance of a trigger, divided by the probes searched")
+    gate_trend_versions: int = setting(3, "Model versions in a blocking recall decline")
+    gate_trend_p: float = setting(0.01, "Significance of a blocking recall decline over versions")
 
     # ----------------------------------------------------------------------------------
     @classmethod
@@ -265,6 +281,21 @@ class Settings:
         for name in ("monitor_interval_s", "monitor_window_s", "reference_window_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}: must be > 0, got {getattr(self, name)}")
+        # pre-promotion gate (issue 25)
+        if not 1 <= self.gate_batch_size <= 10_000:
+            raise ConfigError(f"gate_batch_size: must be in 1..10000, got {self.gate_batch_size}")
+        for name in ("gate_probe_budget", "gate_fixtures", "gate_strata", "gate_max_values",
+                     "gate_max_events"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("gate_request_budget", "gate_http_retries"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        for name in ("gate_min_drop", "gate_flip_share", "gate_alpha", "gate_trend_p"):
+            if not 0 < getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be in (0, 1), got {getattr(self, name)}")
+        if not self.gate_http_timeout_s > 0 or self.gate_trend_versions < 2:
+            raise ConfigError("gate_http_timeout_s must be > 0 and gate_trend_versions >= 2")
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (validated)."""
