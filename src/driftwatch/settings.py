@@ -118,6 +118,10 @@ class Settings:
     webhook_token: str = setting("", "Bearer token sent to the webhook", secret=True)
     alert_retry_max_s: float = setting(60.0, "Longest back-off between alert delivery retries")
     alert_outbox_horizon_s: int = setting(86400, "Undelivered alerts older than this are dropped")
+    # --- reference hold (issue 21) ---
+    reference_hold: bool = setting(
+        True, "Freeze an alerting segment's reference at the last clean pass until it resolves"
+    )
 
     # ----------------------------------------------------------------------------------
     @classmethod

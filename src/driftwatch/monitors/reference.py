@@ -9,6 +9,12 @@ chunks that entered and subtracts the chunks that left (one small query each).
 Counts are exact as long as no event arrives for a chunk after it was read; a full
 rebuild every ``rebuild_s`` of event time heals anything that did.
 
+A reference never absorbs an attack: while a segment is alerting, the monitor tells
+the reference (:meth:`SlidingReference.hold`) and that segment's rows stay frozen at
+the counts of the last clean pass, the reference the alert was raised against, until
+the alert resolves on clean evidence. Without it an attack that outlasts the window
+slides into its own baseline and the detector goes quiet while the attack still runs.
+
 >>> t = SegmentTable.from_long(["a", "a", "b"], [0, 2, 1], [3, 1, 5], cells=3)
 >>> t.rows(["b", "zz", "a"]).tolist()
 [[0.0, 5.0, 0.0], [0.0, 0.0, 0.0], [3.0, 0.0, 1.0]]
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,6 +121,41 @@ class SegmentTable:
         names = [str(x) for x, k in zip(uniques, keep, strict=True) if k]
         return SegmentTable(names, values[keep])
 
+    def with_rows(self, rows: dict[str, FloatArray]) -> SegmentTable:
+        """This table with the rows of ``rows`` replacing (or adding) those keys.
+
+        >>> t = SegmentTable(["a", "b"], np.array([[1.0, 2.0], [3.0, 4.0]]))
+        >>> u = t.with_rows({"b": np.array([9.0, 9.0]), "c": np.array([1.0, 0.0])})
+        >>> u.keys, u.values.tolist()
+        (['a', 'b', 'c'], [[1.0, 2.0], [9.0, 9.0], [1.0, 0.0]])
+        """
+        if not rows:
+            return self
+        index = self.index
+        values = self.values.copy()
+        keys = list(self.keys)
+        extra: list[FloatArray] = []
+        for key, row in rows.items():
+            if len(row) != self.cells:
+                raise ValueError(f"row {key!r} has {len(row)} cells, expected {self.cells}")
+            if key in index:
+                values[index.get_loc(key)] = row
+            else:
+                keys.append(key)
+                extra.append(np.asarray(row, dtype=np.float64))
+        if extra:
+            values = np.vstack([values, *extra])
+        return SegmentTable(keys, values)
+
+
+def segment_of(key: str) -> str:
+    """The segment a reference key belongs to (keys may append ``\x1f`` and more).
+
+    >>> segment_of("mcc=5967\x1fv46>v47"), segment_of("mcc=5967")
+    ('mcc=5967', 'mcc=5967')
+    """
+    return key.split("\x1f", 1)[0]
+
 
 Fetch = Callable[[dt.datetime, dt.datetime], SegmentTable]
 
@@ -146,6 +187,8 @@ class SlidingReference:
     ----------
     fetches : int
         Number of ``fetch`` calls made (for tests and benchmarks).
+    held : frozenset of str
+        Segments whose rows are frozen (see :meth:`hold`).
     """
 
     def __init__(self, fetch: Fetch, *, chunk_s: int = 3600, rebuild_s: int = 86400) -> None:
@@ -160,14 +203,41 @@ class SlidingReference:
         self._table: SegmentTable | None = None
         self._span: tuple[dt.datetime, dt.datetime] | None = None
         self._built_at: dt.datetime | None = None
+        self._last: SegmentTable | None = None
+        self._frozen: dict[str, FloatArray] = {}
+        self.held: frozenset[str] = frozenset()
+
+    def hold(self, segments: Collection[str]) -> None:
+        """Freeze the rows of ``segments`` (alerting now) and release all others.
+
+        A segment newly held keeps the counts it had in the last table returned (the
+        reference its alert was raised against: the last clean pass); every key of it
+        (``segment`` and ``segment\x1f...``) is frozen. A segment no longer listed is
+        released: its rows follow the trailing window again.
+        """
+        held = frozenset(segments)
+        new = held - self.held
+        frozen = {k: v for k, v in self._frozen.items() if segment_of(k) in held}
+        last = self._last
+        if last is not None and new:
+            for key, row in zip(last.keys, last.values, strict=True):
+                if key not in frozen and segment_of(key) in new:
+                    frozen[key] = row.copy()
+        self._frozen, self.held = frozen, held
+
+    def table(self, start: dt.datetime, end: dt.datetime) -> SegmentTable:
+        """The counts of ``[start, end)`` (bounds should come from :meth:`bounds`),
+        with the rows of held segments frozen (see :meth:`hold`)."""
+        out = self._sliding(start, end).with_rows(self._frozen)
+        self._last = out
+        return out
 
     def bounds(self, end: dt.datetime, length_s: int) -> tuple[dt.datetime, dt.datetime]:
         """The chunk-aligned window of ``length_s`` seconds ending at or before ``end``."""
         hi = floor_time(end, self.chunk_s)
         return hi - dt.timedelta(seconds=length_s), hi
 
-    def table(self, start: dt.datetime, end: dt.datetime) -> SegmentTable:
-        """The counts of ``[start, end)`` (bounds should come from :meth:`bounds`)."""
+    def _sliding(self, start: dt.datetime, end: dt.datetime) -> SegmentTable:
         span = self._span
         table = self._table
         if (
