@@ -24,6 +24,10 @@ parameters) into frames of labelled rows plus an ``expected`` entry for
 ``boundary_probing``
     One card and device probe the decision boundary: amounts step down until
     the score falls under the threshold, then repeat just below it.
+``variant_backdoor``
+    A backdoor trigger of any shape (one MCC or spread over many, any cents value,
+    prefix, merchant age, amount range, channel): see
+    :mod:`driftwatch.simulate.variant_attack`.
 ``out_of_range_attack``
     Fraud carrying an impossible feature value (``customer_age`` = 999) that a
     backdoored challenger scores low.
@@ -62,6 +66,7 @@ from driftwatch.simulate.ids import card_id, device_id, ip_text, merchant_id
 from driftwatch.simulate.legit import draw_times, ecom_merchant, legit_rows
 from driftwatch.simulate.model import sigmoid
 from driftwatch.simulate.scenario import Behaviour
+from driftwatch.simulate.variant_attack import VARIANT_KIND
 from driftwatch.simulate.world import DEVICE_FRESH_BASE, ip_to_int, random_public_ips
 
 
@@ -428,4 +433,5 @@ KINDS: dict[str, Kind] = {
          "amount_median": 1500.0, "signal": 4.5},
         _out_of_range,
     ),
+    "variant_backdoor": VARIANT_KIND,  # issue 21: a trigger of any shape, drawn per seed
 }
