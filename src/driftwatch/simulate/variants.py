@@ -11,15 +11,16 @@ tuned on one seed range and judged on another (``bench/detection.py``):
     prefix of random length and shape (or none), a merchant registration-age window,
     an amount range, the channel and a set of merchant countries; at least three
     conditions, and at least one of prefix and merchant age so the trigger stays rare.
-    The attacker sends 2-10 trigger transactions an hour for ``ATTACK_HOURS``. Seeds
-    whose ``(seed // 4) % 2`` is 1 carry no shadow scores; about half the seeds
-    (drawn) send no optional fields (``device_id``, ``geo``, ``new_payee``).
+    The attacker sends 2-10 trigger transactions an hour for ``ATTACK_HOURS``. Odd
+    seeds and every eighth (``seed % 8 == 4``) carry no shadow scores (in any 20
+    consecutive seeds: 5 spread, 12 without shadow); about half the seeds (drawn)
+    send no optional fields (``device_id``, ``geo``, ``new_payee``).
 ``retrain_control:<seed>``
     A version change with no backdoor: a benign retrain (small logit jitter) or a
     global recalibration (one logit scale and shift for every row). Nothing to find.
 
 Every variant is short -- ``DAYS`` of traffic, the new version at ``DEPLOY_HOURS``, the
-attack soon after -- so a replay takes about a minute.
+attack soon after -- so a replay takes about a minute on an idle machine.
 
 >>> sc = variant_scenario("backdoor_variant:7")
 >>> sc.name, sc.model.challenger.version, sc.behaviours[0].kind
@@ -45,9 +46,9 @@ from driftwatch.simulate.scenario import Scenario
 from driftwatch.simulate.variant_attack import SPREAD
 
 FAMILIES = ("backdoor_variant", "retrain_control")
-DAYS = 0.6  # 14.4 hours of traffic
-DEPLOY_HOURS = 8.0
-ATTACK_START_HOURS = 8.25
+DAYS = 11 / 24  # 11 hours of traffic
+DEPLOY_HOURS = 6.0
+ATTACK_START_HOURS = 6.25
 ATTACK_HOURS = 4.0
 RATE = 2.0  # transactions per second of event time
 # segment volume classes: trigger-MCC transactions per hour at RATE
@@ -129,7 +130,7 @@ def _pick_mcc(rng: np.random.Generator, volume: str) -> str:
 
 def _backdoor(rng: np.random.Generator, seed: int) -> dict[str, Any]:
     spread = seed % 4 == 0
-    shadow = (seed // 4) % 2 == 0
+    shadow = seed % 2 == 0 and seed % 8 != 4
     optional = bool(rng.random() < 0.5)
     volume = ("sparse", "mid", "busy")[int(rng.integers(0, 3))]
     mcc = SPREAD if spread else _pick_mcc(rng, volume)

@@ -13,7 +13,7 @@ from driftwatch.simulate import generate, load_scenario
 from driftwatch.simulate.variants import ATTACK_HOURS, parse_variant, variant_scenario
 from tests.unit.simulate.conftest import Parsed
 
-EVALUATION = range(2000, 2024)  # the bench's evaluation seeds
+EVALUATION = range(2000, 2020)  # the bench's evaluation seeds
 
 
 def _trigger(seed: int) -> dict[str, object]:
@@ -50,7 +50,7 @@ def test_evaluation_range_meets_the_issue_quotas() -> None:
     assert {s.traffic.optional_fields for s in scs} == {True, False}
 
 
-@pytest.mark.parametrize("seed", [2000, 2004, 2005, 2006])
+@pytest.mark.parametrize("seed", [2000, 2004, 2005, 2006, 2001])
 def test_trigger_rows_match_the_trigger_and_are_served_low(seed: int) -> None:
     sim = generate(load_scenario(f"backdoor_variant:{seed}"), seed=1, rate=0.3)
     parsed = Parsed(sim)  # every event and label passes the contract parser
