@@ -282,12 +282,13 @@ class Detector:
         self._references.append(ref)
         return ref
 
-    def hold_references(self, segments: Collection[str]) -> None:
-        """The segments this detector is alerting on now: their reference rows stay
-        frozen at the last clean pass until the alert resolves (the monitor calls
-        this after every pass; see :meth:`SlidingReference.hold`)."""
+    def hold_references(self, segments: Collection[str], at: dt.datetime | None = None) -> None:
+        """The segments alerting at the pass ``at``: their reference rows stay frozen
+        at the last clean pass until the alert resolves, and the alerting period stays
+        out of them afterwards (the monitor calls this after every pass; see
+        :meth:`SlidingReference.hold`)."""
         for ref in self._references:
-            ref.hold(segments)
+            ref.hold(segments, at)
 
     def rate_test(
         self,

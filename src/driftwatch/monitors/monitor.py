@@ -266,7 +266,7 @@ class Monitor:
         horizon = dt.timedelta(seconds=self.interval_s * max(1, self.settings.alert_resolve_after))
         self._alerting = {s: t for s, t in self._alerting.items() if result.at - t < horizon}
         for det in self.detectors:
-            det.hold_references(self._alerting.keys())
+            det.hold_references(self._alerting.keys(), result.at)
 
     def warming_up(self, at: dt.datetime) -> bool:
         """Whether the stored history before ``at`` is shorter than ``warmup_s``."""

@@ -120,3 +120,27 @@ def test_with_rows_rejects_a_row_of_the_wrong_width() -> None:
     t = SegmentTable(["a"], np.ones((1, 3)))
     with pytest.raises(ValueError, match="has 2 cells, expected 3"):
         t.with_rows({"a": np.ones(2)})
+
+
+def test_released_segment_keeps_its_alerting_period_out_until_it_slides_out() -> None:
+    t, seg, cell = _events(3, hours=120)
+    fetch = _fetcher(t, seg, cell)
+    ref = SlidingReference(fetch, chunk_s=3600, rebuild_s=86400)
+    _, since = ref.bounds(T0 + dt.timedelta(hours=30), 24 * 3600)
+    clean = _dense(ref.table(*ref.bounds(T0 + dt.timedelta(hours=30), 24 * 3600)))
+    ref.hold({"b"}, T0 + dt.timedelta(hours=30))
+    ref.table(*ref.bounds(T0 + dt.timedelta(hours=35), 24 * 3600))
+    released = T0 + dt.timedelta(hours=40, minutes=5)
+    ref.hold(set(), released)  # the alert resolved at 40:05
+    assert ref.excluded == {"b": (since, released)}
+    lo, hi = ref.bounds(T0 + dt.timedelta(hours=45), 24 * 3600)
+    got = _dense(ref.table(lo, hi))
+    full = _dense(fetch(lo, hi))
+    after = _dense(fetch(released, hi))  # clean evidence since the release
+    assert got["b"] == [x + y for x, y in zip(clean["b"], after["b"], strict=True)]
+    assert {k: v for k, v in got.items() if k != "b"} == {
+        k: v for k, v in full.items() if k != "b"}
+    # once the window starts after the alerting period, the window alone again
+    lo, hi = ref.bounds(T0 + dt.timedelta(hours=65), 24 * 3600)
+    assert _dense(ref.table(lo, hi)) == _dense(fetch(lo, hi))
+    assert ref.excluded == {}
