@@ -425,6 +425,35 @@ def summary(rows: list[dict[str, Any]], clean: dict[str, Any],
     return fig
 
 
+def summarise_log(log: Path, split: str, clean_from: str | None) -> None:
+    """Table and figures of the variant/control lines of a run's output (one JSON
+    object per line after ``variant NAME: `` or ``control NAME: ``)."""
+    rows: list[dict[str, Any]] = []
+    controls: list[dict[str, Any]] = []
+    clean: dict[str, Any] = {"days": 0, "events": 0, "warning_critical": None, "skipped": True}
+    for line in log.read_text().splitlines():
+        head, sep, body = line.partition(": ")
+        if not sep or not body.startswith("{"):
+            continue
+        if head.startswith("variant "):
+            rows.append(json.loads(body))
+        elif head.startswith("control "):
+            controls.append(json.loads(body))
+        elif head == "clean_baseline":
+            clean = json.loads(body)
+    if clean_from and Path(clean_from).exists():
+        clean = json.loads(Path(clean_from).read_text())
+    rows.sort(key=lambda r: r["variant"])
+    print(variant_table(rows))
+    for c in sorted(controls, key=lambda c: c["scenario"]):
+        print(f"control {c['scenario']}: {c.get('warning_critical')} warning/critical, "
+              f"{c.get('info')} info alerts")
+    print(f"clean_baseline {clean.get('days')} days: {clean.get('warning_critical')} "
+          f"warning/critical, {clean.get('info')} info")
+    print(json.dumps(summary(rows, clean, controls, split, False) | {"partial_log": str(log)},
+                     default=str))
+
+
 def main(argv: list[str] | None = None) -> None:
     """The issue 21 suite (``--suite scenarios`` runs the issue 9 bench instead)."""
     argv = sys.argv[1:] if argv is None else argv
@@ -448,7 +477,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rate", type=float, default=None, help="events/s of event time")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                     help="replays run in parallel (default 2: the machine is shared)")
+    ap.add_argument("--summarise", metavar="LOG", default=None,
+                    help="print the table and figures of the results a (possibly "
+                         "unfinished) run printed to LOG, without replaying anything")
     args = ap.parse_args(argv)
+    if args.summarise:
+        summarise_log(Path(args.summarise), args.split, args.clean_from)
+        return
     if args.clean_only:
         root = Path(tempfile.mkdtemp(prefix="dw-clean-"))
         result = clean_run(root, args.clean_days, args.rate, 100, "clean_baseline", WARMUP_S)
