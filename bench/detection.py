@@ -23,7 +23,7 @@ version at hour 6).
 
     python bench/detection.py                     # evaluation seeds, 7 clean days
     python bench/detection.py --split development # tune here
-    python bench/detection.py --quick             # 2 variants, 1 control, short, < 1 min
+    python bench/detection.py --quick             # 2 variants, 1 control, 6 h each: CI scale
     python bench/detection.py --suite scenarios   # the issue 9 bench (sc013 and others)
 
 A replay's cost is mostly its monitor passes (one every 5 minutes of event time, about
@@ -65,6 +65,7 @@ from driftwatch.scoring import (
 from driftwatch.settings import Settings
 from driftwatch.simulate import generate, list_scenarios, load_scenario, write
 from driftwatch.simulate.variants import ATTACK_HOURS
+from driftwatch.simulate.variants import DAYS as VARIANT_DAYS
 from driftwatch.sources.replay import replay
 from driftwatch.store.client import open_store
 
@@ -291,6 +292,14 @@ TARGETS = {"median_first": 3, "median_second": 5, "worst_first": 8, "spread_conj
            "gap_minutes": 10, "clean_warning_critical": 0, "control_warning_critical": 0}
 
 
+QUICK_DAYS = 0.25  # --quick: variants compressed to 6 hours (schedule and warm-up scaled)
+
+
+def _warmup(days: float | None) -> int:
+    """The warm-up of a variant run of ``days`` (scaled like its schedule)."""
+    return WARMUP_S if days is None else round(WARMUP_S * min(1.0, days / VARIANT_DAYS))
+
+
 def _utc(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -298,7 +307,7 @@ def _utc(text: str) -> dt.datetime:
 def score_variant(root: Path, name: str, rate: float | None,
                   days: float | None) -> dict[str, Any]:
     """Replay one variant; the figures of the issue's table for it."""
-    truth, alerts, seconds, n_events = run_one(root, name, 1, days, rate, WARMUP_S)
+    truth, alerts, seconds, n_events = run_one(root, name, 1, days, rate, _warmup(days))
     ids = attack_ids(truth)
     events_file = root / f"{name.replace(':', '-')}-1" / "events.jsonl"
     with events_file.open("rb") as fh:
@@ -335,6 +344,7 @@ def score_variant(root: Path, name: str, rate: float | None,
         "optional_fields": hint.get("optional_fields"), "trigger": trigger,
         "spread": hint.get("volume") == "spread",
         "events": n_events, "replay_s": round(seconds, 1),
+        "time_scale": min(1.0, days / VARIANT_DAYS) if days else 1.0,
         "attack_txns": len(times), "attack_dollars": sum(amounts) / 100,
         "first_txns": n1, "first_dollars": d1,
         "first_signal": f"{firsts[0].source}:{firsts[0].origin}" if firsts else None,
@@ -362,7 +372,7 @@ def variant_table(rows: list[dict[str, Any]]) -> str:
         if "error" in r:
             out.append(f"| {r['variant']} | error: {r['error'][:80]} |" + " |" * 12)
             continue
-        rate = r["attack_txns"] / ATTACK_HOURS
+        rate = r["attack_txns"] / (ATTACK_HOURS * r.get("time_scale", 1.0))
         out.append(
             f"| {r['variant']} | {r['volume']} | {'yes' if r['shadow'] else 'no'} | "
             f"{'yes' if r['optional_fields'] else 'no'} | {rate:.1f} | {r['attack_txns']} | "
@@ -466,8 +476,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--suite", choices=["variants", "scenarios"], default="variants")
     ap.add_argument("--split", choices=["evaluation", "development"], default="evaluation")
     ap.add_argument("--quick", action="store_true",
-                    help="2 variants (one spread, one without shadow), 1 control, "
-                         "a quarter day clean, 0.5 tx/s")
+                    help="2 variants (one spread, one without shadow) and 1 control "
+                         "compressed to 6 hours, 0.2 day clean, 0.5 tx/s")
     ap.add_argument("--variants", type=int, default=None, help="first N seeds of the split")
     ap.add_argument("--clean-days", type=float, default=7.0)
     ap.add_argument("--clean-only", metavar="FILE", default=None,
@@ -492,10 +502,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     seeds = list(DEVELOPMENT if args.split == "development" else EVALUATION)
     controls = list(CONTROLS[args.split])
-    rate, clean_days = args.rate, args.clean_days
+    rate, clean_days, days = args.rate, args.clean_days, None
     if args.quick:
         seeds = [seeds[0], seeds[5]]  # a spread variant and one without shadow scores
-        controls, rate, clean_days = controls[:1], rate or 0.5, min(clean_days, 0.25)
+        controls, rate, clean_days = controls[:1], rate or 0.5, min(clean_days, 0.2)
+        days = QUICK_DAYS
     elif args.variants is not None:
         seeds = seeds[: args.variants]
     names = [f"backdoor_variant:{s}" for s in seeds]
@@ -506,13 +517,14 @@ def main(argv: list[str] | None = None) -> None:
     clean: dict[str, Any] = {"days": 0, "events": 0, "warning_critical": 0, "skipped": True}
     with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs) as pool:
         clean_future = (pool.submit(clean_run, root, clean_days, rate, 100, "clean_baseline",
-                                    WARMUP_S) if clean_days > 0 and not args.clean_from
+                                    _warmup(days)) if clean_days > 0 and not args.clean_from
                         else None)
         futures: dict[concurrent.futures.Future[dict[str, Any]], tuple[str, str]] = {
-            pool.submit(score_variant, root, n, rate, None): ("variant", n) for n in names}
+            pool.submit(score_variant, root, n, rate, days): ("variant", n) for n in names}
         for s in controls:
             n = f"retrain_control:{s}"
-            futures[pool.submit(clean_run, root, None, rate, 1, n, WARMUP_S)] = ("control", n)
+            futures[pool.submit(clean_run, root, days, rate, 1, n, _warmup(days))] = (
+                "control", n)
         for future in concurrent.futures.as_completed(futures):
             kind, name = futures[future]
             try:
