@@ -479,6 +479,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="2 variants (one spread, one without shadow) and 1 control "
                          "compressed to 6 hours, 0.2 day clean, 0.5 tx/s")
     ap.add_argument("--variants", type=int, default=None, help="first N seeds of the split")
+    ap.add_argument("--seeds", default=None,
+                    help="comma-separated variant seeds of the split (a share of a run)")
+    ap.add_argument("--controls", default=None,
+                    help="comma-separated control seeds of the split ('' for none)")
     ap.add_argument("--clean-days", type=float, default=7.0)
     ap.add_argument("--clean-only", metavar="FILE", default=None,
                     help="run only the clean days and write their result to FILE")
@@ -509,6 +513,16 @@ def main(argv: list[str] | None = None) -> None:
         days = QUICK_DAYS
     elif args.variants is not None:
         seeds = seeds[: args.variants]
+    if args.seeds is not None:
+        chosen = [int(x) for x in args.seeds.split(",") if x.strip()]
+        if not set(chosen) <= set(seeds):
+            raise SystemExit(f"--seeds: not all in the {args.split} range {seeds}")
+        seeds = chosen
+    if args.controls is not None:
+        chosen = [int(x) for x in args.controls.split(",") if x.strip()]
+        if not set(chosen) <= set(controls):
+            raise SystemExit(f"--controls: not all in the {args.split} range {controls}")
+        controls = chosen
     names = [f"backdoor_variant:{s}" for s in seeds]
     root = Path(tempfile.mkdtemp(prefix="dw-detect-"))
     began = time.perf_counter()
