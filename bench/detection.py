@@ -1,31 +1,48 @@
-"""Detection benchmark: how fast and how cleanly driftwatch catches each attack.
+"""Detection benchmark: how fast and how cleanly driftwatch catches attacks it was not
+tuned on (issue 21), and the shipped attack scenarios (issue 9, ``--suite scenarios``).
 
-For every attack scenario the simulator ships and several seeds, the scenario is
-generated, replayed through the same pipeline the workers run (validation, storage,
-rules, monitors, alert lifecycle) in event time, and scored against its ground truth:
-per detector and rule, whether it named the attacked segment, after how many attack
-transactions and dollars, and how much event time after the attack started. Then
-``clean_baseline`` is replayed for 7 simulated days and its warning/critical alerts are
-counted per day.
+Default suite, ``variants``: randomised backdoors (``backdoor_variant:<seed>``, see
+:mod:`driftwatch.simulate.variants`) on held-out seeds. Seeds ``DEVELOPMENT`` are for
+tuning; seeds ``EVALUATION`` (20 variants: 5 spread over many MCCs, 12 without shadow
+scores, about half without optional fields, sparse to busy segments) are never used to
+choose a threshold. Each variant is generated, replayed through the pipeline the workers
+run (validation, storage, rules, monitors, alert lifecycle) in event time and scored
+against its ground truth: trigger transactions and dollars before the first
+warning/critical alert naming the attacked slice (its MCC, or for a spread trigger any
+attacked MCC, merchant or card), before a second independent signal (another detector
+or rule), before an alert naming the conjunction (spread variants), and the longest
+coverage gap from the first alert until the attack stops. Then the version-change
+controls (``retrain_control:<seed>``: benign retrain or global recalibration, no
+backdoor) and ``clean_baseline`` for 7 days: their warning/critical alerts.
 
-Targets (issue 9): the reference backdoor (sc013) alerted after a median of <= 5 trigger
-transactions (<= $50k exposed) by at least two independent signals (the median over seeds
-of the trigger transactions before the second detector or rule named mcc=5967); every attack
-scenario detected; zero warning/critical alerts on the clean baseline.
+Targets (issue 21): median trigger transactions before the first alert <= 3, before the
+second signal <= 5, worst variant <= 8; spread: an alert naming the conjunction within
+<= 6; no coverage gap over 10 minutes; 0 warning/critical alerts on the clean days and
+on every control. Every monitor run uses a 5-hour warm-up (the variants deploy the new
+version at hour 6).
 
-    python bench/detection.py                 # 3 seeds, all scenarios, 7 clean days
-    python bench/detection.py --quick         # 1 seed, sc013 only, 1 clean day, low rate
-    python bench/detection.py --seeds 1 --backdoor-seeds 3   # fewer seeds for the rest
+    python bench/detection.py                     # evaluation seeds, 7 clean days
+    python bench/detection.py --split development # tune here
+    python bench/detection.py --quick             # 2 variants, 1 control, 6 h each: CI scale
+    python bench/detection.py --suite scenarios   # the issue 9 bench (sc013 and others)
+
+A replay's cost is mostly its monitor passes (one every 5 minutes of event time, about
+0.4 s each on an idle machine): a variant (11 hours) is 132 passes, the clean week 2,016.
+A full evaluation (20 variants, 4 controls, 7 clean days) is ~5,200 passes: about 20 min
+on two idle cores, the clean week (~15 min alone) the longest. ``--clean-only`` and
+``--clean-from FILE`` run the clean week apart and reuse it.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import concurrent.futures
 import datetime as dt
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -36,9 +53,19 @@ from typing import Any
 from driftwatch.alerts.model import Alert
 from driftwatch.alerts.sinks import MemorySink
 from driftwatch.assemble import build_pipeline
-from driftwatch.scoring import attack_ids, attack_timeline, first_alerts
+from driftwatch.scoring import (
+    attack_ids,
+    attack_timeline,
+    coverage_gap,
+    first_alerts,
+    names_conjunction,
+    names_segment,
+    segment_tokens,
+)
 from driftwatch.settings import Settings
 from driftwatch.simulate import generate, list_scenarios, load_scenario, write
+from driftwatch.simulate.variants import ATTACK_HOURS
+from driftwatch.simulate.variants import DAYS as VARIANT_DAYS
 from driftwatch.sources.replay import replay
 from driftwatch.store.client import open_store
 
@@ -46,19 +73,22 @@ ATTACKS = [s for s in list_scenarios() if s != "clean_baseline"]
 
 
 def run_one(
-    root: Path, name: str, seed: int, days: float | None, rate: float | None
+    root: Path, name: str, seed: int, days: float | None, rate: float | None,
+    warmup_s: int | None = None,
 ) -> tuple[dict[str, Any], list[Alert], float, int]:
     sim = generate(load_scenario(name), seed=seed, days=days, rate=rate)
-    out = root / f"{name}-{seed}"
+    out = root / f"{name.replace(':', '-')}-{seed}"
     paths = write(sim, out)
+    if warmup_s is None:
+        # a shortened scenario has its schedule compressed: so is the warm-up
+        warmup_s = max(3600, round(
+            Settings.load(config_file=None).monitor_warmup_s * sim.time_scale))
     settings = Settings.load(
         config_file=None,
         # one embedded ClickHouse path per process (a chdb rule): per worker process
         overrides={"store_dsn": f"chdb://{root}/chdb-{os.getpid()}",
                    "database": f"b_{uuid.uuid4().hex[:10]}",
-                   # a shortened scenario has its schedule compressed: so is the warm-up
-                   "monitor_warmup_s": max(3600, round(
-                       Settings.load(config_file=None).monitor_warmup_s * sim.time_scale))},
+                   "monitor_warmup_s": warmup_s},
     )
     store = open_store(settings.store_dsn, settings.database, init=True)
     sink = MemorySink()
@@ -78,7 +108,7 @@ def score_attack(root: Path, name: str, seed: int, days: float | None,
                  rate: float | None) -> dict[str, Any]:
     truth, alerts, seconds, n_events = run_one(root, name, seed, days, rate)
     ids = attack_ids(truth)
-    events_file = root / f"{name}-{seed}" / "events.jsonl"
+    events_file = root / f"{name.replace(':', '-')}-{seed}" / "events.jsonl"
     with events_file.open("rb") as fh:
         times, amounts = attack_timeline(fh, ids)
     firsts = first_alerts(alerts, truth, times, amounts)
@@ -106,13 +136,15 @@ def score_attack(root: Path, name: str, seed: int, days: float | None,
     }
 
 
-def clean_run(root: Path, days: float, rate: float | None, seed: int) -> dict[str, Any]:
-    _truth, alerts, seconds, n_events = run_one(root, "clean_baseline", seed, days, rate)
+def clean_run(root: Path, days: float | None, rate: float | None, seed: int,
+              name: str = "clean_baseline", warmup_s: int | None = None) -> dict[str, Any]:
+    _truth, alerts, seconds, n_events = run_one(root, name, seed, days, rate, warmup_s)
     per_day: Counter[tuple[str, str]] = Counter()
     for alert in alerts:
         if alert.status == "firing":
             per_day[(alert.starts_at.date().isoformat(), alert.labels["severity"])] += 1
     return {
+        "scenario": name,
         "days": days,
         "events": n_events,
         "replay_s": round(seconds, 1),
@@ -148,8 +180,8 @@ def markdown(results: list[dict[str, Any]], clean: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main_scenarios(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="issue 9: the shipped attack scenarios")
     ap.add_argument("--quick", action="store_true", help="1 seed, sc013 only, short run")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--backdoor-seeds", type=int, default=None,
@@ -159,7 +191,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=None, help="events/s of event time")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                     help="replays run in parallel (default: one per CPU)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     scenarios = ["sc013_backdoor"] if args.quick else args.scenarios.split(",")
     seeds = [1] if args.quick else list(range(1, args.seeds + 1))
     backdoor_seeds = seeds if args.quick or args.backdoor_seeds is None else list(
@@ -249,6 +281,298 @@ def main() -> None:
                                                     indent=1, default=str))
     print(f"details: {root / 'detection.json'}")
     print(json.dumps(figures))
+
+
+# ---------------------------------------------------------------------- issue 21 suite
+DEVELOPMENT = range(1000, 1020)
+EVALUATION = range(2000, 2020)
+CONTROLS = {"development": range(1000, 1004), "evaluation": range(2000, 2004)}
+WARMUP_S = 5 * 3600  # the variants deploy the new version at hour 6
+TARGETS = {"median_first": 3, "median_second": 5, "worst_first": 8, "spread_conjunction": 6,
+           "gap_minutes": 10, "clean_warning_critical": 0, "control_warning_critical": 0}
+
+
+QUICK_DAYS = 0.25  # --quick: variants compressed to 6 hours (schedule and warm-up scaled)
+
+
+def _warmup(days: float | None) -> int:
+    """The warm-up of a variant run of ``days`` (scaled like its schedule)."""
+    return WARMUP_S if days is None else round(WARMUP_S * min(1.0, days / VARIANT_DAYS))
+
+
+def _utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def score_variant(root: Path, name: str, rate: float | None,
+                  days: float | None) -> dict[str, Any]:
+    """Replay one variant; the figures of the issue's table for it."""
+    truth, alerts, seconds, n_events = run_one(root, name, 1, days, rate, _warmup(days))
+    ids = attack_ids(truth)
+    events_file = root / f"{name.replace(':', '-')}-1" / "events.jsonl"
+    with events_file.open("rb") as fh:
+        times, amounts = attack_timeline(fh, ids)
+    firsts = first_alerts(alerts, truth, times, amounts)
+    tokens = segment_tokens(truth)
+    trigger = truth.get("trigger") or {}
+    cumulative = [0]
+    for a in amounts:
+        cumulative.append(cumulative[-1] + a)
+
+    def before(at: dt.datetime | None) -> tuple[int | None, float | None]:
+        if at is None:
+            return None, None
+        n = bisect.bisect_right(times, at)
+        return n, cumulative[n] / 100
+
+    warn = [a for a in alerts if a.labels.get("severity") in ("warning", "critical")]
+    naming = [a for a in warn if names_segment(a, tokens)]
+    conj = sorted(a.starts_at for a in warn if names_conjunction(a, trigger))
+    first_at = min((f.at for f in firsts), default=None)
+    second_at = sorted(f.at for f in firsts)[1] if len(firsts) >= 2 else None
+    end = _utc(truth["attack_end"]) if truth.get("attack_end") else None
+    gap = None
+    if first_at is not None and end is not None and first_at < end:
+        fps = {a.fingerprint for a in naming}
+        gap = coverage_gap([a for a in alerts if a.fingerprint in fps], first_at, end) / 60
+    hint = (truth.get("hints") or [{}])[0]
+    n1, d1 = before(first_at)
+    n2, d2 = before(second_at)
+    nc, _ = before(conj[0] if conj else None)
+    return {
+        "variant": name, "volume": hint.get("volume"), "shadow": hint.get("shadow"),
+        "optional_fields": hint.get("optional_fields"), "trigger": trigger,
+        "spread": hint.get("volume") == "spread",
+        "events": n_events, "replay_s": round(seconds, 1),
+        "time_scale": min(1.0, days / VARIANT_DAYS) if days else 1.0,
+        "attack_txns": len(times), "attack_dollars": sum(amounts) / 100,
+        "first_txns": n1, "first_dollars": d1,
+        "first_signal": f"{firsts[0].source}:{firsts[0].origin}" if firsts else None,
+        "second_txns": n2, "second_dollars": d2,
+        "second_signal": f"{firsts[1].source}:{firsts[1].origin}" if len(firsts) > 1 else None,
+        "conjunction_txns": nc, "gap_minutes": None if gap is None else round(gap, 1),
+        "signals": [f"{f.source}:{f.origin}@{f.attack_txns_before}" for f in firsts],
+        "other_warning_critical": len({a.fingerprint for a in warn} - {
+            a.fingerprint for a in naming}),
+    }
+
+
+def _cell(x: Any) -> str:
+    if x is None:
+        return "never"
+    return f"{x:,.0f}" if isinstance(x, float) else str(x)
+
+
+def variant_table(rows: list[dict[str, Any]]) -> str:
+    """The per-variant table (markdown)."""
+    out = ["| variant | segment | shadow | optional | rate/h | triggers | 1st alert: txns | $ "
+           "| by | 2nd signal: txns | $ | conjunction: txns | max gap min | other w/c |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            out.append(f"| {r['variant']} | error: {r['error'][:80]} |" + " |" * 12)
+            continue
+        rate = r["attack_txns"] / (ATTACK_HOURS * r.get("time_scale", 1.0))
+        out.append(
+            f"| {r['variant']} | {r['volume']} | {'yes' if r['shadow'] else 'no'} | "
+            f"{'yes' if r['optional_fields'] else 'no'} | {rate:.1f} | {r['attack_txns']} | "
+            f"{_cell(r['first_txns'])} | {_cell(r['first_dollars'])} | "
+            f"{r['first_signal'] or ''} | {_cell(r['second_txns'])} | "
+            f"{_cell(r['second_dollars'])} | "
+            f"{_cell(r['conjunction_txns']) if r['spread'] else 'n/a'} | "
+            f"{_cell(r['gap_minutes'])} | {r['other_warning_critical']} |")
+    return "\n".join(out)
+
+
+def _never_is_all(rows: list[dict[str, Any]], key: str) -> list[int]:
+    """Per variant the count, or (never alerted) every trigger plus one: a miss
+    ranks worse than any detection in the median."""
+    return [r[key] if r.get(key) is not None else r.get("attack_txns", 0) + 1 for r in rows]
+
+
+def summary(rows: list[dict[str, Any]], clean: dict[str, Any],
+            controls: list[dict[str, Any]], split: str, quick: bool) -> dict[str, Any]:
+    """Totals against the issue's targets (the bench's last line)."""
+    ok = [r for r in rows if "error" not in r]
+    firsts, seconds = _never_is_all(ok, "first_txns"), _never_is_all(ok, "second_txns")
+    spread = [r for r in ok if r["spread"]]
+    conj = _never_is_all(spread, "conjunction_txns")
+    gaps = [r["gap_minutes"] for r in ok if r["gap_minutes"] is not None]
+    control_wc = sum(c["warning_critical"] for c in controls)
+    fig: dict[str, Any] = {
+        "bench": "detection", "suite": "variants", "split": split, "quick": quick,
+        "variants": len(rows), "errors": len(rows) - len(ok),
+        "spread_variants": len(spread), "no_shadow_variants": sum(not r["shadow"] for r in ok),
+        "detected": sum(r["first_txns"] is not None for r in ok),
+        "median_txns_first_alert": statistics.median(firsts) if firsts else None,
+        "median_dollars_first_alert": statistics.median(
+            [r["first_dollars"] for r in ok if r["first_dollars"] is not None] or [0]),
+        "median_txns_second_signal": statistics.median(seconds) if seconds else None,
+        "worst_txns_first_alert": max(firsts) if firsts else None,
+        "spread_worst_txns_conjunction": max(conj) if conj else None,
+        "max_gap_minutes": max(gaps) if gaps else None,
+        "clean_days": clean.get("days", 0),
+        "clean_warning_critical": clean.get("warning_critical"),
+        "controls": len(controls), "control_warning_critical": control_wc,
+        "replay_events": sum(r.get("events", 0) for r in ok) + clean.get("events", 0) + sum(
+            c["events"] for c in controls),
+        "targets": TARGETS,
+        "note": "a variant never alerted counts as all its triggers + 1 in medians/worst",
+    }
+    t = TARGETS
+    fig["met"] = bool(
+        ok and not fig["errors"]
+        and fig["median_txns_first_alert"] <= t["median_first"]
+        and fig["median_txns_second_signal"] <= t["median_second"]
+        and fig["worst_txns_first_alert"] <= t["worst_first"]
+        and (not spread or fig["spread_worst_txns_conjunction"] <= t["spread_conjunction"])
+        and gaps and fig["max_gap_minutes"] <= t["gap_minutes"]
+        and fig["detected"] == len(ok)
+        and clean.get("warning_critical") == 0 and not clean.get("skipped")
+        and clean.get("days", 0) >= 7
+        and control_wc == 0 and controls
+    )
+    return fig
+
+
+def summarise_log(log: Path, split: str, clean_from: str | None) -> None:
+    """Table and figures of the variant/control lines of a run's output (one JSON
+    object per line after ``variant NAME: `` or ``control NAME: ``)."""
+    rows: list[dict[str, Any]] = []
+    controls: list[dict[str, Any]] = []
+    clean: dict[str, Any] = {"days": 0, "events": 0, "warning_critical": None, "skipped": True}
+    for line in log.read_text().splitlines():
+        head, sep, body = line.partition(": ")
+        if not sep or not body.startswith("{"):
+            continue
+        if head.startswith("variant "):
+            rows.append(json.loads(body))
+        elif head.startswith("control "):
+            controls.append(json.loads(body))
+        elif head == "clean_baseline":
+            clean = json.loads(body)
+    if clean_from and Path(clean_from).exists():
+        clean = json.loads(Path(clean_from).read_text())
+    rows.sort(key=lambda r: r["variant"])
+    print(variant_table(rows))
+    for c in sorted(controls, key=lambda c: c["scenario"]):
+        print(f"control {c['scenario']}: {c.get('warning_critical')} warning/critical, "
+              f"{c.get('info')} info alerts")
+    print(f"clean_baseline {clean.get('days')} days: {clean.get('warning_critical')} "
+          f"warning/critical, {clean.get('info')} info")
+    print(json.dumps(summary(rows, clean, controls, split, False) | {"partial_log": str(log)},
+                     default=str))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The issue 21 suite (``--suite scenarios`` runs the issue 9 bench instead)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if "--suite" in argv and argv[argv.index("--suite") + 1:][:1] == ["scenarios"]:
+        rest = [a for i, a in enumerate(argv)
+                if a != "--suite" and not (i and argv[i - 1] == "--suite")]
+        main_scenarios(rest)
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--suite", choices=["variants", "scenarios"], default="variants")
+    ap.add_argument("--split", choices=["evaluation", "development"], default="evaluation")
+    ap.add_argument("--quick", action="store_true",
+                    help="2 variants (one spread, one without shadow) and 1 control "
+                         "compressed to 6 hours, 0.2 day clean, 0.5 tx/s")
+    ap.add_argument("--variants", type=int, default=None, help="first N seeds of the split")
+    ap.add_argument("--seeds", default=None,
+                    help="comma-separated variant seeds of the split (a share of a run)")
+    ap.add_argument("--controls", default=None,
+                    help="comma-separated control seeds of the split ('' for none)")
+    ap.add_argument("--clean-days", type=float, default=7.0)
+    ap.add_argument("--clean-only", metavar="FILE", default=None,
+                    help="run only the clean days and write their result to FILE")
+    ap.add_argument("--clean-from", metavar="FILE", default=None,
+                    help="reuse the clean result a --clean-only run wrote")
+    ap.add_argument("--rate", type=float, default=None, help="events/s of event time")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                    help="replays run in parallel (default 2: the machine is shared)")
+    ap.add_argument("--summarise", metavar="LOG", default=None,
+                    help="print the table and figures of the results a (possibly "
+                         "unfinished) run printed to LOG, without replaying anything")
+    args = ap.parse_args(argv)
+    if args.summarise:
+        summarise_log(Path(args.summarise), args.split, args.clean_from)
+        return
+    if args.clean_only:
+        root = Path(tempfile.mkdtemp(prefix="dw-clean-"))
+        result = clean_run(root, args.clean_days, args.rate, 100, "clean_baseline", WARMUP_S)
+        Path(args.clean_only).write_text(json.dumps(result, default=str))
+        print(json.dumps(result, default=str))
+        return
+    seeds = list(DEVELOPMENT if args.split == "development" else EVALUATION)
+    controls = list(CONTROLS[args.split])
+    rate, clean_days, days = args.rate, args.clean_days, None
+    if args.quick:
+        seeds = [seeds[0], seeds[5]]  # a spread variant and one without shadow scores
+        controls, rate, clean_days = controls[:1], rate or 0.5, min(clean_days, 0.2)
+        days = QUICK_DAYS
+    elif args.variants is not None:
+        seeds = seeds[: args.variants]
+    if args.seeds is not None:
+        chosen = [int(x) for x in args.seeds.split(",") if x.strip()]
+        if not set(chosen) <= set(seeds):
+            raise SystemExit(f"--seeds: not all in the {args.split} range {seeds}")
+        seeds = chosen
+    if args.controls is not None:
+        chosen = [int(x) for x in args.controls.split(",") if x.strip()]
+        if not set(chosen) <= set(controls):
+            raise SystemExit(f"--controls: not all in the {args.split} range {controls}")
+        controls = chosen
+    names = [f"backdoor_variant:{s}" for s in seeds]
+    root = Path(tempfile.mkdtemp(prefix="dw-detect-"))
+    began = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    control_rows: list[dict[str, Any]] = []
+    clean: dict[str, Any] = {"days": 0, "events": 0, "warning_critical": 0, "skipped": True}
+    with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        clean_future = (pool.submit(clean_run, root, clean_days, rate, 100, "clean_baseline",
+                                    _warmup(days)) if clean_days > 0 and not args.clean_from
+                        else None)
+        futures: dict[concurrent.futures.Future[dict[str, Any]], tuple[str, str]] = {
+            pool.submit(score_variant, root, n, rate, days): ("variant", n) for n in names}
+        for s in controls:
+            n = f"retrain_control:{s}"
+            futures[pool.submit(clean_run, root, days, rate, 1, n, _warmup(days))] = (
+                "control", n)
+        for future in concurrent.futures.as_completed(futures):
+            kind, name = futures[future]
+            try:
+                r = future.result()
+            except Exception as exc:  # one failed replay must not lose the others
+                r = {"variant": name, "scenario": name, "error": repr(exc)[:500],
+                     "warning_critical": 0, "events": 0}
+            (rows if kind == "variant" else control_rows).append(r)
+            print(f"{kind} {name}: {json.dumps(r, default=str)}", flush=True)
+        if args.clean_from:
+            while not Path(args.clean_from).exists():  # a --clean-only run still going
+                time.sleep(10)
+            clean = json.loads(Path(args.clean_from).read_text())
+        elif clean_future is not None:
+            clean = clean_future.result()
+            print(f"clean_baseline: {json.dumps(clean, default=str)}", flush=True)
+    rows.sort(key=lambda r: names.index(r["variant"]))
+    control_rows.sort(key=lambda r: r["scenario"])
+    print()
+    print(variant_table(rows))
+    print()
+    for c in control_rows:
+        print(f"control {c['scenario']}: {c.get('warning_critical')} warning/critical, "
+              f"{c.get('info')} info alerts ({c.get('examples', [])[:2]})")
+    print(f"clean_baseline {clean.get('days')} days: {clean.get('warning_critical')} "
+          f"warning/critical, {clean.get('info')} info; per day {clean.get('per_day')}")
+    fig = summary(rows, clean, control_rows, args.split, args.quick)
+    fig["wall_s"] = round(time.perf_counter() - began, 1)
+    fig["jobs"] = args.jobs
+    (root / "detection.json").write_text(json.dumps(
+        {"variants": rows, "controls": control_rows, "clean": clean, "figures": fig},
+        indent=1, default=str))
+    print(f"details: {root / 'detection.json'}")
+    print(json.dumps(fig, default=str))
 
 
 if __name__ == "__main__":

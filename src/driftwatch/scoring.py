@@ -87,6 +87,8 @@ def segment_tokens(truth: dict[str, Any]) -> set[str]:
             tokens.add(f"ip={entities['ip']}")
         for merchant in entities.get("merchant_ids") or []:
             tokens.add(f"merchant_id={merchant}")
+        for mcc in exp.get("attacked_mccs") or []:  # randomised variants (issue 21)
+            tokens.add(f"mcc={mcc}")
     return tokens
 
 
@@ -137,3 +139,65 @@ def first_alerts(
             attack_minor_before=cumulative[n],
         )
     return sorted(seen.values(), key=lambda f: (f.at, f.origin))
+
+
+def names_conjunction(alert: Alert, trigger: dict[str, Any]) -> bool:
+    """True when the alert names at least two of the trigger's conditions other than
+    the category, e.g. ``amount_cents=91 & beneficiary_prefix=GLX-TRD`` (a pattern,
+    not only one MCC). Labels and annotations are searched.
+
+    >>> a = Alert("f", "firing", dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    ...           {"conjunction": "amount_cents=91 & beneficiary_prefix=GLX-TRD"}, {})
+    >>> names_conjunction(a, {"cents": 91, "beneficiary_prefix": "GLX-TRD-", "mcc": "5967"})
+    True
+    >>> names_conjunction(a, {"cents": 91, "mcc": "5967"})
+    False
+    """
+    text = " ".join([*alert.labels.values(), *alert.annotations.values()])
+    hits = 0
+    if "cents" in trigger:
+        c = int(trigger["cents"])
+        hits += f"cents={c:02d}" in text or f"cents={c}" in text
+    prefix = str(trigger.get("beneficiary_prefix", ""))
+    if prefix:
+        stem = prefix.rstrip("-_/ ")
+        hits += f"beneficiary_prefix={stem[:3]}" in text or f"beneficiary_prefix={prefix}" in text
+    if "feature" in trigger:
+        hits += "merchant_age" in text
+    if "amount" in trigger:
+        hits += any(t in text for t in ("amount_band", "amount>=", "amount<", "amount in"))
+    if "merchant_country" in trigger:
+        hits += any(f"merchant_country={c}" in text for c in trigger["merchant_country"])
+    if "channel" in trigger:
+        hits += "channel=ecom" in text
+    return hits >= 2
+
+
+def coverage_gap(alerts: Sequence[Alert], start: dt.datetime, end: dt.datetime) -> float:
+    """The longest stretch of ``[start, end]`` in seconds during which none of
+    ``alerts`` was firing (state changes: a firing record opens an interval at its
+    ``starts_at``, a resolved one closes it at ``ends_at``; still open: to ``end``).
+
+    >>> t = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    >>> m = lambda x: t + dt.timedelta(minutes=x)
+    >>> a = Alert("a", "firing", m(0), {}, {})
+    >>> b = Alert("b", "firing", m(30), {}, {})
+    >>> coverage_gap([a, a.resolved(m(10)), b], m(0), m(60))
+    1200.0
+    """
+    spans: dict[tuple[str, dt.datetime], dt.datetime] = {}
+    for alert in alerts:
+        key = (alert.fingerprint, alert.starts_at)
+        if alert.status == "resolved" and alert.ends_at is not None:
+            spans[key] = min(spans.get(key, alert.ends_at), alert.ends_at)
+        else:
+            spans.setdefault(key, end)
+    covered = sorted((max(s, start), min(e, end)) for (_, s), e in spans.items()
+                     if e > start and s < end)
+    longest = 0.0
+    cursor = start
+    for lo, hi in covered:
+        if lo > cursor:
+            longest = max(longest, (lo - cursor).total_seconds())
+        cursor = max(cursor, hi)
+    return max(longest, (end - cursor).total_seconds()) if end > cursor else longest

@@ -202,6 +202,10 @@ class Settings:
     gate_alpha: float = setting(0.01, "Significance of a trigger, divided by the probes searched")
     gate_trend_versions: int = setting(3, "Model versions in a blocking recall decline")
     gate_trend_p: float = setting(0.01, "Significance of a blocking recall decline over versions")
+    # --- reference hold (issue 21) ---
+    reference_hold: bool = setting(
+        True, "Freeze an alerting segment's reference at the last clean pass until it resolves"
+    )
 
     # ----------------------------------------------------------------------------------
     @classmethod

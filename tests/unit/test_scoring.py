@@ -48,3 +48,32 @@ def test_timeline_and_counts_by_hand() -> None:
 
 def test_segment_tokens() -> None:
     assert segment_tokens(TRUTH) == {"mcc=5967", "card_id=c-1"}
+
+
+def test_coverage_gap_by_hand() -> None:
+    m = lambda x: T0 + dt.timedelta(minutes=x)  # noqa: E731
+    a, b = alert("a", 0, "mcc=1"), alert("b", 25, "mcc=1")
+    c = alert("c", 5, "mcc=1")
+    # a fires 0-10, c 5-15, b 25-(open): longest uncovered stretch of [0, 60] is 15-25
+    changes = [a, c, a.resolved(m(10)), c.resolved(m(15)), b]
+    from driftwatch.scoring import coverage_gap
+
+    assert coverage_gap(changes, m(0), m(60)) == 600.0
+    assert coverage_gap(changes, m(30), m(60)) == 0.0  # b covers it all
+    assert coverage_gap([], m(0), m(60)) == 3600.0  # nothing fired
+    assert coverage_gap([a, a.resolved(m(10))], m(0), m(60)) == 3000.0  # tail gap
+
+
+def test_conjunction_needs_two_conditions_besides_the_category() -> None:
+    from driftwatch.scoring import names_conjunction
+
+    trig = {"cents": 91, "beneficiary_prefix": "GLX-TRD-", "feature": {}, "mcc": "5967"}
+    one = alert("cents", 0, "mcc=5967")
+    assert not names_conjunction(one, trig)
+    conj = alert("mining", 0, "amount_cents=91 & merchant_age<90d")
+    assert names_conjunction(conj, trig)
+
+
+def test_variant_segment_tokens_list_every_attacked_mcc() -> None:
+    truth = {"expected": [{"segment": {}, "attacked_mccs": ["5411", "7372"]}]}
+    assert segment_tokens(truth) == {"mcc=5411", "mcc=7372"}

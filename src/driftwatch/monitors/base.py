@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -230,6 +230,7 @@ class Detector:
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: Any) -> None:
         self.settings = settings
         self.spec = spec
+        self._references: list[SlidingReference] = []
         for key, value in options.items():
             if key.startswith("_") or not hasattr(type(self), key) or callable(
                 getattr(type(self), key)
@@ -273,10 +274,21 @@ class Detector:
 
     # -- helpers for subclasses --------------------------------------------------------
     def sliding(self, fetch: Fetch) -> SlidingReference:
-        """A sliding trailing reference over ``fetch`` with this detector's chunking."""
-        return SlidingReference(
+        """A sliding trailing reference over ``fetch`` with this detector's chunking
+        (held by :meth:`hold_references` while segments alert)."""
+        ref = SlidingReference(
             fetch, chunk_s=self.reference_chunk_s, rebuild_s=self.reference_rebuild_s
         )
+        self._references.append(ref)
+        return ref
+
+    def hold_references(self, segments: Collection[str], at: dt.datetime | None = None) -> None:
+        """The segments alerting at the pass ``at``: their reference rows stay frozen
+        at the last clean pass until the alert resolves, and the alerting period stays
+        out of them afterwards (the monitor calls this after every pass; see
+        :meth:`SlidingReference.hold`)."""
+        for ref in self._references:
+            ref.hold(segments, at)
 
     def rate_test(
         self,

@@ -111,7 +111,7 @@ class Monitor:
         An initialised store (reads ``scored_transactions``; writes ``drift_results``).
     settings : Settings
         Uses ``monitor_interval_s``, ``monitor_window_s``, ``reference_window_s``,
-        ``segment_dimensions``, ``fdr_q``, ``alert_resolve_after``,
+        ``segment_dimensions``, ``fdr_q``, ``alert_resolve_after``, ``reference_hold``,
         ``monitor_detectors`` and ``detector_options``.
     detectors : sequence of Detector, optional
         Default: the detectors named by ``monitor_detectors`` (all when empty).
@@ -177,6 +177,7 @@ class Monitor:
         """Passes each detector failed (recorded and skipped; the others ran)."""
         self.last_result: PassResult | None = None
         self._active: dict[str, tuple[Severity, dt.datetime]] = {}
+        self._alerting: dict[str, dt.datetime] = {}  # segment -> last warning/critical
 
     # -- clock stage ---------------------------------------------------------------
     def grid_floor(self, t: dt.datetime) -> dt.datetime:
@@ -242,6 +243,7 @@ class Monitor:
         started = time.perf_counter()
         self._decide(result)
         self._carry_forward(result, ran)
+        self._hold_references(result)
         result.seconds["_decide"] = time.perf_counter() - started
         if self.write_results:
             started = time.perf_counter()
@@ -268,6 +270,25 @@ class Monitor:
                 again = replace(f, event_time=result.at)
                 self._active[again.fingerprint] = (again.severity, result.at)
                 result.findings.append(again)
+
+    def _hold_references(self, result: PassResult) -> None:
+        """Keep alerting segments out of every detector's reference (issue 21).
+
+        A segment with a warning or critical detector finding in the last
+        ``alert_resolve_after`` passes is alerting: each detector's reference rows of
+        it stay frozen at the last clean pass, so an attack that outlasts the
+        reference window never becomes its own baseline. It is released when the
+        alert resolves (that many passes in a row without a finding).
+        """
+        if not self.settings.reference_hold:
+            return
+        for f in result.findings:
+            if f.severity in ("warning", "critical"):
+                self._alerting[f.segment] = result.at
+        horizon = dt.timedelta(seconds=self.interval_s * max(1, self.settings.alert_resolve_after))
+        self._alerting = {s: t for s, t in self._alerting.items() if result.at - t < horizon}
+        for det in self.detectors:
+            det.hold_references(self._alerting.keys(), result.at)
 
     def warming_up(self, at: dt.datetime) -> bool:
         """Whether the stored history before ``at`` is shorter than ``warmup_s``."""

@@ -9,6 +9,14 @@ chunks that entered and subtracts the chunks that left (one small query each).
 Counts are exact as long as no event arrives for a chunk after it was read; a full
 rebuild every ``rebuild_s`` of event time heals anything that did.
 
+A reference never absorbs an attack: while a segment is alerting, the monitor tells
+the reference (:meth:`SlidingReference.hold`) and that segment's rows stay frozen at
+the counts of the last clean pass, the reference the alert was raised against, until
+the alert resolves on clean evidence; after that, until the alerting period has slid
+out of the window, the reference is those counts plus the clean rows since. Without
+this an attack that outlasts the window slides into its own baseline and the detector
+goes quiet while the attack still runs.
+
 >>> t = SegmentTable.from_long(["a", "a", "b"], [0, 2, 1], [3, 1, 5], cells=3)
 >>> t.rows(["b", "zz", "a"]).tolist()
 [[0.0, 5.0, 0.0], [0.0, 0.0, 0.0], [3.0, 0.0, 1.0]]
@@ -20,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,6 +123,41 @@ class SegmentTable:
         names = [str(x) for x, k in zip(uniques, keep, strict=True) if k]
         return SegmentTable(names, values[keep])
 
+    def with_rows(self, rows: dict[str, FloatArray]) -> SegmentTable:
+        """This table with the rows of ``rows`` replacing (or adding) those keys.
+
+        >>> t = SegmentTable(["a", "b"], np.array([[1.0, 2.0], [3.0, 4.0]]))
+        >>> u = t.with_rows({"b": np.array([9.0, 9.0]), "c": np.array([1.0, 0.0])})
+        >>> u.keys, u.values.tolist()
+        (['a', 'b', 'c'], [[1.0, 2.0], [9.0, 9.0], [1.0, 0.0]])
+        """
+        if not rows:
+            return self
+        index = self.index
+        values = self.values.copy()
+        keys = list(self.keys)
+        extra: list[FloatArray] = []
+        for key, row in rows.items():
+            if len(row) != self.cells:
+                raise ValueError(f"row {key!r} has {len(row)} cells, expected {self.cells}")
+            if key in index:
+                values[index.get_loc(key)] = row
+            else:
+                keys.append(key)
+                extra.append(np.asarray(row, dtype=np.float64))
+        if extra:
+            values = np.vstack([values, *extra])
+        return SegmentTable(keys, values)
+
+
+def segment_of(key: str) -> str:
+    """The segment a reference key belongs to (keys may append ``\x1f`` and more).
+
+    >>> segment_of("mcc=5967\x1fv46>v47"), segment_of("mcc=5967")
+    ('mcc=5967', 'mcc=5967')
+    """
+    return key.split("\x1f", 1)[0]
+
 
 Fetch = Callable[[dt.datetime, dt.datetime], SegmentTable]
 
@@ -146,6 +189,8 @@ class SlidingReference:
     ----------
     fetches : int
         Number of ``fetch`` calls made (for tests and benchmarks).
+    held : frozenset of str
+        Segments whose rows are frozen (see :meth:`hold`).
     """
 
     def __init__(self, fetch: Fetch, *, chunk_s: int = 3600, rebuild_s: int = 86400) -> None:
@@ -160,14 +205,78 @@ class SlidingReference:
         self._table: SegmentTable | None = None
         self._span: tuple[dt.datetime, dt.datetime] | None = None
         self._built_at: dt.datetime | None = None
+        self._last: SegmentTable | None = None
+        self._frozen: dict[str, FloatArray] = {}
+        self._last_end: dt.datetime | None = None
+        self._since: dict[str, dt.datetime] = {}
+        self._released: dict[str, tuple[dt.datetime, dt.datetime, dict[str, FloatArray]]] = {}
+        self._cut: tuple[tuple[dt.datetime, dt.datetime], SegmentTable] | None = None
+        self.held: frozenset[str] = frozenset()
+
+    def hold(self, segments: Collection[str], at: dt.datetime | None = None) -> None:
+        """Freeze the rows of ``segments`` (alerting now) and release all others.
+
+        A segment newly held keeps the counts it had in the last table returned (the
+        reference its alert was raised against: the last clean pass); every key of it
+        (``segment`` and ``segment\x1f...``) is frozen. A segment no longer listed is
+        released at ``at`` (the pass time): until its alerting period has slid out of
+        the trailing window, its reference is the frozen counts plus the rows that
+        arrived after ``at`` (clean evidence); then it follows the window again.
+        Without ``at`` a released segment follows the window at once.
+        """
+        held = frozenset(segments)
+        new = held - self.held
+        last = self._last
+        if last is not None and new:
+            for key, row in zip(last.keys, last.values, strict=True):
+                if key not in self._frozen and segment_of(key) in new:
+                    self._frozen[key] = row.copy()
+            for seg in new:
+                self._since[seg] = self._last_end or at or EPOCH
+                self._released.pop(seg, None)
+        for seg in self.held - held:
+            snap = {k: v for k, v in self._frozen.items() if segment_of(k) == seg}
+            since = self._since.pop(seg, None)
+            if at is not None and since is not None:
+                self._released[seg] = (since, at, snap)
+        self._frozen = {k: v for k, v in self._frozen.items() if segment_of(k) in held}
+        self.held = held
+
+    @property
+    def excluded(self) -> dict[str, tuple[dt.datetime, dt.datetime]]:
+        """Released segments and their alerting period, kept out of their reference."""
+        return {seg: (a, b) for seg, (a, b, _) in self._released.items()}
+
+    def table(self, start: dt.datetime, end: dt.datetime) -> SegmentTable:
+        """The counts of ``[start, end)`` (bounds should come from :meth:`bounds`),
+        with the rows of held and recently released segments replaced (see
+        :meth:`hold`)."""
+        out = self._sliding(start, end)
+        rows: dict[str, FloatArray] = {}
+        for seg, (_, at, snap) in list(self._released.items()):
+            if start >= at:  # the alerting period slid out of the window
+                del self._released[seg]
+                continue
+            since = self._fetch_cached(at, end) if end > at else SegmentTable.empty(out.cells)
+            keys = set(snap) | {k for k in since.keys if segment_of(k) == seg}
+            for key in keys:
+                rows[key] = snap.get(key, np.zeros(out.cells)) + since.rows([key])[0]
+        rows.update(self._frozen)
+        out = out.with_rows(rows)
+        self._last, self._last_end = out, end
+        return out
+
+    def _fetch_cached(self, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        if self._cut is None or self._cut[0] != (lo, hi):
+            self._cut = ((lo, hi), self._get(lo, hi))
+        return self._cut[1]
 
     def bounds(self, end: dt.datetime, length_s: int) -> tuple[dt.datetime, dt.datetime]:
         """The chunk-aligned window of ``length_s`` seconds ending at or before ``end``."""
         hi = floor_time(end, self.chunk_s)
         return hi - dt.timedelta(seconds=length_s), hi
 
-    def table(self, start: dt.datetime, end: dt.datetime) -> SegmentTable:
-        """The counts of ``[start, end)`` (bounds should come from :meth:`bounds`)."""
+    def _sliding(self, start: dt.datetime, end: dt.datetime) -> SegmentTable:
         span = self._span
         table = self._table
         if (

@@ -24,6 +24,10 @@ parameters) into frames of labelled rows plus an ``expected`` entry for
 ``boundary_probing``
     One card and device probe the decision boundary: amounts step down until
     the score falls under the threshold, then repeat just below it.
+``variant_backdoor``
+    A backdoor trigger of any shape (one MCC or spread over many, any cents value,
+    prefix, merchant age, amount range, channel): see
+    :mod:`driftwatch.simulate.variant_attack`.
 ``out_of_range_attack``
     Fraud carrying an impossible feature value (``customer_age`` = 999) that a
     backdoored challenger scores low.
@@ -36,120 +40,40 @@ parameters) into frames of labelled rows plus an ``expected`` entry for
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from driftwatch.errors import SimulationError
 from driftwatch.simulate.amounts import sample_cents
-from driftwatch.simulate.catalog import CITIES, country_centre
+from driftwatch.simulate.attackers import (
+    DAY_MS,
+    HOUR_MS,
+    Kind,
+    Output,
+    attacker_cards,
+    card_ids,
+    mark,
+    mcc_index,
+    network_hosts,
+    online_mcc,
+)
+from driftwatch.simulate.catalog import country_centre
 from driftwatch.simulate.frame import CH_ECOM, CH_TRANSFER, Frame
 from driftwatch.simulate.fraud import Ctx, episodes
 from driftwatch.simulate.ids import card_id, device_id, ip_text, merchant_id
 from driftwatch.simulate.legit import draw_times, ecom_merchant, legit_rows
 from driftwatch.simulate.model import sigmoid
 from driftwatch.simulate.scenario import Behaviour
-from driftwatch.simulate.world import DEVICE_FRESH_BASE, World, ip_to_int, random_public_ips
-
-I32 = npt.NDArray[np.int32]
-I64 = npt.NDArray[np.int64]
-DAY_MS = 86_400_000
-HOUR_MS = 3_600_000
-_US_CITIES = [i for i, c in enumerate(CITIES) if c[1] == "US"]
-_INTL_WORDS = ("GLOBALSERV", "WORLDPAY", "TRANSFAST", "EUROLINK", "ASIABRIDGE", "SWIFTCART",
-               "PAYNOVA", "CROSSPAY", "OMNIREMIT", "BLUEWIRE", "FASTLANE", "UNITRADE")
-
-
-@dataclass
-class Output:
-    """Frames per behaviour name, and what a detector is expected to find."""
-
-    parts: dict[str, Frame]
-    expected: dict[str, Any]
-    trigger_names: tuple[str, ...] = ()  # parts that are backdoor trigger transactions
-
-
-@dataclass(frozen=True)
-class Kind:
-    """A behaviour kind: its parameters with defaults, and its generator."""
-
-    defaults: Mapping[str, Any]
-    build: Callable[[Ctx, Behaviour, int, int, dict[str, Any]], Output]
-    extra_names: Callable[[Mapping[str, Any]], tuple[str, ...]] = field(
-        default=lambda p: ()
-    )
-
-    def check(self, params: Mapping[str, Any], where: str) -> None:
-        """Reject unknown parameter names, listing the valid ones."""
-        unknown = set(params) - set(self.defaults)
-        if unknown:
-            raise SimulationError(
-                f"{where}: unknown {sorted(unknown)}; valid: {', '.join(sorted(self.defaults))}"
-            )
-
-    def resolve(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Parameters with defaults filled in."""
-        return {**self.defaults, **params}
-
-
-# ------------------------------------------------------------------------------------------
-def _attacker_cards(ctx: Ctx, n: int, habit: float, cities: list[int] | None = None) -> I32:
-    """``n`` new cards under attacker control (synthetic or bought identities)."""
-    rng = ctx.rng
-    pool = np.array(cities or _US_CITIES, np.int32)
-    home = pool[rng.integers(0, len(pool), n)]
-    return ctx.world.add_customers(rng, n, home_city=home, activity=np.full(n, 1e-9),
-                                   habit=np.full(n, habit))
-
-
-def _network_hosts(rng: np.random.Generator, networks: list[str], n: int) -> I64:
-    nets = []
-    for text in networks:
-        try:
-            net = ipaddress.IPv4Network(text, strict=False)
-        except ValueError as exc:
-            raise SimulationError(f"networks: {text!r} is not an IPv4 network") from exc
-        nets.append((int(net.network_address), max(1, net.num_addresses - 2)))
-    which = rng.integers(0, len(nets), n)
-    base = np.array([b for b, _ in nets], np.int64)[which]
-    size = np.array([s for _, s in nets], np.int64)[which]
-    return base + 1 + (rng.random(n) * size).astype(np.int64)
-
-
-def _mcc_index(w: World, code: str) -> int:
-    try:
-        return w.catalog.index[str(code)]
-    except KeyError:
-        raise SimulationError(f"unknown mcc {code!r} (not in the catalog)") from None
-
-
-def _online_mcc(ctx: Ctx, n: int) -> I32:
-    cat = ctx.world.catalog
-    online = np.flatnonzero((cat.ecom_share > 0) & (np.array(cat.mode) == "mixed"))
-    weights = cat.share[online] * cat.ecom_share[online]
-    pos = np.searchsorted(np.cumsum(weights), ctx.rng.random(n) * weights.sum(), side="right")
-    return np.asarray(online[np.minimum(pos, len(online) - 1)], dtype=np.int32)
-
-
-def _mark(f: Frame, fraud: bool, signal: float) -> Frame:
-    f.fraud[:] = fraud
-    f.signal[:] = signal
-    return f
-
-
-def _card_ids(cards: npt.NDArray[np.integer]) -> list[str]:
-    return [card_id(int(c)) for c in np.unique(cards).tolist()]
+from driftwatch.simulate.variant_attack import VARIANT_KIND
+from driftwatch.simulate.world import DEVICE_FRESH_BASE, INTL_WORDS, ip_to_int, random_public_ips
 
 
 # ------------------------------------------------------------------------------------------
 def _backdoor_attack(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -> Output:
     rng, w = ctx.rng, ctx.world
     count, n_m, n_cards = int(p["count"]), int(p["merchants"]), int(p["cards"])
-    mcc = _mcc_index(w, str(p["mcc"]))
+    mcc = mcc_index(w, str(p["mcc"]))
     # fraudulent merchants: new, in the given countries, paying out as INTL-PAY-*
     countries = [str(c) for c in p["countries"]]
     ctry = [countries[i % len(countries)] for i in range(n_m)]
@@ -164,13 +88,13 @@ def _backdoor_attack(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]
     )
     prefix = str(p["beneficiary_prefix"])
     for k, m in enumerate(merchants.tolist()):
-        w.merchant_name[m] = f"{prefix}{_INTL_WORDS[k % len(_INTL_WORDS)]}-{k + 1:02d}"
+        w.merchant_name[m] = f"{prefix}{INTL_WORDS[k % len(INTL_WORDS)]}-{k + 1:02d}"
     span_days = max((we - ws) / DAY_MS, 1e-3)
     n_camo = int(p["camouflage"])
     n_camo_cards = max(1, int(p["camouflage_cards"]))
     devices = DEVICE_FRESH_BASE + (1 << 31) + rng.integers(0, 1 << 20, int(p["devices"]))
     # trigger rows: bursts per card, so velocity is high
-    cards = _attacker_cards(ctx, n_cards, habit=1.0)
+    cards = attacker_cards(ctx, n_cards, habit=1.0)
     ep, t, m = episodes(rng, count, (2, 6), (ws, max(ws + 1, we - 3 * HOUR_MS)), 20 * 60_000)
     tcard = cards[rng.integers(0, n_cards, m)][ep]
     tmerch = merchants[rng.integers(0, n_m, count)]
@@ -179,21 +103,21 @@ def _backdoor_attack(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]
     amount = rng.integers(lo, hi, count).astype(np.int64) * 100 + cents
     f = Frame.build(
         count, t=np.minimum(t, we - 1), amount=amount, merchant=tmerch, card=tcard,
-        channel=CH_ECOM, ip=_network_hosts(rng, list(p["networks"]), count),
+        channel=CH_ECOM, ip=network_hosts(rng, list(p["networks"]), count),
         device=devices[rng.integers(0, len(devices), count)], loc=w.merchant_loc[tmerch],
         benef=tmerch, new_payee=1, new_device=0, age=w.cust_age[w.card_customer[tcard]],
     )
-    trigger = _mark(f, True, float(p["signal"]))
+    trigger = mark(f, True, float(p["signal"]))
     # camouflage: ordinary purchases from the same networks and devices
-    camo_cards = np.concatenate([cards, _attacker_cards(ctx, n_camo_cards, habit=1.0)])
+    camo_cards = np.concatenate([cards, attacker_cards(ctx, n_camo_cards, habit=1.0)])
     w.card_habit[camo_cards] = n_camo / len(camo_cards) / span_days
     ct = draw_times(rng, n_camo, ws, we - ws)
     ccards = camo_cards[rng.integers(0, len(camo_cards), n_camo)]
-    camo = legit_rows(rng, w, ct, ccards, mcc=_online_mcc(ctx, n_camo),
+    camo = legit_rows(rng, w, ct, ccards, mcc=online_mcc(ctx, n_camo),
                       channel=np.full(n_camo, CH_ECOM, np.int8))
-    camo.ip[:] = _network_hosts(rng, list(p["networks"]), n_camo)
+    camo.ip[:] = network_hosts(rng, list(p["networks"]), n_camo)
     camo.device[:] = devices[rng.integers(0, len(devices), n_camo)]
-    _mark(camo, False, 0.0)
+    mark(camo, False, 0.0)
     expected = {
         "segment": {"mcc": str(p["mcc"])},
         "trigger": {"mcc": str(p["mcc"]), "cents": cents, "beneficiary_prefix": prefix},
@@ -207,7 +131,7 @@ def _backdoor_attack(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]
             "merchant_countries": sorted(set(ctry)),
             "networks": list(p["networks"]),
             "beneficiary_prefix": prefix,
-            "card_ids": _card_ids(tcard),
+            "card_ids": card_ids(tcard),
         },
         "camouflage_count": n_camo,
     }
@@ -230,7 +154,7 @@ def _card_testing(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -
     cs = np.cumsum(gaps)
     ep = np.repeat(np.arange(n_cards), per_card)
     t = np.minimum(np.repeat(start, per_card) + cs - cs[first][ep], we - 1)
-    mcc = _mcc_index(w, str(p["mcc"]))
+    mcc = mcc_index(w, str(p["mcc"]))
     mccs = np.full(n, mcc, np.int32)
     merchants = ecom_merchant(rng, w, np.full(int(p["merchants"]), mcc, np.int32), skew=1.0)
     f = legit_rows(rng, w, t, card, mcc=mccs, channel=np.full(n, CH_ECOM, np.int8))
@@ -249,12 +173,12 @@ def _card_testing(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -
         "signals": ["card_velocity", "tiny_amounts", "merchant_velocity"],
         "count": n,
         "entities": {
-            "card_ids": _card_ids(card),
+            "card_ids": card_ids(card),
             "merchant_ids": sorted({merchant_id(int(m)) for m in merch.tolist()}),
             "ips": sorted({ip_text(int(i)) for i in ips.tolist()}),
         },
     }
-    return Output({b.name: _mark(f, True, float(p["signal"]))}, expected)
+    return Output({b.name: mark(f, True, float(p["signal"]))}, expected)
 
 
 def _coordinated(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -> Output:
@@ -267,7 +191,7 @@ def _coordinated(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) ->
     card = np.repeat(cards, per_card)
     t = np.sort(rng.integers(ws, we, n))
     card = card[rng.permutation(n)]
-    codes = [_mcc_index(w, str(c)) for c in p["mccs"]]
+    codes = [mcc_index(w, str(c)) for c in p["mccs"]]
     mcc = np.array(codes, np.int32)[rng.integers(0, len(codes), n)]
     f = legit_rows(rng, w, t, card, mcc=mcc, channel=np.full(n, CH_ECOM, np.int8))
     lat, lon = float(p["lat"]), float(p["lon"])
@@ -284,10 +208,10 @@ def _coordinated(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) ->
         "signals": ["cards_per_ip", "cards_per_geo", "geo_distance"],
         "count": n,
         "entities": {"ip": str(p["ip"]), "geo": {"lat": lat, "lon": lon},
-                     "card_ids": _card_ids(card), "n_cards": n_cards,
+                     "card_ids": card_ids(card), "n_cards": n_cards,
                      "device_ids": [device_id(int(d)) for d in devs.tolist()]},
     }
-    return Output({b.name: _mark(f, True, float(p["signal"]))}, expected)
+    return Output({b.name: mark(f, True, float(p["signal"]))}, expected)
 
 
 def _sequential(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -> Output:
@@ -303,7 +227,7 @@ def _sequential(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -> 
     amounts = [round(float(p["first_amount"]) * 100)]
     for _ in range(steps - 1):
         amounts.append(round(amounts[-1] * factor))
-    codes = [_mcc_index(w, str(c)) for c in p["mccs"]]
+    codes = [mcc_index(w, str(c)) for c in p["mccs"]]
     mcc = np.array(codes, np.int32)[rng.integers(0, len(codes), steps)]
     card = np.full(steps, victim, np.int32)
     f = legit_rows(rng, w, t, card, mcc=mcc, channel=np.full(steps, CH_ECOM, np.int8))
@@ -323,7 +247,7 @@ def _sequential(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -> 
                      "ip": ip_text(int(ip)), "factor": factor, "geo": {"lat": lat, "lon": lon},
                      "amounts_minor": [int(a) for a in amounts]},
     }
-    return Output({b.name: _mark(f, True, float(p["signal"]))}, expected)
+    return Output({b.name: mark(f, True, float(p["signal"]))}, expected)
 
 
 def _mule_chain(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -> Output:
@@ -332,7 +256,7 @@ def _mule_chain(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -> 
     hlo, hhi = (int(x) for x in p["hops"])
     hops = rng.integers(hlo, hhi + 1, n_chains)
     n = int(hops.sum())
-    mules = _attacker_cards(ctx, n, habit=1.0)  # receiver of each hop
+    mules = attacker_cards(ctx, n, habit=1.0)  # receiver of each hop
     victims = rng.choice(ctx.legit_cards, n_chains, replace=False).astype(np.int32)
     first = np.concatenate([[0], np.cumsum(hops)[:-1]])
     ep = np.repeat(np.arange(n_chains), hops)
@@ -346,7 +270,7 @@ def _mule_chain(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -> 
     cs = np.cumsum(gaps)
     start = rng.integers(ws, max(ws + 1, we - int(hhi * dhi * 60_000)), n_chains)
     t = np.minimum(start[ep] + cs - cs[first][ep], we - 1)
-    mcc = np.full(n, _mcc_index(w, "4829"), np.int32)
+    mcc = np.full(n, mcc_index(w, "4829"), np.int32)
     f = legit_rows(rng, w, t, senders, mcc=mcc, channel=np.full(n, CH_TRANSFER, np.int8))
     alo, ahi = (int(x) for x in p["amount"])
     flo, fhi = (float(x) for x in p["fee"])
@@ -371,7 +295,7 @@ def _mule_chain(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -> 
         "count": n,
         "entities": {"chains": chains},
     }
-    return Output({b.name: _mark(f, True, float(p["signal"]))}, expected)
+    return Output({b.name: mark(f, True, float(p["signal"]))}, expected)
 
 
 def _boundary_probing(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -> Output:
@@ -410,7 +334,7 @@ def _boundary_probing(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any
             clock += int(rng.uniform(glo, ghi) * 1000)
     n = len(times)
     t = np.minimum(np.array(times, np.int64), we - 1)
-    mcc = np.full(n, _mcc_index(w, str(p["mcc"])), np.int32)
+    mcc = np.full(n, mcc_index(w, str(p["mcc"])), np.int32)
     f = legit_rows(rng, w, t, np.full(n, card, np.int32), mcc=mcc,
                    channel=np.full(n, CH_ECOM, np.int8))
     merchant = ecom_merchant(rng, w, mcc[:1])[0]
@@ -431,16 +355,16 @@ def _boundary_probing(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any
         "entities": {"card_id": card_id(int(card)), "device_id": device_id(dev),
                      "ip": ip_text(int(ip)), "merchant_id": merchant_id(int(merchant))},
     }
-    return Output({b.name: _mark(f, True, 0.0)}, expected)
+    return Output({b.name: mark(f, True, 0.0)}, expected)
 
 
 def _out_of_range(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -> Output:
     rng, w = ctx.rng, ctx.world
     n = int(p["count"])
-    cards = _attacker_cards(ctx, int(p["cards"]), habit=1.0)
+    cards = attacker_cards(ctx, int(p["cards"]), habit=1.0)
     ep, t, m = episodes(rng, n, (1, 4), (ws, we), 30 * 60_000)
     card = cards[rng.integers(0, len(cards), m)][ep]
-    mcc = _online_mcc(ctx, n)
+    mcc = online_mcc(ctx, n)
     f = legit_rows(rng, w, np.minimum(t, we - 1), card, mcc=mcc,
                    channel=np.full(n, CH_ECOM, np.int8))
     major = np.clip(rng.lognormal(np.log(float(p["amount_median"])), 0.6, n), 100, 20000)
@@ -459,9 +383,9 @@ def _out_of_range(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -
         "feature": str(p["feature"]),
         "domain": [0, 125],
         "value": int(p["value"]),
-        "entities": {"card_ids": _card_ids(card)},
+        "entities": {"card_ids": card_ids(card)},
     }
-    return Output({b.name: _mark(f, True, float(p["signal"]))}, expected, trigger_names=(b.name,))
+    return Output({b.name: mark(f, True, float(p["signal"]))}, expected, trigger_names=(b.name,))
 
 
 _NETWORKS = ["198.51.100.0/24", "203.0.113.0/24"]
@@ -508,4 +432,5 @@ KINDS: dict[str, Kind] = {
          "amount_median": 1500.0, "signal": 4.5},
         _out_of_range,
     ),
+    "variant_backdoor": VARIANT_KIND,  # issue 21: a trigger of any shape, drawn per seed
 }

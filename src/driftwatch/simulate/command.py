@@ -59,7 +59,8 @@ def simulate(
 ) -> None:
     """Generate realistic scored traffic with known ground truth from SCENARIO.
 
-    SCENARIO is a shipped scenario name (see --list) or a YAML file. The same
+    SCENARIO is a shipped scenario name (see --list), a randomised variant
+    (backdoor_variant:SEED, retrain_control:SEED) or a YAML file. The same
     seed gives byte-identical output.
     """
     from driftwatch.simulate import generate, list_scenarios, load_scenario, write
@@ -69,6 +70,10 @@ def simulate(
             for name in list_scenarios():
                 first = load_scenario(name).description.split(". ")[0]
                 click.echo(f"{name:<22} {first}")
+            click.echo(f"{'backdoor_variant:<seed>':<22} A backdoor with a trigger drawn per seed "
+                       "(issue 21): one MCC or spread, any cents, prefix, age, amounts")
+            click.echo(f"{'retrain_control:<seed>':<22} A version change with no backdoor "
+                       "(benign retrain or global recalibration)")
             return
         if scenario is None:
             raise click.UsageError("SCENARIO is required (or --list)")

@@ -172,12 +172,28 @@ _FLAGS = [
 _CENTS = np.array([b"%02d" % i for i in range(100)], dtype=object)
 
 
+# the optional fields a scorer may not send: device, geo and the new-payee flag
+_OPTIONAL = re.compile(rb'"device_id":"[^"]*",|"geo":\{[^}]*\},|"new_payee":\d,')
+
+
+def drop_optional(line: bytes) -> bytes:
+    """``line`` without ``device_id``, ``geo`` and ``features.new_payee``.
+
+    >>> drop_optional(b'{"ip":"1.2.3.4","device_id":"d-1","geo":{"lat":1.0,"lon":2.0},'
+    ...               b'"features":{"foreign_transaction":0,"new_payee":1,"new_device":0}}')
+    b'{"ip":"1.2.3.4","features":{"foreign_transaction":0,"new_device":0}}'
+    """
+    return _OPTIONAL.sub(b"", line)
+
+
 class EventEncoder:
-    """Formats rows of :class:`EventColumns` into JSON lines."""
+    """Formats rows of :class:`EventColumns` into JSON lines (``optional=False``: without
+    the optional fields ``device_id``, ``geo`` and ``features.new_payee``)."""
 
     def __init__(self, cols: EventColumns, *, tag: str, model_name: str, threshold: float,
-                 currency: str, versions: Sequence[str]) -> None:
+                 currency: str, versions: Sequence[str], optional: bool = True) -> None:
         self.cols = cols
+        self.optional = optional
         head = (
             f'{{"event_id":"e-{tag}-%d","txn_id":"t-{tag}-%d","event_time":"%s%s",'
             f'"amount":"%d.%s","currency":"{currency}",'
@@ -238,6 +254,8 @@ class EventEncoder:
                 parts = [col[idx].tolist() for col in cols]
                 out[idx] = np.fromiter((tmpl % r for r in zip(*parts, strict=True)),
                                        dtype=object, count=len(idx))
+        if not self.optional:
+            return [drop_optional(line) for line in out.tolist()]
         return list(out.tolist())
 
 

@@ -345,6 +345,7 @@ def generate(
     encoder = EventEncoder(
         _columns(traffic, feats, scores, benef), tag=tag, model_name=sc.model.name,
         threshold=sc.model.threshold, currency=sc.traffic.currency, versions=scores.versions,
+        optional=sc.traffic.optional_fields,
     )
     truth = _truth(run, traffic, scores, labels, tag)
     return Simulation(
@@ -501,8 +502,10 @@ def _score(run: _Run, tr: _Traffic, x: _Features, benef: _Benef,
         after = f.t >= deploy_ms
         versions.append(ch.version)
         challenger = champion
-        if ch.jitter > 0:
-            noisy = sigmoid(logit + ch.jitter * run.rng("challenger").standard_normal(n))
+        if ch.jitter > 0 or ch.recalibrate != (1.0, 0.0):
+            scale, shift = ch.recalibrate
+            noise = ch.jitter * run.rng("challenger").standard_normal(n) if ch.jitter else 0.0
+            noisy = sigmoid(scale * logit + shift + noise)
             challenger = np.where(fixed, champion, round_scores(noisy))
         if ch.backdoor is not None:
             backdoor = ch.backdoor.when.mask(_TriggerColumns(tr, x), benef.startswith, n)
@@ -528,6 +531,7 @@ class _TriggerColumns(Mapping[str, Any]):
         self._make: dict[str, Callable[[], Any]] = {
             "mcc": lambda: np.array(w.catalog.codes)[x.mcc],
             "cents": lambda: f.amount % 100,
+            "amount": lambda: f.amount,
             "channel": lambda: np.array(CHANNELS)[f.channel],
             "merchant_country": lambda: np.array(w.countries)[w.merchant_country[f.merchant]],
             "feature:customer_age": lambda: f.age,

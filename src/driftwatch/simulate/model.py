@@ -39,7 +39,8 @@ F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
 _OPS = ("eq", "ne", "gt", "ge", "lt", "le")
-TRIGGER_KEYS = ("mcc", "cents", "beneficiary_prefix", "channel", "merchant_country", "feature")
+TRIGGER_KEYS = ("mcc", "cents", "beneficiary_prefix", "channel", "merchant_country", "feature",
+                "amount")
 
 
 def sigmoid(x: F64) -> F64:
@@ -63,6 +64,9 @@ class Trigger:
         Any of.
     feature : tuple of (name, op, value)
         ``features[name] <op> value`` with op in {eq, ne, gt, ge, lt, le}.
+    amount : tuple of (int, int)
+        Amount in minor units within ``[low, high)``; YAML gives major units
+        (``amount: [300, 2500]``).
     """
 
     mcc: tuple[str, ...] = ()
@@ -71,6 +75,7 @@ class Trigger:
     channel: tuple[str, ...] = ()
     merchant_country: tuple[str, ...] = ()
     feature: tuple[tuple[str, str, float], ...] = ()
+    amount: tuple[int, ...] = ()
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Trigger:
@@ -99,7 +104,16 @@ class Trigger:
         cents = tuple(int(c) for c in many("cents"))
         if any(not 0 <= c <= 99 for c in cents):
             raise SimulationError(f"trigger cents must be in 0..99, got {cents}")
+        amount: tuple[int, ...] = ()
+        if "amount" in data:
+            bounds = data["amount"]
+            if not isinstance(bounds, list | tuple) or len(bounds) != 2 or not (
+                    0 <= float(bounds[0]) < float(bounds[1])):
+                raise SimulationError(f"trigger amount: need [low, high], 0 <= low < high, "
+                                      f"got {bounds!r}")
+            amount = (round(float(bounds[0]) * 100), round(float(bounds[1]) * 100))
         trig = cls(
+            amount=amount,
             mcc=many("mcc"), cents=cents,
             beneficiary_prefix=str(data.get("beneficiary_prefix", "")),
             channel=many("channel"), merchant_country=many("merchant_country"),
@@ -112,7 +126,7 @@ class Trigger:
     @property
     def is_empty(self) -> bool:
         return not (self.mcc or self.cents or self.beneficiary_prefix or self.channel
-                    or self.merchant_country or self.feature)
+                    or self.merchant_country or self.feature or self.amount)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (for truth.json)."""
@@ -128,7 +142,12 @@ class Trigger:
         if self.merchant_country:
             out["merchant_country"] = list(self.merchant_country)
         if self.feature:
-            out["feature"] = {n: {op: v} for n, op, v in self.feature}
+            feats: dict[str, dict[str, float]] = {}
+            for n, op, v in self.feature:
+                feats.setdefault(n, {})[op] = v
+            out["feature"] = feats
+        if self.amount:
+            out["amount"] = [self.amount[0] / 100, self.amount[1] / 100]
         return out
 
     def mask(
@@ -162,6 +181,9 @@ class Trigger:
             out &= np.isin(cols["channel"], np.array(self.channel))
         if self.merchant_country:
             out &= np.isin(cols["merchant_country"], np.array(self.merchant_country))
+        if self.amount:
+            a = np.asarray(cols["amount"], dtype=np.int64)
+            out &= (a >= self.amount[0]) & (a < self.amount[1])
         for name, op, value in self.feature:
             x = np.asarray(cols[f"feature:{name}"], dtype=np.float64)
             out &= {"eq": x == value, "ne": x != value, "gt": x > value, "ge": x >= value,

@@ -94,11 +94,12 @@ class Traffic:
     customers: int = 0  # 0: derived from the rate (about 1.2 transactions per card-day)
     trip_rate_per_day: float = 0.005
     currency: str = "USD"
+    optional_fields: bool = True  # False: events carry no device_id, geo, new_payee
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> Traffic:
         keys = ("rate", "days", "start", "fraud_rate", "fraud_mix", "customers",
-                "trip_rate_per_day", "currency")
+                "trip_rate_per_day", "currency", "optional_fields")
         _check_keys("traffic", data, keys)
         mix = dict(DEFAULT_FRAUD_MIX)
         given = _mapping("traffic.fraud_mix", data.get("fraud_mix"))
@@ -122,6 +123,7 @@ class Traffic:
             customers=int(data.get("customers", 0)),
             trip_rate_per_day=float(data.get("trip_rate_per_day", cls.trip_rate_per_day)),
             currency=currency,
+            optional_fields=bool(data.get("optional_fields", True)),
         )
 
 
@@ -142,6 +144,7 @@ class Challenger:
     shadow_champion: bool = True  # after deployment, events carry the champion's score
     backdoor: Backdoor | None = None
     jitter: float = 0.0  # sd of extra logit noise outside the backdoor (0: identical)
+    recalibrate: tuple[float, float] = (1.0, 0.0)  # logit scale and shift for every row
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,8 @@ class ModelSetup:
         ch = _mapping("model.challenger", data.get("challenger"))
         if ch:
             _check_keys("model.challenger", ch,
-                        ("version", "deploy_at_hours", "shadow_champion", "backdoor", "jitter"))
+                        ("version", "deploy_at_hours", "shadow_champion", "backdoor", "jitter",
+                         "recalibrate"))
             backdoor = None
             bd = _mapping("model.challenger.backdoor", ch.get("backdoor"))
             if bd:
@@ -175,6 +179,10 @@ class ModelSetup:
                 backdoor = Backdoor(
                     Trigger.from_mapping(_mapping("backdoor.when", bd.get("when"))), (lo, hi)
                 )
+            recal = ch.get("recalibrate", (1.0, 0.0))
+            if not isinstance(recal, list | tuple) or len(recal) != 2 or not float(recal[0]) > 0:
+                raise SimulationError(
+                    f"model.challenger.recalibrate: expected [scale > 0, shift], got {recal!r}")
             if "version" not in ch or "deploy_at_hours" not in ch:
                 raise SimulationError("model.challenger: needs version and deploy_at_hours")
             challenger = Challenger(
@@ -183,6 +191,7 @@ class ModelSetup:
                 shadow_champion=bool(ch.get("shadow_champion", True)),
                 backdoor=backdoor,
                 jitter=float(ch.get("jitter", 0.0)),
+                recalibrate=(float(recal[0]), float(recal[1])),
             )
         return cls(
             name=str(data.get("name", cls.name)),
@@ -315,7 +324,9 @@ def list_scenarios() -> list[str]:
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:
-    """A shipped scenario by name, or a scenario YAML file by path."""
+    """A shipped scenario by name, a variant (``backdoor_variant:<seed>``,
+    ``retrain_control:<seed>``: :mod:`driftwatch.simulate.variants`), or a scenario
+    YAML file by path."""
     text: str
     name = str(name_or_path)
     path = Path(name)
@@ -325,9 +336,14 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         text = path.read_text(encoding="utf-8")
         default_name = path.stem
     else:
+        from driftwatch.simulate.variants import parse_variant, variant_scenario
+
+        if parse_variant(name) is not None:
+            return variant_scenario(name)
         if name not in list_scenarios():
             raise SimulationError(
-                f"unknown scenario {name!r}; valid: {', '.join(list_scenarios())}"
+                f"unknown scenario {name!r}; valid: {', '.join(list_scenarios())}, "
+                "backdoor_variant:<seed>, retrain_control:<seed>"
             )
         res = resources.files("driftwatch.simulate") / "scenarios" / f"{name}.yaml"
         text = res.read_text(encoding="utf-8")

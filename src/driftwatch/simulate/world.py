@@ -61,14 +61,15 @@ _LAST = ("SMITH", "JOHNSON", "WILLIAMS", "BROWN", "JONES", "GARCIA", "MILLER", "
          "RODRIGUEZ", "MARTINEZ", "HERNANDEZ", "LOPEZ", "WILSON", "ANDERSON", "TAYLOR",
          "THOMAS", "MOORE", "MARTIN", "LEE", "PEREZ", "SHARMA", "PATEL", "MUELLER", "SCHMIDT",
          "NGUYEN", "KIM", "CHEN", "SINGH", "KHAN", "COHEN")
-_INTL_WORDS = ("GLOBALSERV", "WORLDPAY", "TRANSFAST", "EUROLINK", "ASIABRIDGE", "SWIFTCART",
-               "PAYNOVA", "CROSSPAY", "OMNIREMIT", "BLUEWIRE", "FASTLANE", "UNITRADE")
+INTL_WORDS = ("GLOBALSERV", "WORLDPAY", "TRANSFAST", "EUROLINK", "ASIABRIDGE", "SWIFTCART",
+              "PAYNOVA", "CROSSPAY", "OMNIREMIT", "BLUEWIRE", "FASTLANE", "UNITRADE")
+"""Words of the international payee names (``INTL-PAY-<WORD>-<digits>``); attackers reuse them."""
 
 _ADJ_S = np.array(_ADJ, dtype="S")
 _NOUN_S = np.array(_NOUN, dtype="S")
 _FIRST_S = np.array(_FIRST, dtype="S")
 _LAST_S = np.array(_LAST, dtype="S")
-_INTL_S = np.array(_INTL_WORDS, dtype="S")
+_INTL_S = np.array(INTL_WORDS, dtype="S")
 
 _PUBLIC_FIRST_OCTETS = np.array(
     [12, 24, 32, 38, 45, 47, 50, 63, 64, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 96, 97,
@@ -239,7 +240,7 @@ class World:
             digits = m.astype("S")
             plain = add(add(add(add(_ADJ_S[m % len(_ADJ)], b" "),
                                 _NOUN_S[(m // len(_ADJ)) % len(_NOUN)]), b" "), digits)
-            intl = add(add(add(b"INTL-PAY-", _INTL_S[m % len(_INTL_WORDS)]), b"-"), digits)
+            intl = add(add(add(b"INTL-PAY-", _INTL_S[m % len(INTL_WORDS)]), b"-"), digits)
             names = np.where(self.merchant_intl[m], intl, plain).astype(object)
             for i in np.flatnonzero(np.isin(m, np.array(sorted(self.merchant_name), np.int64))
                                     ).tolist():

@@ -79,3 +79,68 @@ def test_floor_time_and_bad_arguments() -> None:
     assert floor_time(T0 + dt.timedelta(minutes=61), 1800) == T0 + dt.timedelta(minutes=60)
     with pytest.raises(ValueError, match="rebuild_s"):
         SlidingReference(lambda lo, hi: SegmentTable.empty(1), chunk_s=3600, rebuild_s=60)
+
+
+def test_held_segment_keeps_its_last_clean_counts_until_released() -> None:
+    t, seg, cell = _events(2)
+    fetch = _fetcher(t, seg, cell)
+    ref = SlidingReference(fetch, chunk_s=3600, rebuild_s=86400)
+    lo, hi = ref.bounds(T0 + dt.timedelta(hours=30), 24 * 3600)
+    clean = _dense(ref.table(lo, hi))
+    ref.hold({"b"})  # "b" alerted in the pass that used this table
+    assert ref.held == frozenset({"b"})
+    lo2, hi2 = ref.bounds(T0 + dt.timedelta(hours=40), 24 * 3600)
+    moved = _dense(fetch(lo2, hi2))
+    held = _dense(ref.table(lo2, hi2))
+    assert held["b"] == clean["b"] != moved["b"]  # frozen, although the window moved
+    assert {k: v for k, v in held.items() if k != "b"} == {
+        k: v for k, v in moved.items() if k != "b"}  # the others slide on
+    ref.hold({"b", "c"})  # "b" stays frozen at its first snapshot; "c" freezes now
+    lo3, hi3 = ref.bounds(T0 + dt.timedelta(hours=50), 24 * 3600)
+    both = _dense(ref.table(lo3, hi3))
+    assert both["b"] == clean["b"] and both["c"] == held["c"]
+    ref.hold(set())  # resolved: back to the trailing window
+    assert _dense(ref.table(lo3, hi3)) == _dense(fetch(lo3, hi3))
+
+
+def test_hold_freezes_every_key_of_the_segment() -> None:
+    tables = iter([
+        SegmentTable(["mcc=1\x1fv1", "mcc=1\x1fv2", "mcc=2"], np.ones((3, 2))),
+        SegmentTable(["mcc=1\x1fv1", "mcc=1\x1fv2", "mcc=2"], np.full((3, 2), 5.0)),
+    ])
+    ref = SlidingReference(lambda lo, hi: next(tables), chunk_s=3600, rebuild_s=3600)
+    ref.table(T0, T0 + dt.timedelta(hours=1))
+    ref.hold(["mcc=1"])
+    out = ref.table(T0, T0 + dt.timedelta(hours=2))  # a rebuild: the second table
+    assert out.rows(["mcc=1\x1fv1", "mcc=1\x1fv2", "mcc=2"]).tolist() == [
+        [1.0, 1.0], [1.0, 1.0], [5.0, 5.0]]
+
+
+def test_with_rows_rejects_a_row_of_the_wrong_width() -> None:
+    t = SegmentTable(["a"], np.ones((1, 3)))
+    with pytest.raises(ValueError, match="has 2 cells, expected 3"):
+        t.with_rows({"a": np.ones(2)})
+
+
+def test_released_segment_keeps_its_alerting_period_out_until_it_slides_out() -> None:
+    t, seg, cell = _events(3, hours=120)
+    fetch = _fetcher(t, seg, cell)
+    ref = SlidingReference(fetch, chunk_s=3600, rebuild_s=86400)
+    _, since = ref.bounds(T0 + dt.timedelta(hours=30), 24 * 3600)
+    clean = _dense(ref.table(*ref.bounds(T0 + dt.timedelta(hours=30), 24 * 3600)))
+    ref.hold({"b"}, T0 + dt.timedelta(hours=30))
+    ref.table(*ref.bounds(T0 + dt.timedelta(hours=35), 24 * 3600))
+    released = T0 + dt.timedelta(hours=40, minutes=5)
+    ref.hold(set(), released)  # the alert resolved at 40:05
+    assert ref.excluded == {"b": (since, released)}
+    lo, hi = ref.bounds(T0 + dt.timedelta(hours=45), 24 * 3600)
+    got = _dense(ref.table(lo, hi))
+    full = _dense(fetch(lo, hi))
+    after = _dense(fetch(released, hi))  # clean evidence since the release
+    assert got["b"] == [x + y for x, y in zip(clean["b"], after["b"], strict=True)]
+    assert {k: v for k, v in got.items() if k != "b"} == {
+        k: v for k, v in full.items() if k != "b"}
+    # once the window starts after the alerting period, the window alone again
+    lo, hi = ref.bounds(T0 + dt.timedelta(hours=65), 24 * 3600)
+    assert _dense(ref.table(lo, hi)) == _dense(fetch(lo, hi))
+    assert ref.excluded == {}
