@@ -26,12 +26,31 @@ from typing import Any
 from driftwatch.errors import RuleError
 from driftwatch.events import ScoredTransaction
 from driftwatch.rules import typed as t
-from driftwatch.rules.regex_guard import compile_bounded
+from driftwatch.rules.regex_guard import HAYSTACK, compile_bounded
 from driftwatch.rules.typed import Ty
 
 Fn = Callable[[ScoredTransaction], Any]
 KeyFn = Callable[[Any], Hashable | None]
 EARTH_RADIUS_KM = 6371.0088
+
+
+class TextTooLong(RuleError):
+    """``matches`` met a string longer than the bounded regex guard allows."""
+
+
+def _bounded(value: str) -> bool:
+    """True, or :class:`TextTooLong` for a string longer than :data:`HAYSTACK` characters:
+    a pattern's backtracking cost is bounded for strings up to that length only (string
+    features may be as long as the payload). The live evaluator isolates the error to
+    this rule and event (``rule_error:<rule_id>``); the SQL backtest (RE2, linear) still
+    evaluates such a string.
+
+    >>> _bounded("INTL-PAY-X")
+    True
+    """
+    if len(value) > HAYSTACK:
+        raise TextTooLong(f"matches() on a string of {len(value)} characters (> {HAYSTACK})")
+    return True
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -366,7 +385,7 @@ class Compiler:
                 test = lambda v: text in v  # noqa: E731
             else:
                 search = compile_bounded(text).search
-                test = lambda v: search(v) is not None  # noqa: E731
+                test = lambda v: _bounded(v) and search(v) is not None  # noqa: E731
             if nullable:
                 return lambda e: (v := s(e)) is not None and test(v)
             return lambda e: test(s(e))

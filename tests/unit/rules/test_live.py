@@ -363,3 +363,20 @@ def test_a_burst_of_idle_keys_is_dropped_a_bounded_slice_per_batch() -> None:
     ev.process(parse([event(6000, 62 * MIN, card_id="c-new")]))
     assert ev.state.keys == 1
     assert ev.sweep() == 0
+
+
+def test_matches_on_a_string_longer_than_the_guard_is_isolated_not_run() -> None:
+    """A string feature may be as long as the payload; the regex guard bounds the
+    backtracking cost for 256 characters, so a longer string is a rule error of that
+    event and rule only, never a search over it."""
+    rule = rule_from_text("m", 'matches(features_str.note, "b[a-z]{1,20}x")', horizon_ms=DAY_MS)
+    other = rule_from_text("o", 'amount_minor > 0', horizon_ms=DAY_MS)
+    ev = LiveEvaluator([rule, other], horizon_ms=DAY_MS)
+    events = parse([event(0, features={"note": "ab" * 5000}),
+                    event(1, 1, features={"note": "abqx"})])
+    hits = ev.process(events)
+    assert sorted((h.rule.id, h.event.event_id) for h in hits) == [
+        ("m", "e000001"), ("o", "e000000"), ("o", "e000001")]
+    errors = ev.take_errors()
+    assert [(f.rule_id, f.event.event_id) for f in errors] == [("m", "e000000")]
+    assert "10000 characters" in errors[0].error
