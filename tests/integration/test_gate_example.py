@@ -82,3 +82,24 @@ def test_a_tampered_or_unrecorded_artifact_is_refused(trained: Path) -> None:
         assert code == 2 and "does not match the training-run record" in text
     finally:
         (models / "poisoned.skops").write_bytes(original)
+
+
+def test_training_scan_blocks_the_poisoned_snapshot_before_training(trained: Path) -> None:
+    """Issue 26: the example's poisoned training set is caught by `driftwatch training
+    scan` against the champion's snapshot, before any model is trained on it; the honest
+    retrain's snapshot passes."""
+    base = str(trained / "training" / "champion")
+    results = {}
+    for snapshot in ("challenger", "poisoned"):
+        out = trained / f"scan-{snapshot}.json"
+        res = CliRunner().invoke(main, ["training", "scan", str(trained / "training" / snapshot),
+                                        "--baseline", base, "--json", str(out)])
+        results[snapshot] = (res.exit_code, json.loads(out.read_text()))
+    code, honest = results["challenger"]
+    assert code == 0 and honest["verdict"] == "pass"
+    assert not [f for f in honest["findings"] if f["blocking"]]
+    code, poisoned = results["poisoned"]
+    assert code == 1 and poisoned["verdict"] == "block"
+    blocking = [f for f in poisoned["findings"] if f["blocking"]]
+    assert any(f["check"] == "poisoning" and TRIGGER.items() <= f["conjunction"].items()
+               for f in blocking), blocking
