@@ -54,13 +54,24 @@ def build_pipeline(
     return Pipeline(
         store,
         event_stages=rule_stage_from_settings(settings, store),
-        clock_stages=[Monitor(store, settings, on_pass=book.passed,
-                              max_catchup=settings.monitor_max_catchup)],
+        clock_stages=[] if monitors_off(settings) else [
+            Monitor(store, settings, on_pass=book.passed,
+                    max_catchup=settings.monitor_max_catchup)],
         alert_book=book,
         sinks=sinks,
         lateness=dt.timedelta(seconds=settings.watermark_delay_s),
         time_guard=EventTimeGuard(settings.max_future_s, settings.max_event_age_s),
     )
+
+
+def monitors_off(settings: Settings) -> bool:
+    """True when ``monitor_detectors`` is ``none``: no monitor stage at all (a replay that
+    only loads and runs the rules, at ingest speed).
+
+    >>> monitors_off(Settings.load(env={"DRIFTWATCH_MONITOR_DETECTORS": "none"}, config_file=None))
+    True
+    """
+    return settings.list_setting("monitor_detectors") == ["none"]
 
 
 def delivery_sinks(settings: Settings, store: Store | None) -> list[AlertSink]:

@@ -102,7 +102,9 @@ class Settings:
     alert_q: float = setting(1e-4, "BH level a discovery must reach to raise a detector alert")
     decision_threshold: float = setting(0.7, "Score at or above which the model holds a txn")
     champion_version: str = setting("", "Champion model version (empty: the oldest seen)")
-    monitor_detectors: str = setting("", "Detectors to run, comma separated (empty: all)")
+    monitor_detectors: str = setting(
+        "", "Detectors to run, comma separated (empty: all; none: no monitors, e.g. in replay)"
+    )
     detector_options: str = setting("", "Detector options: name.option=value, comma separated")
     feature_ranges: str = setting("customer_age=0..125", "Valid feature ranges: name=lo..hi, ...")
     label_maturity_s: int = setting(86400, "Age after which a transaction's label counts as final")

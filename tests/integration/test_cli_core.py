@@ -94,3 +94,25 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["replay", str(tmp_path / "nope.jsonl")])
     assert result.exit_code != 0
     assert "nope.jsonl" in result.output
+
+
+def test_replay_with_monitors_off_runs_no_pass(chdb_dsn: str, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """DRIFTWATCH_MONITOR_DETECTORS=none: a replay stores and runs the rules only."""
+    from driftwatch.assemble import build_pipeline, monitors_off
+    from driftwatch.settings import Settings
+
+    db = f"t_{uuid.uuid4().hex[:10]}"
+    sample = Path(__file__).resolve().parents[2] / "examples" / "sample_events.jsonl"
+    monkeypatch.setenv("DRIFTWATCH_MONITOR_DETECTORS", "none")
+    result = CliRunner().invoke(main, ["--store", chdb_dsn, "--database", db, "replay",
+                                       str(sample)])
+    assert result.exit_code == 0, result.output
+    store = open_store(chdb_dsn, db)
+    try:
+        assert store.count("scored_transactions") > 1000
+        settings = Settings.load(config_file=None)
+        assert monitors_off(settings)
+        assert build_pipeline(settings, store).clock_stages == []
+    finally:
+        store.drop()

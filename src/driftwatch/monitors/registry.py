@@ -80,8 +80,11 @@ def create(
     selected: Sequence[str] | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Detector]:
-    """Build detectors: ``selected`` names (default: all), with per-name ``options``."""
+    """Build detectors: ``selected`` names (default: all; ``["none"]``: none), with
+    per-name ``options``."""
     load_builtin()
+    if list(selected or ()) == ["none"]:
+        return []
     chosen = list(selected) if selected else names()
     opts = dict(options or {})
     for key in opts:
