@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mode import Service
 from prometheus_client import REGISTRY, generate_latest
 
+from driftwatch.alerts.lifecycle import StoreAlertBook
 from driftwatch.alerts.model import Alert
 from driftwatch.alerts.sinks import AlertSink
 from driftwatch.assemble import build_pipeline, store_from
@@ -83,6 +84,12 @@ def open_store_waiting(settings: Settings) -> Store:
             delay = backoff.next()
             log.warning("ClickHouse unavailable at start-up, retrying in %.1fs: %s", delay, exc)
             time.sleep(delay)
+
+
+def no_election() -> bool:
+    """The default leader check of a runtime outside a faust app (never elected; the
+    caller of :meth:`WorkerRuntime.monitor_tick` leads while it calls it)."""
+    return False
 
 
 def _retrieve_cf(future: Future[Any]) -> None:
@@ -214,7 +221,15 @@ class WorkerRuntime:
         for stage in self.pipeline.event_stages:
             if isinstance(stage, RuleStage) and stage.store is self.store:
                 stage.store = self.held
-        self.is_leader: Callable[[], bool] = lambda: False
+        self.is_leader: Callable[[], bool] = no_election
+        self.leading = False
+        """Whether this worker writes detector alerts: set by its first monitor tick
+        (which takes the alert state over from the store), cleared when the group's
+        election says it no longer leads (:meth:`check_leadership`)."""
+        book = self.pipeline.alert_book
+        self.book = book if isinstance(book, StoreAlertBook) else None
+        if self.book is not None:
+            self.book.leads = lambda: self.leading
         self.consumer: BatchConsumer | None = None
         self.last_watermark: dt.datetime | None = None
         self.store_error = ""
@@ -516,6 +531,11 @@ class WorkerRuntime:
         """
         started = time.perf_counter()
         try:
+            if not self.leading:  # a new term: take the alert state over from the store
+                if self.book is not None:
+                    n = await self.in_monitor_lane(self.book.take_over)
+                    log.info("leader: alert state taken over", extra={"firing": n})
+                self.leading = True
             if watermark is None:
                 newest = await self.in_monitor_lane(self.store.max_event_time)
                 may_advance, bound = self.partition_bound()
@@ -567,8 +587,18 @@ class WorkerRuntime:
         Retries, re-posts and deferred sends all happen on that thread, with each
         sink's own back-off: this never waits for Alertmanager.
         """
+        self.check_leadership()
         self.start_delivery()
         self.delivery.wake()
+
+    def check_leadership(self) -> bool:
+        """Step down when the group's election says this worker no longer leads (its
+        book then stops writing detector alerts; the next term reloads them); returns
+        whether it leads."""
+        if self.leading and self.is_leader is not no_election and not self.is_leader():
+            self.leading = False
+            log.info("leader: stepped down; detector alerts left to the new leader")
+        return self.leading
 
     def start_delivery(self) -> None:
         """Start the alert delivery thread (once)."""
