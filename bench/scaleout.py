@@ -119,8 +119,8 @@ class Group:
         return self.workers[0].runtime
 
     async def tick(self) -> None:
-        for w in self.workers:
-            w.runtime.check_leadership()
+        for w in self.workers:  # as the delivery timer does on every worker
+            await w.runtime.delivery_tick()
         await self.leader.monitor_tick()
 
     async def drain(self, topic: str, expected: int, timeout_s: float) -> None:

@@ -165,6 +165,10 @@ class Settings:
         0.5, "Warn once when a rule can evaluate on less than this share of events"
     )
     rule_coverage_warn_after: int = setting(1000, "Events seen before rule coverage is judged")
+    # --- scale-out (issue 23) ---
+    progress_idle_s: float = setting(
+        30.0, "The group watermark ignores a partition whose progress is older than this"
+    )
 
     # ----------------------------------------------------------------------------------
     @classmethod

@@ -55,7 +55,7 @@ from driftwatch.streaming.delivery import DeliveryThread
 from driftwatch.streaming.kafka import client_options
 from driftwatch.streaming.metrics import TimedStore, WorkerMetrics
 from driftwatch.streaming.ordering import event_time_key
-from driftwatch.streaming.progress import PartitionProgress
+from driftwatch.streaming.progress import PartitionProgress, group_low_watermark
 from driftwatch.streaming.writer import GroupWriter
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,10 @@ def no_election() -> bool:
     """The default leader check of a runtime outside a faust app (never elected; the
     caller of :meth:`WorkerRuntime.monitor_tick` leads while it calls it)."""
     return False
+
+
+def _epoch(t: dt.datetime) -> float:
+    return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).timestamp()
 
 
 def _retrieve_cf(future: Future[Any]) -> None:
@@ -509,6 +513,56 @@ class WorkerRuntime:
         lag: dict[Any, int] = dict(self.consumer.lag())
         return self.progress.low_watermark(self.consumer.assignment(), lag)
 
+    def progress_rows(self) -> dict[str, list[Any]]:
+        """This worker's rows of ``{db}.partition_progress``: per owned partition whose
+        lag is known (fetched at least once), its newest stored event time and lag."""
+        cols: dict[str, list[Any]] = {c: [] for c in (
+            "consumer_group", "topic", "partition", "event_time", "lag", "worker",
+            "updated_at")}
+        if self.consumer is None:
+            return cols
+        now = dt.datetime.now(dt.UTC)
+        me = client_id()
+        for tp, behind in sorted(self.consumer.lag().items()):
+            t = self.progress.times.get(tp)
+            cols["consumer_group"].append(self.settings.consumer_group)
+            cols["topic"].append(tp.topic)
+            cols["partition"].append(tp.partition)
+            cols["event_time"].append(None if t is None
+                                      else dt.datetime.fromtimestamp(t, dt.UTC))
+            cols["lag"].append(behind)
+            cols["worker"].append(me)
+            cols["updated_at"].append(now)
+        return cols
+
+    async def report_progress(self) -> int:
+        """Write :meth:`progress_rows` (every worker, every tick; never on the ingest
+        lane); returns the rows written (0 when the store is unavailable)."""
+        cols = self.progress_rows()
+        if not cols["partition"]:
+            return 0
+        try:
+            return await asyncio.to_thread(self.store.insert_columns,
+                                           "partition_progress", cols)
+        except StoreError as exc:
+            log.warning("partition progress not written: %s", exc)
+            return 0
+
+    def group_bound(self) -> tuple[bool, float | None]:
+        """The group-wide low watermark over every worker's partitions, from
+        ``{db}.partition_progress`` (see
+        :func:`~driftwatch.streaming.progress.group_low_watermark`)."""
+        rows = self.store.query(
+            "SELECT partition, event_time, lag, updated_at FROM {db}.partition_progress "
+            "FINAL WHERE consumer_group = {g:String} AND topic = {t:String}",
+            {"g": self.settings.consumer_group, "t": self.settings.topic_scored},
+        )
+        return group_low_watermark(
+            ((p, None if t is None else _epoch(t), int(lag), _epoch(u))
+             for p, t, lag, u in rows),
+            time.time(), self.settings.progress_idle_s,
+        )
+
     def monitor_watermark(self, newest: dt.datetime) -> dt.datetime:
         """The monitor's watermark from the newest stored event time: never later than
         the wall clock allows (``max_future_s``), minus the allowed lateness.
@@ -524,7 +578,11 @@ class WorkerRuntime:
 
         The default watermark is :meth:`monitor_watermark` of the newest event time in
         ClickHouse (written by every worker of the group), held back to the low
-        watermark of this worker's partitions (:meth:`partition_bound`). A tick runs at most
+        watermark of this worker's partitions (:meth:`partition_bound`) and to the
+        group-wide one every worker reports (:meth:`group_bound`; a partition whose
+        owner has not reported for ``progress_idle_s`` holds nothing back). Rows that
+        land after a pass ran past them are not re-run: they are counted by the later
+        passes whose windows still cover them. A tick runs at most
         ``monitor_max_passes_per_tick`` passes, on the monitor's own thread: ingest
         goes on meanwhile, and a monitor that is behind catches up over the next ticks
         (``monitor_behind`` says by how many passes; ``/healthz`` reports it).
@@ -539,10 +597,12 @@ class WorkerRuntime:
             if watermark is None:
                 newest = await self.in_monitor_lane(self.store.max_event_time)
                 may_advance, bound = self.partition_bound()
-                if newest is None or not may_advance:
+                group_ok, group = await self.in_monitor_lane(self.group_bound)
+                if newest is None or not may_advance or not group_ok:
                     return []
-                if bound is not None:
-                    newest = min(newest, dt.datetime.fromtimestamp(bound, dt.UTC))
+                for b in (bound, group):
+                    if b is not None:
+                        newest = min(newest, dt.datetime.fromtimestamp(b, dt.UTC))
                 watermark = self.monitor_watermark(newest)
             if (self.last_watermark is not None and watermark <= self.last_watermark
                     and not self.monitor_behind):
@@ -588,6 +648,7 @@ class WorkerRuntime:
         sink's own back-off: this never waits for Alertmanager.
         """
         self.check_leadership()
+        await self.report_progress()
         self.start_delivery()
         self.delivery.wake()
 
