@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import murmur2
 from mode import Service
 from prometheus_client import REGISTRY, generate_latest
 
@@ -44,8 +45,9 @@ from driftwatch.alerts.model import Alert
 from driftwatch.alerts.sinks import AlertSink
 from driftwatch.assemble import build_pipeline, store_from
 from driftwatch.errors import StoreError
-from driftwatch.events import ScoredBatch
+from driftwatch.events import ScoredBatch, ScoredTransaction
 from driftwatch.pipeline import BatchResult
+from driftwatch.rules.history import stored_events
 from driftwatch.rules.stage import HIT_TABLE, RuleStage
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store
@@ -260,7 +262,7 @@ class WorkerRuntime:
             max_delay_s=settings.worker_flush_s,
         )
         self._closed = False
-        self._warmed = False
+        self._warm_parts: set[TopicPartition] = set()
         self._late_seen = 0
         self._passes_seen = 0
         self._detector_errors_seen: dict[str, int] = {}
@@ -325,8 +327,9 @@ class WorkerRuntime:
         last = {TopicPartition(r.topic, r.partition): r.value for r in records}
         newest = {tp: event_time_key(value) for tp, value in last.items()}
         try:
-            if not self._warmed:
-                await self.in_lane(self._warm_up, raws)
+            cold = self._cold_partitions(records)
+            if cold:
+                await self.in_lane(self._warm_up, cold)
             batch, insert, result, held = await self.in_lane(self._evaluate, raws, source)
         except StoreError as exc:
             self.store_error = str(exc)[:500]
@@ -389,22 +392,60 @@ class WorkerRuntime:
         for table, columns in merge_held(h for _, _, h in group):
             self.store.insert_columns(table, columns)
 
-    def _warm_up(self, raws: Sequence[bytes]) -> None:
-        """Before the first batch: fill the rule windows from ClickHouse with the history
-        *before* that batch (re-delivered events are then evaluated live, so their hits
-        are produced again rather than taken as already seen)."""
-        times = [t for t in map(event_time_key, raws) if t != -math.inf]
-        if not times:
+    def _cold_partitions(self, records: list[Any]) -> dict[TopicPartition, list[bytes]]:
+        """The records of partitions this worker has not warmed its rule windows for
+        since they were assigned (every partition, on the first batch)."""
+        if self.consumer is not None:  # revoked partitions are warmed again if they return
+            self._warm_parts &= set(self.consumer.assignment())
+        cold: dict[TopicPartition, list[bytes]] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            if tp not in self._warm_parts:
+                cold.setdefault(tp, []).append(r.value if r.value is not None else b"")
+        return cold
+
+    def _partition_filter(
+        self, parts: Iterable[TopicPartition]
+    ) -> Callable[[ScoredTransaction], bool] | None:
+        """Whether a stored event belongs to one of ``parts``: its ``card_id`` key
+        through Kafka's default partitioner (the scored topic's contract: keyed by
+        card). None (keep every event) when the partition count is unknown."""
+        wanted = {tp.partition for tp in parts}
+        topic = self.settings.topic_scored
+        kafka = getattr(self.consumer, "consumer", None)
+        counts = kafka.partitions_for_topic(topic) if kafka is not None else None
+        if not counts:
+            return None
+        n = len(counts)
+
+        def keep(e: ScoredTransaction) -> bool:
+            return ((murmur2(e.card_id.encode()) & 0x7FFFFFFF) % n) in wanted
+
+        return keep
+
+    def _warm_up(self, cold: Mapping[TopicPartition, Sequence[bytes]]) -> None:
+        """Before the first batch of newly assigned partitions: fill the rule windows
+        with the stored history of those partitions' cards *before* that batch
+        (re-delivered events are then evaluated live, so their hits are produced again
+        rather than taken as already seen). Reads the rule horizon in pages of
+        ``stored_events`` (bounded memory) and feeds only the partitions' events."""
+        times = [t for raws in cold.values() for t in map(event_time_key, raws)
+                 if t != -math.inf]
+        stages = [s for s in self.pipeline.event_stages if isinstance(s, RuleStage)]
+        if not times or not stages or self.store.max_event_time() is None:
+            self._warm_parts |= set(cold)  # nothing to warm up from
             return
-        stages = [s for s in self.pipeline.event_stages if hasattr(s, "warm_up")]
-        if not stages or self.store.max_event_time() is None:  # nothing to warm up from
-            self._warmed = True
-            return
-        until = dt.datetime.fromtimestamp(min(times), dt.UTC) - dt.timedelta(milliseconds=1)
+        until = dt.datetime.fromtimestamp(min(times), dt.UTC)
+        keep = self._partition_filter(cold)
         started = time.perf_counter()
         for stage in stages:
+            start = until - dt.timedelta(milliseconds=stage.ruleset.horizon_ms)
+            n = 0
             try:
-                n = stage.warm_up(self.store, until)
+                for batch in stored_events(self.store, start, until):
+                    fed = batch if keep is None else [e for e in batch if keep(e)]
+                    stage.evaluator.feed(fed)
+                    n += len(fed)
             except StoreError:
                 raise  # retried with the batch
             except Exception:  # a warm-up bug must not stop ingestion: start empty
@@ -413,9 +454,10 @@ class WorkerRuntime:
             log.info(
                 "rule windows warmed up from ClickHouse",
                 extra={"events": n, "until": until.isoformat(),
+                       "partitions": sorted(tp.partition for tp in cold),
                        "seconds": round(time.perf_counter() - started, 3)},
             )
-        self._warmed = True
+        self._warm_parts |= set(cold)
 
     async def process_labels(self, raws: Sequence[bytes], source: str = "") -> BatchResult:
         """Validate and store one batch of labels, retrying (with back-off, for as long
