@@ -263,6 +263,8 @@ class WorkerRuntime:
         )
         self._closed = False
         self._warm_parts: set[TopicPartition] = set()
+        self.warmed_events = 0
+        """Stored events fed into the rule windows by warm-ups so far."""
         self._late_seen = 0
         self._passes_seen = 0
         self._detector_errors_seen: dict[str, int] = {}
@@ -446,6 +448,7 @@ class WorkerRuntime:
                     fed = batch if keep is None else [e for e in batch if keep(e)]
                     stage.evaluator.feed(fed)
                     n += len(fed)
+                    self.warmed_events += len(fed)
             except StoreError:
                 raise  # retried with the batch
             except Exception:  # a warm-up bug must not stop ingestion: start empty
