@@ -51,8 +51,8 @@ from driftwatch.streaming.runtime import WorkerRuntime
 from driftwatch.streaming.testbroker import Broker, launch
 
 PARTITIONS = 6
-QUICK = ("coordinated_campaign", "0.04", "2")
-"""Scenario, days and rate of ``--quick`` (about 7,000 events)."""
+QUICK = ("coordinated_campaign", "0.03", "2")
+"""Scenario, days and rate of ``--quick`` (about 5,400 events)."""
 
 
 def read_lines(path: Path) -> list[bytes]:
@@ -87,10 +87,17 @@ class Worker:
         self.consumer = self.runtime.scored_consumer()
         self.task = asyncio.create_task(self.consumer.run())
 
-    async def stop(self) -> None:
+    async def stop(self) -> bool:
+        """Stop (finish, commit, leave the group, close); False if the consumer did not
+        return within its stop timeout plus 15 s and had to be cancelled."""
         self.consumer.request_stop()
-        await asyncio.wait_for(self.task, 60)
+        limit = self.runtime.settings.worker_stop_timeout_s + 15.0
+        done, _ = await asyncio.wait([self.task], timeout=limit)
+        if not done:
+            self.task.cancel()
+            await asyncio.wait([self.task], timeout=5.0)
         await asyncio.to_thread(self.runtime.close)
+        return bool(done)
 
 
 class Group:
@@ -102,6 +109,8 @@ class Group:
         self.store = store
         self.workers: list[Worker] = []
         self.started = 0
+        self.stop_overruns = 0
+        """Workers whose stop overran its timeout and were cancelled (reported)."""
 
     def add(self) -> None:
         worker = Worker(f"w{self.started}", self.settings, self.store)
@@ -112,7 +121,8 @@ class Group:
 
     async def stop_leader(self) -> None:
         leader = self.workers.pop(0)
-        await leader.stop()
+        if not await leader.stop():
+            self.stop_overruns += 1
 
     @property
     def leader(self) -> WorkerRuntime:
@@ -200,7 +210,9 @@ async def run_one(broker: Broker, chdb: Path, n: int, events: list[bytes],
         figures = await asyncio.to_thread(read_figures, store)
     finally:
         for w in list(group.workers):
-            await w.stop()
+            if not await w.stop():
+                group.stop_overruns += 1
+    figures["stop_overruns"] = group.stop_overruns
     figures["seconds"] = round(time.perf_counter() - started, 1)
     store.drop()
     return figures
@@ -211,12 +223,12 @@ def read_figures(store: Store) -> dict[str, Any]:
     hits = {str(r): int(c) for r, c in store.query(
         "SELECT rule_id, count() FROM {db}.rule_hits FINAL GROUP BY rule_id ORDER BY rule_id"
     )}
-    alerts = sorted({str(fp) for (fp,) in store.query(
-        "SELECT DISTINCT fingerprint FROM {db}.alert_log "
-        "WHERE severity IN ('warning', 'critical')"
-    )})
+    names = {str(fp): f"{name} {origin} {segment}" for fp, name, origin, segment in store.query(
+        "SELECT fingerprint, any(alertname), any(origin), any(segment) FROM {db}.alert_log "
+        "WHERE severity IN ('warning', 'critical') GROUP BY fingerprint"
+    )}
     stored = int(store.query("SELECT count() FROM {db}.scored_transactions FINAL")[0][0])
-    return {"hits": hits, "alerts": alerts, "stored": stored}
+    return {"hits": hits, "alerts": sorted(names), "stored": stored, "names": names}
 
 
 def simulate(out: Path) -> tuple[Path, Path]:
@@ -277,7 +289,14 @@ def report(runs: dict[str, dict[str, Any]], n_events: int) -> None:
     print(f"{'warning/critical alerts':32}" + "".join(f"{len(runs[n]['alerts']):>16}"
                                                       for n in names))
     print(f"{'seconds':32}" + "".join(f"{runs[n]['seconds']:>16}" for n in names))
+    print(f"{'stops overrunning (cancelled)':32}"
+          + "".join(f"{runs[n]['stop_overruns']:>16}" for n in names))
     first = runs[names[0]]
+    for n in names[1:]:  # which alerts differ, by name (fingerprints are hashes)
+        for fp in sorted(set(first["alerts"]) ^ set(runs[n]["alerts"])):
+            only = names[0] if fp in first["alerts"] else n
+            label = first["names"].get(fp) or runs[n]["names"].get(fp)
+            print(f"alert only with {only} worker(s): {label}")
     same = {k: all(runs[n][k] == first[k] for n in names) for k in ("hits", "alerts", "stored")}
     print(json.dumps({
         "workers": names,
@@ -286,6 +305,7 @@ def report(runs: dict[str, dict[str, Any]], n_events: int) -> None:
         "hits_total": {n: sum(runs[n]["hits"].values()) for n in names},
         "alerts": {n: len(runs[n]["alerts"]) for n in names},
         "seconds": {n: runs[n]["seconds"] for n in names},
+        "stop_overruns": {n: runs[n]["stop_overruns"] for n in names},
         "identical": same,
         "target": "identical hits per rule, alerts and stored rows for every worker count",
         "met": all(same.values()),
