@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -78,5 +79,47 @@ def test_the_leader_waits_for_the_slowest_partition_of_the_group(
         progress(store, s, [(2, slow, 0, 1.0), (5, START, 12, 31.0)])
         assert rt.group_bound() == (True, None)
         assert asyncio.run(tick()) == newest - lateness
+    finally:
+        rt.close()
+
+
+def test_rows_landing_after_a_pass_are_counted_by_the_next_pass_not_a_rerun(
+    store: Store, chdb_dsn: str
+) -> None:
+    """The stated rule for a pass run before a partition's rows landed (its owner was
+    idle past ``progress_idle_s``): the pass is not re-run; the late rows are counted
+    by the next passes whose windows (``monitor_window_s``, 1 h) still cover them."""
+    s = Settings.load(env={}, config_file=None).replace(
+        store_dsn=chdb_dsn, database=store.database)
+    events = make_events(9000, seed=3, spacing_ms=1000)  # 09:00:00 .. 11:29:59, 1/s
+    late_from, late_to = START + dt.timedelta(minutes=100), START + dt.timedelta(minutes=115)
+    first, late = [], []
+    for _, v in events:
+        at = dt.datetime.fromisoformat(json.loads(v)["event_time"].replace("Z", "+00:00"))
+        (late if late_from <= at < late_to else first).append(v)
+    assert len(late) == 900
+    rt = WorkerRuntime(s, store=store)
+    t1, t2 = START + dt.timedelta(hours=2), START + dt.timedelta(hours=2, minutes=5)
+
+    async def passes(until: dt.datetime) -> None:
+        await rt.monitor_tick(until)
+        while rt.monitor_behind:
+            await rt.monitor_tick(until)
+
+    def n_at(end: dt.datetime) -> int:
+        (row,) = store.query(
+            "SELECT n FROM {db}.drift_results FINAL WHERE detector = 'score_drift' "
+            "AND test = 'ks' AND segment = 'model_version=v47' "
+            "AND window_end = {t:DateTime64(3, 'UTC')}", {"t": end})
+        return int(row[0])
+
+    try:
+        rt.pipeline.store_events(rt.pipeline.parse_events(first), "on time")
+        asyncio.run(passes(t1))  # 10:40-10:55 missing: the 10:00-11:00 window is short
+        assert n_at(t1) == 3600 - 900
+        rt.pipeline.store_events(rt.pipeline.parse_events(late), "late")
+        asyncio.run(passes(t2))
+        assert n_at(t2) == 3600  # 10:05-11:05: the late rows are counted
+        assert n_at(t1) == 3600 - 900  # the 11:00 pass was not re-run
     finally:
         rt.close()
