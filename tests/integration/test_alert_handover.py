@@ -134,3 +134,20 @@ def test_the_first_monitor_tick_takes_the_alert_state_over(
         assert rt.check_leadership() is False and not rt.book.leads()
     finally:
         rt.close()
+
+
+def test_after_take_over_only_the_new_leaders_passes_resolve_detector_alerts(
+    store: Store,
+) -> None:
+    old = book(store, leads=True)
+    old.passed(T0)
+    old.update([detector(T0)], T0)
+    new = book(store, leads=True)
+    assert new.take_over() == 1
+    # a rule batch hours later, before the new leader's first pass: nothing resolves
+    late = T0 + 180 * MIN
+    assert [a.labels["source"] for a in new.update([rule(late)], late)] == ["rule"]
+    assert detector(T0).fingerprint in new.firing
+    new.passed(late)
+    (gone,) = new.update([], late)
+    assert gone.status == "resolved" and gone.ends_at == T0 + 15 * MIN

@@ -272,10 +272,9 @@ class StoreAlertBook:
         for st in list(self._state.values()):
             clock = now
             if st.source != "rule":
-                if not leads:
-                    continue  # never resolved by a worker that does not lead
-                if self._pass_clock is not None:
-                    clock = self._pass_clock
+                if not leads or self._pass_clock is None:
+                    continue  # only the leader's pass clock resolves detector alerts
+                clock = self._pass_clock
             quiet = self._quiet(st)
             if clock - st.last_seen < quiet:
                 continue
