@@ -200,19 +200,25 @@ class StoreAlertBook:
     def _stored(self, fp: str) -> tuple[_State | None, int]:
         """The store's current firing state of ``fp`` (None if resolved or absent) and
         its highest stored version (0: never stored)."""
-        if self.store is None:
-            return None, self._versions.get(fp, 0)
+        return self._stored_many([fp]).get(fp, (None, self._versions.get(fp, 0)))
+
+    def _stored_many(self, fps: Sequence[str]) -> dict[str, tuple[_State | None, int]]:
+        """:meth:`_stored` of several fingerprints in one query."""
+        out: dict[str, tuple[_State | None, int]] = {}
+        if self.store is None or not fps:
+            return out
         rows = self.store.query(
-            "SELECT status, starts_at, updated_at, labels, annotations, version, "
-            "last_seen_at, findings FROM {db}.alerts FINAL WHERE fingerprint = {fp:String}",
-            {"fp": fp},
+            "SELECT fingerprint, status, starts_at, updated_at, labels, annotations, "
+            "version, last_seen_at, findings FROM {db}.alerts FINAL "
+            "WHERE fingerprint IN {fps:Array(String)}",
+            {"fps": list(fps)},
         )
-        if not rows:
-            return None, self._versions.get(fp, 0)
-        status, *rest = rows[0]
-        version = max(int(rest[4]), self._versions.get(fp, 0))
-        self._versions[fp] = version
-        return (_stored_state(fp, *rest) if status == "firing" else None), version
+        for fp, status, *rest in rows:
+            fp = str(fp)
+            version = max(int(rest[4]), self._versions.get(fp, 0))
+            self._versions[fp] = version
+            out[fp] = (_stored_state(fp, *rest) if status == "firing" else None), version
+        return out
 
     # -- the AlertBook protocol ----------------------------------------------------
     def update(self, findings: Sequence[Finding], now: dt.datetime) -> list[Alert]:
@@ -228,6 +234,10 @@ class StoreAlertBook:
         leads = self.leads()
         written = dt.datetime.now(UTC)
         changed: list[Alert] = []
+        # rule alerts this book does not hold: their stored rows, in one query
+        stored = self._stored_many(sorted({
+            f.fingerprint for f in findings
+            if f.source == "rule" and f.fingerprint not in self._state}))
         rows: list[dict[str, Any]] = []
         log: list[dict[str, Any]] = []
         for f in sorted(findings, key=lambda x: x.event_time):
@@ -240,7 +250,7 @@ class StoreAlertBook:
                 self._resolve(st, st.last_seen + self._quiet(st), changed, rows, log, written)
                 st = None
             if st is None and f.source == "rule":
-                st = self._adopt(fp, at)
+                st = self._adopt(fp, at, stored.pop(fp, None))
             if st is None:
                 version = self._versions.get(fp, 0) + 1
                 st = _State(Alert.from_finding(f, self.runbook_base_url), at, version, 1)
@@ -281,22 +291,25 @@ class StoreAlertBook:
             if st.source == "rule" and self.store is not None:
                 fp = st.alert.fingerprint
                 self._flush_one(fp)
-                stored, _ = self._stored(fp)
-                if stored is None:  # another worker resolved it: drop it quietly
+                current, _ = self._stored(fp)
+                if current is None:  # another worker resolved it: drop it quietly
                     del self._state[fp]
                     continue
-                if clock - stored.last_seen < quiet:  # another worker saw it later
-                    self._state[fp] = stored
+                if clock - current.last_seen < quiet:  # another worker saw it later
+                    self._state[fp] = current
                     continue
             self._resolve(st, st.last_seen + quiet, changed, rows, log, written)
         self._persist(rows, log)
         return changed
 
     # -- helpers -------------------------------------------------------------------
-    def _adopt(self, fp: str, at: dt.datetime) -> _State | None:
-        """A rule alert another worker opened and that still fires at ``at``: taken
-        over from the store (not opened again); None otherwise."""
-        stored, _ = self._stored(fp)
+    def _adopt(
+        self, fp: str, at: dt.datetime, row: tuple[_State | None, int] | None
+    ) -> _State | None:
+        """A rule alert another worker opened and that still fires at ``at`` (``row``:
+        its stored state, read before this update): taken over from the store (not
+        opened again); None otherwise."""
+        stored = row[0] if row is not None else None
         if stored is None or at - stored.last_seen >= self._quiet(stored):
             return None
         self._state[fp] = stored
