@@ -208,6 +208,10 @@ class Settings:
     reference_hold: bool = setting(
         True, "Freeze an alerting segment's reference at the last clean pass until it resolves"
     )
+    # --- scale-out (issue 23) ---
+    progress_idle_s: float = setting(
+        30.0, "The group watermark ignores a partition whose progress is older than this"
+    )
 
     # ----------------------------------------------------------------------------------
     @classmethod

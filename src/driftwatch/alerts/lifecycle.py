@@ -22,13 +22,28 @@ and every material change to ``{db}.alert_log`` *inside* :meth:`update`, before
 the pipeline hands the returned alerts to the sinks. At start the book reloads the
 firing alerts from ``{db}.alerts``, so a restarted worker neither re-fires nor
 forgets them.
+
+Several workers, one store (issue 23):
+
+* detector alerts have one writer, the leader (``leads()`` true): a book that does not
+  lead never resolves or rewrites a detector alert it reloaded; the worker that becomes
+  leader calls :meth:`StoreAlertBook.take_over`, which reloads the detector alerts the
+  previous leader left in the store (and forgets its own pass clock);
+* rule alerts are merged through the store: before a book opens a rule alert it reads
+  the alert's current row; one still firing (another worker opened it) is adopted --
+  no second "firing", its findings counted on from the stored count -- and a new
+  version is ``max(version) + 1`` of the stored versions, never a per-process count.
+  Before a book resolves a rule alert on quiet it re-reads the row: a later hit stored
+  by another worker keeps it firing. Two workers opening the same alert in the same
+  instant write the same version of the same fingerprint; the table keeps one row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -129,6 +144,9 @@ class StoreAlertBook:
         self._state: dict[str, _State] = {}
         self._versions: dict[str, int] = {}
         self._pass_clock: dt.datetime | None = None
+        self._lock = threading.RLock()  # the ingest lane and the monitor share the book
+        self.leads: Callable[[], bool] = lambda: True
+        """Whether this book writes detector alerts (a worker: whether it leads)."""
         if load and store is not None:
             self.reload()
 
@@ -145,10 +163,25 @@ class StoreAlertBook:
         if self._pass_clock is None or at > self._pass_clock:
             self._pass_clock = at
 
+    def take_over(self) -> int:
+        """This book's worker became the leader: reload every firing alert from the
+        store (the previous leader's detector alerts included) and forget the pass
+        clock of an earlier term; returns the number of firing alerts."""
+        with self._lock:
+            self.flush()
+            self._pass_clock = None
+            return self.reload()
+
     def reload(self) -> int:
         """Rebuild the state from ``{db}.alerts``; returns the number of firing alerts."""
         if self.store is None:
             return 0
+        with self._lock:
+            return self._reload()
+
+    def _reload(self) -> int:
+        assert self.store is not None
+        self._dirty.clear()
         self._state.clear()
         self._versions = {
             str(fp): int(v)
@@ -160,17 +193,32 @@ class StoreAlertBook:
             "SELECT fingerprint, starts_at, updated_at, labels, annotations, version, "
             "last_seen_at, findings FROM {db}.alerts FINAL WHERE status = 'firing'"
         )
-        for fp, starts, updated, labels, notes, version, seen, count in rows:
-            alert = Alert(
-                fingerprint=str(fp),
-                status="firing",
-                starts_at=_utc(starts),
-                labels=dict(labels),
-                annotations=dict(notes),
-                updated_at=_utc(updated),
-            )
-            self._state[str(fp)] = _State(alert, _utc(seen), int(version), int(count))
+        for fp, *rest in rows:
+            self._state[str(fp)] = _stored_state(str(fp), *rest)
         return len(self._state)
+
+    def _stored(self, fp: str) -> tuple[_State | None, int]:
+        """The store's current firing state of ``fp`` (None if resolved or absent) and
+        its highest stored version (0: never stored)."""
+        return self._stored_many([fp]).get(fp, (None, self._versions.get(fp, 0)))
+
+    def _stored_many(self, fps: Sequence[str]) -> dict[str, tuple[_State | None, int]]:
+        """:meth:`_stored` of several fingerprints in one query."""
+        out: dict[str, tuple[_State | None, int]] = {}
+        if self.store is None or not fps:
+            return out
+        rows = self.store.query(
+            "SELECT fingerprint, status, starts_at, updated_at, labels, annotations, "
+            "version, last_seen_at, findings FROM {db}.alerts FINAL "
+            "WHERE fingerprint IN {fps:Array(String)}",
+            {"fps": list(fps)},
+        )
+        for fp, status, *rest in rows:
+            fp = str(fp)
+            version = max(int(rest[4]), self._versions.get(fp, 0))
+            self._versions[fp] = version
+            out[fp] = (_stored_state(fp, *rest) if status == "firing" else None), version
+        return out
 
     # -- the AlertBook protocol ----------------------------------------------------
     def update(self, findings: Sequence[Finding], now: dt.datetime) -> list[Alert]:
@@ -179,18 +227,30 @@ class StoreAlertBook:
         Every change is written to ``alerts`` (and material ones to ``alert_log``)
         before this returns.
         """
-        now = _utc(now)
+        with self._lock:
+            return self._update(findings, _utc(now))
+
+    def _update(self, findings: Sequence[Finding], now: dt.datetime) -> list[Alert]:
+        leads = self.leads()
         written = dt.datetime.now(UTC)
         changed: list[Alert] = []
+        # rule alerts this book does not hold: their stored rows, in one query
+        stored = self._stored_many(sorted({
+            f.fingerprint for f in findings
+            if f.source == "rule" and f.fingerprint not in self._state}))
         rows: list[dict[str, Any]] = []
         log: list[dict[str, Any]] = []
         for f in sorted(findings, key=lambda x: x.event_time):
             fp = f.fingerprint
             at = _utc(f.event_time)
+            if f.source != "rule" and not leads:
+                continue  # detector alerts have one writer: the leader
             st = self._state.get(fp)
             if st is not None and at - st.last_seen >= self._quiet(st):
                 self._resolve(st, st.last_seen + self._quiet(st), changed, rows, log, written)
                 st = None
+            if st is None and f.source == "rule":
+                st = self._adopt(fp, at, stored.pop(fp, None))
             if st is None:
                 version = self._versions.get(fp, 0) + 1
                 st = _State(Alert.from_finding(f, self.runbook_base_url), at, version, 1)
@@ -221,15 +281,46 @@ class StoreAlertBook:
                 self._dirty[fp] = _row(st, written)
         for st in list(self._state.values()):
             clock = now
-            if st.source == "detector" and self._pass_clock is not None:
+            if st.source != "rule":
+                if not leads or self._pass_clock is None:
+                    continue  # only the leader's pass clock resolves detector alerts
                 clock = self._pass_clock
             quiet = self._quiet(st)
-            if clock - st.last_seen >= quiet:
-                self._resolve(st, st.last_seen + quiet, changed, rows, log, written)
+            if clock - st.last_seen < quiet:
+                continue
+            if st.source == "rule" and self.store is not None:
+                fp = st.alert.fingerprint
+                self._flush_one(fp)
+                current, _ = self._stored(fp)
+                if current is None:  # another worker resolved it: drop it quietly
+                    del self._state[fp]
+                    continue
+                if clock - current.last_seen < quiet:  # another worker saw it later
+                    self._state[fp] = current
+                    continue
+            self._resolve(st, st.last_seen + quiet, changed, rows, log, written)
         self._persist(rows, log)
         return changed
 
     # -- helpers -------------------------------------------------------------------
+    def _adopt(
+        self, fp: str, at: dt.datetime, row: tuple[_State | None, int] | None
+    ) -> _State | None:
+        """A rule alert another worker opened and that still fires at ``at`` (``row``:
+        its stored state, read before this update): taken over from the store (not
+        opened again); None otherwise."""
+        stored = row[0] if row is not None else None
+        if stored is None or at - stored.last_seen >= self._quiet(stored):
+            return None
+        self._state[fp] = stored
+        return stored
+
+    def _flush_one(self, fp: str) -> None:
+        """Write ``fp``'s waiting non-material update, if any, before reading it back."""
+        row = self._dirty.pop(fp, None)
+        if row is not None and self.store is not None:
+            self.store.insert_columns("alerts", _columns([row]))
+
     def _quiet(self, st: _State) -> dt.timedelta:
         if st.source == "rule":
             return dt.timedelta(seconds=self.rule_quiet_s)
@@ -254,7 +345,8 @@ class StoreAlertBook:
 
     def flush(self) -> None:
         """Write the non-material updates still waiting (see ``flush_s``)."""
-        self._persist([], [], force=True)
+        with self._lock:
+            self._persist([], [], force=True)
 
     def _persist(
         self, rows: list[dict[str, Any]], log: list[dict[str, Any]], force: bool = False
@@ -273,6 +365,22 @@ class StoreAlertBook:
         self._flushed_at = time.monotonic()
         if log:
             self.store.insert_columns("alert_log", _columns(log))
+
+
+def _stored_state(
+    fp: str, starts: dt.datetime, updated: dt.datetime, labels: Any, notes: Any,
+    version: int, seen: dt.datetime, count: int,
+) -> _State:
+    """A firing alert's state from its row in ``{db}.alerts``."""
+    alert = Alert(
+        fingerprint=fp,
+        status="firing",
+        starts_at=_utc(starts),
+        labels=dict(labels),
+        annotations=dict(notes),
+        updated_at=_utc(updated),
+    )
+    return _State(alert, _utc(seen), int(version), int(count))
 
 
 def _row(st: _State, written: dt.datetime) -> dict[str, Any]:

@@ -64,3 +64,33 @@ class PartitionProgress:
                 return False, None
             bound = t if bound is None else min(bound, t)
         return True, bound
+
+
+def group_low_watermark(
+    rows: Iterable[tuple[Hashable, float | None, int, float]], now_s: float, idle_s: float
+) -> tuple[bool, float | None]:
+    """The group-wide low watermark from every worker's progress rows
+    ``(partition, newest event time or None, lag, written at)``, all epoch seconds.
+
+    The rule of :meth:`PartitionProgress.low_watermark` over all partitions of the
+    group, except that a row not renewed for ``idle_s`` holds nothing back (its owner
+    left or stalled: the monitor waits at most that long for it; what it delivers later
+    is late, counted in the passes whose windows still cover it).
+
+    >>> rows = [(0, 100.0, 5, 50.0), (1, 80.0, 2, 50.0), (2, 10.0, 9, 0.0)]
+    >>> group_low_watermark(rows, now_s=60.0, idle_s=30.0)   # 2 is stale
+    (True, 80.0)
+    >>> group_low_watermark([(0, None, 3, 59.0)], now_s=60.0, idle_s=30.0)
+    (False, None)
+    >>> group_low_watermark([(0, 100.0, 0, 59.0)], now_s=60.0, idle_s=30.0)
+    (True, None)
+    """
+    p = PartitionProgress()
+    lag: dict[Hashable, int] = {}
+    for part, t, behind, written in rows:
+        if now_s - written > idle_s:
+            continue
+        lag[part] = behind
+        if t is not None:
+            p.times[part] = t
+    return p.low_watermark(list(lag), lag)

@@ -36,16 +36,19 @@ from typing import Any, TypeVar
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import murmur2
 from mode import Service
 from prometheus_client import REGISTRY, generate_latest
 
+from driftwatch.alerts.lifecycle import StoreAlertBook
 from driftwatch.alerts.model import Alert
 from driftwatch.alerts.sinks import AlertSink
 from driftwatch.assemble import build_pipeline, store_from
 from driftwatch.backoff import Backoff
 from driftwatch.errors import StoreError
-from driftwatch.events import ScoredBatch
+from driftwatch.events import ScoredBatch, ScoredTransaction
 from driftwatch.pipeline import BatchResult
+from driftwatch.rules.history import stored_events
 from driftwatch.rules.stage import HIT_TABLE, RuleStage
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store
@@ -54,7 +57,7 @@ from driftwatch.streaming.delivery import DeliveryThread
 from driftwatch.streaming.kafka import client_options
 from driftwatch.streaming.metrics import TimedStore, WorkerMetrics
 from driftwatch.streaming.ordering import event_time_key
-from driftwatch.streaming.progress import PartitionProgress
+from driftwatch.streaming.progress import PartitionProgress, group_low_watermark
 from driftwatch.streaming.writer import GroupWriter
 
 log = logging.getLogger(__name__)
@@ -83,6 +86,16 @@ def open_store_waiting(settings: Settings) -> Store:
             delay = backoff.next()
             log.warning("ClickHouse unavailable at start-up, retrying in %.1fs: %s", delay, exc)
             time.sleep(delay)
+
+
+def no_election() -> bool:
+    """The default leader check of a runtime outside a faust app (never elected; the
+    caller of :meth:`WorkerRuntime.monitor_tick` leads while it calls it)."""
+    return False
+
+
+def _epoch(t: dt.datetime) -> float:
+    return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).timestamp()
 
 
 def _retrieve_cf(future: Future[Any]) -> None:
@@ -214,7 +227,15 @@ class WorkerRuntime:
         for stage in self.pipeline.event_stages:
             if isinstance(stage, RuleStage) and stage.store is self.store:
                 stage.store = self.held
-        self.is_leader: Callable[[], bool] = lambda: False
+        self.is_leader: Callable[[], bool] = no_election
+        self.leading = False
+        """Whether this worker writes detector alerts: set by its first monitor tick
+        (which takes the alert state over from the store), cleared when the group's
+        election says it no longer leads (:meth:`check_leadership`)."""
+        book = self.pipeline.alert_book
+        self.book = book if isinstance(book, StoreAlertBook) else None
+        if self.book is not None:
+            self.book.leads = lambda: self.leading
         self.consumer: BatchConsumer | None = None
         self.last_watermark: dt.datetime | None = None
         self.store_error = ""
@@ -241,7 +262,9 @@ class WorkerRuntime:
             max_delay_s=settings.worker_flush_s,
         )
         self._closed = False
-        self._warmed = False
+        self._warm_parts: set[TopicPartition] = set()
+        self.warmed_events = 0
+        """Stored events fed into the rule windows by warm-ups so far."""
         self._late_seen = 0
         self._passes_seen = 0
         self._detector_errors_seen: dict[str, int] = {}
@@ -306,8 +329,9 @@ class WorkerRuntime:
         last = {TopicPartition(r.topic, r.partition): r.value for r in records}
         newest = {tp: event_time_key(value) for tp, value in last.items()}
         try:
-            if not self._warmed:
-                await self.in_lane(self._warm_up, raws)
+            cold = self._cold_partitions(records)
+            if cold:
+                await self.in_lane(self._warm_up, cold)
             batch, insert, result, held = await self.in_lane(self._evaluate, raws, source)
         except StoreError as exc:
             self.store_error = str(exc)[:500]
@@ -370,22 +394,61 @@ class WorkerRuntime:
         for table, columns in merge_held(h for _, _, h in group):
             self.store.insert_columns(table, columns)
 
-    def _warm_up(self, raws: Sequence[bytes]) -> None:
-        """Before the first batch: fill the rule windows from ClickHouse with the history
-        *before* that batch (re-delivered events are then evaluated live, so their hits
-        are produced again rather than taken as already seen)."""
-        times = [t for t in map(event_time_key, raws) if t != -math.inf]
-        if not times:
+    def _cold_partitions(self, records: list[Any]) -> dict[TopicPartition, list[bytes]]:
+        """The records of partitions this worker has not warmed its rule windows for
+        since they were assigned (every partition, on the first batch)."""
+        if self.consumer is not None:  # revoked partitions are warmed again if they return
+            self._warm_parts &= set(self.consumer.assignment())
+        cold: dict[TopicPartition, list[bytes]] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            if tp not in self._warm_parts:
+                cold.setdefault(tp, []).append(r.value if r.value is not None else b"")
+        return cold
+
+    def _partition_filter(
+        self, parts: Iterable[TopicPartition]
+    ) -> Callable[[ScoredTransaction], bool] | None:
+        """Whether a stored event belongs to one of ``parts``: its ``card_id`` key
+        through Kafka's default partitioner (the scored topic's contract: keyed by
+        card). None (keep every event) when the partition count is unknown."""
+        wanted = {tp.partition for tp in parts}
+        topic = self.settings.topic_scored
+        kafka = getattr(self.consumer, "consumer", None)
+        counts = kafka.partitions_for_topic(topic) if kafka is not None else None
+        if not counts:
+            return None
+        n = len(counts)
+
+        def keep(e: ScoredTransaction) -> bool:
+            return ((murmur2(e.card_id.encode()) & 0x7FFFFFFF) % n) in wanted
+
+        return keep
+
+    def _warm_up(self, cold: Mapping[TopicPartition, Sequence[bytes]]) -> None:
+        """Before the first batch of newly assigned partitions: fill the rule windows
+        with the stored history of those partitions' cards *before* that batch
+        (re-delivered events are then evaluated live, so their hits are produced again
+        rather than taken as already seen). Reads the rule horizon in pages of
+        ``stored_events`` (bounded memory) and feeds only the partitions' events."""
+        times = [t for raws in cold.values() for t in map(event_time_key, raws)
+                 if t != -math.inf]
+        stages = [s for s in self.pipeline.event_stages if isinstance(s, RuleStage)]
+        if not times or not stages or self.store.max_event_time() is None:
+            self._warm_parts |= set(cold)  # nothing to warm up from
             return
-        stages = [s for s in self.pipeline.event_stages if hasattr(s, "warm_up")]
-        if not stages or self.store.max_event_time() is None:  # nothing to warm up from
-            self._warmed = True
-            return
-        until = dt.datetime.fromtimestamp(min(times), dt.UTC) - dt.timedelta(milliseconds=1)
+        until = dt.datetime.fromtimestamp(min(times), dt.UTC)
+        keep = self._partition_filter(cold)
         started = time.perf_counter()
         for stage in stages:
+            start = until - dt.timedelta(milliseconds=stage.ruleset.horizon_ms)
+            n = 0
             try:
-                n = stage.warm_up(self.store, until)
+                for batch in stored_events(self.store, start, until):
+                    fed = batch if keep is None else [e for e in batch if keep(e)]
+                    stage.evaluator.feed(fed)
+                    n += len(fed)
+                    self.warmed_events += len(fed)
             except StoreError:
                 raise  # retried with the batch
             except Exception:  # a warm-up bug must not stop ingestion: start empty
@@ -394,9 +457,10 @@ class WorkerRuntime:
             log.info(
                 "rule windows warmed up from ClickHouse",
                 extra={"events": n, "until": until.isoformat(),
+                       "partitions": sorted(tp.partition for tp in cold),
                        "seconds": round(time.perf_counter() - started, 3)},
             )
-        self._warmed = True
+        self._warm_parts |= set(cold)
 
     async def process_labels(self, raws: Sequence[bytes], source: str = "") -> BatchResult:
         """Validate and store one batch of labels, retrying (with back-off, for as long
@@ -494,6 +558,56 @@ class WorkerRuntime:
         lag: dict[Any, int] = dict(self.consumer.lag())
         return self.progress.low_watermark(self.consumer.assignment(), lag)
 
+    def progress_rows(self) -> dict[str, list[Any]]:
+        """This worker's rows of ``{db}.partition_progress``: per owned partition whose
+        lag is known (fetched at least once), its newest stored event time and lag."""
+        cols: dict[str, list[Any]] = {c: [] for c in (
+            "consumer_group", "topic", "partition", "event_time", "lag", "worker",
+            "updated_at")}
+        if self.consumer is None:
+            return cols
+        now = dt.datetime.now(dt.UTC)
+        me = client_id()
+        for tp, behind in sorted(self.consumer.lag().items()):
+            t = self.progress.times.get(tp)
+            cols["consumer_group"].append(self.settings.consumer_group)
+            cols["topic"].append(tp.topic)
+            cols["partition"].append(tp.partition)
+            cols["event_time"].append(None if t is None
+                                      else dt.datetime.fromtimestamp(t, dt.UTC))
+            cols["lag"].append(behind)
+            cols["worker"].append(me)
+            cols["updated_at"].append(now)
+        return cols
+
+    async def report_progress(self) -> int:
+        """Write :meth:`progress_rows` (every worker, every tick; never on the ingest
+        lane); returns the rows written (0 when the store is unavailable)."""
+        cols = self.progress_rows()
+        if not cols["partition"]:
+            return 0
+        try:
+            return await asyncio.to_thread(self.store.insert_columns,
+                                           "partition_progress", cols)
+        except StoreError as exc:
+            log.warning("partition progress not written: %s", exc)
+            return 0
+
+    def group_bound(self) -> tuple[bool, float | None]:
+        """The group-wide low watermark over every worker's partitions, from
+        ``{db}.partition_progress`` (see
+        :func:`~driftwatch.streaming.progress.group_low_watermark`)."""
+        rows = self.store.query(
+            "SELECT partition, event_time, lag, updated_at FROM {db}.partition_progress "
+            "FINAL WHERE consumer_group = {g:String} AND topic = {t:String}",
+            {"g": self.settings.consumer_group, "t": self.settings.topic_scored},
+        )
+        return group_low_watermark(
+            ((p, None if t is None else _epoch(t), int(lag), _epoch(u))
+             for p, t, lag, u in rows),
+            time.time(), self.settings.progress_idle_s,
+        )
+
     def monitor_watermark(self, newest: dt.datetime) -> dt.datetime:
         """The monitor's watermark from the newest stored event time: never later than
         the wall clock allows (``max_future_s``), minus the allowed lateness.
@@ -509,20 +623,31 @@ class WorkerRuntime:
 
         The default watermark is :meth:`monitor_watermark` of the newest event time in
         ClickHouse (written by every worker of the group), held back to the low
-        watermark of this worker's partitions (:meth:`partition_bound`). A tick runs at most
+        watermark of this worker's partitions (:meth:`partition_bound`) and to the
+        group-wide one every worker reports (:meth:`group_bound`; a partition whose
+        owner has not reported for ``progress_idle_s`` holds nothing back). Rows that
+        land after a pass ran past them are not re-run: they are counted by the later
+        passes whose windows still cover them. A tick runs at most
         ``monitor_max_passes_per_tick`` passes, on the monitor's own thread: ingest
         goes on meanwhile, and a monitor that is behind catches up over the next ticks
         (``monitor_behind`` says by how many passes; ``/healthz`` reports it).
         """
         started = time.perf_counter()
         try:
+            if not self.leading:  # a new term: take the alert state over from the store
+                if self.book is not None:
+                    n = await self.in_monitor_lane(self.book.take_over)
+                    log.info("leader: alert state taken over", extra={"firing": n})
+                self.leading = True
             if watermark is None:
                 newest = await self.in_monitor_lane(self.store.max_event_time)
                 may_advance, bound = self.partition_bound()
-                if newest is None or not may_advance:
+                group_ok, group = await self.in_monitor_lane(self.group_bound)
+                if newest is None or not may_advance or not group_ok:
                     return []
-                if bound is not None:
-                    newest = min(newest, dt.datetime.fromtimestamp(bound, dt.UTC))
+                for b in (bound, group):
+                    if b is not None:
+                        newest = min(newest, dt.datetime.fromtimestamp(b, dt.UTC))
                 watermark = self.monitor_watermark(newest)
             if (self.last_watermark is not None and watermark <= self.last_watermark
                     and not self.monitor_behind):
@@ -567,8 +692,19 @@ class WorkerRuntime:
         Retries, re-posts and deferred sends all happen on that thread, with each
         sink's own back-off: this never waits for Alertmanager.
         """
+        self.check_leadership()
+        await self.report_progress()
         self.start_delivery()
         self.delivery.wake()
+
+    def check_leadership(self) -> bool:
+        """Step down when the group's election says this worker no longer leads (its
+        book then stops writing detector alerts; the next term reloads them); returns
+        whether it leads."""
+        if self.leading and self.is_leader is not no_election and not self.is_leader():
+            self.leading = False
+            log.info("leader: stepped down; detector alerts left to the new leader")
+        return self.leading
 
     def start_delivery(self) -> None:
         """Start the alert delivery thread (once)."""

@@ -1,0 +1,316 @@
+"""Scale-out harness: N workers in one consumer group must give what one worker gives.
+
+For each worker count N of ``--workers`` (default 1,3), on a fresh tansu broker and one
+embedded ClickHouse (chdb), with topics, consumer group and database of its own:
+
+1. the events of ``--events`` are produced to the scored topic keyed by ``card_id``
+   (as the scorer and ``driftwatch simulate`` do), in three equal parts;
+2. N worker runtimes (:class:`~driftwatch.streaming.runtime.WorkerRuntime`, each with
+   its own batch consumer, alert book and rule windows) consume them in ONE consumer
+   group, all over ONE store; after the first part one worker is *added*, after the
+   second the first worker -- the leader -- is *stopped* (a rebalance each time, the
+   second one also a leader hand-over), so N workers finish the stream;
+3. the current leader runs the monitor ticks on its own (default) watermark while the
+   stream runs; after the last event the labels of ``--labels`` are stored through the
+   leader and it runs the passes up to the newest event time.
+
+It writes ``{"runs": {"<N>": {"hits": {rule_id: n}, "alerts": [sorted fingerprints of
+warning/critical alerts], "stored": rows}}}`` to ``--json`` and prints the figures side
+by side; the last line is one JSON object with the figures, the target (identical hits,
+alerts and stored rows for every worker count) and whether it was met.
+
+What it does NOT cover: workers in separate processes (chdb allows one process per data
+path, so the workers share one process, one event loop and one store client -- their
+threads still run concurrently); a ClickHouse *server* (its replication, merges and
+insert visibility); network partitions, broker failures, a worker killed without
+leaving the group (``kill -9``: see tests/integration/test_stream_workers.py), and
+clock skew between hosts.
+
+    python bench/scaleout.py --quick      # generates a small mixed scenario (< 1 min)
+    python bench/scaleout.py --events E.jsonl --labels L.jsonl --workers 1,3 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from driftwatch.settings import Settings
+from driftwatch.store.client import Store, open_store
+from driftwatch.streaming.runtime import WorkerRuntime
+from driftwatch.streaming.testbroker import Broker, launch
+
+PARTITIONS = 6
+QUICK = ("coordinated_campaign", "0.03", "2")
+"""Scenario, days and rate of ``--quick`` (about 5,400 events)."""
+
+
+def read_lines(path: Path) -> list[bytes]:
+    return [line for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def card_key(line: bytes) -> bytes | None:
+    try:
+        card = json.loads(line).get("card_id")
+    except (ValueError, AttributeError):
+        return None
+    return str(card).encode() if card else None
+
+
+async def produce(bootstrap: str, topic: str, lines: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False,
+                                linger_ms=5, acks=1)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, line, key=card_key(line)) for line in lines]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+class Worker:
+    """One worker runtime and its consumer task, in this event loop."""
+
+    def __init__(self, name: str, settings: Settings, store: Store) -> None:
+        self.name = name
+        self.runtime = WorkerRuntime(settings, store=store)
+        self.consumer = self.runtime.scored_consumer()
+        self.task = asyncio.create_task(self.consumer.run())
+
+    async def stop(self) -> bool:
+        """Stop (finish, commit, leave the group, close); False if the consumer did not
+        return within its stop timeout plus 15 s and had to be cancelled."""
+        self.consumer.request_stop()
+        limit = self.runtime.settings.worker_stop_timeout_s + 15.0
+        done, _ = await asyncio.wait([self.task], timeout=limit)
+        if not done:
+            self.task.cancel()
+            await asyncio.wait([self.task], timeout=5.0)
+        await asyncio.to_thread(self.runtime.close)
+        return bool(done)
+
+
+class Group:
+    """The workers of one run; the oldest one alive leads (as faust's election would
+    after the stopped leader leaves)."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.workers: list[Worker] = []
+        self.started = 0
+        self.stop_overruns = 0
+        """Workers whose stop overran its timeout and were cancelled (reported)."""
+
+    def add(self) -> None:
+        worker = Worker(f"w{self.started}", self.settings, self.store)
+        self.started += 1
+        self.workers.append(worker)
+        for w in self.workers:
+            w.runtime.is_leader = (lambda w=w: w is self.workers[0])
+
+    async def stop_leader(self) -> None:
+        leader = self.workers.pop(0)
+        if not await leader.stop():
+            self.stop_overruns += 1
+
+    @property
+    def leader(self) -> WorkerRuntime:
+        return self.workers[0].runtime
+
+    async def tick(self) -> None:
+        for w in self.workers:  # as the delivery timer does on every worker
+            await w.runtime.delivery_tick()
+        await self.leader.monitor_tick()
+
+    async def drain(self, topic: str, expected: int, timeout_s: float) -> None:
+        """Tick until every produced event is stored and its offset committed."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            await self.tick()
+            committed = sum(
+                w.consumer.status().get("committed_total", 0) for w in self.workers
+            )
+            stored = await asyncio.to_thread(
+                self.store.query, "SELECT uniqExact(event_id) FROM {db}.scored_transactions"
+            )
+            lag = sum(sum(w.consumer.lag().values()) for w in self.workers)
+            assigned = sum(len(w.consumer.assignment()) for w in self.workers)
+            if stored[0][0] >= expected and lag == 0 and assigned == PARTITIONS:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{topic}: {stored[0][0]} of {expected} stored, lag {lag}, "
+                    f"{assigned} partitions assigned, {committed} committed"
+                )
+            await asyncio.sleep(0.5)
+
+
+def settings_for(broker: Broker, chdb: Path, tag: str) -> Settings:
+    uid = f"{tag}_{uuid.uuid4().hex[:6]}"
+    return Settings.load(env={}, config_file=None).replace(
+        kafka_bootstrap=broker.bootstrap,
+        consumer_group=f"g-{uid}",
+        topic_scored=f"{uid}.scored",
+        topic_labels=f"{uid}.labels",
+        topic_deadletter=f"{uid}.deadletter",
+        topic_rule_hits=f"{uid}.rule_hits",
+        topic_partitions=PARTITIONS,
+        kafka_session_timeout_s=6.0,
+        store_dsn=f"chdb://{chdb}",
+        database=f"so_{uid}",
+        worker_tick_s=0.5,
+    )
+
+
+async def run_one(broker: Broker, chdb: Path, n: int, events: list[bytes],
+                  labels: list[bytes], timeout_s: float) -> dict[str, Any]:
+    """Stream ``events`` through ``n`` workers with a rebalance each way; the figures."""
+    s = settings_for(broker, chdb, f"n{n}")
+    for topic in (s.topic_scored, s.topic_labels, s.topic_deadletter, s.topic_rule_hits):
+        broker.create_topic(topic, partitions=PARTITIONS)
+    store = open_store(s.store_dsn, s.database, init=True)
+    group = Group(s, store)
+    started = time.perf_counter()
+    third = len(events) // 3
+    parts = [events[:third], events[third:2 * third], events[2 * third:]]
+    try:
+        await produce(s.kafka_bootstrap, s.topic_scored, parts[0])
+        for _ in range(n):
+            group.add()
+        await group.drain(s.topic_scored, len(parts[0]), timeout_s)
+        # a worker added while the second part streams in
+        sending = asyncio.create_task(produce(s.kafka_bootstrap, s.topic_scored, parts[1]))
+        group.add()
+        await sending
+        await group.drain(s.topic_scored, len(parts[0]) + len(parts[1]), timeout_s)
+        # the leader stopped while the third part streams in: a hand-over
+        sending = asyncio.create_task(produce(s.kafka_bootstrap, s.topic_scored, parts[2]))
+        await group.stop_leader()
+        await sending
+        await group.drain(s.topic_scored, len(events), timeout_s)
+        leader = group.leader
+        if labels:
+            await leader.process_labels(labels, "bench")
+        newest = await asyncio.to_thread(store.max_event_time)
+        if newest is not None:  # the end-of-input passes
+            await leader.monitor_tick(newest)
+            while leader.monitor_behind:
+                await leader.monitor_tick(newest)
+        figures = await asyncio.to_thread(read_figures, store)
+    finally:
+        for w in list(group.workers):
+            if not await w.stop():
+                group.stop_overruns += 1
+    figures["stop_overruns"] = group.stop_overruns
+    figures["seconds"] = round(time.perf_counter() - started, 1)
+    store.drop()
+    return figures
+
+
+def read_figures(store: Store) -> dict[str, Any]:
+    """What the run left in the store: hits per rule, alert fingerprints, stored rows."""
+    hits = {str(r): int(c) for r, c in store.query(
+        "SELECT rule_id, count() FROM {db}.rule_hits FINAL GROUP BY rule_id ORDER BY rule_id"
+    )}
+    names = {str(fp): f"{name} {origin} {segment}" for fp, name, origin, segment in store.query(
+        "SELECT fingerprint, any(alertname), any(origin), any(segment) FROM {db}.alert_log "
+        "WHERE severity IN ('warning', 'critical') GROUP BY fingerprint"
+    )}
+    stored = int(store.query("SELECT count() FROM {db}.scored_transactions FINAL")[0][0])
+    return {"hits": hits, "alerts": sorted(names), "stored": stored, "names": names}
+
+
+def simulate(out: Path) -> tuple[Path, Path]:
+    scenario, days, rate = QUICK
+    subprocess.run(
+        [sys.executable, "-m", "driftwatch.cli", "simulate", scenario, "--days", days,
+         "--rate", rate, "--seed", "23", "--out", str(out)],
+        check=True, capture_output=True, timeout=300,
+    )
+    return out / "events.jsonl", out / "labels.jsonl"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=Path, help="events JSONL (default with --quick: simulated)")
+    ap.add_argument("--labels", type=Path, help="labels JSONL")
+    ap.add_argument("--workers", default="1,3", help="worker counts, comma-separated")
+    ap.add_argument("--json", type=Path, help="write the runs here")
+    ap.add_argument("--quick", action="store_true", help="a small simulated scenario")
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per drain step")
+    args = ap.parse_args()
+    counts = [int(x) for x in args.workers.split(",") if x.strip()]
+    if not counts or min(counts) < 1 or max(counts) >= PARTITIONS:
+        ap.error(f"--workers {args.workers!r}: allowed 1..{PARTITIONS - 1}")
+    with tempfile.TemporaryDirectory(prefix="scaleout-") as tmp:
+        work = Path(tmp)
+        events_path, labels_path = args.events, args.labels
+        if events_path is None:
+            if not args.quick:
+                ap.error("--events is required (or --quick)")
+            events_path, labels_path = simulate(work / "sim")
+        events = read_lines(events_path)
+        labels = read_lines(labels_path) if labels_path else []
+        broker = launch(log_path=work / "tansu.log")
+        try:
+            runs = {str(n): asyncio.run(run_one(broker, work / "chdb", n, events, labels,
+                                                args.timeout))
+                    for n in counts}
+        finally:
+            broker.stop()
+    if args.json:
+        args.json.write_text(json.dumps({"runs": {
+            n: {k: r[k] for k in ("hits", "alerts", "stored")} for n, r in runs.items()
+        }}, indent=2, sort_keys=True))
+    report(runs, len(events))
+
+
+def report(runs: dict[str, dict[str, Any]], n_events: int) -> None:
+    names = list(runs)
+    rules = sorted({r for run in runs.values() for r in run["hits"]})
+    print("machine shared with other work: timings are indicative only")
+    print(f"{'':32}" + "".join(f"{n + ' worker(s)':>16}" for n in names))
+    print(f"{'events in':32}" + "".join(f"{n_events:>16}" for _ in names))
+    print(f"{'stored rows':32}" + "".join(f"{runs[n]['stored']:>16}" for n in names))
+    for rule in rules:
+        print(f"{'hits ' + rule:32}" + "".join(f"{runs[n]['hits'].get(rule, 0):>16}"
+                                               for n in names))
+    print(f"{'warning/critical alerts':32}" + "".join(f"{len(runs[n]['alerts']):>16}"
+                                                      for n in names))
+    print(f"{'seconds':32}" + "".join(f"{runs[n]['seconds']:>16}" for n in names))
+    print(f"{'stops overrunning (cancelled)':32}"
+          + "".join(f"{runs[n]['stop_overruns']:>16}" for n in names))
+    first = runs[names[0]]
+    for n in names[1:]:  # which alerts differ, by name (fingerprints are hashes)
+        for fp in sorted(set(first["alerts"]) ^ set(runs[n]["alerts"])):
+            only = names[0] if fp in first["alerts"] else n
+            label = first["names"].get(fp) or runs[n]["names"].get(fp)
+            print(f"alert only with {only} worker(s): {label}")
+    same = {k: all(runs[n][k] == first[k] for n in names) for k in ("hits", "alerts", "stored")}
+    print(json.dumps({
+        "workers": names,
+        "events": n_events,
+        "stored": {n: runs[n]["stored"] for n in names},
+        "hits_total": {n: sum(runs[n]["hits"].values()) for n in names},
+        "alerts": {n: len(runs[n]["alerts"]) for n in names},
+        "seconds": {n: runs[n]["seconds"] for n in names},
+        "stop_overruns": {n: runs[n]["stop_overruns"] for n in names},
+        "identical": same,
+        "target": "identical hits per rule, alerts and stored rows for every worker count",
+        "met": all(same.values()),
+    }))
+
+
+if __name__ == "__main__":
+    main()
