@@ -14,6 +14,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.timeout(600)  # the demo's own bound is 480 s; pytest's default is 300
 def test_demo_short_run_detects_the_backdoor(tmp_path: Path) -> None:
     summary_path = tmp_path / "summary.json"
     # its own process: the worker and then the demo open an embedded store of their own

@@ -93,6 +93,7 @@ class ReferenceDispersion:
         self.fetches = 0
         self._at: dt.datetime | None = None
         self._complete = False
+        self._young_every = float(chunk_s)
         self._keys: dict[str, float] = {}
         self._fallback = math.inf
 
@@ -118,9 +119,11 @@ class ReferenceDispersion:
         self, keys: Sequence[str], start: dt.datetime, end: dt.datetime
     ) -> FloatArray:
         """Concentration per key (``inf``: no over-dispersion), refreshed when due:
-        every ``refresh_s``, or every ``chunk_s`` while some chunk read was still empty
-        (a young store: the estimate must not stay at "no dispersion" for a day)."""
-        every = self.refresh_s if self._complete else self.chunk_s
+        every ``refresh_s``, or, while some chunk read was still empty (a young store:
+        the estimate must not stay at "no dispersion" for a day), after ``chunk_s``,
+        then twice that, and so on up to ``refresh_s`` (a handful of refreshes while
+        the store fills, not one per chunk)."""
+        every = self.refresh_s if self._complete else min(self._young_every, self.refresh_s)
         if self._at is None or (end - self._at).total_seconds() >= every:
             self._refresh(start, end)
         out = np.array([self._keys.get(k, self._fallback) for k in keys], dtype=np.float64)
@@ -131,6 +134,8 @@ class ReferenceDispersion:
         for lo, hi in self.chunks(start, end):
             self.fetches += 1
             tables.append(self.fetch(lo, hi))
+        if self._at is not None and not self._complete:
+            self._young_every *= 2
         self._at = end
         self._complete = bool(tables) and all(t.keys for t in tables)
         names = sorted({k for t in tables for k in t.keys})

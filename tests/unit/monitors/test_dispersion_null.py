@@ -132,7 +132,7 @@ def test_beneficiary_shaped_null_false_positive_rate_at_most_nominal() -> None:
         assert (p <= alpha).mean() <= 1.5 * alpha
 
 
-def test_reference_dispersion_rereads_hourly_while_the_store_is_young() -> None:
+def test_reference_dispersion_rereads_ever_less_often_while_the_store_is_young() -> None:
     calls: list[dt.datetime] = []
     first = T - dt.timedelta(hours=30)  # the store's first event
 
@@ -150,3 +150,11 @@ def test_reference_dispersion_rereads_hourly_while_the_store_is_young() -> None:
     assert len(calls) == 24
     disp.concentration(["a"], T - week, T + dt.timedelta(hours=1))
     assert len(calls) == 48  # some chunks were empty: read again an hour later
+    disp.concentration(["a"], T - week, T + dt.timedelta(hours=2))
+    assert len(calls) == 48  # then two hours later, not every hour
+    disp.concentration(["a"], T - week, T + dt.timedelta(hours=3))
+    assert len(calls) == 72
+    disp.concentration(["a"], T - week, T + dt.timedelta(hours=6))
+    assert len(calls) == 72  # then four hours later
+    disp.concentration(["a"], T - week, T + dt.timedelta(hours=7))
+    assert len(calls) == 96
