@@ -288,7 +288,11 @@ class Monitor:
         horizon = dt.timedelta(seconds=self.interval_s * max(1, self.settings.alert_resolve_after))
         self._alerting = {s: t for s, t in self._alerting.items() if result.at - t < horizon}
         for det in self.detectors:
-            det.hold_references(self._alerting.keys(), result.at)
+            try:
+                det.hold_references(self._alerting.keys(), result.at)
+            except Exception:  # a broken detector must not stop the others
+                log.exception("detector %s: reference hold failed", det.name)
+                self.detector_errors[det.name] += 1
 
     def warming_up(self, at: dt.datetime) -> bool:
         """Whether the stored history before ``at`` is shorter than ``warmup_s``."""

@@ -186,13 +186,22 @@ def predictive_concentration(ref_n: ArrayLike, concentration: ArrayLike) -> Floa
     --------
     >>> predictive_concentration([100.0, 100.0], [np.inf, 100.0]).round(2).tolist()
     [100.0, 49.5]
+    >>> predictive_concentration([1.0], [0.0]).tolist() == [MIN_CONCENTRATION]
+    True
     """
     rn = np.asarray(ref_n, dtype=np.float64)
     kc = np.asarray(concentration, dtype=np.float64)
-    if np.isnan(rn).any() or (rn <= 0).any() or np.isnan(kc).any() or (kc <= 0).any():
-        raise ValueError("ref_n and concentration must be > 0 (concentration may be inf)")
+    if np.isnan(rn).any() or (rn <= 0).any() or np.isnan(kc).any() or (kc < 0).any():
+        raise ValueError("ref_n must be > 0 and concentration >= 0 (it may be inf)")
     inv = 1.0 / (rn + 1.0) + 1.0 / (kc + 1.0)
-    return np.asarray(1.0 / inv - 1.0, dtype=np.float64)
+    # a reference whose chunks are all-or-nothing (concentration near 0) leaves no
+    # room for a share at all: the floor makes the window's share almost anything,
+    # so such a segment never alerts on this evidence (conservative, never a crash)
+    return np.asarray(np.maximum(1.0 / inv - 1.0, MIN_CONCENTRATION), dtype=np.float64)
+
+
+MIN_CONCENTRATION = 1e-6
+"""Smallest predictive concentration (a reference with all-or-nothing chunks)."""
 
 
 def _betabinom_logpmf(k: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:

@@ -9,6 +9,7 @@ from scipy import stats
 from scipy.special import logsumexp
 
 from driftwatch.stats.dispersion import (
+    MIN_CONCENTRATION,
     betabinom_sf,
     cell_concentration,
     chi2_inflation,
@@ -71,7 +72,10 @@ def test_predictive_and_inflation_hand_cases() -> None:
     # rho = 0.01, phi_cur = 1 + 499 rho, phi_ref = 1 + 499 rho as well
     assert float(chi2_inflation(500, 5000, 500, 99.0)) == pytest.approx(5.99)
     with pytest.raises(ValueError, match="concentration"):
-        predictive_concentration(10.0, 0.0)
+        predictive_concentration(10.0, -1.0)
+    # all-or-nothing reference chunks (concentration 0): the floor, never a crash
+    assert float(predictive_concentration(1.0, 0.0)) == MIN_CONCENTRATION
+    assert float(predictive_concentration(10.0, 0.0)) == MIN_CONCENTRATION
     with pytest.raises(ValueError, match="k <= n"):
         rate_concentration([[3]], [[2]])
 
