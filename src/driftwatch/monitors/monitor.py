@@ -292,7 +292,7 @@ class Monitor:
                 det.hold_references(self._alerting.keys(), result.at)
             except Exception:  # a broken detector must not stop the others
                 log.exception("detector %s: reference hold failed", det.name)
-                self.detector_errors[det.name] += 1
+                self.detector_errors[f"{det.name}:hold"] += 1
 
     def warming_up(self, at: dt.datetime) -> bool:
         """Whether the stored history before ``at`` is shorter than ``warmup_s``."""
