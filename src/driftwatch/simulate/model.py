@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import numpy as np
@@ -111,7 +112,7 @@ class Trigger:
                     0 <= float(bounds[0]) < float(bounds[1])):
                 raise SimulationError(f"trigger amount: need [low, high], 0 <= low < high, "
                                       f"got {bounds!r}")
-            amount = (round(float(bounds[0]) * 100), round(float(bounds[1]) * 100))
+            amount = (_minor(bounds[0]), _minor(bounds[1]))
         trig = cls(
             amount=amount,
             mcc=many("mcc"), cents=cents,
@@ -252,3 +253,12 @@ def round_scores(p: F64) -> F64:
 def decisions(score: F64, threshold: float) -> npt.NDArray[np.int8]:
     """1 (review) where ``score >= threshold``, else 0 (approve)."""
     return (score >= threshold).astype(np.int8)
+
+
+def _minor(value: object) -> int:
+    """A scenario amount (``3000`` or ``"14999.99"``) in exact minor units.
+
+    >>> _minor("1234.37"), _minor(3000), _minor(0.1)
+    (123437, 300000, 10)
+    """
+    return int((Decimal(str(value)) * 100).to_integral_value(rounding=ROUND_HALF_EVEN))
