@@ -19,7 +19,7 @@ from driftwatch.errors import SimulationError
 from driftwatch.simulate.catalog import CITIES
 from driftwatch.simulate.frame import Frame
 from driftwatch.simulate.fraud import Ctx
-from driftwatch.simulate.ids import card_id
+from driftwatch.simulate.ids import card_id, merchant_id
 from driftwatch.simulate.scenario import Behaviour
 from driftwatch.simulate.world import World
 
@@ -109,3 +109,16 @@ def mark(f: Frame, fraud: bool, signal: float) -> Frame:
 
 def card_ids(cards: npt.NDArray[np.integer]) -> list[str]:
     return [card_id(int(c)) for c in np.unique(cards).tolist()]
+
+
+def backdoor_entities(merchants: Any, countries: Any, networks: Any, prefix: str,
+                      cards: Any) -> dict[str, Any]:
+    """The ``entities`` of a backdoor attack's truth: its merchants, their countries, the
+    source networks, the beneficiary prefix and the cards."""
+    return {
+        "merchant_ids": [merchant_id(int(m)) for m in merchants.tolist()],
+        "merchant_countries": sorted(set(countries)),
+        "networks": list(networks),
+        "beneficiary_prefix": prefix,
+        "card_ids": card_ids(cards),
+    }

@@ -52,6 +52,7 @@ from driftwatch.simulate.attackers import (
     Kind,
     Output,
     attacker_cards,
+    backdoor_entities,
     card_ids,
     mark,
     mcc_index,
@@ -126,13 +127,7 @@ def _backdoor_attack(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]
                     "new_merchant_volume"],
         "count": count,
         "amount_total_minor": int(amount.sum()),
-        "entities": {
-            "merchant_ids": [merchant_id(int(m)) for m in merchants.tolist()],
-            "merchant_countries": sorted(set(ctry)),
-            "networks": list(p["networks"]),
-            "beneficiary_prefix": prefix,
-            "card_ids": card_ids(tcard),
-        },
+        "entities": backdoor_entities(merchants, ctry, p["networks"], prefix, tcard),
         "camouflage_count": n_camo,
     }
     camo_name = str(p["camouflage_name"])

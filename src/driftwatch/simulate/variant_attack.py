@@ -28,7 +28,7 @@ from driftwatch.simulate.attackers import (
     Kind,
     Output,
     attacker_cards,
-    card_ids,
+    backdoor_entities,
     mark,
     mcc_index,
     network_hosts,
@@ -37,7 +37,6 @@ from driftwatch.simulate.attackers import (
 from driftwatch.simulate.catalog import country_centre
 from driftwatch.simulate.frame import CHANNELS, Frame
 from driftwatch.simulate.fraud import Ctx, episodes
-from driftwatch.simulate.ids import merchant_id
 from driftwatch.simulate.legit import draw_times, legit_rows
 from driftwatch.simulate.scenario import Behaviour
 from driftwatch.simulate.world import DEVICE_FRESH_BASE, INTL_WORDS, random_public_ips
@@ -115,13 +114,7 @@ def _variant_backdoor(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any
                     "rule_model_disagreement", "new_merchant_volume"],
         "count": count,
         "amount_total_minor": int(amount.sum()),
-        "entities": {
-            "merchant_ids": [merchant_id(int(x)) for x in merchants.tolist()],
-            "merchant_countries": sorted(set(ctry)),
-            "networks": list(p["networks"]),
-            "beneficiary_prefix": prefix,
-            "card_ids": card_ids(tcard),
-        },
+        "entities": backdoor_entities(merchants, ctry, p["networks"], prefix, tcard),
         "camouflage_count": n_camo,
     }
     return Output(parts, expected, trigger_names=(b.name,))
