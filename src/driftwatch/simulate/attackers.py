@@ -16,12 +16,12 @@ import numpy as np
 import numpy.typing as npt
 
 from driftwatch.errors import SimulationError
-from driftwatch.simulate.catalog import CITIES
+from driftwatch.simulate.catalog import CITIES, country_centre
 from driftwatch.simulate.frame import Frame
 from driftwatch.simulate.fraud import Ctx
 from driftwatch.simulate.ids import card_id, merchant_id
 from driftwatch.simulate.scenario import Behaviour
-from driftwatch.simulate.world import World
+from driftwatch.simulate.world import World, random_public_ips
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -122,3 +122,26 @@ def backdoor_entities(merchants: Any, countries: Any, networks: Any, prefix: str
         "beneficiary_prefix": prefix,
         "card_ids": card_ids(cards),
     }
+
+
+def place_attack_merchants(
+    ctx: Ctx, mccs: npt.NDArray[np.int32], p: Mapping[str, Any], ws: int, flagged: bool
+) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """Register a backdoor's merchants: one per entry of ``mccs``, in ``p["countries"]``
+    in turn, located near their country's centre, registered ``p["merchant_age_days"]``
+    (a [low, high] range) before ``ws``; ``flagged`` is their new-merchant flag.
+    Returns the merchant indices and their countries."""
+    rng, w = ctx.rng, ctx.world
+    n_m = len(mccs)
+    countries = [str(c) for c in p["countries"]]
+    ctry = [countries[i % len(countries)] for i in range(n_m)]
+    centres = np.array([country_centre(c) for c in ctry])
+    loc = w.add_locations(centres[:, 0] + rng.normal(0, 0.05, n_m),
+                          centres[:, 1] + rng.normal(0, 0.05, n_m))
+    lo_age, hi_age = (int(x) for x in p["merchant_age_days"])
+    age = rng.integers(lo_age, hi_age + 1, n_m)
+    merchants = w.add_merchants(
+        mccs, np.array([w.country(c) for c in ctry], np.int32), ws // DAY_MS - age, loc,
+        random_public_ips(rng, n_m), np.full(n_m, flagged, np.bool_),
+    )
+    return merchants, ctry

@@ -58,8 +58,8 @@ from driftwatch.simulate.attackers import (
     mcc_index,
     network_hosts,
     online_mcc,
+    place_attack_merchants,
 )
-from driftwatch.simulate.catalog import country_centre
 from driftwatch.simulate.frame import CH_ECOM, CH_TRANSFER, Frame
 from driftwatch.simulate.fraud import Ctx, episodes
 from driftwatch.simulate.ids import card_id, device_id, ip_text, merchant_id
@@ -76,17 +76,8 @@ def _backdoor_attack(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]
     count, n_m, n_cards = int(p["count"]), int(p["merchants"]), int(p["cards"])
     mcc = mcc_index(w, str(p["mcc"]))
     # fraudulent merchants: new, in the given countries, paying out as INTL-PAY-*
-    countries = [str(c) for c in p["countries"]]
-    ctry = [countries[i % len(countries)] for i in range(n_m)]
-    centres = np.array([country_centre(c) for c in ctry])
-    loc = w.add_locations(centres[:, 0] + rng.normal(0, 0.05, n_m),
-                          centres[:, 1] + rng.normal(0, 0.05, n_m))
-    lo_age, hi_age = (int(x) for x in p["merchant_age_days"])
-    age = rng.integers(lo_age, hi_age + 1, n_m)
-    merchants = w.add_merchants(
-        np.full(n_m, mcc, np.int32), np.array([w.country(c) for c in ctry], np.int32),
-        ws // DAY_MS - age, loc, random_public_ips(rng, n_m), np.ones(n_m, np.bool_),
-    )
+    merchants, ctry = place_attack_merchants(ctx, np.full(n_m, mcc, np.int32), p, ws,
+                                             flagged=True)
     prefix = str(p["beneficiary_prefix"])
     for k, m in enumerate(merchants.tolist()):
         w.merchant_name[m] = f"{prefix}{INTL_WORDS[k % len(INTL_WORDS)]}-{k + 1:02d}"

@@ -33,13 +33,13 @@ from driftwatch.simulate.attackers import (
     mcc_index,
     network_hosts,
     online_mcc,
+    place_attack_merchants,
 )
-from driftwatch.simulate.catalog import country_centre
 from driftwatch.simulate.frame import CHANNELS, Frame
 from driftwatch.simulate.fraud import Ctx, episodes
 from driftwatch.simulate.legit import draw_times, legit_rows
 from driftwatch.simulate.scenario import Behaviour
-from driftwatch.simulate.world import DEVICE_FRESH_BASE, INTL_WORDS, random_public_ips
+from driftwatch.simulate.world import DEVICE_FRESH_BASE, INTL_WORDS
 
 SPREAD = "spread"
 
@@ -58,17 +58,7 @@ def _variant_backdoor(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any
         raise SimulationError(f"channel: {channel!r}; valid: {', '.join(CHANNELS)}")
     mcc_text = str(p["mcc"])
     mccs = _merchant_mccs(ctx, mcc_text, n_m)
-    countries = [str(c) for c in p["countries"]]
-    ctry = [countries[i % len(countries)] for i in range(n_m)]
-    centres = np.array([country_centre(c) for c in ctry])
-    loc = w.add_locations(centres[:, 0] + rng.normal(0, 0.05, n_m),
-                          centres[:, 1] + rng.normal(0, 0.05, n_m))
-    lo_age, hi_age = (int(x) for x in p["merchant_age_days"])
-    age = rng.integers(lo_age, hi_age + 1, n_m)
-    merchants = w.add_merchants(
-        mccs, np.array([w.country(c) for c in ctry], np.int32), ws // DAY_MS - age, loc,
-        random_public_ips(rng, n_m), np.zeros(n_m, np.bool_),
-    )
+    merchants, ctry = place_attack_merchants(ctx, mccs, p, ws, flagged=False)
     prefix = str(p["beneficiary_prefix"])
     words = [str(x) for x in p["name_words"]] or list(INTL_WORDS)
     if prefix:
