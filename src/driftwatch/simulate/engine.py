@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from driftwatch.errors import SimulationError
+from driftwatch.events import epoch_ms
 from driftwatch.simulate.attackers import DAY_MS, HOUR_MS
 from driftwatch.simulate.campaigns import KINDS
 from driftwatch.simulate.columns import event_columns
@@ -46,7 +47,7 @@ from driftwatch.simulate.model import (
     sigmoid,
 )
 from driftwatch.simulate.output import Simulation
-from driftwatch.simulate.run import I64, Benef, Features, Run, Scores, Traffic, epoch_ms
+from driftwatch.simulate.run import I64, Benef, Features, Run, Scores, Traffic
 from driftwatch.simulate.scenario import FRAUD_PROFILES, Scenario, load_scenario
 from driftwatch.simulate.truth import ground_truth
 from driftwatch.simulate.world import build_world, haversine_km
@@ -85,6 +86,7 @@ def _split(total: int, weights: dict[str, float]) -> dict[str, int]:
     order = np.argsort(-(raw - base), kind="stable")[:rest]
     base[order] += 1
     return {n: int(b) for n, b in zip(names, base.tolist(), strict=True)}
+
 
 def generate(
     scenario: Scenario | str | Path,
@@ -242,6 +244,7 @@ def _features(run: Run, tr: Traffic) -> Features:
         merchant_age=f.t // DAY_MS - w.merchant_registered[f.merchant],
         amount_z=(np.log(f.amount / 100.0) - np.log(expected_amount)) / cat.amount_sigma[mcc],
     )
+
 
 def _beneficiaries(tr: Traffic) -> Benef:
     uniq, inv = np.unique(tr.rows.benef, return_inverse=True)

@@ -36,11 +36,6 @@ def iso_ms(ms: int) -> str:
     return text.replace("+00:00", "Z")
 
 
-def epoch_ms(value: dt.datetime) -> int:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return int((value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1))
-
 @dataclass(frozen=True)
 class Run:
     """Resolved settings of one run."""
@@ -99,6 +94,7 @@ class Scores:
     backdoor: npt.NDArray[np.bool_]  # rows matching the challenger's trigger (any time)
     versions: list[str]
     deploy_ms: int | None
+
 
 @dataclass
 class Benef:
