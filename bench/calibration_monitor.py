@@ -9,59 +9,30 @@ passing ``fdr_q``) per detector, read back from ``drift_results``.
 
 from __future__ import annotations
 
-import os
-import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from driftwatch.alerts.sinks import MemorySink
-from driftwatch.assemble import build_pipeline
-from driftwatch.settings import Settings
-from driftwatch.simulate import generate, load_scenario, write
-from driftwatch.sources.replay import replay
-from driftwatch.store.client import open_store
+from replay_support import replayed
 
 
 def clean_week_rate(root: Path, days: float, rate: float | None, seed: int) -> dict[str, Any]:
     """Replay ``days`` of clean traffic; alerts and evaluations, scaled to a week."""
-    sim = generate(load_scenario("clean_baseline"), seed=seed, days=days, rate=rate)
-    paths = write(sim, root / f"clean-{seed}")
-    defaults = Settings.load(config_file=None)
-    settings = Settings.load(
-        config_file=None,
-        overrides={
-            "store_dsn": f"chdb://{root}/chdb-{os.getpid()}",
-            "database": f"c_{uuid.uuid4().hex[:10]}",
-            "monitor_warmup_s": max(3600, round(defaults.monitor_warmup_s * sim.time_scale)),
-        },
-    )
-    store = open_store(settings.store_dsn, settings.database, init=True)
-    sink = MemorySink()
-    pipeline = build_pipeline(settings, store, extra_sinks=[sink])
-    started = time.perf_counter()
-    try:
-        replay(pipeline, paths["events.jsonl"], paths["labels.jsonl"],
-               batch_size=settings.batch_size)
-    finally:
-        pipeline.close()
-    seconds = time.perf_counter() - started
-    try:
-        rows = store.query(
+    with replayed(root, "clean_baseline", seed, days, rate, out=f"clean-{seed}",
+                  db_prefix="c") as run:
+        rows = run.store.query(
             "SELECT detector, uniqExact(segment, model_version) AS segments, "
             "uniqExact(evaluated_at) AS passes, count() AS tests, "
             "countIf(decision != 'ok') AS discoveries "
             "FROM {db}.drift_results FINAL GROUP BY detector ORDER BY detector"
         )
-        total = store.query(
+        total = run.store.query(
             "SELECT uniqExact(segment, model_version), uniqExact(evaluated_at), "
             "min(evaluated_at), max(evaluated_at) FROM {db}.drift_results FINAL"
         )
-    finally:
-        store.drop()
+    sim, seconds, alerts = run.sim, run.seconds, run.alerts
     # one alert = one opening (fingerprint, start); later updates of it do not count
-    opened = {(a.fingerprint, a.starts_at): a for a in sink.alerts if a.status == "firing"}
+    opened = {(a.fingerprint, a.starts_at): a for a in alerts if a.status == "firing"}
     by_severity = Counter(a.labels.get("severity", "") for a in opened.values())
     by_detector = Counter(
         a.labels.get("detector", a.labels.get("alertname", ""))

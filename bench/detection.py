@@ -45,14 +45,11 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from driftwatch.alerts.model import Alert
-from driftwatch.alerts.sinks import MemorySink
-from driftwatch.assemble import build_pipeline
 from driftwatch.scoring import (
     attack_ids,
     attack_timeline,
@@ -62,12 +59,10 @@ from driftwatch.scoring import (
     names_segment,
     segment_tokens,
 )
-from driftwatch.settings import Settings
-from driftwatch.simulate import generate, list_scenarios, load_scenario, write
+from driftwatch.simulate import list_scenarios
 from driftwatch.simulate.variants import ATTACK_HOURS
 from driftwatch.simulate.variants import DAYS as VARIANT_DAYS
-from driftwatch.sources.replay import replay
-from driftwatch.store.client import open_store
+from replay_support import replayed
 
 ATTACKS = [s for s in list_scenarios() if s != "clean_baseline"]
 
@@ -76,32 +71,8 @@ def run_one(
     root: Path, name: str, seed: int, days: float | None, rate: float | None,
     warmup_s: int | None = None,
 ) -> tuple[dict[str, Any], list[Alert], float, int]:
-    sim = generate(load_scenario(name), seed=seed, days=days, rate=rate)
-    out = root / f"{name.replace(':', '-')}-{seed}"
-    paths = write(sim, out)
-    if warmup_s is None:
-        # a shortened scenario has its schedule compressed: so is the warm-up
-        warmup_s = max(3600, round(
-            Settings.load(config_file=None).monitor_warmup_s * sim.time_scale))
-    settings = Settings.load(
-        config_file=None,
-        # one embedded ClickHouse path per process (a chdb rule): per worker process
-        overrides={"store_dsn": f"chdb://{root}/chdb-{os.getpid()}",
-                   "database": f"b_{uuid.uuid4().hex[:10]}",
-                   "monitor_warmup_s": warmup_s},
-    )
-    store = open_store(settings.store_dsn, settings.database, init=True)
-    sink = MemorySink()
-    pipeline = build_pipeline(settings, store, extra_sinks=[sink])
-    started = time.perf_counter()
-    try:
-        replay(pipeline, paths["events.jsonl"], paths["labels.jsonl"],
-               batch_size=settings.batch_size)
-    finally:
-        pipeline.close()
-    seconds = time.perf_counter() - started
-    store.drop()
-    return sim.truth, sink.alerts, seconds, sim.n_events
+    with replayed(root, name, seed, days, rate, warmup_s=warmup_s) as run:
+        return run.sim.truth, run.alerts, run.seconds, run.sim.n_events
 
 
 def score_attack(root: Path, name: str, seed: int, days: float | None,

@@ -47,6 +47,7 @@ from typing import Any, Protocol
 
 from driftwatch.alerts.model import Alert, Finding
 from driftwatch.alerts.sinks import AlertSink
+from driftwatch.event_dicts import scored_to_dict
 from driftwatch.events import (
     EPOCH,
     Rejection,
@@ -56,7 +57,6 @@ from driftwatch.events import (
     parse_label_batch,
     parse_scored,
     parse_scored_batch,
-    scored_to_dict,
 )
 from driftwatch.store.client import Store
 from driftwatch.timeguard import EventTimeGuard

@@ -100,7 +100,8 @@ class Settings:
     )
     fdr_q: float = setting(0.01, "Benjamini-Hochberg false-discovery rate per monitor pass")
     alert_q: float = setting(1e-4, "BH level a discovery must reach to raise a detector alert")
-    decision_threshold: float = setting(0.7, "Score at or above which the model holds a txn")
+    decision_threshold: float = setting(
+        0.7, "Gate only: score at or above which a model holds a txn (monitors use each event's)")
     champion_version: str = setting("", "Champion model version (empty: the oldest seen)")
     monitor_detectors: str = setting(
         "", "Detectors to run, comma separated (empty: all; none: no monitors, e.g. in replay)"

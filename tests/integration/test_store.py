@@ -13,7 +13,8 @@ from driftwatch.errors import ConfigError, StoreError
 from driftwatch.events import EXAMPLE_EVENT, parse_label_batch, parse_scored_batch
 from driftwatch.pipeline import Pipeline
 from driftwatch.sources.replay import replay
-from driftwatch.store.client import Store, open_store, parse_dsn, scored_columns
+from driftwatch.store.client import Store, open_store, scored_columns
+from driftwatch.store.connect import parse_dsn
 from driftwatch.store.schema import applied_versions, migrations
 
 pytestmark = pytest.mark.integration

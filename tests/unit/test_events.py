@@ -17,15 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from driftwatch.amounts import AmountError, format_amount, parse_amount
+from driftwatch.event_dicts import label_to_dict, scored_to_dict
 from driftwatch.events import (
     EXAMPLE_EVENT,
     ScoredTransaction,
-    label_to_dict,
     parse_label,
     parse_label_batch,
     parse_scored,
     parse_scored_batch,
-    scored_to_dict,
 )
 from tests.conftest import CONTRACTS
 

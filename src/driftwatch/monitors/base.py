@@ -440,11 +440,6 @@ def query_table(store: Store, sql: str, params: Mapping[str, Any]) -> Columns:
     return Columns({str(c): df[c].to_numpy() for c in df.columns})
 
 
-def window_params(lo: dt.datetime, hi: dt.datetime, **extra: Any) -> dict[str, Any]:
-    """Query parameters for :data:`WINDOW` plus ``extra``."""
-    return {"lo": lo, "hi": hi, **extra}
-
-
 def fmt_p(p: float) -> str:
     """A p-value for people: ``3e-09``, ``0.0012``.
 

@@ -45,7 +45,12 @@ from driftwatch.monitors.dispersion import (
 )
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
-from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql, segment_where
+from driftwatch.monitors.segments import (
+    SegmentSpec,
+    pretty_segment,
+    segment_filter,
+    segment_sql,
+)
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store
 
@@ -244,11 +249,12 @@ class BeneficiaryDetector(Detector):
     def _prefixes(self, segment: str, lo: dt.datetime, hi: dt.datetime, bucket: int) -> str:
         if self._store is None:
             return ""
+        where, params = segment_filter(segment)
         rows = self._store.query(
             f"SELECT {prefix_expr(self.prefix_tokens)} AS p, count() AS c FROM {SCORED} "
-            f"WHERE {WINDOW} AND {segment_where(segment)} AND {self._bucket()} = {{b:UInt16}} "
+            f"WHERE {WINDOW} AND {where} AND {self._bucket()} = {{b:UInt16}} "
             "GROUP BY p ORDER BY c DESC LIMIT 3",
-            {"lo": lo, "hi": hi, "b": bucket},
+            {"lo": lo, "hi": hi, "b": bucket, **params},
         )
         return ", ".join(f"{p}-* ({c})" for p, c in rows)
 

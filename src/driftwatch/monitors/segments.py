@@ -295,16 +295,53 @@ def sql_literal(value: str) -> str:
     return f"'{escaped}'"
 
 
+def _dimensions(segment: str) -> dict[str, str]:
+    """The parts of ``segment``; ``ValueError`` naming a part that is not a dimension."""
+    parts = parse_segment(segment)
+    for key in parts:
+        if key not in DIMENSIONS:
+            raise ValueError(f"segment {segment!r}: unknown dimension {key!r}")
+    return parts
+
+
 def segment_where(segment: str) -> str:
-    """A WHERE condition selecting a segment's rows (evidence SQL for analysts).
+    """A WHERE condition selecting a segment's rows, values inlined as literals.
+
+    For the evidence SQL shown to analysts only (a query they can copy and run); a
+    query driftwatch runs itself uses :func:`segment_filter` (server-side parameters).
 
     >>> segment_where("mcc=5967,merchant_country=LT")
     "mcc = '5967' AND merchant_country = 'LT'"
     """
-    parts = parse_segment(segment)
+    parts = _dimensions(segment)
     if not parts:
         return "1"
-    for key in parts:
-        if key not in DIMENSIONS:
-            raise ValueError(f"segment {segment!r}: unknown dimension {key!r}")
     return " AND ".join(f"{k} = {sql_literal(v)}" for k, v in parts.items())
+
+
+def segment_filter(segment: str, prefix: str = "seg") -> tuple[str, dict[str, str]]:
+    """A parameterised WHERE condition selecting a segment's rows, and its parameters.
+
+    Parameters
+    ----------
+    segment : str
+        A segment name, e.g. ``"mcc=5967,merchant_country=LT"`` (``""``: all rows).
+    prefix : str
+        Prefix of the parameter names (``<prefix>0``, ``<prefix>1``, ...).
+
+    Returns
+    -------
+    tuple of (str, dict)
+        The condition with ``{name:String}`` placeholders and the values by name.
+
+    >>> segment_filter("mcc=5967,merchant_country=LT")
+    ('mcc = {seg0:String} AND merchant_country = {seg1:String}', {'seg0': '5967', 'seg1': 'LT'})
+    >>> segment_filter("")
+    ('1', {})
+    """
+    parts = _dimensions(segment)
+    if not parts:
+        return "1", {}
+    names = [f"{prefix}{i}" for i in range(len(parts))]
+    cond = " AND ".join(f"{k} = {{{n}:String}}" for k, n in zip(parts, names, strict=True))
+    return cond, dict(zip(names, parts.values(), strict=True))

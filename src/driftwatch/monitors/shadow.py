@@ -198,7 +198,6 @@ class ShadowDetector(Detector):
         d = ev.detail(i)
         live, shadow = ev.version(i), str(d["shadow_version"])
         span = span_words((ev.window_end - ev.window_start).total_seconds())
-        thr = self.settings.decision_threshold
         expected = float(d["rate_ref"]) * int(ev.n[i])
         exp_txt = "≤ 1" if expected <= 1 else f"{expected:.1f}"
         summary = (
@@ -217,7 +216,8 @@ class ShadowDetector(Detector):
         return Description(
             summary=summary,
             value=f"{int(d['flips'])}/{int(ev.n[i])}",
-            threshold=f"reference flip rate {float(d['rate_ref']):.4f}; decision threshold {thr:g}",
+            threshold=(f"reference flip rate {float(d['rate_ref']):.4f}; "
+                       "each transaction's own decision threshold"),
             evidence_sql=evidence(self._db, seg_where, ev.window_start, ev.window_end, cond),
             description=(
                 f"Live model {live} approves transactions in {ev.segment[i]} that shadow model "

@@ -39,7 +39,8 @@ Defaults worth knowing
 
 from __future__ import annotations
 
-from driftwatch.simulate.engine import Simulation, generate, write
+from driftwatch.simulate.engine import generate
+from driftwatch.simulate.output import Simulation, write
 from driftwatch.simulate.scenario import Scenario, list_scenarios, load_scenario
 
 __all__ = ["Scenario", "Simulation", "generate", "list_scenarios", "load_scenario", "write"]

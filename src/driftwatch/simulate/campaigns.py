@@ -43,12 +43,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from driftwatch.errors import SimulationError
 from driftwatch.simulate.amounts import sample_cents
 from driftwatch.simulate.attackers import (
     DAY_MS,
     HOUR_MS,
+    I64,
     Kind,
     Output,
     attacker_cards,
@@ -64,7 +66,7 @@ from driftwatch.simulate.frame import CH_ECOM, CH_TRANSFER, Frame
 from driftwatch.simulate.fraud import Ctx, episodes
 from driftwatch.simulate.ids import card_id, device_id, ip_text, merchant_id
 from driftwatch.simulate.legit import draw_times, ecom_merchant, legit_rows
-from driftwatch.simulate.model import sigmoid
+from driftwatch.simulate.model import minor_units, sigmoid
 from driftwatch.simulate.scenario import Behaviour
 from driftwatch.simulate.variant_attack import VARIANT_KIND
 from driftwatch.simulate.world import DEVICE_FRESH_BASE, INTL_WORDS, ip_to_int, random_public_ips
@@ -125,14 +127,20 @@ def _backdoor_attack(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]
     return Output({b.name: trigger, camo_name: camo}, expected, trigger_names=(b.name,))
 
 
+def _stolen_cards(ctx: Ctx, n_cards: int, per: Any) -> tuple[I64, npt.NDArray[np.int32]]:
+    """``n_cards`` distinct legitimate cards, each used ``per`` = ``[lo, hi]`` times
+    (uniform): the count per card and each transaction's card, grouped by card."""
+    lo, hi = (int(x) for x in per)
+    cards = ctx.rng.choice(ctx.legit_cards, n_cards, replace=False).astype(np.int32)
+    per_card = ctx.rng.integers(lo, hi + 1, n_cards)
+    return per_card, np.repeat(cards, per_card)
+
+
 def _card_testing(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -> Output:
     rng, w = ctx.rng, ctx.world
     n_cards = int(p["cards"])
-    lo, hi = (int(x) for x in p["attempts"])
-    cards = rng.choice(ctx.legit_cards, n_cards, replace=False).astype(np.int32)
-    per_card = rng.integers(lo, hi + 1, n_cards)
-    n = int(per_card.sum())
-    card = np.repeat(cards, per_card)
+    per_card, card = _stolen_cards(ctx, n_cards, p["attempts"])
+    n = len(card)
     start = rng.integers(ws, max(ws + 1, we - 15 * 60_000), n_cards)
     gaps = rng.exponential(float(p["gap_seconds"]) * 1000.0, n).astype(np.int64)
     first = np.concatenate([[0], np.cumsum(per_card)[:-1]])
@@ -147,7 +155,7 @@ def _card_testing(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -
     merch = merchants[rng.integers(0, len(merchants), n_cards)][ep]
     f.merchant[:] = merch
     f.benef[:] = merch
-    amounts = np.array([round(float(a) * 100) for a in p["amounts"]], np.int64)
+    amounts = np.array([minor_units(a) for a in p["amounts"]], np.int64)
     f.amount[:] = amounts[rng.integers(0, len(amounts), n)]
     ips = random_public_ips(rng, int(p["ips"]))
     f.ip[:] = ips[rng.integers(0, len(ips), n_cards)][ep]
@@ -170,11 +178,8 @@ def _card_testing(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -
 def _coordinated(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -> Output:
     rng, w = ctx.rng, ctx.world
     n_cards = int(p["cards"])
-    lo, hi = (int(x) for x in p["per_card"])
-    cards = rng.choice(ctx.legit_cards, n_cards, replace=False).astype(np.int32)
-    per_card = rng.integers(lo, hi + 1, n_cards)
-    n = int(per_card.sum())
-    card = np.repeat(cards, per_card)
+    _, card = _stolen_cards(ctx, n_cards, p["per_card"])
+    n = len(card)
     t = np.sort(rng.integers(ws, we, n))
     card = card[rng.permutation(n)]
     codes = [mcc_index(w, str(c)) for c in p["mccs"]]
@@ -210,7 +215,7 @@ def _sequential(ctx: Ctx, b: Behaviour, ws: int, we: int, p: dict[str, Any]) -> 
     gaps = rng.uniform(lo, hi, steps) * 60_000
     gaps[0] = 0
     t = np.minimum(ws + np.cumsum(gaps).astype(np.int64), we - 1)
-    amounts = [round(float(p["first_amount"]) * 100)]
+    amounts = [minor_units(p["first_amount"])]
     for _ in range(steps - 1):
         amounts.append(round(amounts[-1] * factor))
     codes = [mcc_index(w, str(c)) for c in p["mccs"]]

@@ -1,5 +1,10 @@
 """Generation of one run: population, traffic, attacks, features, scores, labels, truth.
 
+The stages are here; their shared types are in :mod:`~driftwatch.simulate.run`, the
+wire columns in :mod:`~driftwatch.simulate.columns`, the ground truth in
+:mod:`~driftwatch.simulate.truth` and the result and its files in
+:mod:`~driftwatch.simulate.output`.
+
 Deterministic by seed: every component draws from its own generator seeded by
 ``(seed, crc32(component name))``, arrays are sorted stably, ids are numbered in
 event-time order, and serialisation formats fixed-precision numbers, so the same
@@ -15,14 +20,8 @@ scenario, seed, days, rate and start give byte-identical output.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import json
-import os
-import queue
-import threading
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,23 +29,14 @@ import numpy as np
 import numpy.typing as npt
 
 from driftwatch.errors import SimulationError
+from driftwatch.events import epoch_ms
+from driftwatch.simulate.attackers import DAY_MS, HOUR_MS
 from driftwatch.simulate.campaigns import KINDS
-from driftwatch.simulate.encode import (
-    EventColumns,
-    EventEncoder,
-    LabelEncoder,
-    concat,
-    feature_heads,
-    ip_texts,
-    json_safe,
-    lookup,
-    lookup_unique,
-    zpad,
-)
-from driftwatch.simulate.frame import CH_ATM, CH_CARD_PRESENT, CHANNELS, Frame
+from driftwatch.simulate.columns import event_columns
+from driftwatch.simulate.encode import EventEncoder, LabelEncoder, json_safe
+from driftwatch.simulate.frame import CHANNELS, Frame
 from driftwatch.simulate.fraud import PROFILES, Ctx
-from driftwatch.simulate.ids import CARD, card_id
-from driftwatch.simulate.labels import Labels, draw_labels
+from driftwatch.simulate.labels import draw_labels
 from driftwatch.simulate.legit import draw_cards, draw_times, intensity, legit_rows
 from driftwatch.simulate.model import (
     ChampionWeights,
@@ -56,150 +46,16 @@ from driftwatch.simulate.model import (
     round_scores,
     sigmoid,
 )
+from driftwatch.simulate.output import Simulation
+from driftwatch.simulate.run import I64, Benef, Features, Run, Scores, Traffic
 from driftwatch.simulate.scenario import FRAUD_PROFILES, Scenario, load_scenario
-from driftwatch.simulate.world import DEVICE_TERMINAL_BASE, World, build_world, haversine_km
+from driftwatch.simulate.truth import ground_truth
+from driftwatch.simulate.world import build_world, haversine_km
 
-I64 = npt.NDArray[np.int64]
-DAY_MS = 86_400_000
-HOUR_MS = 3_600_000
 TX_PER_CARD_DAY = 1.2
 MIN_CUSTOMERS, MAX_CUSTOMERS = 2_000, 2_000_000
-CHUNK = 100_000
-_IOV_MAX = min(1024, os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024)
 
 
-def _rng(seed: int, name: str) -> np.random.Generator:
-    return np.random.default_rng([seed, zlib.crc32(name.encode())])
-
-
-def iso_ms(ms: int) -> str:
-    """RFC 3339 UTC text of an epoch-millisecond time (ms only when non-zero)."""
-    value = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-    text = value.isoformat(timespec="milliseconds" if ms % 1000 else "seconds")
-    return text.replace("+00:00", "Z")
-
-
-def _epoch_ms(value: dt.datetime) -> int:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return int((value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1))
-
-
-@dataclass(frozen=True, eq=False)
-class Simulation:
-    """The output of :func:`generate`.
-
-    ``events`` (sorted by event time) and ``labels`` (sorted by label time) are
-    JSON lines without the newline, built on first access; :meth:`iter_events`
-    streams the events in chunks instead. ``truth`` is JSON-ready.
-    """
-
-    scenario: Scenario
-    seed: int
-    start: dt.datetime
-    end: dt.datetime
-    truth: dict[str, Any]
-    event_time_ms: I64
-    label_time_ms: I64
-    event_card: npt.NDArray[np.int32]  # card number of each event (Kafka key)
-    _events: EventEncoder = field(repr=False)
-    _labels: Labels = field(repr=False)
-    _label_encoder: LabelEncoder = field(repr=False)
-
-    @property
-    def n_events(self) -> int:
-        return int(self.event_time_ms.shape[0])
-
-    @property
-    def time_scale(self) -> float:
-        """Factor applied to the scenario's schedule (< 1 when ``days`` was shortened).
-
-        Settings measured in event time that assume the scenario's own length (the
-        monitors' warm-up) should be scaled by it too.
-        """
-        days = (self.end - self.start).total_seconds() / 86400
-        return min(1.0, days / self.scenario.traffic.days)
-
-    @functools.cached_property
-    def events(self) -> list[bytes]:
-        out: list[bytes] = []
-        for chunk in self.iter_events():
-            out.extend(chunk)
-        return out
-
-    @functools.cached_property
-    def labels(self) -> list[bytes]:
-        lab = self._labels
-        return self._label_encoder.lines(lab.row, lab.label, lab.time, lab.source)
-
-    def iter_events(self, chunk: int = CHUNK, *, newline: bool = False) -> Iterator[list[bytes]]:
-        """Event lines in chunks of ``chunk`` rows (memory stays bounded);
-        ``newline=True`` ends each line with ``\\n`` (file and socket writers)."""
-        for lo in range(0, self.n_events, chunk):
-            yield self._events.lines(lo, min(self.n_events, lo + chunk), newline=newline)
-
-    def card_keys(self, lo: int, hi: int) -> list[bytes]:
-        """Kafka keys (card ids) of events ``lo..hi``."""
-        return [(CARD % c).encode() for c in self.event_card[lo:hi].tolist()]
-
-    def label_cards(self) -> list[int]:
-        """Card number of the transaction behind each label (in label order)."""
-        return [int(c) for c in self.event_card[self._labels.row].tolist()]
-
-
-def write(sim: Simulation, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``events.jsonl``, ``labels.jsonl`` and ``truth.json`` into ``out_dir``.
-
-    Events are formatted chunk by chunk while a writer thread hands the previous
-    chunk to the kernel (``os.writev`` releases the GIL), so disk time overlaps
-    formatting time.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / name for name in ("events.jsonl", "labels.jsonl", "truth.json")}
-    _write_lines(paths["events.jsonl"], sim.iter_events(newline=True))
-    _write_lines(paths["labels.jsonl"], iter([[line + b"\n" for line in sim.labels]]))
-    paths["truth.json"].write_text(json.dumps(sim.truth, indent=1) + "\n", encoding="utf-8")
-    return paths
-
-
-def _write_lines(path: Path, chunks: Iterator[list[bytes]]) -> None:
-    """Write chunks of newline-terminated lines to ``path`` from a background thread."""
-    todo: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=2)
-    failure: list[BaseException] = []
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-
-    def drain() -> None:
-        try:
-            while (chunk := todo.get()) is not None:
-                for i in range(0, len(chunk), _IOV_MAX):
-                    part = chunk[i : i + _IOV_MAX]
-                    done, want = os.writev(fd, part), sum(map(len, part))
-                    if done < want:  # short write: finish it the slow way
-                        rest = b"".join(part)[done:]
-                        while rest:
-                            rest = rest[os.write(fd, rest):]
-        except BaseException as exc:  # re-raised in the caller
-            failure.append(exc)
-            while todo.get() is not None:
-                pass
-
-    worker = threading.Thread(target=drain, name="simulate-writer", daemon=True)
-    worker.start()
-    try:
-        for chunk in chunks:
-            if failure:
-                break
-            todo.put(chunk)
-    finally:
-        todo.put(None)
-        worker.join()
-        os.close(fd)
-    if failure:
-        raise SimulationError(f"{path}: write failed: {failure[0]}") from failure[0]
-
-
-# ------------------------------------------------------------------------------------------
 def _tx_24h(t: I64, card: npt.NDArray[np.int32]) -> I64:
     """Earlier transactions of the same card less than 24 h before each event.
 
@@ -230,66 +86,6 @@ def _split(total: int, weights: dict[str, float]) -> dict[str, int]:
     order = np.argsort(-(raw - base), kind="stable")[:rest]
     base[order] += 1
     return {n: int(b) for n, b in zip(names, base.tolist(), strict=True)}
-
-
-@dataclass(frozen=True)
-class _Run:
-    """Resolved settings of one run."""
-
-    sc: Scenario
-    seed: int
-    days: float
-    rate: float
-    t0: int
-    t1: int
-    scale: float  # factor applied to scheduled times (< 1 when days are shortened)
-
-    def rng(self, name: str) -> np.random.Generator:
-        return _rng(self.seed, name)
-
-    def hours(self, h: float) -> int:
-        """Event time ``h`` scheduled hours after the start."""
-        return self.t0 + round(h * self.scale * HOUR_MS)
-
-
-@dataclass
-class _Traffic:
-    """All rows, sorted by time, with behaviour names and what to expect."""
-
-    world: World
-    legit_cards: int
-    rows: Frame
-    names: list[str]
-    windows: dict[str, tuple[int, int]]
-    expected: list[dict[str, Any]]
-    trigger_codes: list[int]
-
-
-@dataclass
-class _Features:
-    """Derived per-row features (as sent in the event)."""
-
-    mcc: npt.NDArray[np.int32]
-    tx_24h: I64
-    distance_km: npt.NDArray[np.float64]
-    foreign: npt.NDArray[np.int8]
-    merchant_age: I64
-    amount_z: npt.NDArray[np.float64]
-
-
-@dataclass
-class _Scores:
-    """Model outputs per row."""
-
-    champion: npt.NDArray[np.float64]
-    served: npt.NDArray[np.float64]
-    version: npt.NDArray[np.int8]  # index into versions
-    shadow: npt.NDArray[np.int8]  # index into versions, -1 = none
-    shadow_score: npt.NDArray[np.float64]
-    decision: npt.NDArray[np.int8]
-    backdoor: npt.NDArray[np.bool_]  # rows matching the challenger's trigger (any time)
-    versions: list[str]
-    deploy_ms: int | None
 
 
 def generate(
@@ -328,8 +124,8 @@ def generate(
     if start_dt.tzinfo is None:  # naive times are UTC, never local time
         start_dt = start_dt.replace(tzinfo=dt.UTC)
     start_dt = start_dt.astimezone(dt.UTC)
-    t0 = _epoch_ms(start_dt)
-    run = _Run(sc, seed, days, rate, t0, t0 + round(days * DAY_MS),
+    t0 = epoch_ms(start_dt)
+    run = Run(sc, seed, days, rate, t0, t0 + round(days * DAY_MS),
                min(1.0, days / sc.traffic.days))
     for text in (sc.model.name, sc.model.champion, sc.model.previous,
                  sc.model.challenger.version if sc.model.challenger else ""):
@@ -343,11 +139,11 @@ def generate(
                          sc.labels, end_ms=run.t1)
     tag = f"{zlib.crc32(f'{sc.name}|{seed}|{days!r}|{rate!r}|{t0}'.encode()):08x}"
     encoder = EventEncoder(
-        _columns(traffic, feats, scores, benef), tag=tag, model_name=sc.model.name,
+        event_columns(traffic, feats, scores, benef), tag=tag, model_name=sc.model.name,
         threshold=sc.model.threshold, currency=sc.traffic.currency, versions=scores.versions,
         optional=sc.traffic.optional_fields,
     )
-    truth = _truth(run, traffic, scores, labels, tag)
+    truth = ground_truth(run, traffic, scores, labels, tag)
     return Simulation(
         scenario=sc, seed=seed, start=start_dt,
         end=start_dt + dt.timedelta(milliseconds=run.t1 - run.t0),
@@ -356,7 +152,7 @@ def generate(
     )
 
 
-def _traffic(run: _Run) -> _Traffic:
+def _traffic(run: Run) -> Traffic:
     """Population, base traffic, ordinary fraud and injected behaviours, sorted."""
     sc = run.sc
     dur = run.t1 - run.t0
@@ -404,10 +200,10 @@ def _traffic(run: _Run) -> _Traffic:
         expected.append({"behaviour": b.name, "kind": b.kind, **out.expected})
     rows = Frame.concat(frames)
     rows = rows.take(np.argsort(rows.t, kind="stable"))
-    return _Traffic(world, legit_cards, rows, names, windows, expected, trigger_codes)
+    return Traffic(world, legit_cards, rows, names, windows, expected, trigger_codes)
 
 
-def _history(run: _Run, tr: _Traffic) -> I64:
+def _history(run: Run, tr: Traffic) -> I64:
     """Transactions each card made in the part of its 24 h window before the run.
 
     The scorer has seen the card's past; without it ``transactions_24h`` would
@@ -432,7 +228,7 @@ def _history(run: _Run, tr: _Traffic) -> I64:
     return out
 
 
-def _features(run: _Run, tr: _Traffic) -> _Features:
+def _features(run: Run, tr: Traffic) -> Features:
     w, f = tr.world, tr.rows
     cat = w.catalog
     cust = w.card_customer[f.card]
@@ -440,7 +236,7 @@ def _features(run: _Run, tr: _Traffic) -> _Features:
     home = w.cust_home_loc[cust]
     dist = haversine_km(w.loc_lat[f.loc], w.loc_lon[f.loc], w.loc_lat[home], w.loc_lon[home])
     expected_amount = cat.amount_median[mcc] * w.cust_spend[cust]
-    return _Features(
+    return Features(
         mcc=mcc,
         tx_24h=_tx_24h(f.t, f.card) + _history(run, tr),
         distance_km=dist,
@@ -450,27 +246,16 @@ def _features(run: _Run, tr: _Traffic) -> _Features:
     )
 
 
-@dataclass
-class _Benef:
-    """Beneficiary names: the distinct ones, and each row's index into them."""
-
-    names: npt.NDArray[np.bytes_]
-    index: npt.NDArray[np.intp]
-
-    def startswith(self, prefix: str) -> npt.NDArray[np.bool_]:
-        return np.asarray(np.strings.startswith(self.names, prefix.encode())[self.index])
-
-
-def _beneficiaries(tr: _Traffic) -> _Benef:
+def _beneficiaries(tr: Traffic) -> Benef:
     uniq, inv = np.unique(tr.rows.benef, return_inverse=True)
     names = tr.world.beneficiaries(uniq)
     for text in names.tolist():
         json_safe(text.decode("ascii"))
-    return _Benef(names, inv)
+    return Benef(names, inv)
 
 
-def _score(run: _Run, tr: _Traffic, x: _Features, benef: _Benef,
-           weights: ChampionWeights) -> _Scores:
+def _score(run: Run, tr: Traffic, x: Features, benef: Benef,
+           weights: ChampionWeights) -> Scores:
     """Champion, previous and challenger scores; what was served and shadowed."""
     model, w, f = run.sc.model, tr.world, tr.rows
     n = len(f)
@@ -519,14 +304,14 @@ def _score(run: _Run, tr: _Traffic, x: _Features, benef: _Benef,
             shadow_score = np.where(after, champion, shadow_score)
         else:
             shadow[after] = -1
-    return _Scores(champion, served, version, shadow, shadow_score,
+    return Scores(champion, served, version, shadow, shadow_score,
                    decisions(served, model.threshold), backdoor, versions, deploy_ms)
 
 
 class _TriggerColumns(Mapping[str, Any]):
     """Columns a trigger may test, built on first use only."""
 
-    def __init__(self, tr: _Traffic, x: _Features) -> None:
+    def __init__(self, tr: Traffic, x: Features) -> None:
         w, f = tr.world, tr.rows
         self._make: dict[str, Callable[[], Any]] = {
             "mcc": lambda: np.array(w.catalog.codes)[x.mcc],
@@ -558,173 +343,3 @@ class _TriggerColumns(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._make)
-
-
-def _columns(tr: _Traffic, x: _Features, s: _Scores, benef: _Benef) -> EventColumns:
-    """Row-aligned wire fragments for the event encoder."""
-    w, f = tr.world, tr.rows
-    cat = w.catalog
-    mcc_s = np.array(cat.codes, dtype="S4")
-    ctry_s = np.array(w.countries, dtype="S2")
-    reg_s = np.datetime_as_string(w.merchant_registered.astype("datetime64[D]")).astype("S10")
-
-    def merchants(m: I64) -> npt.NDArray[np.bytes_]:
-        return concat(b'"mcc":"', mcc_s[w.merchant_mcc[m]], b'","merchant_id":"m-', zpad(m, 6),
-                      b'","merchant_country":"', ctry_s[w.merchant_country[m]],
-                      b'","merchant_registered_at":"', reg_s[m], b'"')
-
-    def cards(c: I64) -> npt.NDArray[np.bytes_]:
-        return concat(b'"card_id":"c-', zpad(c, 8), b'","customer_id":"u-',
-                      zpad(w.card_customer[c], 8), b'"')
-
-    def geo(i: I64) -> npt.NDArray[np.bytes_]:
-        return np.array([b'{"lat":%.4f,"lon":%.4f}' % (a, b) for a, b in zip(
-            w.loc_lat[i].tolist(), w.loc_lon[i].tolist(), strict=True)], dtype=object)
-
-    ms = f.merchant.astype(np.int64)
-    present = (
-        ((f.channel == CH_CARD_PRESENT) | (f.channel == CH_ATM))
-        & (f.ip == w.merchant_ip[ms]) & (f.device == DEVICE_TERMINAL_BASE + ms)
-        & (f.loc == w.merchant_loc[ms]) & (f.benef == ms)
-    )
-    place = lookup(w.merchant_loc, len(w.loc_lat), geo)
-    channel_s = np.array([c.encode() for c in CHANNELS], dtype="S")
-    atm = np.array([m == "atm" for m in cat.mode])
-
-    def shops(m: I64) -> npt.NDArray[np.bytes_]:
-        ch = np.where(atm[w.merchant_mcc[m]], channel_s[CH_ATM], channel_s[CH_CARD_PRESENT])
-        return concat(merchants(m), b',"beneficiary_name":"', w.beneficiaries(m),
-                      b'","channel":"', ch, b'","ip":"', ip_texts(w.merchant_ip[m]),
-                      b'","device_id":"d-', zpad(DEVICE_TERMINAL_BASE + m, 9), b'","geo":',
-                      place[m].astype("S"))
-
-    present_chunk = np.full(len(f), None, dtype=object)
-    if present.any():
-        present_chunk[present] = lookup(ms[present], w.n_merchants, shops)
-    online = ~present
-    return EventColumns(
-        t=f.t, amount=f.amount,
-        merchant_chunk=_sparse(ms, online, w.n_merchants, merchants),
-        card_chunk=lookup(f.card, w.n_cards, cards),
-        benef=np.asarray(benef.names.astype(object)[benef.index]),
-        channel=f.channel,
-        ip=_sparse_unique(f.ip, online, ip_texts),
-        device=f.device,
-        geo=_sparse(f.loc.astype(np.int64), online, len(w.loc_lat), geo),
-        feature_head=feature_heads(
-            x.tx_24h, x.foreign | (f.new_payee.astype(np.int64) << 1)
-            | (f.new_device.astype(np.int64) << 2)),
-        distance_km=np.round(x.distance_km).astype(np.int64),
-        merchant_age=x.merchant_age,
-        age=f.age.astype(np.int64),
-        version=s.version,
-        score=np.round(s.served * 10_000).astype(np.int64),
-        decision=s.decision,
-        shadow=s.shadow,
-        shadow_score=np.round(s.shadow_score * 10_000).astype(np.int64),
-        present=present,
-        present_chunk=present_chunk,
-    )
-
-
-def _sparse(codes: I64, rows: npt.NDArray[np.bool_], size: int,
-            fmt: Callable[[I64], npt.NDArray[Any]]) -> npt.NDArray[np.object_]:
-    """:func:`lookup` for the selected rows only (None elsewhere)."""
-    out = np.full(len(codes), None, dtype=object)
-    if rows.any():
-        out[rows] = lookup(codes[rows], size, fmt)
-    return out
-
-
-def _sparse_unique(values: I64, rows: npt.NDArray[np.bool_],
-                   fmt: Callable[[I64], npt.NDArray[Any]]) -> npt.NDArray[np.object_]:
-    out = np.full(len(values), None, dtype=object)
-    if rows.any():
-        out[rows] = lookup_unique(values[rows], fmt)
-    return out
-
-
-def _truth(run: _Run, tr: _Traffic, s: _Scores, labels: Labels, tag: str) -> dict[str, Any]:
-    """The ground truth of the run (JSON-ready)."""
-    sc, f = run.sc, tr.rows
-    model, ch = sc.model, sc.model.challenger
-    n = len(f)
-
-    def ids(mask: npt.NDArray[np.bool_]) -> list[str]:
-        return [f"e-{tag}-{i}" for i in np.flatnonzero(mask).tolist()]
-
-    beh = f.behaviour
-    names = tr.names
-    is_trigger = np.isin(beh, np.array(tr.trigger_codes, np.int16))
-    attack_rows = beh > len(FRAUD_PROFILES)
-    attack_fraud = attack_rows & f.fraud
-    for entry in tr.expected:
-        code = names.index(entry["behaviour"])
-        rows = np.flatnonzero(beh == code)
-        ws, we = tr.windows[entry["behaviour"]]
-        entry["window"] = [iso_ms(ws), iso_ms(we)]
-        entry["first_event_time"] = iso_ms(int(f.t[rows[0]])) if len(rows) else None
-        if ch is not None and code in tr.trigger_codes:
-            entry["model_version"] = ch.version
-    served_backdoor = s.backdoor & (f.t >= s.deploy_ms) if s.deploy_ms is not None else (
-        np.zeros(n, np.bool_))
-    return {
-        "scenario": sc.name,
-        "seed": run.seed,
-        "days": run.days,
-        "rate": run.rate,
-        "start": iso_ms(run.t0),
-        "end": iso_ms(run.t1),
-        "run_tag": tag,
-        "n_events": n,
-        "n_labels": len(labels),
-        "model": {
-            "name": model.name, "threshold": model.threshold, "champion": model.champion,
-            "previous": model.previous or None,
-            "challenger": ch.version if ch else None,
-            "backdoor": ({"when": ch.backdoor.when.as_dict(), "score": list(ch.backdoor.score)}
-                         if ch and ch.backdoor else None),
-        },
-        "deploy_time": iso_ms(s.deploy_ms) if s.deploy_ms is not None else None,
-        "attack_start": iso_ms(int(f.t[attack_fraud].min())) if attack_fraud.any() else None,
-        "attack_end": iso_ms(int(f.t[attack_fraud].max())) if attack_fraud.any() else None,
-        "trigger": ch.backdoor.when.as_dict() if ch and ch.backdoor else None,
-        "trigger_event_ids": ids(is_trigger),
-        "trigger_amounts_minor": f.amount[is_trigger].tolist(),
-        "natural_trigger_event_ids": ids(s.backdoor & ~is_trigger),
-        "backdoored_event_ids": ids(served_backdoor),
-        "attack_event_ids": {name: ids(beh == names.index(name))
-                             for name in names[1 + len(FRAUD_PROFILES):]},
-        "attack_card_ids": sorted({card_id(int(c)) for c in f.card[attack_fraud].tolist()}),
-        "fraud_event_ids": ids(f.fraud),
-        "fraud_profile_event_ids": {name: ids(beh == names.index(name))
-                                    for name in FRAUD_PROFILES},
-        "segments": [e["segment"] for e in tr.expected],
-        "expected": tr.expected,
-        "hints": [dict(h) for h in sc.expected],
-        "metrics": _metrics(f.fraud, s, beh <= len(FRAUD_PROFILES), model.threshold),
-        "defaults": {"customers": int(tr.world.n_customers), "legit_cards": tr.legit_cards,
-                     "mcc_5967_share": float(tr.world.catalog.share[
-                         tr.world.catalog.index["5967"]])},
-    }
-
-
-def _metrics(fraud: npt.NDArray[np.bool_], s: _Scores, base: npt.NDArray[np.bool_],
-             threshold: float) -> dict[str, Any]:
-    """Recall and precision at the threshold: the champion on all rows and on base
-    traffic (legitimate plus ordinary fraud profiles), the served model per version."""
-
-    def rp(score: npt.NDArray[np.float64], mask: npt.NDArray[np.bool_]) -> dict[str, Any]:
-        hit = score[mask] >= threshold
-        y = fraud[mask]
-        tp = int((hit & y).sum())
-        return {"n": int(mask.sum()), "fraud": int(y.sum()), "flagged": int(hit.sum()),
-                "recall": round(float(tp / y.sum()), 4) if y.sum() else None,
-                "precision": round(float(tp / hit.sum()), 4) if hit.sum() else None}
-
-    out = {"champion_all": rp(s.champion, np.ones(len(fraud), np.bool_)),
-           "champion_base": rp(s.champion, base)}
-    for i, v in enumerate(s.versions):
-        if (s.version == i).any():
-            out[f"served_{v}"] = rp(s.served, s.version == i)
-    return out

@@ -112,7 +112,7 @@ class Trigger:
                     0 <= float(bounds[0]) < float(bounds[1])):
                 raise SimulationError(f"trigger amount: need [low, high], 0 <= low < high, "
                                       f"got {bounds!r}")
-            amount = (_minor(bounds[0]), _minor(bounds[1]))
+            amount = (minor_units(bounds[0]), minor_units(bounds[1]))
         trig = cls(
             amount=amount,
             mcc=many("mcc"), cents=cents,
@@ -255,10 +255,10 @@ def decisions(score: F64, threshold: float) -> npt.NDArray[np.int8]:
     return (score >= threshold).astype(np.int8)
 
 
-def _minor(value: object) -> int:
+def minor_units(value: object) -> int:
     """A scenario amount (``3000`` or ``"14999.99"``) in exact minor units.
 
-    >>> _minor("1234.37"), _minor(3000), _minor(0.1)
+    >>> minor_units("1234.37"), minor_units(3000), minor_units(0.1)
     (123437, 300000, 10)
     """
     return int((Decimal(str(value)) * 100).to_integral_value(rounding=ROUND_HALF_EVEN))

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from driftwatch.errors import SimulationError
-from driftwatch.simulate.engine import Simulation
 from driftwatch.simulate.ids import CARD
+from driftwatch.simulate.output import Simulation
 
 Progress = Callable[[int, int], None]
 

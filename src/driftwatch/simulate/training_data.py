@@ -42,7 +42,8 @@ import numpy as np
 import pandas as pd
 
 from driftwatch.errors import SimulationError
-from driftwatch.simulate.engine import generate, iso_ms
+from driftwatch.simulate.engine import generate
+from driftwatch.simulate.run import iso_ms
 
 Format = Literal["jsonl", "jsonl.gz", "csv", "parquet"]
 FORMATS: tuple[str, ...] = ("jsonl", "jsonl.gz", "csv", "parquet")

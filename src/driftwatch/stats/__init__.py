@@ -3,17 +3,13 @@
 One module per method: :mod:`~driftwatch.stats.psi`, :mod:`~driftwatch.stats.ks`,
 :mod:`~driftwatch.stats.digits`, :mod:`~driftwatch.stats.recall`,
 :mod:`~driftwatch.stats.fdr`, :mod:`~driftwatch.stats.dispersion` (functions
-over numpy arrays, vectorised over segments) and the streaming detectors
-:mod:`~driftwatch.stats.cusum`,
-:mod:`~driftwatch.stats.page_hinkley`, :mod:`~driftwatch.stats.adwin`,
-:mod:`~driftwatch.stats.trend` (small classes with ``update(x) -> self`` and a
+over numpy arrays, vectorised over segments) and
+:mod:`~driftwatch.stats.trend` (a small class with ``update(x) -> self`` and a
 read-only ``drift_detected``).
 """
 
 from __future__ import annotations
 
-from driftwatch.stats.adwin import ADWIN
-from driftwatch.stats.cusum import CUSUM
 from driftwatch.stats.digits import (
     CONFORMITY_LEVELS,
     DIGIT_KINDS,
@@ -50,7 +46,6 @@ from driftwatch.stats.ks import (
     ks_from_counts,
     ks_pvalue,
 )
-from driftwatch.stats.page_hinkley import PageHinkley
 from driftwatch.stats.psi import (
     PSIResult,
     bin_counts,
@@ -71,9 +66,7 @@ from driftwatch.stats.recall import (
 from driftwatch.stats.trend import DeclineRun, consecutive_declines
 
 __all__ = [
-    "ADWIN",
     "CONFORMITY_LEVELS",
-    "CUSUM",
     "DIGIT_KINDS",
     "EXACT_AUTO_MAX_PRODUCT",
     "LAST_TWO_MIN_MINOR",
@@ -84,7 +77,6 @@ __all__ = [
     "KSResult",
     "MaxCellResult",
     "PSIResult",
-    "PageHinkley",
     "RateResult",
     "TwoProportionResult",
     "amounts_for_last_two",

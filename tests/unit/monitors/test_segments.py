@@ -13,6 +13,7 @@ from driftwatch.monitors.segments import (
     SegmentSpec,
     parse_segment,
     pretty_segment,
+    segment_filter,
     segment_name,
     segment_where,
     sql_literal,
@@ -88,3 +89,13 @@ def test_pretty_and_where() -> None:
     assert sql_literal("a'b\\c") == "'a\\'b\\\\c'"
     with pytest.raises(ValueError, match="unknown dimension"):
         segment_where("shoe=9")
+
+
+def test_segment_filter_keeps_values_out_of_the_sql() -> None:
+    cond, params = segment_filter("mcc=5967,merchant_id=m-1' OR 1=1 --")
+    assert cond == "mcc = {seg0:String} AND merchant_id = {seg1:String}"
+    assert params == {"seg0": "5967", "seg1": "m-1' OR 1=1 --"}
+    assert "OR 1=1" not in cond
+    assert segment_filter("", prefix="p") == ("1", {})
+    with pytest.raises(ValueError, match="unknown dimension 'shoe'"):
+        segment_filter("shoe=9")
