@@ -428,47 +428,44 @@ def _iso(t: dt.datetime) -> str:
 _RANK = {"info": 1, "warning": 2, "critical": 3}
 
 
-def summarise(rows: Iterable[Sequence[Any]]) -> list[IncidentSummary]:
-    """Incidents from stored alert rows ``(fingerprint, status, starts_at,
-    last_seen_at, labels)``, newest last-seen first. A member is shown as
-    ``detector:<name>`` or ``rule:<id>`` with its segment; keys are the distinct
-    segments and conjunctions of the members."""
-    groups: dict[str, list[tuple[Any, ...]]] = {}
-    for row in rows:
-        labels = dict(row[4])
-        iid = labels.get(INCIDENT_LABEL, "")
+def _time(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return _utc(value)
+    return _utc(dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+
+
+def summarise(records: Iterable[Mapping[str, Any]]) -> list[IncidentSummary]:
+    """Incidents from alert records in the contract form (``fingerprint``, ``status``,
+    ``starts_at``, ``updated_at``, ``labels``: what ``/alerts`` and
+    ``driftwatch alerts list --format json`` return), newest last-seen first. A member
+    is shown as ``detector:<name>@<segment>`` or ``rule:<id>@<segment>``; keys are the
+    distinct segments and conjunctions of the members. Alerts without an ``incident``
+    label are left out."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for rec in records:
+        iid = dict(rec.get("labels") or {}).get(INCIDENT_LABEL, "")
         if iid:
-            groups.setdefault(iid, []).append((*row[:4], labels))
+            groups.setdefault(str(iid), []).append(rec)
     out = []
     for iid, members in groups.items():
-        names, keys = [], []
-        for _fp, _st, _s, _l, labels in sorted(members, key=lambda r: (_utc(r[2]), r[0])):
+        names: list[str] = []
+        keys: list[str] = []
+        starts = [_time(m["starts_at"]) for m in members]
+        lasts = [_time(m.get("updated_at") or m["starts_at"]) for m in members]
+        for _, rec in sorted(zip(starts, members, strict=True),
+                             key=lambda x: (x[0], str(x[1]["fingerprint"]))):
+            labels = dict(rec["labels"])
             origin = (f"rule:{labels.get('rule_id', '')}" if labels.get("source") == "rule"
                       else f"detector:{labels.get('detector', '')}")
             names.append(f"{origin}@{labels.get('segment', '')}")
             for key in (labels.get("segment", ""), labels.get("conjunction", "")):
                 if key and key not in keys:
                     keys.append(key)
-        sev = max((m[4].get("severity", "info") for m in members), key=lambda s: _RANK.get(s, 0))
+        sev = max((str(dict(m["labels"]).get("severity", "info")) for m in members),
+                  key=lambda x: _RANK.get(x, 0))
         out.append(IncidentSummary(
-            incident=iid,
-            first_seen=min(_utc(m[2]) for m in members),
-            last_seen=max(_utc(m[3]) for m in members),
-            status="firing" if any(m[1] == "firing" for m in members) else "resolved",
+            incident=iid, first_seen=min(starts), last_seen=max(lasts),
+            status="firing" if any(m["status"] == "firing" for m in members) else "resolved",
             severity=sev, alerts=len(members), members=tuple(names), keys=tuple(keys),
         ))
-    return sorted(out, key=lambda s: (s.last_seen, s.incident), reverse=True)
-
-
-def list_incidents(
-    store: Store, status: str | None = None, limit: int = 100,
-) -> list[IncidentSummary]:
-    """The stored incidents (``status``: firing, resolved or None for all), newest first."""
-    rows = store.query(
-        "SELECT fingerprint, status, starts_at, last_seen_at, labels FROM {db}.alerts FINAL "
-        "WHERE labels['incident'] != ''"
-    )
-    found = summarise(rows)
-    if status in ("firing", "resolved"):
-        found = [s for s in found if s.status == status]
-    return found[:limit]
+    return sorted(out, key=lambda x: (x.last_seen, x.incident), reverse=True)

@@ -179,23 +179,29 @@ def test_book_labels_related_alerts_with_one_incident() -> None:
 
 
 # -- listing ----------------------------------------------------------------------------
+def _rec(fp: str, status: str, starts: dt.datetime, seen: dt.datetime,
+         labels: dict[str, str]) -> dict[str, object]:
+    return {"fingerprint": fp, "status": status, "starts_at": starts.isoformat(),
+            "updated_at": seen.isoformat(), "labels": labels}
+
+
 def test_summary_counts_members_severity_and_keys() -> None:
     rows = [
-        ("a", "resolved", T0, T0 + 5 * MIN, {"incident": "inc-1", "source": "detector",
-                                             "detector": "cents", "segment": "mcc=5967",
-                                             "severity": "warning"}),
-        ("b", "firing", T0 + MIN, T0 + 9 * MIN, {"incident": "inc-1", "source": "rule",
-                                                 "rule_id": "R1", "segment": "mcc=5411",
-                                                 "severity": "critical"}),
-        ("c", "firing", T0 + 2 * MIN, T0 + 3 * MIN, {"incident": "inc-1",
-                                                     "source": "detector",
-                                                     "detector": "trigger_mining",
-                                                     "segment": "", "conjunction": CONJ,
-                                                     "severity": "warning"}),
-        ("d", "resolved", T0, T0, {"incident": "inc-2", "source": "detector",
-                                   "detector": "volume", "segment": "mcc=1",
-                                   "severity": "info"}),
-        ("e", "firing", T0, T0, {"segment": "mcc=2"}),  # no incident: not listed
+        _rec("a", "resolved", T0, T0 + 5 * MIN, {"incident": "inc-1", "source": "detector",
+                                                 "detector": "cents", "segment": "mcc=5967",
+                                                 "severity": "warning"}),
+        _rec("b", "firing", T0 + MIN, T0 + 9 * MIN, {"incident": "inc-1", "source": "rule",
+                                                     "rule_id": "R1", "segment": "mcc=5411",
+                                                     "severity": "critical"}),
+        _rec("c", "firing", T0 + 2 * MIN, T0 + 3 * MIN, {"incident": "inc-1",
+                                                         "source": "detector",
+                                                         "detector": "trigger_mining",
+                                                         "segment": "", "conjunction": CONJ,
+                                                         "severity": "warning"}),
+        _rec("d", "resolved", T0, T0, {"incident": "inc-2", "source": "detector",
+                                       "detector": "volume", "segment": "mcc=1",
+                                       "severity": "info"}),
+        _rec("e", "firing", T0, T0, {"segment": "mcc=2"}),  # no incident: not listed
     ]
     got = summarise(rows)
     assert [s.incident for s in got] == ["inc-1", "inc-2"]
