@@ -15,8 +15,7 @@ probability integral transform through that version's score distribution, on the
 fine bins of :data:`~driftwatch.monitors.score_drift.FINE_BIN`). A monotone
 recalibration leaves every rank where it was; a backdoor that moves part of one
 segment from 0.9 to 0.2 moves that part's ranks, and the two-sample KS test on the
-ranks (:func:`driftwatch.stats.ks.ks_from_counts` on ``bins`` shared rank bins: exact
-p-values for small samples, ``ks_2samp`` of the binned ranks) sees it.
+ranks (:func:`rank_ks`: exact p-values for small samples) sees it.
 
 Null hypothesis: the segment's rank distribution under the new version since its
 deployment equals its rank distribution under the champion before it. p-values enter
@@ -51,43 +50,66 @@ from driftwatch.monitors.registry import register
 from driftwatch.monitors.score_drift import FINE, FINE_BIN, mean_score
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql, sql_literal
 from driftwatch.settings import Settings
-from driftwatch.stats.ks import ks_from_counts
+from driftwatch.stats.ks import ks_pvalue
 from driftwatch.store.client import Store
 
 
-def rank_bins(global_counts: FloatArray, bins: int) -> FloatArray:
-    """One-hot map ``(FINE, bins)`` of each fine score bin to the rank bin of its
-    mid-rank in ``global_counts`` (the version's whole traffic).
+def rank_cdf(counts: FloatArray, global_counts: FloatArray, at: FloatArray) -> FloatArray:
+    """Empirical CDF, at the ranks ``at``, of rows of fine histograms ``counts`` whose
+    scores are replaced by their rank within ``global_counts`` (the version's whole
+    traffic): a row of fine bin ``b`` lies uniformly in the bin's rank interval
+    ``[below_b, below_b + g_b] / total``.
 
-    >>> rank_bins(np.array([2.0, 0, 2]), 2).tolist()
-    [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]
+    >>> rank_cdf(np.array([[1.0, 1.0]]), np.array([3.0, 1.0]), np.array([0.375, 0.875]))
+    array([[0.25, 0.75]])
     """
     total = float(global_counts.sum())
-    below = np.cumsum(global_counts) - global_counts
-    mid = (below + global_counts / 2.0) / total if total > 0 else np.zeros(len(global_counts))
-    idx = np.clip(np.floor(mid * bins), 0, bins - 1).astype(np.int64)
-    out = np.zeros((len(global_counts), bins))
-    out[np.arange(len(global_counts)), idx] = 1.0
-    return out
+    below = (np.cumsum(global_counts) - global_counts) / max(total, 1.0)
+    width = global_counts / max(total, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = (at[None, :] - below[:, None]) / width[:, None]
+    share = np.where(width[:, None] > 0, np.clip(share, 0.0, 1.0),
+                     (at[None, :] >= below[:, None]).astype(np.float64))
+    n = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(np.where(n > 0, counts @ share / n, 0.0), dtype=np.float64)
 
 
 def rank_ks(
-    ref: FloatArray, ref_global: FloatArray, cur: FloatArray, cur_global: FloatArray, bins: int
+    ref: FloatArray, ref_global: FloatArray, cur: FloatArray, cur_global: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """KS distance and p-value between rows of fine score histograms ``ref`` and
-    ``cur``, each ranked within its own version's traffic (``*_global``).
+    ``cur``, each row's scores replaced by their ranks within their own version's
+    traffic (``*_global``).
+
+    ``D`` is the largest gap between the two rank CDFs (:func:`rank_cdf`, linear
+    inside each fine bin, so a bin's rows are never ordered all before or all after
+    the other version's rows of the same scores); the p-value is the two-sample KS
+    tail at these sample sizes (:func:`driftwatch.stats.ks.ks_pvalue`: exact for small
+    samples) of ``D`` rounded down to the lattice of attainable values. Spreading a
+    bin's rows over its interval can only shrink ``D``, so the test is conservative.
 
     >>> g = np.ones(FINE) * 10
     >>> ref = np.zeros((1, FINE)); ref[0, :50] = 1
-    >>> d, p = rank_ks(ref, g, ref.copy(), g, 20)
+    >>> d, p = rank_ks(ref, g, ref.copy(), g)
     >>> float(d[0]), float(p[0])
     (0.0, 1.0)
     """
-    r = ref @ rank_bins(ref_global, bins)
-    c = cur @ rank_bins(cur_global, bins)
-    res = ks_from_counts(np.rint(r).astype(np.int64), np.rint(c).astype(np.int64))
-    return (np.atleast_1d(np.asarray(res.statistic, dtype=np.float64)),
-            np.atleast_1d(np.asarray(res.pvalue, dtype=np.float64)))
+    edges = []
+    for g in (ref_global, cur_global):
+        total = max(float(g.sum()), 1.0)
+        edges.append(np.cumsum(g) / total)
+    at = np.unique(np.concatenate([[0.0], *edges]))
+    d = np.max(np.abs(rank_cdf(ref, ref_global, at) - rank_cdf(cur, cur_global, at)), axis=1)
+    n_ref = np.rint(ref.sum(axis=1)).astype(np.int64)
+    n_cur = np.rint(cur.sum(axis=1)).astype(np.int64)
+    ok = (n_ref > 0) & (n_cur > 0)
+    p = np.ones(len(d))
+    if ok.any():
+        g = np.gcd(n_ref[ok], n_cur[ok])
+        h = np.floor(d[ok] * n_ref[ok] * n_cur[ok] / g + 1e-9).astype(np.int64)
+        p[ok] = np.minimum(ks_pvalue(h, n_ref[ok], n_cur[ok])[0], 1.0)
+    return np.asarray(d, dtype=np.float64), p
 
 
 @register
@@ -104,8 +126,6 @@ class PreDeployScoreDrift(Detector):
         Champion reference before the deployment (default 86400).
     min_n, min_ref : int
         Fewest current rows / reference rows to test (default 20 / 40).
-    bins : int
-        Rank bins (default 20).
     ks_floor, ks_critical : float
         KS distance needed to alert / to be critical (0.3 / 0.5).
     """
@@ -116,7 +136,6 @@ class PreDeployScoreDrift(Detector):
     ref_s: int = 86400
     min_n: int = 20
     min_ref: int = 40
-    bins: int = 20
     ks_floor: float = 0.3
     ks_critical: float = 0.5
 
@@ -125,8 +144,6 @@ class PreDeployScoreDrift(Detector):
         for key in ("pool_s", "ref_s", "min_n", "min_ref"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{self.name}: {key}={getattr(self, key)!r}; allowed: >= 1")
-        if self.bins < 2:
-            raise ValueError(f"{self.name}: bins={self.bins!r}; allowed: >= 2")
         self._champion = settings.champion_version
         self._deployed: dict[str, dt.datetime] = {}
         self._refs: dict[str, tuple[SegmentTable, FloatArray]] = {}
@@ -194,7 +211,7 @@ class PreDeployScoreDrift(Detector):
             idx = np.flatnonzero(ok)
             keys, cur, ref, n, n_ref = ([keys[i] for i in idx], cur[idx], ref[idx], n[idx],
                                         n_ref[idx])
-            d, p = rank_ks(ref, ref_global, cur, cur_global, self.bins)
+            d, p = rank_ks(ref, ref_global, cur, cur_global)
             out.append(Evaluations(
                 detector=self.name, test="ks", alertname=self.tests["ks"],
                 window_start=lo, window_end=at,
