@@ -112,6 +112,10 @@ def rank_ks(
     return np.asarray(d, dtype=np.float64), p
 
 
+def _utc(t: dt.datetime) -> dt.datetime:
+    return t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t.astimezone(dt.UTC)
+
+
 @register
 class PreDeployScoreDrift(Detector):
     """Rank-normalised score drift of each segment against the champion's scores of
@@ -168,29 +172,35 @@ class PreDeployScoreDrift(Detector):
             total[int(b)] = float(c)
         return table, total
 
-    def _versions(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> list[str]:
-        """Versions with rows in ``[lo, hi)``; their first rows ever are remembered as
-        their deployment (the earliest-deployed one is the champion unless set)."""
-        seen = [str(v) for (v,) in store.query(
-            f"SELECT DISTINCT model_version FROM {SCORED} WHERE {WINDOW}", {"lo": lo, "hi": hi})]
-        new = [v for v in seen if v not in self._deployed]
+    def _versions(self, store: Store, at: dt.datetime) -> list[str]:
+        """The versions to test at ``at``: those with rows in the last ``pool_s``
+        other than the champion. Each version's first row ever is remembered as its
+        deployment; unless set, the champion is the earliest-deployed version with
+        rows in the last ``pool_s + ref_s``."""
+        lo = at - dt.timedelta(seconds=self.pool_s + self.ref_s)
+        rows = store.query(
+            f"SELECT model_version, max(event_time) FROM {SCORED} WHERE {WINDOW} "
+            "GROUP BY model_version", {"lo": lo, "hi": at})
+        last = {str(v): _utc(t) for v, t in rows}
+        new = [v for v in last if v not in self._deployed]
         if new:
             for v, first in store.query(
                     f"SELECT model_version, min(event_time) FROM {SCORED} "
                     "WHERE model_version IN {vs:Array(String)} GROUP BY model_version",
                     {"vs": new}):
-                t = first if first.tzinfo else first.replace(tzinfo=dt.UTC)
-                self._deployed[str(v)] = t
-        if not self._champion and self._deployed:
-            self._champion = min(self._deployed, key=lambda v: self._deployed[v])
-        return [v for v in seen if v != self._champion and v in self._deployed]
+                self._deployed[str(v)] = _utc(first)
+        known = [v for v in last if v in self._deployed]
+        if not self._champion and known:
+            self._champion = min(known, key=lambda v: self._deployed[v])
+        recent = at - dt.timedelta(seconds=self.pool_s)
+        return sorted(v for v in known if v != self._champion and last[v] >= recent)
 
     # -- the pass --------------------------------------------------------------------
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
         at = ctx.at
         out: list[Evaluations] = []
-        for version in self._versions(ctx.store, at - dt.timedelta(seconds=self.pool_s), at):
+        for version in self._versions(ctx.store, at):
             deployed = self._deployed[version]
             if version not in self._refs:  # frozen: the champion before the deployment
                 self._refs[version] = self._hist(
