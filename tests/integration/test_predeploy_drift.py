@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from driftwatch.assemble import build_pipeline
 from driftwatch.monitors.base import PassContext
-from driftwatch.monitors.predeploy import PreDeployScoreDrift
+from driftwatch.monitors.score_drift_predeploy import PreDeployScoreDrift
 from driftwatch.monitors.segments import SegmentSpec
 from driftwatch.settings import Settings
 from driftwatch.simulate.engine import generate, write

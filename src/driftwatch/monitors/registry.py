@@ -37,7 +37,7 @@ BUILTIN_MODULES = (
     "beneficiary",
     "pileup",
     "out_of_domain",
-    "predeploy",
+    "score_drift_predeploy",
 )
 
 _REGISTRY: dict[str, type[Detector]] = {}

@@ -9,8 +9,8 @@ import pytest
 from numpy.typing import NDArray
 from scipy import stats
 
-from driftwatch.monitors.predeploy import PreDeployScoreDrift, rank_ks
 from driftwatch.monitors.score_drift import FINE
+from driftwatch.monitors.score_drift_predeploy import PreDeployScoreDrift, rank_ks
 from driftwatch.monitors.segments import SegmentSpec
 from driftwatch.settings import Settings
 
