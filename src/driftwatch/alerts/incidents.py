@@ -339,20 +339,22 @@ def rule_signature(
     """The pattern a rule alert's hits share, as ``incident_keys`` text: the cents
     value most hits carry (if at least half do and it is not a common price ending)
     and the longest prefix the beneficiary names with that value share (>= 2
-    characters); empty when there is none. One parameterised query on ``rule_hits``
-    joined with ``scored_transactions``."""
-    conds = ["h.rule_id = {rule:String}",
-             "h.event_time >= {lo:DateTime64(3, 'UTC')}",
-             "h.event_time <= {hi:DateTime64(3, 'UTC')}"]
+    characters); empty when there is none. One parameterised query: the alert's
+    window of ``scored_transactions`` restricted to the rule's hits in it."""
+    window = ("event_time >= {lo:DateTime64(3, 'UTC')} AND "
+              "event_time <= {hi:DateTime64(3, 'UTC')}")
+    conds = ["rule_id = {rule:String}", window]
     params: dict[str, Any] = {"rule": rule_id, "lo": _utc(since), "hi": _utc(until)}
     for i, (name, value) in enumerate(sorted(parse_segment(segment))):
         if name in _HIT_DIMS:  # a fixed list of column names, never the label text
-            conds.append(f"h.{name} = {{v{i}:String}}")
+            conds.append(f"{name} = {{v{i}:String}}")
             params[f"v{i}"] = value
+    # the transactions' own time window first (partition and sort-key pruning), then
+    # the hit ids: never a join that reads the whole table
     rows = store.query(
-        "SELECT t.amount_cents, t.beneficiary_name FROM {db}.rule_hits AS h FINAL "
-        "INNER JOIN {db}.scored_transactions AS t ON t.event_id = h.event_id "
-        f"WHERE {' AND '.join(conds)} LIMIT 1000",
+        "SELECT amount_cents, beneficiary_name FROM {db}.scored_transactions "
+        f"WHERE {window} AND event_id IN (SELECT event_id FROM {{db}}.rule_hits "
+        f"WHERE {' AND '.join(conds)}) LIMIT 1000",
         params,
     )
     return signature([(int(c), str(n)) for c, n in rows])
