@@ -325,6 +325,10 @@ def score_variant(root: Path, name: str, rate: float | None,
         "signals": [f"{f.source}:{f.origin}@{f.attack_txns_before}" for f in firsts],
         "other_warning_critical": len({a.fingerprint for a in warn} - {
             a.fingerprint for a in naming}),
+        # one incident per attack (issue 21 item 5): distinct `incident` labels of the
+        # warning/critical alerts naming the attacked slice or the conjunction
+        "attack_alerts": len({a.fingerprint for a in naming}),
+        "attack_incidents": len({a.labels.get("incident", a.fingerprint) for a in naming}),
     }
 
 
@@ -382,6 +386,8 @@ def summary(rows: list[dict[str, Any]], clean: dict[str, Any],
         "worst_txns_first_alert": max(firsts) if firsts else None,
         "spread_worst_txns_conjunction": max(conj) if conj else None,
         "max_gap_minutes": max(gaps) if gaps else None,
+        "max_attack_incidents": max((r.get("attack_incidents", 0) for r in ok), default=None),
+        "max_attack_alerts": max((r.get("attack_alerts", 0) for r in ok), default=None),
         "clean_days": clean.get("days", 0),
         "clean_warning_critical": clean.get("warning_critical"),
         "controls": len(controls), "control_warning_critical": control_wc,

@@ -50,6 +50,7 @@ def build_pipeline(
         resolve_after=settings.alert_resolve_after,
         rule_quiet_s=settings.rule_alert_quiet_s,
         runbook_base_url=settings.runbook_base_url,
+        incident_gap_s=settings.incident_gap_s,
     )
     return Pipeline(
         store,

@@ -213,6 +213,10 @@ class Settings:
     progress_idle_s: float = setting(
         30.0, "The group watermark ignores a partition whose progress is older than this"
     )
+    # --- incidents (issue 21) ---
+    incident_gap_s: int = setting(
+        3600, "Event-time seconds an incident stays open after its last alert stopped firing"
+    )
 
     # ----------------------------------------------------------------------------------
     @classmethod

@@ -47,6 +47,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from driftwatch.alerts import incidents
+from driftwatch.alerts.incidents import INCIDENT_LABEL, KEYS_ANNOTATION, IncidentIndex
 from driftwatch.alerts.model import Alert, Finding
 from driftwatch.events import UTC
 from driftwatch.store.client import Store
@@ -126,6 +128,7 @@ class StoreAlertBook:
         load: bool = True,
         flush_s: float = 5.0,
         runbook_base_url: str = "",
+        incident_gap_s: int = 3600,
     ) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s={interval_s!r}; allowed: > 0")
@@ -139,6 +142,10 @@ class StoreAlertBook:
         self.rule_quiet_s = rule_quiet_s
         self.flush_s = flush_s
         self.runbook_base_url = runbook_base_url
+        self.incidents = IncidentIndex(incident_gap_s)
+        """The open incidents (:mod:`driftwatch.alerts.incidents`): this book is the
+        alert writer, so it assigns every new alert's ``incident`` label."""
+        self._incidents_fresh = False
         self._dirty: dict[str, dict[str, Any]] = {}
         self._flushed_at = time.monotonic()
         self._state: dict[str, _State] = {}
@@ -195,6 +202,8 @@ class StoreAlertBook:
         )
         for fp, *rest in rows:
             self._state[str(fp)] = _stored_state(str(fp), *rest)
+        self.incidents = IncidentIndex(self.incidents.gap_s)
+        incidents.load_recent(self.store, self.incidents)
         return len(self._state)
 
     def _stored(self, fp: str) -> tuple[_State | None, int]:
@@ -232,6 +241,7 @@ class StoreAlertBook:
 
     def _update(self, findings: Sequence[Finding], now: dt.datetime) -> list[Alert]:
         leads = self.leads()
+        self._incidents_fresh = False
         written = dt.datetime.now(UTC)
         changed: list[Alert] = []
         # rule alerts this book does not hold: their stored rows, in one query
@@ -253,7 +263,7 @@ class StoreAlertBook:
                 st = self._adopt(fp, at, stored.pop(fp, None))
             if st is None:
                 version = self._versions.get(fp, 0) + 1
-                st = _State(Alert.from_finding(f, self.runbook_base_url), at, version, 1)
+                st = _State(self._open(f, at), at, version, 1)
                 self._state[fp] = st
                 self._versions[fp] = version
                 changed.append(st.alert)
@@ -273,6 +283,7 @@ class StoreAlertBook:
             )
             st.last_seen = max(st.last_seen, at)
             st.findings += 1
+            self.incidents.seen(fp, at)
             if material:
                 rows.append(_row(st, written))
                 changed.append(st.alert)
@@ -300,9 +311,32 @@ class StoreAlertBook:
                     continue
             self._resolve(st, st.last_seen + quiet, changed, rows, log, written)
         self._persist(rows, log)
+        self.incidents.expire(now)
         return changed
 
     # -- helpers -------------------------------------------------------------------
+    def _open(self, f: Finding, at: dt.datetime) -> Alert:
+        """A new alert from its first finding, in its incident (joined or opened).
+
+        Before the first new alert of an update the book re-reads the open incidents
+        from the store, so a rule alert another worker opened meanwhile is known; a rule
+        alert's pattern (the cents value and beneficiary prefix its hits share) is read
+        from its hits and kept as the ``incident_keys`` annotation."""
+        alert = Alert.from_finding(f, self.runbook_base_url)
+        notes = dict(alert.annotations)
+        if self.store is not None:
+            if not self._incidents_fresh:
+                incidents.load_recent(self.store, self.incidents)
+                self._incidents_fresh = True
+            if f.source == "rule" and KEYS_ANNOTATION not in notes:
+                seen = incidents.rule_signature(
+                    self.store, f.origin, f.segment, f.window_start or at, f.window_end or at)
+                if seen:
+                    notes[KEYS_ANNOTATION] = seen
+        labels = dict(alert.labels)
+        labels[INCIDENT_LABEL] = self.incidents.assign(alert.fingerprint, labels, notes, at)
+        return replace(alert, labels=labels, annotations=notes)
+
     def _adopt(
         self, fp: str, at: dt.datetime, row: tuple[_State | None, int] | None
     ) -> _State | None:
@@ -313,6 +347,11 @@ class StoreAlertBook:
         if stored is None or at - stored.last_seen >= self._quiet(stored):
             return None
         self._state[fp] = stored
+        labels = stored.alert.labels
+        if labels.get(INCIDENT_LABEL) and self.incidents.incident_of(fp) is None:
+            self.incidents.assign(fp, labels, stored.alert.annotations, stored.alert.starts_at,
+                                  incident=labels[INCIDENT_LABEL])
+        self.incidents.seen(fp, at)
         return stored
 
     def _flush_one(self, fp: str) -> None:
@@ -337,6 +376,7 @@ class StoreAlertBook:
     ) -> None:
         fp = st.alert.fingerprint
         st.alert = st.alert.resolved(at)
+        self.incidents.ended(fp, at)
         st.version = self._versions[fp] = self._versions.get(fp, st.version) + 1
         changed.append(st.alert)
         rows.append(_row(st, written))

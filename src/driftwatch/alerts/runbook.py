@@ -21,6 +21,9 @@ FIRST_STEPS: dict[str, str] = {
                      " (driftwatch segments --by model_version --mcc MCC).",
     "ScoreDriftKS": "Compare the segment under the current and the previous model version"
                     " (driftwatch segments --by model_version --mcc MCC).",
+    "ScoreDriftPreDeploy": "Compare the segment's scores under the new version with the"
+                           " champion's before the deployment (driftwatch segments --by"
+                           " model_version --mcc MCC).",
     "ShadowScoreDisagreement": "List the disagreeing transactions (the evidence query) and"
                                " look for what they share.",
     "CentsDigitAnomaly": "Read the evidence rows: do the transactions with that cents value"

@@ -197,6 +197,13 @@ def alerts() -> None:
     """List alerts and show one with its evidence rows."""
 
 
+INCIDENT_COLUMNS = [
+    ("incident", "incident", ""), ("status", "status", ""), ("severity", "severity", ""),
+    ("first_seen", "first_seen", ""), ("last_seen", "last_seen", ""),
+    ("alerts", "alerts", ""), ("members", "members", ""), ("keys", "segments/conjunctions", ""),
+]
+
+
 @alerts.command("list")
 @click.option("--status", type=click.Choice(["firing", "resolved", "all"]), default=None,
               help="Current status (default all).")
@@ -210,11 +217,18 @@ def alerts() -> None:
 @click.option("--limit", type=int, default=None, help="Most alerts (default 100).")
 @click.option("--offset", type=int, default=None, help="Skip this many.")
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.option("--incidents", is_flag=True,
+              help="One row per incident (the alerts' `incident` label): first/last seen, "
+                   "status, highest severity, member alerts by detector/rule, segments and "
+                   "conjunctions. Filters select the alerts read (--limit: up to 1000).")
 @click.pass_obj
-def alerts_list(c: Ctx, /, fmt: str, **options: Any) -> None:
-    """Current alert states, newest first."""
+def alerts_list(c: Ctx, /, fmt: str, incidents: bool, **options: Any) -> None:
+    """Current alert states, newest first (or the incidents they form)."""
     from driftwatch.api import queries
 
+    status = options.get("status")
+    if incidents:  # read every status and the most alerts; filter incidents afterwards
+        options = {**options, "status": None, "limit": options.get("limit") or 1000}
     raw = _raw(**options)
     p = parse(ALERT_PARAMS, raw)
     store = _store_or_worker(c)
@@ -224,7 +238,18 @@ def alerts_list(c: Ctx, /, fmt: str, **options: Any) -> None:
         rows = remote(c.settings, store, "/alerts", params=raw)["alerts"]
     else:
         rows = queries.alerts(store, p)
+    if incidents:
+        from driftwatch.alerts.incidents import summarise
+
+        found = [x.to_dict() for x in summarise(rows)
+                 if status in (None, "all") or x.status == status]
+        if fmt != "json":
+            found = [{**x, "members": "; ".join(x["members"]), "keys": "; ".join(x["keys"])}
+                     for x in found]
+        emit(found, fmt, INCIDENT_COLUMNS)
+        return
     emit(rows if fmt == "json" else [_flat(r) for r in rows], fmt, ALERT_COLUMNS)
+
 
 
 EVIDENCE_COLUMNS = [

@@ -11,7 +11,8 @@ True
 Traceback (most recent call last):
 ...
 driftwatch.errors.ConfigError: unknown detector 'sharks'; valid: beneficiary, benford, \
-cents, disagreement, out_of_domain, pileup, recall, score_drift, shadow, volume
+cents, disagreement, out_of_domain, pileup, recall, score_drift, score_drift_predeploy, \
+shadow, volume
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ BUILTIN_MODULES = (
     "beneficiary",
     "pileup",
     "out_of_domain",
+    "score_drift_predeploy",
 )
 
 _REGISTRY: dict[str, type[Detector]] = {}

@@ -247,8 +247,8 @@ class ScoreDriftDetector(Detector):
         )
         w1 = wasserstein_fine(ref, cur)
         material = w1 >= self.min_shift
-        mean_cur = _mean_score(cur)
-        mean_ref = _mean_score(ref)
+        mean_cur = mean_score(cur)
+        mean_ref = mean_score(ref)
         label = self.reference_label(r_lo, r_hi)
         if self.reference == "champion":
             label += f" champion {self._champion}"
@@ -341,7 +341,8 @@ def wasserstein_fine(ref: FloatArray, cur: FloatArray) -> FloatArray:
     return np.asarray(np.nan_to_num(gap), dtype=np.float64)
 
 
-def _mean_score(counts: FloatArray) -> FloatArray:
+def mean_score(counts: FloatArray) -> FloatArray:
+    """Mean score of rows of fine histograms (bin midpoints; NaN for empty rows)."""
     mid = ((np.arange(FINE) + 0.5) / FINE) ** 2
     n = counts.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
