@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -37,6 +37,8 @@ from driftwatch.errors import RuleError
 from driftwatch.events import EPOCH, ScoredTransaction
 from driftwatch.rules import typed as t
 from driftwatch.rules.closures import Compiler, Fn, KeyFn, haversine_km, key_function
+from driftwatch.rules.columns import ColumnFeed, column_cache
+from driftwatch.rules.guards import Lanes
 from driftwatch.rules.model import Hit, Rule
 from driftwatch.rules.typed import Ty
 from driftwatch.rules.window import KeyedWindow, distinct_values
@@ -184,12 +186,18 @@ class LiveEvaluator:
         for spec in self._specs.values():
             spec.window = self._build_window(spec)
             self._windows.append(spec.window)
-        self._preds: list[tuple[Rule, Fn, list[tuple[str, Fn]]]] = []
-        for rule in self.rules:
-            evidence = [(a.text, self._agg_fn(a)) for a in t.aggregates(rule.expr)]
-            self._preds.append((rule, self._compile_scalar(rule.expr), evidence))
-        self._pred_fns = [pred for _, pred, _ in self._preds]
-        self._by_pred = {id(pred): (rule, ev) for rule, pred, ev in self._preds}
+        self._feed = ColumnFeed(
+            [(s.window, ("key", s.keys, s.prefix),
+              None if s.accept is None else ("where", s.accept),
+              tuple(("value", v) for v in s.values))
+             for s in self._specs.values() if s.window is not None],
+            {name: fn for s in self._specs.values() if s.window is not None
+             for name, fn in self._columns(s)},
+        )
+        self._evidence = [[(a.text, self._agg_fn(a)) for a in t.aggregates(rule.expr)]
+                          for rule in self.rules]
+        self._lanes = Lanes([rule.expr for rule in self.rules], self._compile_scalar)
+        self._column_fns = {**self._lanes.columns, **self._feed.columns}
         self._seen: dict[int, int] = {}
         self.errors: list[RuleFailure] = []
         self._hit_cache: dict[str, list[Hit]] = {}
@@ -233,6 +241,18 @@ class LiveEvaluator:
             accept = comp(spec.accept)
         values = tuple(comp(v) for v in spec.values)
         return KeyedWindow(spec.within_ms, key, accept, values, self.max_per_key)
+
+    @staticmethod
+    def _columns(spec: _Spec) -> list[tuple[Hashable, Callable[[Any], Any]]]:
+        """The window's key, filter and values as named columns (see :class:`ColumnFeed`)."""
+        w = spec.window
+        assert w is not None
+        out: list[tuple[Hashable, Callable[[Any], Any]]] = [
+            (("key", spec.keys, spec.prefix), w.key)]
+        if w.accept is not None:
+            out.append((("where", spec.accept), w.accept))
+        out.extend((("value", v), f) for v, f in zip(spec.values, w.values, strict=True))
+        return out
 
     @staticmethod
     def _no_agg(agg: t.Agg) -> Fn:
@@ -386,65 +406,56 @@ class LiveEvaluator:
         if not fresh:
             return hits
         fresh.sort(key=_by_time)
-        inserts = [w.insert for w in self._windows]
-        preds = self._pred_fns if emit else []
-        cur = self._cur
-        i, total = 0, len(fresh)
-        while i < total:
-            ms, eid, h, e = fresh[i]
-            if i + 1 == total or fresh[i + 1][0] != ms:  # the usual case: no tie
-                for insert in inserts:
-                    insert(e, ms, eid)
-                seen[h] = ms
-                cur.t = ms
-                cur.eid = eid
-                for pred in preds:
-                    try:
-                        if pred(e):
-                            self._record(pred, e, hits)
-                    except Exception as exc:  # isolate: this rule, this event only
-                        self._failed(pred, e, exc)
-                i += 1
-                continue
-            j = i + 1
-            while j < total and fresh[j][0] == ms:
-                j += 1
-            for k in range(i, j):
-                _, eid, h, e = fresh[k]
-                for insert in inserts:
-                    insert(e, ms, eid)
-                seen[h] = ms
-            cur.t = ms
-            for k in range(i, j):
-                _, eid, h, e = fresh[k]
-                cur.eid = eid
-                for pred in preds:
-                    try:
-                        if pred(e):
-                            self._record(pred, e, hits)
-                    except Exception as exc:  # isolate: this rule, this event only
-                        self._failed(pred, e, exc)
-            i = j
+        ms_col, eid_col, h_col, batch = (list(c) for c in zip(*fresh, strict=True))
+        column = column_cache(self._column_fns, batch)
+        self._feed.store(ms_col, eid_col, batch, column)
+        seen.update(zip(h_col, ms_col, strict=True))
+        if emit:
+            self._evaluate(ms_col, eid_col, batch, column, hits)
+        self._feed.settle()
         newest = fresh[-1][0]
         if self.newest_ms is None or newest > self.newest_ms:
             self.newest_ms = newest
         self._forget_seen()
         if self.expire:
-            self._expire(total)
+            self._expire(len(batch))
         return hits
 
-    def _record(self, pred: Fn, e: ScoredTransaction, hits: list[Hit]) -> None:
-        """A hit of the rule whose predicate is ``pred``, with its aggregates as evidence."""
-        rule, evidence = self._by_pred[id(pred)]
-        hit = Hit(rule, e, {label: f(e) for label, f in evidence})
+    def _evaluate(self, ms_col: list[int], eid_col: list[str], batch: list[ScoredTransaction],
+                  column: Callable[[Hashable], list[Any]], hits: list[Hit]) -> None:
+        """Decide every rule on every event of a stored batch, event by event in order
+        (:class:`~driftwatch.rules.guards.Lanes`: only the events that pass a rule's
+        guards run the rest of it; each rule and event isolated: one that raises is
+        recorded by :meth:`_failed`)."""
+        codes, fns = self._lanes.plan(batch, column)
+        nr = len(fns)
+        cur = self._cur
+        for code in codes:
+            i, r = divmod(code, nr)
+            e = batch[i]
+            fn = fns[r]
+            if fn is not None:
+                cur.t = ms_col[i]
+                cur.eid = eid_col[i]
+                try:
+                    if not fn(e):
+                        continue
+                except Exception as exc:  # isolate: this rule, this event only
+                    self._failed(r, e, exc)
+                    continue
+            self._record(r, e, hits)
+
+    def _record(self, r: int, e: ScoredTransaction, hits: list[Hit]) -> None:
+        """A hit of rule ``r`` (its index), with its aggregates as evidence."""
+        hit = Hit(self.rules[r], e, {label: f(e) for label, f in self._evidence[r]})
         hits.append(hit)
         self._hit_cache.setdefault(e.event_id, []).append(hit)
 
-    def _failed(self, pred: Fn, e: ScoredTransaction, exc: Exception) -> None:
-        """Remember that a rule raised on one event (the other rules and events go on)."""
-        rule = self._by_pred[id(pred)][0]
+    def _failed(self, r: int, e: ScoredTransaction, exc: Exception) -> None:
+        """Remember that rule ``r`` raised on one event (the other rules and events go on)."""
         if len(self.errors) < MAX_ERRORS:
-            self.errors.append(RuleFailure(rule.id, e, f"{type(exc).__name__}: {exc}"[:500]))
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            self.errors.append(RuleFailure(self.rules[r].id, e, error))
 
     def take_errors(self) -> list[RuleFailure]:
         """The rule failures since the last call (and forget them)."""

@@ -1,0 +1,116 @@
+"""Storing a batch into the live evaluator's windows column by column.
+
+Per batch, each distinct key, filter (``where=``) and stored value of the windows is
+computed once over the whole batch (``map`` of its compiled closure, at C speed
+between calls), shared by the windows that use it, and the entries
+``(ms, event_id, *values)`` are built by ``zip``; each window then stores its
+accepted, keyed entries in one call (:attr:`KeyedWindow.store
+<driftwatch.rules.window.KeyedWindow.store>`). Per event and window that is a dictionary
+lookup and a list append, instead of an insert call that read the key, the filter and
+each value through calls of its own.
+
+A batch is stored before any of its events is evaluated; while storing, an entry is
+evicted only when it is older than the batch's earliest event minus the window, so
+every event of the batch still sees its window (reads bisect on event time: entries
+newer than the event being evaluated are not seen). :meth:`ColumnFeed.settle`, after
+the batch is evaluated, evicts the rest: the state is then the same as after storing
+and evaluating the events one by one.
+
+>>> from driftwatch.rules.window import KeyedWindow
+>>> w = KeyedWindow(60_000, key=lambda e: e["ip"] or None)
+>>> feed = ColumnFeed([(w, "ip", None, ())], {"ip": lambda e: e["ip"] or None})
+>>> batch = [{"ip": "10.0.0.1"}, {"ip": ""}]
+>>> feed.store([0, 5], ["e0", "e1"], batch, column_cache(feed.columns, batch))
+>>> w.entries("10.0.0.1")
+[(0, 'e0')]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from itertools import compress
+from typing import Any
+
+from driftwatch.rules.window import Entry, KeyedWindow
+
+Column = Callable[[Any], Any]
+
+__all__ = ["ColumnFeed", "column_cache"]
+
+
+def column_cache(fns: dict[Hashable, Column],
+                 events: Sequence[Any]) -> Callable[[Hashable], list[Any]]:
+    """``column(name)``: ``fns[name]`` over ``events`` as a list, computed once per name."""
+    cache: dict[Hashable, list[Any]] = {}
+
+    def column(name: Hashable) -> list[Any]:
+        got = cache.get(name)
+        if got is None:
+            got = cache[name] = list(map(fns[name], events))
+        return got
+
+    return column
+
+
+def _one_by_one(
+    w: KeyedWindow, ms_col: Sequence[int], eid_col: Sequence[str], events: Sequence[Any]
+) -> Iterator[tuple[Hashable | None, Entry]]:
+    """``(key, entry)`` of each accepted event, computed event by event (the fallback
+    when a column raised: the events before the one that raises are stored, as when
+    every event was inserted on its own)."""
+    accept, key, values = w.accept, w.key, w.values
+    for ms, eid, e in zip(ms_col, eid_col, events, strict=True):
+        if accept is not None and not accept(e):
+            continue
+        k = key(e)
+        if k is not None:
+            yield k, (ms, eid, *[f(e) for f in values])
+
+
+class ColumnFeed:
+    """Stores batches into windows, each shared column computed once per batch.
+
+    Parameters
+    ----------
+    windows : sequence of (window, key column, filter column or None, value columns)
+        Column names are any hashable naming a function in ``columns``; windows that
+        name the same column share it.
+    columns : mapping of column name to event -> value
+    """
+
+    def __init__(
+        self,
+        windows: Sequence[tuple[KeyedWindow, Hashable, Hashable | None, tuple[Hashable, ...]]],
+        columns: dict[Hashable, Column],
+    ) -> None:
+        for _, key, accept, values in windows:
+            for name in (key, accept, *values):
+                if name is not None and name not in columns:
+                    raise ValueError(f"column {name!r} is named by a window but not given")
+        self.windows = list(windows)
+        self.columns = dict(columns)
+
+    def store(self, ms_col: Sequence[int], eid_col: Sequence[str], events: Sequence[Any],
+              column: Callable[[Hashable], list[Any]]) -> None:
+        """Store a batch (sorted by ``(ms, event_id)``; ids distinct) in every window;
+        ``column(name)`` gives a named column over ``events`` (see :func:`column_cache`)."""
+        if not events:
+            return
+        first = ms_col[0]
+        for w, key, accept, values in self.windows:
+            low = first - w.within_ms
+            try:
+                entries = zip(ms_col, eid_col, *[column(v) for v in values], strict=True)
+                pairs: Any = zip(column(key), entries, strict=True)
+                if accept is not None:
+                    pairs = compress(pairs, column(accept))
+            except Exception:  # a filter or value that raises: event by event, as before
+                w.store(_one_by_one(w, ms_col, eid_col, events), low)
+                continue
+            w.store(pairs, low)
+
+    def settle(self) -> None:
+        """After a batch was evaluated: evict what the windows kept for it
+        (:meth:`KeyedWindow.settle <driftwatch.rules.window.KeyedWindow.settle>`)."""
+        for w, *_ in self.windows:
+            w.settle()
