@@ -18,7 +18,7 @@ and evaluating the events one by one.
 
 >>> from driftwatch.rules.window import KeyedWindow
 >>> w = KeyedWindow(60_000, key=lambda e: e["ip"] or None)
->>> feed = ColumnFeed([(w, "ip", None, ())], {"ip": lambda e: e["ip"] or None})
+>>> feed = ColumnFeed([(w, "ip", (), ())], {"ip": lambda e: e["ip"] or None})
 >>> batch = [{"ip": "10.0.0.1"}, {"ip": ""}]
 >>> feed.store([0, 5], ["e0", "e1"], batch, column_cache(feed.columns, batch))
 >>> w.entries("10.0.0.1")
@@ -28,7 +28,8 @@ and evaluating the events one by one.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from itertools import compress
+from itertools import compress, repeat
+from operator import is_not
 from typing import Any
 
 from driftwatch.rules.window import Entry, KeyedWindow
@@ -39,14 +40,27 @@ __all__ = ["ColumnFeed", "column_cache"]
 
 
 def column_cache(fns: dict[Hashable, Column],
-                 events: Sequence[Any]) -> Callable[[Hashable], list[Any]]:
-    """``column(name)``: ``fns[name]`` over ``events`` as a list, computed once per name."""
-    cache: dict[Hashable, list[Any]] = {}
+                 events: Sequence[Any]) -> Callable[[Hashable], tuple[Any, ...]]:
+    """``column(name)``: ``fns[name]`` over ``events`` as a list, computed once per name.
 
-    def column(name: Hashable) -> list[Any]:
+    Two kinds of names are made of other columns, without a call per event:
+    ``("zip", (a, b, ...))`` is the tuples of columns ``a, b, ...`` and
+    ``("notnull", a)`` tells which values of column ``a`` are not None. Columns are
+    tuples: those of plain values leave the garbage collector's view at its first
+    pass (a list stays in it and is re-scanned at every pass while the batch runs).
+    """
+    cache: dict[Hashable, tuple[Any, ...]] = {}
+
+    def column(name: Hashable) -> tuple[Any, ...]:
         got = cache.get(name)
         if got is None:
-            got = cache[name] = list(map(fns[name], events))
+            if isinstance(name, tuple) and name[0] == "zip":
+                got = tuple(zip(*[column(part) for part in name[1]], strict=True))
+            elif isinstance(name, tuple) and name[0] == "notnull":
+                got = tuple(map(is_not, column(name[1]), repeat(None)))
+            else:
+                got = tuple(map(fns[name], events))
+            cache[name] = got
         return got
 
     return column
@@ -72,38 +86,51 @@ class ColumnFeed:
 
     Parameters
     ----------
-    windows : sequence of (window, key column, filter column or None, value columns)
-        Column names are any hashable naming a function in ``columns``; windows that
-        name the same column share it.
+    windows : sequence of (window, key column, filter columns, value columns)
+        Column names are any hashable naming a function in ``columns`` (or made of
+        them, see :func:`column_cache`); windows that name the same column share it.
+        An event is stored when every filter column is true for it and its key is
+        not None.
     columns : mapping of column name to event -> value
     """
 
     def __init__(
         self,
-        windows: Sequence[tuple[KeyedWindow, Hashable, Hashable | None, tuple[Hashable, ...]]],
+        windows: Sequence[tuple[KeyedWindow, Hashable, tuple[Hashable, ...],
+                                tuple[Hashable, ...]]],
         columns: dict[Hashable, Column],
     ) -> None:
-        for _, key, accept, values in windows:
-            for name in (key, accept, *values):
-                if name is not None and name not in columns:
+        def given(name: Hashable) -> bool:
+            if isinstance(name, tuple) and name[0] == "zip":
+                return all(given(part) for part in name[1])
+            if isinstance(name, tuple) and name[0] == "notnull":
+                return given(name[1])
+            return name in columns
+
+        for _, key, filters, values in windows:
+            for name in (key, *filters, *values):
+                if not given(name):
                     raise ValueError(f"column {name!r} is named by a window but not given")
         self.windows = list(windows)
         self.columns = dict(columns)
 
     def store(self, ms_col: Sequence[int], eid_col: Sequence[str], events: Sequence[Any],
-              column: Callable[[Hashable], list[Any]]) -> None:
+              column: Callable[[Hashable], tuple[Any, ...]]) -> None:
         """Store a batch (sorted by ``(ms, event_id)``; ids distinct) in every window;
         ``column(name)`` gives a named column over ``events`` (see :func:`column_cache`)."""
         if not events:
             return
         first = ms_col[0]
-        for w, key, accept, values in self.windows:
+        for w, key, filters, values in self.windows:
             low = first - w.within_ms
             try:
                 entries = zip(ms_col, eid_col, *[column(v) for v in values], strict=True)
                 pairs: Any = zip(column(key), entries, strict=True)
-                if accept is not None:
-                    pairs = compress(pairs, column(accept))
+                if len(filters) == 1:
+                    pairs = compress(pairs, column(filters[0]))
+                elif filters:
+                    pairs = compress(pairs, map(all, zip(*[column(f) for f in filters],
+                                                         strict=True)))
             except Exception:  # a filter or value that raises: event by event, as before
                 w.store(_one_by_one(w, ms_col, eid_col, events), low)
                 continue

@@ -106,7 +106,7 @@ class Lanes:
         return compile_node(t.And(expr.ty, expr.nullable, tuple(items)))
 
     def plan(self, events: Sequence[Any],
-             column: Callable[[Hashable], list[Any]]) -> tuple[list[int], list[Fn | None]]:
+             column: Callable[[Hashable], tuple[Any, ...]]) -> tuple[list[int], list[Fn | None]]:
         """``(codes, fns)`` for a batch: ``event index * rules + rule index`` of each
         (event, rule) still to decide, sorted (by event, then rule order), and per rule
         the closure that decides it (None: a hit already; the whole condition for a

@@ -30,8 +30,8 @@ import datetime as dt
 import itertools
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
-from typing import Any
+from operator import attrgetter, itemgetter
+from typing import Any, cast
 
 from driftwatch.errors import RuleError
 from driftwatch.events import EPOCH, ScoredTransaction
@@ -128,6 +128,47 @@ def _strip_key(key: KeyFn, prefix: str) -> KeyFn:
     return strip
 
 
+def _plain(node: t.T) -> str | None:
+    """The name of a contract field read as it is (C-level ``attrgetter``), else None."""
+    return node.name if isinstance(node, t.Field) and node.name != "amount" else None
+
+
+def _columns(spec: _Spec, columns: dict[Hashable, Callable[[Any], Any]]) -> tuple[
+        KeyedWindow, Hashable, tuple[Hashable, ...], tuple[Hashable, ...]]:
+    """The window of ``spec`` as named columns for :class:`ColumnFeed` (adding their
+    functions to ``columns``): a key of plain fields is their values as read (their
+    tuple for several), stored where each string part is non-empty and each nullable
+    part is not null -- what :func:`key_function` gives, without a call per event."""
+    w = spec.window
+    assert w is not None
+    for name in filter(None, map(_plain, (*spec.keys, *spec.values))):
+        columns[("field", name)] = attrgetter(name)
+    filters: list[Hashable] = []
+    if spec.accept is not None:
+        filters.append(("where", spec.accept))
+        columns[filters[0]] = cast(Callable[[Any], bool], w.accept)
+    names = list(map(_plain, spec.keys))
+    key: Hashable
+    if spec.prefix is not None or None in names:
+        key = ("key", spec.keys, spec.prefix)
+        columns[key] = w.key
+    else:
+        parts = [("field", name) for name in names]
+        key = parts[0] if len(parts) == 1 else ("zip", tuple(parts))
+        for part, node in zip(parts, spec.keys, strict=True):
+            if node.ty is Ty.STR:
+                filters.append(part)  # neither None nor ""
+            elif node.nullable and len(parts) > 1:
+                filters.append(("notnull", part))
+    values = []
+    for v, f in zip(spec.values, w.values, strict=True):
+        plain = _plain(v)
+        values.append(("value", v) if plain is None else ("field", plain))
+        if plain is None:
+            columns[("value", v)] = f
+    return w, key, tuple(filters), tuple(values)
+
+
 @dataclass(frozen=True)
 class StateStats:
     """Size of the evaluator's state."""
@@ -186,14 +227,8 @@ class LiveEvaluator:
         for spec in self._specs.values():
             spec.window = self._build_window(spec)
             self._windows.append(spec.window)
-        self._feed = ColumnFeed(
-            [(s.window, ("key", s.keys, s.prefix),
-              None if s.accept is None else ("where", s.accept),
-              tuple(("value", v) for v in s.values))
-             for s in self._specs.values() if s.window is not None],
-            {name: fn for s in self._specs.values() if s.window is not None
-             for name, fn in self._columns(s)},
-        )
+        columns: dict[Hashable, Callable[[Any], Any]] = {}
+        self._feed = ColumnFeed([_columns(s, columns) for s in self._specs.values()], columns)
         self._evidence = [[(a.text, self._agg_fn(a)) for a in t.aggregates(rule.expr)]
                           for rule in self.rules]
         self._lanes = Lanes([rule.expr for rule in self.rules], self._compile_scalar)
@@ -241,18 +276,6 @@ class LiveEvaluator:
             accept = comp(spec.accept)
         values = tuple(comp(v) for v in spec.values)
         return KeyedWindow(spec.within_ms, key, accept, values, self.max_per_key)
-
-    @staticmethod
-    def _columns(spec: _Spec) -> list[tuple[Hashable, Callable[[Any], Any]]]:
-        """The window's key, filter and values as named columns (see :class:`ColumnFeed`)."""
-        w = spec.window
-        assert w is not None
-        out: list[tuple[Hashable, Callable[[Any], Any]]] = [
-            (("key", spec.keys, spec.prefix), w.key)]
-        if w.accept is not None:
-            out.append((("where", spec.accept), w.accept))
-        out.extend((("value", v), f) for v, f in zip(spec.values, w.values, strict=True))
-        return out
 
     @staticmethod
     def _no_agg(agg: t.Agg) -> Fn:
@@ -406,7 +429,7 @@ class LiveEvaluator:
         if not fresh:
             return hits
         fresh.sort(key=_by_time)
-        ms_col, eid_col, h_col, batch = (list(c) for c in zip(*fresh, strict=True))
+        ms_col, eid_col, h_col, batch = zip(*fresh, strict=True)
         column = column_cache(self._column_fns, batch)
         self._feed.store(ms_col, eid_col, batch, column)
         seen.update(zip(h_col, ms_col, strict=True))
@@ -421,8 +444,9 @@ class LiveEvaluator:
             self._expire(len(batch))
         return hits
 
-    def _evaluate(self, ms_col: list[int], eid_col: list[str], batch: list[ScoredTransaction],
-                  column: Callable[[Hashable], list[Any]], hits: list[Hit]) -> None:
+    def _evaluate(self, ms_col: Sequence[int], eid_col: Sequence[str],
+                  batch: Sequence[ScoredTransaction],
+                  column: Callable[[Hashable], tuple[Any, ...]], hits: list[Hit]) -> None:
         """Decide every rule on every event of a stored batch, event by event in order
         (:class:`~driftwatch.rules.guards.Lanes`: only the events that pass a rule's
         guards run the rest of it; each rule and event isolated: one that raises is
