@@ -29,14 +29,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from itertools import compress, repeat
-from operator import is_not
-from typing import Any
+from operator import attrgetter, is_not
+from typing import Any, cast
 
+from driftwatch.rules import typed as t
+from driftwatch.rules.typed import Ty
 from driftwatch.rules.window import Entry, KeyedWindow
 
 Column = Callable[[Any], Any]
 
-__all__ = ["ColumnFeed", "column_cache"]
+__all__ = ["ColumnFeed", "column_cache", "window_columns"]
 
 
 def column_cache(fns: dict[Hashable, Column],
@@ -141,3 +143,46 @@ class ColumnFeed:
         (:meth:`KeyedWindow.settle <driftwatch.rules.window.KeyedWindow.settle>`)."""
         for w, *_ in self.windows:
             w.settle()
+
+
+def _plain(node: t.T) -> str | None:
+    """The name of a contract field read as it is (C-level ``attrgetter``), else None."""
+    return node.name if isinstance(node, t.Field) and node.name != "amount" else None
+
+
+def window_columns(
+    w: KeyedWindow, keys: Sequence[t.T], prefix: str | None, accept: t.T | None,
+    values: Sequence[t.T], columns: dict[Hashable, Column],
+) -> tuple[KeyedWindow, Hashable, tuple[Hashable, ...], tuple[Hashable, ...]]:
+    """Window ``w`` (keyed by ``keys`` minus ``prefix``, filtered by ``accept``, storing
+    ``values``; its closures compiled from them) as named columns for
+    :class:`ColumnFeed`, adding their functions to ``columns``: a key of plain fields is
+    their values as read (their tuple for several), stored where each string part is
+    non-empty and each nullable part is not null -- what
+    :func:`~driftwatch.rules.closures.key_function` gives, without a call per event."""
+    for name in filter(None, map(_plain, (*keys, *values))):
+        columns[("field", name)] = attrgetter(name)
+    filters: list[Hashable] = []
+    if accept is not None:
+        filters.append(("where", accept))
+        columns[filters[0]] = cast(Callable[[Any], bool], w.accept)
+    names = list(map(_plain, keys))
+    key: Hashable
+    if prefix is not None or None in names:
+        key = ("key", keys, prefix)
+        columns[key] = w.key
+    else:
+        parts = [("field", name) for name in names]
+        key = parts[0] if len(parts) == 1 else ("zip", tuple(parts))
+        for part, node in zip(parts, keys, strict=True):
+            if node.ty is Ty.STR:
+                filters.append(part)  # neither None nor ""
+            elif node.nullable and len(parts) > 1:
+                filters.append(("notnull", part))
+    stored = []
+    for v, f in zip(values, w.values, strict=True):
+        plain = _plain(v)
+        stored.append(("value", v) if plain is None else ("field", plain))
+        if plain is None:
+            columns[("value", v)] = f
+    return w, key, tuple(filters), tuple(stored)

@@ -30,18 +30,18 @@ import datetime as dt
 import itertools
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any, cast
 
 from driftwatch.errors import RuleError
 from driftwatch.events import EPOCH, ScoredTransaction
 from driftwatch.rules import typed as t
 from driftwatch.rules.closures import Compiler, Fn, KeyFn, haversine_km, key_function
-from driftwatch.rules.columns import ColumnFeed, column_cache
+from driftwatch.rules.columns import ColumnFeed, column_cache, window_columns
 from driftwatch.rules.guards import Lanes
 from driftwatch.rules.model import Hit, Rule
 from driftwatch.rules.typed import Ty
-from driftwatch.rules.window import KeyedWindow, distinct_values
+from driftwatch.rules.window import KeyedWindow, distinct_values, reducer
 
 __all__ = ["LiveEvaluator", "RuleFailure", "StateStats", "haversine_km"]
 
@@ -98,22 +98,6 @@ class _Spec:
 # ------------------------------------------------------------------------------------------
 # scalar expressions
 # ------------------------------------------------------------------------------------------
-def _reducer(kind: str, slot: int) -> Callable[[list[tuple[Any, ...]]], Any]:
-    """Entries -> aggregate value (nulls skipped); ``count_distinct`` is
-    :meth:`KeyedWindow.distinct <driftwatch.rules.window.KeyedWindow.distinct>`."""
-    if kind == "count":
-        return len
-    if kind == "sum":
-        return lambda d: sum([v for x in d if (v := x[slot]) is not None])
-    pick = min if kind == "min" else max
-
-    def extreme(d: list[tuple[Any, ...]]) -> Any:
-        values = [v for x in d if (v := x[slot]) is not None]
-        return pick(values) if values else None
-
-    return extreme
-
-
 def _strip_key(key: KeyFn, prefix: str) -> KeyFn:
     """The key of the receiver: ``key(e)`` without ``prefix``; None unless it starts
     with ``prefix`` and something follows it."""
@@ -126,47 +110,6 @@ def _strip_key(key: KeyFn, prefix: str) -> KeyFn:
         return None
 
     return strip
-
-
-def _plain(node: t.T) -> str | None:
-    """The name of a contract field read as it is (C-level ``attrgetter``), else None."""
-    return node.name if isinstance(node, t.Field) and node.name != "amount" else None
-
-
-def _columns(spec: _Spec, columns: dict[Hashable, Callable[[Any], Any]]) -> tuple[
-        KeyedWindow, Hashable, tuple[Hashable, ...], tuple[Hashable, ...]]:
-    """The window of ``spec`` as named columns for :class:`ColumnFeed` (adding their
-    functions to ``columns``): a key of plain fields is their values as read (their
-    tuple for several), stored where each string part is non-empty and each nullable
-    part is not null -- what :func:`key_function` gives, without a call per event."""
-    w = spec.window
-    assert w is not None
-    for name in filter(None, map(_plain, (*spec.keys, *spec.values))):
-        columns[("field", name)] = attrgetter(name)
-    filters: list[Hashable] = []
-    if spec.accept is not None:
-        filters.append(("where", spec.accept))
-        columns[filters[0]] = cast(Callable[[Any], bool], w.accept)
-    names = list(map(_plain, spec.keys))
-    key: Hashable
-    if spec.prefix is not None or None in names:
-        key = ("key", spec.keys, spec.prefix)
-        columns[key] = w.key
-    else:
-        parts = [("field", name) for name in names]
-        key = parts[0] if len(parts) == 1 else ("zip", tuple(parts))
-        for part, node in zip(parts, spec.keys, strict=True):
-            if node.ty is Ty.STR:
-                filters.append(part)  # neither None nor ""
-            elif node.nullable and len(parts) > 1:
-                filters.append(("notnull", part))
-    values = []
-    for v, f in zip(spec.values, w.values, strict=True):
-        plain = _plain(v)
-        values.append(("value", v) if plain is None else ("field", plain))
-        if plain is None:
-            columns[("value", v)] = f
-    return w, key, tuple(filters), tuple(values)
 
 
 @dataclass(frozen=True)
@@ -228,7 +171,9 @@ class LiveEvaluator:
             spec.window = self._build_window(spec)
             self._windows.append(spec.window)
         columns: dict[Hashable, Callable[[Any], Any]] = {}
-        self._feed = ColumnFeed([_columns(s, columns) for s in self._specs.values()], columns)
+        self._feed = ColumnFeed(
+            [window_columns(cast(KeyedWindow, s.window), s.keys, s.prefix, s.accept, s.values,
+                            columns) for s in self._specs.values()], columns)
         self._evidence = [[(a.text, self._agg_fn(a)) for a in t.aggregates(rule.expr)]
                           for rule in self.rules]
         self._lanes = Lanes([rule.expr for rule in self.rules], self._compile_scalar)
@@ -334,13 +279,13 @@ class LiveEvaluator:
             return lambda e: None if (k := key(e)) is None else distinct(k, cur.t, within, slot)
         if kind in ("count", "sum", "min", "max"):
             slot = spec.slot(agg.value) if agg.value is not None else 0
-            reduce = _reducer(kind, slot)
+            reduce = reducer(kind, slot)
             span = w.span
             return lambda e: None if (k := key(e)) is None else reduce(span(k, cur.t, within))
         if kind == "received_max":
             assert agg.value is not None
             slot = spec.slot(agg.value)
-            reduce = _reducer("max", slot)
+            reduce = reducer("max", slot)
             span = w.span
             lookup = key_function(agg.keys, Compiler(self._no_agg))
             return lambda e: None if (k := lookup(e)) is None else reduce(span(k, cur.t, within))

@@ -102,6 +102,22 @@ def _tally(counts: dict[int, dict[Any, int]], entries: Sequence[Entry], step: in
                 del tally[v]
 
 
+def reducer(kind: str, slot: int) -> Callable[[list[tuple[Any, ...]]], Any]:
+    """Entries -> aggregate value (nulls skipped); ``count_distinct`` is
+    :meth:`KeyedWindow.distinct <driftwatch.rules.window.KeyedWindow.distinct>`."""
+    if kind == "count":
+        return len
+    if kind == "sum":
+        return lambda d: sum([v for x in d if (v := x[slot]) is not None])
+    pick = min if kind == "min" else max
+
+    def extreme(d: list[tuple[Any, ...]]) -> Any:
+        values = [v for x in d if (v := x[slot]) is not None]
+        return pick(values) if values else None
+
+    return extreme
+
+
 class KeyedWindow:
     """Per-key sorted entries within ``within_ms`` of each key's newest entry.
 
