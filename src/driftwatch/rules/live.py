@@ -235,19 +235,23 @@ class LiveEvaluator:
         spec = self._register(agg)
         w = spec.window
         assert w is not None, "windows are built before aggregates are compiled"
-        key, span, cur, within = w.key, w.span, self._cur, agg.within_ms
+        key, span, held, cur, within = w.key, w.span, w.held, self._cur, agg.within_ms
         if need <= 0:  # any count is >= need, but a missing key gives null (false)
             return lambda e: key(e) is not None
-        if agg.kind == "count":
-            return lambda e: (k := key(e)) is not None and len(span(k, cur.t, within)) >= need
-        assert agg.value is not None
-        slot = spec.slot(agg.value)
+        distinct = agg.kind == "count_distinct"
+        slot = spec.slot(agg.value) if agg.value is not None else 0
 
         def at_least(e: ScoredTransaction) -> bool:
             k = key(e)
             if k is None:
                 return False
+            if need > 1:  # the usual case: a key holding fewer entries than needed
+                got = held(k)
+                if got is None or got.__class__ is tuple or len(got) < need:
+                    return False
             d = span(k, cur.t, within)
+            if not distinct:
+                return len(d) >= need
             if len(d) < need:
                 return False
             if len(d) <= 4 * need:  # short: a set at C speed
@@ -324,7 +328,7 @@ class LiveEvaluator:
             return monotonic
         lat_slot = spec.slot(t.Field(Ty.FLOAT, True, "geo_lat"))
         lon_slot = spec.slot(t.Field(Ty.FLOAT, True, "geo_lon"))
-        speed = kind == "travel_speed_kmh"
+        speed, held = kind == "travel_speed_kmh", w.held
         slack_km, slack_h = agg.slack_km, agg.slack_h
 
         def travel(e: ScoredTransaction) -> float | None:
@@ -333,6 +337,9 @@ class LiveEvaluator:
             k = key(e)
             if k is None:
                 return None
+            got = held(k)
+            if got is None or (got.__class__ is tuple and got[1] == cur.eid):
+                return None  # the key holds this event only
             prev = w.previous(k, cur.t, cur.eid, lat_slot)
             if prev is None or prev[0] < cur.t - within:
                 return None

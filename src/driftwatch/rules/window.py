@@ -136,8 +136,20 @@ class KeyedWindow:
     """
 
     __slots__ = (
-        "_counted", "_data", "_due", "_pending", "_step", "accept", "insert", "key", "max_per_key",
-        "overflowed", "store", "values", "within_ms",
+        "_counted",
+        "_data",
+        "_due",
+        "_pending",
+        "_step",
+        "accept",
+        "held",
+        "insert",
+        "key",
+        "max_per_key",
+        "overflowed",
+        "store",
+        "values",
+        "within_ms",
     )
 
     def __init__(
@@ -165,6 +177,9 @@ class KeyedWindow:
         self._due: dict[int, list[Hashable]] = {}
         """Every key once, under the step of event time (``ms // _step``) of its newest
         entry when it was queued; a key can go idle only after that (see :meth:`expire`)."""
+        self.held: Callable[[Hashable], list[Entry] | Entry | None] = self._data.get
+        """``held(key)``: the key's entries (a list), its lone entry (a tuple) or None;
+        a cheap bound before a read (do not modify)."""
         self._pending: list[Hashable] = []
         """Keys holding entries older than their newest minus the window (left by
         :attr:`store` with a lower ``low``, until :meth:`settle`)."""
