@@ -7,11 +7,17 @@ window per (entity key, filter), as long as the longest aggregate that uses it.
 
 Per batch, events are de-duplicated by ``event_id`` (an event seen before is not
 counted again; its earlier hits are returned again, so a re-delivered batch
-re-inserts the same hit rows), sorted by ``(event_time, event_id)`` and processed
-in groups of equal timestamp: every event of a group is inserted into the windows
-before any of them is evaluated, so same-millisecond events see each other, as
-ClickHouse ``RANGE`` frames do. Events with the same timestamp split across two
-batches are the one case where the live result can differ from the SQL backtest.
+re-inserts the same hit rows) and sorted by ``(event_time, event_id)``. The whole
+batch is then stored into the windows column by column
+(:class:`~driftwatch.rules.columns.ColumnFeed`) before any event is evaluated: a read
+bisects on event time, so an event sees its window ``[t - within, t]`` and nothing
+newer, and same-millisecond events see each other, as ClickHouse ``RANGE`` frames do.
+Events with the same timestamp split across two batches are the one case where the
+live result can differ from the SQL backtest. Each rule runs its aggregates only on
+the events that pass its event-only guards (:class:`~driftwatch.rules.guards.Lanes`),
+event by event in time order; then the windows evict what the batch kept
+(:meth:`ColumnFeed.settle <driftwatch.rules.columns.ColumnFeed.settle>`), so the state
+after a batch is the one of storing and evaluating its events one at a time.
 
 >>> from driftwatch.events import EXAMPLE_EVENT, parse_scored_batch
 >>> from driftwatch.rules.pack import rule_from_text
