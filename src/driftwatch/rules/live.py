@@ -15,9 +15,8 @@ newer, and same-millisecond events see each other, as ClickHouse ``RANGE`` frame
 Events with the same timestamp split across two batches are the one case where the
 live result can differ from the SQL backtest. Each rule runs its aggregates only on
 the events that pass its event-only guards (:class:`~driftwatch.rules.guards.Lanes`),
-event by event in time order; then the windows evict what the batch kept
-(:meth:`ColumnFeed.settle <driftwatch.rules.columns.ColumnFeed.settle>`), so the state
-after a batch is the one of storing and evaluating its events one at a time.
+event by event in time order; then the windows evict what the batch kept (``settle``):
+the state after a batch is the one of storing and evaluating its events one at a time.
 
 >>> from driftwatch.events import EXAMPLE_EVENT, parse_scored_batch
 >>> from driftwatch.rules.pack import rule_from_text
