@@ -6,11 +6,10 @@ aggregates read the shared :class:`~driftwatch.rules.window.KeyedWindow` state: 
 window per (entity key, filter), as long as the longest aggregate that uses it.
 
 Per batch, events are de-duplicated by ``event_id`` (an event seen before is not
-counted again; its earlier hits are returned again, so a re-delivered batch
-re-inserts the same hit rows) and sorted by ``(event_time, event_id)``. The whole
-batch is then stored into the windows column by column
-(:class:`~driftwatch.rules.columns.ColumnFeed`) before any event is evaluated: a read
-bisects on event time, so an event sees its window ``[t - within, t]`` and nothing
+counted again; its earlier hits are returned again, so a re-delivered batch re-inserts
+the same hit rows) and sorted by ``(event_time, event_id)``. The whole batch is stored
+column-wise (:class:`~driftwatch.rules.columns.ColumnFeed`) before any event is evaluated:
+a read bisects on event time, so an event sees its window ``[t - within, t]`` and nothing
 newer, and same-millisecond events see each other, as ClickHouse ``RANGE`` frames do.
 Events with the same timestamp split across two batches are the one case where the
 live result can differ from the SQL backtest. Each rule runs its aggregates only on
