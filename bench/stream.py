@@ -30,8 +30,11 @@ In one run, against a fresh tansu broker (in-memory) and embedded ClickHouse:
   shared by every phase, the one that ran last started on the fullest broker.
 
 Throughput figures are medians of ``--repeat`` runs (fresh consumer group and database
-each). Targets (issue 7): >= 20k events/s per worker; p99 rule-hit latency <= 250 ms at
-5k events/s. When no rule pack is loaded (no hits), the latency target is checked on
+each). Targets (issue 24; 20k in issue 7): >= 30k events/s per worker; p99 rule-hit
+latency <= 250 ms at 5k events/s. A full run is judged on its whole-run rate; a
+``--quick`` run (20,000 events: the start-up of a worker is a large share of it) on its
+rate after the first quarter of the events (``worker_events_per_s_after_warmup``,
+reported for both). When no rule pack is loaded (no hits), the latency target is checked on
 produce → batch done, which precedes the hit's publication by the publish round trip.
 
     python bench/stream.py            # 200,000 events, 3 repeats, 2 x 30 s at 5k/s
@@ -66,6 +69,8 @@ from driftwatch.streaming.testbroker import Broker, launch
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = 4
+WARM_FRACTION = 4
+"""A run's first 1/WARM_FRACTION of the events are its warm-up (see ``Probe.warm_rate``)."""
 START = dt.datetime(2026, 3, 18, 9, 0, tzinfo=dt.UTC)
 
 
@@ -189,7 +194,7 @@ def pipeline_only(settings: Settings, items: list[tuple[bytes, bytes]]) -> float
 class Probe:
     """Wraps the runtime's batch function: counts events, timestamps, per-event latency."""
 
-    def __init__(self, runtime: WorkerRuntime, latency: bool) -> None:
+    def __init__(self, runtime: WorkerRuntime, latency: bool, warm_events: int = 0) -> None:
         self.inner = runtime.process_scored
         self.latency = latency
         """Time every record (the steady phases); the throughput runs do not, so the
@@ -201,6 +206,16 @@ class Probe:
         self.hits = 0
         self.inserts: dict[str, float] = {}
         """Inserts per table over the run (from the worker's metrics)."""
+        self.warm_events = warm_events
+        """Events after which the worker counts as warm (its rate after: :meth:`warm_rate`)."""
+        self.warm_at: float | None = None
+        self.warm_done = 0
+
+    def warm_rate(self) -> float:
+        """Events/s from the first batch done after ``warm_events`` events to the last."""
+        if self.warm_at is None or self.last <= self.warm_at:
+            return 0.0
+        return (self.events - self.warm_done) / (self.last - self.warm_at)
 
     async def __call__(self, records: list[Any]) -> Any:
         if self.first is None:
@@ -224,6 +239,8 @@ class Probe:
             self.latency_ms.extend(now_ms - r.timestamp for r in records)
         self.events += len(records)
         self.last = time.perf_counter()
+        if self.warm_at is None and self.events >= self.warm_events:
+            self.warm_at, self.warm_done = self.last, self.events
 
 
 async def worker_run(
@@ -242,7 +259,7 @@ async def worker_run(
     if not rules:
         runtime.pipeline.event_stages = []
     consumer = runtime.scored_consumer()
-    probe = Probe(runtime, latency)
+    probe = Probe(runtime, latency, warm_events=n // WARM_FRACTION)
     consumer.process = probe
     task = asyncio.create_task(consumer.run())
     try:
@@ -418,7 +435,7 @@ def main() -> None:
         broker = launch(log_path=Path(tmp) / "tansu.log")
         try:
             figures = asyncio.run(run(broker, Path(tmp) / "chdb", n, args.repeat,
-                                      args.rate, seconds))
+                                      args.rate, seconds, quick=args.quick))
         finally:
             broker.stop()
     for key, value in figures.items():
@@ -428,7 +445,7 @@ def main() -> None:
 
 
 async def run(broker: Broker, chdb: Path, n: int, repeat: int, rate: int,
-              seconds: float) -> dict[str, Any]:
+              seconds: float, quick: bool = False) -> dict[str, Any]:
     for name in ("tput.scored", "tput.deadletter", "tput.rule_hits"):
         broker.create_topic(name, PARTITIONS)
     items = make_events(n, seed=1)
@@ -436,13 +453,14 @@ async def run(broker: Broker, chdb: Path, n: int, repeat: int, rate: int,
     await fill(broker.bootstrap, "tput.scored", items)
     fill_rate = n / (time.perf_counter() - t)
 
-    raw_rates, worker_rates, hits_per_run = [], [], []
+    raw_rates, worker_rates, warm_rates, hits_per_run = [], [], [], []
     for i in range(repeat):
         raw_rates.append(await raw_consume(broker.bootstrap, "tput.scored", n))
         s = settings_for(broker, chdb, "tput").replace(consumer_group=f"bench-tput-{i}")
         probe = await worker_run(s, n)
         assert probe.first is not None
         worker_rates.append(n / (probe.last - probe.first))
+        warm_rates.append(probe.warm_rate())
         hits_per_run.append(probe.hits)
     # where the time goes: the core without Kafka, and the worker without the rule stage
     core = pipeline_only(settings_for(broker, chdb, "core"), items)
@@ -460,7 +478,11 @@ async def run(broker: Broker, chdb: Path, n: int, repeat: int, rate: int,
     raw = statistics.median(raw_rates)
     basis = "rule_hit" if hit_ms else "batch_done"
     p99 = pct(hit_ms, 99) if hit_ms else pct(batch_ms, 99)
-    targets = {"worker_events_per_s": 20_000, "p99_latency_ms": 250}
+    targets = {"worker_events_per_s": 30_000, "p99_latency_ms": 250}
+    warm = statistics.median(warm_rates)
+    # a short run (--quick) is judged after its warm-up (the first 1/WARM_FRACTION of the
+    # events: connections, the first inserts, the rule windows filling); a full run whole
+    basis_rate = warm if quick else worker
     return {
         "bench": "stream",
         "events": n,
@@ -469,6 +491,9 @@ async def run(broker: Broker, chdb: Path, n: int, repeat: int, rate: int,
         "raw_aiokafka_events_per_s": round(raw),
         "worker_events_per_s": round(worker),
         "worker_runs_events_per_s": [round(x) for x in worker_rates],
+        "worker_events_per_s_after_warmup": round(warm),
+        "worker_met_basis": ("events/s after the first quarter of the events (warm-up; "
+                             "a short run)" if quick else "events/s over the whole run"),
         "worker_to_raw_ratio": round(worker / raw, 3),
         "core_without_kafka_events_per_s": round(core),
         "worker_to_core_ratio": round(worker / core, 3),
@@ -490,7 +515,7 @@ async def run(broker: Broker, chdb: Path, n: int, repeat: int, rate: int,
         "rule_hit_latency_ms_p99": round(pct(hit_ms, 99), 1) if hit_ms else None,
         "latency_basis": basis,
         "targets": targets,
-        "met": bool(worker >= targets["worker_events_per_s"]
+        "met": bool(basis_rate >= targets["worker_events_per_s"]
                     and p99 <= targets["p99_latency_ms"]),
     }
 

@@ -5,28 +5,7 @@ checked here, at load time, and an error names the offending text's offset.
 Model outputs (``score``, ``decision``, ``model_version``, shadow scores) are not
 in the vocabulary on purpose: the rule layer is model-independent.
 
-Fields
-    Every contract field except the model's: ``event_id txn_id amount_minor
-    amount_cents amount currency mcc merchant_id merchant_country
-    merchant_registered_at card_id customer_id beneficiary_name channel ip
-    device_id geo_lat geo_lon``; ``features.<name>`` (numeric, null if absent or
-    not a number; booleans read as 1/0) and ``features_str.<name>`` (string).
-    ``amount_minor`` and ``amount_cents`` are exact integers; ``amount`` is the
-    float ``amount_minor / 100``.
-Scalar functions
-    ``starts_with(s, "x")``, ``ends_with``, ``contains``, ``matches(s, "re")``
-    (bounded regex, :mod:`~driftwatch.rules.regex_guard`), ``prefix(s, n)``,
-    ``length(s)``, ``age_days(merchant_registered_at)``, ``hour_of_day()``,
-    ``day_of_week()`` (1 = Monday, UTC), ``abs(x)``, ``present(x)`` (not null and,
-    for strings, not empty), ``distance_km(lat1, lon1, lat2, lon2)``.
-Windowed aggregates (keyed by ``by=``, window ``within=``, optional ``where=``)
-    ``count()``, ``sum(x)``, ``count_distinct(x)`` (nulls and empty strings not
-    counted), ``min(x)``, ``max(x)``, ``first_seen(key, within=)``,
-    ``monotonic_increase(x, by=, n=, within=, factor>=f)``,
-    ``monotonic_decrease(x, by=, n=, within=, factor<=f)``,
-    ``travel_km(by=, within=)``, ``travel_speed_kmh(by=, within=, slack_km=, slack_h=)``,
-    ``received_max(x, by=, payee=, prefix=, within=)`` (the largest ``x`` of the
-    window's events whose ``payee`` is ``prefix`` + this event's ``by`` key).
+The vocabulary itself (fields, functions, limits) is :mod:`~driftwatch.rules.vocabulary`.
 
 >>> from driftwatch.rules.parser import parse
 >>> check(parse("amount_cents == 37"), 86_400_000).ty
@@ -39,7 +18,6 @@ driftwatch.rules.checker.RuleTypeError: 'score' is a model output; rules are mod
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -48,48 +26,20 @@ from driftwatch.rules import nodes as n
 from driftwatch.rules import typed as t
 from driftwatch.rules.regex_guard import UnsafeRegex, compile_bounded
 from driftwatch.rules.typed import Ty
-
-FIELDS: dict[str, tuple[Ty, bool]] = {
-    "event_id": (Ty.STR, False),
-    "txn_id": (Ty.STR, False),
-    "amount_minor": (Ty.INT, False),
-    "amount_cents": (Ty.INT, False),
-    "amount": (Ty.FLOAT, False),
-    "currency": (Ty.STR, False),
-    "mcc": (Ty.STR, False),
-    "merchant_id": (Ty.STR, False),
-    "merchant_country": (Ty.STR, False),
-    "merchant_registered_at": (Ty.DATE, True),
-    "card_id": (Ty.STR, False),
-    "customer_id": (Ty.STR, False),
-    "beneficiary_name": (Ty.STR, False),
-    "channel": (Ty.STR, False),
-    "ip": (Ty.STR, False),
-    "device_id": (Ty.STR, False),
-    "geo_lat": (Ty.FLOAT, True),
-    "geo_lon": (Ty.FLOAT, True),
-}
-"""Every field a rule may read: name -> (type, nullable)."""
-
-MODEL_FIELDS = frozenset(
-    {"score", "threshold", "decision", "model", "model_name", "model_version", "shadow",
-     "shadow_scores", "shadow_versions", "shadow_score"}
+from driftwatch.rules.vocabulary import (
+    AGGREGATES,
+    FIELDS,
+    MAX_IN_LIST,
+    MAX_PREFIX,
+    MAX_SEQUENCE,
+    MODEL_FIELDS,
+    RECEIVED_FUNCTIONS,
+    SCALAR_FUNCTIONS,
+    SEQUENCE_FUNCTIONS,
+    WINDOW_FUNCTIONS,
+    format_ms,
+    suggest,
 )
-"""Fields that are model outputs and therefore never allowed in a rule."""
-
-SCALAR_FUNCTIONS = (
-    "starts_with", "ends_with", "contains", "matches", "prefix", "length", "age_days",
-    "hour_of_day", "day_of_week", "abs", "present", "distance_km",
-)
-WINDOW_FUNCTIONS = ("count", "sum", "count_distinct", "min", "max")
-SEQUENCE_FUNCTIONS = ("monotonic_increase", "monotonic_decrease")
-TRAVEL_FUNCTIONS = ("travel_km", "travel_speed_kmh")
-RECEIVED_FUNCTIONS = ("received_max",)
-AGGREGATES = (*WINDOW_FUNCTIONS, "first_seen", *SEQUENCE_FUNCTIONS, *TRAVEL_FUNCTIONS,
-              *RECEIVED_FUNCTIONS)
-MAX_IN_LIST = 1000
-MAX_SEQUENCE = 50
-MAX_PREFIX = 256
 
 
 class RuleTypeError(RuleError):
@@ -99,18 +49,6 @@ class RuleTypeError(RuleError):
         super().__init__(f"{message} at {pos}")
         self.message = message
         self.pos = pos
-
-
-def _fmt_ms(ms: int) -> str:
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms"
-
-
-def _suggest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(options)}"
 
 
 class _Checker:
@@ -186,7 +124,7 @@ class _Checker:
             if head in AGGREGATES or head in SCALAR_FUNCTIONS:
                 raise self.err(f"{head!r} is a function; call it as {head}(...)", node)
             raise self.err(
-                f"unknown field {head!r}" + _suggest(head, [*FIELDS, "features.<name>"]), node
+                f"unknown field {head!r}" + suggest(head, [*FIELDS, "features.<name>"]), node
             )
         ty, nullable = FIELDS[head]
         return t.Field(ty, nullable, head)
@@ -283,7 +221,7 @@ class _Checker:
                 self.in_agg = False
         if name not in SCALAR_FUNCTIONS:
             raise self.err(
-                f"unknown function {name!r}" + _suggest(name, [*SCALAR_FUNCTIONS, *AGGREGATES]),
+                f"unknown function {name!r}" + suggest(name, [*SCALAR_FUNCTIONS, *AGGREGATES]),
                 node,
             )
         if node.kwargs:
@@ -379,8 +317,8 @@ class _Checker:
             raise self.err("within= must be at least 1s", arg.value)
         if ms > self.horizon_ms:
             raise self.err(
-                f"window {_fmt_ms(ms)} is longer than the state horizon "
-                f"{_fmt_ms(self.horizon_ms)} (setting rule_state_horizon_s)",
+                f"window {format_ms(ms)} is longer than the state horizon "
+                f"{format_ms(self.horizon_ms)} (setting rule_state_horizon_s)",
                 arg.value,
             )
         return ms

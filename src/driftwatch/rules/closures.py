@@ -223,16 +223,17 @@ _AGG_COST = {"count": 60, "first_seen": 60, "monotonic_increase": 80,
              "monotonic_decrease": 80}
 
 
-def _cost(node: t.T) -> int:
-    cost = 0
+def cost(node: t.T) -> int:
+    """Relative cost of evaluating ``node`` (aggregates dominate); orders and/or operands."""
+    total = 0
     for sub in t.walk(node):
         if isinstance(sub, t.Agg):
-            cost += _AGG_COST.get(sub.kind, 100)
+            total += _AGG_COST.get(sub.kind, 100)
         elif isinstance(sub, t.Func) and sub.name == "matches":
-            cost += 5
+            total += 5
         else:
-            cost += 1
-    return cost
+            total += 1
+    return total
 
 
 class Compiler:
@@ -279,9 +280,9 @@ class Compiler:
                 return lambda e: (v := g(e)) is not None and v not in values
             return lambda e: (v := g(e)) is not None and v in values
         if isinstance(node, t.And):
-            return _and(self.fused(sorted(node.items, key=_cost), any_of=False))
+            return _and(self.fused(sorted(node.items, key=cost), any_of=False))
         if isinstance(node, t.Or):
-            return _or(self.fused(sorted(node.items, key=_cost), any_of=True))
+            return _or(self.fused(sorted(node.items, key=cost), any_of=True))
         if isinstance(node, t.Not):
             g = self(node.operand)
             return lambda e: not g(e)

@@ -6,12 +6,16 @@ aggregates read the shared :class:`~driftwatch.rules.window.KeyedWindow` state: 
 window per (entity key, filter), as long as the longest aggregate that uses it.
 
 Per batch, events are de-duplicated by ``event_id`` (an event seen before is not
-counted again; its earlier hits are returned again, so a re-delivered batch
-re-inserts the same hit rows), sorted by ``(event_time, event_id)`` and processed
-in groups of equal timestamp: every event of a group is inserted into the windows
-before any of them is evaluated, so same-millisecond events see each other, as
-ClickHouse ``RANGE`` frames do. Events with the same timestamp split across two
-batches are the one case where the live result can differ from the SQL backtest.
+counted again; its earlier hits are returned again, so a re-delivered batch re-inserts
+the same hit rows) and sorted by ``(event_time, event_id)``. The whole batch is stored
+column-wise (:class:`~driftwatch.rules.columns.ColumnFeed`) before any event is evaluated:
+a read bisects on event time, so an event sees its window ``[t - within, t]`` and nothing
+newer, and same-millisecond events see each other, as ClickHouse ``RANGE`` frames do.
+Events with the same timestamp split across two batches are the one case where the
+live result can differ from the SQL backtest. Each rule runs its aggregates only on
+the events that pass its event-only guards (:class:`~driftwatch.rules.guards.Lanes`),
+event by event in time order; then the windows evict what the batch kept (``settle``):
+the state after a batch is the one of storing and evaluating its events one at a time.
 
 >>> from driftwatch.events import EXAMPLE_EVENT, parse_scored_batch
 >>> from driftwatch.rules.pack import rule_from_text
@@ -28,18 +32,20 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from driftwatch.errors import RuleError
 from driftwatch.events import EPOCH, ScoredTransaction
 from driftwatch.rules import typed as t
 from driftwatch.rules.closures import Compiler, Fn, KeyFn, haversine_km, key_function
+from driftwatch.rules.columns import ColumnFeed, column_cache, window_columns
+from driftwatch.rules.guards import Lanes
 from driftwatch.rules.model import Hit, Rule
 from driftwatch.rules.typed import Ty
-from driftwatch.rules.window import KeyedWindow, distinct_values
+from driftwatch.rules.window import KeyedWindow, distinct_values, reducer
 
 __all__ = ["LiveEvaluator", "RuleFailure", "StateStats", "haversine_km"]
 
@@ -96,22 +102,6 @@ class _Spec:
 # ------------------------------------------------------------------------------------------
 # scalar expressions
 # ------------------------------------------------------------------------------------------
-def _reducer(kind: str, slot: int) -> Callable[[list[tuple[Any, ...]]], Any]:
-    """Entries -> aggregate value (nulls skipped); ``count_distinct`` is
-    :meth:`KeyedWindow.distinct <driftwatch.rules.window.KeyedWindow.distinct>`."""
-    if kind == "count":
-        return len
-    if kind == "sum":
-        return lambda d: sum([v for x in d if (v := x[slot]) is not None])
-    pick = min if kind == "min" else max
-
-    def extreme(d: list[tuple[Any, ...]]) -> Any:
-        values = [v for x in d if (v := x[slot]) is not None]
-        return pick(values) if values else None
-
-    return extreme
-
-
 def _strip_key(key: KeyFn, prefix: str) -> KeyFn:
     """The key of the receiver: ``key(e)`` without ``prefix``; None unless it starts
     with ``prefix`` and something follows it."""
@@ -184,12 +174,14 @@ class LiveEvaluator:
         for spec in self._specs.values():
             spec.window = self._build_window(spec)
             self._windows.append(spec.window)
-        self._preds: list[tuple[Rule, Fn, list[tuple[str, Fn]]]] = []
-        for rule in self.rules:
-            evidence = [(a.text, self._agg_fn(a)) for a in t.aggregates(rule.expr)]
-            self._preds.append((rule, self._compile_scalar(rule.expr), evidence))
-        self._pred_fns = [pred for _, pred, _ in self._preds]
-        self._by_pred = {id(pred): (rule, ev) for rule, pred, ev in self._preds}
+        columns: dict[Hashable, Callable[[Any], Any]] = {}
+        self._feed = ColumnFeed(
+            [window_columns(cast(KeyedWindow, s.window), s.keys, s.prefix, s.accept, s.values,
+                            columns) for s in self._specs.values()], columns)
+        self._evidence = [[(a.text, self._agg_fn(a)) for a in t.aggregates(rule.expr)]
+                          for rule in self.rules]
+        self._lanes = Lanes([rule.expr for rule in self.rules], self._compile_scalar)
+        self._column_fns = {**self._lanes.columns, **self._feed.columns}
         self._seen: dict[int, int] = {}
         self.errors: list[RuleFailure] = []
         self._hit_cache: dict[str, list[Hit]] = {}
@@ -247,19 +239,23 @@ class LiveEvaluator:
         spec = self._register(agg)
         w = spec.window
         assert w is not None, "windows are built before aggregates are compiled"
-        key, span, cur, within = w.key, w.span, self._cur, agg.within_ms
+        key, span, held, cur, within = w.key, w.span, w.held, self._cur, agg.within_ms
         if need <= 0:  # any count is >= need, but a missing key gives null (false)
             return lambda e: key(e) is not None
-        if agg.kind == "count":
-            return lambda e: (k := key(e)) is not None and len(span(k, cur.t, within)) >= need
-        assert agg.value is not None
-        slot = spec.slot(agg.value)
+        distinct = agg.kind == "count_distinct"
+        slot = spec.slot(agg.value) if agg.value is not None else 0
 
         def at_least(e: ScoredTransaction) -> bool:
             k = key(e)
             if k is None:
                 return False
+            if need > 1:  # the usual case: a key holding fewer entries than needed
+                got = held(k)
+                if got is None or got.__class__ is tuple or len(got) < need:
+                    return False
             d = span(k, cur.t, within)
+            if not distinct:
+                return len(d) >= need
             if len(d) < need:
                 return False
             if len(d) <= 4 * need:  # short: a set at C speed
@@ -291,13 +287,13 @@ class LiveEvaluator:
             return lambda e: None if (k := key(e)) is None else distinct(k, cur.t, within, slot)
         if kind in ("count", "sum", "min", "max"):
             slot = spec.slot(agg.value) if agg.value is not None else 0
-            reduce = _reducer(kind, slot)
+            reduce = reducer(kind, slot)
             span = w.span
             return lambda e: None if (k := key(e)) is None else reduce(span(k, cur.t, within))
         if kind == "received_max":
             assert agg.value is not None
             slot = spec.slot(agg.value)
-            reduce = _reducer("max", slot)
+            reduce = reducer("max", slot)
             span = w.span
             lookup = key_function(agg.keys, Compiler(self._no_agg))
             return lambda e: None if (k := lookup(e)) is None else reduce(span(k, cur.t, within))
@@ -336,7 +332,7 @@ class LiveEvaluator:
             return monotonic
         lat_slot = spec.slot(t.Field(Ty.FLOAT, True, "geo_lat"))
         lon_slot = spec.slot(t.Field(Ty.FLOAT, True, "geo_lon"))
-        speed = kind == "travel_speed_kmh"
+        speed, held = kind == "travel_speed_kmh", w.held
         slack_km, slack_h = agg.slack_km, agg.slack_h
 
         def travel(e: ScoredTransaction) -> float | None:
@@ -345,6 +341,9 @@ class LiveEvaluator:
             k = key(e)
             if k is None:
                 return None
+            got = held(k)
+            if got is None or (got.__class__ is tuple and got[1] == cur.eid):
+                return None  # the key holds this event only
             prev = w.previous(k, cur.t, cur.eid, lat_slot)
             if prev is None or prev[0] < cur.t - within:
                 return None
@@ -386,65 +385,57 @@ class LiveEvaluator:
         if not fresh:
             return hits
         fresh.sort(key=_by_time)
-        inserts = [w.insert for w in self._windows]
-        preds = self._pred_fns if emit else []
-        cur = self._cur
-        i, total = 0, len(fresh)
-        while i < total:
-            ms, eid, h, e = fresh[i]
-            if i + 1 == total or fresh[i + 1][0] != ms:  # the usual case: no tie
-                for insert in inserts:
-                    insert(e, ms, eid)
-                seen[h] = ms
-                cur.t = ms
-                cur.eid = eid
-                for pred in preds:
-                    try:
-                        if pred(e):
-                            self._record(pred, e, hits)
-                    except Exception as exc:  # isolate: this rule, this event only
-                        self._failed(pred, e, exc)
-                i += 1
-                continue
-            j = i + 1
-            while j < total and fresh[j][0] == ms:
-                j += 1
-            for k in range(i, j):
-                _, eid, h, e = fresh[k]
-                for insert in inserts:
-                    insert(e, ms, eid)
-                seen[h] = ms
-            cur.t = ms
-            for k in range(i, j):
-                _, eid, h, e = fresh[k]
-                cur.eid = eid
-                for pred in preds:
-                    try:
-                        if pred(e):
-                            self._record(pred, e, hits)
-                    except Exception as exc:  # isolate: this rule, this event only
-                        self._failed(pred, e, exc)
-            i = j
+        ms_col, eid_col, h_col, batch = zip(*fresh, strict=True)
+        column = column_cache(self._column_fns, batch)
+        self._feed.store(ms_col, eid_col, batch, column)
+        seen.update(zip(h_col, ms_col, strict=True))
+        if emit:
+            self._evaluate(ms_col, eid_col, batch, column, hits)
+        self._feed.settle()
         newest = fresh[-1][0]
         if self.newest_ms is None or newest > self.newest_ms:
             self.newest_ms = newest
         self._forget_seen()
         if self.expire:
-            self._expire(total)
+            self._expire(len(batch))
         return hits
 
-    def _record(self, pred: Fn, e: ScoredTransaction, hits: list[Hit]) -> None:
-        """A hit of the rule whose predicate is ``pred``, with its aggregates as evidence."""
-        rule, evidence = self._by_pred[id(pred)]
-        hit = Hit(rule, e, {label: f(e) for label, f in evidence})
+    def _evaluate(self, ms_col: Sequence[int], eid_col: Sequence[str],
+                  batch: Sequence[ScoredTransaction],
+                  column: Callable[[Hashable], tuple[Any, ...]], hits: list[Hit]) -> None:
+        """Decide every rule on every event of a stored batch, event by event in order
+        (:class:`~driftwatch.rules.guards.Lanes`: only the events that pass a rule's
+        guards run the rest of it; each rule and event isolated: one that raises is
+        recorded by :meth:`_failed`)."""
+        codes, fns = self._lanes.plan(batch, column)
+        nr = len(fns)
+        cur = self._cur
+        for code in codes:
+            i, r = divmod(code, nr)
+            e = batch[i]
+            fn = fns[r]
+            if fn is not None:
+                cur.t = ms_col[i]
+                cur.eid = eid_col[i]
+                try:
+                    if not fn(e):
+                        continue
+                except Exception as exc:  # isolate: this rule, this event only
+                    self._failed(r, e, exc)
+                    continue
+            self._record(r, e, hits)
+
+    def _record(self, r: int, e: ScoredTransaction, hits: list[Hit]) -> None:
+        """A hit of rule ``r`` (its index), with its aggregates as evidence."""
+        hit = Hit(self.rules[r], e, {label: f(e) for label, f in self._evidence[r]})
         hits.append(hit)
         self._hit_cache.setdefault(e.event_id, []).append(hit)
 
-    def _failed(self, pred: Fn, e: ScoredTransaction, exc: Exception) -> None:
-        """Remember that a rule raised on one event (the other rules and events go on)."""
-        rule = self._by_pred[id(pred)][0]
+    def _failed(self, r: int, e: ScoredTransaction, exc: Exception) -> None:
+        """Remember that rule ``r`` raised on one event (the other rules and events go on)."""
         if len(self.errors) < MAX_ERRORS:
-            self.errors.append(RuleFailure(rule.id, e, f"{type(exc).__name__}: {exc}"[:500]))
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            self.errors.append(RuleFailure(self.rules[r].id, e, error))
 
     def take_errors(self) -> list[RuleFailure]:
         """The rule failures since the last call (and forget them)."""

@@ -23,15 +23,17 @@ A pack is one ``.yaml`` file::
             events:
               - {card_id: c-1, amount: "1.01", repeat: 4, every: 1m}
 
-Example events are partial contract events laid over :data:`BASE_EVENT`; ``t``
+Example events (:mod:`~driftwatch.rules.examples`) are partial contract events laid
+over :data:`~driftwatch.rules.examples.BASE_EVENT`; ``t``
 (seconds or a duration such as ``90s``) is the offset from the base time,
 ``repeat: N`` copies an event N times (``every`` apart, ``{i}`` in strings
 replaced by the copy number) and ids are generated; ``base: required`` lays an
-event over the contract's required fields only (:data:`REQUIRED_BASE`: no channel,
+event over the contract's required fields only (``REQUIRED_BASE``: no channel,
 no merchant country), as a client sending nothing optional would.
 
-Safety: files are read with the YAML *safe* loader after a scan that rejects
-aliases (no "billion laughs"), nesting deeper than :data:`MAX_YAML_DEPTH` and files
+Safety: files are read with the YAML *safe* loader after a scan
+(:mod:`~driftwatch.rules.yaml_source`) that rejects aliases (no "billion laughs"),
+nesting deeper than ``MAX_YAML_DEPTH`` and files
 larger than :data:`MAX_FILE_BYTES`; rule text is only ever tokenized and parsed.
 The live service loads packs only from its configured directories and refuses
 files that resolve outside them (symlinks); each pack's SHA-256 is logged and
@@ -40,12 +42,10 @@ stored with its hits.
 
 from __future__ import annotations
 
-import copy
-import datetime as dt
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,16 +54,23 @@ import yaml
 
 from driftwatch.errors import RuleError
 from driftwatch.rules.checker import RuleTypeError, check_condition
+from driftwatch.rules.examples import duration_ms, expand_events
 from driftwatch.rules.lexer import RuleSyntaxError
 from driftwatch.rules.model import MODES, SEGMENT_FIELDS, SEVERITIES, Example, Pack, Rule
 from driftwatch.rules.parser import parse
+from driftwatch.rules.yaml_source import RuleLoadError as RuleLoadError  # re-exported
+from driftwatch.rules.yaml_source import (
+    locate,
+    scan_yaml,
+    yaml_mapping,
+    yaml_message,
+    yaml_value,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 1_000_000
-MAX_YAML_DEPTH = 12
 MAX_RULES_PER_PACK = 200
-MAX_EXAMPLE_EVENTS = 2000
 DEFAULT_HORIZON_MS = 86_400_000
 MAX_ALERT_WINDOW_MS = 7 * 86_400_000
 _ID = re.compile(r"[a-z][a-z0-9_]{1,63}")
@@ -72,43 +79,12 @@ _LABEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _LABEL_VALUE = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 RESERVED_LABELS = frozenset({"alertname", "severity", "source", "segment", "detector", "rule_id",
                              "model_version", "reason_code", "rule_version", "scope", "campaign"})
-_DURATION = re.compile(r"([0-9]{1,9})(ms|s|m|h|d)")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 PACK_KEYS = ("pack", "description", "rules")
 RULE_KEYS = ("id", "version", "severity", "reason_code", "mode", "description", "when",
              "alert_segment", "alert_min_hits", "alert_min_cards", "alert_window", "alert_labels",
              "case_alert", "examples")
 REQUIRED_RULE_KEYS = ("id", "version", "severity", "reason_code", "mode", "when")
 EXAMPLE_KEYS = ("name", "expect", "events", "event")
-
-BASE_TIME = dt.datetime(2026, 3, 18, 14, 0, 0, tzinfo=dt.UTC)
-BASE_EVENT: dict[str, Any] = {
-    "event_time": "2026-03-18T14:00:00Z",
-    "amount": "25.00",
-    "currency": "USD",
-    "mcc": "5411",
-    "merchant_id": "m-example",
-    "merchant_country": "US",
-    "card_id": "c-example",
-    "channel": "ecom",
-    "model": {"name": "fraud-detect", "version": "v1", "score": 0.1, "threshold": 0.7},
-}
-"""What an example event is laid over: a valid, unremarkable transaction."""
-REQUIRED_BASE: tuple[str, ...] = ("event_time", "amount", "currency", "mcc", "merchant_id",
-                                  "card_id", "model")
-"""The fields of :data:`BASE_EVENT` an example event with ``base: required`` keeps (the
-contract's required fields; ids are generated): no channel, no merchant country."""
-
-
-class RuleLoadError(RuleError):
-    """One or more problems in rule files; ``problems`` lists ``file:line:col: ...``."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        head = self.problems[0] if self.problems else "rule files failed to load"
-        more = f" (+{len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
-        super().__init__(head + more)
-
 
 @dataclass(frozen=True)
 class RuleSet:
@@ -128,86 +104,6 @@ class RuleSet:
             if r.id == rule_id:
                 return r
         raise RuleError(f"no rule {rule_id!r}; loaded: {', '.join(r.id for r in self.rules)}")
-
-
-# ------------------------------------------------------------------------------------------
-# YAML with positions
-# ------------------------------------------------------------------------------------------
-def _scan(text: str, where: str) -> None:
-    """Reject aliases and deep nesting before anything is constructed."""
-    depth = 0
-    try:
-        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
-            if isinstance(event, yaml.AliasEvent):
-                raise RuleLoadError(
-                    [f"{where}{_at(event.start_mark)}: YAML aliases are not allowed"]
-                )
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_YAML_DEPTH:
-                    raise RuleLoadError(
-                        [f"{where}{_at(event.start_mark)}: nesting deeper than "
-                         f"{MAX_YAML_DEPTH} levels"]
-                    )
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-    except yaml.YAMLError as exc:
-        raise RuleLoadError([f"{where}: invalid YAML: {_yaml_msg(exc)}"]) from None
-
-
-def _at(mark: Any) -> str:
-    """``:line:column`` of a YAML mark (1-based), or nothing without one."""
-    return f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-
-
-def _yaml_msg(exc: yaml.YAMLError) -> str:
-    return " ".join(str(exc).split())[:300]
-
-
-def _value(node: yaml.Node, where: str) -> Any:
-    """The plain value of a node (safe constructor: no tags beyond the YAML core schema)."""
-    constructor = yaml.constructor.SafeConstructor()
-    try:
-        return constructor.construct_document(node)
-    except yaml.YAMLError as exc:
-        mark = node.start_mark
-        raise RuleLoadError(
-            [f"{where}:{mark.line + 1}:{mark.column + 1}: {_yaml_msg(exc)}"]
-        ) from None
-
-
-def _mapping(node: yaml.Node) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-    out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            out[str(k.value)] = (k, v)
-    return out
-
-
-def _locate(node: yaml.Node, source: str, offset: int) -> tuple[int, int]:
-    """1-based (line, column) in the file of ``offset`` inside a scalar's value."""
-    start = node.start_mark
-    raw = source[start.index : node.end_mark.index]
-    style = getattr(node, "style", None)
-    if style in ("|", ">"):
-        lines = raw.split("\n")[1:]
-        body = [ln for ln in lines if ln.strip()]
-        indent = min((len(ln) - len(ln.lstrip(" ")) for ln in body), default=0)
-        first_line = start.line + 2
-        cols = [indent] * len(lines)
-        lines = [ln[indent:] for ln in lines]
-    else:
-        lines = raw.split("\n")
-        first_line = start.line + 1
-        quote = 1 if style in ("'", '"') else 0
-        cols = [start.column + quote] + [len(ln) - len(ln.lstrip()) for ln in lines[1:]]
-        lines = [lines[0][quote:]] + [ln.lstrip() for ln in lines[1:]]
-    remaining = offset
-    for k, ln in enumerate(lines):
-        if remaining <= len(ln):
-            return first_line + k, cols[k] + remaining + 1
-        remaining -= len(ln) + 1
-    return start.line + 1, start.column + 1
 
 
 # ------------------------------------------------------------------------------------------
@@ -243,92 +139,13 @@ def _labels_ok(labels: Any) -> bool:
     )
 
 
-def _duration_ms(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return round(float(value) * 1000)
-    if isinstance(value, str):
-        m = _DURATION.fullmatch(value.strip())
-        if m:
-            return int(m.group(1)) * _UNIT_MS[m.group(2)]
-    return None
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _fill(value: Any, i: int) -> Any:
-    if isinstance(value, str):
-        return value.replace("{i}", str(i))
-    if isinstance(value, dict):
-        return {k: _fill(v, i) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_fill(v, i) for v in value]
-    return value
-
-
-def expand_events(raw: Sequence[Any], prefix: str) -> list[dict[str, Any]]:
-    """Example events laid over :data:`BASE_EVENT`, with ``t``/``repeat`` expanded.
-
-    >>> evs = expand_events([{"card_id": "c-{i}", "repeat": 2, "every": "1m", "t": 30}], "x")
-    >>> [(e["event_id"], e["card_id"], e["event_time"]) for e in evs]
-    [('x-0', 'c-0', '2026-03-18T14:00:30.000Z'), ('x-1', 'c-1', '2026-03-18T14:01:30.000Z')]
-    >>> sorted(expand_events([{"base": "required", "ip": "192.0.2.1"}], "x")[0])[:4]
-    ['amount', 'card_id', 'currency', 'event_id']
-    """
-    out: list[dict[str, Any]] = []
-    for item in raw:
-        if not isinstance(item, dict):
-            raise RuleError("each example event must be a mapping of contract fields")
-        spec = dict(item)
-        repeat = spec.pop("repeat", 1)
-        every = _duration_ms(spec.pop("every", 0))
-        offset = _duration_ms(spec.pop("t", 0))
-        base = spec.pop("base", "full")
-        if base not in ("full", "required"):
-            raise RuleError("base must be full (the default) or required (contract-required "
-                            "fields only)")
-        if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= 1000:
-            raise RuleError("repeat must be an integer 1..1000")
-        if every is None or offset is None:
-            raise RuleError("t and every must be seconds or durations like 90s, 5m, 2h")
-        for i in range(repeat):
-            event = copy.deepcopy(BASE_EVENT)
-            if base == "required":
-                event = {k: event[k] for k in REQUIRED_BASE}
-            event.update(_jsonable(_fill(spec, i)))
-            if "event_time" not in spec:
-                when = BASE_TIME + dt.timedelta(milliseconds=offset + i * every)
-                event["event_time"] = when.isoformat(timespec="milliseconds").replace(
-                    "+00:00", "Z")
-            n = len(out)
-            event.setdefault("event_id", f"{prefix}-{n}")
-            event.setdefault("txn_id", f"{prefix}-t{n}")
-            out.append(event)
-            if len(out) > MAX_EXAMPLE_EVENTS:
-                raise RuleError(f"an example may have at most {MAX_EXAMPLE_EVENTS} events")
-    return out
-
-
 def _examples(node: yaml.Node, rule_id: str, problems: _Problems) -> list[Example]:
     out: list[Example] = []
     if not isinstance(node, yaml.SequenceNode):
         problems.add(node, "examples must be a list", rule_id)
         return out
     for index, ex_node in enumerate(node.value):
-        raw = _value(ex_node, problems.where)
+        raw = yaml_value(ex_node, problems.where)
         if not isinstance(raw, dict):
             problems.add(ex_node, f"example #{index + 1} must be a mapping", rule_id)
             continue
@@ -362,7 +179,7 @@ def _rule(
     if not isinstance(node, yaml.MappingNode):
         problems.add(node, "each rule must be a mapping")
         return None
-    fields = _mapping(node)
+    fields = yaml_mapping(node)
     id_node = fields.get("id", (None, None))[1]
     rule_id = str(id_node.value) if isinstance(id_node, yaml.ScalarNode) else "?"
     before = len(problems.items)
@@ -374,7 +191,7 @@ def _rule(
             problems.add(node, f"missing required key {key!r}", rule_id)
     if len(problems.items) > before:
         return None
-    values = {k: _value(v, problems.where) for k, (_, v) in fields.items() if k != "examples"}
+    values = {k: yaml_value(v, problems.where) for k, (_, v) in fields.items() if k != "examples"}
     checks = (
         ("id", isinstance(values["id"], str) and _ID.fullmatch(values["id"]) is not None,
          "id must match [a-z][a-z0-9_]{1,63}"),
@@ -399,7 +216,7 @@ def _rule(
          "alert_min_cards must be an integer 1..1000000"),
         ("alert_window", "alert_window" not in values
          or (isinstance(values["alert_window"], str)
-             and 1000 <= (_duration_ms(values["alert_window"]) or 0) <= MAX_ALERT_WINDOW_MS),
+             and 1000 <= (duration_ms(values["alert_window"]) or 0) <= MAX_ALERT_WINDOW_MS),
          "alert_window must be a duration from 1s to 7d such as 30m, 2h or 1d"),
         ("case_alert", isinstance(values.get("case_alert", False), bool),
          "case_alert must be true or false"),
@@ -423,7 +240,7 @@ def _rule(
     try:
         expr = check_condition(parse(text), horizon_ms, text)
     except (RuleSyntaxError, RuleTypeError) as exc:
-        line, col = _locate(when_node, source, exc.pos)
+        line, col = locate(when_node, source, exc.pos)
         problems.at(line, col, f"when: {exc.message}", rule_id)
         return None
     examples = _examples(fields["examples"][1], rule_id, problems) if "examples" in fields else []
@@ -439,7 +256,7 @@ def _rule(
         alert_segment=tuple(segment),
         alert_min_hits=values.get("alert_min_hits", 1),
         alert_min_cards=values.get("alert_min_cards", 1),
-        alert_window_ms=_duration_ms(values["alert_window"]) if "alert_window" in values else None,
+        alert_window_ms=duration_ms(values["alert_window"]) if "alert_window" in values else None,
         alert_labels=tuple(sorted((str(k), str(v))
                                   for k, v in values.get("alert_labels", {}).items())),
         case_alert=values.get("case_alert", False),
@@ -472,21 +289,21 @@ def load_pack(path: str | Path, horizon_ms: int = DEFAULT_HORIZON_MS) -> Pack:
         source = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RuleLoadError([f"{where}: not UTF-8 ({exc.reason} at byte {exc.start})"]) from None
-    _scan(source, where)
+    scan_yaml(source, where)
     try:
         root = yaml.compose(source, Loader=yaml.CSafeLoader)
     except yaml.YAMLError as exc:  # pragma: no cover - _scan saw the same text
-        raise RuleLoadError([f"{where}: invalid YAML: {_yaml_msg(exc)}"]) from None
+        raise RuleLoadError([f"{where}: invalid YAML: {yaml_message(exc)}"]) from None
     problems = _Problems(where)
     if not isinstance(root, yaml.MappingNode):
         raise RuleLoadError([f"{where}: a rule pack is a mapping with a 'rules' list"])
-    top = _mapping(root)
+    top = yaml_mapping(root)
     for key, (k_node, _) in top.items():
         if key not in PACK_KEYS:
             problems.add(k_node, f"unknown key {key!r}; valid: {', '.join(PACK_KEYS)}")
     name = p.stem
     if "pack" in top:
-        raw_name = _value(top["pack"][1], where)
+        raw_name = yaml_value(top["pack"][1], where)
         if not isinstance(raw_name, str) or not _ID.fullmatch(raw_name):
             problems.add(top["pack"][1], "pack must match [a-z][a-z0-9_]{1,63}")
         else:

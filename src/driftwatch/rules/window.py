@@ -102,6 +102,22 @@ def _tally(counts: dict[int, dict[Any, int]], entries: Sequence[Entry], step: in
                 del tally[v]
 
 
+def reducer(kind: str, slot: int) -> Callable[[list[tuple[Any, ...]]], Any]:
+    """Entries -> aggregate value (nulls skipped); ``count_distinct`` is
+    :meth:`KeyedWindow.distinct <driftwatch.rules.window.KeyedWindow.distinct>`."""
+    if kind == "count":
+        return len
+    if kind == "sum":
+        return lambda d: sum([v for x in d if (v := x[slot]) is not None])
+    pick = min if kind == "min" else max
+
+    def extreme(d: list[tuple[Any, ...]]) -> Any:
+        values = [v for x in d if (v := x[slot]) is not None]
+        return pick(values) if values else None
+
+    return extreme
+
+
 class KeyedWindow:
     """Per-key sorted entries within ``within_ms`` of each key's newest entry.
 
@@ -120,8 +136,20 @@ class KeyedWindow:
     """
 
     __slots__ = (
-        "_counted", "_data", "_due", "_step", "accept", "insert", "key", "max_per_key",
-        "overflowed", "values", "within_ms",
+        "_counted",
+        "_data",
+        "_due",
+        "_pending",
+        "_step",
+        "accept",
+        "held",
+        "insert",
+        "key",
+        "max_per_key",
+        "overflowed",
+        "store",
+        "values",
+        "within_ms",
     )
 
     def __init__(
@@ -149,18 +177,20 @@ class KeyedWindow:
         self._due: dict[int, list[Hashable]] = {}
         """Every key once, under the step of event time (``ms // _step``) of its newest
         entry when it was queued; a key can go idle only after that (see :meth:`expire`)."""
-        self.insert: Callable[[Any, int, str], bool] = self._inserter()
-        """``insert(event, ms, event_id)``: store the event under its key; False when it
-        has no key or is not accepted. (A closure specialised once, for speed.)"""
-
-    def _inserter(self) -> Callable[[Any, int, str], bool]:
-        """The insert function, a closure over this window's state and shape: the
-        hottest code of the rule layer (locals instead of attribute lookups)."""
-        data, data_get, key, accept = self._data, self._data.get, self.key, self.accept
-        counted, counted_get = self._counted, self._counted.get
-        within, cap, window = self.within_ms, self.max_per_key, self
-        due, due_get, step = self._due, self._due.get, self._step
-        make = _entry_maker(self.values)
+        self.held: Callable[[Hashable], list[Entry] | Entry | None] = self._data.get
+        """``held(key)``: the key's entries (a list), its lone entry (a tuple) or None;
+        a cheap bound before a read (do not modify)."""
+        self._pending: list[Hashable] = []
+        """Keys holding entries older than their newest minus the window (left by
+        :attr:`store` with a lower ``low``, until :meth:`settle`)."""
+        self.store: Callable[[Iterable[tuple[Hashable | None, Entry]], int], None]
+        self.store = self._storer()
+        """``store(pairs, low)``: store each ``(key, entry)`` of ``pairs`` (sorted by
+        ``(ms, event_id)``; a None key is skipped), evicting entries older than ``low``
+        (at most ``entry_ms - within_ms``; :meth:`settle` evicts the rest). (A closure
+        specialised once, for speed.)"""
+        make = _entry_maker(values)
+        store, within = self.store, within_ms
 
         def insert(event: Any, ms: int, event_id: str) -> bool:
             if accept is not None and not accept(event):
@@ -168,52 +198,101 @@ class KeyedWindow:
             k = key(event)
             if k is None:
                 return False
-            entry = make(event, ms, event_id)
-            got = data_get(k)
-            if got is None:
-                data[k] = entry
-                queued = due_get(ms // step)
-                if queued is None:
-                    due[ms // step] = [k]
-                else:
-                    queued.append(k)
-                return True
-            counts = counted_get(k) if counted else None
-            if got.__class__ is tuple:
-                if got[0] < ms - within:
-                    data[k] = entry
-                    if counts is not None:
-                        _tally(counts, (got,), -1)
-                        _tally(counts, (entry,), 1)
-                    return True
-                d = [got]
-                data[k] = d
-            else:
-                d = cast(list[Entry], got)
-            if counts is not None:
-                _tally(counts, (entry,), 1)
-            last = d[-1]
-            if last[0] < ms or (last[0] == ms and last[1] < event_id):
-                d.append(entry)
-                low = ms - within
-                if d[0][0] < low:
-                    old = bisect_left(d, low, key=_MS)
-                    if counts is not None:
-                        _tally(counts, d[:old], -1)
-                    del d[:old]
-            else:
-                insort(d, entry, key=_order)
-            if len(d) > cap:
-                drop = len(d) - cap
-                if counts is not None:
-                    _tally(counts, d[:drop], -1)
-                del d[:drop]
-                window.overflowed += drop
-            if len(d) == 1:
-                data[k] = d[0]
+            store(((k, make(event, ms, event_id)),), ms - within)
             return True
 
-        return insert
+        self.insert: Callable[[Any, int, str], bool] = insert
+        """``insert(event, ms, event_id)``: store one event under its key; False when it
+        has no key or is not accepted."""
+
+    def _storer(self) -> Callable[[Iterable[tuple[Hashable | None, Entry]], int], None]:
+        """The store function, a closure over this window's state: the hottest code of
+        the rule layer (locals instead of attribute lookups).
+
+        A batch is stored before any of its events is evaluated, so ``low`` is the
+        earliest event of the batch minus the window: no entry an event of the batch
+        still sees is evicted by a later one (reads bisect on time, so entries newer
+        than the event read are not seen)."""
+        data, data_get = self._data, self._data.get
+        counted, counted_get = self._counted, self._counted.get
+        cap, window, within = self.max_per_key, self, self.within_ms
+        due, due_get, step = self._due, self._due.get, self._step
+        pending = self._pending.append
+
+        def store(pairs: Iterable[tuple[Hashable | None, Entry]], low: int) -> None:
+            for k, entry in pairs:
+                if k is None:
+                    continue
+                got = data_get(k)
+                if got is None:
+                    data[k] = entry
+                    ms = entry[0]
+                    queued = due_get(ms // step)
+                    if queued is None:
+                        due[ms // step] = [k]
+                    else:
+                        queued.append(k)
+                    continue
+                counts = counted_get(k) if counted else None
+                if got.__class__ is tuple:
+                    if got[0] < low:
+                        data[k] = entry
+                        if counts is not None:
+                            _tally(counts, (got,), -1)
+                            _tally(counts, (entry,), 1)
+                        continue
+                    d = [got]
+                    data[k] = d
+                else:
+                    d = cast(list[Entry], got)
+                if counts is not None:
+                    _tally(counts, (entry,), 1)
+                last = d[-1]
+                ms = entry[0]
+                if last[0] < ms or (last[0] == ms and last[1] < entry[1]):
+                    d.append(entry)
+                    head = d[0][0]
+                    if head < low:
+                        old = bisect_left(d, low, key=_MS)
+                        if counts is not None:
+                            _tally(counts, d[:old], -1)
+                        del d[:old]
+                        head = d[0][0]
+                    if head < ms - within:
+                        pending(k)
+                else:
+                    insort(d, entry, key=_order)
+                if len(d) > cap:
+                    drop = len(d) - cap
+                    if counts is not None:
+                        _tally(counts, d[:drop], -1)
+                    del d[:drop]
+                    window.overflowed += drop
+                if len(d) == 1:
+                    data[k] = d[0]
+
+        return store
+
+    def settle(self) -> None:
+        """Evict what :attr:`store` kept for a batch beyond each key's window: the
+        entries older than the key's newest minus the window, as storing the events one
+        by one would have (the state after a batch is the same either way)."""
+        data, within, counted = self._data, self.within_ms, self._counted
+        for k in self._pending:
+            d = data.get(k)
+            if d is None or d.__class__ is not list:
+                continue
+            low = d[-1][0] - within
+            if d[0][0] >= low:
+                continue
+            old = bisect_left(d, low, key=_MS)
+            counts = counted.get(k) if counted else None
+            if counts is not None:
+                _tally(counts, d[:old], -1)
+            del d[:old]
+            if len(d) == 1:
+                data[k] = d[0]
+        self._pending.clear()
 
     def _get(self, k: Hashable) -> list[Entry] | None:
         d = self._data.get(k)
@@ -354,6 +433,7 @@ class KeyedWindow:
 
     def clear(self) -> None:
         """Forget every entry."""
+        self._pending.clear()
         self._data.clear()
         self._counted.clear()
         self._due.clear()

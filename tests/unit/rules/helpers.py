@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from driftwatch.events import ScoredTransaction, parse_scored_batch
+from driftwatch.rules.examples import BASE_EVENT
 from driftwatch.rules.live import LiveEvaluator
 from driftwatch.rules.model import Hit, Rule
-from driftwatch.rules.pack import BASE_EVENT, rule_from_text
+from driftwatch.rules.pack import rule_from_text
 
 T0 = dt.datetime(2026, 3, 18, 14, 0, tzinfo=dt.UTC)
 DAY_MS = 86_400_000

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from driftwatch.errors import RuleError
 from driftwatch.rules import typed as t
-from driftwatch.rules.checker import FIELDS, MODEL_FIELDS, RuleTypeError, check_condition
+from driftwatch.rules.checker import RuleTypeError, check_condition
 from driftwatch.rules.parser import parse
 from driftwatch.rules.regex_guard import (
     HAYSTACK,
@@ -21,6 +21,7 @@ from driftwatch.rules.regex_guard import (
     check_pattern,
     compile_bounded,
 )
+from driftwatch.rules.vocabulary import FIELDS, MODEL_FIELDS
 
 DAY = 86_400_000
 

@@ -1,0 +1,188 @@
+"""Storing a batch into the live evaluator's windows column by column.
+
+Per batch, each distinct key, filter (``where=``) and stored value of the windows is
+computed once over the whole batch (``map`` of its compiled closure, at C speed
+between calls), shared by the windows that use it, and the entries
+``(ms, event_id, *values)`` are built by ``zip``; each window then stores its
+accepted, keyed entries in one call (:attr:`KeyedWindow.store
+<driftwatch.rules.window.KeyedWindow.store>`). Per event and window that is a dictionary
+lookup and a list append, instead of an insert call that read the key, the filter and
+each value through calls of its own.
+
+A batch is stored before any of its events is evaluated; while storing, an entry is
+evicted only when it is older than the batch's earliest event minus the window, so
+every event of the batch still sees its window (reads bisect on event time: entries
+newer than the event being evaluated are not seen). :meth:`ColumnFeed.settle`, after
+the batch is evaluated, evicts the rest: the state is then the same as after storing
+and evaluating the events one by one.
+
+>>> from driftwatch.rules.window import KeyedWindow
+>>> w = KeyedWindow(60_000, key=lambda e: e["ip"] or None)
+>>> feed = ColumnFeed([(w, "ip", (), ())], {"ip": lambda e: e["ip"] or None})
+>>> batch = [{"ip": "10.0.0.1"}, {"ip": ""}]
+>>> feed.store([0, 5], ["e0", "e1"], batch, column_cache(feed.columns, batch))
+>>> w.entries("10.0.0.1")
+[(0, 'e0')]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from itertools import compress, repeat
+from operator import attrgetter, is_not
+from typing import Any, cast
+
+from driftwatch.rules import typed as t
+from driftwatch.rules.typed import Ty
+from driftwatch.rules.window import Entry, KeyedWindow
+
+Column = Callable[[Any], Any]
+
+__all__ = ["ColumnFeed", "column_cache", "window_columns"]
+
+
+def column_cache(fns: dict[Hashable, Column],
+                 events: Sequence[Any]) -> Callable[[Hashable], tuple[Any, ...]]:
+    """``column(name)``: ``fns[name]`` over ``events`` as a list, computed once per name.
+
+    Two kinds of names are made of other columns, without a call per event:
+    ``("zip", (a, b, ...))`` is the tuples of columns ``a, b, ...`` and
+    ``("notnull", a)`` tells which values of column ``a`` are not None. Columns are
+    tuples: those of plain values leave the garbage collector's view at its first
+    pass (a list stays in it and is re-scanned at every pass while the batch runs).
+    """
+    cache: dict[Hashable, tuple[Any, ...]] = {}
+
+    def column(name: Hashable) -> tuple[Any, ...]:
+        got = cache.get(name)
+        if got is None:
+            if isinstance(name, tuple) and name[0] == "zip":
+                got = tuple(zip(*[column(part) for part in name[1]], strict=True))
+            elif isinstance(name, tuple) and name[0] == "notnull":
+                got = tuple(map(is_not, column(name[1]), repeat(None)))
+            else:
+                got = tuple(map(fns[name], events))
+            cache[name] = got
+        return got
+
+    return column
+
+
+def _one_by_one(
+    w: KeyedWindow, ms_col: Sequence[int], eid_col: Sequence[str], events: Sequence[Any]
+) -> Iterator[tuple[Hashable | None, Entry]]:
+    """``(key, entry)`` of each accepted event, computed event by event (the fallback
+    when a column raised: the events before the one that raises are stored, as when
+    every event was inserted on its own)."""
+    accept, key, values = w.accept, w.key, w.values
+    for ms, eid, e in zip(ms_col, eid_col, events, strict=True):
+        if accept is not None and not accept(e):
+            continue
+        k = key(e)
+        if k is not None:
+            yield k, (ms, eid, *[f(e) for f in values])
+
+
+class ColumnFeed:
+    """Stores batches into windows, each shared column computed once per batch.
+
+    Parameters
+    ----------
+    windows : sequence of (window, key column, filter columns, value columns)
+        Column names are any hashable naming a function in ``columns`` (or made of
+        them, see :func:`column_cache`); windows that name the same column share it.
+        An event is stored when every filter column is true for it and its key is
+        not None.
+    columns : mapping of column name to event -> value
+    """
+
+    def __init__(
+        self,
+        windows: Sequence[tuple[KeyedWindow, Hashable, tuple[Hashable, ...],
+                                tuple[Hashable, ...]]],
+        columns: dict[Hashable, Column],
+    ) -> None:
+        def given(name: Hashable) -> bool:
+            if isinstance(name, tuple) and name[0] == "zip":
+                return all(given(part) for part in name[1])
+            if isinstance(name, tuple) and name[0] == "notnull":
+                return given(name[1])
+            return name in columns
+
+        for _, key, filters, values in windows:
+            for name in (key, *filters, *values):
+                if not given(name):
+                    raise ValueError(f"column {name!r} is named by a window but not given")
+        self.windows = list(windows)
+        self.columns = dict(columns)
+
+    def store(self, ms_col: Sequence[int], eid_col: Sequence[str], events: Sequence[Any],
+              column: Callable[[Hashable], tuple[Any, ...]]) -> None:
+        """Store a batch (sorted by ``(ms, event_id)``; ids distinct) in every window;
+        ``column(name)`` gives a named column over ``events`` (see :func:`column_cache`)."""
+        if not events:
+            return
+        first = ms_col[0]
+        for w, key, filters, values in self.windows:
+            low = first - w.within_ms
+            try:
+                entries = zip(ms_col, eid_col, *[column(v) for v in values], strict=True)
+                pairs: Any = zip(column(key), entries, strict=True)
+                if len(filters) == 1:
+                    pairs = compress(pairs, column(filters[0]))
+                elif filters:
+                    pairs = compress(pairs, map(all, zip(*[column(f) for f in filters],
+                                                         strict=True)))
+            except Exception:  # a filter or value that raises: event by event, as before
+                w.store(_one_by_one(w, ms_col, eid_col, events), low)
+                continue
+            w.store(pairs, low)
+
+    def settle(self) -> None:
+        """After a batch was evaluated: evict what the windows kept for it
+        (:meth:`KeyedWindow.settle <driftwatch.rules.window.KeyedWindow.settle>`)."""
+        for w, *_ in self.windows:
+            w.settle()
+
+
+def _plain(node: t.T) -> str | None:
+    """The name of a contract field read as it is (C-level ``attrgetter``), else None."""
+    return node.name if isinstance(node, t.Field) and node.name != "amount" else None
+
+
+def window_columns(
+    w: KeyedWindow, keys: Sequence[t.T], prefix: str | None, accept: t.T | None,
+    values: Sequence[t.T], columns: dict[Hashable, Column],
+) -> tuple[KeyedWindow, Hashable, tuple[Hashable, ...], tuple[Hashable, ...]]:
+    """Window ``w`` (keyed by ``keys`` minus ``prefix``, filtered by ``accept``, storing
+    ``values``; its closures compiled from them) as named columns for
+    :class:`ColumnFeed`, adding their functions to ``columns``: a key of plain fields is
+    their values as read (their tuple for several), stored where each string part is
+    non-empty and each nullable part is not null -- what
+    :func:`~driftwatch.rules.closures.key_function` gives, without a call per event."""
+    for name in filter(None, map(_plain, (*keys, *values))):
+        columns[("field", name)] = attrgetter(name)
+    filters: list[Hashable] = []
+    if accept is not None:
+        filters.append(("where", accept))
+        columns[filters[0]] = cast(Callable[[Any], bool], w.accept)
+    names = list(map(_plain, keys))
+    key: Hashable
+    if prefix is not None or None in names:
+        key = ("key", keys, prefix)
+        columns[key] = w.key
+    else:
+        parts = [("field", name) for name in names]
+        key = parts[0] if len(parts) == 1 else ("zip", tuple(parts))
+        for part, node in zip(parts, keys, strict=True):
+            if node.ty is Ty.STR:
+                filters.append(part)  # neither None nor ""
+            elif node.nullable and len(parts) > 1:
+                filters.append(("notnull", part))
+    stored = []
+    for v, f in zip(values, w.values, strict=True):
+        plain = _plain(v)
+        stored.append(("value", v) if plain is None else ("field", plain))
+        if plain is None:
+            columns[("value", v)] = f
+    return w, key, tuple(filters), tuple(stored)

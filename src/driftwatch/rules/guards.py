@@ -1,0 +1,130 @@
+"""Which rule to run on which event of a batch: event-only guards, column-wise.
+
+A rule's condition is split at its top-level ``and`` into *guards* (operands that read
+the event only, no windowed aggregate) and the *rest*. Most events fail a guard of
+most rules (``amount_minor <= 300``, ``age_days(merchant_registered_at) <= 90``,
+``channel not in [...]``), so per batch the cheapest guard of each rule is computed
+once over the whole batch as a named column -- shared with the windows' ``where=``
+filters of the same expression (:class:`~driftwatch.rules.columns.ColumnFeed`) and
+with the other rules -- the other guards only on the events that passed it, and the
+rest only on the events that passed every guard. A rule made of guards only (input
+checks) hits where they all hold. The result is the same as running the whole
+condition on every event (operands have no side effects).
+
+The columns are named like the windows' filters (``("where", node)``), so one cache
+per batch (:func:`~driftwatch.rules.columns.column_cache`) serves both.
+
+A guard that raises on some event of the batch (e.g. ``matches`` on an over-long
+string) turns its rule back to running the whole condition event by event on that
+batch, each event isolated (``rule_error:<rule_id>`` for the ones that raise), as if
+there were no guards.
+
+>>> from driftwatch.events import EXAMPLE_EVENT, parse_scored_batch
+>>> from driftwatch.rules.pack import rule_from_text
+>>> from driftwatch.rules.closures import Compiler
+>>> from driftwatch.rules.columns import column_cache
+>>> rule = rule_from_text("r", "amount_minor % 100 == 37 and features.transactions_24h >= 10")
+>>> lanes = Lanes([rule.expr], Compiler(lambda agg: None))
+>>> batch = parse_scored_batch([EXAMPLE_EVENT]).events
+>>> lanes.plan(batch, column_cache(lanes.columns, batch))
+([0], [None])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from itertools import compress
+from typing import Any
+
+from driftwatch.rules import typed as t
+from driftwatch.rules.closures import Compiler, Fn, cost
+
+__all__ = ["Lane", "Lanes", "split"]
+
+
+def split(expr: t.T) -> tuple[list[t.T], list[t.T]]:
+    """``(guards, rest)``: the top-level ``and`` operands of ``expr`` that read the event
+    only (cheapest first) and those with an aggregate.
+
+    >>> from driftwatch.rules.pack import rule_from_text
+    >>> rule = rule_from_text("r", "amount_minor <= 300 and count(by=ip, within=1h) >= 3")
+    >>> g, r = split(rule.expr)
+    >>> len(g), len(r)
+    (1, 1)
+    """
+    items = expr.items if isinstance(expr, t.And) else (expr,)
+    guards = sorted((i for i in items if not t.aggregates(i)), key=cost)
+    rest = [i for i in items if t.aggregates(i)]
+    return guards, rest
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One rule, split for a batch (see the module docstring)."""
+
+    first: Hashable | None
+    """Column name of the cheapest guard (computed over the whole batch), or None."""
+    more: Fn | None
+    """The other guards in one closure (run on the events that passed ``first``)."""
+    rest: Fn | None
+    """The aggregate operands in one closure; None when the rule is guards only."""
+    whole: Fn
+    """The whole condition (the fallback, event by event)."""
+
+
+class Lanes:
+    """The lanes of a list of rule conditions and the columns their guards name.
+
+    Parameters
+    ----------
+    exprs : sequence of typed conditions
+        One per rule, in rule order.
+    compile_node : Compiler
+        Compiles a typed node into a closure over the event (aggregates included).
+    """
+
+    def __init__(self, exprs: Sequence[t.T], compile_node: Compiler) -> None:
+        self.columns: dict[Hashable, Fn] = {}
+        self.lanes: list[Lane] = []
+        for expr in exprs:
+            guards, rest = split(expr)
+            first: Hashable | None = None
+            if guards:
+                first = ("where", guards[0])
+                self.columns.setdefault(first, compile_node(guards[0]))
+            more = self._and(guards[1:], expr, compile_node)
+            rest_fn = self._and(rest, expr, compile_node)
+            self.lanes.append(Lane(first, more, rest_fn, compile_node(expr)))
+
+    @staticmethod
+    def _and(items: list[t.T], expr: t.T, compile_node: Compiler) -> Fn | None:
+        if not items:
+            return None
+        if len(items) == 1:
+            return compile_node(items[0])
+        return compile_node(t.And(expr.ty, expr.nullable, tuple(items)))
+
+    def plan(self, events: Sequence[Any],
+             column: Callable[[Hashable], tuple[Any, ...]]) -> tuple[list[int], list[Fn | None]]:
+        """``(codes, fns)`` for a batch: ``event index * rules + rule index`` of each
+        (event, rule) still to decide, sorted (by event, then rule order), and per rule
+        the closure that decides it (None: a hit already; the whole condition for a
+        rule whose guards raised on this batch)."""
+        n, nr = len(events), len(self.lanes)
+        codes: list[int] = []
+        fns: list[Fn | None] = []
+        for r, lane in enumerate(self.lanes):
+            try:
+                idx: list[int] = (list(range(n)) if lane.first is None
+                                  else list(compress(range(n), column(lane.first))))
+                if lane.more is not None and idx:
+                    more = lane.more
+                    idx = [i for i in idx if more(events[i])]
+                fns.append(lane.rest)
+            except Exception:  # a guard raised: the whole rule, event by event
+                idx = list(range(n))
+                fns.append(lane.whole)
+            codes.extend([i * nr + r for i in idx])
+        codes.sort()
+        return codes, fns
