@@ -212,6 +212,20 @@ class Settings:
     progress_idle_s: float = setting(
         30.0, "The group watermark ignores a partition whose progress is older than this"
     )
+    # --- store-side rules and partition warm-up (issue 23) ---
+    rule_placement: str = setting(
+        "auto", "auto: rules not keyed by the card run store-side on the leader; "
+        "stream: every rule in-stream (a single worker only)"
+    )
+    rule_store_max_span_s: float = setting(
+        3600.0, "Most event time one store-side rule query evaluates (catch-up step)"
+    )
+    rule_warmup_page: int = setting(
+        50_000, "Events a partition warm-up holds in memory at most (its read pages)"
+    )
+    rule_warmup_max_s: float = setting(
+        120.0, "Longest a partition warm-up reads before it starts with what it has"
+    )
 
     # ----------------------------------------------------------------------------------
     @classmethod

@@ -23,7 +23,9 @@ from driftwatch.pipeline import Pipeline
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store
 from driftwatch.streaming.consumer import BatchConsumer
+from driftwatch.streaming.messages import publish
 from driftwatch.streaming.metrics import WorkerMetrics
+from driftwatch.streaming.outputs import rule_hit_messages
 from driftwatch.streaming.process import client_id
 from driftwatch.streaming.progress import PartitionProgress, group_low_watermark
 
@@ -153,6 +155,10 @@ class MonitorDuties:
                 if self.book is not None:
                     n = await self.in_monitor_lane(self.book.take_over)
                     log.info("leader: alert state taken over", extra={"firing": n})
+                for stage in self.pipeline.clock_stages:
+                    if hasattr(stage, "take_over"):
+                        n = await self.in_monitor_lane(stage.take_over)
+                        log.info("leader: store-side rules taken over", extra={"hits": n})
                 self.leading = True
             if watermark is None:
                 newest = await self.in_monitor_lane(self.store.max_event_time)
@@ -168,6 +174,7 @@ class MonitorDuties:
                     and not self.monitor_behind):
                 return []
             alerts = await self.in_monitor_lane(self.pipeline.advance, watermark)
+            await self.publish_store_hits()
         except StoreError as exc:
             self.store_error = str(exc)[:500]
             self.metrics.store_errors.labels(operation="monitor").inc()
@@ -187,6 +194,26 @@ class MonitorDuties:
         self.metrics.count_alerts(alerts)
         self.metrics.monitor_seconds.observe(time.perf_counter() - started)
         return alerts
+
+    async def publish_store_hits(self) -> int:
+        """Publish the hits the store-side rules stored in the last passes to the
+        rule-hits topic, as a batch's in-stream hits are (they are in ``rule_hits``
+        already: a failed publish loses only the message); returns how many."""
+        rows = [row for stage in self.pipeline.clock_stages if hasattr(stage, "take_hits")
+                for row in stage.take_hits()]
+        if not rows:
+            return 0
+        self.metrics.count_rule_hits(rows)
+        if self.consumer is None:
+            return 0
+        try:
+            await publish(self.consumer.producer,
+                          rule_hit_messages(rows, self.settings.topic_rule_hits))
+        except Exception as exc:  # the hits are stored; the topic is a notification
+            self.metrics.kafka_errors.labels(operation="publish").inc()
+            log.warning("store-side rule hits not published: %s", exc)
+            return 0
+        return len(rows)
 
     def _count_detector_errors(self) -> None:
         for stage in self.pipeline.clock_stages:

@@ -94,7 +94,8 @@ class WorkerRuntime(MonitorDuties):
         self.settings = settings
         self.metrics = metrics or WorkerMetrics()
         self.store: Store = TimedStore(store or open_store_waiting(settings), self.metrics)
-        self.pipeline = build_pipeline(settings, self.store, extra_sinks=extra_sinks)
+        self.pipeline = build_pipeline(settings, self.store, extra_sinks=extra_sinks,
+                                       workers=True)
         self.held = HeldInserts(self.store, [HIT_TABLE])
         for stage in self.pipeline.event_stages:
             if isinstance(stage, RuleStage) and stage.store is self.store:
