@@ -139,6 +139,8 @@ class WorkerRuntime(MonitorDuties):
             self.store,
             [s for s in self.pipeline.event_stages if isinstance(s, RuleStage)],
             settings.topic_scored,
+            page=settings.rule_warmup_page,
+            max_s=settings.rule_warmup_max_s,
         )
         self._late_seen = 0
         self._passes_seen = 0
