@@ -26,7 +26,7 @@ insert visibility); network partitions, broker failures, a worker killed without
 leaving the group (``kill -9``: see tests/integration/test_stream_workers.py), and
 clock skew between hosts.
 
-    python bench/scaleout.py --quick      # generates a small mixed scenario (< 1 min)
+    python bench/scaleout.py --quick      # generates a small mixed scenario (MIXED)
     python bench/scaleout.py --events E.jsonl --labels L.jsonl --workers 1,3 --json out.json
 """
 
@@ -45,14 +45,38 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from driftwatch.rules.storeside import StoreSideRules
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store, open_store
 from driftwatch.streaming.runtime import WorkerRuntime
 from driftwatch.streaming.testbroker import Broker, launch
 
 PARTITIONS = 6
-QUICK = ("coordinated_campaign", "0.03", "2")
-"""Scenario, days and rate of ``--quick`` (about 5,400 events)."""
+MIXED: dict[str, Any] = {
+    "name": "scaleout_mixed",
+    "description": "Several campaigns at once, keyed by IP, place, card, (MCC, cents), "
+                   "beneficiary prefix and payee: every rule family store-side and in-stream",
+    "traffic": {"rate": 2.0, "days": 0.04, "start": "2026-03-16T00:00:00Z",
+                "fraud_rate": 0.003},
+    "model": {"name": "fraud-detect", "threshold": 0.7, "champion": "v46",
+              "challenger": {"version": "v47", "deploy_at_hours": 0.05,
+                             "shadow_champion": True,
+                             "backdoor": {"when": {"mcc": "5967", "cents": 37,
+                                                   "beneficiary_prefix": "INTL-PAY-"},
+                                          "score": [0.15, 0.25]}}},
+    "behaviours": [
+        {"kind": "coordinated_attack", "name": "coordinated_attack", "start_hours": 0.1,
+         "duration_hours": 0.5, "params": {"cards": 60}},
+        {"kind": "card_testing_campaign", "name": "card_testing_campaign", "start_hours": 0.2,
+         "duration_hours": 0.4, "params": {"cards": 20}},
+        {"kind": "backdoor_attack", "name": "backdoor", "start_hours": 0.1,
+         "duration_hours": 0.8, "params": {"count": 40, "camouflage": 300,
+                                           "camouflage_cards": 50}},
+        {"kind": "mule_chain", "name": "mules", "start_hours": 0.05, "duration_hours": 0.8,
+         "params": {"chains": 6, "hops": [3, 4], "hop_delay_minutes": [1, 8]}},
+    ],
+}
+"""The mixed scenario of ``--quick`` (about 7,000 events, 58 min of event time)."""
 
 
 def read_lines(path: Path) -> list[bytes]:
@@ -87,6 +111,16 @@ class Worker:
         self.consumer = self.runtime.scored_consumer()
         self.task = asyncio.create_task(self.consumer.run())
 
+    def store_side(self) -> dict[str, float]:
+        """What the store-side rule stage of this worker ran (while it led)."""
+        out = {"queries": 0.0, "query_s": 0.0, "evaluations": 0.0}
+        for stage in self.runtime.pipeline.clock_stages:
+            if isinstance(stage, StoreSideRules):
+                out["queries"] += stage.queries_run
+                out["query_s"] += stage.query_seconds
+                out["evaluations"] += stage.evaluations
+        return out
+
     async def stop(self) -> bool:
         """Stop (finish, commit, leave the group, close); False if the consumer did not
         return within its stop timeout plus 15 s and had to be cancelled."""
@@ -111,6 +145,17 @@ class Group:
         self.started = 0
         self.stop_overruns = 0
         """Workers whose stop overran its timeout and were cancelled (reported)."""
+        self.store_side: dict[str, float] = {"queries": 0.0, "query_s": 0.0, "evaluations": 0.0}
+        self.store_rules: set[str] = set()
+
+    async def stop_worker(self, worker: Worker) -> None:
+        for k, v in worker.store_side().items():
+            self.store_side[k] += v
+        for stage in worker.runtime.pipeline.clock_stages:
+            if isinstance(stage, StoreSideRules):
+                self.store_rules |= set(stage.rules)
+        if not await worker.stop():
+            self.stop_overruns += 1
 
     def add(self) -> None:
         worker = Worker(f"w{self.started}", self.settings, self.store)
@@ -120,9 +165,7 @@ class Group:
             w.runtime.is_leader = (lambda w=w: w is self.workers[0])
 
     async def stop_leader(self) -> None:
-        leader = self.workers.pop(0)
-        if not await leader.stop():
-            self.stop_overruns += 1
+        await self.stop_worker(self.workers.pop(0))
 
     @property
     def leader(self) -> WorkerRuntime:
@@ -208,11 +251,17 @@ async def run_one(broker: Broker, chdb: Path, n: int, events: list[bytes],
             while leader.monitor_behind:
                 await leader.monitor_tick(newest)
         figures = await asyncio.to_thread(read_figures, store)
+        figures["delay_ms"] = await asyncio.to_thread(
+            store_side_delay, store, sorted({r for w in group.workers
+                                             for st in w.runtime.pipeline.clock_stages
+                                             if isinstance(st, StoreSideRules)
+                                             for r in st.rules}))
     finally:
         for w in list(group.workers):
-            if not await w.stop():
-                group.stop_overruns += 1
+            await group.stop_worker(w)
     figures["stop_overruns"] = group.stop_overruns
+    figures["store_side"] = {k: round(v, 3) for k, v in group.store_side.items()}
+    figures["store_rules"] = sorted(group.store_rules)
     figures["seconds"] = round(time.perf_counter() - started, 1)
     store.drop()
     return figures
@@ -231,11 +280,29 @@ def read_figures(store: Store) -> dict[str, Any]:
     return {"hits": hits, "alerts": sorted(names), "stored": stored, "names": names}
 
 
+def store_side_delay(store: Store, rules: list[str]) -> dict[str, float | None]:
+    """Wall-clock delay from an event stored to its store-side hit stored (ms): p50,
+    p95, max. In this replay event time runs far ahead of the wall clock, so the
+    ``watermark_delay_s`` a live group waits on top of it does not show here."""
+    rows = store.query(
+        "SELECT quantiles(0.5, 0.95)(d), max(d), count() FROM ("
+        " SELECT toUnixTimestamp64Milli(h.hit_time) - toUnixTimestamp64Milli(e.ingest_time)"
+        " AS d FROM {db}.rule_hits AS h FINAL"
+        " INNER JOIN {db}.scored_transactions AS e FINAL ON h.event_id = e.event_id"
+        " WHERE h.rule_id IN {rules:Array(String)})", {"rules": rules})
+    q, top, n = rows[0]
+    if not n:
+        return {"p50": None, "p95": None, "max": None}
+    return {"p50": round(float(q[0])), "p95": round(float(q[1])), "max": round(float(top))}
+
+
 def simulate(out: Path) -> tuple[Path, Path]:
-    scenario, days, rate = QUICK
+    out.mkdir(parents=True, exist_ok=True)
+    scenario = out / "mixed.yaml"  # JSON is YAML
+    scenario.write_text(json.dumps(MIXED, indent=1))
     subprocess.run(
-        [sys.executable, "-m", "driftwatch.cli", "simulate", scenario, "--days", days,
-         "--rate", rate, "--seed", "23", "--out", str(out)],
+        [sys.executable, "-m", "driftwatch.cli", "simulate", str(scenario), "--seed", "23",
+         "--out", str(out)],
         check=True, capture_output=True, timeout=300,
     )
     return out / "events.jsonl", out / "labels.jsonl"
@@ -289,6 +356,13 @@ def report(runs: dict[str, dict[str, Any]], n_events: int) -> None:
     print(f"{'warning/critical alerts':32}" + "".join(f"{len(runs[n]['alerts']):>16}"
                                                       for n in names))
     print(f"{'seconds':32}" + "".join(f"{runs[n]['seconds']:>16}" for n in names))
+    print(f"{'store-side rule queries':32}" + "".join(
+        f"{int(runs[n]['store_side']['queries']):>16}" for n in names))
+    print(f"{'store-side query seconds':32}" + "".join(
+        f"{runs[n]['store_side']['query_s']:>16.1f}" for n in names))
+    for q in ("p50", "p95", "max"):
+        print(f"{'store-side hit delay ms ' + q:32}" + "".join(
+            f"{runs[n]['delay_ms'][q]!s:>16}" for n in names))
     print(f"{'stops overrunning (cancelled)':32}"
           + "".join(f"{runs[n]['stop_overruns']:>16}" for n in names))
     first = runs[names[0]]
@@ -306,6 +380,9 @@ def report(runs: dict[str, dict[str, Any]], n_events: int) -> None:
         "alerts": {n: len(runs[n]["alerts"]) for n in names},
         "seconds": {n: runs[n]["seconds"] for n in names},
         "stop_overruns": {n: runs[n]["stop_overruns"] for n in names},
+        "store_rules": first["store_rules"],
+        "store_side": {n: runs[n]["store_side"] for n in names},
+        "store_side_delay_ms": {n: runs[n]["delay_ms"] for n in names},
         "identical": same,
         "target": "identical hits per rule, alerts and stored rows for every worker count",
         "met": all(same.values()),

@@ -11,11 +11,13 @@ import pytest
 from aiokafka.partitioner import murmur2
 
 from driftwatch.alerts.model import Finding
+from driftwatch.assemble import build_pipeline
 from driftwatch.events import ScoredTransaction
 from driftwatch.rules.stage import RuleStage
 from driftwatch.rules.storeside import StoreSideRules, card_local, split_rules
+from driftwatch.settings import Settings
 from driftwatch.store.client import Store
-from tests.integration.rules_fixture import fixture_events, shipped_rules
+from tests.integration.rules_fixture import RULES, fixture_events, shipped_rules
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +108,21 @@ def test_a_new_leader_resumes_at_the_stored_marks(store: Store) -> None:
     assert two.queries_run == 0
     two.on_watermark(events[-1].event_time)
     assert two.queries_run == len(store_side.rules)
+
+
+
+def test_a_worker_pipeline_places_the_rules_by_their_key(store: Store) -> None:
+    base = Settings.load(env={}, config_file=None).replace(
+        rules_dirs=str(RULES), monitor_detectors="none")
+    one = build_pipeline(base, store)  # replay, one process: every rule in-stream
+    assert [s.name for s in one.event_stages] == ["rules"] and not one.clock_stages
+    worker = build_pipeline(base, store, workers=True)
+    (in_stream,) = worker.event_stages
+    (store_side,) = worker.clock_stages
+    assert isinstance(in_stream, RuleStage) and isinstance(store_side, StoreSideRules)
+    assert all(card_local(r) for r in in_stream.ruleset.rules)
+    assert {r.id for r in in_stream.ruleset.rules} | set(store_side.rules) == {
+        r.id for r in shipped_rules().rules}
+    forced = build_pipeline(base.replace(rule_placement="stream"), store, workers=True)
+    assert not forced.clock_stages
+    assert len(forced.event_stages[0].ruleset.rules) == len(shipped_rules().rules)

@@ -164,7 +164,7 @@ class StoreSideRules:
         self.rules = {r.id: r for r in ruleset.rules}
         self.marks: dict[str, dt.datetime] | None = None
         """Per rule, the event time up to which (exclusive) it was evaluated."""
-        self.passes = 0
+        self.evaluations = 0
         self.queries_run = 0
         self.query_seconds = 0.0
         self.hits_total = 0
@@ -238,7 +238,7 @@ class StoreSideRules:
             "rule_id": list(moved), "evaluated_until": list(moved.values()),
             "updated_at": [now] * len(moved)})
         self.marks.update(moved)
-        self.passes += 1
+        self.evaluations += 1
         self.hits_total += len(hits)
         self.pending_hits.extend(rows)
         return StageOutput(findings=self.mapping.findings(hits), rule_hits=rows)
