@@ -34,12 +34,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +164,11 @@ class Group:
         self.started += 1
         self.workers.append(worker)
         for w in self.workers:
-            w.runtime.is_leader = (lambda w=w: w is self.workers[0])
+            w.runtime.is_leader = self.leads(w)
+
+    def leads(self, worker: Worker) -> Callable[[], bool]:
+        """The election as faust's would settle it: the oldest worker alive leads."""
+        return lambda: worker is self.workers[0]
 
     async def stop_leader(self) -> None:
         await self.stop_worker(self.workers.pop(0))
@@ -267,6 +273,91 @@ async def run_one(broker: Broker, chdb: Path, n: int, events: list[bytes],
     return figures
 
 
+def retimed(lines: list[bytes], seconds: float, start: float) -> list[tuple[float, bytes]]:
+    """The events with their event time compressed onto ``seconds`` of wall time from
+    ``start`` (epoch s), in order: ``(send at, payload)``."""
+    parsed: list[tuple[float, dict[str, Any]]] = []
+    for line in lines:
+        try:
+            obj = json.loads(line)
+            when = dt.datetime.fromisoformat(str(obj["event_time"]).replace("Z", "+00:00"))
+        except (ValueError, KeyError, TypeError):
+            continue
+        parsed.append((when.timestamp(), obj))
+    parsed.sort(key=lambda x: x[0])
+    t0, t1 = parsed[0][0], parsed[-1][0]
+    scale = seconds / max(1.0, t1 - t0)
+    out = []
+    for t, obj in parsed:
+        at = start + (t - t0) * scale
+        obj["event_time"] = dt.datetime.fromtimestamp(at, dt.UTC).isoformat().replace(
+            "+00:00", "Z")
+        out.append((at, json.dumps(obj).encode()))
+    return out
+
+
+async def live_latency(broker: Broker, chdb: Path, events: list[bytes], seconds: float,
+                       lateness_s: int, workers: int = 2) -> dict[str, Any]:
+    """Stream ``events`` in real time (event time = send time, compressed onto
+    ``seconds``) through ``workers`` workers ticking every second, with
+    ``watermark_delay_s = lateness_s``; the delay from an event's time to its hit
+    stored, for the store-side and the in-stream rules (ms: p50, p95, max)."""
+    s = settings_for(broker, chdb, "live").replace(watermark_delay_s=lateness_s,
+                                                   worker_tick_s=1.0)
+    for topic in (s.topic_scored, s.topic_labels, s.topic_deadletter, s.topic_rule_hits):
+        broker.create_topic(topic, partitions=PARTITIONS)
+    store = open_store(s.store_dsn, s.database, init=True)
+    group = Group(s, store)
+    for _ in range(workers):
+        group.add()
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap,
+                                enable_idempotence=False, linger_ms=5, acks=1)
+    await producer.start()
+    plan = retimed(events, seconds, time.time() + 8.0)  # the group forms meanwhile
+    ticked = time.monotonic()
+    try:
+        i = 0
+        while i < len(plan):
+            now = time.time()
+            while i < len(plan) and plan[i][0] <= now:
+                await producer.send(s.topic_scored, plan[i][1], key=card_key(plan[i][1]))
+                i += 1
+            if time.monotonic() - ticked >= 1.0:
+                ticked = time.monotonic()
+                await group.tick()
+            await asyncio.sleep(0.02)
+        await producer.flush()
+        # the watermark trails the newest event by lateness_s: with no newer traffic the
+        # last lateness_s of events is not evaluated store-side; wait past that
+        end = time.monotonic() + lateness_s + 5.0
+        while time.monotonic() < end:
+            await group.tick()
+            await asyncio.sleep(1.0)
+        store_rules = sorted({r for w in group.workers for st in w.runtime.pipeline.clock_stages
+                              if isinstance(st, StoreSideRules) for r in st.rules})
+        out = await asyncio.to_thread(hit_delays, store, store_rules)
+    finally:
+        await producer.stop()
+        for w in list(group.workers):
+            await group.stop_worker(w)
+    store.drop()
+    return out
+
+
+def hit_delays(store: Store, store_rules: list[str]) -> dict[str, Any]:
+    """Event time -> hit stored (ms), for the store-side and the in-stream rules."""
+    out: dict[str, Any] = {}
+    for name, op in (("store_side", "IN"), ("in_stream", "NOT IN")):
+        q, top, n = store.query(
+            "SELECT quantiles(0.5, 0.95)(d), max(d), count() FROM ("
+            " SELECT toUnixTimestamp64Milli(hit_time) - toUnixTimestamp64Milli(event_time)"
+            f" AS d FROM {{db}}.rule_hits FINAL WHERE rule_id {op} {{rules:Array(String)}})",
+            {"rules": store_rules})[0]
+        out[name] = ({"hits": int(n), "p50": round(float(q[0])), "p95": round(float(q[1])),
+                      "max": round(float(top))} if n else {"hits": 0})
+    return out
+
+
 def read_figures(store: Store) -> dict[str, Any]:
     """What the run left in the store: hits per rule, alert fingerprints, stored rows."""
     hits = {str(r): int(c) for r, c in store.query(
@@ -316,6 +407,11 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the runs here")
     ap.add_argument("--quick", action="store_true", help="a small simulated scenario")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per drain step")
+    ap.add_argument("--live", type=float, default=0.0, metavar="S",
+                    help="also stream the events in real time over S seconds through 2 "
+                         "workers and measure the rule-hit delay (store-side, in-stream)")
+    ap.add_argument("--lateness", type=int, default=10,
+                    help="watermark_delay_s of the --live run (seconds)")
     args = ap.parse_args()
     counts = [int(x) for x in args.workers.split(",") if x.strip()]
     if not counts or min(counts) < 1 or max(counts) >= PARTITIONS:
@@ -334,16 +430,19 @@ def main() -> None:
             runs = {str(n): asyncio.run(run_one(broker, work / "chdb", n, events, labels,
                                                 args.timeout))
                     for n in counts}
+            live = (asyncio.run(live_latency(broker, work / "chdb", events, args.live,
+                                             args.lateness)) if args.live > 0 else None)
         finally:
             broker.stop()
     if args.json:
         args.json.write_text(json.dumps({"runs": {
             n: {k: r[k] for k in ("hits", "alerts", "stored")} for n, r in runs.items()
         }}, indent=2, sort_keys=True))
-    report(runs, len(events))
+    report(runs, len(events), live, args.lateness)
 
 
-def report(runs: dict[str, dict[str, Any]], n_events: int) -> None:
+def report(runs: dict[str, dict[str, Any]], n_events: int,
+           live: dict[str, Any] | None = None, lateness: int = 0) -> None:
     names = list(runs)
     rules = sorted({r for run in runs.values() for r in run["hits"]})
     print("machine shared with other work: timings are indicative only")
@@ -365,6 +464,10 @@ def report(runs: dict[str, dict[str, Any]], n_events: int) -> None:
             f"{runs[n]['delay_ms'][q]!s:>16}" for n in names))
     print(f"{'stops overrunning (cancelled)':32}"
           + "".join(f"{runs[n]['stop_overruns']:>16}" for n in names))
+    if live:
+        print(f"live, 2 workers, watermark_delay_s={lateness}: event time -> hit stored (ms)")
+        for path in ("store_side", "in_stream"):
+            print(f"  {path:12} " + "  ".join(f"{k} {v}" for k, v in live[path].items()))
     first = runs[names[0]]
     for n in names[1:]:  # which alerts differ, by name (fingerprints are hashes)
         for fp in sorted(set(first["alerts"]) ^ set(runs[n]["alerts"])):
@@ -383,6 +486,8 @@ def report(runs: dict[str, dict[str, Any]], n_events: int) -> None:
         "store_rules": first["store_rules"],
         "store_side": {n: runs[n]["store_side"] for n in names},
         "store_side_delay_ms": {n: runs[n]["delay_ms"] for n in names},
+        "live_hit_delay_ms": live,
+        "live_watermark_delay_s": lateness if live else None,
         "identical": same,
         "target": "identical hits per rule, alerts and stored rows for every worker count",
         "met": all(same.values()),
