@@ -126,3 +126,40 @@ def test_a_worker_pipeline_places_the_rules_by_their_key(store: Store) -> None:
     forced = build_pipeline(base.replace(rule_placement="stream"), store, workers=True)
     assert not forced.clock_stages
     assert len(forced.event_stages[0].ruleset.rules) == len(shipped_rules().rules)
+
+
+def test_the_leader_runtime_evaluates_store_side_rules_at_its_monitor_tick(
+    store: Store, chdb_dsn: str
+) -> None:
+    """A worker runtime (no Kafka): its store-side rules run at the leader's monitor
+    tick, after the take-over, and their hits are counted for the rule-hits topic."""
+    import asyncio
+
+    from driftwatch.streaming.runtime import WorkerRuntime
+
+    s = Settings.load(env={}, config_file=None).replace(
+        store_dsn=chdb_dsn, database=store.database, rules_dirs=str(RULES),
+        monitor_detectors="none")
+    events = sorted(fixture_events(), key=lambda e: (e.event_time, e.event_id))
+    day = [e for e in events if e.event_time < events[0].event_time + dt.timedelta(hours=23)]
+    _, store_side = split_rules(shipped_rules())
+    expected = {(h["rule_id"], h["event_id"])
+                for h in RuleStage(store_side, None).on_events(day).rule_hits}
+    assert expected
+    rt = WorkerRuntime(s, store=store)
+    try:
+        store.insert_scored(day)
+        stage = rt.pipeline.clock_stages[0]
+        assert isinstance(stage, StoreSideRules)
+        asyncio.run(rt.monitor_tick(day[-1].event_time))
+        while rt.monitor_behind:  # more than rule_store_max_span_s: catch up
+            asyncio.run(rt.monitor_tick(day[-1].event_time))
+        assert rt.leading and stage.marks
+        got = set(store.query("SELECT rule_id, event_id FROM {db}.rule_hits FINAL"))
+        assert got == expected
+        assert stage.take_hits() == []  # handed to the topic step (no consumer here)
+        counted = sum(rt.metrics.registry.get_sample_value(
+            "driftwatch_rule_hits_total", {"rule_id": r}) or 0 for r in stage.rules)
+        assert counted == len(expected)
+    finally:
+        rt.close()
