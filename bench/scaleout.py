@@ -11,8 +11,17 @@ embedded ClickHouse (chdb), with topics, consumer group and database of its own:
    second the first worker -- the leader -- is *stopped* (a rebalance each time, the
    second one also a leader hand-over), so N workers finish the stream;
 3. the current leader runs the monitor ticks on its own (default) watermark while the
-   stream runs; after the last event the labels of ``--labels`` are stored through the
-   leader and it runs the passes up to the newest event time.
+   stream runs -- they also evaluate the store-side rules (the rules not keyed by the
+   card, :mod:`driftwatch.rules.storeside`); after the last event the labels of
+   ``--labels`` are stored through the leader and it runs the passes up to the newest
+   event time.
+
+It also reports the store-side queries, their seconds and the wall-clock delay from an
+event stored to its store-side hit stored (in this replay event time runs far ahead of
+the wall clock, so the watermark delay does not show in it). ``--live S`` then streams
+the events in real time (event time compressed onto ``S`` seconds) through 2 workers
+with ``watermark_delay_s = --lateness`` and measures event time -> hit stored, for the
+store-side and the in-stream rules.
 
 It writes ``{"runs": {"<N>": {"hits": {rule_id: n}, "alerts": [sorted fingerprints of
 warning/critical alerts], "stored": rows}}}`` to ``--json`` and prints the figures side
@@ -27,6 +36,7 @@ leaving the group (``kill -9``: see tests/integration/test_stream_workers.py), a
 clock skew between hosts.
 
     python bench/scaleout.py --quick      # generates a small mixed scenario (MIXED)
+    python bench/scaleout.py --quick --live 40 --lateness 10   # plus the live delay
     python bench/scaleout.py --events E.jsonl --labels L.jsonl --workers 1,3 --json out.json
 """
 
