@@ -163,3 +163,26 @@ def test_the_leader_runtime_evaluates_store_side_rules_at_its_monitor_tick(
         assert counted == len(expected)
     finally:
         rt.close()
+
+
+def test_a_rule_that_does_not_compile_to_sql_stays_in_stream(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from driftwatch.errors import RuleError
+    from driftwatch.rules import storeside
+
+    ruleset = shipped_rules()
+    _, store_side = split_rules(ruleset)
+    victim = store_side.rules[0].id
+    real = storeside.compile_rule
+
+    def refuse(rule, prefix=None):  # type: ignore[no-untyped-def]
+        if rule.id == victim:
+            raise RuleError("no SQL for this one")
+        return real(rule, prefix)
+
+    monkeypatch.setattr(storeside, "compile_rule", refuse)
+    in_stream, store_side = split_rules(ruleset)
+    assert victim in {r.id for r in in_stream.rules}
+    assert victim not in {r.id for r in store_side.rules} and store_side.rules
+    assert f"rule {victim} cannot run store-side" in caplog.text

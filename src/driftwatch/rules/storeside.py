@@ -47,6 +47,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from driftwatch.errors import RuleError
 from driftwatch.events import UTC, ScoredTransaction
 from driftwatch.pipeline import StageOutput
 from driftwatch.rules import typed as t
@@ -87,10 +88,21 @@ def card_local(rule: Rule) -> bool:
     return True
 
 
-def _only(ruleset: RuleSet, keep: bool) -> RuleSet:
+def _compiles(rule: Rule) -> bool:
+    """Whether ``rule`` compiles to SQL (one that does not stays in-stream, warned)."""
+    try:
+        compile_rule(rule)
+    except RuleError as exc:
+        log.warning("rule %s cannot run store-side (%s): kept in-stream, where it sees "
+                    "only its worker's partitions", rule.id, exc, extra={"rule_id": rule.id})
+        return False
+    return True
+
+
+def _only(ruleset: RuleSet, in_stream: set[str], keep: bool) -> RuleSet:
     packs = []
     for pack in ruleset.packs:
-        rules = tuple(r for r in pack.rules if card_local(r) is keep)
+        rules = tuple(r for r in pack.rules if (r.id in in_stream) is keep)
         if rules:
             packs.append(type(pack)(pack.name, pack.path, pack.sha256, rules))
     return RuleSet(tuple(packs), ruleset.horizon_ms)
@@ -103,7 +115,8 @@ def split_rules(ruleset: RuleSet, placement: str = "auto") -> tuple[RuleSet, Rul
         raise ValueError(f"rule_placement must be one of {PLACEMENTS}, got {placement!r}")
     if placement == "stream":
         return ruleset, RuleSet((), ruleset.horizon_ms)
-    return _only(ruleset, True), _only(ruleset, False)
+    local = {r.id for r in ruleset.rules if card_local(r) or not _compiles(r)}
+    return _only(ruleset, local, True), _only(ruleset, local, False)
 
 
 class _AlertMapping(RuleStage):
