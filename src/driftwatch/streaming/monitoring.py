@@ -77,7 +77,8 @@ class MonitorDuties:
 
     def progress_rows(self) -> dict[str, list[Any]]:
         """This worker's rows of ``{db}.partition_progress``: per owned partition whose
-        lag is known (fetched at least once), its newest stored event time and lag."""
+        lag is known (fetched at least once), its lag and its newest stored event time
+        while it is active (see :meth:`PartitionProgress.reported`)."""
         cols: dict[str, list[Any]] = {c: [] for c in (
             "consumer_group", "topic", "partition", "event_time", "lag", "worker",
             "updated_at")}
@@ -85,8 +86,9 @@ class MonitorDuties:
             return cols
         now = dt.datetime.now(dt.UTC)
         me = client_id()
+        idle_s = self.settings.progress_idle_s
         for tp, behind in sorted(self.consumer.lag().items()):
-            t = self.progress.times.get(tp)
+            t = self.progress.reported(tp, behind, idle_s)
             cols["consumer_group"].append(self.settings.consumer_group)
             cols["topic"].append(tp.topic)
             cols["partition"].append(tp.partition)
