@@ -14,7 +14,7 @@ from driftwatch.alerts.model import Finding
 from driftwatch.assemble import build_pipeline
 from driftwatch.events import ScoredTransaction
 from driftwatch.rules.stage import RuleStage
-from driftwatch.rules.storeside import StoreSideRules, card_local, split_rules
+from driftwatch.rules.storeside import MS, StoreSideRules, card_local, split_rules
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store
 from tests.integration.rules_fixture import RULES, fixture_events, shipped_rules
@@ -186,3 +186,47 @@ def test_a_rule_that_does_not_compile_to_sql_stays_in_stream(
     assert victim in {r.id for r in in_stream.rules}
     assert victim not in {r.id for r in store_side.rules} and store_side.rules
     assert f"rule {victim} cannot run store-side" in caplog.text
+
+
+def test_an_idle_group_evaluates_the_store_side_rules_up_to_the_newest_event(
+    store: Store, chdb_dsn: str
+) -> None:
+    """No partition reports progress (all idle): the default tick evaluates the
+    store-side rules up to the newest stored event, not the watermark trailing it by
+    the allowed lateness -- the last events of a quiet stream are not left unevaluated;
+    while a partition is active they wait for the watermark."""
+    import asyncio
+
+    from driftwatch.streaming.runtime import WorkerRuntime
+
+    s = Settings.load(env={}, config_file=None).replace(
+        store_dsn=chdb_dsn, database=store.database, rules_dirs=str(RULES),
+        monitor_detectors="none", watermark_delay_s=3600)
+    events = sorted(fixture_events(), key=lambda e: (e.event_time, e.event_id))
+    day = [e for e in events if e.event_time < events[0].event_time + dt.timedelta(hours=23)]
+    newest = day[-1].event_time
+    rt = WorkerRuntime(s, store=store)
+    try:
+        store.insert_scored(day)
+        stage = rt.pipeline.clock_stages[0]
+        assert isinstance(stage, StoreSideRules)
+        store.insert_columns("partition_progress", {  # partition 3 active, an hour back
+            "consumer_group": [s.consumer_group], "topic": [s.topic_scored],
+            "partition": [3], "event_time": [newest - dt.timedelta(hours=1)], "lag": [0],
+            "worker": ["other"], "updated_at": [dt.datetime.now(dt.UTC)]})
+        asyncio.run(rt.monitor_tick())
+        while rt.monitor_behind:
+            asyncio.run(rt.monitor_tick())
+        assert stage.marks
+        held = max(stage.marks.values())
+        assert held <= newest - dt.timedelta(hours=2) + MS  # the bound minus lateness
+        store.insert_columns("partition_progress", {  # now idle: no event time reported
+            "consumer_group": [s.consumer_group], "topic": [s.topic_scored],
+            "partition": [3], "event_time": [None], "lag": [0],
+            "worker": ["other"], "updated_at": [dt.datetime.now(dt.UTC)]})
+        asyncio.run(rt.monitor_tick())
+        while rt.monitor_behind:
+            asyncio.run(rt.monitor_tick())
+        assert min(stage.marks.values()) == newest + MS
+    finally:
+        rt.close()

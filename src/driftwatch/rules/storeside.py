@@ -30,9 +30,10 @@ the live evaluator on every shipped rule (``tests/integration/test_rules_parity.
 so the hits are the backtest's; it needs no extra topic, projection or consumer, and
 no state that must move on a rebalance. What it costs: a rule's hits come once the
 group's low watermark has passed the event -- ``watermark_delay_s`` plus up to one
-``worker_tick_s`` and the progress reports' delay (measured in ``bench/scaleout.py``)
--- and every evaluation reads the rule's window of history again (one query per
-store-side rule per tick; a 24 h window at 20k events/s is a large scan: widen
+``worker_tick_s`` and the progress reports' delay (measured in ``bench/scaleout.py``);
+when traffic stops, the last events are evaluated once every partition has been idle
+for ``progress_idle_s`` -- and every evaluation reads the rule's window of history
+again (one query per store-side rule per tick; a 24 h window at 20k events/s is a large scan: widen
 ``worker_tick_s`` or keep such rules in-stream with ``rule_placement = stream`` on a
 single worker). An event stored after the watermark passed its event time is not
 evaluated by these rules (it is counted as late, like in the monitors).
@@ -181,6 +182,10 @@ class StoreSideRules:
         self.queries_run = 0
         self.query_seconds = 0.0
         self.hits_total = 0
+        self.idle_until: dt.datetime | None = None
+        """Set by the leader while every partition is idle: evaluate up to this event
+        time (the newest stored) rather than the watermark, which trails it by the
+        allowed lateness (nothing is arriving that the lateness would wait for)."""
         self.pending_hits: list[dict[str, Any]] = []
         """Hit rows not yet taken by :meth:`take_hits` (for the rule-hits topic)."""
 
@@ -230,7 +235,7 @@ class StoreSideRules:
         if self.marks is None:
             self.take_over()
         assert self.marks is not None
-        until = _utc(watermark) + MS
+        until = self._until(watermark)
         found: list[tuple[str, str, dt.datetime, dict[str, Any]]] = []
         moved: dict[str, dt.datetime] = {}
         for rule_id, query in self.queries.items():
@@ -260,8 +265,15 @@ class StoreSideRules:
         """Rules not yet evaluated up to ``watermark`` (a tick ran out of span)."""
         if self.marks is None:
             return 0
-        until = _utc(watermark) + MS
+        until = self._until(watermark)
         return sum(1 for r in self.rules if (m := self.marks.get(r)) is not None and m < until)
+
+    def _until(self, watermark: dt.datetime) -> dt.datetime:
+        """The end (exclusive) of what may be evaluated at ``watermark``."""
+        at = _utc(watermark)
+        if self.idle_until is not None:
+            at = max(at, _utc(self.idle_until))
+        return at + MS
 
     def take_hits(self) -> list[dict[str, Any]]:
         """The hit rows stored since the last call (to publish)."""

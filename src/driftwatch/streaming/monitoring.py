@@ -20,6 +20,7 @@ from driftwatch.alerts.lifecycle import StoreAlertBook
 from driftwatch.alerts.model import Alert
 from driftwatch.errors import StoreError
 from driftwatch.pipeline import Pipeline
+from driftwatch.rules.storeside import StoreSideRules
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store
 from driftwatch.streaming.consumer import BatchConsumer
@@ -162,18 +163,22 @@ class MonitorDuties:
                         n = await self.in_monitor_lane(stage.take_over)
                         log.info("leader: store-side rules taken over", extra={"hits": n})
                 self.leading = True
+            idle_to: dt.datetime | None = None
             if watermark is None:
                 newest = await self.in_monitor_lane(self.store.max_event_time)
                 may_advance, bound = self.partition_bound()
                 group_ok, group = await self.in_monitor_lane(self.group_bound)
                 if newest is None or not may_advance or not group_ok:
                     return []
+                if bound is None and group is None:  # every partition idle: all stored
+                    idle_to = self.monitor_watermark(newest) + self.pipeline.lateness
                 for b in (bound, group):
                     if b is not None:
                         newest = min(newest, dt.datetime.fromtimestamp(b, dt.UTC))
                 watermark = self.monitor_watermark(newest)
+            store_due = self._idle_store_rules(idle_to)
             if (self.last_watermark is not None and watermark <= self.last_watermark
-                    and not self.monitor_behind):
+                    and not self.monitor_behind and not store_due):
                 return []
             alerts = await self.in_monitor_lane(self.pipeline.advance, watermark)
             await self.publish_store_hits()
@@ -196,6 +201,18 @@ class MonitorDuties:
         self.metrics.count_alerts(alerts)
         self.metrics.monitor_seconds.observe(time.perf_counter() - started)
         return alerts
+
+    def _idle_store_rules(self, idle_to: dt.datetime | None) -> bool:
+        """Let the store-side rules evaluate up to ``idle_to`` -- the newest stored
+        event, when every partition of the group is idle (nothing is arriving that the
+        allowed lateness would wait for) -- instead of the watermark; whether they
+        have something to evaluate there."""
+        due = False
+        for stage in self.pipeline.clock_stages:
+            if isinstance(stage, StoreSideRules):
+                stage.idle_until = idle_to
+                due = due or (idle_to is not None and bool(stage.behind(idle_to)))
+        return due
 
     async def publish_store_hits(self) -> int:
         """Publish the hits the store-side rules stored in the last passes to the
