@@ -5,11 +5,14 @@ stored events in embedded ClickHouse."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import time
 
 import pytest
 from aiokafka.partitioner import murmur2
 
+from driftwatch.events import ScoredTransaction
 from driftwatch.rules.history import stored_events
 from driftwatch.store.client import Store
 from driftwatch.streaming.warmup import PartitionWarmUp
@@ -45,3 +48,37 @@ def test_bounds_are_validated(store: Store) -> None:
         PartitionWarmUp(store, [], "t", page=0)
     with pytest.raises(ValueError, match="max_s"):
         PartitionWarmUp(store, [], "t", max_s=0)
+
+
+class _Metadata:
+    """The scored topic's partition count, as the aiokafka consumer's metadata gives it."""
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(range(6))
+
+
+def test_each_cold_partition_is_warmed_up_to_its_own_first_record(store: Store) -> None:
+    from aiokafka import TopicPartition
+
+    from driftwatch.rules.stage import RuleStage
+    from driftwatch.rules.storeside import split_rules
+    from tests.integration.rules_fixture import shipped_rules
+
+    events = sorted(fixture_events(), key=lambda e: (e.event_time, e.event_id))[:6000]
+    store.insert_scored(events)
+
+    def part(e: ScoredTransaction) -> int:
+        return (murmur2(e.card_id.encode()) & 0x7FFFFFFF) % 6
+
+    # partition 1's first record in the batch is far later than partition 4's
+    first = {1: events[5000].event_time, 4: events[2000].event_time}
+    in_stream, _ = split_rules(shipped_rules())
+    warm = PartitionWarmUp(store, [RuleStage(in_stream, None)], "t", page=500)
+    raw = {p: [json.dumps({"event_time": t.isoformat()}).encode()] for p, t in first.items()}
+    warm.warm_up({TopicPartition("t", p): r for p, r in raw.items()}, _Metadata())
+    horizon = dt.timedelta(milliseconds=in_stream.horizon_ms)
+    expected = sum(1 for e in events if part(e) in first
+                   and first[part(e)] - horizon <= e.event_time < first[part(e)])
+    only_to_the_earliest = sum(1 for e in events if part(e) in first
+                               and e.event_time < min(first.values()))
+    assert warm.events == expected > only_to_the_earliest

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.partitioner import murmur2
 
 from driftwatch.errors import StoreError
 from driftwatch.events import ScoredTransaction
@@ -86,23 +87,36 @@ class PartitionWarmUp:
         (re-delivered events are then evaluated live, so their hits are produced again
         rather than taken as already seen); ``kafka`` (the aiokafka consumer) knows the
         partition count (unknown: every stored event is read)."""
-        times = [t for raws in cold.values() for t in map(event_time_key, raws)
-                 if t != -math.inf]
-        if not times or not self.stages or self.store.max_event_time() is None:
+        firsts = {tp.partition: min(ts) for tp, raws in cold.items()
+                  if (ts := [t for t in map(event_time_key, raws) if t != -math.inf])}
+        if not firsts or not self.stages or self.store.max_event_time() is None:
             self.warm |= set(cold)  # nothing to warm up from
             return
-        until = dt.datetime.fromtimestamp(min(times), dt.UTC)
-        starts = [until - dt.timedelta(milliseconds=s.ruleset.horizon_ms) for s in self.stages]
         counts = kafka.partitions_for_topic(self.topic) if kafka is not None else None
-        parts = (len(counts), sorted(tp.partition for tp in cold)) if counts else None
+        n_parts = len(counts) if counts else 0
+        parts = (n_parts, sorted(tp.partition for tp in cold)) if n_parts else None
+        # each partition's cards up to that partition's first record in this batch
+        # (one partition's first record may be far later than another's)
+        untils = {p: dt.datetime.fromtimestamp(t, dt.UTC) for p, t in firsts.items()}
+        low = min(untils.values()) if parts is None else None
+        until = max(untils.values()) if parts is not None else min(untils.values())
+        horizons = [dt.timedelta(milliseconds=s.ruleset.horizon_ms) for s in self.stages]
         started = time.perf_counter()
         n = 0
         try:
-            for batch in self.history(min(starts), until, parts, started + self.max_s):
-                for stage, start in zip(self.stages, starts, strict=True):
-                    stage.evaluator.feed([e for e in batch if e.event_time >= start])
-                n += len(batch)
-                self.events += len(batch)
+            for batch in self.history(min(untils.values()) - max(horizons), until, parts,
+                                      started + self.max_s):
+                ends = [low if low is not None
+                        else untils.get(_partition(e.card_id, n_parts), until)
+                        for e in batch]
+                fed = [e for e, end in zip(batch, ends, strict=True)
+                       if end - max(horizons) <= e.event_time < end]
+                for stage, horizon in zip(self.stages, horizons, strict=True):
+                    stage.evaluator.feed([
+                        e for e, end in zip(batch, ends, strict=True)
+                        if end - horizon <= e.event_time < end])
+                n += len(fed)
+                self.events += len(fed)
         except StoreError:
             raise  # retried with the batch
         except Exception:  # a warm-up bug must not stop ingestion: start as far as fed
@@ -114,7 +128,7 @@ class PartitionWarmUp:
                         extra={"events": n, "max_s": self.max_s})
         log.info(
             "rule windows warmed up from ClickHouse",
-            extra={"events": n, "until": until.isoformat(),
+            extra={"events": n, "until": {p: u.isoformat() for p, u in untils.items()},
                    "partitions": sorted(tp.partition for tp in cold),
                    "seconds": round(seconds, 3)},
         )
@@ -166,3 +180,8 @@ class PartitionWarmUp:
             if n < page:
                 return
             after_t, after_id = events[-1].event_time, events[-1].event_id
+
+
+def _partition(card_id: str, partitions: int) -> int:
+    """The scored topic's partition of a card (Kafka's default partitioner)."""
+    return int((murmur2(card_id.encode()) & 0x7FFFFFFF) % partitions)
