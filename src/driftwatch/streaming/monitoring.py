@@ -62,6 +62,7 @@ class MonitorDuties:
     _monitor_lane: ThreadPoolExecutor
     _passes_seen: int
     _detector_errors_seen: dict[str, int]
+    _missing_since: dict[int, float]
 
     async def in_monitor_lane(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the monitor's own thread (never the ingest lane)."""
@@ -116,17 +117,37 @@ class MonitorDuties:
     def group_bound(self) -> tuple[bool, float | None]:
         """The group-wide low watermark over every worker's partitions, from
         ``{db}.partition_progress`` (see
-        :func:`~driftwatch.streaming.progress.group_low_watermark`)."""
+        :func:`~driftwatch.streaming.progress.group_low_watermark`); it does not
+        advance while a partition of the topic has never reported (its owner has not
+        fetched it yet: at start-up, in a rebalance) -- for at most ``progress_idle_s``
+        from when this leader first saw it missing (a partition without any data)."""
         rows = self.store.query(
             "SELECT partition, event_time, lag, updated_at FROM {db}.partition_progress "
             "FINAL WHERE consumer_group = {g:String} AND topic = {t:String}",
             {"g": self.settings.consumer_group, "t": self.settings.topic_scored},
         )
+        now = time.time()
+        if self._unreported({int(r[0]) for r in rows}, now):
+            return False, None
         return group_low_watermark(
             ((p, None if t is None else _epoch(t), int(lag), _epoch(u))
              for p, t, lag, u in rows),
-            time.time(), self.settings.progress_idle_s,
+            now, self.settings.progress_idle_s,
         )
+
+    def _unreported(self, reported: set[int], now: float) -> bool:
+        """Whether a partition of the scored topic (per the consumer's metadata) has
+        no progress row yet and has been missing for less than ``progress_idle_s``."""
+        kafka = getattr(self.consumer, "consumer", None)
+        counts = kafka.partitions_for_topic(self.settings.topic_scored) if kafka else None
+        missing = set(counts or ()) - reported
+        since = self._missing_since
+        for part in list(since):
+            if part not in missing:
+                del since[part]
+        for part in missing:
+            since.setdefault(part, now)
+        return any(now - since[part] < self.settings.progress_idle_s for part in missing)
 
     def monitor_watermark(self, newest: dt.datetime) -> dt.datetime:
         """The monitor's watermark from the newest stored event time: never later than

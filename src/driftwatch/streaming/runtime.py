@@ -145,6 +145,8 @@ class WorkerRuntime(MonitorDuties):
         self._late_seen = 0
         self._passes_seen = 0
         self._detector_errors_seen: dict[str, int] = {}
+        self._missing_since: dict[int, float] = {}
+        """Partitions with no progress row yet: when this worker first saw each missing."""
         self._consuming_since: float | None = None
         self._stage_errors_seen: dict[str, int] = {}
         self._gc_thresholds = tune_collector()
