@@ -218,7 +218,7 @@ class Settings:
         "stream: every rule in-stream (a single worker only)"
     )
     rule_store_max_span_s: float = setting(
-        3600.0, "Most event time one store-side rule query evaluates (catch-up step)"
+        21600.0, "Most event time one store-side rule query evaluates (catch-up step)"
     )
     rule_warmup_page: int = setting(
         50_000, "Events a partition warm-up holds in memory at most (its read pages)"

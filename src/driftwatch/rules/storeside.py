@@ -159,7 +159,7 @@ class StoreSideRules:
         ruleset: RuleSet,
         store: Store,
         *,
-        max_span_s: float = 3600.0,
+        max_span_s: float = 21600.0,
         alert_window_s: int = 86_400,
         case_alerts: bool = True,
         case_alerts_per_hour: int = 30,
