@@ -12,7 +12,7 @@ uses the model's score to decide a hit.
 
 from __future__ import annotations
 
-from driftwatch.streaming.runtime import IngestService
+from driftwatch.streaming.service import IngestService
 from streams.app import app, runtime
 
 ingest = IngestService(runtime)

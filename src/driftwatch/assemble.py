@@ -9,12 +9,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from driftwatch.alerts.sinks import AlertSink, JsonlSink
 from driftwatch.pipeline import Pipeline
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store, open_store
 from driftwatch.timeguard import EventTimeGuard
+
+if TYPE_CHECKING:
+    from driftwatch.rules.stage import RuleStage
 
 
 def store_from(settings: Settings, *, init: bool = True) -> Store:
@@ -34,8 +38,16 @@ def build_pipeline(
     *,
     alerts_out: str | Path | None = None,
     extra_sinks: Sequence[AlertSink] = (),
+    workers: bool = False,
 ) -> Pipeline:
-    """The processing core with every stage that is configured."""
+    """The processing core with every stage that is configured.
+
+    ``workers``: the pipeline of a streaming worker, one of a consumer group sharing
+    the scored topic's partitions (keyed by card): the rules not keyed by the card are
+    then evaluated store-side by the leader (``rule_placement``, see
+    :mod:`driftwatch.rules.storeside`); a replay or a single process keeps every rule
+    in-stream.
+    """
     sinks: list[AlertSink] = list(extra_sinks)
     if alerts_out is not None:
         sinks.append(JsonlSink(alerts_out))
@@ -52,17 +64,49 @@ def build_pipeline(
         runbook_base_url=settings.runbook_base_url,
         incident_gap_s=settings.incident_gap_s,
     )
+    rule_stages: list[Any] = rule_stage_from_settings(settings, store)
+    clock_stages: list[Any] = []
+    if workers:
+        rule_stages, clock_stages = place_rules(settings, store, rule_stages)
+    if not monitors_off(settings):
+        clock_stages.append(Monitor(store, settings, on_pass=book.passed,
+                                    max_catchup=settings.monitor_max_catchup))
     return Pipeline(
         store,
-        event_stages=rule_stage_from_settings(settings, store),
-        clock_stages=[] if monitors_off(settings) else [
-            Monitor(store, settings, on_pass=book.passed,
-                    max_catchup=settings.monitor_max_catchup)],
+        event_stages=rule_stages,
+        clock_stages=clock_stages,
         alert_book=book,
         sinks=sinks,
         lateness=dt.timedelta(seconds=settings.watermark_delay_s),
         time_guard=EventTimeGuard(settings.max_future_s, settings.max_event_age_s),
     )
+
+
+def place_rules(
+    settings: Settings, store: Store, stages: Sequence[RuleStage]
+) -> tuple[list[Any], list[Any]]:
+    """``(event_stages, clock_stages)`` of a worker's rules: the in-stream rule stage
+    with the rules keyed by the card, and the store-side stage (run by the leader at
+    each monitor tick, before the monitors) with the others; ``rule_placement =
+    stream`` keeps them all in-stream."""
+    from driftwatch.rules.stage import RuleStage
+    from driftwatch.rules.storeside import StoreSideRules, split_rules
+
+    if not stages:
+        return [], []
+    in_stream, store_side = split_rules(stages[0].ruleset, settings.rule_placement)
+    if not store_side.rules:
+        return list(stages), []
+    event_stages = [RuleStage(
+        in_stream, store, case_alerts=settings.rule_case_alerts,
+        case_alerts_per_hour=settings.rule_case_alerts_per_hour,
+        coverage_warn_below=settings.rule_coverage_warn_below,
+        coverage_warn_after=settings.rule_coverage_warn_after,
+    )] if in_stream.rules else []
+    clock = StoreSideRules(store_side, store, max_span_s=settings.rule_store_max_span_s,
+                           case_alerts=settings.rule_case_alerts,
+                           case_alerts_per_hour=settings.rule_case_alerts_per_hour)
+    return event_stages, [clock]
 
 
 def monitors_off(settings: Settings) -> bool:

@@ -203,6 +203,8 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> dict[str, Any]:
         "DRIFTWATCH_WORKER_WEB_PORT": str(web_port),
         "DRIFTWATCH_CONSUMER_GROUP": f"driftwatch-demo-{os.getpid()}",
         "DRIFTWATCH_RULES_DIRS": str(repo / "rules"),
+        # one worker sees every partition: every rule in-stream (no store-side queries)
+        "DRIFTWATCH_RULE_PLACEMENT": "stream",
         "DRIFTWATCH_LOG_FORMAT": "json",
     })
     base = Settings.load(env=env, config_file=None)  # before the two compressions below

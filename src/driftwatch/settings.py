@@ -217,6 +217,20 @@ class Settings:
     incident_gap_s: int = setting(
         3600, "Event-time seconds an incident stays open after its last alert stopped firing"
     )
+    # --- store-side rules and partition warm-up (issue 23) ---
+    rule_placement: str = setting(
+        "auto", "auto: rules not keyed by the card run store-side on the leader; "
+        "stream: every rule in-stream (a single worker only)"
+    )
+    rule_store_max_span_s: float = setting(
+        21600.0, "Most event time one store-side rule query evaluates (catch-up step)"
+    )
+    rule_warmup_page: int = setting(
+        50_000, "Events a partition warm-up holds in memory at most (its read pages)"
+    )
+    rule_warmup_max_s: float = setting(
+        120.0, "Longest a partition warm-up reads before it starts with what it has"
+    )
 
     # ----------------------------------------------------------------------------------
     @classmethod

@@ -75,6 +75,9 @@ def stream_settings(kafka_broker: Broker, store: Store, chdb_dsn: str) -> Settin
         worker_stop_timeout_s=15.0,
         log_format="text",
         http_rate_per_s=0.0,  # tests poll the worker's web port many times a second
+        # every rule in-stream: these tests compare a worker with a replay, tick by hand
+        # (the store-side path: test_rules_storeside.py and bench/scaleout.py)
+        rule_placement="stream",
     )
     for name in (settings.topic_scored, settings.topic_labels,
                  settings.topic_deadletter, settings.topic_rule_hits):

@@ -17,7 +17,7 @@ from driftwatch.settings import Settings
 from driftwatch.streaming.app import app_id, export_settings, faust_config, load_app
 from driftwatch.streaming.kafka import client_options, faust_credentials
 from driftwatch.streaming.metrics import WorkerMetrics
-from driftwatch.streaming.runtime import GC_YOUNG_THRESHOLD, tune_collector
+from driftwatch.streaming.process import GC_YOUNG_THRESHOLD, tune_collector
 from driftwatch.streaming.topics import topic_specs
 
 

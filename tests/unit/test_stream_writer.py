@@ -13,7 +13,7 @@ from concurrent.futures import CancelledError, Future
 import pytest
 
 from driftwatch.errors import StoreError
-from driftwatch.streaming.runtime import merge_held
+from driftwatch.streaming.held import merge_held
 from driftwatch.streaming.writer import GroupWriter
 
 LONG = 60.0

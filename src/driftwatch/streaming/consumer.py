@@ -29,16 +29,6 @@ Guarantees (at-least-once, never past unwritten data):
 - on stop, the batches in flight and whatever is buffered are processed and committed
   (retrying at most ``stop_timeout_s``; once that has passed, nothing after a batch
   given up is committed), then the consumer leaves the group.
-
-Order: fetched records go through an :class:`~driftwatch.streaming.ordering.EventTimeMerge`
-and are processed in event-time order across this worker's partitions. A partition with
-nothing buffered holds the others back, since it may still deliver earlier events: for
-at most ``behind_wait_s`` while it has more to fetch, ``merge_wait_s`` once caught up.
-Below ``max_records`` buffered, records are gathered for ``linger_s`` so that a batch
-pays its fixed costs (inserts, publish, commit) once for many events; records that
-arrived while the previous batch was handled have waited since it began, and do not
-linger again. Buffers are
-bounded: a partition with ``max_records`` buffered is paused until it drains.
 """
 
 from __future__ import annotations
@@ -50,50 +40,22 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
 
 from driftwatch.backoff import Backoff
 from driftwatch.errors import StoreError
+from driftwatch.streaming.gate import MergeGate
+from driftwatch.streaming.messages import OutMessage, Process, Processed, publish
 from driftwatch.streaming.metrics import WorkerMetrics
 from driftwatch.streaming.ordering import EventTimeMerge, event_time_key
+from driftwatch.streaming.retry import Abandoned, RetryPause
+
+__all__ = ["BatchConsumer", "OutMessage", "Process", "Processed"]
 
 log = logging.getLogger(__name__)
-_PARTITIONER = DefaultPartitioner()
-"""Where ``AIOKafkaProducer.send`` puts a message (the producers here keep the default)."""
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class OutMessage:
-    """A message to publish before the batch that produced it is committed."""
-
-    topic: str
-    value: bytes
-    key: bytes | None = None
-
-
-@dataclass(frozen=True)
-class Processed:
-    """A batch processed up to its durable step.
-
-    ``messages`` are published at once; ``durable()`` (retried until it succeeds,
-    so it must be idempotent) makes the batch durable, and the offsets are committed
-    only after it returned.
-    """
-
-    messages: list[OutMessage]
-    durable: Callable[[], Awaitable[None]]
-
-
-Process = Callable[[list[Any]], Awaitable[list[OutMessage] | Processed]]
-"""Turns a batch of aiokafka ``ConsumerRecord`` into messages to publish (or a
-:class:`Processed`); raises a retryable error (e.g. StoreError) when nothing may be
-committed."""
 
 
 @dataclass
@@ -104,10 +66,6 @@ class _Pending:
     durable: Callable[[], Awaitable[None]]
     task: asyncio.Future[None]
     started: float
-
-
-class _Abandoned(Exception):
-    """The batch in flight was given up (stop deadline, or all its partitions revoked)."""
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -121,7 +79,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owner._on_assigned(assigned)
 
 
-class BatchConsumer:
+class BatchConsumer(MergeGate, RetryPause):
     """Consume ``topics`` in batches with at-least-once, commit-after-store semantics.
 
     Parameters
@@ -232,14 +190,6 @@ class BatchConsumer:
         """True while fetching is paused for a retry."""
         return self._paused
 
-    def assignment(self) -> list[TopicPartition]:
-        """Partitions assigned to this consumer now, sorted."""
-        try:
-            tps = self.consumer.assignment()
-        except Exception:  # not subscribed / not started
-            return []
-        return sorted(tps)
-
     def lag(self) -> dict[TopicPartition, int]:
         """High-water mark minus the next offset to process, per assigned partition
         (partitions with no fetch yet are left out)."""
@@ -349,7 +299,7 @@ class BatchConsumer:
             if durable is None:  # the batches before this one commit first
                 await self._settle(everything=True)
                 await self._commit(records)
-        except _Abandoned as why:
+        except Abandoned as why:
             log.warning("batch of %d records not committed: %s", len(records), why)
             durable = None
         if durable is None:
@@ -415,7 +365,7 @@ class BatchConsumer:
                 await self._failed("process", exc, pending.records)
                 await self._attempt("process", pending.durable, pending.records)
                 return True
-            except _Abandoned as why:
+            except Abandoned as why:
                 log.warning("batch of %d records not committed: %s", len(pending.records), why)
                 return False
 
@@ -442,209 +392,8 @@ class BatchConsumer:
         self.metrics.batch_seconds.labels(topic=topic).observe(time.perf_counter() - started)
         self.metrics.batch_size.labels(topic=topic).observe(len(records))
 
-    async def _attempt(
-        self, what: str, step: Callable[[], Awaitable[T]], records: list[Any]
-    ) -> T:
-        """Run ``step`` until it succeeds; pause fetching and back off between tries
-        (a caller that already saw the first failure passes it to :meth:`_failed` first)."""
-        if not self._paused:
-            self.backoff.reset()
-        while True:
-            try:
-                result = await step()
-            except self.retry_on as exc:
-                await self._failed(what, exc, records)
-                continue
-            if self._paused:
-                self._resume()
-                log.info("%s succeeded after retries; consuming again", what)
-            self.state = "running"
-            self.last_error = ""
-            return result
-
-    async def _failed(self, what: str, exc: BaseException, records: list[Any]) -> None:
-        """Count and log a retryable failure, pause fetching and wait out the back-off;
-        drop the records of partitions revoked meanwhile (all gone: ``_Abandoned``)."""
-        self.last_error = f"{what}: {exc}"[:500]
-        kind = "store" if isinstance(exc, StoreError) else "kafka"
-        (self.metrics.store_errors if kind == "store" else self.metrics.kafka_errors)\
-            .labels(operation=what).inc()
-        delay = self.backoff.next()
-        log.warning(
-            "%s failed (attempt %d), retrying in %.2fs: %s",
-            what, self.backoff.attempts, delay, exc,
-            extra={"step": what, "attempt": self.backoff.attempts, "delay_s": delay},
-        )
-        self.state = "retrying"
-        self._pause()
-        await self._hold(delay)
-        keep = set(self.assignment())
-        records[:] = [r for r in records if TopicPartition(r.topic, r.partition) in keep]
-        if not records:
-            raise _Abandoned("its partitions were revoked") from None
-
-    def _next_fetch(self) -> tuple[list[TopicPartition], float]:
-        """Which partitions to fetch from next (none: all) and how long to wait.
-
-        Idle: wait up to ``poll_s``. Gathering a batch (less than ``max_records``
-        buffered, for less than ``linger_s``): fetch from every partition until the
-        linger ends. Then: fetch briefly from the partitions the merge waits for, or
-        not at all when it can release.
-        """
-        if self.merge is None or not self.merge.buffered():
-            # batches waiting to be committed: come back soon to commit them
-            return [], min(self.poll_s, 0.05) if self._pending else self.poll_s
-        if self.merge.buffered() < self.max_records and self._gather_since is not None:
-            left = self.linger_s - (time.monotonic() - self._gather_since)
-            if left > 0:
-                return [], left
-        wanted = self._wanted()
-        return wanted, (0.05 if wanted else 0.0)
-
-    def _wanted(self) -> list[TopicPartition]:
-        """Partitions the merge waits for: nothing buffered while others have data."""
-        if self.merge is None or not self.merge.buffered():
-            return []
-        paused = set(self.consumer.paused())
-        return [
-            tp for tp in self.assignment()
-            if not self.merge.buffered(tp) and tp not in paused
-        ]
-
-    async def _releasable(self) -> list[Any]:
-        """Records the merge may release now.
-
-        A partition with nothing buffered may still deliver earlier events, so it holds
-        the others back: for at most ``behind_wait_s`` while it is known to be behind
-        (its fetch position is below its high-water mark, or nothing was fetched yet),
-        otherwise (caught up, its producer may be slower) for at most ``merge_wait_s``.
-        Then the merge releases up to the low watermark of the partitions with data, or
-        everything buffered when every partition is caught up.
-        """
-        assert self.merge is not None
-        if not self.merge.buffered():
-            return []
-        if (
-            self.merge.buffered() < self.max_records
-            and self._gather_since is not None
-            and time.monotonic() - self._gather_since < self.linger_s
-        ):
-            return []  # still gathering a batch
-        empty = [tp for tp in self.assignment() if not self.merge.buffered(tp)]
-        if not empty:
-            self._blocked_since = None
-            return self._release()
-        limit = self.merge_wait_s
-        for tp in empty:
-            if await self._behind(tp):
-                limit = self.behind_wait_s
-                break
-        now = time.monotonic()
-        if self._blocked_since is None:
-            self._blocked_since = now
-        if now - self._blocked_since < limit:
-            return []
-        self._blocked_since = None
-        # Every partition caught up: nothing more is waiting at the broker, so what is
-        # buffered goes out in event-time order now. (Up to the watermark only, a lull
-        # or the end of a burst released its last records one hold-back at a time:
-        # each release emptied another partition, which then held back the rest.)
-        return self._release(everything=await self._caught_up())
-
-    async def _caught_up(self) -> bool:
-        """True when every assigned partition has been fetched up to its high-water mark."""
-        for tp in self.assignment():
-            if await self._behind(tp):
-                return False
-        return True
-
-    async def _behind(self, tp: TopicPartition) -> bool:
-        """True while ``tp`` has more to fetch (or nothing was fetched from it yet)."""
-        high = self.consumer.highwater(tp)
-        return high is None or await self.consumer.position(tp) < high
-
-    def _release(self, everything: bool = False) -> list[Any]:
-        assert self.merge is not None
-        out = self.merge.release(self.max_records, everything=everything)
-        if out:
-            self._gather_since = time.monotonic() if self.merge.buffered() else None
-        return out
-
-    def _flow_control(self) -> None:
-        """Pause partitions with a full merge buffer; resume them once they drained."""
-        if self.merge is None or self._paused:
-            return
-        full = {tp for tp in self.assignment() if self.merge.buffered(tp) >= self.max_records}
-        paused = set(self.consumer.paused())
-        if full - paused:
-            self.consumer.pause(*(full - paused))
-        if paused - full:
-            self.consumer.resume(*(paused - full))
-
-    def _stop_expired(self) -> bool:
-        left = self._stop_left()
-        return left is not None and left <= 0
-
-    def _stop_left(self) -> float | None:
-        """Seconds until the stop deadline (None: no stop requested)."""
-        if self._stop_at is None:
-            return None
-        return max(0.0, self._stop_at + self.stop_timeout_s - time.monotonic())
-
-    async def _hold(self, seconds: float) -> None:
-        """Wait ``seconds`` while polling the paused consumer (keeps the group alive)."""
-        deadline = time.monotonic() + seconds
-        while True:
-            if self._stop_expired():
-                raise _Abandoned("stop timeout reached while retrying")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            data = await self.consumer.getmany(
-                timeout_ms=max(1, int(min(left, 0.5) * 1000)), max_records=1
-            )
-            for tp, batch in data.items():
-                # A partition assigned during the retry: rewind and pause it too.
-                self.consumer.seek(tp, batch[0].offset)
-                self.consumer.pause(tp)
-
-    def _pause(self) -> None:
-        if not self._paused:
-            self._paused = True
-            self.metrics.consumer_paused.set(1)
-            self.consumer.pause(*self.assignment())
-
-    def _resume(self) -> None:
-        self._paused = False
-        self.metrics.consumer_paused.set(0)
-        self.consumer.resume(*self.assignment())
-
     async def _publish(self, out: list[OutMessage]) -> None:
-        """Publish ``out`` and wait until Kafka acknowledged all of it.
-
-        The messages go as record batches, one open batch per partition, chosen by the
-        producer's default partitioner (murmur2 of the key; no key: any partition), so
-        they land where ``producer.send`` would put them, with one future per batch
-        instead of one per message.
-        """
-        parts: dict[str, list[int]] = {}
-        open_: dict[tuple[str, int], Any] = {}
-        sent: list[asyncio.Future[Any]] = []
-        for m in out:
-            where = parts.get(m.topic)
-            if where is None:
-                where = parts[m.topic] = sorted(await self.producer.partitions_for(m.topic))
-            tp = (m.topic, _PARTITIONER(m.key, where, where))
-            batch = open_.get(tp)
-            if batch is None:
-                batch = open_[tp] = self.producer.create_batch()
-            if batch.append(key=m.key, value=m.value, timestamp=None) is None:  # full
-                sent.append(await self.producer.send_batch(batch, tp[0], partition=tp[1]))
-                batch = open_[tp] = self.producer.create_batch()
-                batch.append(key=m.key, value=m.value, timestamp=None)  # a first one fits
-        for (topic, partition), batch in open_.items():
-            sent.append(await self.producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*sent)
+        await publish(self.producer, out)
 
     async def _commit(self, records: list[Any]) -> None:
         nxt: dict[tuple[str, int], int] = {}  # plain tuples: one per record

@@ -13,6 +13,14 @@ is the minimum over the partitions that still hold something back:
   delivers later is late, like any late event (otherwise one idle partition would stop
   the monitor for good).
 
+Group-wide (:func:`group_low_watermark`, from the rows every worker writes) a caught-up
+partition still holds the watermark at its progress while it is *active*: its owner
+reports its event time while it has a backlog or advanced within ``idle_s``
+(:meth:`PartitionProgress.reported`), and nothing once it has been idle that long. A
+partition caught up for a moment (its producer is between two sends, or it changes
+owner in a rebalance) would otherwise let the group watermark run past events it is
+about to deliver -- events the store-side rules would then never evaluate.
+
 >>> p = PartitionProgress()
 >>> p.record({"a": 100.0, "b": 90.0}, plausible_s=95.0)
 >>> p.low_watermark(["a", "b"], {"a": 3, "b": 1})     # b capped at 95, then min
@@ -26,6 +34,7 @@ is the minimum over the partitions that still hold something back:
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Hashable, Iterable, Mapping
 
 
@@ -34,9 +43,14 @@ class PartitionProgress:
 
     def __init__(self) -> None:
         self.times: dict[Hashable, float] = {}
+        self.advanced: dict[Hashable, float] = {}
+        """When (monotonic seconds) each partition's progress last moved forward."""
 
-    def record(self, newest: Mapping[Hashable, float], plausible_s: float | None) -> None:
-        """Note the newest event time each partition delivered in a stored batch."""
+    def record(self, newest: Mapping[Hashable, float], plausible_s: float | None,
+               now: float | None = None) -> None:
+        """Note the newest event time each partition delivered in a stored batch
+        (``now``: the monotonic clock, for tests)."""
+        at = time.monotonic() if now is None else now
         cap = math.inf if plausible_s is None else plausible_s
         for part, t in newest.items():
             if t == -math.inf:
@@ -44,11 +58,31 @@ class PartitionProgress:
             t = min(t, cap)
             if t > self.times.get(part, -math.inf):
                 self.times[part] = t
+                self.advanced[part] = at
+
+    def reported(self, part: Hashable, lag: int, idle_s: float,
+                 now: float | None = None) -> float | None:
+        """The event time a worker reports for ``part`` in the group's progress rows:
+        its progress while it has a backlog or moved within ``idle_s``, else None.
+
+        >>> p = PartitionProgress()
+        >>> p.record({"a": 100.0}, None, now=0.0)
+        >>> p.reported("a", 0, 30.0, now=10.0), p.reported("a", 0, 30.0, now=40.0)
+        (100.0, None)
+        >>> p.reported("a", 4, 30.0, now=40.0), p.reported("b", 4, 30.0, now=40.0)
+        (100.0, None)
+        """
+        t = self.times.get(part)
+        if t is None:
+            return None
+        at = time.monotonic() if now is None else now
+        return t if lag > 0 or at - self.advanced.get(part, -math.inf) < idle_s else None
 
     def forget(self, parts: Iterable[Hashable]) -> None:
         """Drop partitions no longer assigned."""
         for part in parts:
             self.times.pop(part, None)
+            self.advanced.pop(part, None)
 
     def low_watermark(
         self, assigned: Iterable[Hashable], lag: Mapping[Hashable, int]
@@ -72,25 +106,31 @@ def group_low_watermark(
     """The group-wide low watermark from every worker's progress rows
     ``(partition, newest event time or None, lag, written at)``, all epoch seconds.
 
-    The rule of :meth:`PartitionProgress.low_watermark` over all partitions of the
-    group, except that a row not renewed for ``idle_s`` holds nothing back (its owner
-    left or stalled: the monitor waits at most that long for it; what it delivers later
-    is late, counted in the passes whose windows still cover it).
+    A row with an event time holds the watermark there, whatever its lag (its owner
+    reports one while the partition is active: :meth:`PartitionProgress.reported`); a
+    row without one blocks it while the partition has a backlog (it may deliver
+    anything) and holds nothing back once caught up (idle). A row not renewed for
+    ``idle_s`` holds nothing back (its owner left or stalled: the monitor waits at most
+    that long for it; what it delivers later is late, counted in the passes whose
+    windows still cover it).
 
     >>> rows = [(0, 100.0, 5, 50.0), (1, 80.0, 2, 50.0), (2, 10.0, 9, 0.0)]
     >>> group_low_watermark(rows, now_s=60.0, idle_s=30.0)   # 2 is stale
     (True, 80.0)
     >>> group_low_watermark([(0, None, 3, 59.0)], now_s=60.0, idle_s=30.0)
     (False, None)
-    >>> group_low_watermark([(0, 100.0, 0, 59.0)], now_s=60.0, idle_s=30.0)
+    >>> group_low_watermark([(0, 100.0, 0, 59.0)], now_s=60.0, idle_s=30.0)  # active
+    (True, 100.0)
+    >>> group_low_watermark([(0, None, 0, 59.0)], now_s=60.0, idle_s=30.0)   # idle
     (True, None)
     """
-    p = PartitionProgress()
-    lag: dict[Hashable, int] = {}
-    for part, t, behind, written in rows:
+    bound: float | None = None
+    for _, t, behind, written in rows:
         if now_s - written > idle_s:
             continue
-        lag[part] = behind
-        if t is not None:
-            p.times[part] = t
-    return p.low_watermark(list(lag), lag)
+        if t is None:
+            if behind > 0:
+                return False, None
+            continue
+        bound = t if bound is None else min(bound, t)
+    return True, bound
