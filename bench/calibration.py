@@ -48,6 +48,7 @@ import numpy as np
 from scipy import special, stats
 
 from driftwatch.monitors.dispersion import (
+    between_concentration,
     cells_estimator,
     cells_vs_reference,
     combine_concentrations,
@@ -182,13 +183,14 @@ def _cells_test(
     cells = prof.shape[1]
     total = d.ref.sum(axis=0)
     overall = (total + 0.5) / (total.sum() + 0.5 * cells)
+    between = between_concentration(d.ref)
     keep = d.cur.sum(axis=1) >= min_n
     cur, seg = d.cur[keep], d.seg[keep]
     out = np.empty(len(cur))
     for lo in range(0, len(cur), 20_000):
         sl = slice(lo, lo + 20_000)
         out[sl] = cells_vs_reference(cur[sl], d.ref[seg[sl]], overall, strength,
-                                     est[seg[sl]]).pvalue
+                                     est[seg[sl]], between).pvalue
     return out, np.ones(len(out), bool)
 
 

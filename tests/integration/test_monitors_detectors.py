@@ -18,6 +18,7 @@ from driftwatch.monitors.beneficiary import BeneficiaryDetector
 from driftwatch.monitors.benford import BenfordDetector
 from driftwatch.monitors.cents import CentsDetector
 from driftwatch.monitors.disagreement import DisagreementDetector
+from driftwatch.monitors.dispersion import between_concentration
 from driftwatch.monitors.out_of_domain import OutOfDomainDetector
 from driftwatch.monitors.pileup import PileupDetector
 from driftwatch.monitors.recall import RecallDetector
@@ -110,13 +111,18 @@ def test_cents_finds_six_of_nine_and_matches_numpy(store: Store) -> None:
             if x.mcc == "5967":
                 ref[x.amount_minor % 100] += 1
     overall = (total + 0.5) / (total.sum() + 50)
-    strength = det.prior_strength
-    own = (ref + 0.5) / (ref.sum() + 1)
-    probs = np.maximum(own, (ref + strength * overall) / (ref.sum() + strength))
-    assert det._disp is not None
+    assert det._disp is not None and det._ref is not None
     r_lo, r_hi = LO - dt.timedelta(seconds=ctx.settings.reference_window_s), LO
+    # pseudo-rows of all traffic: prior_strength, or fewer where segments differ more
+    between = between_concentration(det._ref.table(r_lo, r_hi).values)
+    strength = min(det.prior_strength, between)
+    own = (ref + 0.5) / (ref.sum() + 1)
+    shrunk = (ref + strength * overall) / (ref.sum() + strength)
+    use_own = (ref > 0) & (own > shrunk)
+    probs = np.where(use_own, own, shrunk)
     conc = det._disp.concentration(["mcc=5967"], r_lo, r_hi)
-    want = max_cell_test(cur, probs, ref_n=predictive_concentration(ref.sum() + 1, conc))
+    rows_of = np.where(use_own, ref.sum() + 1, ref.sum() + strength)
+    want = max_cell_test(cur, probs, ref_n_cells=predictive_concentration(rows_of, conc))
     assert e.detail(i)["cents"] == 37 == want.cell
     assert e.statistic[i] == want.count >= 6
     assert e.n[i] == cur.sum()

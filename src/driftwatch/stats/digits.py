@@ -612,6 +612,8 @@ def max_cell_test(
     probs: ArrayLike,
     correction: CorrectionName = "bonferroni",
     ref_n: ArrayLike | None = None,
+    *,
+    ref_n_cells: ArrayLike | None = None,
 ) -> MaxCellResult:
     """Exact test for one over-represented cell, corrected for scanning all cells.
 
@@ -634,6 +636,11 @@ def max_cell_test(
         beta-binomial predictive ``BetaBinomial(n, probs_j * ref_n,
         (1 - probs_j) * ref_n)``, which accounts for the reference's own sampling
         noise (see Notes). Pass it whenever ``probs`` are estimated.
+    ref_n_cells : array_like, optional
+        As ``ref_n``, one per row and cell (the shape of ``counts``; replaces
+        ``ref_n``): for shares estimated from different amounts of evidence per
+        cell (a segment's own rows for some cells, pseudo-rows of all traffic for
+        others).
 
     Returns
     -------
@@ -732,7 +739,13 @@ def max_cell_test(
     shape = np.broadcast_shapes(c.shape[:-1], p.shape[:-1])
     k = c.shape[-1]
     rn: FloatArray | None = None
-    if ref_n is not None:
+    if ref_n_cells is not None:
+        rc = np.asarray(ref_n_cells, dtype=np.float64)
+        if np.isnan(rc).any() or (rc <= 0).any():
+            raise ValueError("ref_n_cells must be > 0")
+        shape = np.broadcast_shapes(shape, rc.shape[:-1])
+        rn = np.broadcast_to(rc, (*shape, k)).reshape(-1, k)
+    elif ref_n is not None:
         rn_arr = np.asarray(ref_n, dtype=np.float64)
         if np.isnan(rn_arr).any() or (rn_arr <= 0).any():
             raise ValueError("ref_n must be > 0 (or None for exact probs)")

@@ -61,15 +61,34 @@ def test_reference_dispersion_reads_spread_chunks_once_a_day() -> None:
     assert len(calls) == 48
 
 
-def test_combine_uses_the_median_where_chunks_are_too_few() -> None:
+def test_combine_uses_the_pool_where_chunks_are_too_few() -> None:
     stack = np.zeros((3, 4, 2))
     stack[0, :, 0], stack[0, :, 1] = 100, [10, 10, 10, 10]
     stack[1, :, 0], stack[1, :, 1] = 100, [0, 30, 0, 30]
     stack[2, 0, 0] = 5  # one chunk only
-    conc, median = combine_concentrations(stack, rate_estimator)
-    assert math.isfinite(median)
-    assert conc[0] == conc[2] == median
-    assert conc[1] < median
+    conc, pool = combine_concentrations(stack, rate_estimator)
+    assert math.isfinite(pool)
+    assert conc[0] == conc[2] == pool
+    assert conc[1] < pool
+
+
+def test_sparse_segments_borrow_the_pool_instead_of_their_own_noise() -> None:
+    """Six chunks of three rows over 100 cents cells say next to nothing about a
+    segment's dispersion; with the pooled estimate it gets the busy segments'."""
+    rng = np.random.default_rng(4)
+    prof = np.full(100, 0.6 / 99)
+    prof[0] = 0.4
+    busy = np.stack([rng.multinomial(500, rng.dirichlet(prof * 300)) for _ in range(6 * 40)])
+    sparse = np.stack([rng.multinomial(3, prof) for _ in range(6 * 40)])
+    stack = np.concatenate([busy.reshape(40, 6, 100), sparse.reshape(40, 6, 100)]).astype(float)
+    own = cells_estimator(stack)
+    # what the sparse segments say alone: an estimate with a huge sampling variance
+    assert np.all(own.variance[40:] > 100 * np.median(own.variance[:40]))
+    conc, pool = combine_concentrations(stack, cells_estimator)
+    # the pool recovers the busy segments' concentration (300) within a factor ~2
+    assert 100 < pool < 700
+    assert conc[40:] == pytest.approx(np.full(40, pool), rel=1e-3)
+    assert np.all(conc[:40] <= pool)
 
 
 def _cents_null(rng: np.random.Generator, segments: int, windows: int, disp: float
