@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from driftwatch.monitors.base import PassContext, upper_rate
+from driftwatch.monitors.base import PassContext
 from driftwatch.monitors.beneficiary import BeneficiaryDetector
 from driftwatch.monitors.benford import BenfordDetector
 from driftwatch.monitors.cents import CentsDetector
@@ -26,10 +26,11 @@ from driftwatch.monitors.score_drift import FINE, ScoreDriftDetector, reference_
 from driftwatch.monitors.segments import SegmentSpec, segment_sql
 from driftwatch.monitors.shadow import ShadowDetector
 from driftwatch.monitors.volume import VolumeDetector
-from driftwatch.stats.digits import max_cell_test
 from driftwatch.stats.dispersion import chi2_inflation, predictive_concentration
 from driftwatch.stats.ks import ks_from_counts
+from driftwatch.stats.maxcell import max_cell_test
 from driftwatch.stats.psi import psi_test
+from driftwatch.stats.rates import upper_rate
 from driftwatch.store.client import Store
 from tests.integration.monitor_data import (
     HOUR,

@@ -31,9 +31,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import special
 
-from driftwatch.monitors.base import CellTest, FloatArray
+from driftwatch.monitors.base import FloatArray
 from driftwatch.monitors.reference import Fetch, SegmentTable
-from driftwatch.stats.digits import max_cell_test
 from driftwatch.stats.dispersion import (
     DispersionMoments,
     betabinom_sf,
@@ -43,6 +42,7 @@ from driftwatch.stats.dispersion import (
     predictive_concentration,
     rate_moments,
 )
+from driftwatch.stats.maxcell import CellTest, max_cell_test
 from driftwatch.stats.psi import psi_test
 
 Estimator = Callable[[FloatArray], DispersionMoments]
@@ -254,7 +254,7 @@ def cells_vs_reference(
     Jeffreys share: with twenty reference rows that would be 1/42, and a sparse
     segment could never alert. Each cell's count is beta-binomial with the
     predictive concentration of its rows and the segment's ``concentration``;
-    :func:`driftwatch.stats.digits.max_cell_test` with a Bonferroni correction over
+    :func:`driftwatch.stats.maxcell.max_cell_test` with a Bonferroni correction over
     the cells. ``pmin`` (every row in the rarest cell) uses the binomial, which only
     widens the testing family.
 

@@ -339,7 +339,7 @@ def predictive_concentration(ref_n: ArrayLike, concentration: ArrayLike) -> Floa
         variances of the two sources of uncertainty about the window's share add
         (estimation of the mean from ``ref_n`` rows, and the window's own draw
         around it). With no dispersion this is the beta-binomial predictive of
-        :func:`driftwatch.stats.digits.max_cell_test` (``ref_n``).
+        :func:`driftwatch.stats.maxcell.max_cell_test` (``ref_n``).
 
     Examples
     --------
