@@ -252,9 +252,11 @@ def cell_moments(counts: ArrayLike) -> DispersionMoments:
     tot = c.sum(axis=-2, keepdims=True)
     p = tot / np.maximum(tot.sum(axis=-1, keepdims=True), 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        terms = np.where(p > 0, (c - n[..., None] * p) ** 2 / p, 0.0)
-        inv_p = np.where(p > 0, 1.0 / p, 0.0).sum(axis=(-1, -2))
-    s = terms.sum(axis=(-1, -2))
+        inv = np.where(p > 0, 1.0 / p, 0.0)[..., 0, :]
+    inv_p = inv.sum(axis=-1)
+    # sum_j (c_ij - n_i p_j)**2 / p_j = sum_j c_ij**2 / p_j - n_i**2 over occupied cells
+    # (an empty cell has no count in any chunk): one pass, no table-sized temporaries
+    s = np.einsum("...ij,...ij,...j->...", c, c, inv) - (n**2).sum(axis=-1)
     occupied = (p > 0).sum(axis=(-1, -2)).astype(np.float64)
     cells = np.maximum(occupied - 1.0, 0.0)
     enough = (n > 0).sum(axis=-1) >= 2
