@@ -356,7 +356,6 @@ DETECTORS: dict[str, tuple[Runner, float, bool]] = {
     "out_of_domain": (out_of_domain, 1000.0, False),
     "volume/share": (volume_share, 1000.0, False),
 }
-UNCHANGED: tuple[str, ...] = ()  # every detector now has a dispersed null
 
 
 # -- judging -----------------------------------------------------------------------------
@@ -451,10 +450,6 @@ def main() -> None:
     per_test_met = all(
         r[f"{a:g}"]["met"] for r in rows if r["judged"] for a in ALPHAS
     )
-    changed_met = all(
-        r[f"{a:g}"]["met"] for r in rows if r["judged"] and r["detector"] not in UNCHANGED
-        for a in ALPHAS
-    )
     unresolved = sorted({f"{a:g}" for r in rows for a in ALPHAS if not r[f"{a:g}"]["resolved"]})
     per_month = (
         monitor["per_week_per_1000_segments"] * monitor["segments"] / 1000 * 30 / 7
@@ -475,7 +470,6 @@ def main() -> None:
             for r in rows
         },
         "per_test_met": per_test_met,
-        "per_test_met_issue22_detectors": changed_met,
         "unresolved_alphas": unresolved,
         "tests_s": round(tests_s, 1),
         "monitor_days": days,
