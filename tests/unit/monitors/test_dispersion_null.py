@@ -13,6 +13,7 @@ from scipy import stats
 
 from driftwatch.monitors.dispersion import (
     ReferenceDispersion,
+    between_concentration,
     cells_estimator,
     cells_vs_reference,
     combine_concentrations,
@@ -177,3 +178,15 @@ def test_reference_dispersion_rereads_ever_less_often_while_the_store_is_young()
     assert len(calls) == 72  # then four hours later
     disp.concentration(["a"], T - week, T + dt.timedelta(hours=7))
     assert len(calls) == 96
+
+
+def test_between_concentration_recovers_how_alike_segments_are() -> None:
+    """Segments' reference shares drawn Dirichlet(overall * 40) around all traffic."""
+    rng = np.random.default_rng(6)
+    overall = np.full(20, 1 / 20)
+    shares = rng.dirichlet(overall * 40.0, 800)
+    ref = np.stack([rng.multinomial(2000, s) for s in shares]).astype(float)
+    assert between_concentration(ref) == pytest.approx(40.0, rel=0.25)
+    alike = np.stack([rng.multinomial(2000, overall) for _ in range(800)]).astype(float)
+    assert between_concentration(alike) > 2000
+    assert math.isinf(between_concentration(ref[:1]))
