@@ -4,9 +4,10 @@
 -- `labels` keeps the newest label per transaction (ReplacingMergeTree): once its parts
 -- merge, the earlier versions are gone, and a replay of a pass at time t could no longer
 -- see the label that was known at t. Every label is also written here, beside it, and
--- never replaced: recall reads the label known at a given age from this table. An
--- identical re-delivery (same transaction, label, time and source) collapses to one row;
--- any other version is kept.
+-- never replaced: recall reads the label known at a given age from this table (together
+-- with `labels`, so that labels stored before this migration still count). An identical
+-- re-delivery (same transaction, label, time and source) collapses to one row; any other
+-- version is kept.
 CREATE TABLE IF NOT EXISTS {db}.label_history
 (
     txn_id      String,
@@ -18,7 +19,3 @@ CREATE TABLE IF NOT EXISTS {db}.label_history
 ENGINE = ReplacingMergeTree(ingest_time)
 ORDER BY (txn_id, label_time, label, source);
 
--- a database created before this migration: its labels, as far as they survive, start
--- the history
-INSERT INTO {db}.label_history (txn_id, label, label_time, source, ingest_time)
-SELECT txn_id, label, label_time, source, ingest_time FROM {db}.labels;

@@ -78,7 +78,8 @@ AGE_CUT = "l.label_time < s.first_time + toIntervalSecond({age:UInt32})"
 """A label counts if it was known within the label-age cutoff of its transaction."""
 LABELS = (
     "(SELECT l.txn_id AS txn_id, argMaxIf(l.label, l.label_time, " + AGE_CUT + ") AS label "
-    "FROM {db}.label_history AS l INNER JOIN "
+    "FROM (SELECT txn_id, label, label_time FROM {db}.label_history UNION ALL "
+    "SELECT txn_id, label, label_time FROM {db}.labels) AS l INNER JOIN "
     "(SELECT txn_id, min(event_time) AS first_time FROM {db}.scored_transactions "
     "WHERE event_time >= {r_lo:DateTime64(3, 'UTC')} AND event_time < {c_hi:DateTime64(3, 'UTC')}"
     " GROUP BY txn_id) AS s ON l.txn_id = s.txn_id "
@@ -86,7 +87,8 @@ LABELS = (
     "GROUP BY l.txn_id HAVING countIf(" + AGE_CUT + ") > 0)"
 )
 """Per transaction, the label known ``age`` seconds after it (every version in the
-history: the newest version may be later than the cutoff while an earlier one is not)."""
+history: the newest version may be later than the cutoff while an earlier one is not;
+plus ``labels``, which holds the labels stored before the history existed)."""
 SOURCE = "{db}.scored_transactions FINAL INNER JOIN " + LABELS + " AS l USING (txn_id)"
 CUR = "event_time >= {c_lo:DateTime64(3, 'UTC')} AND event_time < {c_hi:DateTime64(3, 'UTC')}"
 REF = "event_time >= {r_lo:DateTime64(3, 'UTC')} AND event_time < {r_hi:DateTime64(3, 'UTC')}"
