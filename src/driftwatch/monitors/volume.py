@@ -112,6 +112,7 @@ class VolumeDetector(Detector):
         self._ref: SlidingReference | None = None
         self._disp_volume: ReferenceDispersion | None = None
         self._disp_new: ReferenceDispersion | None = None
+        self._chunks: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
         self._db = ""
 
     def _sql(self, distinct: bool) -> str:
@@ -147,19 +148,29 @@ class VolumeDetector(Detector):
             cols["segment"], [cols["new_merchants"], cols["new_cards"]]
         )
 
+    def _chunk(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        """:meth:`_fetch`, memoised within one pass."""
+        key = (lo, hi)
+        if key not in self._chunks:
+            self._chunks[key] = self._fetch(store, lo, hi)
+        return self._chunks[key]
+
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
         if self._ref is None or self._disp_volume is None or self._disp_new is None:
             fetch = functools.partial(self._fetch, ctx.store)
             self._ref = self.sliding(fetch)
             # both estimates read the same chunks at the same refreshes: fetch each once
-            chunk = functools.lru_cache(maxsize=64)(fetch)
+            # per pass (the memo is emptied every pass: a chunk read again later is read
+            # anew, as without it)
+            chunk = functools.partial(self._chunk, ctx.store)
             self._disp_volume = ReferenceDispersion(
                 lambda a, b: share_of_total(chunk(a, b)), rate_estimator, chunk_s=self.window_s
             )
             self._disp_new = ReferenceDispersion(
                 lambda a, b: without_total(chunk(a, b)), rate_estimator, chunk_s=self.window_s
             )
+        self._chunks.clear()
         lo, hi = ctx.window(self.window_s)
         current, distinct = self._counts(ctx.store, lo, hi, distinct=True)
         total_cur = current.rows([TOTAL])[0]
