@@ -116,7 +116,7 @@ def test_cents_finds_six_of_nine_and_matches_numpy(store: Store) -> None:
     r_lo, r_hi = LO - dt.timedelta(seconds=ctx.settings.reference_window_s), LO
     # pseudo-rows of all traffic: prior_strength, or fewer where segments differ more
     between = between_concentration(det._ref.table(r_lo, r_hi).values)
-    strength = min(det.prior_strength, between)
+    strength = min(det.prior_strength, between, ref.sum())
     own = (ref + 0.5) / (ref.sum() + 1)
     shrunk = (ref + strength * overall) / (ref.sum() + strength)
     use_own = (ref > 0) & (own > shrunk)

@@ -243,10 +243,12 @@ def cells_vs_reference(
     """Most over-represented cell of each row of ``cur`` against the row's reference.
 
     Null share of each cell: the segment's history shrunk toward all traffic,
-    ``(ref + s * overall) / (n_ref + s)`` with ``s = min(strength, between)``
+    ``(ref + s * overall) / (n_ref + s)`` with ``s = min(strength, between, n_ref)``
     pseudo-rows (``between``: how closely segments follow all traffic,
     :func:`between_concentration`; a small segment borrows all traffic's shares as
-    far as segments are alike), worth ``n_ref + s`` rows; or, for a cell the
+    far as segments are alike, and never more rows of them than it has of its own:
+    the estimate is dominated by the busy segments, which make up all traffic),
+    worth ``n_ref + s`` rows; or, for a cell the
     segment's own reference has seen more often than that, its own share with a
     Jeffreys prior, ``(ref + 0.5) / (n_ref + 1)``, worth ``n_ref + 1`` rows (cash
     machines: every amount ends in .00; shrinking alone made a young store's ATM
@@ -268,8 +270,8 @@ def cells_vs_reference(
     if rows == 0:
         z = np.zeros(0)
         return CellTest(np.zeros(0, dtype=np.int64), z, z, z, z, z)
-    s = min(float(strength), float(between))
     n_ref = ref.sum(axis=1)
+    s = np.minimum(min(float(strength), float(between)), np.maximum(n_ref, 1.0))[:, None]
     own = (ref + 0.5) / (n_ref[:, None] + 1.0)
     shrunk = (ref + s * overall[None, :]) / (n_ref[:, None] + s)
     use_own = (ref > 0) & (own > shrunk)
