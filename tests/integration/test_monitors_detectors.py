@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from driftwatch.monitors.base import PassContext, upper_rate
+from driftwatch.monitors.base import PassContext
 from driftwatch.monitors.beneficiary import BeneficiaryDetector
 from driftwatch.monitors.benford import BenfordDetector
 from driftwatch.monitors.cents import CentsDetector
 from driftwatch.monitors.disagreement import DisagreementDetector
+from driftwatch.monitors.dispersion import between_concentration
 from driftwatch.monitors.out_of_domain import OutOfDomainDetector
 from driftwatch.monitors.pileup import PileupDetector
 from driftwatch.monitors.recall import RecallDetector
@@ -25,10 +26,11 @@ from driftwatch.monitors.score_drift import FINE, ScoreDriftDetector, reference_
 from driftwatch.monitors.segments import SegmentSpec, segment_sql
 from driftwatch.monitors.shadow import ShadowDetector
 from driftwatch.monitors.volume import VolumeDetector
-from driftwatch.stats.digits import max_cell_test
 from driftwatch.stats.dispersion import chi2_inflation, predictive_concentration
 from driftwatch.stats.ks import ks_from_counts
+from driftwatch.stats.maxcell import max_cell_test
 from driftwatch.stats.psi import psi_test
+from driftwatch.stats.rates import upper_rate
 from driftwatch.store.client import Store
 from tests.integration.monitor_data import (
     HOUR,
@@ -110,13 +112,18 @@ def test_cents_finds_six_of_nine_and_matches_numpy(store: Store) -> None:
             if x.mcc == "5967":
                 ref[x.amount_minor % 100] += 1
     overall = (total + 0.5) / (total.sum() + 50)
-    strength = det.prior_strength
-    own = (ref + 0.5) / (ref.sum() + 1)
-    probs = np.maximum(own, (ref + strength * overall) / (ref.sum() + strength))
-    assert det._disp is not None
+    assert det._disp is not None and det._ref is not None
     r_lo, r_hi = LO - dt.timedelta(seconds=ctx.settings.reference_window_s), LO
+    # pseudo-rows of all traffic: prior_strength, or fewer where segments differ more
+    between = between_concentration(det._ref.table(r_lo, r_hi).values)
+    strength = min(det.prior_strength, between, ref.sum())
+    own = (ref + 0.5) / (ref.sum() + 1)
+    shrunk = (ref + strength * overall) / (ref.sum() + strength)
+    use_own = (ref > 0) & (own > shrunk)
+    probs = np.where(use_own, own, shrunk)
     conc = det._disp.concentration(["mcc=5967"], r_lo, r_hi)
-    want = max_cell_test(cur, probs, ref_n=predictive_concentration(ref.sum() + 1, conc))
+    rows_of = np.where(use_own, ref.sum() + 1, ref.sum() + strength)
+    want = max_cell_test(cur, probs, ref_n_cells=predictive_concentration(rows_of, conc))
     assert e.detail(i)["cents"] == 37 == want.cell
     assert e.statistic[i] == want.count >= 6
     assert e.n[i] == cur.sum()
@@ -150,7 +157,7 @@ def test_cents_words_and_evidence_sql(store: Store) -> None:
 
 
 # -- shadow ----------------------------------------------------------------------------
-def test_shadow_counts_flips_and_matches_binomial_tail(store: Store) -> None:
+def test_shadow_counts_flips_and_matches_betabinomial_tail(store: Store) -> None:
     rng = np.random.default_rng(3)
     evs = []
     for x in background(rng, 48.5, 20, mccs=("5967",), version="v47"):
@@ -169,12 +176,20 @@ def test_shadow_counts_flips_and_matches_binomial_tail(store: Store) -> None:
     n = len(in_window(rows, LO, AT, mcc="5967"))
     n_ref = len(in_window(rows, T0, LO, mcc="5967"))
     # null: the pair's flip rate over all its traffic (4 flips in every row stored),
-    # shrunk toward prior_rate; then the segment's own reference (no flips) on top
+    # shrunk toward prior_rate; then the segment's own reference (no flips) on top;
+    # beta-binomial with the predictive concentration of the reference's rows and the
+    # reference chunks' spread of flip shares (none here: no flip before the window)
     n_all = len(in_window(rows, T0, AT))
     pair = (4 + det.prior_rate * det.prior_strength) / (n_all + det.prior_strength)
-    rate = float(upper_rate(0, n_ref, pair, det.prior_strength))
+    rate = pair * det.prior_strength / (n_ref + det.prior_strength)
+    r_lo, r_hi = det._ref.bounds(LO, ctx.settings.reference_window_s)  # type: ignore[union-attr]
+    conc = det._disp.concentration([ev.segment[i] + "\x1fv47\x1fv46"], r_lo, r_hi)  # type: ignore[union-attr]
+    assert np.isinf(conc).all()
+    c = float(predictive_concentration(n_ref + det.prior_strength, np.inf))
     assert (e.statistic[i], e.n[i], e.n_ref[i]) == (4, n, n_ref)
-    assert e.pvalue[i] == pytest.approx(sps.binom.sf(3, n, rate), rel=1e-9)
+    assert float(e.detail(i)["rate_ref"]) == pytest.approx(rate, abs=1e-6)
+    want = sps.betabinom.pmf(np.arange(4, n + 1), n, rate * c, (1 - rate) * c).sum()
+    assert e.pvalue[i] == pytest.approx(want, rel=1e-9)
     assert e.labels is not None and e.labels[i] == {"shadow_version": "v46"}
     whole, k = row([ev], "model_version=v47", "v47")
     assert whole.statistic[k] == 4
@@ -265,7 +280,7 @@ def test_benford_first_digits_equal_numpy(store: Store) -> None:
 # -- volume / new merchants ------------------------------------------------------------
 def test_new_merchant_share_counts_distinct_new_merchants(store: Store) -> None:
     rng = np.random.default_rng(6)
-    evs = background(rng, 48.5, 20, mccs=("5967",), registered="2019-01-01")
+    evs = background(rng, 48.5, 20, mccs=("5967", "5411"), registered="2019-01-01")
     new = [
         event(f"n{j}", LO + j * dt.timedelta(minutes=8), mcc="5967", country="LT",
               registered="2026-01-20", merchant=f"new-{j % 3}") for j in range(5)
@@ -278,9 +293,26 @@ def test_new_merchant_share_counts_distinct_new_merchants(store: Store) -> None:
     n = len(in_window(rows, LO, AT, mcc="5967"))
     assert (e.statistic[i], e.n[i]) == (5, n)
     assert e.detail(i)["new_merchants"] == 3
-    rate = e.detail(i)["rate_ref"]
-    assert e.pvalue[i] == pytest.approx(sps.binom.sf(4, n, rate), rel=1e-3)
+    n_ref = float(e.n_ref[i])
+    rate = float(e.detail(i)["rate_ref"])
+    r_lo, r_hi = det._ref.bounds(LO, ctx.settings.reference_window_s)  # type: ignore[union-attr]
+    conc = det._disp_new.concentration(["mcc=5967"], r_lo, r_hi)  # type: ignore[union-attr]
+    c = float(predictive_concentration(n_ref + det.prior_strength, conc)[0])
+    want = sps.betabinom.pmf(np.arange(5, n + 1), n, rate * c, (1 - rate) * c).sum()
+    assert e.pvalue[i] == pytest.approx(want, rel=1e-3)
     assert all(not s.startswith("model_version=") for s in vol.segment)
+    # growth: the segment's rows out of the window's total, beta-binomial around its
+    # reference share of all traffic with the spread of that share in reference chunks
+    v, j = row([vol], "mcc=5967")
+    total = float(v.detail(j)["total"])
+    total_ref = len(in_window(rows, T0, LO))
+    share = (float(v.n_ref[j]) + 1.0) / (total_ref + 1.0)
+    vconc = det._disp_volume.concentration(["mcc=5967"], r_lo, r_hi)  # type: ignore[union-attr]
+    cv = float(predictive_concentration(total_ref + 1.0, vconc)[0])
+    k = int(v.n[j])
+    assert 0 < share < 1 and k > 0
+    want = sps.betabinom.pmf(np.arange(k, int(total) + 1), total, share * cv, (1 - share) * cv)
+    assert v.pvalue[j] == pytest.approx(want.sum(), rel=1e-6)
 
 
 # -- pile-up ---------------------------------------------------------------------------

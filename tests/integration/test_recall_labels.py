@@ -133,3 +133,24 @@ def test_day_to_day_recall_spread_of_the_reference_widens_the_null(store: Store)
     assert np.isfinite(conc[0])
     assert pvalue == pytest.approx(float(want[0]), rel=1e-9)
     assert pvalue > 10 * fisher
+
+
+def test_a_label_changed_later_does_not_change_an_earlier_pass_on_replay(
+    store: Store,
+) -> None:
+    """Relabelled after the pass and merged away in ``labels``: the history keeps the
+    version the pass saw, so replaying the pass gives the same result."""
+    rows = _fraud_stream(store)
+    store.insert_labels([Label(txn, 1, t + HOUR, "analyst") for txn, t, _ in rows])
+    before = _drop(store)
+    # every fraud relabelled legitimate after the pass time, then the table merged:
+    # `labels` holds only the newest versions now
+    store.insert_labels([Label(txn, 0, AT + DAY, "review") for txn, _, _ in rows])
+    store.command("OPTIMIZE TABLE {db}.labels FINAL")
+    current = store.query("SELECT countIf(label = 1), count() FROM {db}.labels")
+    assert (int(current[0][0]), int(current[0][1])) == (0, len(rows))
+    history = store.query("SELECT count() FROM {db}.label_history")
+    assert int(history[0][0]) == 2 * len(rows)
+    after = _drop(store)
+    assert after == before
+    assert before[3:] == (48, 96) and before[0] == before[1] == 0.75

@@ -59,13 +59,6 @@ def _replay(paths: dict[str, Path], chdb_dsn: str, database: str, hold: bool) ->
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="known gap (issues 21/22): since the cents test's null counts the reference's "
-    "own uncertainty and dispersion, a 6 h reference of this ~3 rows/h segment leaves it "
-    "no power: the attack is never alerted, so the hold cannot be shown end to end here "
-    "(unit tests cover the hold: tests/unit/monitors/test_reference*.py)",
-    strict=False,
-)
 def test_alert_stays_firing_while_an_attack_outlasts_the_reference_window(
     store: Store, chdb_dsn: str, tmp_path: Path
 ) -> None:

@@ -40,6 +40,7 @@ from driftwatch.monitors.base import (
 )
 from driftwatch.monitors.dispersion import (
     ReferenceDispersion,
+    between_concentration,
     cells_estimator,
     cells_vs_reference,
 )
@@ -174,7 +175,8 @@ class BeneficiaryDetector(Detector):
         tot = reference.total()
         overall = (tot + 0.5) / (tot.sum() + 0.5 * self.buckets)
         conc = self._disp.concentration(segs, r_lo, r_hi)
-        test = cells_vs_reference(cur, ref, overall, self.prior_strength, conc)
+        between = between_concentration(reference.values)
+        test = cells_vs_reference(cur, ref, overall, self.prior_strength, conc, between)
         cell, count, expected = test.cell, test.count, test.expected
         # who pays under the prefix matters only where an alert is possible at all: a
         # discovery needs p <= fdr_q, and the counts must pass; elsewhere -1 (unknown)

@@ -52,7 +52,8 @@ from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql
 from driftwatch.settings import Settings
-from driftwatch.stats.digits import digit_test, expected_proportions, smoothed_shares
+from driftwatch.stats.digit_test import digit_test, smoothed_shares
+from driftwatch.stats.digits import expected_proportions
 from driftwatch.store.client import Store
 
 CELLS = 9

@@ -43,6 +43,7 @@ from driftwatch.monitors.base import (
 )
 from driftwatch.monitors.dispersion import (
     ReferenceDispersion,
+    between_concentration,
     cells_estimator,
     cells_vs_reference,
 )
@@ -139,7 +140,8 @@ class CentsDetector(Detector):
         total = reference.total()
         overall = (total + 0.5) / (total.sum() + 0.5 * CELLS)
         conc = self._disp.concentration(segs, r_lo, r_hi)
-        test = cells_vs_reference(cur, ref, overall, self.prior_strength, conc)
+        between = between_concentration(reference.values)
+        test = cells_vs_reference(cur, ref, overall, self.prior_strength, conc, between)
         res_cell, count, expected, pvalue = test.cell, test.count, test.expected, test.pvalue
         with np.errstate(invalid="ignore", divide="ignore"):
             effect = np.where(n > 0, (count - expected) / n, 0.0)

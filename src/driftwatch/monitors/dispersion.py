@@ -11,11 +11,15 @@ concentration instead of a binomial with a cautious plug-in rate, so a segment w
 share wanders from hour to hour is judged against its own wandering, and effect
 floors are left to say how large an excess is worth an alert.
 
-Each segment gets the larger of its own over-dispersion and the median over the
-segments with enough chunks to estimate one (intra-chunk correlations; a segment
-without enough chunks gets the median alone): an estimate from a few dozen chunks
-is noisy, and a segment whose spread was under-estimated by chance would otherwise
-be judged too leniently.
+Each segment's own over-dispersion (intra-chunk correlation, a moment estimate
+with its sampling variance) is shrunk toward the dispersion pooled over all
+segments (empirical Bayes, :func:`driftwatch.stats.dispersion.pooled_rho`): a busy
+segment keeps its own, a sparse one whose few chunks of a handful of rows say
+nothing borrows the pool's (its own estimate, anything from 0 to 1, once left such
+a segment with no power at all). Each segment then gets the larger of its shrunk
+estimate and the pool's: an estimate from a few dozen chunks is noisy, and a
+segment whose spread was under-estimated by chance would otherwise be judged too
+leniently.
 """
 
 from __future__ import annotations
@@ -27,30 +31,32 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import special
 
-from driftwatch.monitors.base import CellTest, FloatArray
+from driftwatch.monitors.base import FloatArray
 from driftwatch.monitors.reference import Fetch, SegmentTable
-from driftwatch.stats.digits import max_cell_test
 from driftwatch.stats.dispersion import (
+    DispersionMoments,
     betabinom_sf,
-    cell_concentration,
+    cell_moments,
     chi2_inflation,
+    pooled_rho,
     predictive_concentration,
-    rate_concentration,
+    rate_moments,
 )
+from driftwatch.stats.maxcell import CellTest, max_cell_test
 from driftwatch.stats.psi import psi_test
 
-Estimator = Callable[[FloatArray], FloatArray]
-"""Concentration per key from counts shaped (keys, chunks, cells)."""
+Estimator = Callable[[FloatArray], DispersionMoments]
+"""Dispersion moments per key from counts shaped (keys, chunks, cells)."""
 
 
-def rate_estimator(stack: FloatArray) -> FloatArray:
-    """Concentration of a ``(n, k)`` rate table: cells are [rows, marked rows]."""
-    return rate_concentration(stack[..., 1], stack[..., 0])
+def rate_estimator(stack: FloatArray) -> DispersionMoments:
+    """Dispersion of a ``(n, k)`` rate table: cells are [rows, marked rows]."""
+    return rate_moments(stack[..., 1], stack[..., 0])
 
 
-def cells_estimator(stack: FloatArray) -> FloatArray:
-    """Concentration of a cell-count table (Dirichlet-multinomial)."""
-    return cell_concentration(stack)
+def cells_estimator(stack: FloatArray) -> DispersionMoments:
+    """Dispersion of a cell-count table (Dirichlet-multinomial)."""
+    return cell_moments(stack)
 
 
 class ReferenceDispersion:
@@ -148,25 +154,21 @@ class ReferenceDispersion:
 
 
 def combine_concentrations(stack: FloatArray, estimator: Estimator) -> tuple[FloatArray, float]:
-    """Concentration per key from chunk counts ``(keys, chunks, cells)``, and the median.
+    """Concentration per key from chunk counts ``(keys, chunks, cells)``, and the pool's.
 
-    A key's own estimate counts if at least half of the chunks (and two) have rows;
-    each key gets the smaller concentration (larger dispersion) of its own and the
-    median over the keys that have one; keys without get the median.
+    Each key's moment estimate is shrunk toward the pool of all keys by its
+    sampling variance (:func:`driftwatch.stats.dispersion.pooled_rho`); each key
+    gets the smaller concentration (larger dispersion) of its shrunk estimate and
+    the pool's; keys with nothing to estimate from get the pool's.
 
     >>> chunks = np.array([[[90, 10], [90, 10]], [[50, 5], [50, 20]], [[0, 0], [3, 0]]])
-    >>> conc, median = combine_concentrations(chunks.astype(float), rate_estimator)
-    >>> conc.round(1).tolist(), round(median, 1)
-    ([7.9, 3.5, 7.9], 7.9)
+    >>> conc, pool = combine_concentrations(chunks.astype(float), rate_estimator)
+    >>> conc.round(1).tolist(), round(pool, 1)
+    ([8.6, 3.6, 8.6], 8.6)
     """
-    conc = estimator(stack)
-    chunks = stack.shape[1]
-    enough = (stack.sum(axis=-1) > 0).sum(axis=1) >= max(2, chunks // 2)
-    finite = conc[enough]
-    rho = np.where(np.isfinite(finite), 1.0 / (finite + 1.0), 0.0)
-    median = math.inf if rho.size == 0 else _from_rho(float(np.median(rho)))
-    out = np.where(enough, np.minimum(conc, median), median)
-    return np.asarray(out, dtype=np.float64), median
+    rho, pool = pooled_rho(estimator(stack))
+    out = np.array([_from_rho(float(x)) for x in np.maximum(rho, pool)], dtype=np.float64)
+    return out, _from_rho(pool)
 
 
 def _from_rho(rho: float) -> float:
@@ -208,26 +210,55 @@ def rate_pvalue(
     return pvalue, np.asarray(rate, dtype=np.float64), pmin
 
 
+def between_concentration(ref: FloatArray) -> float:
+    """How closely segments' cell shares follow all traffic's (empirical Bayes).
+
+    ``ref`` holds one reference row of cell counts per segment; the segments are
+    read as draws of a Dirichlet-multinomial around the all-traffic shares and the
+    concentration is the moment estimate of :func:`driftwatch.stats.dispersion.cell_moments`
+    (``inf`` where segments differ no more than multinomially, or fewer than two).
+
+    >>> same = np.array([[50.0, 50.0], [52.0, 48.0], [49.0, 51.0]])
+    >>> between_concentration(same)
+    inf
+    >>> apart = np.array([[90.0, 10.0], [10.0, 90.0], [50.0, 50.0]])
+    >>> round(between_concentration(apart), 1)
+    0.6
+    """
+    if ref.ndim != 2 or ref.shape[0] < 2:
+        return math.inf
+    m = cell_moments(ref[None, :, :])
+    rho = float(m.rho[0])
+    return math.inf if not math.isfinite(rho) else _from_rho(min(max(rho, 0.0), 1.0))
+
+
 def cells_vs_reference(
     cur: FloatArray,
     ref: FloatArray,
     overall: FloatArray,
     strength: float,
     concentration: FloatArray | float = math.inf,
+    between: float = math.inf,
 ) -> CellTest:
     """Most over-represented cell of each row of ``cur`` against the row's reference.
 
-    Null share of each cell: the larger of the segment's own share with a Jeffreys
-    prior, ``(ref + 0.5) / (n_ref + 1)``, and its history shrunk toward all traffic,
-    ``(ref + strength * overall) / (n_ref + strength)`` -- the first protects a
-    segment whose profile differs from all traffic while its history is short (cash
+    Null share of each cell: the segment's history shrunk toward all traffic,
+    ``(ref + s * overall) / (n_ref + s)`` with ``s = min(strength, between, n_ref)``
+    pseudo-rows (``between``: how closely segments follow all traffic,
+    :func:`between_concentration`; a small segment borrows all traffic's shares as
+    far as segments are alike, and never more rows of them than it has of its own:
+    the estimate is dominated by the busy segments, which make up all traffic),
+    worth ``n_ref + s`` rows; or, for a cell the
+    segment's own reference has seen more often than that, its own share with a
+    Jeffreys prior, ``(ref + 0.5) / (n_ref + 1)``, worth ``n_ref + 1`` rows (cash
     machines: every amount ends in .00; shrinking alone made a young store's ATM
-    segments "anomalous"), the second a small segment whose own history has not seen
-    a value yet. Each cell's count is beta-binomial with the predictive
-    concentration of ``n_ref + 1`` rows (the wider of the two) and the segment's
-    ``concentration``; :func:`driftwatch.stats.digits.max_cell_test` with that
-    ``ref_n`` and a Bonferroni correction over the cells. ``pmin`` (every row in the
-    rarest cell) uses the binomial, which only widens the testing family.
+    segments "anomalous"). A cell the segment never showed is not given the
+    Jeffreys share: with twenty reference rows that would be 1/42, and a sparse
+    segment could never alert. Each cell's count is beta-binomial with the
+    predictive concentration of its rows and the segment's ``concentration``;
+    :func:`driftwatch.stats.maxcell.max_cell_test` with a Bonferroni correction over
+    the cells. ``pmin`` (every row in the rarest cell) uses the binomial, which only
+    widens the testing family.
 
     >>> cur = np.zeros((1, 100)); cur[0, 37] = 6; cur[0, 0] = 3
     >>> ref = np.full((1, 100), 20.0); ref[0, 0] = 600
@@ -240,11 +271,15 @@ def cells_vs_reference(
         z = np.zeros(0)
         return CellTest(np.zeros(0, dtype=np.int64), z, z, z, z, z)
     n_ref = ref.sum(axis=1)
+    s = np.minimum(min(float(strength), float(between)), np.maximum(n_ref, 1.0))[:, None]
     own = (ref + 0.5) / (n_ref[:, None] + 1.0)
-    shrunk = (ref + strength * overall[None, :]) / (n_ref[:, None] + strength)
-    probs = np.maximum(own, shrunk)
-    conc = predictive_concentration(n_ref + 1.0, concentration)
-    res = max_cell_test(cur, probs, ref_n=conc)
+    shrunk = (ref + s * overall[None, :]) / (n_ref[:, None] + s)
+    use_own = (ref > 0) & (own > shrunk)
+    probs = np.where(use_own, own, shrunk)
+    rows_of = np.where(use_own, n_ref[:, None] + 1.0, n_ref[:, None] + s)
+    conc_arr = np.broadcast_to(np.asarray(concentration, dtype=np.float64), (rows,))
+    conc = predictive_concentration(rows_of, conc_arr[:, None])
+    res = max_cell_test(cur, probs, ref_n_cells=conc)
     cell = np.atleast_1d(np.asarray(res.cell, dtype=np.int64))
     n = cur.sum(axis=1)
     return CellTest(

@@ -5,8 +5,13 @@ A value outside a feature's valid range (``customer_age = 999`` when ages run
 ranges come from the ``feature_ranges`` setting (``name=lo..hi``, comma
 separated). Per feature, the count of out-of-range values among transactions
 carrying the feature is tested against the feature's own reference rate (shrunk
-toward ``prior_rate``, usually ~0) with the exact binomial upper tail; the segment
-of a finding is ``feature=<name>``.
+toward ``prior_rate``, usually ~0) with the exact beta-binomial upper tail whose
+concentration adds the reference rate's uncertainty to the feature's own
+hour-to-hour spread of out-of-range shares, estimated from reference chunks
+(:func:`driftwatch.monitors.dispersion.rate_pvalue`: a feature that is sometimes
+missing-coded as 999 by one acquirer is judged against its own wandering). The
+segment of a finding is ``feature=<name>``; ``effect_floor`` counts the
+out-of-range values worth an alert.
 
 >>> parse_ranges("customer_age=0..125, velocity=0..1e4")
 {'customer_age': (0.0, 125.0), 'velocity': (0.0, 10000.0)}
@@ -34,8 +39,8 @@ from driftwatch.monitors.base import (
     query_table,
     span_words,
     sql_time,
-    upper_rate,
 )
+from driftwatch.monitors.dispersion import ReferenceDispersion, rate_estimator, rate_pvalue
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, sql_literal
@@ -96,6 +101,7 @@ class OutOfDomainDetector(Detector):
         super().__init__(settings, spec, **options)
         self.ranges = parse_ranges(settings.feature_ranges)
         self._ref: SlidingReference | None = None
+        self._disp: ReferenceDispersion | None = None
         self._db = ""
 
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
@@ -126,8 +132,10 @@ class OutOfDomainDetector(Detector):
         self._db = ctx.store.database
         if not self.ranges:
             return []
-        if self._ref is None:
-            self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
+        if self._ref is None or self._disp is None:
+            fetch = functools.partial(self._fetch, ctx.store)
+            self._ref = self.sliding(fetch)
+            self._disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=self.window_s)
         lo, hi = ctx.window(self.window_s)
         current = self._fetch(ctx.store, lo, hi)
         cur = current.values
@@ -137,12 +145,15 @@ class OutOfDomainDetector(Detector):
         r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
         ref = self._ref.table(r_lo, r_hi).rows(segs)
         n, k = cur[:, 0], cur[:, 1]
-        rate = upper_rate(ref[:, 1], ref[:, 0], self.prior_rate, self.prior_strength)
+        conc = self._disp.concentration(segs, r_lo, r_hi)
+        pvalue, rate, _ = rate_pvalue(
+            k, n, ref[:, 1], ref[:, 0], self.prior_rate, self.prior_strength, conc
+        )
         return [
             self.rate_test(
                 "out_of_range", (lo, hi), (r_lo, r_hi), segs, n, k, rate, ref[:, 0],
                 min_count=self.min_count, count_name="out_of_range", rate_digits=6,
-                effect=k, with_pmin=False,
+                effect=k, with_pmin=False, pvalue=pvalue,
             )
         ]
 

@@ -7,16 +7,17 @@ Recall counted over "labels known now" therefore depends on how old the window i
 different ages are not comparable. Every window is judged with the *same label-age
 cutoff* ``label_age_s`` (default the ``label_maturity_s`` setting): a transaction's
 label is the latest one whose ``label_time`` is before ``event_time + label_age_s``
-(and before the pass time), selected with ``argMaxIf`` over every stored version of
-the label, not with ``FINAL`` (which keeps only the newest version and would drop a
-transaction whose earlier label was known at that age but a later one exists). The
+(and before the pass time), selected with ``argMaxIf`` over every version of the
+label in the append-only ``label_history`` (:mod:`driftwatch.store.labels`), not
+from ``labels`` with ``FINAL`` (which keeps only the newest version and would drop a
+transaction whose earlier label was known at that age but a later one exists; its
+merges drop the earlier versions for good). The
 current window ends ``label_age_s`` before the pass, so each of its transactions has
 had the full age to be labelled. Recall is then "frauds held among frauds labelled
 within ``label_age_s``" in both windows: biased toward fast-labelled (held) frauds
 in the same way in both, so a *change* is real. A longer cutoff sees more chargebacks
-at the cost of later detection. (Versions of a label that ClickHouse has merged away
-in the ``ReplacingMergeTree`` are gone; see the README.) Per segment and live model
-version:
+at the cost of later detection. A pass replayed later therefore gives the same
+result however the labels changed since. Per segment and live model version:
 
 ``drop``
     Recall (fraud labelled transactions the model held, score >= threshold) of the
@@ -77,15 +78,17 @@ AGE_CUT = "l.label_time < s.first_time + toIntervalSecond({age:UInt32})"
 """A label counts if it was known within the label-age cutoff of its transaction."""
 LABELS = (
     "(SELECT l.txn_id AS txn_id, argMaxIf(l.label, l.label_time, " + AGE_CUT + ") AS label "
-    "FROM {db}.labels AS l INNER JOIN "
+    "FROM (SELECT txn_id, label, label_time FROM {db}.label_history UNION ALL "
+    "SELECT txn_id, label, label_time FROM {db}.labels) AS l INNER JOIN "
     "(SELECT txn_id, min(event_time) AS first_time FROM {db}.scored_transactions "
     "WHERE event_time >= {r_lo:DateTime64(3, 'UTC')} AND event_time < {c_hi:DateTime64(3, 'UTC')}"
     " GROUP BY txn_id) AS s ON l.txn_id = s.txn_id "
     "WHERE l.label_time < {at:DateTime64(3, 'UTC')} "
     "GROUP BY l.txn_id HAVING countIf(" + AGE_CUT + ") > 0)"
 )
-"""Per transaction, the label known ``age`` seconds after it (every stored version, no
-FINAL: the newest version may be later than the cutoff while an earlier one is not)."""
+"""Per transaction, the label known ``age`` seconds after it (every version in the
+history: the newest version may be later than the cutoff while an earlier one is not;
+plus ``labels``, which holds the labels stored before the history existed)."""
 SOURCE = "{db}.scored_transactions FINAL INNER JOIN " + LABELS + " AS l USING (txn_id)"
 CUR = "event_time >= {c_lo:DateTime64(3, 'UTC')} AND event_time < {c_hi:DateTime64(3, 'UTC')}"
 REF = "event_time >= {r_lo:DateTime64(3, 'UTC')} AND event_time < {r_hi:DateTime64(3, 'UTC')}"

@@ -12,8 +12,14 @@ Per segment, live version and shadow version the detector counts pairs and flips
 the current window and tests the flip count against the segment's own reference
 flip rate (same version pair, trailing window), shrunk toward the version pair's
 flip rate over all traffic (current window and reference, itself shrunk toward
-``prior_rate``) so a new version pair or a small segment borrows a sensible rate:
-exact binomial upper tail. The mean paired difference (live minus shadow) and the count of opposite
+``prior_rate``) so a new version pair or a small segment borrows a sensible rate.
+The flip share of a segment moves from hour to hour more than a binomial allows
+(merchant mix, a busy hour of one merchant), so the flip count is tested with the
+exact beta-binomial upper tail whose concentration adds the uncertainty of the
+reference rate to the segment's own hour-to-hour spread of flip shares, estimated
+from reference chunks (:func:`driftwatch.monitors.dispersion.rate_pvalue`).
+``effect_floor`` (excess flip share) and ``min_flips`` only say how large an excess
+is worth an alert. The mean paired difference (live minus shadow) and the count of opposite
 flips (live holds, shadow approves) are kept in the details for analysts.
 """
 
@@ -35,13 +41,12 @@ from driftwatch.monitors.base import (
     Evaluations,
     FloatArray,
     PassContext,
-    binom_sf,
     evidence,
     fmt_p,
     query_table,
     span_words,
-    upper_rate,
 )
+from driftwatch.monitors.dispersion import ReferenceDispersion, rate_estimator, rate_pvalue
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql, sql_literal
@@ -92,6 +97,7 @@ class ShadowDetector(Detector):
             raise ValueError(f"shadow: delta={self.delta!r}; allowed: 0 < delta <= 1")
         self.vspec = spec.versioned()
         self._ref: SlidingReference | None = None
+        self._disp: ReferenceDispersion | None = None
         self._db = ""
 
     def _sql(self) -> str:
@@ -121,8 +127,11 @@ class ShadowDetector(Detector):
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
-        if self._ref is None:
-            self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
+        if self._ref is None or self._disp is None:
+            fetch = functools.partial(self._fetch, ctx.store)
+            self._ref = self.sliding(fetch)
+            # cells N and FLIPS are the rate estimator's [rows, marked rows]
+            self._disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=self.window_s)
         lo, hi = ctx.window(self.window_s)
         current = self._fetch(ctx.store, lo, hi)
         cur = current.values
@@ -135,8 +144,10 @@ class ShadowDetector(Detector):
         n = cur[:, N]
         k = cur[:, FLIPS]
         prior = self._pair_prior(keys, current, ref_table)
-        rate = upper_rate(ref[:, FLIPS], ref[:, N], prior, self.prior_strength)
-        pvalue = binom_sf(k, n, rate)
+        conc = self._disp.concentration(keys, r_lo, r_hi)
+        pvalue, rate, pmin = rate_pvalue(
+            k, n, ref[:, FLIPS], ref[:, N], prior, self.prior_strength, conc
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
             effect = np.where(n > 0, k / n - rate, 0.0)
             mean_d = np.where(n > 0, cur[:, SUM_D] / n, np.nan)
@@ -158,7 +169,7 @@ class ShadowDetector(Detector):
                 n_ref=ref[:, N].astype(np.int64),
                 effect_floor=self.effect_floor,
                 critical_effect=self.critical_effect,
-                pmin=rate**n,
+                pmin=pmin,
                 eligible=k >= self.min_flips,
                 details={
                     "flips": k.astype(np.int64),

@@ -5,14 +5,22 @@ Two tests from one query per window:
 ``volume``
     (segments without the ``model_version`` dimension: a new version taking over
     is a deployment) The segment's share of all traffic in the current window against its share
-    in the trailing reference (exact binomial tail of the segment's count out of
-    the window's total). Working with shares rather than raw counts takes the
-    daily and weekly traffic curve out of the comparison. Alerts need the count to
-    be at least ``ratio_floor`` times the expectation and ``min_excess`` rows above it.
+    in the trailing reference (exact tail of the segment's count out of the
+    window's total). Working with shares rather than raw counts takes the daily and
+    weekly traffic curve out of the comparison, but not the segment's own movement
+    within it (a lunch-time merchant category is a larger share at noon): the count
+    is beta-binomial, with a concentration from the segment's share in reference
+    chunks as long as the window, spread over every hour of the week
+    (:func:`driftwatch.monitors.dispersion.rate_pvalue`). Alerts need the count to
+    be at least ``ratio_floor`` times the expectation and ``min_excess`` rows above
+    it: effect sizes, not the null.
 ``new_merchants``
     The share of the segment's transactions at merchants registered less than
     ``new_merchant_days`` before the transaction (``merchant_registered_at``),
-    against the segment's reference share, shrunk toward the all-traffic share.
+    against the segment's reference share, shrunk toward the all-traffic share;
+    beta-binomial with the segment's own spread of that share, likewise.
+
+Both dispersion estimates read the same reference chunks, fetched once.
 """
 
 from __future__ import annotations
@@ -32,13 +40,12 @@ from driftwatch.monitors.base import (
     Detector,
     Evaluations,
     PassContext,
-    binom_sf,
     evidence,
     fmt_p,
     query_table,
     span_words,
-    upper_rate,
 )
+from driftwatch.monitors.dispersion import ReferenceDispersion, rate_estimator, rate_pvalue
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql
@@ -103,6 +110,9 @@ class VolumeDetector(Detector):
         # a new model version taking over its traffic is a deployment, not a spike
         self.qspec = spec.without("model_version") or spec
         self._ref: SlidingReference | None = None
+        self._disp_volume: ReferenceDispersion | None = None
+        self._disp_new: ReferenceDispersion | None = None
+        self._chunks: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
         self._db = ""
 
     def _sql(self, distinct: bool) -> str:
@@ -138,10 +148,29 @@ class VolumeDetector(Detector):
             cols["segment"], [cols["new_merchants"], cols["new_cards"]]
         )
 
+    def _chunk(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        """:meth:`_fetch`, memoised within one pass."""
+        key = (lo, hi)
+        if key not in self._chunks:
+            self._chunks[key] = self._fetch(store, lo, hi)
+        return self._chunks[key]
+
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
-        if self._ref is None:
-            self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
+        if self._ref is None or self._disp_volume is None or self._disp_new is None:
+            fetch = functools.partial(self._fetch, ctx.store)
+            self._ref = self.sliding(fetch)
+            # both estimates read the same chunks at the same refreshes: fetch each once
+            # per pass (the memo is emptied every pass: a chunk read again later is read
+            # anew, as without it)
+            chunk = functools.partial(self._chunk, ctx.store)
+            self._disp_volume = ReferenceDispersion(
+                lambda a, b: share_of_total(chunk(a, b)), rate_estimator, chunk_s=self.window_s
+            )
+            self._disp_new = ReferenceDispersion(
+                lambda a, b: without_total(chunk(a, b)), rate_estimator, chunk_s=self.window_s
+            )
+        self._chunks.clear()
         lo, hi = ctx.window(self.window_s)
         current, distinct = self._counts(ctx.store, lo, hi, distinct=True)
         total_cur = current.rows([TOTAL])[0]
@@ -158,9 +187,12 @@ class VolumeDetector(Detector):
         dist = distinct.rows(segs)
         new_merchants, new_cards = dist[:, 0], dist[:, 1]
         # -- growth: segment count out of the window total, vs its reference share
-        share = (ref[:, 0] + 1.0) / (total_ref[0] + 1.0)
+        vol_conc = self._disp_volume.concentration(segs, r_lo, r_hi)
+        vol_p, share, _ = rate_pvalue(
+            n, np.full(len(segs), total_cur[0]), ref[:, 0], np.full(len(segs), total_ref[0]),
+            1.0, 1.0, vol_conc,
+        )  # share (n_ref + 1) / (total_ref + 1)
         expected = total_cur[0] * share
-        vol_p = binom_sf(n, total_cur[0], share)
         ratio = n / np.maximum(expected, 1e-9)
         volume = Evaluations(
             detector=self.name,
@@ -183,8 +215,10 @@ class VolumeDetector(Detector):
         )
         # -- new merchants: share of rows at recently registered merchants
         overall = (total_ref[1] + 0.5) / (total_ref[0] + 1.0)
-        rate = upper_rate(ref[:, 1], ref[:, 0], overall, self.prior_strength)
-        new_p = binom_sf(k_new, n, rate)
+        new_conc = self._disp_new.concentration(segs, r_lo, r_hi)
+        new_p, rate, new_pmin = rate_pvalue(
+            k_new, n, ref[:, 1], ref[:, 0], overall, self.prior_strength, new_conc
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
             excess = np.where(n > 0, k_new / n - rate, 0.0)
         new = Evaluations(
@@ -202,7 +236,7 @@ class VolumeDetector(Detector):
             n_ref=ref[:, 0].astype(np.int64),
             effect_floor=self.new_floor,
             critical_effect=self.new_critical,
-            pmin=rate**n,
+            pmin=new_pmin,
             eligible=(k_new >= self.min_new)
             & (new_merchants >= self.min_new_merchants)
             & (new_cards >= self.min_new_merchants),
@@ -252,3 +286,16 @@ class VolumeDetector(Detector):
                 f"{iso(ev.window_end)} against {ev.reference}."
             ),
         )
+
+
+def share_of_total(table: SegmentTable) -> SegmentTable:
+    """Per segment ``[window total, segment rows]``: the volume test's rate table."""
+    total = table.rows([TOTAL])[0, 0]
+    segs = [k for k in table.keys if k != TOTAL]
+    return SegmentTable.from_wide(segs, [np.full(len(segs), total), table.rows(segs)[:, 0]])
+
+
+def without_total(table: SegmentTable) -> SegmentTable:
+    """The segments' ``[rows, rows at new merchants]`` without the all-traffic row."""
+    segs = [k for k in table.keys if k != TOTAL]
+    return SegmentTable(segs, table.rows(segs))

@@ -1,7 +1,8 @@
 """Pure statistics behind the detectors: no I/O, nothing else of driftwatch imported.
 
 One module per method: :mod:`~driftwatch.stats.psi`, :mod:`~driftwatch.stats.ks`,
-:mod:`~driftwatch.stats.digits`, :mod:`~driftwatch.stats.recall`,
+:mod:`~driftwatch.stats.digits`, :mod:`~driftwatch.stats.digit_test`,
+:mod:`~driftwatch.stats.maxcell`, :mod:`~driftwatch.stats.rates`, :mod:`~driftwatch.stats.recall`,
 :mod:`~driftwatch.stats.fdr`, :mod:`~driftwatch.stats.dispersion` (functions
 over numpy arrays, vectorised over segments) and
 :mod:`~driftwatch.stats.trend` (a small class with ``update(x) -> self`` and a
@@ -10,16 +11,19 @@ read-only ``drift_detected``).
 
 from __future__ import annotations
 
-from driftwatch.stats.digits import (
+from driftwatch.stats.digit_test import (
     CONFORMITY_LEVELS,
-    DIGIT_KINDS,
-    LAST_TWO_MIN_MINOR,
     MAD_RANGES,
     DigitTestResult,
-    MaxCellResult,
+    digit_test,
+    mad_conformity,
+    smoothed_shares,
+)
+from driftwatch.stats.digits import (
+    DIGIT_KINDS,
+    LAST_TWO_MIN_MINOR,
     amounts_for_last_two,
     digit_counts,
-    digit_test,
     digits_of,
     expected_proportions,
     first_digit,
@@ -27,9 +31,6 @@ from driftwatch.stats.digits import (
     grouped_digit_counts,
     last_two_digits,
     last_two_eligible,
-    mad_conformity,
-    max_cell_test,
-    smoothed_shares,
 )
 from driftwatch.stats.dispersion import (
     betabinom_sf,
@@ -46,6 +47,7 @@ from driftwatch.stats.ks import (
     ks_from_counts,
     ks_pvalue,
 )
+from driftwatch.stats.maxcell import CellTest, MaxCellResult, max_cell_test
 from driftwatch.stats.psi import (
     PSIResult,
     bin_counts,
@@ -54,6 +56,7 @@ from driftwatch.stats.psi import (
     psi_test,
     quantile_edges,
 )
+from driftwatch.stats.rates import binom_sf, shrunk_rate, upper_rate
 from driftwatch.stats.recall import (
     RateResult,
     TwoProportionResult,
@@ -71,6 +74,7 @@ __all__ = [
     "EXACT_AUTO_MAX_PRODUCT",
     "LAST_TWO_MIN_MINOR",
     "MAD_RANGES",
+    "CellTest",
     "DeclineRun",
     "DigitTestResult",
     "FDRResult",
@@ -83,6 +87,7 @@ __all__ = [
     "benjamini_hochberg",
     "betabinom_sf",
     "bin_counts",
+    "binom_sf",
     "cell_concentration",
     "chi2_inflation",
     "consecutive_declines",
@@ -109,7 +114,9 @@ __all__ = [
     "rate",
     "rate_concentration",
     "recall",
+    "shrunk_rate",
     "smoothed_shares",
     "two_proportion_test",
+    "upper_rate",
     "wilson_interval",
 ]

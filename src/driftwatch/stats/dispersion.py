@@ -13,6 +13,11 @@ reference share:
 with the *concentration* ``c`` estimated from the reference itself, split into
 chunks as long as the current window (:func:`rate_concentration`,
 :func:`cell_concentration`; method of moments). ``c = inf`` is the plain binomial.
+A segment with a few sparse chunks cannot estimate its own dispersion:
+:func:`rate_moments` / :func:`cell_moments` give each segment's estimate with its
+sampling variance, and :func:`pooled_rho` shrinks each toward the dispersion
+pooled over all segments (empirical Bayes), so a sparse segment borrows the pool's
+instead of its own noise.
 :func:`predictive_concentration` folds in the reference's own sampling noise (a
 share estimated from ``m`` rows), :func:`betabinom_sf` gives exact tails, and
 :func:`chi2_inflation` the factor by which a Pearson chi-square of homogeneity is
@@ -21,6 +26,8 @@ inflated under the Dirichlet-multinomial.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
@@ -28,20 +35,45 @@ from scipy import special
 from driftwatch.stats._arrays import FloatArray, as_counts
 
 __all__ = [
+    "DispersionMoments",
     "betabinom_sf",
     "cell_concentration",
+    "cell_moments",
     "chi2_inflation",
+    "pooled_rho",
     "predictive_concentration",
     "rate_concentration",
+    "rate_moments",
 ]
 
 
-def _moments_rho(s: FloatArray, n: FloatArray, cells: FloatArray) -> FloatArray:
+@dataclass(frozen=True)
+class DispersionMoments:
+    """Moment estimates of the intra-chunk correlation, one per segment.
+
+    Attributes
+    ----------
+    rho : ndarray
+        Unclipped moment estimate of ``rho = 1 / (c + 1)`` (may be negative by
+        chance); ``nan`` where there is nothing to estimate from (fewer than two
+        non-empty chunks, one occupied cell).
+    variance : ndarray
+        Its sampling variance if the counts were multinomial (exact for known
+        shares); ``inf`` where ``rho`` is ``nan``.
+    """
+
+    rho: FloatArray
+    variance: FloatArray
+
+
+def _moments(s: FloatArray, n: FloatArray, cells: FloatArray, var_s: FloatArray
+             ) -> DispersionMoments:
     """Intra-chunk correlation from the Pearson sum ``s`` over chunks of sizes ``n``.
 
     ``E[s] = cells * sum_i n_i w_i (1 + (n_i - 1) rho)`` with
     ``w_i = 1 - 2 n_i / N + sum_j n_j**2 / N**2`` (exact for known shares; ``cells``
-    is 1 for a rate and the occupied cells less one for cell counts).
+    is 1 for a rate and the occupied cells less one for cell counts); ``var_s`` is
+    the variance of ``s`` when ``rho = 0``.
     """
     total = n.sum(axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -50,8 +82,61 @@ def _moments_rho(s: FloatArray, n: FloatArray, cells: FloatArray) -> FloatArray:
         base = (n * w).sum(axis=-1)
         slope = (n * (n - 1.0) * w).sum(axis=-1)
         rho = (s / cells - base) / slope
-    ok = (slope > 0) & (cells > 0) & np.isfinite(rho)
-    return np.asarray(np.where(ok, np.clip(rho, 0.0, 1.0), 0.0), dtype=np.float64)
+        var = var_s / (cells * slope) ** 2
+    ok = (slope > 0) & (cells > 0) & np.isfinite(rho) & np.isfinite(var) & (var > 0)
+    return DispersionMoments(
+        rho=np.asarray(np.where(ok, rho, np.nan), dtype=np.float64),
+        variance=np.asarray(np.where(ok, var, np.inf), dtype=np.float64),
+    )
+
+
+def _clipped(m: DispersionMoments) -> FloatArray:
+    return np.asarray(np.where(np.isnan(m.rho), 0.0, np.clip(m.rho, 0.0, 1.0)), dtype=np.float64)
+
+
+def _pearson_var(n: FloatArray, cells: FloatArray, inv_p: FloatArray) -> FloatArray:
+    """``Var(n X**2)`` of a multinomial chunk of ``n`` rows over ``cells`` occupied
+    cells with ``inv_p = sum_j 1 / p_j`` (the exact Pearson variance, times ``n**2``)."""
+    j = cells[..., None]
+    return np.asarray(
+        2.0 * (j - 1.0) * n * np.maximum(n - 1.0, 0.0) + n * (inv_p[..., None] - j**2 - 2 * j + 2),
+        dtype=np.float64,
+    )
+
+
+def rate_moments(k: ArrayLike, n: ArrayLike) -> DispersionMoments:
+    """Moment estimate of a rate's intra-chunk correlation and its variance.
+
+    Parameters
+    ----------
+    k, n : array_like
+        Marked rows and rows per chunk, last axis = chunks.
+
+    Returns
+    -------
+    DispersionMoments
+        See :func:`rate_concentration` for the estimator; the variance is that of
+        the Pearson sum under the binomial, divided as the estimate is.
+
+    Examples
+    --------
+    >>> m = rate_moments([[0, 20, 0, 20]], [[100, 100, 100, 100]])
+    >>> round(float(m.rho[0]), 3), bool(m.variance[0] > 0)
+    (0.14, True)
+    """
+    kk = as_counts(k, "k")
+    nn = as_counts(n, "n")
+    kk, nn = np.broadcast_arrays(kk, nn)
+    if (kk > nn).any():
+        raise ValueError("need k <= n in every chunk")
+    p = kk.sum(axis=-1, keepdims=True) / np.maximum(nn.sum(axis=-1, keepdims=True), 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = ((kk - nn * p) ** 2 / (p * (1.0 - p))).sum(axis=-1)
+        inv_p = 1.0 / (p[..., 0] * (1.0 - p[..., 0]))
+    inner = ((p > 0) & (p < 1))[..., 0] & ((nn > 0).sum(axis=-1) >= 2)
+    cells = np.where(inner, 1.0, 0.0)
+    var_s = _pearson_var(nn, np.full(cells.shape, 2.0), np.where(inner, inv_p, 0.0)).sum(axis=-1)
+    return _moments(np.where(inner, s, 0.0), nn, cells, var_s)
 
 
 def _rho_to_concentration(rho: FloatArray) -> FloatArray:
@@ -98,17 +183,7 @@ def rate_concentration(k: ArrayLike, n: ArrayLike) -> FloatArray:
     >>> round(float(c[0]), 2)
     6.17
     """
-    kk = as_counts(k, "k")
-    nn = as_counts(n, "n")
-    kk, nn = np.broadcast_arrays(kk, nn)
-    if (kk > nn).any():
-        raise ValueError("need k <= n in every chunk")
-    p = kk.sum(axis=-1, keepdims=True) / np.maximum(nn.sum(axis=-1, keepdims=True), 1.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        s = ((kk - nn * p) ** 2 / (p * (1.0 - p))).sum(axis=-1)
-    inner = ((p > 0) & (p < 1))[..., 0] & ((nn > 0).sum(axis=-1) >= 2)
-    rho = _moments_rho(np.where(inner, s, 0.0), nn, np.where(inner, 1.0, 0.0))
-    return _rho_to_concentration(rho)
+    return _rho_to_concentration(_clipped(rate_moments(k, n)))
 
 
 def cell_concentration(counts: ArrayLike) -> FloatArray:
@@ -147,6 +222,29 @@ def cell_concentration(counts: ArrayLike) -> FloatArray:
     >>> bool(cell_concentration(mixed)[0] < 5)
     True
     """
+    return _rho_to_concentration(_clipped(cell_moments(counts)))
+
+
+def cell_moments(counts: ArrayLike) -> DispersionMoments:
+    """Moment estimate of cell counts' intra-chunk correlation and its variance.
+
+    Parameters
+    ----------
+    counts : array_like
+        Shape ``(..., chunks, cells)``.
+
+    Returns
+    -------
+    DispersionMoments
+        See :func:`cell_concentration`; the variance is the exact multinomial
+        variance of the Pearson sum at the pooled shares, divided as the estimate is.
+
+    Examples
+    --------
+    >>> m = cell_moments([[[50, 0, 50], [0, 50, 50]] * 3])
+    >>> bool(m.rho[0] > 0.1), bool(np.isfinite(m.variance[0]))
+    (True, True)
+    """
     c = as_counts(counts, "counts")
     if c.ndim < 2:
         raise ValueError("counts need a chunks axis and a cells axis")
@@ -154,12 +252,75 @@ def cell_concentration(counts: ArrayLike) -> FloatArray:
     tot = c.sum(axis=-2, keepdims=True)
     p = tot / np.maximum(tot.sum(axis=-1, keepdims=True), 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        terms = np.where(p > 0, (c - n[..., None] * p) ** 2 / p, 0.0)
-    s = terms.sum(axis=(-1, -2))
-    cells = np.maximum((p > 0).sum(axis=(-1, -2)) - 1.0, 0.0)
+        inv = np.where(p > 0, 1.0 / p, 0.0)[..., 0, :]
+    inv_p = inv.sum(axis=-1)
+    # sum_j (c_ij - n_i p_j)**2 / p_j = sum_j c_ij**2 / p_j - n_i**2 over occupied cells
+    # (an empty cell has no count in any chunk): one pass, no table-sized temporaries
+    s = np.einsum("...ij,...ij,...j->...", c, c, inv) - (n**2).sum(axis=-1)
+    occupied = (p > 0).sum(axis=(-1, -2)).astype(np.float64)
+    cells = np.maximum(occupied - 1.0, 0.0)
     enough = (n > 0).sum(axis=-1) >= 2
-    rho = _moments_rho(np.where(enough, s, 0.0), n, np.where(enough, cells, 0.0))
-    return _rho_to_concentration(rho)
+    var_s = _pearson_var(n, occupied, inv_p).sum(axis=-1)
+    return _moments(np.where(enough, s, 0.0), n, np.where(enough, cells, 0.0), var_s)
+
+
+def pooled_rho(moments: DispersionMoments) -> tuple[FloatArray, float]:
+    """Each segment's dispersion shrunk toward the pool of all (empirical Bayes).
+
+    Parameters
+    ----------
+    moments : DispersionMoments
+        Per-segment estimates (:func:`rate_moments`, :func:`cell_moments`).
+
+    Returns
+    -------
+    rho : ndarray
+        Per segment ``pool + B (rho_i - pool)`` with ``B = tau2 / (tau2 + v_i)``,
+        clipped to [0, 1]: a segment whose chunks say much about its dispersion
+        (small ``v_i``) keeps its own, a sparse one gets the pool's; the pool where
+        ``rho_i`` is ``nan``.
+    pool : float
+        The random-effects mean of the estimates, clipped to [0, 1] (0 with none).
+
+    Notes
+    -----
+    DerSimonian–Laird: ``tau2``, the variance of the segments' true ``rho`` around
+    their mean, from Cochran's ``Q`` of the inverse-variance weighted estimates;
+    the pool is their mean weighted by ``1 / (v_i + tau2)``. The ``v_i`` are the
+    multinomial (``rho = 0``) variances, so the weights are approximate where
+    dispersion is large; what matters is that a segment with two sparse chunks,
+    whose moment estimate can be anything in [0, 1], carries almost no weight.
+
+    References
+    ----------
+    .. [1] DerSimonian, R., Laird, N. (1986). Meta-analysis in clinical trials.
+       Controlled Clinical Trials 7, 177–188.
+
+    Examples
+    --------
+    >>> m = DispersionMoments(np.array([0.01, 0.012, 0.9, np.nan]),
+    ...                       np.array([1e-6, 1e-6, 1.0, np.inf]))
+    >>> rho, pool = pooled_rho(m)
+    >>> [round(float(x), 4) for x in rho], round(pool, 4)
+    ([0.0106, 0.0114, 0.011, 0.011], 0.011)
+    """
+    r = np.asarray(moments.rho, dtype=np.float64)
+    v = np.asarray(moments.variance, dtype=np.float64)
+    ok = np.isfinite(r) & np.isfinite(v) & (v > 0)
+    if not ok.any():
+        return np.zeros(r.shape), 0.0
+    ro, vo = r[ok], v[ok]
+    w = 1.0 / vo
+    fixed = float((w * ro).sum() / w.sum())
+    q = float((w * (ro - fixed) ** 2).sum())
+    denom = float(w.sum() - (w**2).sum() / w.sum())
+    tau2 = max(0.0, (q - (ro.size - 1)) / denom) if denom > 0 else 0.0
+    wr = 1.0 / (vo + tau2)
+    pool = float(np.clip((wr * ro).sum() / wr.sum(), 0.0, 1.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        b = np.where(ok, tau2 / (tau2 + v), 0.0)
+    shrunk = np.where(ok, pool + b * (np.where(ok, r, pool) - pool), pool)
+    return np.asarray(np.clip(shrunk, 0.0, 1.0), dtype=np.float64), pool
 
 
 def predictive_concentration(ref_n: ArrayLike, concentration: ArrayLike) -> FloatArray:
@@ -180,7 +341,7 @@ def predictive_concentration(ref_n: ArrayLike, concentration: ArrayLike) -> Floa
         variances of the two sources of uncertainty about the window's share add
         (estimation of the mean from ``ref_n`` rows, and the window's own draw
         around it). With no dispersion this is the beta-binomial predictive of
-        :func:`driftwatch.stats.digits.max_cell_test` (``ref_n``).
+        :func:`driftwatch.stats.maxcell.max_cell_test` (``ref_n``).
 
     Examples
     --------

@@ -26,6 +26,7 @@ import pandas as pd
 
 from driftwatch.errors import ConfigError, StoreError
 from driftwatch.events import UTC, Label, Rejection, ScoredTransaction, epoch_ms
+from driftwatch.store import labels as labels_store
 from driftwatch.store import schema
 from driftwatch.store.connect import IDENT, connect, parse_dsn
 
@@ -202,20 +203,9 @@ class Store:
         return len(events)
 
     def insert_labels(self, labels: Sequence[Label]) -> int:
-        """Insert labels; the latest ``label_time`` per ``txn_id`` wins."""
-        if not labels:
-            return 0
-        now = dt.datetime.now(UTC)
-        return self.insert_columns(
-            "labels",
-            {
-                "txn_id": [x.txn_id for x in labels],
-                "label": [x.label for x in labels],
-                "label_time": [x.label_time for x in labels],
-                "source": [x.source for x in labels],
-                "ingest_time": [now] * len(labels),
-            },
-        )
+        """Insert labels; the latest ``label_time`` per ``txn_id`` wins in ``labels``,
+        every version stays in ``label_history`` (:mod:`driftwatch.store.labels`)."""
+        return labels_store.write_labels(self, labels)
 
     def insert_rejected(self, rejected: Sequence[Rejection], source: str = "") -> int:
         """Insert rejected payloads with their reasons."""

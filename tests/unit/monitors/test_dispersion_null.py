@@ -13,6 +13,7 @@ from scipy import stats
 
 from driftwatch.monitors.dispersion import (
     ReferenceDispersion,
+    between_concentration,
     cells_estimator,
     cells_vs_reference,
     combine_concentrations,
@@ -61,15 +62,34 @@ def test_reference_dispersion_reads_spread_chunks_once_a_day() -> None:
     assert len(calls) == 48
 
 
-def test_combine_uses_the_median_where_chunks_are_too_few() -> None:
+def test_combine_uses_the_pool_where_chunks_are_too_few() -> None:
     stack = np.zeros((3, 4, 2))
     stack[0, :, 0], stack[0, :, 1] = 100, [10, 10, 10, 10]
     stack[1, :, 0], stack[1, :, 1] = 100, [0, 30, 0, 30]
     stack[2, 0, 0] = 5  # one chunk only
-    conc, median = combine_concentrations(stack, rate_estimator)
-    assert math.isfinite(median)
-    assert conc[0] == conc[2] == median
-    assert conc[1] < median
+    conc, pool = combine_concentrations(stack, rate_estimator)
+    assert math.isfinite(pool)
+    assert conc[0] == conc[2] == pool
+    assert conc[1] < pool
+
+
+def test_sparse_segments_borrow_the_pool_instead_of_their_own_noise() -> None:
+    """Six chunks of three rows over 100 cents cells say next to nothing about a
+    segment's dispersion; with the pooled estimate it gets the busy segments'."""
+    rng = np.random.default_rng(4)
+    prof = np.full(100, 0.6 / 99)
+    prof[0] = 0.4
+    busy = np.stack([rng.multinomial(500, rng.dirichlet(prof * 300)) for _ in range(6 * 40)])
+    sparse = np.stack([rng.multinomial(3, prof) for _ in range(6 * 40)])
+    stack = np.concatenate([busy.reshape(40, 6, 100), sparse.reshape(40, 6, 100)]).astype(float)
+    own = cells_estimator(stack)
+    # what the sparse segments say alone: an estimate with a huge sampling variance
+    assert np.all(own.variance[40:] > 100 * np.median(own.variance[:40]))
+    conc, pool = combine_concentrations(stack, cells_estimator)
+    # the pool recovers the busy segments' concentration (300) within a factor ~2
+    assert 100 < pool < 700
+    assert conc[40:] == pytest.approx(np.full(40, pool), rel=1e-3)
+    assert np.all(conc[:40] <= pool)
 
 
 def _cents_null(rng: np.random.Generator, segments: int, windows: int, disp: float
@@ -158,3 +178,15 @@ def test_reference_dispersion_rereads_ever_less_often_while_the_store_is_young()
     assert len(calls) == 72  # then four hours later
     disp.concentration(["a"], T - week, T + dt.timedelta(hours=7))
     assert len(calls) == 96
+
+
+def test_between_concentration_recovers_how_alike_segments_are() -> None:
+    """Segments' reference shares drawn Dirichlet(overall * 40) around all traffic."""
+    rng = np.random.default_rng(6)
+    overall = np.full(20, 1 / 20)
+    shares = rng.dirichlet(overall * 40.0, 800)
+    ref = np.stack([rng.multinomial(2000, s) for s in shares]).astype(float)
+    assert between_concentration(ref) == pytest.approx(40.0, rel=0.25)
+    alike = np.stack([rng.multinomial(2000, overall) for _ in range(800)]).astype(float)
+    assert between_concentration(alike) > 2000
+    assert math.isinf(between_concentration(ref[:1]))

@@ -46,7 +46,7 @@ def test_fdr_is_controlled_on_null_pvalues() -> None:
         n = rng.integers(1, 40, 300)
         prob = 0.01
         k = rng.binomial(n, prob)
-        from driftwatch.monitors.base import binom_sf
+        from driftwatch.stats.rates import binom_sf
 
         p = binom_sf(k, n, prob)
         rejections += int(tarone_bh(p, prob**n, 0.05).rejected.any())

@@ -10,11 +10,15 @@ from scipy.special import logsumexp
 
 from driftwatch.stats.dispersion import (
     MIN_CONCENTRATION,
+    DispersionMoments,
     betabinom_sf,
     cell_concentration,
+    cell_moments,
     chi2_inflation,
+    pooled_rho,
     predictive_concentration,
     rate_concentration,
+    rate_moments,
 )
 from driftwatch.stats.psi import psi_test
 
@@ -113,3 +117,43 @@ def test_inflated_chi_square_is_calibrated_on_dirichlet_chunks() -> None:
     alpha = 1e-2
     assert (plain <= alpha).mean() > 2 * alpha
     assert (fixed <= alpha).mean() <= 1.5 * alpha
+
+
+def test_moment_variance_matches_the_spread_of_the_estimate_on_binomial_chunks() -> None:
+    """The variance the pooling weighs by is the sampling variance of the estimate."""
+    rng = np.random.default_rng(11)
+    n = np.full((4000, 24), 60.0)
+    m = rate_moments(rng.binomial(60, 0.05, n.shape), n)
+    ok = np.isfinite(m.rho)
+    assert float(np.var(m.rho[ok])) == pytest.approx(float(np.median(m.variance[ok])), rel=0.2)
+    counts = rng.multinomial(40, np.full(10, 0.1), (3000, 24)).astype(float)
+    mc = cell_moments(counts)
+    assert float(np.var(mc.rho)) == pytest.approx(float(np.median(mc.variance)), rel=0.2)
+    # unbiased under no dispersion
+    assert abs(float(np.mean(m.rho[ok]))) < 3 * float(np.sqrt(np.median(m.variance[ok]) / ok.sum()))
+
+
+def test_pooled_rho_hand_case() -> None:
+    """DerSimonian-Laird by hand: estimates 0.01 and 0.03 with variances 1e-4 each:
+    fixed mean 0.02, Q = 2 * 0.01**2 / 1e-4 = 2, tau2 = (2 - 1) / (2e4 - 1e4) = 1e-4,
+    B = 1e-4 / 2e-4 = 1/2: shrunk 0.015 and 0.025, pool 0.02."""
+    m = DispersionMoments(np.array([0.01, 0.03]), np.array([1e-4, 1e-4]))
+    rho, pool = pooled_rho(m)
+    assert pool == pytest.approx(0.02)
+    assert rho.tolist() == pytest.approx([0.015, 0.025])
+    # alike estimates (Q below its degrees of freedom): everyone gets the pool
+    same = DispersionMoments(np.array([0.02, 0.021, np.nan]), np.array([1e-4, 1e-4, np.inf]))
+    rho2, pool2 = pooled_rho(same)
+    assert rho2.tolist() == pytest.approx([pool2] * 3)
+    assert pooled_rho(DispersionMoments(np.array([np.nan]), np.array([np.inf])))[1] == 0.0
+
+
+def test_pooled_rho_recovers_a_common_dispersion_from_sparse_segments() -> None:
+    """Hundreds of segments of a few rows per chunk: each alone says little, the pool
+    recovers the concentration they share (beta-binomial, c = 50)."""
+    rng = np.random.default_rng(12)
+    shares = rng.beta(0.1 * 50, 0.9 * 50, (600, 24))
+    n = rng.poisson(15, (600, 24)).astype(float)
+    k = rng.binomial(n.astype(int), shares).astype(float)
+    _, pool = pooled_rho(rate_moments(k, n))
+    assert 1 / pool - 1 == pytest.approx(50, rel=0.35)
