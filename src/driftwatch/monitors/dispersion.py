@@ -33,9 +33,9 @@ from scipy import special
 
 from driftwatch.monitors.base import FloatArray
 from driftwatch.monitors.reference import Fetch, SegmentTable
+from driftwatch.stats.betabinom import betabinom_sf
 from driftwatch.stats.dispersion import (
     DispersionMoments,
-    betabinom_sf,
     cell_moments,
     chi2_inflation,
     pooled_rho,

@@ -69,7 +69,8 @@ from driftwatch.monitors.reference import SegmentTable
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql, sql_literal
 from driftwatch.settings import Settings
-from driftwatch.stats.dispersion import betabinom_sf, predictive_concentration
+from driftwatch.stats.betabinom import betabinom_sf
+from driftwatch.stats.dispersion import predictive_concentration
 from driftwatch.stats.recall import two_proportion_test
 from driftwatch.stats.trend import consecutive_declines
 from driftwatch.store.client import Store

@@ -11,6 +11,7 @@ read-only ``drift_detected``).
 
 from __future__ import annotations
 
+from driftwatch.stats.betabinom import betabinom_sf
 from driftwatch.stats.digit_test import (
     CONFORMITY_LEVELS,
     MAD_RANGES,
@@ -33,7 +34,6 @@ from driftwatch.stats.digits import (
     last_two_eligible,
 )
 from driftwatch.stats.dispersion import (
-    betabinom_sf,
     cell_concentration,
     chi2_inflation,
     predictive_concentration,

@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from driftwatch.stats._arrays import FloatArray, IntArray, as_counts, out_float, out_int
-from driftwatch.stats.dispersion import betabinom_sf
+from driftwatch.stats.betabinom import betabinom_sf
 
 __all__ = ["CellTest", "MaxCellResult", "max_cell_test"]
 

@@ -1,0 +1,122 @@
+"""Exact tails of the beta-binomial, the rate null of over-dispersed traffic.
+
+``k ~ BetaBinomial(n, p c, (1 - p) c)`` is a window's count when its share is drawn
+around the reference share ``p`` with concentration ``c`` (:mod:`.dispersion`
+estimates ``c``); ``c = inf`` is the binomial.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import special
+
+from driftwatch.stats._arrays import FloatArray
+
+__all__ = ["betabinom_sf"]
+
+
+def _betabinom_logpmf(k: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:
+    return np.asarray(
+        special.gammaln(n + 1.0)
+        - special.gammaln(k + 1.0)
+        - special.gammaln(n - k + 1.0)
+        + special.betaln(k + a, n - k + b)
+        - special.betaln(a, b),
+        dtype=np.float64,
+    )
+
+
+def _betabinom_tail(c: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:
+    """``P(X >= c)`` for ``X ~ BetaBinomial(n, a, b)``, integer ``c``, a, b > 0.
+
+    Sums the pmf outward from a directly computed starting term, on the side of
+    ``c`` away from the mean (the upper tail itself above the mean, one minus the
+    lower part below it), stopping once the terms are negligible and falling.
+    """
+    c, n, a, b = (np.asarray(v, dtype=np.float64) for v in np.broadcast_arrays(c, n, a, b))
+    out = np.where(c <= 0, 1.0, 0.0).ravel()
+    idx = np.flatnonzero(((c >= 1) & (c <= n)).ravel())
+    if idx.size == 0:
+        return out.reshape(c.shape)
+    cc, nn, aa, bb = (v.ravel()[idx] for v in (c, n, a, b))
+    lower = cc - 1.0 <= nn * aa / (aa + bb)
+    k = np.where(lower, cc - 1.0, cc)
+    step = np.where(lower, -1.0, 1.0)
+    term = np.exp(_betabinom_logpmf(k, nn, aa, bb))
+    acc = np.zeros(idx.size)
+    active = np.ones(idx.size, dtype=bool)
+    while active.any():
+        acc += np.where(active, term, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            up = (nn - k) * (k + aa) / ((k + 1.0) * (nn - k - 1.0 + bb))
+            down = k * (nn - k + bb) / ((nn - k + 1.0) * (k - 1.0 + aa))
+            ratio = np.where(lower, down, up)
+            k = k + step
+            term = term * ratio
+        finished = np.where(lower, k < 0, k > nn)
+        negligible = (ratio < 1.0) & (term <= 1e-15 * acc)
+        active &= ~(finished | negligible)
+    out[idx] = np.clip(np.where(lower, 1.0 - acc, acc), 0.0, 1.0)
+    return out.reshape(c.shape)
+
+
+def betabinom_sf(k: ArrayLike, n: ArrayLike, p: ArrayLike, concentration: ArrayLike) -> FloatArray:
+    """Exact upper tail ``P(X >= k)``, ``X ~ BetaBinomial(n, p c, (1 - p) c)``.
+
+    Parameters
+    ----------
+    k, n : array_like of int
+        Count and trials (broadcast together).
+    p : array_like
+        Mean share, in [0, 1].
+    concentration : array_like
+        ``c > 0``; ``inf`` gives the binomial tail.
+
+    Returns
+    -------
+    ndarray
+        Tail probabilities (1 for ``k <= 0``, 0 for ``k > n``).
+
+    Notes
+    -----
+    Summed term by term from the pmf (log-gamma start, ratio recursion), so the
+    tail is accurate in relative terms far below 1e-10 above the mean; below the
+    mean it is one minus the lower sum (absolute accuracy ~1e-15, where tails
+    are large anyway). Equals the sum of ``scipy.stats.betabinom.pmf`` over
+    ``k..n``; ``scipy.stats.betabinom.sf`` itself is ``1 - cdf`` and loses its
+    relative accuracy below ~1e-12 (off by 4x at 3e-13 for ``n = 300``).
+
+    Examples
+    --------
+    >>> from scipy import stats
+    >>> round(float(betabinom_sf(8, 20, 0.2, 10.0)), 6)
+    0.129974
+    >>> round(float(stats.betabinom.sf(7, 20, 2.0, 8.0)), 6)
+    0.129974
+    >>> round(float(betabinom_sf(3, 10, 0.1, np.inf)), 6)   # binomial
+    0.070191
+    """
+    kk, nn, pp, cc = (
+        np.asarray(v, dtype=np.float64)
+        for v in np.broadcast_arrays(
+            np.asarray(k, dtype=np.float64),
+            np.asarray(n, dtype=np.float64),
+            np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0),
+            np.asarray(concentration, dtype=np.float64),
+        )
+    )
+    out = np.where(kk <= 0, 1.0, 0.0)
+    inner = (pp > 0) & (pp < 1) & (kk > 0) & (kk <= nn)
+    binom = inner & ~np.isfinite(cc)
+    if binom.any():
+        with np.errstate(all="ignore"):
+            out[binom] = special.bdtrc(kk[binom] - 1.0, nn[binom], pp[binom])
+    beta = inner & np.isfinite(cc)
+    if beta.any():
+        out[beta] = _betabinom_tail(
+            kk[beta], nn[beta], pp[beta] * cc[beta], (1.0 - pp[beta]) * cc[beta]
+        )
+    edge = (kk > 0) & (kk <= nn) & (pp >= 1)
+    out = np.where(edge, 1.0, out)
+    return np.asarray(np.clip(out, 0.0, 1.0), dtype=np.float64)
