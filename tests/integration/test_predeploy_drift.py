@@ -17,7 +17,8 @@ from driftwatch.monitors.base import PassContext
 from driftwatch.monitors.score_drift_predeploy import PreDeployScoreDrift
 from driftwatch.monitors.segments import SegmentSpec
 from driftwatch.settings import Settings
-from driftwatch.simulate.engine import generate, write
+from driftwatch.simulate.engine import generate
+from driftwatch.simulate.output import write
 from driftwatch.simulate.scenario import load_scenario
 from driftwatch.sources.replay import replay
 from driftwatch.store.client import Store
