@@ -40,9 +40,9 @@ FloatArray = npt.NDArray[np.float64]
 
 __all__ = [
     "conditional_binomial",
-    "poisson_surge",
     "hypergeometric",
     "min_attainable_binomial",
+    "poisson_surge",
     "tarone_family",
 ]
 

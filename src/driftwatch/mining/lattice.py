@@ -159,7 +159,9 @@ class MiningResult:
 
     ``examined`` is the family size used for the correction; ``candidates`` the
     slices whose counts were computed; ``truncated`` tells that a level hit
-    ``max_candidates`` and only the best-supported slices went on.
+    ``max_candidates`` and only the best-supported slices went on; ``pvalues``
+    holds the raw p-value of every tested slice (for a caller that corrects them
+    together with other tests, e.g. the monitor's Benjamini-Hochberg family).
     """
 
     findings: tuple[SliceFinding, ...]
@@ -167,6 +169,7 @@ class MiningResult:
     candidates: int
     levels: int
     truncated: bool
+    pvalues: tuple[float, ...] = ()
 
 
 def count_table(current: pd.DataFrame, reference: pd.DataFrame, attributes: Sequence[str],
@@ -212,6 +215,43 @@ def _check(table: pd.DataFrame, attributes: Sequence[str], max_depth: int, min_s
         raise ValueError("counts must be non-negative")
 
 
+SMALL_TABLE = 5000
+"""Count tables up to this many rows are searched with plain dictionaries (pandas'
+per-call overhead dominates there); larger ones with pandas group-bys."""
+
+
+class _Small:
+    """A small count table as column lists, for fast slice counts (same result as
+    :func:`_level` after the parents' merge)."""
+
+    def __init__(self, tab: pd.DataFrame, attrs: list[str]) -> None:
+        self.cols = {a: tab[a].tolist() for a in attrs}
+        self.counts = list(zip(*(tab[c].astype(np.int64).tolist() for c in COUNTS),
+                               strict=True))
+
+    def level(self, combo: tuple[str, ...], parents: pd.DataFrame | None, min_support: int,
+              current_only: bool) -> pd.DataFrame:
+        allowed = (None if parents is None else
+                   set(zip(*(parents[a].tolist() for a in combo[:-1]), strict=True)))
+        acc: dict[tuple[Any, ...], list[int]] = {}
+        for key, c in zip(zip(*(self.cols[a] for a in combo), strict=True), self.counts,
+                          strict=True):
+            if "" in key or (allowed is not None and key[:-1] not in allowed):
+                continue
+            got = acc.get(key)
+            if got is None:
+                acc[key] = list(c)
+            else:
+                for j in range(4):
+                    got[j] += c[j]
+        rows = [(*key, *c) for key, c in acc.items()
+                if (c[1] if current_only else c[1] + c[3]) >= min_support]
+        out = pd.DataFrame(rows, columns=[*combo, *COUNTS])
+        for col in COUNTS:
+            out[col] = out[col].astype(np.int64)
+        return out
+
+
 def _level(table: pd.DataFrame, combo: tuple[str, ...], min_support: int,
            current_only: bool = False) -> pd.DataFrame:
     """Counts of every slice over ``combo`` with enough support (``""`` items skipped;
@@ -241,7 +281,7 @@ def mine(
     closure: float = 0.95,
     max_candidates: int = 200_000,
     prior_weight: float = 1.0,
-    floor: float = 0.5,
+    min_expected: float = 0.5,
 ) -> MiningResult:
     """Find slices with more suspicious current records than the reference predicts.
 
@@ -261,8 +301,8 @@ def mine(
         ``total / total_ref * (k_ref + max(prior_weight * K_ref * prod(shares), floor))``,
         its own reference count plus a prior from the reference marginals (the
         product of its items' smoothed shares among all ``K_ref`` suspicious
-        reference records, the independence estimate), never below ``floor``
-        reference records; support is then counted on current records only and
+        reference records, the independence estimate), never below
+        ``min_expected`` reference records; support is then counted on current records only and
         the family is every tested slice (Bonferroni).
     max_depth : int
         Most items in a searched conjunction (default 3).
@@ -280,7 +320,7 @@ def mine(
         attribute must hold to be added to the named conjunction.
     max_candidates : int
         Most slices carried from one level to the next (best supported first).
-    prior_weight, floor : float
+    prior_weight, min_expected : float
         The marginal prior's weight and the least expected reference count of a
         slice (``test="surge"`` only).
 
@@ -306,12 +346,21 @@ def mine(
         raise ValueError(f"both data sets need records, got total={n_tot}, total_ref={r_tot}")
     p0 = n_tot / (n_tot + r_tot)
     depth = min(max_depth, len(attrs))
-    surge = _Surge.of(tab, attrs, n_tot / r_tot, prior_weight, floor) if test == "surge" else None
+    surge = (_Surge.of(tab, attrs, n_tot / r_tot, prior_weight, min_expected)
+             if test == "surge" else None)
     own = surge is not None
+    small = _Small(tab, attrs) if len(tab) <= SMALL_TABLE else None
+
+    def level(combo: tuple[str, ...], parents: pd.DataFrame | None) -> pd.DataFrame:
+        if small is not None:
+            return small.level(combo, parents, min_support, own)
+        base = tab if parents is None else tab.merge(parents[list(combo[:-1])],
+                                                     on=list(combo[:-1]), how="inner")
+        return _level(base, combo, min_support, own)
 
     levels: list[list[tuple[tuple[str, ...], pd.DataFrame]]] = []
     frontier: list[tuple[tuple[str, ...], pd.DataFrame]] = [
-        ((a,), _level(tab, (a,), min_support, own)) for a in attrs
+        ((a,), level((a,), None)) for a in attrs
     ]
     truncated = False
     n_candidates = 0
@@ -341,9 +390,8 @@ def mine(
         for combo, g in frontier:
             if g.empty:
                 continue
-            base = tab.merge(g[list(combo)], on=list(combo), how="inner")
             for a in attrs[attrs.index(combo[-1]) + 1:]:
-                nxt.append(((*combo, a), _level(base, (*combo, a), min_support, own)))
+                nxt.append(((*combo, a), level((*combo, a), g)))
         frontier = nxt
 
     tested = [(c, g) for lv in levels for c, g in lv if not g.empty]
@@ -354,9 +402,11 @@ def mine(
     else:
         m = sum(len(g) for _, g in tested)
     findings: dict[tuple[tuple[str, Any], ...], SliceFinding] = {}
+    raw: list[float] = []
     for combo, g in tested:
         prior = surge.expected(g, combo) if surge is not None else None
         stats = _slice_stats(g, test, p0, n_tot, r_tot, prior)
+        raw.extend(stats["p"].tolist())
         hit = ((stats["p"] * m <= alpha) & (stats["lift"] >= min_lift)
                & (g["k"].to_numpy() - stats["expected"] >= min_excess))
         for i in np.flatnonzero(hit.to_numpy()):
@@ -370,7 +420,8 @@ def mine(
                 findings[key] = f
     ordered = sorted(findings.values(),
                      key=lambda f: (f.pvalue_adjusted, -f.k, -len(f.conjunction)))
-    return MiningResult(tuple(_drop_covered(ordered)), m, n_candidates, len(levels), truncated)
+    return MiningResult(tuple(_drop_covered(ordered)), m, n_candidates, len(levels), truncated,
+                        tuple(raw))
 
 
 def _slice_stats(g: pd.DataFrame, test: Test, p0: float, n_tot: int, r_tot: int,
@@ -417,7 +468,8 @@ def _closed(tab: pd.DataFrame, searched: Mapping[str, Any], attrs: list[str], cl
             sub = sub[sub[a] == top]
     conj = {a: conj[a] for a in attrs if a in conj}
     row = sub[list(COUNTS)].sum()
-    one = pd.DataFrame([{**row.to_dict(), **conj}])
+    record: dict[str, Any] = {str(c): v for c, v in row.items()}
+    one = pd.DataFrame([{**record, **conj}])
     prior = surge.expected(one, list(conj)) if surge is not None else None
     st = _slice_stats(pd.DataFrame([row]), test, p0, n_tot, r_tot, prior).iloc[0]
     return SliceFinding(

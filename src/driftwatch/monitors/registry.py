@@ -11,7 +11,8 @@ True
 Traceback (most recent call last):
 ...
 driftwatch.errors.ConfigError: unknown detector 'sharks'; valid: beneficiary, benford, \
-cents, disagreement, out_of_domain, pileup, recall, score_drift, shadow, volume
+cents, disagreement, out_of_domain, pileup, recall, score_drift, shadow, \
+trigger_mining, volume
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ BUILTIN_MODULES = (
     "beneficiary",
     "pileup",
     "out_of_domain",
+    "trigger_mining",
 )
 
 _REGISTRY: dict[str, type[Detector]] = {}
