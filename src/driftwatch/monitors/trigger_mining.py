@@ -389,6 +389,11 @@ class TriggerMiningDetector(Detector):
             row = self._row(hold.conjunction, k, expected, p, kr, res.examined, cards, table)
             row["segment"] = seg
             best[seg] = row
+        spread = best.get("")
+        if spread is not None and "" not in self._holds and any(
+                r["k"] >= 0.8 * (spread["k"] - spread["expected"])
+                for seg, r in best.items() if seg):
+            del best[""]  # mostly one MCC's finding: the same pattern, already named
         # the rest of the family: every other tested conjunction, never alerting
         rest = sorted(res.pvalues)[len(best):]
         fill = [{"segment": "", "conjunction": {}, "k": 0, "expected": 1.0, "k_ref": 0,
