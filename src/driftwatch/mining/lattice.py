@@ -74,6 +74,7 @@ from driftwatch.mining.exact import (
     poisson_surge,
     tarone_family,
 )
+from driftwatch.mining.small import SmallTable
 
 __all__ = ["COUNTS", "MiningResult", "SliceFinding", "count_table", "mine"]
 
@@ -220,38 +221,6 @@ SMALL_TABLE = 5000
 per-call overhead dominates there); larger ones with pandas group-bys."""
 
 
-class _Small:
-    """A small count table as column lists, for fast slice counts (same result as
-    :func:`_level` after the parents' merge)."""
-
-    def __init__(self, tab: pd.DataFrame, attrs: list[str]) -> None:
-        self.cols = {a: tab[a].tolist() for a in attrs}
-        self.counts = list(zip(*(tab[c].astype(np.int64).tolist() for c in COUNTS),
-                               strict=True))
-
-    def level(self, combo: tuple[str, ...], parents: pd.DataFrame | None, min_support: int,
-              current_only: bool) -> pd.DataFrame:
-        allowed = (None if parents is None else
-                   set(zip(*(parents[a].tolist() for a in combo[:-1]), strict=True)))
-        acc: dict[tuple[Any, ...], list[int]] = {}
-        for key, c in zip(zip(*(self.cols[a] for a in combo), strict=True), self.counts,
-                          strict=True):
-            if "" in key or (allowed is not None and key[:-1] not in allowed):
-                continue
-            got = acc.get(key)
-            if got is None:
-                acc[key] = list(c)
-            else:
-                for j in range(4):
-                    got[j] += c[j]
-        rows = [(*key, *c) for key, c in acc.items()
-                if (c[1] if current_only else c[1] + c[3]) >= min_support]
-        out = pd.DataFrame(rows, columns=[*combo, *COUNTS])
-        for col in COUNTS:
-            out[col] = out[col].astype(np.int64)
-        return out
-
-
 def _level(table: pd.DataFrame, combo: tuple[str, ...], min_support: int,
            current_only: bool = False) -> pd.DataFrame:
     """Counts of every slice over ``combo`` with enough support (``""`` items skipped;
@@ -349,7 +318,7 @@ def mine(
     surge = (_Surge.of(tab, attrs, n_tot / r_tot, prior_weight, min_expected)
              if test == "surge" else None)
     own = surge is not None
-    small = _Small(tab, attrs) if len(tab) <= SMALL_TABLE else None
+    small = SmallTable(tab, attrs, COUNTS) if len(tab) <= SMALL_TABLE else None
 
     def level(combo: tuple[str, ...], parents: pd.DataFrame | None) -> pd.DataFrame:
         if small is not None:
