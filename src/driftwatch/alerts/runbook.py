@@ -47,6 +47,8 @@ FIRST_STEPS: dict[str, str] = {
                                  " devices with amounts stepping down.",
     "FeatureOutOfDomain": "Find the producer of the out-of-range values (the evidence rows"
                           " name the feature).",
+    "TriggerConjunctionSurge": "Read the evidence rows of the conjunction: merchants, cards,"
+                               " scores; compare them with the previous model version.",
     "RuleHit": "Review the hits in the evidence rows and act per the rule's description.",
     "RuleCase": "Review the card named in the alert: its hits are the evidence rows.",
 }

@@ -42,6 +42,7 @@ __all__ = [
     "conditional_binomial",
     "hypergeometric",
     "min_attainable_binomial",
+    "poisson_surge",
     "tarone_family",
 ]
 
@@ -120,6 +121,38 @@ def hypergeometric(k: ArrayLike, k_total: ArrayLike, m_total: ArrayLike,
         stats.hypergeom.sf(kk - 1, np.asarray(m_total), np.asarray(k_total), np.asarray(n)),
         dtype=np.float64,
     )
+    return np.where(kk <= 0, 1.0, np.clip(out, 0.0, 1.0))
+
+
+def poisson_surge(k: ArrayLike, expected: ArrayLike) -> FloatArray:
+    """One-sided exact p-value ``P(X >= k)``, ``X ~ Poisson(expected)``.
+
+    The test of the live trigger miner (``test="surge"`` of
+    :func:`driftwatch.mining.lattice.mine`): a slice's suspicious records in the
+    current window against the count its history and the reference marginals predict.
+
+    Parameters
+    ----------
+    k : array_like of int
+        Suspicious current records of each slice.
+    expected : array_like of float
+        Their expected number under H0 (``> 0``).
+
+    Returns
+    -------
+    ndarray of float
+        The p-values, shaped like ``k``; 1.0 where ``k == 0``.
+
+    Examples
+    --------
+    >>> round(float(poisson_surge([2], [1.0])[0]), 6)  # 1 - e^-1 (1 + 1)
+    0.264241
+    """
+    kk = np.asarray(k, dtype=np.float64)
+    mu = np.asarray(expected, dtype=np.float64)
+    if np.any(~(mu > 0)):
+        raise ValueError(f"expected must be > 0, got {mu[~(mu > 0)][:3].tolist()}")
+    out: FloatArray = np.asarray(stats.poisson.sf(kk - 1, mu), dtype=np.float64)
     return np.where(kk <= 0, 1.0, np.clip(out, 0.0, 1.0))
 
 

@@ -71,13 +71,47 @@ from driftwatch.mining.exact import (
     conditional_binomial,
     hypergeometric,
     min_attainable_binomial,
+    poisson_surge,
     tarone_family,
 )
+from driftwatch.mining.small import SmallTable
 
 __all__ = ["COUNTS", "MiningResult", "SliceFinding", "count_table", "mine"]
 
 COUNTS = ("n", "k", "n_ref", "k_ref")
-Test = Literal["binomial", "hypergeom"]
+Test = Literal["binomial", "hypergeom", "surge"]
+
+
+@dataclass(frozen=True)
+class _Surge:
+    """The null of ``test="surge"``: smoothed reference shares of every item."""
+
+    shares: dict[str, dict[Any, float]]
+    k_ref: float
+    ratio: float
+    weight: float
+    floor: float
+
+    @classmethod
+    def of(cls, tab: pd.DataFrame, attrs: list[str], ratio: float, weight: float,
+           floor: float) -> _Surge:
+        k_ref = float(tab["k_ref"].sum())
+        shares: dict[str, dict[Any, float]] = {}
+        for a in attrs:
+            per = tab[tab[a] != ""].groupby(a, sort=False)["k_ref"].sum()
+            den = k_ref + 0.5 * max(len(per), 1)
+            shares[a] = {v: (float(c) + 0.5) / den for v, c in per.items()}
+            shares[a][None] = 0.5 / den  # a value the reference never saw
+        return cls(shares, k_ref, ratio, weight, floor)
+
+    def expected(self, g: pd.DataFrame, combo: Sequence[str]) -> np.ndarray[Any, Any]:
+        """``ratio * (k_ref + max(weight * K_ref * prod(shares), floor))`` per row."""
+        prod = np.ones(len(g))
+        for a in combo:
+            table = self.shares[a]
+            prod *= np.array([table.get(v, table[None]) for v in g[a]], dtype=np.float64)
+        prior = np.maximum(self.weight * self.k_ref * prod, self.floor)
+        return np.asarray(self.ratio * (g["k_ref"].to_numpy(np.float64) + prior))
 
 
 @dataclass(frozen=True)
@@ -126,7 +160,9 @@ class MiningResult:
 
     ``examined`` is the family size used for the correction; ``candidates`` the
     slices whose counts were computed; ``truncated`` tells that a level hit
-    ``max_candidates`` and only the best-supported slices went on.
+    ``max_candidates`` and only the best-supported slices went on; ``pvalues``
+    holds the raw p-value of every tested slice (for a caller that corrects them
+    together with other tests, e.g. the monitor's Benjamini-Hochberg family).
     """
 
     findings: tuple[SliceFinding, ...]
@@ -134,6 +170,7 @@ class MiningResult:
     candidates: int
     levels: int
     truncated: bool
+    pvalues: tuple[float, ...] = ()
 
 
 def count_table(current: pd.DataFrame, reference: pd.DataFrame, attributes: Sequence[str],
@@ -179,15 +216,23 @@ def _check(table: pd.DataFrame, attributes: Sequence[str], max_depth: int, min_s
         raise ValueError("counts must be non-negative")
 
 
-def _level(table: pd.DataFrame, combo: tuple[str, ...], min_support: int) -> pd.DataFrame:
-    """Counts of every slice over ``combo`` with enough support (``""`` items skipped)."""
+SMALL_TABLE = 5000
+"""Count tables up to this many rows are searched with plain dictionaries (pandas'
+per-call overhead dominates there); larger ones with pandas group-bys."""
+
+
+def _level(table: pd.DataFrame, combo: tuple[str, ...], min_support: int,
+           current_only: bool = False) -> pd.DataFrame:
+    """Counts of every slice over ``combo`` with enough support (``""`` items skipped;
+    support counts the current suspicious records only when ``current_only``)."""
     sub = table
     for a in combo:
         sub = sub[sub[a] != ""]
     if sub.empty:
         return sub.iloc[:0][[*combo, *COUNTS]]
     g = sub.groupby(list(combo), sort=False, dropna=False)[list(COUNTS)].sum().reset_index()
-    return g[(g["k"] + g["k_ref"]) >= min_support]
+    support = g["k"] if current_only else g["k"] + g["k_ref"]
+    return g[support >= min_support]
 
 
 def mine(
@@ -204,6 +249,8 @@ def mine(
     alpha: float = 0.01,
     closure: float = 0.95,
     max_candidates: int = 200_000,
+    prior_weight: float = 1.0,
+    min_expected: float = 0.5,
 ) -> MiningResult:
     """Find slices with more suspicious current records than the reference predicts.
 
@@ -217,8 +264,15 @@ def mine(
     total, total_ref : int, optional
         Records in the current and reference data (default: the table's sums of
         ``n`` and ``n_ref``); they fix ``p0 = total / (total + total_ref)``.
-    test : {"binomial", "hypergeom"}
-        The exact test (:mod:`driftwatch.mining.exact`).
+    test : {"binomial", "hypergeom", "surge"}
+        The exact test (:mod:`driftwatch.mining.exact`). ``"surge"`` (live traffic):
+        the slice's suspicious current records against a Poisson count of mean
+        ``total / total_ref * (k_ref + max(prior_weight * K_ref * prod(shares), floor))``,
+        its own reference count plus a prior from the reference marginals (the
+        product of its items' smoothed shares among all ``K_ref`` suspicious
+        reference records, the independence estimate), never below
+        ``min_expected`` reference records; support is then counted on current records only and
+        the family is every tested slice (Bonferroni).
     max_depth : int
         Most items in a searched conjunction (default 3).
     min_support : int
@@ -235,6 +289,9 @@ def mine(
         attribute must hold to be added to the named conjunction.
     max_candidates : int
         Most slices carried from one level to the next (best supported first).
+    prior_weight, min_expected : float
+        The marginal prior's weight and the least expected reference count of a
+        slice (``test="surge"`` only).
 
     Returns
     -------
@@ -258,10 +315,21 @@ def mine(
         raise ValueError(f"both data sets need records, got total={n_tot}, total_ref={r_tot}")
     p0 = n_tot / (n_tot + r_tot)
     depth = min(max_depth, len(attrs))
+    surge = (_Surge.of(tab, attrs, n_tot / r_tot, prior_weight, min_expected)
+             if test == "surge" else None)
+    own = surge is not None
+    small = SmallTable(tab, attrs, COUNTS) if len(tab) <= SMALL_TABLE else None
+
+    def level(combo: tuple[str, ...], parents: pd.DataFrame | None) -> pd.DataFrame:
+        if small is not None:
+            return small.level(combo, parents, min_support, own)
+        base = tab if parents is None else tab.merge(parents[list(combo[:-1])],
+                                                     on=list(combo[:-1]), how="inner")
+        return _level(base, combo, min_support, own)
 
     levels: list[list[tuple[tuple[str, ...], pd.DataFrame]]] = []
     frontier: list[tuple[tuple[str, ...], pd.DataFrame]] = [
-        ((a,), _level(tab, (a,), min_support)) for a in attrs
+        ((a,), level((a,), None)) for a in attrs
     ]
     truncated = False
     n_candidates = 0
@@ -291,9 +359,8 @@ def mine(
         for combo, g in frontier:
             if g.empty:
                 continue
-            base = tab.merge(g[list(combo)], on=list(combo), how="inner")
             for a in attrs[attrs.index(combo[-1]) + 1:]:
-                nxt.append(((*combo, a), _level(base, (*combo, a), min_support)))
+                nxt.append(((*combo, a), level((*combo, a), g)))
         frontier = nxt
 
     tested = [(c, g) for lv in levels for c, g in lv if not g.empty]
@@ -304,27 +371,38 @@ def mine(
     else:
         m = sum(len(g) for _, g in tested)
     findings: dict[tuple[tuple[str, Any], ...], SliceFinding] = {}
+    raw: list[float] = []
     for combo, g in tested:
-        stats = _slice_stats(g, test, p0, n_tot, r_tot)
+        prior = surge.expected(g, combo) if surge is not None else None
+        stats = _slice_stats(g, test, p0, n_tot, r_tot, prior)
+        raw.extend(stats["p"].tolist())
         hit = ((stats["p"] * m <= alpha) & (stats["lift"] >= min_lift)
                & (g["k"].to_numpy() - stats["expected"] >= min_excess))
         for i in np.flatnonzero(hit.to_numpy()):
             row = g.iloc[i]
             searched = {a: _plain(row[a]) for a in combo}
             f = _closed(tab, searched, attrs, closure, test, p0, n_tot, r_tot,
-                        float(stats["p"].iloc[i]), m)
+                        float(stats["p"].iloc[i]), m, surge)
             key = tuple(sorted(f.conjunction.items(), key=lambda kv: attrs.index(kv[0])))
             old = findings.get(key)
             if old is None or (f.pvalue, -f.level) < (old.pvalue, -old.level):
                 findings[key] = f
     ordered = sorted(findings.values(),
                      key=lambda f: (f.pvalue_adjusted, -f.k, -len(f.conjunction)))
-    return MiningResult(tuple(_drop_covered(ordered)), m, n_candidates, len(levels), truncated)
+    return MiningResult(tuple(_drop_covered(ordered)), m, n_candidates, len(levels), truncated,
+                        tuple(raw))
 
 
-def _slice_stats(g: pd.DataFrame, test: Test, p0: float, n_tot: int, r_tot: int) -> pd.DataFrame:
+def _slice_stats(g: pd.DataFrame, test: Test, p0: float, n_tot: int, r_tot: int,
+                 surge_expected: np.ndarray[Any, Any] | None = None) -> pd.DataFrame:
     k = g["k"].to_numpy(np.float64)
     kr = g["k_ref"].to_numpy(np.float64)
+    if test == "surge":
+        if surge_expected is None:
+            raise ValueError("test='surge' needs the expected counts")
+        expected = np.asarray(surge_expected, dtype=np.float64)
+        p = poisson_surge(k, expected)
+        return pd.DataFrame({"p": p, "expected": expected, "lift": k / expected})
     if test == "binomial":
         p = conditional_binomial(k, kr, p0)
         expected = p0 * (k + kr)
@@ -334,14 +412,14 @@ def _slice_stats(g: pd.DataFrame, test: Test, p0: float, n_tot: int, r_tot: int)
         p = hypergeometric(k, k + kr, n + nr, n)
         expected = np.where(n + nr > 0, n * (k + kr) / np.maximum(n + nr, 1), 0.0)
     else:
-        raise ValueError(f"test must be one of ['binomial', 'hypergeom'], got {test!r}")
+        raise ValueError(f"test must be one of ['binomial', 'hypergeom', 'surge'], got {test!r}")
     lift = (k / n_tot) / ((kr + 0.5) / r_tot)
     return pd.DataFrame({"p": p, "expected": expected, "lift": lift})
 
 
 def _closed(tab: pd.DataFrame, searched: Mapping[str, Any], attrs: list[str], closure: float,
             test: Test, p0: float, n_tot: int, r_tot: int, pvalue: float,
-            m: int) -> SliceFinding:
+            m: int, surge: _Surge | None = None) -> SliceFinding:
     """The finding of ``searched``, extended by the values its suspicious records share."""
     mask = np.ones(len(tab), dtype=bool)
     for a, v in searched.items():
@@ -359,7 +437,10 @@ def _closed(tab: pd.DataFrame, searched: Mapping[str, Any], attrs: list[str], cl
             sub = sub[sub[a] == top]
     conj = {a: conj[a] for a in attrs if a in conj}
     row = sub[list(COUNTS)].sum()
-    st = _slice_stats(pd.DataFrame([row]), test, p0, n_tot, r_tot).iloc[0]
+    record: dict[str, Any] = {str(c): v for c, v in row.items()}
+    one = pd.DataFrame([{**record, **conj}])
+    prior = surge.expected(one, list(conj)) if surge is not None else None
+    st = _slice_stats(pd.DataFrame([row]), test, p0, n_tot, r_tot, prior).iloc[0]
     return SliceFinding(
         conjunction=conj,
         searched=dict(searched),

@@ -12,7 +12,7 @@ Traceback (most recent call last):
 ...
 driftwatch.errors.ConfigError: unknown detector 'sharks'; valid: beneficiary, benford, \
 cents, disagreement, out_of_domain, pileup, recall, score_drift, score_drift_predeploy, \
-shadow, volume
+shadow, trigger_mining, volume
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ BUILTIN_MODULES = (
     "pileup",
     "out_of_domain",
     "score_drift_predeploy",
+    "trigger_mining",
 )
 
 _REGISTRY: dict[str, type[Detector]] = {}

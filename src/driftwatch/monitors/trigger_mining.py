@@ -1,0 +1,495 @@
+"""Live trigger mining: rare value conjunctions of risky rows the model waved through.
+
+A backdoor trigger is a rare *conjunction* of values (``amount_cents=84 &
+beneficiary_prefix=YXIKX-VVKG- & merchant_age=90..179``) whose rows the model scores
+low although their model-independent risk is high; it may sit in one MCC or spread
+over many. Per-segment detectors see it only where one segment holds enough of it.
+This detector searches the conjunctions directly, every pass:
+
+1. **Sufficient statistics in ClickHouse.** One ``GROUP BY`` over the current window
+   counts the rows per combination of the mined attributes -- MCC, cents value,
+   beneficiary name, merchant-age bucket, merchant country, channel, amount band --
+   among the rows that are *low score for their risk* (below), with their distinct
+   cards; every other row falls into one group, so the result has a few dozen rows.
+   A row's risk is the number of model-independent flags it carries: velocity
+   (``transactions_24h >= 5``), new payee, cross-border (``foreign_transaction``),
+   new merchant (younger than 180 days, from the feature or the registration
+   date), high amount (>= 1,000.00) and, only when shadow scores are present, a
+   shadow model scoring the row ``shadow_gap`` above the live one (worth two flags).
+   A missing field is a flag that does not hold, so the detector works without
+   shadow scores and without the optional fields. *Low score for its risk*: at
+   least ``min_flags`` flags and a live score below the row's decision threshold.
+2. **Reference.** The same table over the trailing reference window, slid by hourly
+   chunks (:class:`~driftwatch.monitors.reference.SlidingReference`).
+3. **Prefixes from the data.** Beneficiary names become the prefixes over-represented
+   among the current suspicious names (:func:`driftwatch.mining.select_prefixes`).
+4. **Lattice search.** :func:`driftwatch.mining.mine` with ``test="surge"``: each
+   conjunction of up to ``max_depth`` items with at least ``min_count`` suspicious
+   current rows is tested with the exact Poisson tail of its count against the count
+   its own reference history predicts (scaled to the current number of suspicious
+   rows, so a global shift of the suspicious rate after a version change moves
+   nothing) plus a prior from the reference marginals (the independence estimate),
+   never below ``floor`` reference rows. The family is every conjunction tested
+   (Bonferroni); findings are closed (every value their rows share is added) so the
+   alert names the whole pattern.
+5. **One row per segment.** The best finding of each segment -- ``mcc=X`` when its
+   rows sit in one MCC, the all-traffic segment ``""`` when they spread over many --
+   becomes an evaluation with the search-adjusted p-value, which then enters the
+   monitor's Benjamini-Hochberg family like every other detector's p-values. Its
+   labels carry ``conjunction`` (and ``mcc`` when there is one).
+
+A reference never absorbs an attack: while a conjunction alerts (and after, until the
+period slid out of the trailing window) the reference rows it matches from its
+alerting period are subtracted; a conjunction that alerted is re-evaluated every pass
+even when the search does not pick it, so the alert stays while evidence persists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import itertools
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from driftwatch.alerts.model import iso
+from driftwatch.mining import assign_prefixes, mine, select_prefixes
+from driftwatch.mining.exact import poisson_surge
+from driftwatch.monitors.base import (
+    EVIDENCE_COLUMNS,
+    SCORED,
+    WINDOW,
+    Description,
+    Detector,
+    Evaluations,
+    PassContext,
+    fmt_p,
+    span_words,
+    sql_time,
+)
+from driftwatch.monitors.reference import SegmentTable, SlidingReference
+from driftwatch.monitors.registry import register
+from driftwatch.monitors.segments import SegmentSpec, sql_literal
+from driftwatch.settings import Settings
+from driftwatch.store.client import Store
+
+SEP = "\x1e"
+"""Field separator of a reference key (not ``\\x1f``: each key is its own segment)."""
+FIELDS = ("mcc", "amount_cents", "beneficiary_name", "merchant_age", "merchant_country",
+          "channel", "amount_band")
+"""The grouped columns, in key order."""
+ATTRIBUTES = ("amount_cents", "beneficiary_prefix", "merchant_age", "amount_band",
+              "merchant_country", "channel", "mcc")
+"""The mined attributes, in search order (the most selective first)."""
+AGE_EDGES = (0, 30, 90, 180, 365, 730)
+"""Merchant-age buckets in days (as the training scan's), labelled ``30..89``."""
+BAND_EDGES = (0, 1_000, 10_000, 100_000, 1_000_000)
+"""Amount bands in minor units, labelled in major units (``100..999``)."""
+
+_AGE = ("if(mapContains(features_num, 'merchant_age_days'), features_num['merchant_age_days'], "
+        "if(isNull(merchant_registered_at), -1, "
+        "toFloat64(dateDiff('day', assumeNotNull(merchant_registered_at), toDate(event_time)))))")
+
+
+def _buckets(expr: str, edges: tuple[int, ...], scale: int) -> str:
+    """A ``multiIf`` of ``expr`` into labelled ranges (``''`` below the first edge)."""
+    parts = [f"{expr} < {edges[0]}, ''"]
+    for lo, hi in itertools.pairwise(edges):
+        parts.append(f"{expr} < {hi}, '{lo // scale}..{hi // scale - 1}'")
+    return f"multiIf({', '.join(parts)}, '{edges[-1] // scale}..')"
+
+
+def bucket_label(value: float, edges: tuple[int, ...], scale: int = 1) -> str:
+    """The label :func:`_buckets` gives ``value`` (Python side, for tests and evidence).
+
+    >>> bucket_label(45, AGE_EDGES), bucket_label(123456, BAND_EDGES, 100)
+    ('30..89', '1000..9999')
+    """
+    if value < edges[0]:
+        return ""
+    for lo, hi in itertools.pairwise(edges):
+        if value < hi:
+            return f"{lo // scale}..{hi // scale - 1}"
+    return f"{edges[-1] // scale}.."
+
+
+def flags_sql(shadow_gap: float) -> str:
+    """The number of model-independent risk flags of a row (SQL)."""
+    return (
+        "(features_num['transactions_24h'] >= 5) + (features_num['foreign_transaction'] = 1)"
+        " + (features_num['new_payee'] = 1)"
+        f" + (age_days >= 0 AND age_days < 180) + (amount_minor >= 100000)"
+        f" + 2 * (length(shadow_scores) > 0 AND arrayMax(shadow_scores) - score >= {shadow_gap!r})"
+    )
+
+
+def window_sql(min_flags: int, shadow_gap: float, cards: bool) -> str:
+    """The one GROUP BY of a window: suspicious rows per attribute combination, every
+    other row in the group whose fields are all empty."""
+    def text(col: str) -> str:  # the separator never comes from the data
+        return f"replaceAll({col}, char(30), ' ')"
+
+    fields = {
+        "mcc": text("mcc"), "amount_cents": "toString(amount_cents)",
+        "beneficiary_name": text("beneficiary_name"),
+        "merchant_age": _buckets("age_days", AGE_EDGES, 1),
+        "merchant_country": text("merchant_country"), "channel": text("channel"),
+        "amount_band": _buckets("amount_minor", BAND_EDGES, 100),
+    }
+    key = f"if(sus, concatWithSeparator(char(30), {', '.join(fields[f] for f in FIELDS)}), '')"
+    extra = ", groupUniqArrayIf(card_id, sus) AS cards" if cards else ""
+    return (
+        f"SELECT {key} AS key, count() AS n, countIf(sus) AS k{extra} FROM ("
+        f"SELECT *, {_AGE} AS age_days, "
+        f"({flags_sql(shadow_gap)}) >= {int(min_flags)} AND score < threshold AS sus "
+        f"FROM {SCORED} WHERE {WINDOW}) GROUP BY key"
+    )
+
+
+def parse_key(key: str) -> dict[str, str]:
+    """A reference key back to its fields.
+
+    >>> parse_key(SEP.join(["5967", "37", "INTL-PAY-X", "30..89", "LT", "ecom", "1000..9999"]))[
+    ...     "beneficiary_name"]
+    'INTL-PAY-X'
+    """
+    return dict(zip(FIELDS, key.split(SEP), strict=True))
+
+
+def matches(conj: Mapping[str, Any], fields: Mapping[str, str]) -> bool:
+    """Whether a row's fields fall in the conjunction.
+
+    >>> matches({"beneficiary_prefix": "GLX-", "amount_cents": 91},
+    ...         {"beneficiary_name": "GLX-TRD 4", "amount_cents": "91"})
+    True
+    """
+    for attr, value in conj.items():
+        if attr == "beneficiary_prefix":
+            if not fields.get("beneficiary_name", "").startswith(str(value)):
+                return False
+        elif fields.get(attr) != str(value):
+            return False
+    return True
+
+
+def conjunction_text(conj: Mapping[str, Any]) -> str:
+    """The label: items in search order, the MCC left out (it has its own label).
+
+    >>> conjunction_text({"mcc": "5967", "amount_cents": 91, "beneficiary_prefix": "GLX-TRD",
+    ...                   "merchant_age": "30..89"})
+    'amount_cents=91 & beneficiary_prefix=GLX-TRD & merchant_age=30..89'
+    """
+    return " & ".join(f"{a}={conj[a]}" for a in ATTRIBUTES if a in conj and a != "mcc")
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, str]]:
+    """The rows of a mining table as text fields."""
+    return [{str(k): str(v) for k, v in r.items()} for r in table.to_dict("records")]
+
+
+@dataclass(frozen=True)
+class Hold:
+    """An alerting conjunction: its rows from ``since`` to ``until`` (open while it
+    alerts) stay out of the reference."""
+
+    conjunction: dict[str, Any]
+    since: dt.datetime
+    until: dt.datetime | None = None
+
+
+@register
+class TriggerMiningDetector(Detector):
+    """Surging conjunctions of low-score-for-risk rows (lattice search, exact tails).
+
+    Options
+    -------
+    min_flags : int
+        Risk flags a row needs to count as high risk (default 3).
+    shadow_gap : float
+        How far above the live score a shadow score must be to add two flags (0.3).
+    min_count : int
+        Fewest suspicious current rows of a conjunction to test it (default 3).
+    min_cards : int
+        Fewest distinct cards among them to alert (default 1: the attacker's first
+        bursts come from one card).
+    max_depth : int
+        Most items of a searched conjunction (default 3; closure may add more).
+    alpha : float
+        Search-adjusted p-value below which the search reports a conjunction
+        (default 0.5: a pre-filter; the monitor's levels decide about alerts).
+    prior_weight, floor : float
+        Weight of the marginal prior (how far the independence estimate is inflated
+        for dependence between attributes) and the least expected reference rows of
+        a conjunction (defaults 20 and 0.1).
+    min_lift : float
+        Least ratio of observed to expected suspicious rows (default 4).
+    closure : float
+        Share of a finding's rows one value must hold to join its name (default 0.8).
+    effect_floor, critical_effect : float
+        Excess share ``(k - expected) / k`` to alert (0.5) and for critical (0.8).
+    """
+
+    name = "trigger_mining"
+    tests: ClassVar[Mapping[str, str]] = {"conjunction": "TriggerConjunctionSurge"}
+    window_s: int = 7200
+    min_flags: int = 3
+    shadow_gap: float = 0.3
+    min_count: int = 3
+    min_cards: int = 1
+    max_depth: int = 3
+    alpha: float = 0.5
+    prior_weight: float = 20.0
+    floor: float = 0.1
+    min_lift: float = 4.0
+    closure: float = 0.8
+    effect_floor: float = 0.5
+    critical_effect: float = 0.8
+
+    def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
+        super().__init__(settings, spec, **options)
+        for name in ("min_count", "min_cards", "max_depth", "min_flags"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{self.name}: {name}={getattr(self, name)!r}; allowed: >= 1")
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"{self.name}: alpha={self.alpha!r}; allowed: 0 < alpha < 1")
+        if self.floor <= 0:
+            raise ValueError(f"{self.name}: floor={self.floor!r}; allowed: > 0")
+        self._ref: SlidingReference | None = None
+        self._db = ""
+        self._last: dict[str, dict[str, Any]] = {}  # segment -> conjunction of last pass
+        self._holds: dict[str, Hold] = {}
+        self._cut: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
+
+    # -- queries ----------------------------------------------------------------------
+    def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        df = store.query_df(window_sql(self.min_flags, self.shadow_gap, False),
+                            {"lo": lo, "hi": hi})
+        return SegmentTable.from_wide(df["key"].to_numpy() if len(df) else [],
+                                      [df.get("n", []), df.get("k", [])])
+
+    def _current(self, store: Store, lo: dt.datetime,
+                 hi: dt.datetime) -> tuple[SegmentTable, dict[str, list[str]]]:
+        df = store.query_df(window_sql(self.min_flags, self.shadow_gap, True),
+                            {"lo": lo, "hi": hi})
+        if df.empty:
+            return SegmentTable.empty(2), {}
+        table = SegmentTable.from_wide(df["key"].to_numpy(), [df["n"], df["k"]])
+        cards = {str(k): [str(c) for c in v] for k, v in zip(df["key"], df["cards"],
+                                                             strict=True) if k}
+        return table, cards
+
+    # -- the reference hold -----------------------------------------------------------
+    def hold_references(self, segments: Collection[str], at: dt.datetime | None = None) -> None:
+        """Alerting segments whose conjunction came from this detector: hold it."""
+        held = set(segments)
+        for seg, conj in self._last.items():
+            if seg in held and seg not in self._holds and at is not None:
+                since = at - dt.timedelta(seconds=self.window_s)
+                self._holds[seg] = Hold(conj, since)
+        for seg, hold in list(self._holds.items()):
+            if seg not in held and hold.until is None:
+                self._holds[seg] = Hold(hold.conjunction, hold.since, at or hold.since)
+
+    def _reference(self, ref: SlidingReference, r_lo: dt.datetime,
+                   r_hi: dt.datetime) -> SegmentTable:
+        """The trailing reference without the rows of held conjunctions' periods."""
+        table = ref.table(r_lo, r_hi)
+        for seg, hold in list(self._holds.items()):
+            end = min(hold.until or r_hi, r_hi)
+            if hold.until is not None and hold.until <= r_lo:
+                del self._holds[seg]  # the alerting period slid out of the window
+                continue
+            lo = max(hold.since, r_lo)
+            if end <= lo:
+                continue
+            span = (lo, end)
+            if span not in self._cut:
+                self._cut[span] = ref.fetch(lo, end)
+            cut = self._cut[span]
+            keys = [k for k in cut.keys if k and matches(hold.conjunction, parse_key(k))]
+            if keys:
+                table = table.combine(SegmentTable(keys, cut.rows(keys)), sign=-1.0)
+        live = {(max(h.since, r_lo), min(h.until or r_hi, r_hi)) for h in self._holds.values()}
+        self._cut = {s: t for s, t in self._cut.items() if s in live}
+        return table
+
+    # -- the pass ---------------------------------------------------------------------
+    def evaluate(self, ctx: PassContext) -> list[Evaluations]:
+        self._db = ctx.store.database
+        if self._ref is None:
+            self._ref = SlidingReference(functools.partial(self._fetch, ctx.store),
+                                         chunk_s=self.reference_chunk_s,
+                                         rebuild_s=self.reference_rebuild_s)
+        lo, hi = ctx.window(self.window_s)
+        current, cards = self._current(ctx.store, lo, hi)
+        r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
+        reference = self._reference(self._ref, r_lo, r_hi)
+        frame = self._frame(current, reference)
+        rows = self._search(frame, cards, current, reference)
+        self._last = {r["segment"]: r["conjunction"] for r in rows if not r.get("filler")}
+        return [self._evaluations(rows, lo, hi, r_lo, r_hi)]
+
+    def _frame(self, current: SegmentTable, reference: SegmentTable) -> pd.DataFrame:
+        """Suspicious rows of both windows as the miner's table (prefixes assigned)."""
+        parts = []
+        for table, col in ((current, "k"), (reference, "k_ref")):
+            keys = [k for k in table.keys if k]
+            counts = table.rows(keys)[:, 1] if keys else np.zeros(0)
+            df = pd.DataFrame([parse_key(k) for k in keys], columns=list(FIELDS))
+            df[col] = counts.astype(np.int64)
+            parts.append(df)
+        frame = pd.concat(parts, ignore_index=True).fillna(0)
+        for col in ("k", "k_ref"):
+            frame[col] = frame[col].astype(np.int64)
+        return frame
+
+    def _search(self, frame: pd.DataFrame, cards: Mapping[str, list[str]],
+                current: SegmentTable, reference: SegmentTable) -> list[dict[str, Any]]:
+        k_cur = int(frame["k"].sum()) if len(frame) else 0
+        k_ref = int(frame["k_ref"].sum()) if len(frame) else 0
+        if k_cur < self.min_count:
+            return []
+        cur, ref = frame[frame["k"] > 0], frame[frame["k_ref"] > 0]
+        prefixes = select_prefixes(
+            np.repeat(cur["beneficiary_name"].to_numpy(), cur["k"]).tolist(),
+            [True] * int(cur["k"].sum()),
+            np.repeat(ref["beneficiary_name"].to_numpy(), ref["k_ref"]).tolist(),
+            [True] * int(ref["k_ref"].sum()),
+            min_support=self.min_count, total=k_cur, total_ref=max(k_ref, 1))
+        table = frame.assign(
+            beneficiary_prefix=assign_prefixes(frame["beneficiary_name"].tolist(), prefixes))
+        table = (table.groupby([*ATTRIBUTES, "beneficiary_name"], sort=False)[["k", "k_ref"]]
+                 .sum().reset_index())
+        table["n"], table["n_ref"] = table["k"], table["k_ref"]
+        res = mine(table, list(ATTRIBUTES), total=k_cur, total_ref=max(k_ref, 1),
+                   test="surge", max_depth=self.max_depth, min_support=self.min_count,
+                   min_lift=self.min_lift, min_excess=self.min_count - 1, alpha=self.alpha,
+                   closure=self.closure, prior_weight=self.prior_weight,
+                   min_expected=self.floor)
+        ratio = k_cur / max(k_ref, 1)
+        best: dict[str, dict[str, Any]] = {}
+        for f in res.findings:
+            row = self._row(f.conjunction, f.k, f.expected, f.pvalue, f.k_ref,
+                            res.examined, cards, table)
+            old = best.get(row["segment"])
+            if old is None or row["pvalue"] < old["pvalue"]:
+                best[row["segment"]] = row
+        for seg, hold in self._holds.items():  # held conjunctions: re-evaluated every pass
+            if seg in best:
+                continue
+            hit = [matches(hold.conjunction, r) for r in _records(table)]
+            k = sum(int(x) for x, h in zip(table["k"], hit, strict=True) if h)
+            kr = sum(int(x) for x, h in zip(table["k_ref"], hit, strict=True) if h)
+            expected = ratio * (kr + self.floor)
+            p = float(poisson_surge([k], [expected])[0])
+            row = self._row(hold.conjunction, k, expected, p, kr, res.examined, cards, table)
+            row["segment"] = seg
+            best[seg] = row
+        spread = best.get("")
+        if spread is not None and "" not in self._holds and any(
+                r["k"] >= 0.8 * (spread["k"] - spread["expected"])
+                for seg, r in best.items() if seg):
+            del best[""]  # mostly one MCC's finding: the same pattern, already named
+        # the rest of the family: every other tested conjunction, never alerting
+        rest = sorted(res.pvalues)[len(best):]
+        fill = [{"segment": "", "conjunction": {}, "k": 0, "expected": 1.0, "k_ref": 0,
+                 "pvalue": p, "cards": 0, "mccs": 0, "mcc": "", "examined": res.examined,
+                 "filler": True} for p in rest]
+        return [*best.values(), *fill]
+
+    def _row(self, conj: Mapping[str, Any], k: int, expected: float, p: float, k_ref: int,
+             examined: int, cards: Mapping[str, list[str]],
+             table: pd.DataFrame) -> dict[str, Any]:
+        hit = [r for r in _records(table[table["k"] > 0]) if matches(conj, r)]
+        mccs = sorted({r["mcc"] for r in hit})
+        card_set: set[str] = set()
+        for r in hit:
+            card_set.update(cards.get(SEP.join(r[f] for f in FIELDS), []))
+        one = len(mccs) == 1
+        return {"segment": f"mcc={mccs[0]}" if one else "",
+                "conjunction": dict(conj), "k": k, "expected": expected, "k_ref": k_ref,
+                "pvalue": p, "cards": len(card_set), "mccs": len(mccs),
+                "mcc": mccs[0] if one else "", "examined": examined}
+
+    def _evaluations(self, rows: list[dict[str, Any]], lo: dt.datetime, hi: dt.datetime,
+                     r_lo: dt.datetime, r_hi: dt.datetime) -> Evaluations:
+        k = np.array([r["k"] for r in rows], dtype=np.float64)
+        expected = np.array([r["expected"] for r in rows], dtype=np.float64)
+        cards = np.array([r["cards"] for r in rows], dtype=np.int64)
+        filler = np.array([bool(r.get("filler")) for r in rows], dtype=bool)
+        labels = []
+        for r in rows:
+            lab = {"conjunction": conjunction_text(r["conjunction"])}
+            if r["mcc"]:
+                lab["mcc"] = r["mcc"]
+            labels.append(lab)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            effect = np.where(k > 0, (k - expected) / np.maximum(k, 1), 0.0)
+        effect[filler] = 0.0
+        return Evaluations(
+            detector=self.name, test="conjunction", alertname=self.tests["conjunction"],
+            window_start=lo, window_end=hi, reference=self.reference_label(r_lo, r_hi),
+            segment=[r["segment"] for r in rows], statistic=k,
+            pvalue=np.array([r["pvalue"] for r in rows], dtype=np.float64),
+            effect=effect, n=k.astype(np.int64),
+            n_ref=np.array([r["k_ref"] for r in rows], dtype=np.int64),
+            effect_floor=self.effect_floor, critical_effect=self.critical_effect,
+            eligible=(k >= self.min_count) & (cards >= self.min_cards) & ~filler,
+            labels=labels,
+            details={
+                "conjunction": np.array([lab["conjunction"] for lab in labels], dtype=object),
+                "_items": np.array([r["conjunction"] for r in rows] or [], dtype=object),
+                "count": k.astype(np.int64), "expected": np.round(expected, 4),
+                "cards": cards, "mccs": np.array([r["mccs"] for r in rows], dtype=np.int64),
+                "examined": np.array([r["examined"] for r in rows], dtype=np.int64),
+            },
+        )
+
+    def describe(self, ev: Evaluations, i: int) -> Description:
+        d = ev.detail(i)
+        conj: dict[str, Any] = np.asarray(ev.details["_items"])[i]
+        span = span_words((ev.window_end - ev.window_start).total_seconds())
+        where = "in MCC " + ev.segment[i].partition("=")[2] if ev.segment[i] else (
+            f"spread over {int(d['mccs'])} MCCs")
+        summary = (
+            f"Trigger-like conjunction {d['conjunction']} ({where}): {int(d['count'])} "
+            f"high-risk transactions the model approved in the last {span} from "
+            f"{int(d['cards'])} cards (expected {float(d['expected']):.2g}); "
+            f"p = {fmt_p(float(ev.pvalue[i]))} over {int(d['examined'])} conjunctions"
+        )
+        return Description(
+            summary=summary,
+            value=f"{int(d['count'])}",
+            threshold=f"expected {float(d['expected']):.3g} from the reference",
+            evidence_sql=self.evidence(conj, ev.window_start, ev.window_end),
+            description=(
+                f"The conjunction {d['conjunction']} ({where}) holds more transactions with "
+                f"at least {self.min_flags} model-independent risk flags and an approving "
+                f"score from {iso(ev.window_start)} to {iso(ev.window_end)} than its "
+                f"{ev.reference} and the reference marginals predict (exact Poisson tail, "
+                f"Bonferroni over the {int(d['examined'])} conjunctions examined)."
+            ),
+        )
+
+    def evidence(self, conj: Mapping[str, Any], lo: dt.datetime, hi: dt.datetime) -> str:
+        """Analyst SQL listing the rows of ``conj`` in ``[lo, hi)``."""
+        cond = [f"event_time >= {sql_time(lo)}", f"event_time < {sql_time(hi)}"]
+        for attr, value in conj.items():
+            text = sql_literal(str(value))
+            if attr == "beneficiary_prefix":
+                cond.append(f"startsWith(beneficiary_name, {text})")
+            elif attr == "amount_cents":
+                cond.append(f"amount_cents = {int(value)}")
+            elif attr == "merchant_age":
+                cond.append(f"{_buckets('age_days', AGE_EDGES, 1)} = {text}")
+            elif attr == "amount_band":
+                cond.append(f"{_buckets('amount_minor', BAND_EDGES, 100)} = {text}")
+            else:
+                cond.append(f"{attr} = {text}")
+        return (f"SELECT {EVIDENCE_COLUMNS}, {_AGE} AS age_days FROM "
+                f"{self._db}.scored_transactions FINAL WHERE {' AND '.join(cond)} "
+                "ORDER BY event_time")
