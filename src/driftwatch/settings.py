@@ -212,6 +212,10 @@ class Settings:
     progress_idle_s: float = setting(
         30.0, "The group watermark ignores a partition whose progress is older than this"
     )
+    # --- monitor backfill (issue 24) ---
+    monitor_backfill_passes: int = setting(
+        144, "Passes a monitor behind the watermark reads with one query per detector (<= 1: off)"
+    )
 
     # ----------------------------------------------------------------------------------
     @classmethod

@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
 
 from driftwatch.alerts.model import iso
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
+    Columns,
     Description,
     Detector,
     Evaluations,
@@ -44,7 +46,7 @@ from driftwatch.monitors.base import (
 )
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
-from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql, sql_literal
+from driftwatch.monitors.segments import SegmentSpec, pretty_segment, sql_literal
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store
 
@@ -54,7 +56,7 @@ CELLS = 5
 
 
 @register
-class ShadowDetector(Detector):
+class ShadowDetector(BatchedWindows, Detector):
     """Paired live-vs-shadow score flips per segment and version pair.
 
     Options
@@ -94,11 +96,12 @@ class ShadowDetector(Detector):
         self._ref: SlidingReference | None = None
         self._db = ""
 
-    def _sql(self) -> str:
+    def _sql(self, batched: bool = False) -> str:
         flip = "ss >= threshold AND score < threshold AND ss - score >= {delta:Float64}"
         up = "score >= threshold AND ss < threshold AND score - ss >= {delta:Float64}"
-        return segment_sql(
+        return grid_sql(
             self.vspec,
+            batched=batched,
             select=(
                 "model_version AS live, sv AS shadow, count() AS n, "
                 f"countIf({flip}) AS flips, countIf({up}) AS ups, "
@@ -110,7 +113,19 @@ class ShadowDetector(Detector):
         )
 
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
-        cols = query_table(store, self._sql(), {"lo": lo, "hi": hi, "delta": self.delta})
+        params = {"lo": lo, "hi": hi, "delta": self.delta}
+        return self._table(query_table(store, self._sql(), params))
+
+    def window_batch(
+        self, store: Store, passes: Sequence[dt.datetime]
+    ) -> dict[dt.datetime, SegmentTable]:
+        step = self.settings.monitor_interval_s
+        sql = self._sql(batched=True)
+        per = query_passes(store, sql, passes, self.window_s, step, delta=self.delta)
+        return {at: self._table(cols) for at, cols in per.items()}
+
+    @staticmethod
+    def _table(cols: Columns) -> SegmentTable:
         keys = [
             f"{s}\x1f{a}\x1f{b}"
             for s, a, b in zip(cols["segment"], cols["live"], cols["shadow"], strict=True)
@@ -124,7 +139,7 @@ class ShadowDetector(Detector):
         if self._ref is None:
             self._ref = self.sliding(functools.partial(self._fetch, ctx.store))
         lo, hi = ctx.window(self.window_s)
-        current = self._fetch(ctx.store, lo, hi)
+        current = self.prefetched(hi) or self._fetch(ctx.store, lo, hi)
         cur = current.values
         keep = cur[:, N] >= self.min_n
         keys = [k for k, ok in zip(current.keys, keep, strict=True) if ok]
