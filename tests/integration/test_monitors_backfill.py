@@ -4,20 +4,34 @@ alert lifecycle included."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from driftwatch.assemble import build_pipeline
-from driftwatch.monitors.backfill import BatchedWindows
+from driftwatch.events import EPOCH
+from driftwatch.monitors.backfill import (
+    GRID_KEY,
+    BatchedWindows,
+    grid_params,
+    grid_sql,
+    split_passes,
+)
+from driftwatch.monitors.base import SCORED, WINDOW, query_table
 from driftwatch.monitors.monitor import Monitor
+from driftwatch.monitors.segments import SegmentSpec, segment_sql
 from driftwatch.settings import Settings
 from driftwatch.simulate import generate, load_scenario, write
 from driftwatch.sources.replay import replay
 from driftwatch.store.client import Store, open_store
+from tests.integration.monitor_data import HOUR, T0, event, insert
+
+SEC = dt.timedelta(seconds=1)
 
 COLUMNS = (
     "evaluated_at, detector, test, segment, model_version, window_start, window_end, "
@@ -100,3 +114,34 @@ def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
 
 def _nan(x: object) -> bool:
     return isinstance(x, float) and math.isnan(x)
+
+
+def test_pass_grid_counts_every_row_in_exactly_the_windows_of_the_per_pass_query(
+    store: Store,
+) -> None:
+    """Rows on and around pass times and window starts (to the millisecond): the pass
+    grid puts each in the same windows as the per-pass ``WINDOW`` query, for every
+    pass of the block and none outside it; a pass without rows gets empty columns."""
+    at0 = T0 + 3 * HOUR
+    ms = dt.timedelta(milliseconds=1)
+    times = [at0, at0 - ms, at0 - HOUR, at0 - HOUR - ms, at0 + 7 * 60 * SEC, at0 - 2 * HOUR,
+             at0 + HOUR, at0 + HOUR - ms, at0 - 30 * SEC, at0 + 3 * HOUR]
+    insert(store, [event(i, t, mcc=f"{5000 + i % 3}") for i, t in enumerate(times)])
+    passes = [at0 + k * 300 * SEC for k in range(13)] + [at0 + 3 * HOUR]  # a gap, then one
+    sql = grid_sql(SegmentSpec.parse("mcc"), batched=True, select="count() AS n",
+                   source=SCORED, where=WINDOW)
+    cols = query_table(store, sql, grid_params(passes, 3600, 300))
+    got = split_passes(cols, passes)
+    one = segment_sql(SegmentSpec.parse("mcc"), select="count() AS n", source=SCORED,
+                      where=WINDOW)
+    for at in passes:
+        want = query_table(store, one, {"lo": at - HOUR, "hi": at})
+        assert dict(zip(got[at]["segment"], got[at]["n"], strict=True)) == dict(
+            zip(want["segment"], want["n"], strict=True)
+        ), at
+    assert not len(got[at0 + 3 * HOUR]["segment"])  # its row is at the pass: not inside
+    assert sum(int(x) for x in got[at0]["n"]) == 3  # at0 - 1 ms, at0 - 30 s, at0 - 1 h
+    # groups of grid times between the passes asked for (the gap) are left out
+    keys = np.unique(cols[GRID_KEY]).astype(int)
+    first, last = ((a - EPOCH) // SEC for a in (passes[0], passes[-1]))
+    assert keys.min() >= first and keys.max() <= last and not (keys % 300).any()

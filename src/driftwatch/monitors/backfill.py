@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+FLUSH_ROWS = 100_000
+"""Insert the collected ``drift_results`` rows of a block once there are this many."""
+
 GRID_KEY = "pass_at"
 """Column (and ``GROUP BY`` key) naming the pass, in seconds since the epoch."""
 
@@ -157,21 +160,32 @@ class BatchedWindows:
 def run_backfill(monitor: Monitor, passes: Sequence[dt.datetime], block: int) -> StageOutput:
     """Run ``passes`` (consecutive, oldest first) in blocks of at most ``block`` passes:
     batched current windows, then every pass in order, one ``drift_results`` insert
-    per block. Returns the findings, as :meth:`Monitor.on_watermark` does."""
+    per block (or per :data:`FLUSH_ROWS` rows). Returns the findings, as
+    :meth:`Monitor.on_watermark` does."""
     out = StageOutput()
     size = max(1, block)
     for start in range(0, len(passes), size):
         chunk = passes[start : start + size]
         batched = _prefetch(monitor, chunk)
-        monitor.buffer_results()
+        monitor.results_buffer = {}
         try:
             for at in chunk:
                 out.findings.extend(monitor.run_pass(at).findings)
+                _flush(monitor, FLUSH_ROWS)
         finally:
             for det in batched:
                 det.drop_prefetched()
-            monitor.flush_results()
+            _flush(monitor, 0)
+            monitor.results_buffer = None
     return out
+
+
+def _flush(monitor: Monitor, min_rows: int) -> None:
+    """Insert the collected ``drift_results`` rows if there are at least ``min_rows``."""
+    cols = monitor.results_buffer
+    if cols and len(cols["detector"]) >= min_rows:
+        monitor.results_buffer = {}
+        monitor.store.insert_columns("drift_results", cols)
 
 
 def _prefetch(monitor: Monitor, passes: Sequence[dt.datetime]) -> list[BatchedWindows]:

@@ -182,7 +182,8 @@ class Monitor:
         self.last_result: PassResult | None = None
         self._active: dict[str, tuple[Severity, dt.datetime]] = {}
         self._alerting: dict[str, dt.datetime] = {}  # segment -> last warning/critical
-        self._buffer: dict[str, list[Any]] | None = None  # drift_results of a backfill block
+        self.results_buffer: dict[str, list[Any]] | None = None
+        """When set, :meth:`_write` collects the ``drift_results`` columns here (backfill)."""
 
     # -- clock stage ---------------------------------------------------------------
     def grid_floor(self, t: dt.datetime) -> dt.datetime:
@@ -434,22 +435,12 @@ class Monitor:
             extra_labels=labels,
         )
 
-    def buffer_results(self) -> None:
-        """Collect the ``drift_results`` rows of the next passes for :meth:`flush_results`."""
-        self._buffer = self._buffer if self._buffer is not None else {}
-
-    def flush_results(self) -> None:
-        """Insert the collected rows (one insert) and stop collecting."""
-        cols, self._buffer = self._buffer, None
-        if cols:
-            self.store.insert_columns("drift_results", cols)
-
     def _write(self, result: PassResult) -> None:
         evs = result.evaluations
         if not evs:
             return
         now = dt.datetime.now(UTC)
-        cols: dict[str, list[Any]] = self._buffer if self._buffer is not None else {}
+        cols = self.results_buffer if self.results_buffer is not None else {}
         for name in (
             "evaluated_at", "detector", "test", "segment", "model_version",
             "window_start", "window_end", "reference", "statistic", "pvalue",
@@ -479,7 +470,7 @@ class Monitor:
             cols["fingerprint"].extend(str(x) for x in internal["_fingerprint"])
             cols["details"].extend(ev.details_json_all())
             cols["written_at"].extend([now] * size)
-        if self._buffer is None:
+        if self.results_buffer is None:
             self.store.insert_columns("drift_results", cols)
 
 
