@@ -50,7 +50,7 @@ def _run(
             "store_dsn": dsn,
             "database": store.database,
             "rules_dirs": str(out.parent / "no-rules"),
-            "monitor_interval_s": 900,
+            "monitor_interval_s": 1800,
             "monitor_warmup_s": 6 * 3600,
             "monitor_backfill_passes": block,
         },
@@ -75,12 +75,12 @@ def _results(store: Store) -> list[tuple[Any, ...]]:
 def test_backfill_blocks_write_the_rows_and_alerts_of_the_pass_by_pass_path(
     store: Store, chdb_dsn: str, tmp_path: Path
 ) -> None:
-    sim = generate(load_scenario("sc013_backdoor"), seed=5, days=1.4, rate=0.25)
+    sim = generate(load_scenario("sc013_backdoor"), seed=5, days=1.3, rate=0.2)
     paths = write(sim, tmp_path)
     other = open_store(chdb_dsn, f"{store.database}_bf", init=True)
     try:
         alerts_seq, seq = _run(store, chdb_dsn, paths, tmp_path / "seq.jsonl", block=1)
-        alerts_bf, bf = _run(other, chdb_dsn, paths, tmp_path / "bf.jsonl", block=24)
+        alerts_bf, bf = _run(other, chdb_dsn, paths, tmp_path / "bf.jsonl", block=8)
         rows_seq, rows_bf = _results(store), _results(other)
     finally:
         other.drop()
@@ -91,14 +91,14 @@ def test_backfill_blocks_write_the_rows_and_alerts_of_the_pass_by_pass_path(
     batched = {d.name: d.batched_passes for d in bf.detectors if isinstance(d, BatchedWindows)}
     assert batched and min(batched.values()) > 0.9 * bf.passes, (batched, bf.passes)
     assert all(d.batched_passes == 0 for d in seq.detectors if isinstance(d, BatchedWindows))
-    assert seq.passes == bf.passes > 100
+    assert seq.passes == bf.passes > 50
     assert seq.detector_errors == bf.detector_errors == {}
     # the attack alerts (and resolves) -- the comparison is not between two empty runs
     firing = [a for a in alerts_seq if a["status"] == "firing"]
     assert any("mcc=5967" in a["labels"]["segment"] for a in firing), firing
     assert any(a["status"] == "resolved" for a in alerts_seq)
     # drift_results row for row (every column but written_at), then the alerts
-    assert len(rows_seq) == len(rows_bf) > 1000
+    assert len(rows_seq) == len(rows_bf) > 500
     assert {r[14] for r in rows_seq} >= {"ok", "alert"}
     for a, b in zip(rows_seq, rows_bf, strict=True):
         assert a == b or _same(a, b), (a, b)

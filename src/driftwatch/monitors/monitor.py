@@ -463,11 +463,10 @@ class Monitor:
             cols["pvalue"].extend(_floats(ev.pvalue))
             cols["pvalue_adj"].extend(_floats(internal["_pvalue_adj"]))
             cols["effect"].extend(_floats(ev.effect))
-            cols["n"].extend(int(x) for x in ev.n)
-            cols["n_ref"].extend(int(x) for x in ev.n_ref)
-            cols["decision"].extend(str(x) for x in internal["_decision"])
-            cols["severity"].extend(str(x) for x in internal["_severity"])
-            cols["fingerprint"].extend(str(x) for x in internal["_fingerprint"])
+            cols["n"].extend(np.asarray(ev.n, dtype=np.int64).tolist())
+            cols["n_ref"].extend(np.asarray(ev.n_ref, dtype=np.int64).tolist())
+            for name in ("decision", "severity", "fingerprint"):
+                cols[name].extend(str(x) for x in internal[f"_{name}"])
             cols["details"].extend(ev.details_json_all())
             cols["written_at"].extend([now] * size)
         if self.results_buffer is None:
@@ -486,4 +485,5 @@ def _version(ev: Evaluations, i: int) -> str:
 
 
 def _floats(values: Any) -> list[float]:
-    return [float(x) for x in np.asarray(values, dtype=np.float64)]
+    out: list[float] = np.asarray(values, dtype=np.float64).tolist()
+    return out
