@@ -24,12 +24,13 @@ from driftwatch.monitors.backfill import (
 )
 from driftwatch.monitors.base import SCORED, WINDOW, query_table
 from driftwatch.monitors.monitor import Monitor
+from driftwatch.monitors.registry import create
 from driftwatch.monitors.segments import SegmentSpec, segment_sql
 from driftwatch.settings import Settings
 from driftwatch.simulate import generate, load_scenario, write
 from driftwatch.sources.replay import replay
 from driftwatch.store.client import Store, open_store
-from tests.integration.monitor_data import HOUR, T0, event, insert
+from tests.integration.monitor_data import HOUR, T0, background, event, insert, settings_for
 
 SEC = dt.timedelta(seconds=1)
 
@@ -145,3 +146,46 @@ def test_pass_grid_counts_every_row_in_exactly_the_windows_of_the_per_pass_query
     keys = np.unique(cols[GRID_KEY]).astype(int)
     first, last = ((a - EPOCH) // SEC for a in (passes[0], passes[-1]))
     assert keys.min() >= first and keys.max() <= last and not (keys % 300).any()
+
+
+def _monitor_rows(store: Store, events: list[dict[str, Any]], block: int,
+                  broken: str = "") -> tuple[list[tuple[Any, ...]], Monitor]:
+    insert(store, events)
+    settings = settings_for(store, monitor_warmup_s=3600, monitor_backfill_passes=block)
+    monitor = Monitor(store, settings, create(settings, SegmentSpec.parse(
+        settings.segment_dimensions), ["cents", "pileup", "volume"]), max_catchup=120)
+    for det in monitor.detectors:
+        if det.name == broken:
+            det.window_batch = _raise  # type: ignore[attr-defined]
+    monitor.on_watermark(T0 + 10 * HOUR)
+    return _results(store), monitor
+
+
+def _raise(*_: object) -> None:
+    raise RuntimeError("batched query broken")
+
+
+@pytest.mark.slow
+def test_a_detector_whose_batched_query_fails_runs_pass_by_pass(
+    store: Store, chdb_dsn: str
+) -> None:
+    """In a block, one detector's batched read fails: it is counted, its passes query
+    their windows one by one, and every row is still that of the pass-by-pass run."""
+    rng = np.random.default_rng(3)
+    events = background(rng, 10, 120)
+    events += [event(f"a{i}", T0 + 8 * HOUR + i * 90 * SEC, mcc="5967", country="LT",
+                     amount=f"{40 + i}.37", card=f"c-x{i}") for i in range(30)]
+    other = open_store(chdb_dsn, f"{store.database}_bf", init=True)
+    try:
+        rows_seq, seq = _monitor_rows(store, events, 1)
+        rows_bf, bf = _monitor_rows(other, events, 50, broken="pileup")
+    finally:
+        other.drop()
+    assert seq.passes == bf.passes == 120
+    assert bf.detector_errors == {"pileup:backfill": 3}  # three blocks: 50, 50, 20
+    by_name = {d.name: d for d in bf.detectors}
+    assert by_name["pileup"].batched_passes == 0  # type: ignore[attr-defined]
+    assert by_name["cents"].batched_passes == 120  # type: ignore[attr-defined]
+    assert any(r[14] == "alert" and r[1] == "cents" for r in rows_seq)
+    assert len(rows_seq) == len(rows_bf)
+    assert all(a == b or _same(a, b) for a, b in zip(rows_seq, rows_bf, strict=True))

@@ -200,6 +200,7 @@ def _prefetch(monitor: Monitor, passes: Sequence[dt.datetime]) -> list[BatchedWi
             raise
         except Exception:  # its passes then query pass by pass, as without backfill
             log.exception("detector %s: batched windows failed; pass by pass", det.name)
+            monitor.detector_errors[f"{det.name}:backfill"] += 1
             det.drop_prefetched()
             continue
         done.append(det)
