@@ -51,7 +51,7 @@ def _run(
             "store_dsn": dsn,
             "database": store.database,
             "rules_dirs": str(out.parent / "no-rules"),
-            "monitor_interval_s": 1800,
+            "monitor_interval_s": 900,
             "monitor_warmup_s": 6 * 3600,
             "monitor_backfill_passes": block,
         },
@@ -72,16 +72,16 @@ def _results(store: Store) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # two monitored replays; pytest's default is 300 s
+@pytest.mark.timeout(1800)  # two monitored replays; pytest's default is 300 s
 def test_backfill_blocks_write_the_rows_and_alerts_of_the_pass_by_pass_path(
     store: Store, chdb_dsn: str, tmp_path: Path
 ) -> None:
-    sim = generate(load_scenario("sc013_backdoor"), seed=5, days=1.3, rate=0.2)
+    sim = generate(load_scenario("sc013_backdoor"), seed=5, days=1.4, rate=0.25)
     paths = write(sim, tmp_path)
     other = open_store(chdb_dsn, f"{store.database}_bf", init=True)
     try:
         alerts_seq, seq = _run(store, chdb_dsn, paths, tmp_path / "seq.jsonl", block=1)
-        alerts_bf, bf = _run(other, chdb_dsn, paths, tmp_path / "bf.jsonl", block=8)
+        alerts_bf, bf = _run(other, chdb_dsn, paths, tmp_path / "bf.jsonl", block=24)
         rows_seq, rows_bf = _results(store), _results(other)
     finally:
         other.drop()
@@ -90,16 +90,18 @@ def test_backfill_blocks_write_the_rows_and_alerts_of_the_pass_by_pass_path(
     bf_text = sorted(json.dumps(a).replace(other.database, store.database) for a in alerts_bf)
     # the backfill run really read its current windows in blocks, the other never did
     batched = {d.name: d.batched_passes for d in bf.detectors if isinstance(d, BatchedWindows)}
-    assert batched and min(batched.values()) > 0.9 * bf.passes, (batched, bf.passes)
+    # (disagreement reads pass by pass until the first rule hit is stored)
+    assert batched and min(batched.values()) >= 0.8 * bf.passes, (batched, bf.passes)
+    assert all(batched[n] == bf.passes for n in ("cents", "volume", "shadow", "pileup"))
     assert all(d.batched_passes == 0 for d in seq.detectors if isinstance(d, BatchedWindows))
-    assert seq.passes == bf.passes > 50
+    assert seq.passes == bf.passes > 100
     assert seq.detector_errors == bf.detector_errors == {}
     # the attack alerts (and resolves) -- the comparison is not between two empty runs
     firing = [a for a in alerts_seq if a["status"] == "firing"]
     assert any("mcc=5967" in a["labels"]["segment"] for a in firing), firing
     assert any(a["status"] == "resolved" for a in alerts_seq)
     # drift_results row for row (every column but written_at), then the alerts
-    assert len(rows_seq) == len(rows_bf) > 500
+    assert len(rows_seq) == len(rows_bf) > 1000
     assert {r[14] for r in rows_seq} >= {"ok", "alert"}
     for a, b in zip(rows_seq, rows_bf, strict=True):
         assert a == b or _same(a, b), (a, b)
