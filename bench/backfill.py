@@ -19,7 +19,7 @@ seconds of the process (the embedded engine's threads included) are printed besi
 wall times: on a shared machine they move less than the wall time.
 
     .venv/bin/python bench/backfill.py            # 48 h at 2 tx/s (~350k events)
-    .venv/bin/python bench/backfill.py --quick    # 3 h at 2 tx/s (< 1 min)
+    .venv/bin/python bench/backfill.py --quick    # 2 h at 2 tx/s (< 1 min unloaded)
 """
 
 from __future__ import annotations
@@ -84,13 +84,13 @@ def _rows(store: Store) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 h of traffic instead of 48 h")
+    parser.add_argument("--quick", action="store_true", help="2 h of traffic instead of 48 h")
     parser.add_argument("--hours", type=float, default=0.0, help="hours of traffic")
     parser.add_argument("--rate", type=float, default=2.0, help="transactions per second")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each mode (median)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    hours = args.hours or (3.0 if args.quick else 48.0)
+    hours = args.hours or (2.0 if args.quick else 48.0)
     with tempfile.TemporaryDirectory(prefix="dw-backfill-") as tmp:
         sim = generate(load_scenario("sc013_backdoor"), seed=args.seed, days=hours / 24,
                        rate=args.rate)
