@@ -231,6 +231,10 @@ class Settings:
     rule_warmup_max_s: float = setting(
         120.0, "Longest a partition warm-up reads before it starts with what it has"
     )
+    # --- monitor backfill (issue 24) ---
+    monitor_backfill_passes: int = setting(
+        144, "Passes a monitor behind the watermark reads with one query per detector (<= 1: off)"
+    )
 
     # ----------------------------------------------------------------------------------
     @classmethod

@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from driftwatch.alerts.model import iso
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
+    Columns,
     Description,
     Detector,
     Evaluations,
@@ -65,7 +67,7 @@ def prefix_expr(tokens: int) -> str:
 
 
 @register
-class BeneficiaryDetector(Detector):
+class BeneficiaryDetector(BatchedWindows, Detector):
     """One beneficiary-name prefix over-represented in a segment.
 
     Options
@@ -123,10 +125,11 @@ class BeneficiaryDetector(Detector):
     def _bucket(self) -> str:
         return f"toUInt16(cityHash64({prefix_expr(self.prefix_tokens)}) % {int(self.buckets)})"
 
-    def _sql(self, distinct: bool) -> str:
+    def _sql(self, distinct: bool, batched: bool = False) -> str:
         if not distinct:
-            return segment_sql(
+            return grid_sql(
                 self.spec,
+                batched=batched,
                 select=f"{self._bucket()} AS cell, count() AS c",
                 source=SCORED,
                 where=f"{WINDOW} AND beneficiary_name != ''",
@@ -150,8 +153,19 @@ class BeneficiaryDetector(Detector):
         )
 
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
-        cols = query_table(store, self._sql(False), {"lo": lo, "hi": hi})
+        return self._table(query_table(store, self._sql(False), {"lo": lo, "hi": hi}))
+
+    def _table(self, cols: Columns) -> SegmentTable:
         return SegmentTable.from_long(cols["segment"], cols["cell"], cols["c"], self.buckets)
+
+    def window_batch(
+        self, store: Store, passes: Sequence[dt.datetime]
+    ) -> dict[dt.datetime, SegmentTable]:
+        """The counts per cell of every pass (who pays under a candidate prefix is
+        still asked pass by pass: candidates are rare and depend on the reference)."""
+        step = self.settings.monitor_interval_s
+        per = query_passes(store, self._sql(False, batched=True), passes, self.window_s, step)
+        return {at: self._table(cols) for at, cols in per.items()}
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._store = ctx.store
@@ -160,7 +174,7 @@ class BeneficiaryDetector(Detector):
             self._ref = self.sliding(fetch)
             self._disp = ReferenceDispersion(fetch, cells_estimator, chunk_s=self.window_s)
         lo, hi = ctx.window(self.window_s)
-        current = self._fetch(ctx.store, lo, hi)
+        current = self.prefetched(hi) or self._fetch(ctx.store, lo, hi)
         cur = current.values
         n = cur.sum(axis=1)
         keep = n >= self.min_n

@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
 
 from driftwatch.alerts.model import iso
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
+    Columns,
     Description,
     Detector,
     Evaluations,
@@ -49,7 +51,7 @@ from driftwatch.monitors.dispersion import (
 )
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
-from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql
+from driftwatch.monitors.segments import SegmentSpec, pretty_segment
 from driftwatch.settings import Settings
 from driftwatch.stats.digits import LAST_TWO_MIN_MINOR
 from driftwatch.store.client import Store
@@ -58,7 +60,7 @@ CELLS = 100
 
 
 @register
-class CentsDetector(Detector):
+class CentsDetector(BatchedWindows, Detector):
     """Over-represented cents value per segment (exact max-cell test).
 
     Options
@@ -96,10 +98,11 @@ class CentsDetector(Detector):
         self._disp: ReferenceDispersion | None = None
         self._db = ""
 
-    def _sql(self, cards: bool) -> str:
+    def _sql(self, cards: bool, batched: bool = False) -> str:
         extra = ", uniqExact(card_id) AS cards" if cards else ""
-        return segment_sql(
+        return grid_sql(
             self.spec,
+            batched=batched,
             select=f"amount_cents AS cell, count() AS c{extra}",
             source=SCORED,
             where=f"{WINDOW} AND amount_minor >= {LAST_TWO_MIN_MINOR}",
@@ -114,10 +117,20 @@ class CentsDetector(Detector):
         self, store: Store, lo: dt.datetime, hi: dt.datetime
     ) -> tuple[SegmentTable, SegmentTable]:
         """Counts and distinct cards per (segment, cents value) of the current window."""
-        cols = query_table(store, self._sql(True), {"lo": lo, "hi": hi})
+        return self._tables(query_table(store, self._sql(True), {"lo": lo, "hi": hi}))
+
+    @staticmethod
+    def _tables(cols: Columns) -> tuple[SegmentTable, SegmentTable]:
         counts = SegmentTable.from_long(cols["segment"], cols["cell"], cols["c"], CELLS)
         cards = SegmentTable.from_long(cols["segment"], cols["cell"], cols["cards"], CELLS)
         return counts, cards
+
+    def window_batch(
+        self, store: Store, passes: Sequence[dt.datetime]
+    ) -> dict[dt.datetime, tuple[SegmentTable, SegmentTable]]:
+        step = self.settings.monitor_interval_s
+        per = query_passes(store, self._sql(True, batched=True), passes, self.window_s, step)
+        return {at: self._tables(cols) for at, cols in per.items()}
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
@@ -126,7 +139,7 @@ class CentsDetector(Detector):
             self._ref = self.sliding(fetch)
             self._disp = ReferenceDispersion(fetch, cells_estimator, chunk_s=self.window_s)
         lo, hi = ctx.window(self.window_s)
-        current, card_table = self._current(ctx.store, lo, hi)
+        current, card_table = self.prefetched(hi) or self._current(ctx.store, lo, hi)
         cur = current.values
         n = cur.sum(axis=1)
         keep = n >= self.min_n

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from driftwatch.alerts.model import iso
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes
 from driftwatch.monitors.base import (
     WINDOW,
+    Columns,
     Description,
     Detector,
     Evaluations,
@@ -38,7 +40,6 @@ from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import (
     SegmentSpec,
     pretty_segment,
-    segment_sql,
     segment_where,
     sql_literal,
 )
@@ -59,7 +60,7 @@ def rule_hits_exist(store: Store) -> bool:
 
 
 @register
-class DisagreementDetector(Detector):
+class DisagreementDetector(BatchedWindows, Detector):
     """Share of rule-high-risk transactions the model approved, per segment.
 
     Options
@@ -110,11 +111,12 @@ class DisagreementDetector(Detector):
         self._exists = False
         self._db = ""
 
-    def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+    def _sql(self, batched: bool = False) -> str:
         assert self.rspec is not None
         high = "severity IN {levels:Array(String)} AND mode IN {modes:Array(String)}"
-        sql = segment_sql(
+        return grid_sql(
             self.rspec,
+            batched=batched,
             select=(
                 f"uniqExactIf(txn_id, {high}) AS n, "
                 f"uniqExactIf(txn_id, {high} AND decision = 'approve') AS k"
@@ -122,9 +124,26 @@ class DisagreementDetector(Detector):
             source=RULE_HITS,
             where=WINDOW,
         )
+
+    def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
         params = {"lo": lo, "hi": hi, "levels": self._levels, "modes": self._modes}
-        cols = query_table(store, sql, params)
+        return self._table(query_table(store, self._sql(), params))
+
+    @staticmethod
+    def _table(cols: Columns) -> SegmentTable:
         return SegmentTable.from_wide(cols["segment"], [cols["n"], cols["k"]])
+
+    def window_batch(
+        self, store: Store, passes: Sequence[dt.datetime]
+    ) -> dict[dt.datetime, SegmentTable]:
+        if self.rspec is None or not self._exists:
+            return {}  # evaluate() looks for rule hits first: pass by pass until found
+        step = self.settings.monitor_interval_s
+        per = query_passes(
+            store, self._sql(True), passes, self.window_s, step,
+            levels=self._levels, modes=self._modes,
+        )
+        return {at: self._table(cols) for at, cols in per.items()}
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
@@ -139,7 +158,7 @@ class DisagreementDetector(Detector):
             self._ref = self.sliding(fetch)
             self._disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=self.window_s)
         lo, hi = ctx.window(self.window_s)
-        current = self._fetch(ctx.store, lo, hi)
+        current = self.prefetched(hi) or self._fetch(ctx.store, lo, hi)
         cur = current.values
         keep = cur[:, 0] >= self.min_n
         segs = [s for s, ok in zip(current.keys, keep, strict=True) if ok]

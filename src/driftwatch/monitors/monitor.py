@@ -32,6 +32,9 @@ each pass whose time ``t`` is now covered runs once, evaluating windows that end
    the p-value passes, ``ok`` otherwise;
 4. writes every evaluation to ``drift_results`` (one columnar insert per pass) and
    returns the findings for the alert book.
+
+A monitor more than one pass behind runs in backfill mode
+(:mod:`driftwatch.monitors.backfill`): the same passes, current windows read in blocks.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from numpy.typing import NDArray
 from driftwatch.alerts.model import Finding, Severity, fingerprint
 from driftwatch.errors import ConfigError, StoreError
 from driftwatch.events import EPOCH, UTC
+from driftwatch.monitors.backfill import run_backfill
 from driftwatch.monitors.base import Detector, Evaluations, PassContext
 from driftwatch.monitors.family import tarone_bh
 from driftwatch.monitors.registry import create
@@ -178,6 +182,8 @@ class Monitor:
         self.last_result: PassResult | None = None
         self._active: dict[str, tuple[Severity, dt.datetime]] = {}
         self._alerting: dict[str, dt.datetime] = {}  # segment -> last warning/critical
+        self.results_buffer: dict[str, list[Any]] | None = None
+        """When set, :meth:`_write` collects the ``drift_results`` columns here (backfill)."""
 
     # -- clock stage ---------------------------------------------------------------
     def grid_floor(self, t: dt.datetime) -> dt.datetime:
@@ -211,10 +217,12 @@ class Monitor:
     def on_watermark(self, watermark: dt.datetime) -> StageOutput:
         """Run the due passes up to ``watermark`` (at most ``max_passes``, oldest first:
         the rest run at the next call); return their findings."""
+        due = self.due(watermark, self.max_passes)
+        if len(due) > 1 and self.settings.monitor_backfill_passes > 1:
+            return run_backfill(self, due, self.settings.monitor_backfill_passes)
         out = StageOutput()
-        for at in self.due(watermark, self.max_passes):
-            result = self.run_pass(at)
-            out.findings.extend(result.findings)
+        for at in due:
+            out.findings.extend(self.run_pass(at).findings)
         return out
 
     # -- one pass ------------------------------------------------------------------
@@ -432,15 +440,14 @@ class Monitor:
         if not evs:
             return
         now = dt.datetime.now(UTC)
-        cols: dict[str, list[Any]] = {
-            name: []
-            for name in (
-                "evaluated_at", "detector", "test", "segment", "model_version",
-                "window_start", "window_end", "reference", "statistic", "pvalue",
-                "pvalue_adj", "effect", "n", "n_ref", "decision", "severity",
-                "fingerprint", "details", "written_at",
-            )
-        }
+        cols = self.results_buffer if self.results_buffer is not None else {}
+        for name in (
+            "evaluated_at", "detector", "test", "segment", "model_version",
+            "window_start", "window_end", "reference", "statistic", "pvalue",
+            "pvalue_adj", "effect", "n", "n_ref", "decision", "severity",
+            "fingerprint", "details", "written_at",
+        ):
+            cols.setdefault(name, [])
         for ev in evs:
             size = len(ev)
             internal = {k: np.asarray(v) for k, v in ev.details.items() if k[0] == "_"}
@@ -456,14 +463,14 @@ class Monitor:
             cols["pvalue"].extend(_floats(ev.pvalue))
             cols["pvalue_adj"].extend(_floats(internal["_pvalue_adj"]))
             cols["effect"].extend(_floats(ev.effect))
-            cols["n"].extend(int(x) for x in ev.n)
-            cols["n_ref"].extend(int(x) for x in ev.n_ref)
-            cols["decision"].extend(str(x) for x in internal["_decision"])
-            cols["severity"].extend(str(x) for x in internal["_severity"])
-            cols["fingerprint"].extend(str(x) for x in internal["_fingerprint"])
+            cols["n"].extend(np.asarray(ev.n, dtype=np.int64).tolist())
+            cols["n_ref"].extend(np.asarray(ev.n_ref, dtype=np.int64).tolist())
+            for name in ("decision", "severity", "fingerprint"):
+                cols[name].extend(str(x) for x in internal[f"_{name}"])
             cols["details"].extend(ev.details_json_all())
             cols["written_at"].extend([now] * size)
-        self.store.insert_columns("drift_results", cols)
+        if self.results_buffer is None:
+            self.store.insert_columns("drift_results", cols)
 
 
 def _alertable(ev: Evaluations) -> NDArray[np.bool_]:
@@ -478,4 +485,5 @@ def _version(ev: Evaluations, i: int) -> str:
 
 
 def _floats(values: Any) -> list[float]:
-    return [float(x) for x in np.asarray(values, dtype=np.float64)]
+    out: list[float] = np.asarray(values, dtype=np.float64).tolist()
+    return out

@@ -22,15 +22,17 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Mapping
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from driftwatch.alerts.model import iso
 from driftwatch.errors import ConfigError
+from driftwatch.monitors.backfill import GRID_KEY, PASS_AT, BatchedWindows, query_passes
 from driftwatch.monitors.base import (
     EVIDENCE_COLUMNS,
     SCORED,
     WINDOW,
+    Columns,
     Description,
     Detector,
     Evaluations,
@@ -71,7 +73,7 @@ def parse_ranges(text: str) -> dict[str, tuple[float, float]]:
 
 
 @register
-class OutOfDomainDetector(Detector):
+class OutOfDomainDetector(BatchedWindows, Detector):
     """Feature values outside their configured valid range.
 
     Options
@@ -104,27 +106,39 @@ class OutOfDomainDetector(Detector):
         self._disp: ReferenceDispersion | None = None
         self._db = ""
 
-    def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
-        names = list(self.ranges)
-        sql = (
-            "SELECT f.1 AS feature, countIf(mapContains(features_num, f.1)) AS n, "
+    def _sql(self, batched: bool = False) -> str:
+        return (
+            f"SELECT {PASS_AT + ', ' if batched else ''}"
+            "f.1 AS feature, countIf(mapContains(features_num, f.1)) AS n, "
             "countIf(mapContains(features_num, f.1) AND "
             "(features_num[f.1] < f.2 OR features_num[f.1] > f.3)) AS k "
             f"FROM {SCORED} ARRAY JOIN "
             "arrayZip({names:Array(String)}, {los:Array(Float64)}, {his:Array(Float64)}) AS f "
-            f"WHERE {WINDOW} GROUP BY feature"
+            f"WHERE {WINDOW} GROUP BY {GRID_KEY + ', ' if batched else ''}feature"
         )
-        cols = query_table(
-            store,
-            sql,
-            {
-                "lo": lo,
-                "hi": hi,
-                "names": names,
-                "los": [self.ranges[x][0] for x in names],
-                "his": [self.ranges[x][1] for x in names],
-            },
-        )
+
+    def _params(self) -> dict[str, list[Any]]:
+        names = list(self.ranges)
+        return {
+            "names": names,
+            "los": [self.ranges[x][0] for x in names],
+            "his": [self.ranges[x][1] for x in names],
+        }
+
+    def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        return self._table(query_table(store, self._sql(), {"lo": lo, "hi": hi, **self._params()}))
+
+    def window_batch(
+        self, store: Store, passes: Sequence[dt.datetime]
+    ) -> dict[dt.datetime, SegmentTable]:
+        if not self.ranges:
+            return {}
+        step = self.settings.monitor_interval_s
+        per = query_passes(store, self._sql(True), passes, self.window_s, step, **self._params())
+        return {at: self._table(cols) for at, cols in per.items()}
+
+    @staticmethod
+    def _table(cols: Columns) -> SegmentTable:
         keys = [f"feature={f}" for f in cols["feature"]]
         return SegmentTable.from_wide(keys, [cols["n"], cols["k"]])
 
@@ -137,7 +151,7 @@ class OutOfDomainDetector(Detector):
             self._ref = self.sliding(fetch)
             self._disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=self.window_s)
         lo, hi = ctx.window(self.window_s)
-        current = self._fetch(ctx.store, lo, hi)
+        current = self.prefetched(hi) or self._fetch(ctx.store, lo, hi)
         cur = current.values
         keep = cur[:, 0] > 0
         segs = [s for s, ok in zip(current.keys, keep, strict=True) if ok]

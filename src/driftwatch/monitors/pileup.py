@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from driftwatch.alerts.model import iso
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
+    Columns,
     Description,
     Detector,
     Evaluations,
@@ -35,7 +37,7 @@ from driftwatch.monitors.base import (
 from driftwatch.monitors.dispersion import ReferenceDispersion, rate_estimator, rate_pvalue
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
-from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql
+from driftwatch.monitors.segments import SegmentSpec, pretty_segment
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store
 
@@ -43,7 +45,7 @@ BAND = "score >= threshold - {band:Float64} AND score < threshold"
 
 
 @register
-class PileupDetector(Detector):
+class PileupDetector(BatchedWindows, Detector):
     """Excess of scores just under the decision threshold.
 
     Options
@@ -76,15 +78,24 @@ class PileupDetector(Detector):
         self._disp: ReferenceDispersion | None = None
         self._db = ""
 
+    def _sql(self, batched: bool = False) -> str:
+        select = f"count() AS n, countIf({BAND}) AS k"
+        return grid_sql(self.spec, batched=batched, select=select, source=SCORED, where=WINDOW)
+
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
-        sql = segment_sql(
-            self.spec,
-            select=f"count() AS n, countIf({BAND}) AS k",
-            source=SCORED,
-            where=WINDOW,
-        )
-        cols = query_table(store, sql, {"lo": lo, "hi": hi, "band": self.band})
+        cols = query_table(store, self._sql(), {"lo": lo, "hi": hi, "band": self.band})
+        return self._table(cols)
+
+    @staticmethod
+    def _table(cols: Columns) -> SegmentTable:
         return SegmentTable.from_wide(cols["segment"], [cols["n"], cols["k"]])
+
+    def window_batch(
+        self, store: Store, passes: Sequence[dt.datetime]
+    ) -> dict[dt.datetime, SegmentTable]:
+        step = self.settings.monitor_interval_s
+        per = query_passes(store, self._sql(True), passes, self.window_s, step, band=self.band)
+        return {at: self._table(cols) for at, cols in per.items()}
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
@@ -93,7 +104,7 @@ class PileupDetector(Detector):
             self._ref = self.sliding(fetch)
             self._disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=self.window_s)
         lo, hi = ctx.window(self.window_s)
-        current = self._fetch(ctx.store, lo, hi)
+        current = self.prefetched(hi) or self._fetch(ctx.store, lo, hi)
         cur = current.values
         keep = cur[:, 1] >= 1
         segs = [s for s, ok in zip(current.keys, keep, strict=True) if ok]

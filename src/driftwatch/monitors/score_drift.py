@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from driftwatch.alerts.model import iso
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
+    Columns,
     Description,
     Detector,
     Evaluations,
@@ -52,7 +54,7 @@ from driftwatch.monitors.dispersion import (
 )
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
-from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql, sql_literal
+from driftwatch.monitors.segments import SegmentSpec, pretty_segment, sql_literal
 from driftwatch.settings import Settings
 from driftwatch.stats.dispersion import chi2_inflation
 from driftwatch.stats.ks import ks_from_counts
@@ -89,7 +91,7 @@ def regroup(counts: FloatArray, mapping: NDArray[np.int64], bins: int) -> FloatA
 
 
 @register
-class ScoreDriftDetector(Detector):
+class ScoreDriftDetector(BatchedWindows, Detector):
     """PSI and KS of the score distribution per segment.
 
     Options
@@ -139,10 +141,11 @@ class ScoreDriftDetector(Detector):
         self._champion = settings.champion_version
         self._db = ""
 
-    def _sql(self, extra_where: str) -> str:
+    def _sql(self, extra_where: str, batched: bool = False) -> str:
         keys: tuple[str, ...] = ("b", "model_version") if self.qspec.per_version else ("b",)
-        return segment_sql(
+        return grid_sql(
             self.qspec,
+            batched=batched,
             select=f"{'model_version AS ver, ' if self.qspec.per_version else ''}"
             f"{FINE_BIN} AS b, count() AS c",
             source=SCORED,
@@ -162,7 +165,24 @@ class ScoreDriftDetector(Detector):
                 if current
                 else " AND model_version = {champion:String}"
             )
-        cols = query_table(store, self._sql(where), params)
+        return self._table(query_table(store, self._sql(where), params), current)
+
+    def window_batch(
+        self, store: Store, passes: Sequence[dt.datetime]
+    ) -> dict[dt.datetime, SegmentTable]:
+        if self.reference == "champion" and not self._champion:
+            return {}  # known from the first pass on: until then, pass by pass
+        params: dict[str, object] = {}
+        where = ""
+        if self.reference == "champion":
+            params["champion"] = self._champion
+            where = " AND model_version != {champion:String}"
+        step = self.settings.monitor_interval_s
+        sql = self._sql(where, batched=True)
+        per = query_passes(store, sql, passes, self.window_s, step, **params)
+        return {at: self._table(cols, True) for at, cols in per.items()}
+
+    def _table(self, cols: Columns, current: bool) -> SegmentTable:
         keys = cols["segment"]
         if self.qspec.per_version:
             if current:
@@ -204,7 +224,7 @@ class ScoreDriftDetector(Detector):
         r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
         if self.reference == "champion" and not self._resolve_champion(ctx.store, r_lo, r_hi):
             return []
-        current = self._fetch(ctx.store, lo, hi, current=True)
+        current = self.prefetched(hi) or self._fetch(ctx.store, lo, hi, current=True)
         cur = current.values
         keep = cur.sum(axis=1) >= self.min_n
         keys = [k for k, ok in zip(current.keys, keep, strict=True) if ok]

@@ -27,15 +27,17 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
 
 from driftwatch.alerts.model import iso
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
+    Columns,
     Description,
     Detector,
     Evaluations,
@@ -49,7 +51,7 @@ from driftwatch.monitors.base import (
 from driftwatch.monitors.dispersion import ReferenceDispersion, rate_estimator, rate_pvalue
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
-from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql, sql_literal
+from driftwatch.monitors.segments import SegmentSpec, pretty_segment, sql_literal
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store
 
@@ -59,7 +61,7 @@ CELLS = 5
 
 
 @register
-class ShadowDetector(Detector):
+class ShadowDetector(BatchedWindows, Detector):
     """Paired live-vs-shadow score flips per segment and version pair.
 
     Options
@@ -100,11 +102,12 @@ class ShadowDetector(Detector):
         self._disp: ReferenceDispersion | None = None
         self._db = ""
 
-    def _sql(self) -> str:
+    def _sql(self, batched: bool = False) -> str:
         flip = "ss >= threshold AND score < threshold AND ss - score >= {delta:Float64}"
         up = "score >= threshold AND ss < threshold AND score - ss >= {delta:Float64}"
-        return segment_sql(
+        return grid_sql(
             self.vspec,
+            batched=batched,
             select=(
                 "model_version AS live, sv AS shadow, count() AS n, "
                 f"countIf({flip}) AS flips, countIf({up}) AS ups, "
@@ -116,7 +119,19 @@ class ShadowDetector(Detector):
         )
 
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
-        cols = query_table(store, self._sql(), {"lo": lo, "hi": hi, "delta": self.delta})
+        params = {"lo": lo, "hi": hi, "delta": self.delta}
+        return self._table(query_table(store, self._sql(), params))
+
+    def window_batch(
+        self, store: Store, passes: Sequence[dt.datetime]
+    ) -> dict[dt.datetime, SegmentTable]:
+        step = self.settings.monitor_interval_s
+        sql = self._sql(batched=True)
+        per = query_passes(store, sql, passes, self.window_s, step, delta=self.delta)
+        return {at: self._table(cols) for at, cols in per.items()}
+
+    @staticmethod
+    def _table(cols: Columns) -> SegmentTable:
         keys = [
             f"{s}\x1f{a}\x1f{b}"
             for s, a, b in zip(cols["segment"], cols["live"], cols["shadow"], strict=True)
@@ -133,7 +148,7 @@ class ShadowDetector(Detector):
             # cells N and FLIPS are the rate estimator's [rows, marked rows]
             self._disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=self.window_s)
         lo, hi = ctx.window(self.window_s)
-        current = self._fetch(ctx.store, lo, hi)
+        current = self.prefetched(hi) or self._fetch(ctx.store, lo, hi)
         cur = current.values
         keep = cur[:, N] >= self.min_n
         keys = [k for k, ok in zip(current.keys, keep, strict=True) if ok]

@@ -27,15 +27,17 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
 
 from driftwatch.alerts.model import iso
+from driftwatch.monitors.backfill import GRID_KEY, PASS_AT, BatchedWindows, grid_sql, query_passes
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
+    Columns,
     Description,
     Detector,
     Evaluations,
@@ -48,7 +50,7 @@ from driftwatch.monitors.base import (
 from driftwatch.monitors.dispersion import ReferenceDispersion, rate_estimator, rate_pvalue
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
-from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql
+from driftwatch.monitors.segments import SegmentSpec, pretty_segment
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store
 
@@ -63,7 +65,7 @@ NEW = (
 
 
 @register
-class VolumeDetector(Detector):
+class VolumeDetector(BatchedWindows, Detector):
     """Segment growth and new-merchant share per segment.
 
     Options
@@ -115,13 +117,14 @@ class VolumeDetector(Detector):
         self._chunks: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
         self._db = ""
 
-    def _sql(self, distinct: bool) -> str:
+    def _sql(self, distinct: bool, batched: bool = False) -> str:
         extra = (
             f", uniqExactIf(merchant_id, {NEW}) AS new_merchants, "
             f"uniqExactIf(card_id, {NEW}) AS new_cards"
         )
-        return segment_sql(
+        return grid_sql(
             self.qspec,
+            batched=batched,
             select=f"count() AS n, countIf({NEW}) AS k_new{extra if distinct else ''}",
             source=SCORED,
             where=WINDOW,
@@ -138,9 +141,37 @@ class VolumeDetector(Detector):
         params = {"lo": lo, "hi": hi, "new_days": self.new_merchant_days}
         cols = query_table(store, self._sql(distinct), params)
         tot = store.query(f"SELECT count(), countIf({NEW}) FROM {SCORED} WHERE {WINDOW}", params)
+        return self._tables(cols, (int(tot[0][0]), int(tot[0][1])), distinct=distinct)
+
+    def window_batch(
+        self, store: Store, passes: Sequence[dt.datetime]
+    ) -> dict[dt.datetime, tuple[SegmentTable, SegmentTable]]:
+        step, days = self.settings.monitor_interval_s, self.new_merchant_days
+        per = query_passes(
+            store, self._sql(True, batched=True), passes, self.window_s, step, new_days=days
+        )
+        totals = query_passes(
+            store,
+            f"SELECT {PASS_AT}, count() AS n, countIf({NEW}) AS k FROM {SCORED} "
+            f"WHERE {WINDOW} GROUP BY {GRID_KEY}",
+            passes, self.window_s, step, new_days=days,
+        )
+        out = {}
+        for at, cols in per.items():
+            tot = totals[at]
+            n, k = (int(tot[c][0]) if len(tot[c]) else 0 for c in ("n", "k"))
+            out[at] = self._tables(cols, (n, k), distinct=True)
+        return out
+
+    @staticmethod
+    def _tables(
+        cols: Columns, tot: tuple[int, int], *, distinct: bool
+    ) -> tuple[SegmentTable, SegmentTable]:
+        """Counts per segment plus the all-traffic row ``tot``; distinct new merchants
+        and cards."""
         keys = [*cols["segment"].tolist(), TOTAL]
-        n = [*cols["n"].tolist(), int(tot[0][0])]
-        k = [*cols["k_new"].tolist(), int(tot[0][1])]
+        n = [*cols["n"].tolist(), tot[0]]
+        k = [*cols["k_new"].tolist(), tot[1]]
         table = SegmentTable.from_wide(keys, [n, k])
         if not distinct:
             return table, SegmentTable.empty(2)
@@ -172,7 +203,7 @@ class VolumeDetector(Detector):
             )
         self._chunks.clear()
         lo, hi = ctx.window(self.window_s)
-        current, distinct = self._counts(ctx.store, lo, hi, distinct=True)
+        current, distinct = self.prefetched(hi) or self._counts(ctx.store, lo, hi, distinct=True)
         total_cur = current.rows([TOTAL])[0]
         segs = [k for k in current.keys if k != TOTAL]
         if not segs or total_cur[0] <= 0:

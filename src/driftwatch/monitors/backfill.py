@@ -1,0 +1,223 @@
+"""Backfill mode: the current windows of many monitor passes in one query per detector.
+
+When the watermark is more than one pass behind (a replay, a catch-up after
+downtime), running pass by pass costs one current-window query per detector per
+pass (576 passes for two days at the default 300 s interval). In backfill mode the
+monitor first asks every detector that implements :class:`BatchedWindows` for the
+current windows of a whole block of passes at once: the pass grid becomes a
+``GROUP BY`` key (:data:`PASS_AT` turns each row into the passes whose window
+``[at - window_s, at)`` contains it with ``arrayJoin``), so distinct counts stay
+exact (they are computed per pass, not summed over buckets). Then the passes still
+run one after another in Python (:meth:`Monitor.run_pass`): the trailing
+references slide, the reference hold and the alert lifecycle advance pass by pass
+exactly as before; a detector only takes its current window from the block instead
+of querying it. The ``drift_results`` rows of the block are written in one insert.
+
+A detector opts in by inheriting :class:`BatchedWindows` and implementing
+:meth:`BatchedWindows.window_batch`; detectors that do not (or that run only every
+``every_s``) run pass by pass inside the block, unchanged. A block whose batched
+query fails falls back to pass-by-pass queries for that detector.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from driftwatch.errors import StoreError
+from driftwatch.events import EPOCH
+from driftwatch.monitors.base import Columns, query_table
+from driftwatch.monitors.segments import SegmentSpec, segment_sql
+from driftwatch.pipeline import StageOutput
+from driftwatch.store.client import Store
+
+if TYPE_CHECKING:
+    from driftwatch.monitors.monitor import Monitor
+
+log = logging.getLogger(__name__)
+
+FLUSH_ROWS = 100_000
+"""Insert the collected ``drift_results`` rows of a block once there are this many."""
+
+GRID_KEY = "pass_at"
+"""Column (and ``GROUP BY`` key) naming the pass, in seconds since the epoch."""
+
+_MS = "toUnixTimestamp64Milli(event_time)"
+PASS_AT = (
+    "arrayJoin(arrayFilter(p -> p >= {bf_first:Int64} AND p <= {bf_last:Int64} "
+    f"AND p * 1000 <= {_MS} + {{bf_width_ms:Int64}}, "
+    f"arrayMap(j -> (intDiv({_MS}, {{bf_step_ms:Int64}}) + 1 + j) * {{bf_step:Int64}}, "
+    f"range({{bf_count:UInt32}})))) AS {GRID_KEY}"
+)
+"""Select item: every pass time ``p`` on the grid of the block whose window
+``[p - width, p)`` contains the row's ``event_time`` (exact to the millisecond, like
+:data:`~driftwatch.monitors.base.WINDOW`). Parameters from :func:`grid_params`."""
+
+
+def grid_params(
+    passes: Sequence[dt.datetime], window_s: int, step_s: int, **extra: Any
+) -> dict[str, Any]:
+    """Parameters of :data:`PASS_AT` and of the ``WINDOW`` spanning every window of
+    ``passes`` (``lo``/``hi``), plus ``extra``.
+
+    >>> t = dt.datetime(2026, 3, 1, 1, tzinfo=dt.UTC)
+    >>> p = grid_params([t, t + dt.timedelta(seconds=300)], 3600, 300)
+    >>> p["lo"].isoformat(), p["bf_count"], p["bf_last"] - p["bf_first"]
+    ('2026-03-01T00:00:00+00:00', 12, 300)
+    """
+    if window_s <= 0 or step_s <= 0:
+        raise ValueError(f"window_s={window_s!r}, step_s={step_s!r}; allowed: > 0")
+    first, last = min(passes), max(passes)
+    return {
+        "lo": first - dt.timedelta(seconds=window_s),
+        "hi": last,
+        "bf_first": _seconds(first),
+        "bf_last": _seconds(last),
+        "bf_width_ms": window_s * 1000,
+        "bf_step_ms": step_s * 1000,
+        "bf_step": step_s,
+        "bf_count": math.ceil(window_s / step_s),
+        **extra,
+    }
+
+
+def _seconds(t: dt.datetime) -> int:
+    return int((t - EPOCH) // dt.timedelta(seconds=1))
+
+
+def split_passes(cols: Columns, passes: Sequence[dt.datetime]) -> dict[dt.datetime, Columns]:
+    """The rows of each pass of ``passes`` (without the pass column); a pass without
+    rows gets an empty :class:`~driftwatch.monitors.base.Columns`."""
+    out = {at: Columns() for at in passes}
+    if not cols or not len(cols[GRID_KEY]):
+        return out
+    keys = np.asarray(cols[GRID_KEY], dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    names = [c for c in cols if c != GRID_KEY]
+    for at in passes:
+        sec = _seconds(at)
+        lo, hi = np.searchsorted(sorted_keys, [sec, sec + 1])
+        if hi > lo:
+            idx = order[lo:hi]
+            out[at] = Columns({c: np.asarray(cols[c])[idx] for c in names})
+    return out
+
+
+def query_passes(
+    store: Store,
+    sql: str,
+    passes: Sequence[dt.datetime],
+    window_s: int,
+    step_s: int,
+    **extra: Any,
+) -> dict[dt.datetime, Columns]:
+    """Run ``sql`` (which selects :data:`PASS_AT` and groups by :data:`GRID_KEY`) once
+    for every pass of ``passes``; its columns per pass."""
+    cols = query_table(store, sql, grid_params(passes, window_s, step_s, **extra))
+    return split_passes(cols, passes)
+
+
+class BatchedWindows:
+    """Opt-in interface: a detector that reads the current windows of many passes at once.
+
+    Implement :meth:`window_batch`; in :meth:`evaluate` take the current window from
+    :meth:`prefetched` (None: query it as usual).
+    """
+
+    _block: dict[dt.datetime, Any] | None = None
+    batched_passes: int = 0
+    """Passes whose current window came from a block (for tests and benchmarks)."""
+
+    def window_batch(
+        self, store: Store, passes: Sequence[dt.datetime]
+    ) -> Mapping[dt.datetime, Any]:
+        """The current-window data of every pass of ``passes`` (exactly what the
+        detector's pass-by-pass query would return at each pass)."""
+        raise NotImplementedError
+
+    def prefetch(self, store: Store, passes: Sequence[dt.datetime]) -> None:
+        """Read the current windows of ``passes`` (one block) for :meth:`prefetched`."""
+        self._block = dict(self.window_batch(store, passes)) if passes else None
+
+    def prefetched(self, at: dt.datetime) -> Any | None:
+        """The prefetched current window of the pass at ``at`` (None: not prefetched)."""
+        found = None if self._block is None else self._block.pop(at, None)
+        if found is not None:
+            self.batched_passes += 1
+        return found
+
+    def drop_prefetched(self) -> None:
+        """Forget what :meth:`prefetch` read (the block is over)."""
+        self._block = None
+
+
+def run_backfill(monitor: Monitor, passes: Sequence[dt.datetime], block: int) -> StageOutput:
+    """Run ``passes`` (consecutive, oldest first) in blocks of at most ``block`` passes:
+    batched current windows, then every pass in order, one ``drift_results`` insert
+    per block (or per :data:`FLUSH_ROWS` rows). Returns the findings, as
+    :meth:`Monitor.on_watermark` does."""
+    out = StageOutput()
+    size = max(1, block)
+    for start in range(0, len(passes), size):
+        chunk = passes[start : start + size]
+        batched = _prefetch(monitor, chunk)
+        monitor.results_buffer = {}
+        try:
+            for at in chunk:
+                out.findings.extend(monitor.run_pass(at).findings)
+                _flush(monitor, FLUSH_ROWS)
+        finally:
+            for det in batched:
+                det.drop_prefetched()
+            _flush(monitor, 0)
+            monitor.results_buffer = None
+    return out
+
+
+def _flush(monitor: Monitor, min_rows: int) -> None:
+    """Insert the collected ``drift_results`` rows if there are at least ``min_rows``."""
+    cols = monitor.results_buffer
+    if cols and len(cols["detector"]) >= min_rows:
+        monitor.results_buffer = {}
+        monitor.store.insert_columns("drift_results", cols)
+
+
+def _prefetch(monitor: Monitor, passes: Sequence[dt.datetime]) -> list[BatchedWindows]:
+    """Prefetch the block for every batchable detector due at every pass of it."""
+    done: list[BatchedWindows] = []
+    for det in monitor.detectors:
+        if not isinstance(det, BatchedWindows) or det.every_s > 0:
+            continue
+        try:
+            det.prefetch(monitor.store, passes)
+        except StoreError:
+            raise
+        except Exception:  # its passes then query pass by pass, as without backfill
+            log.exception("detector %s: batched windows failed; pass by pass", det.name)
+            monitor.detector_errors[f"{det.name}:backfill"] += 1
+            det.drop_prefetched()
+            continue
+        done.append(det)
+    return done
+
+
+def grid_sql(
+    spec: SegmentSpec,
+    *,
+    batched: bool,
+    select: str,
+    source: str,
+    where: str,
+    keys: Sequence[str] = (),
+) -> str:
+    """:func:`~driftwatch.monitors.segments.segment_sql`, with the pass grid as one more
+    key when ``batched`` (for :func:`query_passes`)."""
+    if batched:
+        select, keys = f"{PASS_AT}, {select}", (GRID_KEY, *keys)
+    return segment_sql(spec, select=select, source=source, where=where, keys=keys)

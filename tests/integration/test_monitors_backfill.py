@@ -1,0 +1,193 @@
+"""Backfill mode (issue 24): the same sc013 backdoor replay pass by pass and in backfill
+blocks gives the same ``drift_results`` rows and the same alerts, reference hold and
+alert lifecycle included."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from driftwatch.assemble import build_pipeline
+from driftwatch.events import EPOCH
+from driftwatch.monitors.backfill import (
+    GRID_KEY,
+    BatchedWindows,
+    grid_params,
+    grid_sql,
+    split_passes,
+)
+from driftwatch.monitors.base import SCORED, WINDOW, query_table
+from driftwatch.monitors.monitor import Monitor
+from driftwatch.monitors.registry import create
+from driftwatch.monitors.segments import SegmentSpec, segment_sql
+from driftwatch.settings import Settings
+from driftwatch.simulate import generate, load_scenario, write
+from driftwatch.sources.replay import replay
+from driftwatch.store.client import Store, open_store
+from tests.integration.monitor_data import HOUR, T0, background, event, insert, settings_for
+
+SEC = dt.timedelta(seconds=1)
+
+COLUMNS = (
+    "evaluated_at, detector, test, segment, model_version, window_start, window_end, "
+    "reference, statistic, pvalue, pvalue_adj, effect, n, n_ref, decision, severity, "
+    "fingerprint, details"
+)
+
+
+def _run(
+    store: Store, dsn: str, paths: dict[str, Path], out: Path, block: int
+) -> tuple[list[dict[str, Any]], Monitor]:
+    settings = Settings.load(
+        config_file=None,
+        env={},
+        overrides={
+            "store_dsn": dsn,
+            "database": store.database,
+            "rules_dirs": str(out.parent / "no-rules"),
+            "monitor_interval_s": 900,
+            "monitor_warmup_s": 6 * 3600,
+            "monitor_backfill_passes": block,
+        },
+    )
+    pipeline = build_pipeline(settings, store, alerts_out=out)
+    try:
+        result = replay(pipeline, paths["events.jsonl"], paths["labels.jsonl"], batch_size=4000)
+    finally:
+        pipeline.close()
+    (monitor,) = pipeline.clock_stages
+    assert isinstance(monitor, Monitor)
+    return [a.to_dict() for a in result.alerts], monitor
+
+
+def _results(store: Store) -> list[tuple[Any, ...]]:
+    rows = store.query(f"SELECT {COLUMNS} FROM {{db}}.drift_results")
+    return sorted(rows, key=repr)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)  # two monitored replays; pytest's default is 300 s
+def test_backfill_blocks_write_the_rows_and_alerts_of_the_pass_by_pass_path(
+    store: Store, chdb_dsn: str, tmp_path: Path
+) -> None:
+    sim = generate(load_scenario("sc013_backdoor"), seed=5, days=1.4, rate=0.25)
+    paths = write(sim, tmp_path)
+    other = open_store(chdb_dsn, f"{store.database}_bf", init=True)
+    try:
+        alerts_seq, seq = _run(store, chdb_dsn, paths, tmp_path / "seq.jsonl", block=1)
+        alerts_bf, bf = _run(other, chdb_dsn, paths, tmp_path / "bf.jsonl", block=24)
+        rows_seq, rows_bf = _results(store), _results(other)
+    finally:
+        other.drop()
+    # alert texts name the database in their evidence SQL: the two runs use two
+    seq_text = sorted(json.dumps(a) for a in alerts_seq)
+    bf_text = sorted(json.dumps(a).replace(other.database, store.database) for a in alerts_bf)
+    # the backfill run really read its current windows in blocks, the other never did
+    batched = {d.name: d.batched_passes for d in bf.detectors if isinstance(d, BatchedWindows)}
+    # (disagreement reads pass by pass until the first rule hit is stored)
+    assert batched and min(batched.values()) >= 0.8 * bf.passes, (batched, bf.passes)
+    assert all(batched[n] == bf.passes for n in ("cents", "volume", "shadow", "pileup"))
+    assert all(d.batched_passes == 0 for d in seq.detectors if isinstance(d, BatchedWindows))
+    assert seq.passes == bf.passes > 100
+    assert seq.detector_errors == bf.detector_errors == {}
+    # the attack alerts (and resolves) -- the comparison is not between two empty runs
+    firing = [a for a in alerts_seq if a["status"] == "firing"]
+    assert any("mcc=5967" in a["labels"]["segment"] for a in firing), firing
+    assert any(a["status"] == "resolved" for a in alerts_seq)
+    # drift_results row for row (every column but written_at), then the alerts
+    assert len(rows_seq) == len(rows_bf) > 1000
+    assert {r[14] for r in rows_seq} >= {"ok", "alert"}
+    for a, b in zip(rows_seq, rows_bf, strict=True):
+        assert a == b or _same(a, b), (a, b)
+    assert len(seq_text) == len(bf_text) > 0
+    for a, b in zip(seq_text, bf_text, strict=True):
+        assert a == b
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Equal, NaN equal to NaN."""
+    return all(x == y or (_nan(x) and _nan(y)) for x, y in zip(a, b, strict=True))
+
+
+def _nan(x: object) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+def test_pass_grid_counts_every_row_in_exactly_the_windows_of_the_per_pass_query(
+    store: Store,
+) -> None:
+    """Rows on and around pass times and window starts (to the millisecond): the pass
+    grid puts each in the same windows as the per-pass ``WINDOW`` query, for every
+    pass of the block and none outside it; a pass without rows gets empty columns."""
+    at0 = T0 + 3 * HOUR
+    ms = dt.timedelta(milliseconds=1)
+    times = [at0, at0 - ms, at0 - HOUR, at0 - HOUR - ms, at0 + 7 * 60 * SEC, at0 - 2 * HOUR,
+             at0 + HOUR, at0 + HOUR - ms, at0 - 30 * SEC, at0 + 3 * HOUR]
+    insert(store, [event(i, t, mcc=f"{5000 + i % 3}") for i, t in enumerate(times)])
+    passes = [at0 + k * 300 * SEC for k in range(13)] + [at0 + 3 * HOUR]  # a gap, then one
+    sql = grid_sql(SegmentSpec.parse("mcc"), batched=True, select="count() AS n",
+                   source=SCORED, where=WINDOW)
+    cols = query_table(store, sql, grid_params(passes, 3600, 300))
+    got = split_passes(cols, passes)
+    one = segment_sql(SegmentSpec.parse("mcc"), select="count() AS n", source=SCORED,
+                      where=WINDOW)
+    for at in passes:
+        want = query_table(store, one, {"lo": at - HOUR, "hi": at})
+        assert dict(zip(got[at]["segment"], got[at]["n"], strict=True)) == dict(
+            zip(want["segment"], want["n"], strict=True)
+        ), at
+    assert not len(got[at0 + 3 * HOUR]["segment"])  # its row is at the pass: not inside
+    assert sum(int(x) for x in got[at0]["n"]) == 3  # at0 - 1 ms, at0 - 30 s, at0 - 1 h
+    # groups of grid times between the passes asked for (the gap) are left out
+    keys = np.unique(cols[GRID_KEY]).astype(int)
+    first, last = ((a - EPOCH) // SEC for a in (passes[0], passes[-1]))
+    assert keys.min() >= first and keys.max() <= last and not (keys % 300).any()
+
+
+def _monitor_rows(store: Store, events: list[dict[str, Any]], block: int,
+                  broken: str = "") -> tuple[list[tuple[Any, ...]], Monitor]:
+    insert(store, events)
+    settings = settings_for(store, monitor_warmup_s=3600, monitor_backfill_passes=block)
+    monitor = Monitor(store, settings, create(settings, SegmentSpec.parse(
+        settings.segment_dimensions), ["cents", "pileup", "volume"]), max_catchup=120)
+    for det in monitor.detectors:
+        if det.name == broken:
+            det.window_batch = _raise  # type: ignore[attr-defined]
+    monitor.on_watermark(T0 + 10 * HOUR)
+    return _results(store), monitor
+
+
+def _raise(*_: object) -> None:
+    raise RuntimeError("batched query broken")
+
+
+@pytest.mark.slow
+def test_a_detector_whose_batched_query_fails_runs_pass_by_pass(
+    store: Store, chdb_dsn: str
+) -> None:
+    """In a block, one detector's batched read fails: it is counted, its passes query
+    their windows one by one, and every row is still that of the pass-by-pass run."""
+    rng = np.random.default_rng(3)
+    events = background(rng, 10, 120)
+    events += [event(f"a{i}", T0 + 8 * HOUR + i * 90 * SEC, mcc="5967", country="LT",
+                     amount=f"{40 + i}.37", card=f"c-x{i}") for i in range(30)]
+    other = open_store(chdb_dsn, f"{store.database}_bf", init=True)
+    try:
+        rows_seq, seq = _monitor_rows(store, events, 1)
+        rows_bf, bf = _monitor_rows(other, events, 50, broken="pileup")
+    finally:
+        other.drop()
+    assert seq.passes == bf.passes == 120
+    assert bf.detector_errors == {"pileup:backfill": 3}  # three blocks: 50, 50, 20
+    by_name = {d.name: d for d in bf.detectors}
+    assert by_name["pileup"].batched_passes == 0  # type: ignore[attr-defined]
+    assert by_name["cents"].batched_passes == 120  # type: ignore[attr-defined]
+    assert any(r[14] == "alert" and r[1] == "cents" for r in rows_seq)
+    assert len(rows_seq) == len(rows_bf)
+    assert all(a == b or _same(a, b) for a, b in zip(rows_seq, rows_bf, strict=True))
