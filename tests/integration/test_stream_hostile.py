@@ -13,6 +13,7 @@ figures of the run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import socket
@@ -104,20 +105,23 @@ def hostile_items(t0: dt.datetime) -> tuple[list[tuple[bytes, bytes]], dict[str,
 
 
 def make_one_rule_raise(runtime: WorkerRuntime, event_id: str) -> str:
-    """Make the first compiled rule raise on one event; return that rule's id."""
+    """Make the first compiled rule raise on one event; return that rule's id.
+
+    Its lane (:class:`driftwatch.rules.guards.Lane`) is replaced by one without guards
+    whose condition is the rule's whole condition, raising on ``event_id``.
+    """
     stage = next(s for s in runtime.pipeline.event_stages if isinstance(s, RuleStage))
     ev = stage.evaluator
-    original = ev._pred_fns[0]
-    rule, evidence = ev._by_pred[id(original)]
+    lanes = ev._lanes.lanes
+    whole = lanes[0].whole
 
     def broken(e: Any) -> bool:
         if e.event_id == event_id:
             raise ZeroDivisionError("injected")
-        return bool(original(e))
+        return bool(whole(e))
 
-    ev._pred_fns[0] = broken
-    ev._by_pred[id(broken)] = (rule, evidence)
-    return rule.id
+    lanes[0] = dataclasses.replace(lanes[0], first=None, more=None, rest=broken, whole=broken)
+    return ev.rules[0].id
 
 
 class BrokenDetector:
@@ -164,7 +168,8 @@ def test_hostile_input_never_stops_the_worker(
         try:
             await produce_async(s.kafka_bootstrap, s.topic_scored, before)
             await consumed(len(before))
-            for _ in range(4):
+            for _ in range(4):  # the worker's timers: progress (delivery tick), monitor
+                await runtime.delivery_tick()
                 await runtime.monitor_tick()
             figures["monitor_passes_before"] = runtime._monitor_passes()
             figures["watermark_before"] = runtime.last_watermark.isoformat() \
@@ -174,7 +179,8 @@ def test_hostile_input_never_stops_the_worker(
             await produce_async(s.kafka_bootstrap, s.topic_scored, hostile + after)
             await consumed(len(before) + len(hostile) + len(after))
             figures["seconds_to_store_after_hostile"] = round(time.monotonic() - started, 2)
-            for _ in range(4):
+            for _ in range(4):  # the worker's timers: progress (delivery tick), monitor
+                await runtime.delivery_tick()
                 await runtime.monitor_tick()
             figures["monitor_passes_after"] = runtime._monitor_passes()
             figures["monitor_behind_passes"] = runtime.monitor_behind
