@@ -45,6 +45,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from driftwatch.monitors.segments import parse_segment
 from driftwatch.store.client import Store
 
 INCIDENT_LABEL = "incident"
@@ -59,20 +60,17 @@ _ATOM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|!=|=|<|>| in )\s*
 Atom = tuple[str, str]
 
 
-def parse_segment(text: str) -> frozenset[Atom]:
-    """The ``dimension=value`` pairs of a canonical segment string.
+def segment_atoms(text: str) -> frozenset[Atom]:
+    """The ``dimension=value`` pairs of a canonical segment string (read leniently,
+    as :func:`~driftwatch.monitors.segments.parse_segment` reads stored alerts; a
+    dimension without a value identifies nothing and is left out).
 
-    >>> sorted(parse_segment("mcc=5967,merchant_country=LT"))
+    >>> sorted(segment_atoms("mcc=5967,merchant_country=LT"))
     [('mcc', '5967'), ('merchant_country', 'LT')]
-    >>> parse_segment("")
-    frozenset()
+    >>> segment_atoms(""), segment_atoms("mcc=")
+    (frozenset(), frozenset())
     """
-    out = set()
-    for part in text.split(","):
-        name, sep, value = part.partition("=")
-        if sep and name.strip() and value.strip():
-            out.add((name.strip(), value.strip()))
-    return frozenset(out)
+    return frozenset((k, v) for k, v in parse_segment(text, strict=False).items() if v)
 
 
 def parse_conjunction(text: str) -> frozenset[Atom]:
@@ -127,7 +125,7 @@ def keys_of(labels: Mapping[str, str], annotations: Mapping[str, str] | None = N
     """
     conj = parse_conjunction(labels.get("conjunction", ""))
     seen = parse_conjunction((annotations or {}).get(KEYS_ANNOTATION, ""))
-    atoms = parse_segment(labels.get("segment", "")) | conj
+    atoms = segment_atoms(labels.get("segment", "")) | conj
     pattern = frozenset(a for a in conj | seen if a[0] in PATTERN_DIMS)
     return Keys(frozenset(a for a in atoms if a[0] not in PATTERN_DIMS), pattern)
 
@@ -345,7 +343,7 @@ def rule_signature(
               "event_time <= {hi:DateTime64(3, 'UTC')}")
     conds = ["rule_id = {rule:String}", window]
     params: dict[str, Any] = {"rule": rule_id, "lo": _utc(since), "hi": _utc(until)}
-    for i, (name, value) in enumerate(sorted(parse_segment(segment))):
+    for i, (name, value) in enumerate(sorted(segment_atoms(segment))):
         if name in _HIT_DIMS:  # a fixed list of column names, never the label text
             conds.append(f"{name} = {{v{i}:String}}")
             params[f"v{i}"] = value
