@@ -146,10 +146,12 @@ def _repo_dir(explicit: Path | None) -> Path:
     raise DriftwatchError("cannot find streams/main.py: run from the driftwatch checkout")
 
 
-def _metric(text: str, name: str, topic: str) -> float:
+def _metric(text: str, name: str, topic: str | None = None) -> float:
+    """The sum of metric ``name``'s samples (those of ``topic`` when given)."""
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name) and f'topic="{topic}"' in line:
+        if (line.startswith((name + " ", name + "{"))
+                and (topic is None or f'topic="{topic}"' in line)):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -247,7 +249,7 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> dict[str, Any]:
         result = produce(sim, bootstrap, topic_events=settings.topic_scored,
                          topic_labels=settings.topic_labels, rate=opts.produce_rate)
         _wait_for_worker(worker, web_port, result.events, truth["end"], settings,
-                         deadline=started + opts.timeout_s)
+                         stall_s=opts.timeout_s)
         time.sleep(1.0)  # let the last webhook posts arrive
     finally:
         if worker is not None and worker.poll() is None:
@@ -266,18 +268,28 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> dict[str, Any]:
 
 
 def _wait_for_worker(worker: subprocess.Popen[bytes], port: int, produced: int, end: str,
-                     settings: Settings, *, deadline: float) -> None:
-    """Until the worker stored every event and its monitors reached the end of the data."""
+                     settings: Settings, *, stall_s: float) -> None:
+    """Until the worker stored every event and its monitors reached the end of the data.
+
+    Gives up only when the worker made no progress -- no event counted, no monitor
+    pass run, no watermark advanced -- for ``stall_s`` seconds, so a slow or busy machine is not a
+    failure while the worker keeps going.
+    """
     end_time = _time(end)
     assert end_time is not None
     last_needed = end_time - dt.timedelta(seconds=settings.watermark_delay_s
                                           + settings.monitor_interval_s + 1)
+    progress: tuple[float, float, dt.datetime | None] = (-1.0, -1.0, None)
+    last_progress = time.monotonic()
     with httpx.Client(timeout=5.0) as http:
         while True:
             if worker.poll() is not None:
                 raise StreamError(f"worker stopped early with exit code {worker.returncode}")
-            if time.monotonic() > deadline:
-                raise StreamError("demo timed out waiting for the worker")
+            if time.monotonic() - last_progress > stall_s:
+                raise StreamError(f"demo timed out: the worker made no progress for "
+                                  f"{stall_s:.0f} s (events counted {progress[0]:.0f} of "
+                                  f"{produced}, monitor passes {progress[1]:.0f}, "
+                                  f"monitor watermark {progress[2]})")
             try:
                 metrics = http.get(f"http://127.0.0.1:{port}/metrics").text
                 health = http.get(f"http://127.0.0.1:{port}/healthz").json()
@@ -285,7 +297,10 @@ def _wait_for_worker(worker: subprocess.Popen[bytes], port: int, produced: int, 
                 time.sleep(0.5)
                 continue
             done = _metric(metrics, "driftwatch_events_in_total", settings.topic_scored)
+            passes = _metric(metrics, "driftwatch_monitor_passes_total")
             watermark = _time(health.get("watermark"))
+            if (done, passes, watermark) != progress:
+                progress, last_progress = (done, passes, watermark), time.monotonic()
             if done >= produced and watermark is not None and watermark >= last_needed:
                 return
             time.sleep(0.5)

@@ -28,7 +28,8 @@ import click
 @click.option("--alertmanager-url", default="",
               help="Also deliver alerts to this Alertmanager.")
 @click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
-              help="Give up after this many seconds.")
+              help="Give up when the worker has made no progress (events stored, monitor "
+                   "passes) for this many seconds.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Also write the summary as JSON to this file.")
 def demo(workdir: str, seed: int, days: float, rate: float,
