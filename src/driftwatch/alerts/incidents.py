@@ -323,16 +323,21 @@ class IncidentIndex:
         self.new_merges.append((src, dst))
 
     def reconcile(self) -> int:
-        """Merge the open incidents whose members are related (each into the oldest it
-        relates to, the rank deciding); returns the number of merges made."""
+        """Merge the incidents a single writer would have made one: a member related to
+        a member of an older incident that started within ``gap_s`` of it (two writers
+        that opened them at about the same time, each before seeing the other's). Each
+        goes into the oldest such incident; returns the number of merges made.
+
+        Only the members' start times decide (not whether they fire now), so a writer
+        reconciling at any later time makes the same merges."""
         made = 0
         for inc in sorted(self._incidents.values(), key=lambda x: x.rank, reverse=True):
-            for m in list(inc.members.values()):
-                older = [i for i in self._match(m.keys, m.start) if i != inc.id]
-                if older and self._incidents[older[0]].rank < inc.rank:
-                    self._merge(inc.id, older[0])
-                    made += 1
-                    break
+            older = [o for o in self._incidents.values() if o.rank < inc.rank and any(
+                abs(m.start - n.start) <= self.gap and related(m.keys, n.keys)
+                for m in inc.members.values() for n in o.members.values())]
+            if older:
+                self._merge(inc.id, min(older, key=lambda x: x.rank).id)
+                made += 1
         return made
 
     def seen(self, fingerprint: str, at: dt.datetime) -> None:
@@ -449,78 +454,3 @@ def load_recent(store: Store, index: IncidentIndex) -> int:
         {"gap": index.gap_s},
     )
     return index.load(rows, load_merges(store))
-
-
-@dataclass(frozen=True)
-class IncidentSummary:
-    """One incident as ``driftwatch alerts list --incidents`` shows it."""
-
-    incident: str
-    first_seen: dt.datetime
-    last_seen: dt.datetime
-    status: str
-    severity: str
-    alerts: int
-    members: tuple[str, ...]
-    keys: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "incident": self.incident, "first_seen": _iso(self.first_seen),
-            "last_seen": _iso(self.last_seen), "status": self.status,
-            "severity": self.severity, "alerts": self.alerts,
-            "members": list(self.members), "keys": list(self.keys),
-        }
-
-
-def _iso(t: dt.datetime) -> str:
-    return _utc(t).isoformat().replace("+00:00", "Z")
-
-
-_RANK = {"info": 1, "warning": 2, "critical": 3}
-
-
-def _time(value: Any) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return _utc(value)
-    return _utc(dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")))
-
-
-def summarise(records: Iterable[Mapping[str, Any]],
-              merges: Mapping[str, str] | None = None) -> list[IncidentSummary]:
-    """Incidents from alert records in the contract form (``fingerprint``, ``status``,
-    ``starts_at``, ``updated_at``, ``labels``: what ``/alerts`` and
-    ``driftwatch alerts list --format json`` return), newest last-seen first. A member
-    is shown as ``detector:<name>@<segment>`` or ``rule:<id>@<segment>``; keys are the
-    distinct segments and conjunctions of the members. Alerts without an ``incident``
-    label are left out; an incident in ``merges`` (stored merges: incident -> the one
-    it was merged into) is shown as part of the one it was merged into."""
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    for rec in records:
-        iid = dict(rec.get("labels") or {}).get(INCIDENT_LABEL, "")
-        if iid:
-            groups.setdefault(canonical(merges or {}, str(iid)), []).append(rec)
-    out = []
-    for iid, members in groups.items():
-        names: list[str] = []
-        keys: list[str] = []
-        starts = [_time(m["starts_at"]) for m in members]
-        lasts = [_time(m.get("updated_at") or m["starts_at"]) for m in members]
-        for _, rec in sorted(zip(starts, members, strict=True),
-                             key=lambda x: (x[0], str(x[1]["fingerprint"]))):
-            labels = dict(rec["labels"])
-            origin = (f"rule:{labels.get('rule_id', '')}" if labels.get("source") == "rule"
-                      else f"detector:{labels.get('detector', '')}")
-            names.append(f"{origin}@{labels.get('segment', '')}")
-            for key in (labels.get("segment", ""), labels.get("conjunction", "")):
-                if key and key not in keys:
-                    keys.append(key)
-        sev = max((str(dict(m["labels"]).get("severity", "info")) for m in members),
-                  key=lambda x: _RANK.get(x, 0))
-        out.append(IncidentSummary(
-            incident=iid, first_seen=min(starts), last_seen=max(lasts),
-            status="firing" if any(m["status"] == "firing" for m in members) else "resolved",
-            severity=sev, alerts=len(members), members=tuple(names), keys=tuple(keys),
-        ))
-    return sorted(out, key=lambda x: (x.last_seen, x.incident), reverse=True)

@@ -239,8 +239,8 @@ def alerts_list(c: Ctx, /, fmt: str, incidents: bool, **options: Any) -> None:
     else:
         rows = queries.alerts(store, p)
     if incidents:
+        from driftwatch.alerts.incident_list import summarise
         from driftwatch.alerts.incident_merges import load_merges
-        from driftwatch.alerts.incidents import summarise
 
         # merged incidents as one (the merges are read from a store, not over HTTP)
         merges = {} if isinstance(store, str) else load_merges(store)

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from driftwatch.alerts.incident_list import summarise
 from driftwatch.alerts.incidents import (
     IncidentIndex,
     incident_id,
@@ -15,7 +16,6 @@ from driftwatch.alerts.incidents import (
     parse_conjunction,
     related,
     signature,
-    summarise,
 )
 from driftwatch.alerts.lifecycle import StoreAlertBook
 from driftwatch.alerts.model import Finding
