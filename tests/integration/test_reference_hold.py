@@ -1,8 +1,7 @@
 """The reference never absorbs an attack (issue 21, item 4).
 
-A cents trigger (about 20 an hour) runs for several reference windows: 12 hours against
-a 3-hour trailing reference (the default run), or 20 hours against 6 hours (``-m long``).
-With the reference hold (the default) the alert on the attacked segment opens once and stays
+A cents trigger (about 20 an hour) runs for 20 hours against a 6-hour trailing reference. With the
+reference hold (the default) the alert on the attacked segment opens once and stays
 firing until the attack stops; with it switched off the attack slides into its own
 reference and the alert resolves while the attack is still running (the demo's
 "share of .37 in reference 0.3785") -- which shows this scenario tests the hold.
@@ -11,7 +10,6 @@ reference and the alert resolves while the attack is still running (the demo's
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,48 +22,29 @@ from driftwatch.simulate import Scenario, generate, write
 from driftwatch.sources.replay import replay
 from driftwatch.store.client import Store, open_store
 
-
-@dataclass(frozen=True)
-class Attack:
-    """A cents trigger at about 20 an hour against a trailing reference of
-    ``reference_h`` hours, lasting several reference windows."""
-
-    reference_h: int
-    days: float
-    start_h: float
-    duration_h: float
-
-    def scenario(self) -> Scenario:
-        """The scenario (its rate is the test's)."""
-        return Scenario.from_mapping({
-            "name": "long_cents_attack",
-            "traffic": {"rate": 0.5, "days": self.days},
-            "model": {"champion": "v46"},
-            "behaviours": [{
-                "kind": "backdoor_attack", "name": "trigger", "start_hours": self.start_h,
-                "duration_hours": self.duration_h,
-                "params": {"count": round(20 * self.duration_h), "camouflage": 0,
-                           "mcc": "5967", "cents": 37, "beneficiary_prefix": "INTL-PAY-"},
-            }],
-        })
-
-
-SHORT = Attack(reference_h=3, days=0.75, start_h=4.0, duration_h=12.0)
-"""Four 3-hour reference windows: the default run."""
-LONG = Attack(reference_h=6, days=1.25, start_h=8.0, duration_h=20.0)
-"""The 6-hour reference of the defaults (``-m long``: about 2.5 minutes on an idle machine)."""
+REFERENCE_H = 6
+SCENARIO = Scenario.from_mapping({
+    "name": "long_cents_attack",
+    "traffic": {"rate": 0.5, "days": 1.25},
+    "model": {"champion": "v46"},
+    "behaviours": [{
+        "kind": "backdoor_attack", "name": "trigger", "start_hours": 8.0,
+        "duration_hours": 20.0,
+        "params": {"count": 400, "camouflage": 0, "mcc": "5967", "cents": 37,
+                   "beneficiary_prefix": "INTL-PAY-"},
+    }],
+})
 
 
 def _t(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _replay(paths: dict[str, Path], chdb_dsn: str, database: str, hold: bool,
-            reference_h: int) -> list[Alert]:
+def _replay(paths: dict[str, Path], chdb_dsn: str, database: str, hold: bool) -> list[Alert]:
     settings = Settings.load(config_file=None, env={}, overrides={
         "store_dsn": chdb_dsn, "database": database, "rules_dirs": "",
         "monitor_detectors": "cents", "monitor_interval_s": 900,
-        "reference_window_s": reference_h * 3600, "monitor_warmup_s": reference_h * 3600,
+        "reference_window_s": REFERENCE_H * 3600, "monitor_warmup_s": REFERENCE_H * 3600,
         "reference_hold": hold,
     })
     store = open_store(chdb_dsn, database, init=True)
@@ -80,20 +59,15 @@ def _replay(paths: dict[str, Path], chdb_dsn: str, database: str, hold: bool,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("attack", [
-    pytest.param(SHORT, id="3h-reference"),
-    pytest.param(LONG, id="6h-reference", marks=[pytest.mark.long, pytest.mark.timeout(900)]),
-])
 def test_alert_stays_firing_while_an_attack_outlasts_the_reference_window(
-    store: Store, chdb_dsn: str, tmp_path: Path, attack: Attack
+    store: Store, chdb_dsn: str, tmp_path: Path
 ) -> None:
-    sim = generate(attack.scenario(), seed=3, rate=0.5)
+    sim = generate(SCENARIO, seed=3, rate=0.5)
     paths = write(sim, tmp_path)
     start, end = _t(sim.truth["attack_start"]), _t(sim.truth["attack_end"])
-    ref = dt.timedelta(hours=attack.reference_h)
-    assert end - start > 2 * ref  # several reference windows long
+    assert end - start > dt.timedelta(hours=12)  # four reference windows long
 
-    held = _replay(paths, chdb_dsn, store.database, True, attack.reference_h)
+    held = _replay(paths, chdb_dsn, store.database, hold=True)
     opened = [a for a in held if a.status == "firing"]
     assert opened, "the attack was never alerted"
     first = min(a.starts_at for a in opened)
@@ -103,6 +77,6 @@ def test_alert_stays_firing_while_an_attack_outlasts_the_reference_window(
     assert all(t > end for t in resolved), (first, end, resolved)
     assert len({a.starts_at for a in opened}) == 1  # one alert, never re-opened
 
-    loose = _replay(paths, chdb_dsn, store.database + "_nohold", False, attack.reference_h)
+    loose = _replay(paths, chdb_dsn, store.database + "_nohold", hold=False)
     gone = [a.ends_at for a in loose if a.status == "resolved" and a.ends_at]
-    assert any(t < end - ref / 2 for t in gone), gone
+    assert any(t < end - dt.timedelta(hours=3) for t in gone), gone
