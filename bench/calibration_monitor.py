@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from replay_support import replayed
+from support.replay import replayed
 
 
 def clean_week_rate(root: Path, days: float, rate: float | None, seed: int) -> dict[str, Any]:

@@ -62,7 +62,7 @@ from driftwatch.scoring import (
 from driftwatch.simulate import list_scenarios
 from driftwatch.simulate.variants import ATTACK_HOURS
 from driftwatch.simulate.variants import DAYS as VARIANT_DAYS
-from replay_support import replayed
+from support.replay import replayed
 
 ATTACKS = [s for s in list_scenarios() if s != "clean_baseline"]
 

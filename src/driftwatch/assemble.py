@@ -97,16 +97,8 @@ def place_rules(
     in_stream, store_side = split_rules(stages[0].ruleset, settings.rule_placement)
     if not store_side.rules:
         return list(stages), []
-    event_stages = [RuleStage(
-        in_stream, store, case_alerts=settings.rule_case_alerts,
-        case_alerts_per_hour=settings.rule_case_alerts_per_hour,
-        coverage_warn_below=settings.rule_coverage_warn_below,
-        coverage_warn_after=settings.rule_coverage_warn_after,
-    )] if in_stream.rules else []
-    clock = StoreSideRules(store_side, store, max_span_s=settings.rule_store_max_span_s,
-                           case_alerts=settings.rule_case_alerts,
-                           case_alerts_per_hour=settings.rule_case_alerts_per_hour)
-    return event_stages, [clock]
+    event_stages = [RuleStage.from_settings(in_stream, store, settings)] if in_stream.rules else []
+    return event_stages, [StoreSideRules.from_settings(store_side, store, settings)]
 
 
 def monitors_off(settings: Settings) -> bool:

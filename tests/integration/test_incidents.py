@@ -12,13 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import threading
 import time
 
 import pytest
 from click.testing import CliRunner
 
+from driftwatch.alerts import incidents
 from driftwatch.alerts.alertmanager import AlertmanagerSink
-from driftwatch.alerts.incidents import incident_id
+from driftwatch.alerts.incidents import IncidentIndex, incident_id
 from driftwatch.alerts.lifecycle import StoreAlertBook
 from driftwatch.alerts.model import Alert, Finding
 from driftwatch.cli import main
@@ -152,3 +154,54 @@ def test_alertmanager_groups_the_incident_into_one_notification(
     assert groups == {json.dumps({"incident": v}): n for v, n in (
         (first, 7), (inc["cents@mcc=1111"], 1), (inc["velocity@mcc=6011"], 1))}
     sink.close()
+
+
+def test_two_writers_opening_an_attack_at_once_end_in_one_incident(
+    store: Store, chdb_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two alert writers (two workers' books on one store) open the attack's first
+    alerts at the same instant, each having read the store before the other wrote: two
+    incidents. The next alert either opens finds both, merges them the same way (into
+    the smaller id: same first time), stores the merge once, and labels itself with the
+    survivor; ``alerts list --incidents`` shows one incident of four alerts."""
+    a, b = _book(store), _book(store)
+    read = threading.Barrier(2, timeout=60)
+    load = incidents.load_recent
+
+    def load_then_wait(s: Store, index: IncidentIndex) -> int:
+        n = load(s, index)
+        read.wait()  # both have read the store; neither has written its alert yet
+        return n
+
+    monkeypatch.setattr(incidents, "load_recent", load_then_wait)
+    opened: dict[str, list[Alert]] = {}
+    threads = [threading.Thread(target=lambda k=k, book=book, f=f: opened.setdefault(
+        k, book.update([f], T0))) for k, book, f in (
+        ("a", a, _detector("mcc=5967", T0)),
+        ("b", b, _detector("mcc=5967,merchant_country=LT", T0, "shadow")))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    monkeypatch.setattr(incidents, "load_recent", load)
+    ((first_a,), (first_b,)) = opened["a"], opened["b"]
+    two = {first_a.labels["incident"], first_b.labels["incident"]}
+    assert len(two) == 2  # the race: neither saw the other's incident
+    survivor = min(two)
+    # each writer's next new alert reloads, reconciles and joins the survivor
+    at = T0 + 5 * MIN
+    (late_b,) = b.update([_detector("mcc=5967,merchant_country=DE", at, "volume")], at)
+    (late_a,) = a.update([_detector("mcc=5967", at, "score_drift")], at)
+    assert late_a.labels["incident"] == late_b.labels["incident"] == survivor
+    assert a.incidents.incident_of(first_b.fingerprint) == survivor
+    assert b.incidents.incident_of(first_a.fingerprint) == survivor
+    merges = store.query("SELECT incident, merged_into FROM {db}.incident_merges FINAL")
+    assert merges == [(max(two), survivor)]
+    # the labels already stored stay as they were
+    stored = dict(store.query("SELECT fingerprint, labels['incident'] FROM {db}.alerts FINAL"))
+    assert stored[first_a.fingerprint] == first_a.labels["incident"]
+    out = CliRunner().invoke(main, ["--store", chdb_dsn, "--database", store.database,
+                                    "alerts", "list", "--incidents", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    (listed,) = json.loads(out.output)
+    assert (listed["incident"], listed["alerts"]) == (survivor, 4)

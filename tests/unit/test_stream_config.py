@@ -137,15 +137,10 @@ def _feed(parts: list[list[float]], chunk: int) -> list[list[tuple[float, int, i
     return out
 
 
-@given(
-    parts=st.lists(st.lists(st.floats(0, 1000, allow_nan=False), max_size=40), min_size=1,
-                   max_size=5),
-    chunk=st.integers(1, 10),
-    limit=st.integers(1, 50),
-)
-def test_merge_releases_prefixes_and_loses_nothing(
-    parts: list[list[float]], chunk: int, limit: int
-) -> None:
+def _merged(parts: list[list[float]], chunk: int,
+            limit: int | None) -> list[tuple[float, int, int]]:
+    """Feed the partitions' chunks round by round, releasing up to ``limit`` after each
+    round, then everything; the merge holds nothing afterwards."""
     from driftwatch.streaming.ordering import EventTimeMerge
 
     merge = EventTimeMerge(key=lambda r: r[0])
@@ -158,6 +153,19 @@ def test_merge_releases_prefixes_and_loses_nothing(
         released += merge.release(limit)
     released += merge.release(everything=True)
     assert merge.buffered() == 0
+    return released
+
+
+@given(
+    parts=st.lists(st.lists(st.floats(0, 1000, allow_nan=False), max_size=40), min_size=1,
+                   max_size=5),
+    chunk=st.integers(1, 10),
+    limit=st.integers(1, 50),
+)
+def test_merge_releases_prefixes_and_loses_nothing(
+    parts: list[list[float]], chunk: int, limit: int
+) -> None:
+    released = _merged(parts, chunk, limit)
     assert sorted(released) == sorted((t, p, o) for p, ts in enumerate(parts)
                                       for o, t in enumerate(ts))
     for p in range(len(parts)):  # each partition comes out in its own order: prefixes
@@ -170,17 +178,7 @@ def test_merge_releases_prefixes_and_loses_nothing(
 def test_merge_of_time_ordered_partitions_is_time_ordered(
     parts: list[list[float]], chunk: int
 ) -> None:
-    from driftwatch.streaming.ordering import EventTimeMerge
-
-    merge = EventTimeMerge(key=lambda r: r[0])
-    released: list[tuple[float, int, int]] = []
-    fetches = _feed(parts, chunk)
-    for round_ in range(max((len(f) for f in fetches), default=0)):
-        for p, chunks in enumerate(fetches):
-            if round_ < len(chunks):
-                merge.add(p, chunks[round_])
-        released += merge.release()
-    released += merge.release(everything=True)
+    released = _merged(parts, chunk, None)
     times = [t for t, _, _ in released]
     assert times == sorted(times)
 

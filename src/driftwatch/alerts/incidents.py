@@ -29,11 +29,19 @@ Two alerts are *related* (:func:`related`) when their times overlap (within
    alerts in 28 MCCs whose hits share the cents value and prefix join the
    conjunction's incident, whichever fired first.
 
-A new alert joins the oldest open incident it relates to; otherwise it opens one
-whose id is derived from its own fingerprint and start (``inc-`` + 12 hex digits). The
-id never changes as more alerts join: it is a label of every member, stored with the
-alert in ``{db}.alerts`` and reloaded from there (:meth:`IncidentIndex.load`). An
-incident closes ``gap_s`` after its last member stopped firing.
+A new alert joins the oldest open incident it relates to (earliest first alert, then
+smallest id: every writer picks the same); otherwise it opens one whose id is derived
+from its own fingerprint and start (``inc-`` + 12 hex digits). The id never changes as
+more alerts join: it is a label of every member, stored with the alert in
+``{db}.alerts`` and reloaded from there (:meth:`IncidentIndex.load`). An incident
+closes ``gap_s`` after its last member stopped firing.
+
+Two incidents that turn out to be one attack are **merged**: when a new alert relates
+to both, or when a reload shows related members in two open incidents (two workers
+opened them for an attack's first alerts at the same instant). The oldest (as above)
+absorbs the other; the labels already sent stay as they were and the merge is stored in
+``{db}.incident_merges`` (:mod:`driftwatch.alerts.incident_merges`), so ``driftwatch
+alerts list --incidents`` shows the two as one. Every writer derives the same merges.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from driftwatch.alerts.incident_merges import canonical, load_merges
 from driftwatch.monitors.segments import parse_segment
 from driftwatch.store.client import Store
 
@@ -213,6 +222,11 @@ class _Incident:
     def open_at(self, at: dt.datetime, gap: dt.timedelta) -> bool:
         return any(m.ended is None or at - m.ended <= gap for m in self.members.values())
 
+    @property
+    def rank(self) -> tuple[dt.datetime, str]:
+        """Order of seniority: the oldest incident absorbs the others."""
+        return self.first, self.id
+
 
 class IncidentIndex:
     """The open incidents and their members, in the alert writer.
@@ -240,6 +254,10 @@ class IncidentIndex:
         self.gap_s = gap_s
         self._incidents: dict[str, _Incident] = {}
         self._of: dict[str, str] = {}  # fingerprint -> incident id
+        self.merged: dict[str, str] = {}
+        """Incident id -> the incident it was merged into (stored and reloaded)."""
+        self.new_merges: list[tuple[str, str]] = []
+        """Merges made since the writer last stored them (it empties the list)."""
 
     @property
     def gap(self) -> dt.timedelta:
@@ -261,7 +279,11 @@ class IncidentIndex:
         at = _utc(at)
         keys = keys_of(labels, annotations)
         if not incident:
-            incident = self._match(keys, at) or incident_id(fingerprint, at)
+            found = self._match(keys, at)
+            for other in found[1:]:  # the alert links them: one attack
+                self._merge(other, found[0])
+            incident = found[0] if found else incident_id(fingerprint, at)
+        incident = self.canonical(incident)
         inc = self._incidents.get(incident)
         if inc is None:
             inc = self._incidents[incident] = _Incident(incident, at)
@@ -272,20 +294,51 @@ class IncidentIndex:
         self._of[fingerprint] = incident
         return incident
 
-    def _match(self, keys: Keys, at: dt.datetime) -> str | None:
-        best: _Incident | None = None
-        for inc in self._incidents.values():
-            if best is not None and inc.first >= best.first:
-                continue
-            if not inc.open_at(at, self.gap):
-                continue
-            for m in inc.members.values():
-                if m.start - at > self.gap or (m.ended is not None and at - m.ended > self.gap):
-                    continue
-                if related(keys, m.keys):
-                    best = inc
-                    break
-        return best.id if best is not None else None
+    def _match(self, keys: Keys, at: dt.datetime) -> list[str]:
+        """The open incidents with a member related to ``keys`` around ``at``, oldest
+        first."""
+        found = [inc for inc in self._incidents.values()
+                 if inc.open_at(at, self.gap) and any(
+                     self._near(m, at) and related(keys, m.keys) for m in inc.members.values())]
+        return [inc.id for inc in sorted(found, key=lambda x: x.rank)]
+
+    def _near(self, m: _Member, at: dt.datetime) -> bool:
+        return not (m.start - at > self.gap or (m.ended is not None and at - m.ended > self.gap))
+
+    def canonical(self, incident: str) -> str:
+        """The incident ``incident`` was merged into (itself when it was not)."""
+        return canonical(self.merged, incident)
+
+    def _merge(self, src: str, dst: str) -> None:
+        """Merge incident ``src`` into ``dst`` (both known, ``dst`` the older)."""
+        src, dst = self.canonical(src), self.canonical(dst)
+        if src == dst:
+            return
+        a, b = self._incidents.pop(src), self._incidents[dst]
+        b.first = min(a.first, b.first)
+        for fp, m in a.members.items():
+            b.members[fp] = m
+            self._of[fp] = dst
+        self.merged[src] = dst
+        self.new_merges.append((src, dst))
+
+    def reconcile(self) -> int:
+        """Merge the incidents a single writer would have made one: a member related to
+        a member of an older incident that started within ``gap_s`` of it (two writers
+        that opened them at about the same time, each before seeing the other's). Each
+        goes into the oldest such incident; returns the number of merges made.
+
+        Only the members' start times decide (not whether they fire now), so a writer
+        reconciling at any later time makes the same merges."""
+        made = 0
+        for inc in sorted(self._incidents.values(), key=lambda x: x.rank, reverse=True):
+            older = [o for o in self._incidents.values() if o.rank < inc.rank and any(
+                abs(m.start - n.start) <= self.gap and related(m.keys, n.keys)
+                for m in inc.members.values() for n in o.members.values())]
+            if older:
+                self._merge(inc.id, min(older, key=lambda x: x.rank).id)
+                made += 1
+        return made
 
     def seen(self, fingerprint: str, at: dt.datetime) -> None:
         """The alert ``fingerprint`` had evidence at ``at`` (it fires on)."""
@@ -311,10 +364,14 @@ class IncidentIndex:
             for fp in self._incidents.pop(iid).members:
                 self._of.pop(fp, None)
 
-    def load(self, rows: Iterable[Sequence[Any]]) -> int:
+    def load(self, rows: Iterable[Sequence[Any]],
+             merges: Mapping[str, str] | None = None) -> int:
         """Put stored alerts back: rows of ``(fingerprint, status, starts_at, ends_at,
-        last_seen_at, labels, annotations)`` carrying an ``incident`` label; returns
-        the number of incidents known afterwards."""
+        last_seen_at, labels, annotations)`` carrying an ``incident`` label, in the
+        incidents they were merged into (``merges``: stored merges); then merge the open
+        incidents that are related (:meth:`reconcile`). Returns the number of incidents
+        known afterwards."""
+        self.merged.update(merges or {})
         for fp, status, starts, ends, seen, labels, notes in rows:
             labels, notes = dict(labels), dict(notes)
             iid = labels.get(INCIDENT_LABEL, "")
@@ -324,6 +381,7 @@ class IncidentIndex:
             self.seen(str(fp), seen)
             if status != "firing":
                 self.ended(str(fp), ends or seen)
+        self.reconcile()
         return len(self._incidents)
 
 
@@ -395,77 +453,4 @@ def load_recent(store: Store, index: IncidentIndex) -> int:
         "- toIntervalSecond({gap:UInt32}))",
         {"gap": index.gap_s},
     )
-    return index.load(rows)
-
-
-@dataclass(frozen=True)
-class IncidentSummary:
-    """One incident as ``driftwatch alerts list --incidents`` shows it."""
-
-    incident: str
-    first_seen: dt.datetime
-    last_seen: dt.datetime
-    status: str
-    severity: str
-    alerts: int
-    members: tuple[str, ...]
-    keys: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "incident": self.incident, "first_seen": _iso(self.first_seen),
-            "last_seen": _iso(self.last_seen), "status": self.status,
-            "severity": self.severity, "alerts": self.alerts,
-            "members": list(self.members), "keys": list(self.keys),
-        }
-
-
-def _iso(t: dt.datetime) -> str:
-    return _utc(t).isoformat().replace("+00:00", "Z")
-
-
-_RANK = {"info": 1, "warning": 2, "critical": 3}
-
-
-def _time(value: Any) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return _utc(value)
-    return _utc(dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")))
-
-
-def summarise(records: Iterable[Mapping[str, Any]]) -> list[IncidentSummary]:
-    """Incidents from alert records in the contract form (``fingerprint``, ``status``,
-    ``starts_at``, ``updated_at``, ``labels``: what ``/alerts`` and
-    ``driftwatch alerts list --format json`` return), newest last-seen first. A member
-    is shown as ``detector:<name>@<segment>`` or ``rule:<id>@<segment>``; keys are the
-    distinct segments and conjunctions of the members. Alerts without an ``incident``
-    label are left out."""
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    for rec in records:
-        iid = dict(rec.get("labels") or {}).get(INCIDENT_LABEL, "")
-        if iid:
-            groups.setdefault(str(iid), []).append(rec)
-    out = []
-    for iid, members in groups.items():
-        names: list[str] = []
-        keys: list[str] = []
-        starts = [_time(m["starts_at"]) for m in members]
-        lasts = [_time(m.get("updated_at") or m["starts_at"]) for m in members]
-        for _, rec in sorted(zip(starts, members, strict=True),
-                             key=lambda x: (x[0], str(x[1]["fingerprint"]))):
-            labels = dict(rec["labels"])
-            origin = (f"rule:{labels.get('rule_id', '')}" if labels.get("source") == "rule"
-                      else f"detector:{labels.get('detector', '')}")
-            names.append(f"{origin}@{labels.get('segment', '')}")
-            for key in (labels.get("segment", ""), labels.get("conjunction", "")):
-                if key and key not in keys:
-                    keys.append(key)
-        sev = max((str(dict(m["labels"]).get("severity", "info")) for m in members),
-                  key=lambda x: _RANK.get(x, 0))
-        out.append(IncidentSummary(
-            incident=iid, first_seen=min(starts), last_seen=max(lasts),
-            status="firing" if any(m["status"] == "firing" for m in members) else "resolved",
-            severity=sev, alerts=len(members), members=tuple(names), keys=tuple(keys),
-        ))
-    return sorted(out, key=lambda x: (x.last_seen, x.incident), reverse=True)
+    return index.load(rows, load_merges(store))

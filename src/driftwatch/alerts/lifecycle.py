@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from driftwatch.alerts import incidents
+from driftwatch.alerts.incident_merges import store_merges
 from driftwatch.alerts.incidents import INCIDENT_LABEL, KEYS_ANNOTATION, IncidentIndex
 from driftwatch.alerts.model import Alert, Finding
 from driftwatch.events import UTC
@@ -311,6 +312,9 @@ class StoreAlertBook:
                     continue
             self._resolve(st, st.last_seen + quiet, changed, rows, log, written)
         self._persist(rows, log)
+        if self.store is not None and self.incidents.new_merges:
+            store_merges(self.store, self.incidents.new_merges, written)
+            self.incidents.new_merges.clear()
         self.incidents.expire(now)
         return changed
 

@@ -239,9 +239,12 @@ def alerts_list(c: Ctx, /, fmt: str, incidents: bool, **options: Any) -> None:
     else:
         rows = queries.alerts(store, p)
     if incidents:
-        from driftwatch.alerts.incidents import summarise
+        from driftwatch.alerts.incident_list import summarise
+        from driftwatch.alerts.incident_merges import load_merges
 
-        found = [x.to_dict() for x in summarise(rows)
+        # merged incidents as one (the merges are read from a store, not over HTTP)
+        merges = {} if isinstance(store, str) else load_merges(store)
+        found = [x.to_dict() for x in summarise(rows, merges)
                  if status in (None, "all") or x.status == status]
         if fmt != "json":
             found = [{**x, "members": "; ".join(x["members"]), "keys": "; ".join(x["keys"])}

@@ -349,6 +349,27 @@ class RuleStage:
         """The rule's alert window (``alert_window``, else the stage's), in ms."""
         return rule.alert_window_ms or self.alert_window_s * 1000
 
+    # -- public access for the store-side stage and the assembly -----------------------
+    @classmethod
+    def from_settings(cls, ruleset: RuleSet, store: Store | None,
+                      settings: Settings) -> RuleStage:
+        """The stage over ``ruleset`` with the alert settings (``rule_case_alerts``,
+        ``rule_case_alerts_per_hour``, ``rule_coverage_warn_below``,
+        ``rule_coverage_warn_after``) of ``settings``."""
+        return cls(ruleset, store, case_alerts=settings.rule_case_alerts,
+                   case_alerts_per_hour=settings.rule_case_alerts_per_hour,
+                   coverage_warn_below=settings.rule_coverage_warn_below,
+                   coverage_warn_after=settings.rule_coverage_warn_after)
+
+    def findings(self, hits: Sequence[Hit]) -> list[Finding]:
+        """The alert findings of ``hits`` (hits found elsewhere, e.g. by the store-side
+        rules), growing this stage's alert tallies exactly as :meth:`on_events` does."""
+        return self._findings(hits)
+
+    def alert_window(self, rule: Rule) -> dt.timedelta:
+        """The rule's alert window (``alert_window``, else the stage's)."""
+        return dt.timedelta(milliseconds=self._window_ms(rule))
+
     def _finding(
         self, rule: Rule, segment: str, tally: _Tally, fresh: int, newest: dt.datetime,
         *, case: bool = False, campaign: str = "",
@@ -432,7 +453,4 @@ def rule_stage_from_settings(settings: Settings, store: Store | None) -> list[Ru
     ruleset = load_rules(dirs, settings.rule_state_horizon_s * 1000, confine=True)
     if not ruleset.rules:
         return []
-    return [RuleStage(ruleset, store, case_alerts=settings.rule_case_alerts,
-                      case_alerts_per_hour=settings.rule_case_alerts_per_hour,
-                      coverage_warn_below=settings.rule_coverage_warn_below,
-                      coverage_warn_after=settings.rule_coverage_warn_after)]
+    return [RuleStage.from_settings(ruleset, store, settings)]

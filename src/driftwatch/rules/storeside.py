@@ -57,6 +57,7 @@ from driftwatch.rules.model import Hit, Rule
 from driftwatch.rules.pack import RuleSet
 from driftwatch.rules.sql import CompiledRule, compile_rule
 from driftwatch.rules.stage import HIT_TABLE, RuleStage, hit_row
+from driftwatch.settings import Settings
 from driftwatch.store.client import Store
 
 log = logging.getLogger(__name__)
@@ -120,18 +121,6 @@ def split_rules(ruleset: RuleSet, placement: str = "auto") -> tuple[RuleSet, Rul
     return _only(ruleset, local, True), _only(ruleset, local, False)
 
 
-class _AlertMapping(RuleStage):
-    """A rule stage used only for its hits -> findings mapping (never evaluates)."""
-
-    def findings(self, hits: Sequence[Hit]) -> list[Any]:
-        """The findings of ``hits`` (in event-time order per rule), as in-stream."""
-        return self._findings(hits)
-
-    def window(self, rule: Rule) -> dt.timedelta:
-        """The rule's alert window."""
-        return dt.timedelta(milliseconds=self._window_ms(rule))
-
-
 class StoreSideRules:
     """Evaluate ``ruleset`` in ClickHouse, incrementally, as the watermark advances.
 
@@ -171,9 +160,10 @@ class StoreSideRules:
         self.store = store
         self.max_span = dt.timedelta(seconds=max_span_s)
         self.start = None if start is None else _utc(start)
-        self.mapping = _AlertMapping(ruleset, None, alert_window_s=alert_window_s,
-                                     case_alerts=case_alerts,
-                                     case_alerts_per_hour=case_alerts_per_hour)
+        self.mapping = RuleStage(ruleset, None, alert_window_s=alert_window_s,
+                                 case_alerts=case_alerts,
+                                 case_alerts_per_hour=case_alerts_per_hour)
+        """Used only for its hits -> findings mapping (it never evaluates)."""
         self.queries: dict[str, CompiledRule] = {r.id: compile_rule(r) for r in ruleset.rules}
         self.rules = {r.id: r for r in ruleset.rules}
         self.marks: dict[str, dt.datetime] | None = None
@@ -189,12 +179,21 @@ class StoreSideRules:
         self.pending_hits: list[dict[str, Any]] = []
         """Hit rows not yet taken by :meth:`take_hits` (for the rule-hits topic)."""
 
+    @classmethod
+    def from_settings(cls, ruleset: RuleSet, store: Store,
+                      settings: Settings) -> StoreSideRules:
+        """The store-side stage over ``ruleset`` with ``rule_store_max_span_s`` and the
+        case-alert settings of ``settings`` (those of the in-stream stage)."""
+        return cls(ruleset, store, max_span_s=settings.rule_store_max_span_s,
+                   case_alerts=settings.rule_case_alerts,
+                   case_alerts_per_hour=settings.rule_case_alerts_per_hour)
+
     # -- leadership --------------------------------------------------------------------
     def take_over(self) -> int:
         """Start a term: reload the marks from the store and rebuild the alert tallies
         from the stored hits of the alert window before them; returns the hits read."""
         self.marks = self._load_marks()
-        self.mapping = _AlertMapping(
+        self.mapping = RuleStage(
             self.ruleset, None, alert_window_s=self.mapping.alert_window_s,
             case_alerts=self.mapping.case_alerts,
             case_alerts_per_hour=self.mapping.case_alerts_per_hour)
@@ -214,7 +213,7 @@ class StoreSideRules:
         return len(hits)
 
     def _alert_window(self) -> dt.timedelta:
-        return max((self.mapping.window(r) for r in self.ruleset.rules),
+        return max((self.mapping.alert_window(r) for r in self.ruleset.rules),
                    default=dt.timedelta(0))
 
     def _load_marks(self) -> dict[str, dt.datetime]:

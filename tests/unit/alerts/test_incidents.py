@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from driftwatch.alerts.incident_list import summarise
 from driftwatch.alerts.incidents import (
     IncidentIndex,
     incident_id,
@@ -15,7 +16,6 @@ from driftwatch.alerts.incidents import (
     parse_conjunction,
     related,
     signature,
-    summarise,
 )
 from driftwatch.alerts.lifecycle import StoreAlertBook
 from driftwatch.alerts.model import Finding
@@ -133,6 +133,49 @@ def test_joins_the_oldest_of_two_matching_incidents() -> None:
     new = ix.assign("fp-2", seg("mcc=5411"), {}, T0 + MIN)
     both = ix.assign("fp-3", seg("", conjunction="mcc=5411 & mcc=5967"), {}, T0 + 2 * MIN)
     assert old != new and both == old
+    # fp-3 links them: one attack, the newer merged into the older
+    assert ix.new_merges == [(new, old)] and ix.canonical(new) == old
+    assert ix.incident_of("fp-2") == old
+
+
+def test_a_later_alert_linking_two_incidents_merges_them() -> None:
+    """A slice alert and a pattern alert are unrelated; a conjunction on the slice that
+    names the pattern relates to both: the younger incident is merged into the older,
+    and a stored member of the merged one reloads into the older."""
+    ix = IncidentIndex(gap_s=3600)
+    pattern = "amount_cents=37 & beneficiary_prefix=INTL-PAY-"
+    a = ix.assign("fp-slice", seg("mcc=5967"), {}, T0)
+    b = ix.assign("fp-rule", seg("mcc=5411"), {"incident_keys": pattern}, T0 + MIN)
+    assert a != b
+    c = ix.assign("fp-conj", seg("mcc=5967", conjunction=pattern), {}, T0 + 2 * MIN)
+    assert c == a and ix.merged == {b: a}
+    assert {ix.incident_of(f) for f in ("fp-slice", "fp-rule", "fp-conj")} == {a}
+    again = IncidentIndex(gap_s=3600)
+    rows = [("fp-rule", "firing", T0 + MIN, None, T0 + MIN,
+             {"segment": "mcc=5411", "incident": b}, {"incident_keys": pattern})]
+    assert again.load(rows, ix.merged) == 1 and again.incident_of("fp-rule") == a
+
+
+def test_concurrent_incidents_reconcile_to_the_same_one_in_every_writer() -> None:
+    """Two writers opened an incident each for one attack's first alerts at the same
+    instant; whichever order a reload reads them in, both merge the same way: into
+    the smaller id (same first time), the merge recorded once."""
+    rows = [("fp-cents", "firing", T0, None, T0,
+             {"segment": "mcc=5967", "incident": incident_id("fp-cents", T0)}, {}),
+            ("fp-rule", "firing", T0, None, T0,
+             {"segment": "mcc=5967,merchant_country=LT",
+              "incident": incident_id("fp-rule", T0)}, {}),
+            ("fp-other", "firing", T0, None, T0,
+             {"segment": "mcc=1111", "incident": "inc-other"}, {})]
+    want = min(incident_id("fp-cents", T0), incident_id("fp-rule", T0))
+    merges = []
+    for order in (rows, rows[::-1]):
+        ix = IncidentIndex(gap_s=3600)
+        assert ix.load(order) == 2
+        assert ix.incident_of("fp-cents") == ix.incident_of("fp-rule") == want
+        assert ix.incident_of("fp-other") == "inc-other"
+        merges.append(ix.new_merges)
+    assert merges[0] == merges[1] and len(merges[0]) == 1 and merges[0][0][1] == want
 
 
 def test_reload_puts_alerts_back_in_their_incidents() -> None:
@@ -212,3 +255,7 @@ def test_summary_counts_members_severity_and_keys() -> None:
                            "detector:trigger_mining@")
     assert one.keys == ("mcc=5967", "mcc=5411", CONJ)
     assert got[1].to_dict()["status"] == "resolved"
+    # a stored merge shows inc-2 as part of inc-1
+    (merged,) = summarise(rows, {"inc-2": "inc-1"})
+    assert (merged.incident, merged.alerts, merged.first_seen) == ("inc-1", 4, T0)
+    assert "detector:volume@mcc=1" in merged.members

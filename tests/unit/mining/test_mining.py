@@ -15,8 +15,7 @@ from driftwatch.mining.exact import (
     min_attainable_binomial,
     tarone_family,
 )
-
-ATTRS = ["a", "b", "c", "d"]
+from tests.unit.mining.records import ATTRS, records
 
 
 def test_conditional_binomial_matches_scipy_binomtest() -> None:
@@ -49,19 +48,9 @@ def test_hand_worked_tails_and_tarone() -> None:
         conditional_binomial([1], [1], 1.0)
 
 
-def _records(rng: np.random.Generator, n: int, sus_rate: float = 0.02) -> pd.DataFrame:
-    return pd.DataFrame({
-        "a": rng.choice([f"a{i}" for i in range(12)], n),
-        "b": rng.choice([f"b{i}" for i in range(30)], n),
-        "c": rng.choice(["x", "y", "z"], n),
-        "d": rng.choice([f"d{i}" for i in range(6)], n),
-        "suspicious": rng.random(n) < sus_rate,
-    })
-
-
 def test_planted_three_item_conjunction_is_found_and_named() -> None:
     rng = np.random.default_rng(1)
-    old, new = _records(rng, 40_000), _records(rng, 40_000)
+    old, new = records(rng, 40_000), records(rng, 40_000)
     planted = pd.DataFrame({"a": "a3", "b": "b7", "c": rng.choice(["x", "y", "z"], 40),
                             "d": "d2", "suspicious": True})
     new = pd.concat([new, planted], ignore_index=True)
@@ -76,7 +65,7 @@ def test_planted_three_item_conjunction_is_found_and_named() -> None:
 
 def test_hypergeom_option_finds_a_share_increase() -> None:
     rng = np.random.default_rng(2)
-    old, new = _records(rng, 20_000, 0.05), _records(rng, 20_000, 0.05)
+    old, new = records(rng, 20_000, 0.05), records(rng, 20_000, 0.05)
     hit = (new["a"] == "a1") & (new["c"] == "x")
     new.loc[hit, "suspicious"] = rng.random(int(hit.sum())) < 0.5
     res = mine(count_table(new, old, ATTRS), ATTRS, test="hypergeom", min_support=10)
@@ -89,7 +78,7 @@ def test_null_data_false_positive_rate() -> None:
     rng = np.random.default_rng(3)
     with_findings = 0
     for _ in range(60):
-        table = count_table(_records(rng, 5_000, 0.05), _records(rng, 5_000, 0.05), ATTRS)
+        table = count_table(records(rng, 5_000, 0.05), records(rng, 5_000, 0.05), ATTRS)
         if mine(table, ATTRS, min_support=10, alpha=0.01).findings:
             with_findings += 1
     assert with_findings <= 3

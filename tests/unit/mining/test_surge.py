@@ -11,18 +11,7 @@ from scipy import stats
 
 from driftwatch.mining import count_table, lattice, mine
 from driftwatch.mining.exact import poisson_surge
-
-ATTRS = ["a", "b", "c", "d"]
-
-
-def _records(rng: np.random.Generator, n: int, sus_rate: float = 0.02) -> pd.DataFrame:
-    return pd.DataFrame({
-        "a": rng.choice([f"a{i}" for i in range(12)], n),
-        "b": rng.choice([f"b{i}" for i in range(30)], n),
-        "c": rng.choice(["x", "y", "z"], n),
-        "d": rng.choice([f"d{i}" for i in range(6)], n),
-        "suspicious": rng.random(n) < sus_rate,
-    })
+from tests.unit.mining.records import ATTRS, records
 
 
 def test_poisson_surge_matches_scipy() -> None:
@@ -57,7 +46,7 @@ def test_hand_worked_surge() -> None:
 
 def test_small_tables_search_like_pandas(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(4)
-    table = count_table(_records(rng, 3000, 0.1), _records(rng, 3000, 0.1), ATTRS)
+    table = count_table(records(rng, 3000, 0.1), records(rng, 3000, 0.1), ATTRS)
     for test in ("binomial", "hypergeom", "surge"):
         fast = mine(table, ATTRS, test=test, min_support=5, alpha=0.5)  # type: ignore[arg-type]
         monkeypatch.setattr(lattice, "SMALL_TABLE", 0)
@@ -70,7 +59,7 @@ def test_small_tables_search_like_pandas(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_planted_surge_is_found_and_null_data_rarely_is() -> None:
     rng = np.random.default_rng(5)
-    old, new = _records(rng, 20_000), _records(rng, 3_000)
+    old, new = records(rng, 20_000), records(rng, 3_000)
     planted = pd.DataFrame({"a": "a3", "b": "b7", "c": rng.choice(["x", "y", "z"], 6),
                             "d": "d2", "suspicious": True})
     table = count_table(pd.concat([new, planted], ignore_index=True), old, ATTRS)
@@ -78,7 +67,7 @@ def test_planted_surge_is_found_and_null_data_rarely_is() -> None:
     assert res.findings and res.findings[0].conjunction == {"a": "a3", "b": "b7", "d": "d2"}
     hits = 0
     for _ in range(25):
-        table = count_table(_records(rng, 3_000), _records(rng, 20_000), ATTRS)
+        table = count_table(records(rng, 3_000), records(rng, 20_000), ATTRS)
         hits += bool(mine(table, ATTRS, test="surge", min_support=3, alpha=0.01,
                           min_excess=2).findings)
     assert hits <= 2  # family-wise level 0.01 per search

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import replace
 
 from driftwatch.alerts.model import Alert
+from driftwatch.rules.live import LiveEvaluator
 from driftwatch.rules.model import Pack
 from driftwatch.rules.pack import RuleSet, rule_from_text
 from driftwatch.rules.sql import HIT_COLUMNS, compile_rule
 from driftwatch.rules.stage import RuleStage
+from driftwatch.settings import Settings
 from tests.unit.rules.helpers import DAY_MS, event, parse
 
 MIN = 60_000
@@ -172,3 +175,25 @@ def test_alert_labels_reach_the_alert_but_never_replace_its_own() -> None:
     labels = Alert.from_finding(f).labels
     assert labels["feature"] == "customer_age"
     assert (labels["rule_id"], labels["segment"], labels["source"]) == ("oor", "mcc=5967", "rule")
+
+
+def test_from_settings_and_the_public_alert_mapping() -> None:
+    """``from_settings`` takes the alert settings; ``findings`` maps hits found elsewhere
+    as ``on_events`` maps its own; ``alert_window`` is the rule's, else the stage's."""
+    settings = Settings.load(config_file=None, env={}, overrides={
+        "rule_case_alerts": False, "rule_case_alerts_per_hour": 7,
+        "rule_coverage_warn_below": 0.25, "rule_coverage_warn_after": 50})
+    plain = rule_from_text("t", "amount_cents == 37")
+    windowed = replace(plain, id="w", alert_window_ms=90 * MIN)
+    ruleset = RuleSet((Pack("p", "p.yaml", "0" * 64, (plain, windowed)),), DAY_MS)
+    s = RuleStage.from_settings(ruleset, None, settings)
+    assert (s.case_alerts, s.case_alerts_per_hour) == (False, 7)
+    assert (s.coverage.warn_below, s.coverage.warn_after) == (0.25, 50)
+    assert s.alert_window(plain) == dt.timedelta(seconds=s.alert_window_s) == dt.timedelta(days=1)
+    assert s.alert_window(windowed) == dt.timedelta(minutes=90)
+    events = parse([event(i, i * MIN, amount="1.37") for i in range(3)])
+    live = RuleStage(ruleset)
+    hits = LiveEvaluator(ruleset.rules, horizon_ms=DAY_MS).process(events)
+    assert len(hits) == 6
+    mapped, own = s.findings(hits), live.on_events(events).findings
+    assert len(own) == 2 and mapped == own  # one finding per rule, the same
