@@ -126,7 +126,7 @@ class ColumnFeed:
         for w, key, filters, values in self.windows:
             low = first - w.within_ms
             try:
-                parts = [ms_col, eid_col, *[column(v) for v in values]]
+                parts: list[Any] = [ms_col, eid_col, *[column(v) for v in values]]
                 keys: Any = column(key)
                 if filters:  # select first: no entry is built for an event not stored
                     mask = (column(filters[0]) if len(filters) == 1 else
