@@ -45,7 +45,7 @@ from driftwatch.rules.columns import ColumnFeed, column_cache, window_columns
 from driftwatch.rules.guards import Lanes
 from driftwatch.rules.model import Hit, Rule
 from driftwatch.rules.typed import Ty
-from driftwatch.rules.window import Entry, KeyedWindow, distinct_values, reducer
+from driftwatch.rules.window import KeyedWindow, distinct_values, reducer
 
 __all__ = ["LiveEvaluator", "RuleFailure", "StateStats", "haversine_km"]
 
@@ -344,14 +344,8 @@ class LiveEvaluator:
             got = held(k)
             if got is None or (got.__class__ is tuple and got[1] == cur.eid):
                 return None  # the key holds this event only
-            now = cur.t
-            prev: Entry | None
-            if (got.__class__ is list and (last := got[-1])[1] == cur.eid and last[0] == now
-                    and len(got) > 1 and got[-2][lat_slot] is not None):
-                prev = got[-2]  # the usual case: this event is the key's newest
-            else:
-                prev = w.previous(k, now, cur.eid, lat_slot)
-            if prev is None or prev[0] < now - within:
+            prev = w.previous(k, cur.t, cur.eid, lat_slot)
+            if prev is None or prev[0] < cur.t - within:
                 return None
             plat, plon = prev[lat_slot], prev[lon_slot]
             if plat == e.geo_lat and plon == e.geo_lon:
