@@ -126,13 +126,14 @@ class ColumnFeed:
         for w, key, filters, values in self.windows:
             low = first - w.within_ms
             try:
-                entries = zip(ms_col, eid_col, *[column(v) for v in values], strict=True)
-                pairs: Any = zip(column(key), entries, strict=True)
-                if len(filters) == 1:
-                    pairs = compress(pairs, column(filters[0]))
-                elif filters:
-                    pairs = compress(pairs, map(all, zip(*[column(f) for f in filters],
-                                                         strict=True)))
+                parts: list[Any] = [ms_col, eid_col, *[column(v) for v in values]]
+                keys: Any = column(key)
+                if filters:  # select first: no entry is built for an event not stored
+                    mask = (column(filters[0]) if len(filters) == 1 else
+                            tuple(map(all, zip(*[column(f) for f in filters], strict=True))))
+                    keys = compress(keys, mask)
+                    parts = [compress(p, mask) for p in parts]
+                pairs = zip(keys, zip(*parts, strict=True), strict=True)
             except Exception:  # a filter or value that raises: event by event, as before
                 w.store(_one_by_one(w, ms_col, eid_col, events), low)
                 continue

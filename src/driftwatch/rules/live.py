@@ -410,13 +410,14 @@ class LiveEvaluator:
         codes, fns = self._lanes.plan(batch, column)
         nr = len(fns)
         cur = self._cur
+        at = -1  # the event the cursor is on (codes come event by event)
         for code in codes:
             i, r = divmod(code, nr)
             e = batch[i]
             fn = fns[r]
             if fn is not None:
-                cur.t = ms_col[i]
-                cur.eid = eid_col[i]
+                if i != at:
+                    at, cur.t, cur.eid = i, ms_col[i], eid_col[i]
                 try:
                     if not fn(e):
                         continue

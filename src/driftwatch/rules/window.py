@@ -400,7 +400,8 @@ class KeyedWindow:
                 keys = keys[:limit]
             limit -= len(keys)
             for k in keys:
-                newest = _newest(data[k])  # every key queued is held (they leave together)
+                got = data[k]  # every key queued is held (they leave together)
+                newest = got[-1][0] if got.__class__ is list else got[0]  # _newest, inline
                 if newest < low:
                     del data[k]
                     if counted:
