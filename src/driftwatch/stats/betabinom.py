@@ -40,14 +40,18 @@ def _betabinom_tail(c: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray) 
     if idx.size == 0:
         return out.reshape(c.shape)
     cc, nn, aa, bb = (v.ravel()[idx] for v in (c, n, a, b))
-    lower = cc - 1.0 <= nn * aa / (aa + bb)
+    below = cc - 1.0 <= nn * aa / (aa + bb)
+    lower = below
     k = np.where(lower, cc - 1.0, cc)
     step = np.where(lower, -1.0, 1.0)
     term = np.exp(_betabinom_logpmf(k, nn, aa, bb))
     acc = np.zeros(idx.size)
-    active = np.ones(idx.size, dtype=bool)
-    while active.any():
-        acc += np.where(active, term, 0.0)
+    # each step works on the still-active tails only (``at``: their places in ``acc``);
+    # a tail's own sequence of operations is that of a step over all tails
+    at = np.arange(idx.size)
+    part = np.zeros(idx.size)
+    while at.size:
+        part = part + term
         with np.errstate(invalid="ignore", divide="ignore"):
             up = (nn - k) * (k + aa) / ((k + 1.0) * (nn - k - 1.0 + bb))
             down = k * (nn - k + bb) / ((nn - k + 1.0) * (k - 1.0 + aa))
@@ -55,9 +59,15 @@ def _betabinom_tail(c: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray) 
             k = k + step
             term = term * ratio
         finished = np.where(lower, k < 0, k > nn)
-        negligible = (ratio < 1.0) & (term <= 1e-15 * acc)
-        active &= ~(finished | negligible)
-    out[idx] = np.clip(np.where(lower, 1.0 - acc, acc), 0.0, 1.0)
+        done = finished | ((ratio < 1.0) & (term <= 1e-15 * part))
+        if done.any():
+            acc[at[done]] = part[done]
+            keep = ~done
+            at, lower = at[keep], lower[keep]
+            part, term, k, step, nn, aa, bb = (
+                v[keep] for v in (part, term, k, step, nn, aa, bb)
+            )
+    out[idx] = np.clip(np.where(below, 1.0 - acc, acc), 0.0, 1.0)
     return out.reshape(c.shape)
 
 
