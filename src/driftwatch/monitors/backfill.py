@@ -48,6 +48,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -248,7 +249,9 @@ def run_backfill(monitor: Monitor, passes: Sequence[dt.datetime], block: int) ->
     size = max(1, block)
     for start in range(0, len(passes), size):
         chunk = passes[start : start + size]
+        started = time.perf_counter()
         batched = _prefetch(monitor, chunk)
+        monitor.seconds["_prefetch"] += time.perf_counter() - started
         monitor.results_buffer = {}
         span_s = int((chunk[-1] - chunk[0]).total_seconds())
         for detector in monitor.detectors:
@@ -272,7 +275,9 @@ def _flush(monitor: Monitor, min_rows: int) -> None:
     cols = monitor.results_buffer
     if cols and len(cols["detector"]) >= min_rows:
         monitor.results_buffer = {}
+        started = time.perf_counter()
         monitor.store.insert_columns("drift_results", cols)
+        monitor.seconds["_insert"] += time.perf_counter() - started
 
 
 def _prefetch(monitor: Monitor, passes: Sequence[dt.datetime]) -> list[BatchedWindows]:
