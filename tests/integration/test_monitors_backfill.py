@@ -103,7 +103,8 @@ def test_backfill_blocks_write_the_rows_and_alerts_of_the_pass_by_pass_path(
     ref_seq, disp_seq = _reads(seq)
     ref_bf, disp_bf = _reads(bf)
     assert ref_seq[0] == ref_bf[0] > 0 and ref_seq[1] == ref_seq[0]  # tables asked for
-    assert 0 < ref_bf[1] <= ref_seq[1] / 2, (ref_bf, ref_seq)  # store queries
+    # (rebuilds and released segments' rows are read as before: only chunks read ahead)
+    assert 0 < ref_bf[1] <= 0.8 * ref_seq[1], (ref_bf, ref_seq)  # store queries
     assert disp_seq == disp_bf and 0 < disp_seq[1] * 4 <= disp_seq[0], disp_seq
     # the attack alerts (and resolves) -- the comparison is not between two empty runs
     firing = [a for a in alerts_seq if a["status"] == "firing"]
@@ -120,13 +121,13 @@ def test_backfill_blocks_write_the_rows_and_alerts_of_the_pass_by_pass_path(
 
 
 def _reads(monitor: Monitor) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(tables asked for, store queries) of the sliding references and of the
-    dispersion estimates of every detector."""
+    """(tables asked for, store queries) of the sliding references that can read many
+    chunks at once and of the dispersion estimates of every detector."""
     refs: list[SlidingReference] = []
     disps: list[ReferenceDispersion] = []
     for det in monitor.detectors:
         for value in vars(det).values():
-            if isinstance(value, SlidingReference):
+            if isinstance(value, SlidingReference) and value.many is not None:
                 refs.append(value)
             elif isinstance(value, ReferenceDispersion):
                 disps.append(value)
