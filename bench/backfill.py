@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from driftwatch.assemble import build_pipeline
+from driftwatch.monitors.monitor import Monitor
 from driftwatch.settings import Settings
 from driftwatch.simulate import generate, load_scenario, write
 from driftwatch.sources.replay import replay
@@ -66,6 +67,10 @@ def run(dsn: str, db: str, paths: dict[str, Path], extra: dict[str, Any]) -> dic
     finally:
         pipeline.close()
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    spent: dict[str, float] = {}
+    for stage in pipeline.clock_stages:
+        if isinstance(stage, Monitor):
+            spent.update(stage.seconds)
     # alert evidence SQL names the database: each mode has its own
     alerts = sorted(
         json.dumps(a.to_dict(), sort_keys=True).replace(db, "{db}") for a in result.alerts
@@ -73,7 +78,7 @@ def run(dsn: str, db: str, paths: dict[str, Path], extra: dict[str, Any]) -> dic
     rows = _rows(store)
     store.drop()
     return {"seconds": seconds, "cpu": cpu, "events": result.events, "alerts": alerts,
-            "rows": rows}
+            "rows": rows, "spent": spent}
 
 
 def _rows(store: Store) -> list[str]:
@@ -121,6 +126,14 @@ def main(argv: list[str] | None = None) -> int:
           f"pass_by_pass / backfill = {med['pass_by_pass'] / med['backfill']:.2f}")
     print(f"drift_results rows {len(seq['rows']):,} vs {len(bf['rows']):,}, alert changes "
           f"{len(seq['alerts'])} vs {len(bf['alerts'])}: identical={identical}")
+    spent = {m: {k: round(v, 1) for k, v in sorted(outputs[m]["spent"].items(),
+                                                     key=lambda kv: -kv[1])}
+             for m in ("pass_by_pass", "backfill")}
+    print("monitor wall s by detector (first run; _prefetch: blocks' current windows, "
+          "_write/_insert: drift_results):")
+    for name in spent["backfill"]:
+        print(f"  {name:<24}{spent['pass_by_pass'].get(name, 0.0):>10.1f}"
+              f"{spent['backfill'][name]:>10.1f}")
     figures = {
         "hours": hours,
         "events": events,
@@ -129,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "backfill_s": round(med["backfill"], 2),
         "backfill_over_off": round(ratio, 3),
         "cpu_s": {m: round(v, 2) for m, v in cpu.items()},
+        "monitor_s": spent,
         "target_backfill_over_off": TARGET_RATIO,
         "drift_results_rows": len(bf["rows"]),
         "alert_changes": len(bf["alerts"]),

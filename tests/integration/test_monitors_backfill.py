@@ -24,7 +24,9 @@ from driftwatch.monitors.backfill import (
     split_passes,
 )
 from driftwatch.monitors.base import SCORED, WINDOW, query_table
+from driftwatch.monitors.dispersion import ReferenceDispersion
 from driftwatch.monitors.monitor import Monitor
+from driftwatch.monitors.reference import SlidingReference
 from driftwatch.monitors.registry import create
 from driftwatch.monitors.segments import SegmentSpec, segment_sql
 from driftwatch.settings import Settings
@@ -131,6 +133,14 @@ def test_backfill_blocks_write_the_rows_and_alerts_of_the_pass_by_pass_path(
     assert all(d.batched_passes == 0 for d in seq.detectors if isinstance(d, BatchedWindows))
     assert seq.passes == bf.passes >= span.min_passes
     assert seq.detector_errors == bf.detector_errors == {}
+    # reference chunks: read a block ahead in backfill, one by one pass by pass; each
+    # dispersion refresh reads its chunks in one query on both paths
+    ref_seq, disp_seq = _reads(seq)
+    ref_bf, disp_bf = _reads(bf)
+    assert ref_seq[0] == ref_bf[0] > 0 and ref_seq[1] == ref_seq[0]  # tables asked for
+    # (rebuilds and released segments' rows are read as before: only chunks read ahead)
+    assert 0 < ref_bf[1] <= 0.8 * ref_seq[1], (ref_bf, ref_seq)  # store queries
+    assert disp_seq == disp_bf and 0 < disp_seq[1] * 4 <= disp_seq[0], disp_seq
     # the attack alerts (and resolves) -- the comparison is not between two empty runs
     firing = [a for a in alerts_seq if a["status"] == "firing"]
     assert any("mcc=5967" in a["labels"]["segment"] for a in firing), firing
@@ -143,6 +153,23 @@ def test_backfill_blocks_write_the_rows_and_alerts_of_the_pass_by_pass_path(
     assert len(seq_text) == len(bf_text) > 0
     for a, b in zip(seq_text, bf_text, strict=True):
         assert a == b
+
+
+def _reads(monitor: Monitor) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(tables asked for, store queries) of the sliding references that can read many
+    chunks at once and of the dispersion estimates of every detector."""
+    refs: list[SlidingReference] = []
+    disps: list[ReferenceDispersion] = []
+    for det in monitor.detectors:
+        for value in vars(det).values():
+            if isinstance(value, SlidingReference) and value.many is not None:
+                refs.append(value)
+            elif isinstance(value, ReferenceDispersion):
+                disps.append(value)
+    return (
+        (sum(r.fetches for r in refs), sum(r.reads for r in refs)),
+        (sum(d.fetches for d in disps), sum(d.reads for d in disps)),
+    )
 
 
 def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:

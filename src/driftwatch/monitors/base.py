@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from driftwatch.alerts.model import Severity, iso
-from driftwatch.monitors.reference import Fetch, SlidingReference
+from driftwatch.monitors.reference import Fetch, FetchMany, SlidingReference
 from driftwatch.monitors.segments import SegmentSpec, segment_where
 from driftwatch.settings import Settings
 from driftwatch.stats.rates import binom_sf
@@ -138,9 +138,7 @@ class Evaluations:
             return ["{}"] * size
         parts: list[list[str]] = []
         for key in keys:
-            values = np.asarray(self.details[key]).tolist()
-            head = json.dumps(key) + ":"
-            parts.append([head + _json_value(v) for v in values])
+            parts.append(_json_cells(json.dumps(key) + ":", np.asarray(self.details[key])))
         return ["{" + ",".join(cells) + "}" for cells in zip(*parts, strict=True)]
 
     def select(self, mask: NDArray[np.bool_]) -> Evaluations:
@@ -171,6 +169,21 @@ class Evaluations:
             labels=[self.labels[i] for i in idx] if self.labels is not None else None,
             max_severity=self.max_severity,
         )
+
+
+def _json_cells(head: str, column: NDArray[Any]) -> list[str]:
+    """``head`` plus :func:`_json_value` of every value of ``column``, by dtype (the
+    text :func:`json.dumps` writes: ``repr`` of ints and floats, ``true``/``false``)."""
+    values = column.tolist()
+    kind = column.dtype.kind
+    if kind == "b":
+        return [head + ("true" if v else "false") for v in values]
+    if kind in "iu":
+        return [head + repr(v) for v in values]
+    if kind == "f":
+        finite = np.isfinite(column).tolist()
+        return [head + (repr(v) if ok else "null") for v, ok in zip(values, finite, strict=True)]
+    return [head + _json_value(v) for v in values]
 
 
 def _json_value(value: Any) -> str:
@@ -273,14 +286,23 @@ class Detector:
         raise NotImplementedError
 
     # -- helpers for subclasses --------------------------------------------------------
-    def sliding(self, fetch: Fetch) -> SlidingReference:
+    def sliding(self, fetch: Fetch, many: FetchMany | None = None) -> SlidingReference:
         """A sliding trailing reference over ``fetch`` with this detector's chunking
-        (held by :meth:`hold_references` while segments alert)."""
+        (held by :meth:`hold_references` while segments alert; ``many`` reads many
+        chunks at once, see :meth:`look_ahead`)."""
         ref = SlidingReference(
-            fetch, chunk_s=self.reference_chunk_s, rebuild_s=self.reference_rebuild_s
+            fetch, chunk_s=self.reference_chunk_s, rebuild_s=self.reference_rebuild_s,
+            many=many,
         )
         self._references.append(ref)
         return ref
+
+    def look_ahead(self, span_s: int) -> None:
+        """Let the sliding references read the chunks of the next ``span_s`` seconds
+        with each chunk read (a backfill block; 0: one chunk at a time), see
+        :meth:`SlidingReference.look_ahead`."""
+        for ref in self._references:
+            ref.look_ahead(span_s)
 
     def hold_references(self, segments: Collection[str], at: dt.datetime | None = None) -> None:
         """The segments alerting at the pass ``at``: their reference rows stay frozen

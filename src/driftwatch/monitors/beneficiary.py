@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from driftwatch.alerts.model import iso
-from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes, read_chunks
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
@@ -155,6 +155,13 @@ class BeneficiaryDetector(BatchedWindows, Detector):
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
         return self._table(query_table(store, self._sql(False), {"lo": lo, "hi": hi}))
 
+    def _chunks(
+        self, store: Store, spans: Sequence[tuple[dt.datetime, dt.datetime]]
+    ) -> list[SegmentTable]:
+        """:meth:`_fetch` of many reference chunks in one query."""
+        fallback = functools.partial(self._fetch, store)
+        return read_chunks(store, self._sql(False, True), spans, self._table, fallback)
+
     def _table(self, cols: Columns) -> SegmentTable:
         return SegmentTable.from_long(cols["segment"], cols["cell"], cols["c"], self.buckets)
 
@@ -171,8 +178,11 @@ class BeneficiaryDetector(BatchedWindows, Detector):
         self._store = ctx.store
         if self._ref is None or self._disp is None:
             fetch = functools.partial(self._fetch, ctx.store)
-            self._ref = self.sliding(fetch)
-            self._disp = ReferenceDispersion(fetch, cells_estimator, chunk_s=self.window_s)
+            many = functools.partial(self._chunks, ctx.store)
+            self._ref = self.sliding(fetch, many)
+            self._disp = ReferenceDispersion(
+                fetch, cells_estimator, chunk_s=self.window_s, many=many
+            )
         lo, hi = ctx.window(self.window_s)
         current = self.prefetched(hi) or self._fetch(ctx.store, lo, hi)
         cur = current.values

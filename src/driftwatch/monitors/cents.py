@@ -29,7 +29,7 @@ from typing import ClassVar
 import numpy as np
 
 from driftwatch.alerts.model import iso
-from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes, read_chunks
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
@@ -110,7 +110,17 @@ class CentsDetector(BatchedWindows, Detector):
         )
 
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
-        cols = query_table(store, self._sql(False), {"lo": lo, "hi": hi})
+        return self._counts(query_table(store, self._sql(False), {"lo": lo, "hi": hi}))
+
+    def _chunks(
+        self, store: Store, spans: Sequence[tuple[dt.datetime, dt.datetime]]
+    ) -> list[SegmentTable]:
+        """:meth:`_fetch` of many reference chunks in one query."""
+        fallback = functools.partial(self._fetch, store)
+        return read_chunks(store, self._sql(False, True), spans, self._counts, fallback)
+
+    @staticmethod
+    def _counts(cols: Columns) -> SegmentTable:
         return SegmentTable.from_long(cols["segment"], cols["cell"], cols["c"], CELLS)
 
     def _current(
@@ -136,8 +146,11 @@ class CentsDetector(BatchedWindows, Detector):
         self._db = ctx.store.database
         if self._ref is None or self._disp is None:
             fetch = functools.partial(self._fetch, ctx.store)
-            self._ref = self.sliding(fetch)
-            self._disp = ReferenceDispersion(fetch, cells_estimator, chunk_s=self.window_s)
+            many = functools.partial(self._chunks, ctx.store)
+            self._ref = self.sliding(fetch, many)
+            self._disp = ReferenceDispersion(
+                fetch, cells_estimator, chunk_s=self.window_s, many=many
+            )
         lo, hi = ctx.window(self.window_s)
         current, card_table = self.prefetched(hi) or self._current(ctx.store, lo, hi)
         cur = current.values

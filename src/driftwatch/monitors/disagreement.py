@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from driftwatch.alerts.model import iso
-from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes, read_chunks
 from driftwatch.monitors.base import (
     WINDOW,
     Columns,
@@ -129,6 +129,15 @@ class DisagreementDetector(BatchedWindows, Detector):
         params = {"lo": lo, "hi": hi, "levels": self._levels, "modes": self._modes}
         return self._table(query_table(store, self._sql(), params))
 
+    def _chunks(
+        self, store: Store, spans: Sequence[tuple[dt.datetime, dt.datetime]]
+    ) -> list[SegmentTable]:
+        """:meth:`_fetch` of many reference chunks in one query."""
+        return read_chunks(
+            store, self._sql(True), spans, self._table, functools.partial(self._fetch, store),
+            levels=self._levels, modes=self._modes,
+        )
+
     @staticmethod
     def _table(cols: Columns) -> SegmentTable:
         return SegmentTable.from_wide(cols["segment"], [cols["n"], cols["k"]])
@@ -155,8 +164,11 @@ class DisagreementDetector(BatchedWindows, Detector):
                 return []
         if self._ref is None or self._disp is None:
             fetch = functools.partial(self._fetch, ctx.store)
-            self._ref = self.sliding(fetch)
-            self._disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=self.window_s)
+            many = functools.partial(self._chunks, ctx.store)
+            self._ref = self.sliding(fetch, many)
+            self._disp = ReferenceDispersion(
+                fetch, rate_estimator, chunk_s=self.window_s, many=many
+            )
         lo, hi = ctx.window(self.window_s)
         current = self.prefetched(hi) or self._fetch(ctx.store, lo, hi)
         cur = current.values

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import special
 
 from driftwatch.monitors.base import FloatArray
-from driftwatch.monitors.reference import Fetch, SegmentTable
+from driftwatch.monitors.reference import Fetch, FetchMany
 from driftwatch.stats.betabinom import betabinom_sf
 from driftwatch.stats.dispersion import (
     DispersionMoments,
@@ -75,6 +75,9 @@ class ReferenceDispersion:
         Most chunks read per refresh (default 24: every 7th hour of a week).
     refresh_s : int
         Event time between refreshes (default one day).
+    many : callable, optional
+        ``many(spans)`` reads the tables of many chunks in one query (then a refresh
+        is one query instead of ``max_chunks``).
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class ReferenceDispersion:
         chunk_s: int,
         max_chunks: int = 24,
         refresh_s: int = 86400,
+        many: FetchMany | None = None,
     ) -> None:
         if chunk_s <= 0 or max_chunks < 2 or refresh_s <= 0:
             raise ValueError(
@@ -92,11 +96,14 @@ class ReferenceDispersion:
                 "allowed: chunk_s > 0, max_chunks >= 2, refresh_s > 0"
             )
         self.fetch = fetch
+        self.many = many
         self.estimator = estimator
         self.chunk_s = chunk_s
         self.max_chunks = max_chunks
         self.refresh_s = refresh_s
         self.fetches = 0
+        self.reads = 0
+        """Chunks read, and ``fetch``/``many`` calls made (store queries)."""
         self._at: dt.datetime | None = None
         self._complete = False
         self._young_every = float(chunk_s)
@@ -136,10 +143,14 @@ class ReferenceDispersion:
         return out
 
     def _refresh(self, start: dt.datetime, end: dt.datetime) -> None:
-        tables: list[SegmentTable] = []
-        for lo, hi in self.chunks(start, end):
-            self.fetches += 1
-            tables.append(self.fetch(lo, hi))
+        spans = self.chunks(start, end)
+        self.fetches += len(spans)
+        if self.many is not None and spans:
+            self.reads += 1
+            tables = self.many(spans)
+        else:
+            self.reads += len(spans)
+            tables = [self.fetch(lo, hi) for lo, hi in spans]
         if self._at is not None and not self._complete:
             self._young_every *= 2
         self._at = end

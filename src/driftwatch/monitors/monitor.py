@@ -43,7 +43,7 @@ import datetime as dt
 import logging
 import math
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -179,6 +179,9 @@ class Monitor:
         """Most passes one :meth:`on_watermark` runs (None: all due; a worker bounds it)."""
         self.detector_errors: Counter[str] = Counter()
         """Passes each detector failed (recorded and skipped; the others ran)."""
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+        """Wall seconds per detector over every pass (and ``_decide``, ``_write``; in
+        backfill ``_prefetch`` and ``_insert``): where the monitor's time goes."""
         self.last_result: PassResult | None = None
         self._active: dict[str, tuple[Severity, dt.datetime]] = {}
         self._alerting: dict[str, dt.datetime] = {}  # segment -> last warning/critical
@@ -259,6 +262,8 @@ class Monitor:
             result.seconds["_write"] = time.perf_counter() - started
         self.last_pass = at if self.last_pass is None or at > self.last_pass else self.last_pass
         self.passes += 1
+        for name, spent in result.seconds.items():
+            self.seconds[name] += spent
         self.last_result = result
         if self.on_pass is not None:
             self.on_pass(at)

@@ -27,7 +27,13 @@ from typing import Any, ClassVar
 
 from driftwatch.alerts.model import iso
 from driftwatch.errors import ConfigError
-from driftwatch.monitors.backfill import GRID_KEY, PASS_AT, BatchedWindows, query_passes
+from driftwatch.monitors.backfill import (
+    GRID_KEY,
+    PASS_AT,
+    BatchedWindows,
+    query_passes,
+    read_chunks,
+)
 from driftwatch.monitors.base import (
     EVIDENCE_COLUMNS,
     SCORED,
@@ -128,6 +134,15 @@ class OutOfDomainDetector(BatchedWindows, Detector):
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
         return self._table(query_table(store, self._sql(), {"lo": lo, "hi": hi, **self._params()}))
 
+    def _chunks(
+        self, store: Store, spans: Sequence[tuple[dt.datetime, dt.datetime]]
+    ) -> list[SegmentTable]:
+        """:meth:`_fetch` of many reference chunks in one query."""
+        return read_chunks(
+            store, self._sql(True), spans, self._table, functools.partial(self._fetch, store),
+            **self._params(),
+        )
+
     def window_batch(
         self, store: Store, passes: Sequence[dt.datetime]
     ) -> dict[dt.datetime, SegmentTable]:
@@ -148,8 +163,11 @@ class OutOfDomainDetector(BatchedWindows, Detector):
             return []
         if self._ref is None or self._disp is None:
             fetch = functools.partial(self._fetch, ctx.store)
-            self._ref = self.sliding(fetch)
-            self._disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=self.window_s)
+            many = functools.partial(self._chunks, ctx.store)
+            self._ref = self.sliding(fetch, many)
+            self._disp = ReferenceDispersion(
+                fetch, rate_estimator, chunk_s=self.window_s, many=many
+            )
         lo, hi = ctx.window(self.window_s)
         current = self.prefetched(hi) or self._fetch(ctx.store, lo, hi)
         cur = current.values

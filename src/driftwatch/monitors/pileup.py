@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from driftwatch.alerts.model import iso
-from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes, read_chunks
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
@@ -86,6 +86,15 @@ class PileupDetector(BatchedWindows, Detector):
         cols = query_table(store, self._sql(), {"lo": lo, "hi": hi, "band": self.band})
         return self._table(cols)
 
+    def _chunks(
+        self, store: Store, spans: Sequence[tuple[dt.datetime, dt.datetime]]
+    ) -> list[SegmentTable]:
+        """:meth:`_fetch` of many reference chunks in one query."""
+        return read_chunks(
+            store, self._sql(True), spans, self._table, functools.partial(self._fetch, store),
+            band=self.band,
+        )
+
     @staticmethod
     def _table(cols: Columns) -> SegmentTable:
         return SegmentTable.from_wide(cols["segment"], [cols["n"], cols["k"]])
@@ -101,8 +110,11 @@ class PileupDetector(BatchedWindows, Detector):
         self._db = ctx.store.database
         if self._ref is None or self._disp is None:
             fetch = functools.partial(self._fetch, ctx.store)
-            self._ref = self.sliding(fetch)
-            self._disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=self.window_s)
+            many = functools.partial(self._chunks, ctx.store)
+            self._ref = self.sliding(fetch, many)
+            self._disp = ReferenceDispersion(
+                fetch, rate_estimator, chunk_s=self.window_s, many=many
+            )
         lo, hi = ctx.window(self.window_s)
         current = self.prefetched(hi) or self._fetch(ctx.store, lo, hi)
         cur = current.values

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
@@ -84,6 +85,18 @@ class SegmentTable:
         for j, col in enumerate(columns):
             np.add.at(values[:, j], codes, np.asarray(col, dtype=np.float64))
         return cls([str(x) for x in uniques], values)
+
+    def canonical(self) -> SegmentTable:
+        """The same counts with the keys in sorted order (query results arrive in any
+        order; sums over rows then do not depend on it).
+
+        >>> SegmentTable(["b", "a"], np.array([[1.0], [2.0]])).canonical().keys
+        ['a', 'b']
+        """
+        order = sorted(range(len(self.keys)), key=self.keys.__getitem__)
+        if order == list(range(len(self.keys))):
+            return self
+        return SegmentTable([self.keys[i] for i in order], self.values[order])
 
     @functools.cached_property
     def index(self) -> pd.Index:
@@ -160,6 +173,8 @@ def segment_of(key: str) -> str:
 
 
 Fetch = Callable[[dt.datetime, dt.datetime], SegmentTable]
+FetchMany = Callable[[Sequence[tuple[dt.datetime, dt.datetime]]], list[SegmentTable]]
+"""The tables of many windows ``[start, end)`` read at once (one query)."""
 
 
 def floor_time(t: dt.datetime, step_s: int) -> dt.datetime:
@@ -184,24 +199,40 @@ class SlidingReference:
     rebuild_s : int
         Recompute the whole window from scratch after this much event time
         (default one day).
+    many : callable, optional
+        ``many(spans)`` reads the tables of many chunks in one query; with it and a
+        :meth:`look_ahead`, a chunk read also reads the chunks that follow it (backfill).
 
     Attributes
     ----------
     fetches : int
-        Number of ``fetch`` calls made (for tests and benchmarks).
+        Number of tables asked for (for tests and benchmarks).
+    reads : int
+        Number of ``fetch`` and ``many`` calls made (store queries).
     held : frozenset of str
         Segments whose rows are frozen (see :meth:`hold`).
     """
 
-    def __init__(self, fetch: Fetch, *, chunk_s: int = 3600, rebuild_s: int = 86400) -> None:
+    def __init__(
+        self,
+        fetch: Fetch,
+        *,
+        chunk_s: int = 3600,
+        rebuild_s: int = 86400,
+        many: FetchMany | None = None,
+    ) -> None:
         if chunk_s <= 0:
             raise ValueError(f"chunk_s={chunk_s!r}; allowed: > 0")
         if rebuild_s < chunk_s:
             raise ValueError(f"rebuild_s={rebuild_s!r}; allowed: >= chunk_s ({chunk_s})")
         self.fetch = fetch
+        self.many = many
         self.chunk_s = chunk_s
         self.rebuild_s = rebuild_s
         self.fetches = 0
+        self.reads = 0
+        self._ahead_s = 0
+        self._read_ahead: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
         self._table: SegmentTable | None = None
         self._span: tuple[dt.datetime, dt.datetime] | None = None
         self._built_at: dt.datetime | None = None
@@ -210,7 +241,7 @@ class SlidingReference:
         self._last_end: dt.datetime | None = None
         self._since: dict[str, dt.datetime] = {}
         self._released: dict[str, tuple[dt.datetime, dt.datetime, dict[str, FloatArray]]] = {}
-        self._cut: tuple[tuple[dt.datetime, dt.datetime], SegmentTable] | None = None
+        self._cuts: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
         self.held: frozenset[str] = frozenset()
 
     def hold(self, segments: Collection[str], at: dt.datetime | None = None) -> None:
@@ -267,9 +298,14 @@ class SlidingReference:
         return out
 
     def _fetch_cached(self, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
-        if self._cut is None or self._cut[0] != (lo, hi):
-            self._cut = ((lo, hi), self._get(lo, hi))
-        return self._cut[1]
+        """The rows of ``[lo, hi)`` for a released segment, read once per window end
+        for every release time (segments released at different passes used to evict
+        each other's rows and read them again at every pass)."""
+        table = self._cuts.get((lo, hi))
+        if table is None:
+            self._cuts = {span: t for span, t in self._cuts.items() if span[1] == hi}
+            table = self._cuts[(lo, hi)] = self._get(lo, hi)
+        return table
 
     def bounds(self, end: dt.datetime, length_s: int) -> tuple[dt.datetime, dt.datetime]:
         """The chunk-aligned window of ``length_s`` seconds ending at or before ``end``."""
@@ -303,6 +339,32 @@ class SlidingReference:
         self._table, self._span, self._built_at = table, (start, end), end
         return table
 
+    def look_ahead(self, span_s: int) -> None:
+        """Read chunks ``span_s`` seconds ahead with every chunk read (0: off) and
+        forget the chunks read ahead so far.
+
+        Backfill sets it to the span of a block of passes and resets it after the
+        block: every chunk the block's passes then slide in (or out) comes from one
+        query per ``span_s`` of event time, read from the store as it is while the
+        block runs, exactly as the passes one by one would read it.
+        """
+        self._ahead_s = max(0, int(span_s))
+        self._read_ahead = {}
+
     def _get(self, start: dt.datetime, end: dt.datetime) -> SegmentTable:
         self.fetches += 1
-        return self.fetch(start, end)
+        table = self._read_ahead.pop((start, end), None)
+        if table is None:
+            table = self._read(start, end)
+        return table.canonical()
+
+    def _read(self, start: dt.datetime, end: dt.datetime) -> SegmentTable:
+        step = dt.timedelta(seconds=self.chunk_s)
+        self.reads += 1
+        if self.many is None or self._ahead_s <= 0 or end - start != step:
+            return self.fetch(start, end)
+        count = 1 + math.ceil(self._ahead_s / self.chunk_s)
+        spans = [(start + i * step, start + (i + 1) * step) for i in range(count)]
+        tables = self.many(spans)
+        self._read_ahead.update(zip(spans[1:], tables[1:], strict=True))
+        return tables[0]

@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from driftwatch.alerts.model import iso
-from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes, read_chunks
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
@@ -156,27 +156,35 @@ class ScoreDriftDetector(BatchedWindows, Detector):
     def _fetch(
         self, store: Store, lo: dt.datetime, hi: dt.datetime, *, current: bool = False
     ) -> SegmentTable:
-        params: dict[str, object] = {"lo": lo, "hi": hi}
-        where = ""
-        if self.reference == "champion":
-            params["champion"] = self._champion
-            where = (
-                " AND model_version != {champion:String}"
-                if current
-                else " AND model_version = {champion:String}"
-            )
-        return self._table(query_table(store, self._sql(where), params), current)
+        where, params = self._versions(current)
+        return self._table(query_table(store, self._sql(where), {"lo": lo, "hi": hi, **params}),
+                           current)
+
+    def _versions(self, current: bool) -> tuple[str, dict[str, object]]:
+        """The model-version condition of the current window or the reference, and its
+        parameters."""
+        if self.reference != "champion":
+            return "", {}
+        op = "!=" if current else "="
+        return f" AND model_version {op} {{champion:String}}", {"champion": self._champion}
+
+    def _chunks(
+        self, store: Store, spans: Sequence[tuple[dt.datetime, dt.datetime]]
+    ) -> list[SegmentTable]:
+        """:meth:`_fetch` of many reference chunks in one query."""
+        where, params = self._versions(False)
+        return read_chunks(
+            store, self._sql(where, batched=True), spans,
+            functools.partial(self._table, current=False),
+            functools.partial(self._fetch, store), **params,
+        )
 
     def window_batch(
         self, store: Store, passes: Sequence[dt.datetime]
     ) -> dict[dt.datetime, SegmentTable]:
         if self.reference == "champion" and not self._champion:
             return {}  # known from the first pass on: until then, pass by pass
-        params: dict[str, object] = {}
-        where = ""
-        if self.reference == "champion":
-            params["champion"] = self._champion
-            where = " AND model_version != {champion:String}"
+        where, params = self._versions(True)
         step = self.settings.monitor_interval_s
         sql = self._sql(where, batched=True)
         per = query_passes(store, sql, passes, self.window_s, step, **params)
@@ -219,8 +227,11 @@ class ScoreDriftDetector(BatchedWindows, Detector):
         lo, hi = ctx.window(self.window_s)
         if self._ref is None or self._disp is None:
             fetch = functools.partial(self._fetch, ctx.store)
-            self._ref = self.sliding(fetch)
-            self._disp = ReferenceDispersion(fetch, cells_estimator, chunk_s=self.window_s)
+            many = functools.partial(self._chunks, ctx.store)
+            self._ref = self.sliding(fetch, many)
+            self._disp = ReferenceDispersion(
+                fetch, cells_estimator, chunk_s=self.window_s, many=many
+            )
         r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
         if self.reference == "champion" and not self._resolve_champion(ctx.store, r_lo, r_hi):
             return []

@@ -33,7 +33,7 @@ from typing import ClassVar
 import numpy as np
 
 from driftwatch.alerts.model import iso
-from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes, read_chunks
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
@@ -122,6 +122,15 @@ class ShadowDetector(BatchedWindows, Detector):
         params = {"lo": lo, "hi": hi, "delta": self.delta}
         return self._table(query_table(store, self._sql(), params))
 
+    def _chunks(
+        self, store: Store, spans: Sequence[tuple[dt.datetime, dt.datetime]]
+    ) -> list[SegmentTable]:
+        """:meth:`_fetch` of many reference chunks in one query."""
+        return read_chunks(
+            store, self._sql(batched=True), spans, self._table,
+            functools.partial(self._fetch, store), delta=self.delta,
+        )
+
     def window_batch(
         self, store: Store, passes: Sequence[dt.datetime]
     ) -> dict[dt.datetime, SegmentTable]:
@@ -144,9 +153,12 @@ class ShadowDetector(BatchedWindows, Detector):
         self._db = ctx.store.database
         if self._ref is None or self._disp is None:
             fetch = functools.partial(self._fetch, ctx.store)
-            self._ref = self.sliding(fetch)
+            many = functools.partial(self._chunks, ctx.store)
+            self._ref = self.sliding(fetch, many)
             # cells N and FLIPS are the rate estimator's [rows, marked rows]
-            self._disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=self.window_s)
+            self._disp = ReferenceDispersion(
+                fetch, rate_estimator, chunk_s=self.window_s, many=many
+            )
         lo, hi = ctx.window(self.window_s)
         current = self.prefetched(hi) or self._fetch(ctx.store, lo, hi)
         cur = current.values

@@ -33,7 +33,15 @@ from typing import ClassVar
 import numpy as np
 
 from driftwatch.alerts.model import iso
-from driftwatch.monitors.backfill import GRID_KEY, PASS_AT, BatchedWindows, grid_sql, query_passes
+from driftwatch.monitors.backfill import (
+    GRID_KEY,
+    PASS_AT,
+    BatchedWindows,
+    chunk_grid,
+    grid_sql,
+    query_chunks,
+    query_passes,
+)
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
@@ -62,6 +70,11 @@ NEW = (
     "dateDiff('day', assumeNotNull(merchant_registered_at), toDate(event_time)) "
     "< {new_days:UInt32}"
 )
+TOTALS_SQL = (
+    f"SELECT {PASS_AT}, count() AS n, countIf({NEW}) AS k FROM {SCORED} "
+    f"WHERE {WINDOW} GROUP BY {GRID_KEY}"
+)
+"""All traffic's rows and rows at new merchants per pass (:func:`query_passes`)."""
 
 
 @register
@@ -151,10 +164,7 @@ class VolumeDetector(BatchedWindows, Detector):
             store, self._sql(True, batched=True), passes, self.window_s, step, new_days=days
         )
         totals = query_passes(
-            store,
-            f"SELECT {PASS_AT}, count() AS n, countIf({NEW}) AS k FROM {SCORED} "
-            f"WHERE {WINDOW} GROUP BY {GRID_KEY}",
-            passes, self.window_s, step, new_days=days,
+            store, TOTALS_SQL, passes, self.window_s, step, new_days=days
         )
         out = {}
         for at, cols in per.items():
@@ -186,20 +196,40 @@ class VolumeDetector(BatchedWindows, Detector):
             self._chunks[key] = self._fetch(store, lo, hi)
         return self._chunks[key]
 
+    def _many(
+        self, store: Store, spans: Sequence[tuple[dt.datetime, dt.datetime]]
+    ) -> list[SegmentTable]:
+        """:meth:`_fetch` of many chunks in two queries (segments, all traffic),
+        memoised within one pass like :meth:`_chunk`."""
+        todo = [s for s in dict.fromkeys(spans) if s not in self._chunks]
+        width_s = chunk_grid(todo)
+        if width_s is None:
+            return [self._chunk(store, lo, hi) for lo, hi in spans]
+        days = self.new_merchant_days
+        segs = query_chunks(store, self._sql(False, True), todo, width_s, new_days=days)
+        tots = query_chunks(store, TOTALS_SQL, todo, width_s, new_days=days)
+        for span, cols, tot in zip(todo, segs, tots, strict=True):
+            n, k = (int(tot[c][0]) if len(tot[c]) else 0 for c in ("n", "k"))
+            self._chunks[span] = self._tables(cols, (n, k), distinct=False)[0]
+        return [self._chunks[s] for s in spans]
+
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
         if self._ref is None or self._disp_volume is None or self._disp_new is None:
             fetch = functools.partial(self._fetch, ctx.store)
-            self._ref = self.sliding(fetch)
+            many = functools.partial(self._many, ctx.store)
+            self._ref = self.sliding(fetch, many)
             # both estimates read the same chunks at the same refreshes: fetch each once
             # per pass (the memo is emptied every pass: a chunk read again later is read
             # anew, as without it)
             chunk = functools.partial(self._chunk, ctx.store)
             self._disp_volume = ReferenceDispersion(
-                lambda a, b: share_of_total(chunk(a, b)), rate_estimator, chunk_s=self.window_s
+                lambda a, b: share_of_total(chunk(a, b)), rate_estimator, chunk_s=self.window_s,
+                many=lambda spans: [share_of_total(t) for t in many(spans)],
             )
             self._disp_new = ReferenceDispersion(
-                lambda a, b: without_total(chunk(a, b)), rate_estimator, chunk_s=self.window_s
+                lambda a, b: without_total(chunk(a, b)), rate_estimator, chunk_s=self.window_s,
+                many=lambda spans: [without_total(t) for t in many(spans)],
             )
         self._chunks.clear()
         lo, hi = ctx.window(self.window_s)

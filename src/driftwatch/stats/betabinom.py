@@ -15,6 +15,9 @@ from driftwatch.stats._arrays import FloatArray
 
 __all__ = ["betabinom_sf"]
 
+_MAX_BLOCK = 128
+"""Most steps of the tail sum taken at once (see :func:`_betabinom_tail`)."""
+
 
 def _betabinom_logpmf(k: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:
     return np.asarray(
@@ -40,24 +43,48 @@ def _betabinom_tail(c: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray) 
     if idx.size == 0:
         return out.reshape(c.shape)
     cc, nn, aa, bb = (v.ravel()[idx] for v in (c, n, a, b))
-    lower = cc - 1.0 <= nn * aa / (aa + bb)
+    below = cc - 1.0 <= nn * aa / (aa + bb)
+    lower = below
     k = np.where(lower, cc - 1.0, cc)
     step = np.where(lower, -1.0, 1.0)
     term = np.exp(_betabinom_logpmf(k, nn, aa, bb))
     acc = np.zeros(idx.size)
-    active = np.ones(idx.size, dtype=bool)
-    while active.any():
-        acc += np.where(active, term, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            up = (nn - k) * (k + aa) / ((k + 1.0) * (nn - k - 1.0 + bb))
-            down = k * (nn - k + bb) / ((nn - k + 1.0) * (k - 1.0 + aa))
-            ratio = np.where(lower, down, up)
-            k = k + step
-            term = term * ratio
-        finished = np.where(lower, k < 0, k > nn)
-        negligible = (ratio < 1.0) & (term <= 1e-15 * acc)
-        active &= ~(finished | negligible)
-    out[idx] = np.clip(np.where(lower, 1.0 - acc, acc), 0.0, 1.0)
+    # Steps are taken in blocks of ``width`` for every still-active tail at once: the
+    # terms are the running product of the ratios and the sums the running sum of the
+    # terms (``accumulate`` works left to right, so each tail's sequence of operations
+    # is that of one step at a time); a tail ends at its first stopping step, and the
+    # steps computed past it are dropped. Heavy tails (concentrations below 1 over
+    # thousands of rows) take thousands of steps: the blocks grow to ``_MAX_BLOCK``.
+    at = np.arange(idx.size)
+    part = np.zeros(idx.size)
+    width = 4
+    while at.size:
+        j = np.arange(width, dtype=np.float64)
+        ks = k[:, None] + step[:, None] * j  # k before each step (integers: exact)
+        n2, a2, b2, low2 = nn[:, None], aa[:, None], bb[:, None], lower[:, None]
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            up = (n2 - ks) * (ks + a2) / ((ks + 1.0) * (n2 - ks - 1.0 + b2))
+            down = ks * (n2 - ks + b2) / ((n2 - ks + 1.0) * (ks - 1.0 + a2))
+            ratio = np.where(low2, down, up)
+            terms = np.multiply.accumulate(
+                np.concatenate([term[:, None], ratio], axis=1), axis=1
+            )  # terms[:, i]: the term at step i
+            sums = np.add.accumulate(
+                np.concatenate([part[:, None], terms[:, :-1]], axis=1), axis=1
+            )[:, 1:]  # sums[:, i]: the sum after step i
+            nxt = ks + step[:, None]
+            finished = np.where(low2, nxt < 0, nxt > n2)
+            done = finished | ((ratio < 1.0) & (terms[:, 1:] <= 1e-15 * sums))
+        hit = done.any(axis=1)
+        first = np.argmax(done, axis=1)
+        acc[at[hit]] = sums[hit, first[hit]]
+        keep = ~hit
+        at, lower = at[keep], lower[keep]
+        part, term = sums[keep, -1], terms[keep, -1]
+        k = k[keep] + step[keep] * width
+        step, nn, aa, bb = (v[keep] for v in (step, nn, aa, bb))
+        width = min(2 * width, _MAX_BLOCK)
+    out[idx] = np.clip(np.where(below, 1.0 - acc, acc), 0.0, 1.0)
     return out.reshape(c.shape)
 
 

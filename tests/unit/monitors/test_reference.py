@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -62,6 +63,31 @@ def test_sliding_fetches_only_the_chunks_that_moved() -> None:
     lo3, hi3 = ref.bounds(T0 + dt.timedelta(hours=66), 24 * 3600)
     ref.table(lo3, hi3)  # a day later: rebuilt from scratch
     assert ref.fetches == 4
+
+
+def test_look_ahead_reads_a_block_of_chunks_at_once_and_gives_the_same_tables() -> None:
+    t, seg, cell = _events(2)
+    fetch = _fetcher(t, seg, cell)
+    asked: list[int] = []
+
+    def many(spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> list[SegmentTable]:
+        asked.append(len(spans))
+        return [fetch(lo, hi) for lo, hi in spans]
+
+    plain = SlidingReference(fetch, chunk_s=3600, rebuild_s=10**9)
+    ahead = SlidingReference(fetch, chunk_s=3600, rebuild_s=10**9, many=many)
+    ahead.look_ahead(6 * 3600)  # a block of six hours of passes
+    for minute in range(0, 12 * 60, 5):
+        end = T0 + dt.timedelta(hours=30, minutes=minute)
+        lo, hi = plain.bounds(end, 24 * 3600)
+        want, got = plain.table(lo, hi), ahead.table(lo, hi)
+        assert got.keys == want.keys == sorted(want.keys)  # chunks in sorted key order
+        assert got.values.tolist() == want.values.tolist()
+    assert plain.fetches == ahead.fetches == plain.reads == 1 + 2 * 11
+    # after the first build, 11 chunks in and 11 out, each side read 7 chunks at a time
+    assert asked == [7, 7, 7, 7] and ahead.reads == 1 + len(asked)
+    ahead.look_ahead(0)  # the block is over: chunks read ahead are forgotten
+    assert not ahead._read_ahead
 
 
 def test_segment_table_rows_and_combine() -> None:
