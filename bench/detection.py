@@ -11,7 +11,8 @@ against its ground truth: trigger transactions and dollars before the first
 warning/critical alert naming the attacked slice (its MCC, or for a spread trigger any
 attacked MCC, merchant or card, or an alert whose ``conjunction`` label names the
 trigger), before a second independent signal (the first alert of another detector or
-rule: one detector's findings in two segments are one signal), before an alert naming the conjunction (spread variants), and the longest
+rule: one detector's findings in two segments are one signal), before an alert naming
+the conjunction (spread variants), and the longest
 coverage gap from the first alert until the attack stops. Then the version-change
 controls (``retrain_control:<seed>``: benign retrain or global recalibration, no
 backdoor) and ``clean_baseline`` for 7 days: their warning/critical alerts.
@@ -129,7 +130,7 @@ def clean_run(root: Path, days: float | None, rate: float | None, seed: int,
     return {
         "scenario": name,
         "days": days if days is None else round(days - quiet_s / 86400, 3),
-        "history_hours": round(quiet_s / 3600, 2),
+        "monitors_off_hours": round(quiet_s / 3600, 2),
         "history_warning_critical": sum(a.status == "firing" and a.labels.get("severity") in (
             "warning", "critical") for a in history),
         "events": n_events,

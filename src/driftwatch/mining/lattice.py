@@ -113,6 +113,14 @@ class _Surge:
         prior = np.maximum(self.weight * self.k_ref * prod, self.floor)
         return np.asarray(self.ratio * (g["k_ref"].to_numpy(np.float64) + prior))
 
+    def expected_one(self, k_ref: float, conj: Mapping[str, Any]) -> float:
+        """:meth:`expected` of one slice ``conj`` with ``k_ref`` reference records."""
+        prod = 1.0
+        for a, v in conj.items():
+            table = self.shares[a]
+            prod *= table.get(v, table[None])
+        return self.ratio * (k_ref + max(self.weight * self.k_ref * prod, self.floor))
+
 
 @dataclass(frozen=True)
 class SliceFinding:
@@ -382,7 +390,7 @@ def mine(
             row = g.iloc[i]
             searched = {a: _plain(row[a]) for a in combo}
             f = _closed(tab, searched, attrs, closure, test, p0, n_tot, r_tot,
-                        float(stats["p"].iloc[i]), m, surge)
+                        float(stats["p"].iloc[i]), m, surge, small)
             key = tuple(sorted(f.conjunction.items(), key=lambda kv: attrs.index(kv[0])))
             old = findings.get(key)
             if old is None or (f.pvalue, -f.level) < (old.pvalue, -old.level):
@@ -419,8 +427,16 @@ def _slice_stats(g: pd.DataFrame, test: Test, p0: float, n_tot: int, r_tot: int,
 
 def _closed(tab: pd.DataFrame, searched: Mapping[str, Any], attrs: list[str], closure: float,
             test: Test, p0: float, n_tot: int, r_tot: int, pvalue: float,
-            m: int, surge: _Surge | None = None) -> SliceFinding:
-    """The finding of ``searched``, extended by the values its suspicious records share."""
+            m: int, surge: _Surge | None = None,
+            small: SmallTable | None = None) -> SliceFinding:
+    """The finding of ``searched``, extended by the values its suspicious records share
+    (the same from :meth:`SmallTable.closed` when the table is ``small``)."""
+    if small is not None and surge is not None:
+        conj, (n, k, n_ref, k_ref) = small.closed(dict(searched), attrs, closure)
+        expected = surge.expected_one(k_ref, conj)
+        return SliceFinding(conjunction=conj, searched=dict(searched), n=n, k=k, n_ref=n_ref,
+                            k_ref=k_ref, expected=expected, lift=k / expected, pvalue=pvalue,
+                            pvalue_adjusted=min(1.0, pvalue * m), level=len(searched))
     mask = np.ones(len(tab), dtype=bool)
     for a, v in searched.items():
         mask &= (tab[a] == v).to_numpy()

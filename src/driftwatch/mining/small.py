@@ -57,3 +57,38 @@ class SmallTable:
         for col in self.names:
             out[col] = out[col].astype(np.int64)
         return out
+
+    def closed(self, searched: dict[str, Any], attrs: Sequence[str],
+               closure: float) -> tuple[dict[str, Any], tuple[int, ...]]:
+        """The closure of slice ``searched`` and its counts, as
+        :func:`driftwatch.mining.lattice._closed` computes them: in ``attrs`` order, a
+        value (not ``""``) holding at least ``closure`` of the slice's suspicious
+        current records (``k``, of the searched slice) joins and narrows the slice;
+        ties go to the value seen first.
+
+        >>> t = pd.DataFrame({"a": ["x", "x", "y"], "b": ["u", "u", "u"], "n": [1, 2, 3],
+        ...                   "k": [1, 1, 1], "n_ref": [0, 0, 0], "k_ref": [0, 1, 0]})
+        >>> SmallTable(t, ["a", "b"], ["n", "k", "n_ref", "k_ref"]).closed({"a": "x"},
+        ...     ["a", "b"], 0.8)
+        ({'a': 'x', 'b': 'u'}, (3, 2, 0, 1))
+        """
+        rows = [i for i in range(len(self.counts))
+                if all(self.cols[a][i] == v for a, v in searched.items())]
+        conj = dict(searched)
+        k_all = sum(self.counts[i][1] for i in rows)
+        for a in attrs:
+            if a in conj or k_all == 0:
+                continue
+            per: dict[Any, int] = {}
+            col = self.cols[a]
+            for i in rows:
+                per[col[i]] = per.get(col[i], 0) + self.counts[i][1]
+            top, best = "", -1
+            for value, k in per.items():  # the first of the largest, as idxmax
+                if k > best:
+                    top, best = value, k
+            if top != "" and best >= closure * k_all:
+                conj[a] = top
+                rows = [i for i in rows if col[i] == top]
+        totals = tuple(sum(self.counts[i][j] for i in rows) for j in range(len(self.names)))
+        return {a: conj[a] for a in attrs if a in conj}, totals
