@@ -23,8 +23,10 @@ second signal <= 5, worst variant <= 8; spread: an alert naming the conjunction 
 on every control. Each variant, control and the clean days first store
 ``--history-hours`` (default 48) of clean traffic with the monitors off, as a production
 deployment has days of stored traffic when its model changes; the monitors then run from
-3 hours before the deployment. ``--history-hours 0`` is the short-history condition
-(monitors from the start, 5-hour warm-up, the new version at hour 6): report both.
+an hour before the deployment (as the short runs' 5-hour warm-up let them alert:
+their catch-up passes cover the hour before that). ``--history-hours 0`` is the
+short-history condition (monitors from the start, 5-hour warm-up, the new version at
+hour 6): report both.
 
     python bench/detection.py                     # evaluation seeds, 7 clean days
     python bench/detection.py --split development # tune here
@@ -282,7 +284,7 @@ TARGETS = {"median_first": 3, "median_second": 5, "worst_first": 8, "spread_conj
 QUICK_DAYS = 0.25  # --quick: variants compressed to 6 hours (schedule and warm-up scaled)
 HISTORY_H = 48.0  # clean history before a variant's schedule (--history-hours)
 QUICK_HISTORY_H = 12.0  # --quick's (compressed like the rest)
-MONITOR_LEAD_H = 3.0  # with history, the monitors start this long before the deployment
+MONITOR_LEAD_H = 1.0  # with history, the monitors start this long before the deployment
 
 
 def _warmup(days: float | None) -> int:
@@ -574,14 +576,15 @@ def main(argv: list[str] | None = None) -> None:
                                     rate, 100, "clean_baseline",
                                     *_clean_warmup(days, history_h))
                         if clean_days > 0 and not args.clean_from else None)
-        futures: dict[concurrent.futures.Future[dict[str, Any]], tuple[str, str]] = {
-            pool.submit(score_variant, root, n, rate, days, history_h): ("variant", n)
-            for n in names}
+        # the controls first: a run cut short still has its false-alarm figures
+        futures: dict[concurrent.futures.Future[dict[str, Any]], tuple[str, str]] = {}
         total, warmup, quiet = _plan(days, history_h)
         for s in controls:
             n = f"retrain_control:{s}"
             futures[pool.submit(clean_run, root, total, rate, 1, with_history(n, history_h),
                                 warmup, quiet)] = ("control", n)
+        for n in names:
+            futures[pool.submit(score_variant, root, n, rate, days, history_h)] = ("variant", n)
         for future in concurrent.futures.as_completed(futures):
             kind, name = futures[future]
             try:
