@@ -224,9 +224,10 @@ def _check(table: pd.DataFrame, attributes: Sequence[str], max_depth: int, min_s
         raise ValueError("counts must be non-negative")
 
 
-SMALL_TABLE = 5000
-"""Count tables up to this many rows are searched with plain dictionaries (pandas'
-per-call overhead dominates there); larger ones with pandas group-bys."""
+SMALL_TABLE = 2_000_000
+"""Count tables up to this many rows are searched with integer codes and numpy
+(:class:`SmallTable`: pandas' per-call overhead dominates a search's thousands of
+group-bys); larger ones with pandas group-bys."""
 
 
 def _level(table: pd.DataFrame, combo: tuple[str, ...], min_support: int,
