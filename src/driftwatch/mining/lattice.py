@@ -387,11 +387,11 @@ def mine(
         raw.extend(stats["p"].tolist())
         hit = ((stats["p"] * m <= alpha) & (stats["lift"] >= min_lift)
                & (g["k"].to_numpy() - stats["expected"] >= min_excess))
-        for i in np.flatnonzero(hit.to_numpy()):
+        for i in np.flatnonzero(hit):
             row = g.iloc[i]
             searched = {a: _plain(row[a]) for a in combo}
             f = _closed(tab, searched, attrs, closure, test, p0, n_tot, r_tot,
-                        float(stats["p"].iloc[i]), m, surge, small)
+                        float(stats["p"][i]), m, surge, small)
             key = tuple(sorted(f.conjunction.items(), key=lambda kv: attrs.index(kv[0])))
             old = findings.get(key)
             if old is None or (f.pvalue, -f.level) < (old.pvalue, -old.level):
@@ -403,7 +403,9 @@ def mine(
 
 
 def _slice_stats(g: pd.DataFrame, test: Test, p0: float, n_tot: int, r_tot: int,
-                 surge_expected: np.ndarray[Any, Any] | None = None) -> pd.DataFrame:
+                 surge_expected: np.ndarray[Any, Any] | None = None,
+                 ) -> dict[str, np.ndarray[Any, np.dtype[np.float64]]]:
+    """Per slice of ``g``: its p-value ``p``, ``expected`` count and ``lift`` (arrays)."""
     k = g["k"].to_numpy(np.float64)
     kr = g["k_ref"].to_numpy(np.float64)
     if test == "surge":
@@ -411,7 +413,8 @@ def _slice_stats(g: pd.DataFrame, test: Test, p0: float, n_tot: int, r_tot: int,
             raise ValueError("test='surge' needs the expected counts")
         expected = np.asarray(surge_expected, dtype=np.float64)
         p = poisson_surge(k, expected)
-        return pd.DataFrame({"p": p, "expected": expected, "lift": k / expected})
+        return {"p": np.asarray(p, dtype=np.float64), "expected": expected,
+                "lift": k / expected}
     if test == "binomial":
         p = conditional_binomial(k, kr, p0)
         expected = p0 * (k + kr)
@@ -423,7 +426,8 @@ def _slice_stats(g: pd.DataFrame, test: Test, p0: float, n_tot: int, r_tot: int,
     else:
         raise ValueError(f"test must be one of ['binomial', 'hypergeom', 'surge'], got {test!r}")
     lift = (k / n_tot) / ((kr + 0.5) / r_tot)
-    return pd.DataFrame({"p": p, "expected": expected, "lift": lift})
+    return {"p": np.asarray(p, dtype=np.float64), "expected": np.asarray(expected, np.float64),
+            "lift": np.asarray(lift, dtype=np.float64)}
 
 
 def _closed(tab: pd.DataFrame, searched: Mapping[str, Any], attrs: list[str], closure: float,
@@ -457,7 +461,8 @@ def _closed(tab: pd.DataFrame, searched: Mapping[str, Any], attrs: list[str], cl
     record: dict[str, Any] = {str(c): v for c, v in row.items()}
     one = pd.DataFrame([{**record, **conj}])
     prior = surge.expected(one, list(conj)) if surge is not None else None
-    st = _slice_stats(pd.DataFrame([row]), test, p0, n_tot, r_tot, prior).iloc[0]
+    st = {c: v[0] for c, v in _slice_stats(pd.DataFrame([row]), test, p0, n_tot, r_tot,
+                                           prior).items()}
     return SliceFinding(
         conjunction=conj,
         searched=dict(searched),
