@@ -32,6 +32,19 @@ This detector searches the conjunctions directly, every pass:
    never below ``floor`` reference rows. The family is every conjunction tested
    (Bonferroni); findings are closed (every value their rows share is added) so the
    alert names the whole pattern.
+
+   The floor is counted in *reference* rows, so in current rows it is
+   ``floor * K / K_ref``, about ``floor * window / reference length``: it shrinks as the
+   stored history grows. What it guarantees: a conjunction is never expected below
+   ``floor`` suspicious rows per reference span, i.e. the detector assumes any value
+   combination could have occurred that often unseen (an over-dispersion guard for
+   the many new combinations live traffic makes), and so the smallest p-value ``k``
+   rows can reach is ``P(Poisson(floor * K / K_ref) >= k)``. With a 2-hour window
+   and the 5 hours of history of a model changed soon after start-up, 3 rows reach
+   about 1e-5 (no alert after Bonferroni and the monitor's BH level); with two days
+   of history about 1e-8 and with the default week about 3e-10. The null check is
+   ``bench/detection.py`` on clean days and version-change controls with
+   ``--history-hours`` of stored history.
 5. **One row per segment.** The best finding of each segment -- ``mcc=X`` when its
    rows sit in one MCC, the all-traffic segment ``""`` when they spread over many --
    becomes an evaluation with the search-adjusted p-value, which then enters the
