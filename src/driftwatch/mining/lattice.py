@@ -439,9 +439,8 @@ def _closed(tab: pd.DataFrame, searched: Mapping[str, Any], attrs: list[str], cl
     if small is not None and surge is not None:
         conj, (n, k, n_ref, k_ref) = small.closed(dict(searched), attrs, closure)
         expected = surge.expected_one(k_ref, conj)
-        return SliceFinding(conjunction=conj, searched=dict(searched), n=n, k=k, n_ref=n_ref,
-                            k_ref=k_ref, expected=expected, lift=k / expected, pvalue=pvalue,
-                            pvalue_adjusted=min(1.0, pvalue * m), level=len(searched))
+        return SliceFinding(conj, dict(searched), n, k, n_ref, k_ref, expected, k / expected,
+                            pvalue, min(1.0, pvalue * m), len(searched))
     mask = np.ones(len(tab), dtype=bool)
     for a, v in searched.items():
         mask &= (tab[a] == v).to_numpy()
@@ -463,16 +462,9 @@ def _closed(tab: pd.DataFrame, searched: Mapping[str, Any], attrs: list[str], cl
     prior = surge.expected(one, list(conj)) if surge is not None else None
     st = {c: v[0] for c, v in _slice_stats(pd.DataFrame([row]), test, p0, n_tot, r_tot,
                                            prior).items()}
-    return SliceFinding(
-        conjunction=conj,
-        searched=dict(searched),
-        n=int(row["n"]), k=int(row["k"]), n_ref=int(row["n_ref"]), k_ref=int(row["k_ref"]),
-        expected=float(st["expected"]),
-        lift=float(st["lift"]),
-        pvalue=pvalue,
-        pvalue_adjusted=min(1.0, pvalue * m),
-        level=len(searched),
-    )
+    return SliceFinding(conj, dict(searched), int(row["n"]), int(row["k"]), int(row["n_ref"]),
+                        int(row["k_ref"]), float(st["expected"]), float(st["lift"]), pvalue,
+                        min(1.0, pvalue * m), len(searched))
 
 
 def _drop_covered(findings: list[SliceFinding]) -> list[SliceFinding]:
