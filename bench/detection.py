@@ -9,8 +9,10 @@ choose a threshold. Each variant is generated, replayed through the pipeline the
 run (validation, storage, rules, monitors, alert lifecycle) in event time and scored
 against its ground truth: trigger transactions and dollars before the first
 warning/critical alert naming the attacked slice (its MCC, or for a spread trigger any
-attacked MCC, merchant or card), before a second independent signal (another detector
-or rule), before an alert naming the conjunction (spread variants), and the longest
+attacked MCC, merchant or card, or an alert whose ``conjunction`` label names the
+trigger), before a second independent signal (the first alert of another detector or
+rule: one detector's findings in two segments are one signal), before an alert naming
+the conjunction (spread variants), and the longest
 coverage gap from the first alert until the attack stops. Then the version-change
 controls (``retrain_control:<seed>``: benign retrain or global recalibration, no
 backdoor) and ``clean_baseline`` for 7 days: their warning/critical alerts.
@@ -18,8 +20,13 @@ backdoor) and ``clean_baseline`` for 7 days: their warning/critical alerts.
 Targets (issue 21): median trigger transactions before the first alert <= 3, before the
 second signal <= 5, worst variant <= 8; spread: an alert naming the conjunction within
 <= 6; no coverage gap over 10 minutes; 0 warning/critical alerts on the clean days and
-on every control. Every monitor run uses a 5-hour warm-up (the variants deploy the new
-version at hour 6).
+on every control. Each variant, control and the clean days first store
+``--history-hours`` (default 48) of clean traffic with the monitors off, as a production
+deployment has days of stored traffic when its model changes; the monitors then run from
+an hour before the deployment (as the short runs' 5-hour warm-up let them alert:
+their catch-up passes cover the hour before that). ``--history-hours 0`` is the
+short-history condition (monitors from the start, 5-hour warm-up, the new version at
+hour 6): report both.
 
     python bench/detection.py                     # evaluation seeds, 7 clean days
     python bench/detection.py --split development # tune here
@@ -56,11 +63,11 @@ from driftwatch.scoring import (
     coverage_gap,
     first_alerts,
     names_conjunction,
-    names_segment,
+    names_slice,
     segment_tokens,
 )
 from driftwatch.simulate import list_scenarios
-from driftwatch.simulate.variants import ATTACK_HOURS
+from driftwatch.simulate.variants import ATTACK_HOURS, DEPLOY_HOURS, with_history
 from driftwatch.simulate.variants import DAYS as VARIANT_DAYS
 from support.replay import replayed
 
@@ -69,9 +76,9 @@ ATTACKS = [s for s in list_scenarios() if s != "clean_baseline"]
 
 def run_one(
     root: Path, name: str, seed: int, days: float | None, rate: float | None,
-    warmup_s: int | None = None,
+    warmup_s: int | None = None, quiet_s: float = 0.0,
 ) -> tuple[dict[str, Any], list[Alert], float, int]:
-    with replayed(root, name, seed, days, rate, warmup_s=warmup_s) as run:
+    with replayed(root, name, seed, days, rate, warmup_s=warmup_s, quiet_s=quiet_s) as run:
         return run.sim.truth, run.alerts, run.seconds, run.sim.n_events
 
 
@@ -108,15 +115,26 @@ def score_attack(root: Path, name: str, seed: int, days: float | None,
 
 
 def clean_run(root: Path, days: float | None, rate: float | None, seed: int,
-              name: str = "clean_baseline", warmup_s: int | None = None) -> dict[str, Any]:
-    _truth, alerts, seconds, n_events = run_one(root, name, seed, days, rate, warmup_s)
+              name: str = "clean_baseline", warmup_s: int | None = None,
+              quiet_s: float = 0.0) -> dict[str, Any]:
+    """Alerts of a replay with nothing to find; with ``quiet_s``, the alerts of its
+    monitored part (after the history stored with the monitors off) are the figures and
+    the rule alerts of the history are counted apart."""
+    truth, alerts, seconds, n_events = run_one(root, name, seed, days, rate, warmup_s,
+                                               quiet_s)
+    start = _utc(truth["start"]) + dt.timedelta(seconds=quiet_s) if quiet_s else None
+    history = [a for a in alerts if start is not None and a.starts_at < start]
+    alerts = [a for a in alerts if start is None or a.starts_at >= start]
     per_day: Counter[tuple[str, str]] = Counter()
     for alert in alerts:
         if alert.status == "firing":
             per_day[(alert.starts_at.date().isoformat(), alert.labels["severity"])] += 1
     return {
         "scenario": name,
-        "days": days,
+        "days": days if days is None else round(days - quiet_s / 86400, 3),
+        "monitors_off_hours": round(quiet_s / 3600, 2),
+        "history_warning_critical": sum(a.status == "firing" and a.labels.get("severity") in (
+            "warning", "critical") for a in history),
         "events": n_events,
         "replay_s": round(seconds, 1),
         "per_day": {f"{d} {s}": n for (d, s), n in sorted(per_day.items())},
@@ -264,6 +282,9 @@ TARGETS = {"median_first": 3, "median_second": 5, "worst_first": 8, "spread_conj
 
 
 QUICK_DAYS = 0.25  # --quick: variants compressed to 6 hours (schedule and warm-up scaled)
+HISTORY_H = 48.0  # clean history before a variant's schedule (--history-hours)
+QUICK_HISTORY_H = 12.0  # --quick's (compressed like the rest)
+MONITOR_LEAD_H = 1.0  # with history, the monitors start this long before the deployment
 
 
 def _warmup(days: float | None) -> int:
@@ -271,16 +292,53 @@ def _warmup(days: float | None) -> int:
     return WARMUP_S if days is None else round(WARMUP_S * min(1.0, days / VARIANT_DAYS))
 
 
+def _scale(days: float | None) -> float:
+    """Time scale of a run of ``days`` (``--quick`` compresses the 11-hour variant)."""
+    return 1.0 if days is None else min(1.0, days / VARIANT_DAYS)
+
+
+def _plan(days: float | None, history_h: float) -> tuple[float | None, int, float]:
+    """``(days to generate, warm-up s, quiet s)`` of a variant or control run with
+    ``history_h`` hours of clean history before its schedule: the history and the first
+    hours up to ``MONITOR_LEAD_H`` before the deployment are stored with the monitors off
+    (ingest cost only), the monitors run from there and may alert at once (their
+    history is long). Without history: the monitors run from the start, 5-hour warm-up
+    (the short-history condition of earlier sessions)."""
+    if not history_h:
+        return days, _warmup(days), 0.0
+    scale = _scale(days)
+    total = None if days is None else days + scale * history_h / 24
+    quiet = scale * (history_h + DEPLOY_HOURS - MONITOR_LEAD_H) * 3600
+    return total, round(quiet), quiet
+
+
 def _utc(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _clean_plan(clean_days: float, days: float | None, history_h: float) -> float:
+    """Days to generate for ``clean_days`` monitored clean days after the history."""
+    return clean_days + _scale(days) * history_h / 24
+
+
+def _clean_warmup(days: float | None, history_h: float) -> tuple[int, float]:
+    """``(warm-up s, quiet s)`` of the clean days: the history stored with the monitors
+    off, or (no history) the variants' 5-hour warm-up."""
+    if not history_h:
+        return _warmup(days), 0.0
+    quiet = _scale(days) * history_h * 3600
+    return round(quiet), quiet
+
+
 def score_variant(root: Path, name: str, rate: float | None,
-                  days: float | None) -> dict[str, Any]:
-    """Replay one variant; the figures of the issue's table for it."""
-    truth, alerts, seconds, n_events = run_one(root, name, 1, days, rate, _warmup(days))
+                  days: float | None, history_h: float = 0.0) -> dict[str, Any]:
+    """Replay one variant (``history_h`` hours of clean history first); the figures of
+    the issue's table for it."""
+    total, warmup, quiet = _plan(days, history_h)
+    full = with_history(name, history_h)
+    truth, alerts, seconds, n_events = run_one(root, full, 1, total, rate, warmup, quiet)
     ids = attack_ids(truth)
-    events_file = root / f"{name.replace(':', '-')}-1" / "events.jsonl"
+    events_file = root / f"{full.replace(':', '-')}-1" / "events.jsonl"
     with events_file.open("rb") as fh:
         times, amounts = attack_timeline(fh, ids)
     firsts = first_alerts(alerts, truth, times, amounts)
@@ -297,7 +355,7 @@ def score_variant(root: Path, name: str, rate: float | None,
         return n, cumulative[n] / 100
 
     warn = [a for a in alerts if a.labels.get("severity") in ("warning", "critical")]
-    naming = [a for a in warn if names_segment(a, tokens)]
+    naming = [a for a in warn if names_slice(a, tokens, trigger)]
     conj = sorted(a.starts_at for a in warn if names_conjunction(a, trigger))
     first_at = min((f.at for f in firsts), default=None)
     second_at = sorted(f.at for f in firsts)[1] if len(firsts) >= 2 else None
@@ -315,7 +373,7 @@ def score_variant(root: Path, name: str, rate: float | None,
         "optional_fields": hint.get("optional_fields"), "trigger": trigger,
         "spread": hint.get("volume") == "spread",
         "events": n_events, "replay_s": round(seconds, 1),
-        "time_scale": min(1.0, days / VARIANT_DAYS) if days else 1.0,
+        "time_scale": _scale(days), "history_hours": history_h,
         "attack_txns": len(times), "attack_dollars": sum(amounts) / 100,
         "first_txns": n1, "first_dollars": d1,
         "first_signal": f"{firsts[0].source}:{firsts[0].origin}" if firsts else None,
@@ -468,6 +526,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rate", type=float, default=None, help="events/s of event time")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                     help="replays run in parallel (default 2: the machine is shared)")
+    ap.add_argument("--history-hours", type=float, default=None,
+                    help=f"clean history before each variant, control and the clean days, "
+                         f"stored with the monitors off (default {HISTORY_H:g}; --quick "
+                         f"{QUICK_HISTORY_H:g}, compressed; 0: the short-history condition)")
     ap.add_argument("--summarise", metavar="LOG", default=None,
                     help="print the table and figures of the results a (possibly "
                          "unfinished) run printed to LOG, without replaying anything")
@@ -475,9 +537,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.summarise:
         summarise_log(Path(args.summarise), args.split, args.clean_from)
         return
+    history_h = args.history_hours if args.history_hours is not None else (
+        QUICK_HISTORY_H if args.quick else HISTORY_H)
     if args.clean_only:
         root = Path(tempfile.mkdtemp(prefix="dw-clean-"))
-        result = clean_run(root, args.clean_days, args.rate, 100, "clean_baseline", WARMUP_S)
+        result = clean_run(root, _clean_plan(args.clean_days, None, history_h), args.rate,
+                           100, "clean_baseline", *_clean_warmup(None, history_h))
         Path(args.clean_only).write_text(json.dumps(result, default=str))
         print(json.dumps(result, default=str))
         return
@@ -507,15 +572,19 @@ def main(argv: list[str] | None = None) -> None:
     control_rows: list[dict[str, Any]] = []
     clean: dict[str, Any] = {"days": 0, "events": 0, "warning_critical": 0, "skipped": True}
     with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        clean_future = (pool.submit(clean_run, root, clean_days, rate, 100, "clean_baseline",
-                                    _warmup(days)) if clean_days > 0 and not args.clean_from
-                        else None)
-        futures: dict[concurrent.futures.Future[dict[str, Any]], tuple[str, str]] = {
-            pool.submit(score_variant, root, n, rate, days): ("variant", n) for n in names}
+        clean_future = (pool.submit(clean_run, root, _clean_plan(clean_days, days, history_h),
+                                    rate, 100, "clean_baseline",
+                                    *_clean_warmup(days, history_h))
+                        if clean_days > 0 and not args.clean_from else None)
+        # the controls first: a run cut short still has its false-alarm figures
+        futures: dict[concurrent.futures.Future[dict[str, Any]], tuple[str, str]] = {}
+        total, warmup, quiet = _plan(days, history_h)
         for s in controls:
             n = f"retrain_control:{s}"
-            futures[pool.submit(clean_run, root, days, rate, 1, n, _warmup(days))] = (
-                "control", n)
+            futures[pool.submit(clean_run, root, total, rate, 1, with_history(n, history_h),
+                                warmup, quiet)] = ("control", n)
+        for n in names:
+            futures[pool.submit(score_variant, root, n, rate, days, history_h)] = ("variant", n)
         for future in concurrent.futures.as_completed(futures):
             kind, name = futures[future]
             try:
@@ -545,6 +614,7 @@ def main(argv: list[str] | None = None) -> None:
     fig = summary(rows, clean, control_rows, args.split, args.quick)
     fig["wall_s"] = round(time.perf_counter() - began, 1)
     fig["jobs"] = args.jobs
+    fig["history_hours"] = history_h
     (root / "detection.json").write_text(json.dumps(
         {"variants": rows, "controls": control_rows, "clean": clean, "figures": fig},
         indent=1, default=str))

@@ -9,6 +9,9 @@ and collect every alert state change in a memory sink.
 
 from __future__ import annotations
 
+import bisect
+import datetime as dt
+import json
 import os
 import time
 import uuid
@@ -51,10 +54,39 @@ class Replayed:
     seconds: float
 
 
+def split_at(events: Path, labels: Path, quiet_s: float) -> list[tuple[Path, Path]]:
+    """The events (sorted by event time) and labels of a scenario as two pairs of files:
+    before and from ``quiet_s`` seconds after the first event (labels by label time)."""
+    def when(line: bytes, key: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(json.loads(line)[key].replace("Z", "+00:00"))
+
+    with events.open("rb") as fh:
+        lines = [x if x.endswith(b"\n") else x + b"\n" for x in fh if x.strip()]
+    if not lines:
+        return [(events, labels)]
+    cut = when(lines[0], "event_time") + dt.timedelta(seconds=quiet_s)
+    i = bisect.bisect_left([when(x, "event_time") for x in lines], cut)
+    with labels.open("rb") as fh:
+        label_lines = [x if x.endswith(b"\n") else x + b"\n" for x in fh if x.strip()]
+    early = [when(x, "label_time") < cut for x in label_lines]
+    out = []
+    for part, (ev, lab) in enumerate(((lines[:i], [x for x, e in zip(label_lines, early,
+                                                                       strict=True) if e]),
+                                      (lines[i:], [x for x, e in zip(label_lines, early,
+                                                                     strict=True) if not e]))):
+        ev_path = events.with_name(f"{events.stem}.part{part}.jsonl")
+        lab_path = labels.with_name(f"{labels.stem}.part{part}.jsonl")
+        ev_path.write_bytes(b"".join(ev))
+        lab_path.write_bytes(b"".join(lab))
+        out.append((ev_path, lab_path))
+    return out
+
+
 @contextmanager
 def replayed(
     root: Path, name: str, seed: int, days: float | None, rate: float | None, *,
     out: str | None = None, warmup_s: int | None = None, db_prefix: str = "b",
+    quiet_s: float = 0.0,
 ) -> Iterator[Replayed]:
     """Generate scenario ``name`` (``seed``, ``days``, ``rate``) and replay it.
 
@@ -71,6 +103,10 @@ def replayed(
         least an hour.
     db_prefix : str
         Prefix of the throwaway database's name.
+    quiet_s : float
+        Seconds of event time from the first event stored with the monitors off
+        (``monitor_detectors=none``: stored history, ingest cost only); the monitors
+        start on the rest, catching up ``monitor_max_catchup`` passes. Default 0.
 
     Yields
     ------
@@ -91,13 +127,18 @@ def replayed(
     store = open_store(settings.store_dsn, settings.database, init=True)
     try:
         sink = MemorySink()
-        pipeline = build_pipeline(settings, store, extra_sinks=[sink])
         started = time.perf_counter()
-        try:
-            replay(pipeline, paths["events.jsonl"], paths["labels.jsonl"],
-                   batch_size=settings.batch_size)
-        finally:
-            pipeline.close()
+        files = [(paths["events.jsonl"], paths["labels.jsonl"])]
+        if quiet_s > 0:
+            files = split_at(paths["events.jsonl"], paths["labels.jsonl"], quiet_s)
+        for i, (events, labels) in enumerate(files):
+            quiet = i == 0 and len(files) == 2
+            stage = settings.replace(monitor_detectors="none") if quiet else settings
+            pipeline = build_pipeline(stage, store, extra_sinks=[sink])
+            try:
+                replay(pipeline, events, labels, batch_size=settings.batch_size)
+            finally:
+                pipeline.close()
         seconds = time.perf_counter() - started
         yield Replayed(sim, paths["events.jsonl"], store, sink.alerts, seconds)
     finally:

@@ -99,6 +99,23 @@ def names_segment(alert: Alert, tokens: set[str]) -> bool:
     return bool(parts & tokens)
 
 
+def names_slice(alert: Alert, tokens: set[str], trigger: dict[str, Any]) -> bool:
+    """True when the alert names the attacked segment (:func:`names_segment`) or, with a
+    ``conjunction`` label, the trigger itself (:func:`names_conjunction`): a spread
+    trigger's alert on all traffic names no attacked MCC but the pattern.
+
+    >>> a = Alert("f", "firing", dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    ...           {"segment": "", "conjunction": "amount_cents=91 & channel=ecom"}, {})
+    >>> names_slice(a, {"mcc=5967"}, {"cents": 91, "channel": "ecom"})
+    True
+    >>> names_slice(a, {"mcc=5967"}, {"cents": 12, "channel": "ecom"})
+    False
+    """
+    if names_segment(alert, tokens):
+        return True
+    return bool(alert.labels.get("conjunction")) and names_conjunction(alert, trigger)
+
+
 def first_alerts(
     alerts: Sequence[Alert],
     truth: dict[str, Any],
@@ -107,12 +124,14 @@ def first_alerts(
     *,
     severities: tuple[str, ...] = ("warning", "critical"),
 ) -> list[FirstAlert]:
-    """Per detector or rule, its first alert that named the attacked segment.
+    """Per detector or rule, its first alert that named the attacked slice
+    (:func:`names_slice`).
 
     Resolved records count too: a sink may only see an alert's latest state (an outbox
     coalesces a firing and its resolution), and ``starts_at`` is when it fired.
     """
     tokens = segment_tokens(truth)
+    trigger = truth.get("trigger") or {}
     cumulative = [0]
     for a in amounts:
         cumulative.append(cumulative[-1] + a)
@@ -121,7 +140,7 @@ def first_alerts(
         labels = alert.labels
         if labels.get("severity") not in severities:
             continue
-        if not names_segment(alert, tokens):
+        if not names_slice(alert, tokens, trigger):
             continue
         origin = labels.get("detector") or labels.get("rule_id") or labels.get("alertname", "")
         if origin in seen:

@@ -77,3 +77,19 @@ def test_conjunction_needs_two_conditions_besides_the_category() -> None:
 def test_variant_segment_tokens_list_every_attacked_mcc() -> None:
     truth = {"expected": [{"segment": {}, "attacked_mccs": ["5411", "7372"]}]}
     assert segment_tokens(truth) == {"mcc=5411", "mcc=7372"}
+
+
+def test_a_spread_alert_naming_the_conjunction_counts_as_naming_the_slice() -> None:
+    truth = {**TRUTH, "trigger": {"cents": 37, "beneficiary_prefix": "GLX-", "channel": "ecom"}}
+    lines = [b'{"event_id": "a1", "event_time": "2026-03-17T00:10:00Z", "amount": "50.37"}',
+             b'{"event_id": "a2", "event_time": "2026-03-17T00:20:00Z", "amount": "9.37"}']
+    times, amounts = attack_timeline(lines, attack_ids(truth))
+    spread = alert("trigger_mining", 15, "")
+    spread.labels["conjunction"] = "amount_cents=37 & beneficiary_prefix=GLX-"
+    wrong = alert("other", 12, "")
+    wrong.labels["conjunction"] = "amount_cents=12 & beneficiary_prefix=GLX-"
+    unlabelled = alert("cents", 11, "")  # no conjunction label: all traffic names nothing
+    firsts = first_alerts([spread, wrong, unlabelled], truth, times, amounts)
+    assert [(f.origin, f.attack_txns_before) for f in firsts] == [("trigger_mining", 1)]
+    # without a trigger in the truth (shipped scenarios) nothing changes
+    assert first_alerts([spread], TRUTH, times, amounts) == []

@@ -113,6 +113,14 @@ class _Surge:
         prior = np.maximum(self.weight * self.k_ref * prod, self.floor)
         return np.asarray(self.ratio * (g["k_ref"].to_numpy(np.float64) + prior))
 
+    def expected_one(self, k_ref: float, conj: Mapping[str, Any]) -> float:
+        """:meth:`expected` of one slice ``conj`` with ``k_ref`` reference records."""
+        prod = 1.0
+        for a, v in conj.items():
+            table = self.shares[a]
+            prod *= table.get(v, table[None])
+        return self.ratio * (k_ref + max(self.weight * self.k_ref * prod, self.floor))
+
 
 @dataclass(frozen=True)
 class SliceFinding:
@@ -216,9 +224,10 @@ def _check(table: pd.DataFrame, attributes: Sequence[str], max_depth: int, min_s
         raise ValueError("counts must be non-negative")
 
 
-SMALL_TABLE = 5000
-"""Count tables up to this many rows are searched with plain dictionaries (pandas'
-per-call overhead dominates there); larger ones with pandas group-bys."""
+SMALL_TABLE = 2_000_000
+"""Count tables up to this many rows are searched with integer codes and numpy
+(:class:`SmallTable`: pandas' per-call overhead dominates a search's thousands of
+group-bys); larger ones with pandas group-bys."""
 
 
 def _level(table: pd.DataFrame, combo: tuple[str, ...], min_support: int,
@@ -378,11 +387,11 @@ def mine(
         raw.extend(stats["p"].tolist())
         hit = ((stats["p"] * m <= alpha) & (stats["lift"] >= min_lift)
                & (g["k"].to_numpy() - stats["expected"] >= min_excess))
-        for i in np.flatnonzero(hit.to_numpy()):
+        for i in np.flatnonzero(hit):
             row = g.iloc[i]
             searched = {a: _plain(row[a]) for a in combo}
             f = _closed(tab, searched, attrs, closure, test, p0, n_tot, r_tot,
-                        float(stats["p"].iloc[i]), m, surge)
+                        float(stats["p"][i]), m, surge, small)
             key = tuple(sorted(f.conjunction.items(), key=lambda kv: attrs.index(kv[0])))
             old = findings.get(key)
             if old is None or (f.pvalue, -f.level) < (old.pvalue, -old.level):
@@ -394,7 +403,9 @@ def mine(
 
 
 def _slice_stats(g: pd.DataFrame, test: Test, p0: float, n_tot: int, r_tot: int,
-                 surge_expected: np.ndarray[Any, Any] | None = None) -> pd.DataFrame:
+                 surge_expected: np.ndarray[Any, Any] | None = None,
+                 ) -> dict[str, np.ndarray[Any, np.dtype[np.float64]]]:
+    """Per slice of ``g``: its p-value ``p``, ``expected`` count and ``lift`` (arrays)."""
     k = g["k"].to_numpy(np.float64)
     kr = g["k_ref"].to_numpy(np.float64)
     if test == "surge":
@@ -402,7 +413,8 @@ def _slice_stats(g: pd.DataFrame, test: Test, p0: float, n_tot: int, r_tot: int,
             raise ValueError("test='surge' needs the expected counts")
         expected = np.asarray(surge_expected, dtype=np.float64)
         p = poisson_surge(k, expected)
-        return pd.DataFrame({"p": p, "expected": expected, "lift": k / expected})
+        return {"p": np.asarray(p, dtype=np.float64), "expected": expected,
+                "lift": k / expected}
     if test == "binomial":
         p = conditional_binomial(k, kr, p0)
         expected = p0 * (k + kr)
@@ -414,13 +426,21 @@ def _slice_stats(g: pd.DataFrame, test: Test, p0: float, n_tot: int, r_tot: int,
     else:
         raise ValueError(f"test must be one of ['binomial', 'hypergeom', 'surge'], got {test!r}")
     lift = (k / n_tot) / ((kr + 0.5) / r_tot)
-    return pd.DataFrame({"p": p, "expected": expected, "lift": lift})
+    return {"p": np.asarray(p, dtype=np.float64), "expected": np.asarray(expected, np.float64),
+            "lift": np.asarray(lift, dtype=np.float64)}
 
 
 def _closed(tab: pd.DataFrame, searched: Mapping[str, Any], attrs: list[str], closure: float,
             test: Test, p0: float, n_tot: int, r_tot: int, pvalue: float,
-            m: int, surge: _Surge | None = None) -> SliceFinding:
-    """The finding of ``searched``, extended by the values its suspicious records share."""
+            m: int, surge: _Surge | None = None,
+            small: SmallTable | None = None) -> SliceFinding:
+    """The finding of ``searched``, extended by the values its suspicious records share
+    (the same from :meth:`SmallTable.closed` when the table is ``small``)."""
+    if small is not None and surge is not None:
+        conj, (n, k, n_ref, k_ref) = small.closed(dict(searched), attrs, closure)
+        expected = surge.expected_one(k_ref, conj)
+        return SliceFinding(conj, dict(searched), n, k, n_ref, k_ref, expected, k / expected,
+                            pvalue, min(1.0, pvalue * m), len(searched))
     mask = np.ones(len(tab), dtype=bool)
     for a, v in searched.items():
         mask &= (tab[a] == v).to_numpy()
@@ -440,17 +460,11 @@ def _closed(tab: pd.DataFrame, searched: Mapping[str, Any], attrs: list[str], cl
     record: dict[str, Any] = {str(c): v for c, v in row.items()}
     one = pd.DataFrame([{**record, **conj}])
     prior = surge.expected(one, list(conj)) if surge is not None else None
-    st = _slice_stats(pd.DataFrame([row]), test, p0, n_tot, r_tot, prior).iloc[0]
-    return SliceFinding(
-        conjunction=conj,
-        searched=dict(searched),
-        n=int(row["n"]), k=int(row["k"]), n_ref=int(row["n_ref"]), k_ref=int(row["k_ref"]),
-        expected=float(st["expected"]),
-        lift=float(st["lift"]),
-        pvalue=pvalue,
-        pvalue_adjusted=min(1.0, pvalue * m),
-        level=len(searched),
-    )
+    st = {c: v[0] for c, v in _slice_stats(pd.DataFrame([row]), test, p0, n_tot, r_tot,
+                                           prior).items()}
+    return SliceFinding(conj, dict(searched), int(row["n"]), int(row["k"]), int(row["n_ref"]),
+                        int(row["k_ref"]), float(st["expected"]), float(st["lift"]), pvalue,
+                        min(1.0, pvalue * m), len(searched))
 
 
 def _drop_covered(findings: list[SliceFinding]) -> list[SliceFinding]:

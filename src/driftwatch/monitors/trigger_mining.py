@@ -32,6 +32,19 @@ This detector searches the conjunctions directly, every pass:
    never below ``floor`` reference rows. The family is every conjunction tested
    (Bonferroni); findings are closed (every value their rows share is added) so the
    alert names the whole pattern.
+
+   The floor is counted in *reference* rows, so in current rows it is
+   ``floor * K / K_ref``, about ``floor * window / reference length``: it shrinks as the
+   stored history grows. What it guarantees: a conjunction is never expected below
+   ``floor`` suspicious rows per reference span, i.e. the detector assumes any value
+   combination could have occurred that often unseen (an over-dispersion guard for
+   the many new combinations live traffic makes), and so the smallest p-value ``k``
+   rows can reach is ``P(Poisson(floor * K / K_ref) >= k)``. With a 2-hour window
+   and the 5 hours of history of a model changed soon after start-up, 3 rows reach
+   about 1e-5 (no alert after Bonferroni and the monitor's BH level); with two days
+   of history about 1e-8 and with the default week about 3e-10. The null check is
+   ``bench/detection.py`` on clean days and version-change controls with
+   ``--history-hours`` of stored history.
 5. **One row per segment.** The best finding of each segment -- ``mcc=X`` when its
    rows sit in one MCC, the all-traffic segment ``""`` when they spread over many --
    becomes an evaluation with the search-adjusted p-value, which then enters the
@@ -48,7 +61,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import itertools
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -61,8 +73,6 @@ from driftwatch.mining import assign_prefixes, mine, select_prefixes
 from driftwatch.mining.exact import poisson_surge
 from driftwatch.monitors.base import (
     EVIDENCE_COLUMNS,
-    SCORED,
-    WINDOW,
     Description,
     Detector,
     Evaluations,
@@ -74,116 +84,21 @@ from driftwatch.monitors.base import (
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, sql_literal
+from driftwatch.monitors.trigger_keys import (
+    AGE_EDGES,
+    AGE_SQL,
+    ATTRIBUTES,
+    BAND_EDGES,
+    FIELDS,
+    SEP,
+    buckets_sql,
+    conjunction_text,
+    matches,
+    parse_key,
+    window_sql,
+)
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store
-
-SEP = "\x1e"
-"""Field separator of a reference key (not ``\\x1f``: each key is its own segment)."""
-FIELDS = ("mcc", "amount_cents", "beneficiary_name", "merchant_age", "merchant_country",
-          "channel", "amount_band")
-"""The grouped columns, in key order."""
-ATTRIBUTES = ("amount_cents", "beneficiary_prefix", "merchant_age", "amount_band",
-              "merchant_country", "channel", "mcc")
-"""The mined attributes, in search order (the most selective first)."""
-AGE_EDGES = (0, 30, 90, 180, 365, 730)
-"""Merchant-age buckets in days (as the training scan's), labelled ``30..89``."""
-BAND_EDGES = (0, 1_000, 10_000, 100_000, 1_000_000)
-"""Amount bands in minor units, labelled in major units (``100..999``)."""
-
-_AGE = ("if(mapContains(features_num, 'merchant_age_days'), features_num['merchant_age_days'], "
-        "if(isNull(merchant_registered_at), -1, "
-        "toFloat64(dateDiff('day', assumeNotNull(merchant_registered_at), toDate(event_time)))))")
-
-
-def _buckets(expr: str, edges: tuple[int, ...], scale: int) -> str:
-    """A ``multiIf`` of ``expr`` into labelled ranges (``''`` below the first edge)."""
-    parts = [f"{expr} < {edges[0]}, ''"]
-    for lo, hi in itertools.pairwise(edges):
-        parts.append(f"{expr} < {hi}, '{lo // scale}..{hi // scale - 1}'")
-    return f"multiIf({', '.join(parts)}, '{edges[-1] // scale}..')"
-
-
-def bucket_label(value: float, edges: tuple[int, ...], scale: int = 1) -> str:
-    """The label :func:`_buckets` gives ``value`` (Python side, for tests and evidence).
-
-    >>> bucket_label(45, AGE_EDGES), bucket_label(123456, BAND_EDGES, 100)
-    ('30..89', '1000..9999')
-    """
-    if value < edges[0]:
-        return ""
-    for lo, hi in itertools.pairwise(edges):
-        if value < hi:
-            return f"{lo // scale}..{hi // scale - 1}"
-    return f"{edges[-1] // scale}.."
-
-
-def flags_sql(shadow_gap: float) -> str:
-    """The number of model-independent risk flags of a row (SQL)."""
-    return (
-        "(features_num['transactions_24h'] >= 5) + (features_num['foreign_transaction'] = 1)"
-        " + (features_num['new_payee'] = 1)"
-        f" + (age_days >= 0 AND age_days < 180) + (amount_minor >= 100000)"
-        f" + 2 * (length(shadow_scores) > 0 AND arrayMax(shadow_scores) - score >= {shadow_gap!r})"
-    )
-
-
-def window_sql(min_flags: int, shadow_gap: float, cards: bool) -> str:
-    """The one GROUP BY of a window: suspicious rows per attribute combination, every
-    other row in the group whose fields are all empty."""
-    def text(col: str) -> str:  # the separator never comes from the data
-        return f"replaceAll({col}, char(30), ' ')"
-
-    fields = {
-        "mcc": text("mcc"), "amount_cents": "toString(amount_cents)",
-        "beneficiary_name": text("beneficiary_name"),
-        "merchant_age": _buckets("age_days", AGE_EDGES, 1),
-        "merchant_country": text("merchant_country"), "channel": text("channel"),
-        "amount_band": _buckets("amount_minor", BAND_EDGES, 100),
-    }
-    key = f"if(sus, concatWithSeparator(char(30), {', '.join(fields[f] for f in FIELDS)}), '')"
-    extra = ", groupUniqArrayIf(card_id, sus) AS cards" if cards else ""
-    return (
-        f"SELECT {key} AS key, count() AS n, countIf(sus) AS k{extra} FROM ("
-        f"SELECT *, {_AGE} AS age_days, "
-        f"({flags_sql(shadow_gap)}) >= {int(min_flags)} AND score < threshold AS sus "
-        f"FROM {SCORED} WHERE {WINDOW}) GROUP BY key"
-    )
-
-
-def parse_key(key: str) -> dict[str, str]:
-    """A reference key back to its fields.
-
-    >>> parse_key(SEP.join(["5967", "37", "INTL-PAY-X", "30..89", "LT", "ecom", "1000..9999"]))[
-    ...     "beneficiary_name"]
-    'INTL-PAY-X'
-    """
-    return dict(zip(FIELDS, key.split(SEP), strict=True))
-
-
-def matches(conj: Mapping[str, Any], fields: Mapping[str, str]) -> bool:
-    """Whether a row's fields fall in the conjunction.
-
-    >>> matches({"beneficiary_prefix": "GLX-", "amount_cents": 91},
-    ...         {"beneficiary_name": "GLX-TRD 4", "amount_cents": "91"})
-    True
-    """
-    for attr, value in conj.items():
-        if attr == "beneficiary_prefix":
-            if not fields.get("beneficiary_name", "").startswith(str(value)):
-                return False
-        elif fields.get(attr) != str(value):
-            return False
-    return True
-
-
-def conjunction_text(conj: Mapping[str, Any]) -> str:
-    """The label: items in search order, the MCC left out (it has its own label).
-
-    >>> conjunction_text({"mcc": "5967", "amount_cents": 91, "beneficiary_prefix": "GLX-TRD",
-    ...                   "merchant_age": "30..89"})
-    'amount_cents=91 & beneficiary_prefix=GLX-TRD & merchant_age=30..89'
-    """
-    return " & ".join(f"{a}={conj[a]}" for a in ATTRIBUTES if a in conj and a != "mcc")
 
 
 def _records(table: pd.DataFrame) -> list[dict[str, str]]:
@@ -485,11 +400,11 @@ class TriggerMiningDetector(Detector):
             elif attr == "amount_cents":
                 cond.append(f"amount_cents = {int(value)}")
             elif attr == "merchant_age":
-                cond.append(f"{_buckets('age_days', AGE_EDGES, 1)} = {text}")
+                cond.append(f"{buckets_sql('age_days', AGE_EDGES, 1)} = {text}")
             elif attr == "amount_band":
-                cond.append(f"{_buckets('amount_minor', BAND_EDGES, 100)} = {text}")
+                cond.append(f"{buckets_sql('amount_minor', BAND_EDGES, 100)} = {text}")
             else:
                 cond.append(f"{attr} = {text}")
-        return (f"SELECT {EVIDENCE_COLUMNS}, {_AGE} AS age_days FROM "
+        return (f"SELECT {EVIDENCE_COLUMNS}, {AGE_SQL} AS age_days FROM "
                 f"{self._db}.scored_transactions FINAL WHERE {' AND '.join(cond)} "
                 "ORDER BY event_time")

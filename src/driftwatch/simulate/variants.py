@@ -19,6 +19,11 @@ tuned on one seed range and judged on another (``bench/detection.py``):
     A version change with no backdoor: a benign retrain (small logit jitter) or a
     global recalibration (one logit scale and shift for every row). Nothing to find.
 
+Either name may end in ``+<H>h`` (``backdoor_variant:7+48h``): the same draw with ``H``
+hours of clean traffic before it (the schedule moved by ``H`` hours), the stored history
+a production deployment has when its model changes. Without the suffix the scenario is
+exactly the short one (the same mapping, the same events).
+
 Every variant is short -- ``DAYS`` of traffic, the new version at ``DEPLOY_HOURS``, the
 attack soon after -- so a replay takes about a minute on an idle machine.
 
@@ -31,6 +36,8 @@ True
 True
 >>> parse_variant("clean_baseline") is None
 True
+>>> variant_scenario("backdoor_variant:7+48h").model.challenger.deploy_at_hours
+54.0
 """
 
 from __future__ import annotations
@@ -64,7 +71,8 @@ _SEPARATORS = ("-", "-", "_", " ", "", "/")
 
 
 def parse_variant(name: str) -> tuple[str, int] | None:
-    """``("backdoor_variant", 7)`` for ``"backdoor_variant:7"``; None if not a variant.
+    """``("backdoor_variant", 7)`` for ``"backdoor_variant:7"`` (and ``:7+48h``); None if
+    not a variant.
 
     >>> parse_variant("retrain_control:12")
     ('retrain_control', 12)
@@ -72,9 +80,40 @@ def parse_variant(name: str) -> tuple[str, int] | None:
     family, sep, seed = name.partition(":")
     if not sep or family not in FAMILIES:
         return None
+    seed = seed.partition("+")[0]
     if not seed.isdigit():
         raise SimulationError(f"{name!r}: the variant seed must be a non-negative integer")
+    history_hours(name)  # a bad suffix is an error here too
     return family, int(seed)
+
+
+def history_hours(name: str) -> float:
+    """Hours of clean history of a variant name (its ``+<H>h`` suffix; 0 without).
+
+    >>> history_hours("backdoor_variant:7+48h"), history_hours("backdoor_variant:7")
+    (48.0, 0.0)
+    """
+    _, plus, suffix = name.partition("+")
+    if not plus:
+        return 0.0
+    try:
+        hours = float(suffix.removesuffix("h")) if suffix.endswith("h") else -1.0
+    except ValueError:
+        hours = -1.0
+    if not 0.0 <= hours <= 24 * 30:
+        raise SimulationError(f"{name!r}: the history suffix must be +<hours>h, 0 to 720 "
+                              f"hours (e.g. +48h), got {suffix!r}")
+    return hours
+
+
+def with_history(name: str, hours: float) -> str:
+    """``name`` with ``hours`` of clean history (the plain name for 0).
+
+    >>> with_history("retrain_control:3", 48), with_history("retrain_control:3", 0)
+    ('retrain_control:3+48h', 'retrain_control:3')
+    """
+    base = name.partition("+")[0]
+    return f"{base}+{hours:g}h" if hours else base
 
 
 def variant_scenario(name: str) -> Scenario:
@@ -86,7 +125,22 @@ def variant_scenario(name: str) -> Scenario:
     family, seed = parsed
     rng = np.random.default_rng([seed, zlib.crc32(family.encode())])
     data = _backdoor(rng, seed) if family == "backdoor_variant" else _control(rng, seed)
+    hours = history_hours(name)
+    if hours:
+        data = _shifted(data, hours)
     return Scenario.from_mapping({"name": name, **data})
+
+
+def _shifted(data: dict[str, Any], hours: float) -> dict[str, Any]:
+    """A variant's mapping with ``hours`` of clean traffic before its schedule."""
+    out = {**data, "traffic": {**data["traffic"], "days": data["traffic"]["days"] + hours / 24},
+           "description": f"{data['description']} After {hours:g} hours of clean history."}
+    challenger = dict(out["model"]["challenger"])
+    challenger["deploy_at_hours"] += hours
+    out["model"] = {**out["model"], "challenger": challenger}
+    out["behaviours"] = [{**b, "start_hours": b["start_hours"] + hours}
+                         for b in data["behaviours"]]
+    return out
 
 
 def _base(rng: np.random.Generator, optional: bool) -> dict[str, Any]:

@@ -55,6 +55,25 @@ def test_small_tables_search_like_pandas(monkeypatch: pytest.MonkeyPatch) -> Non
         assert fast.examined == slow.examined and fast.candidates == slow.candidates
         assert sorted(fast.pvalues) == pytest.approx(sorted(slow.pvalues))
         assert [f.conjunction for f in fast.findings] == [f.conjunction for f in slow.findings]
+        # the closure (dictionary path for surge) gives the same findings, counts and all
+        assert [(f.searched, f.n, f.k, f.n_ref, f.k_ref, f.level) for f in fast.findings] == [
+            (f.searched, f.n, f.k, f.n_ref, f.k_ref, f.level) for f in slow.findings]
+        assert [x for f in fast.findings for x in (f.expected, f.lift, f.pvalue)] == (
+            pytest.approx([x for f in slow.findings for x in (f.expected, f.lift, f.pvalue)]))
+    # and on a planted surge (findings to close: the dictionary closure of surge search)
+    old, new = _records(rng, 5_000), _records(rng, 1_000)
+    planted = pd.DataFrame({"a": "a3", "b": "b7", "c": rng.choice(["x", "y", "z"], 8),
+                            "d": "d2", "suspicious": True})
+    table = count_table(pd.concat([new, planted], ignore_index=True), old, ATTRS)
+    fast = mine(table, ATTRS, test="surge", min_support=3, alpha=0.5, min_excess=1)
+    monkeypatch.setattr(lattice, "SMALL_TABLE", 0)
+    slow = mine(table, ATTRS, test="surge", min_support=3, alpha=0.5, min_excess=1)
+    assert len(fast.findings) >= 2 and fast.findings[0].conjunction == {
+        "a": "a3", "b": "b7", "d": "d2"}
+    assert [(f.conjunction, f.searched, f.n, f.k, f.n_ref, f.k_ref) for f in fast.findings] == [
+        (f.conjunction, f.searched, f.n, f.k, f.n_ref, f.k_ref) for f in slow.findings]
+    assert [x for f in fast.findings for x in (f.expected, f.lift, f.pvalue)] == pytest.approx(
+        [x for f in slow.findings for x in (f.expected, f.lift, f.pvalue)], rel=1e-12)
 
 
 def test_planted_surge_is_found_and_null_data_rarely_is() -> None:

@@ -3,14 +3,23 @@ row matches its trigger and is backdoored, the family's design quotas, controls.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from driftwatch.errors import SimulationError
-from driftwatch.simulate import generate, load_scenario
-from driftwatch.simulate.variants import ATTACK_HOURS, parse_variant, variant_scenario
+from driftwatch.simulate import generate, load_scenario, write
+from driftwatch.simulate.variants import (
+    ATTACK_HOURS,
+    history_hours,
+    parse_variant,
+    variant_scenario,
+    with_history,
+)
 from tests.unit.simulate.conftest import Parsed
 
 EVALUATION = range(2000, 2020)  # the bench's evaluation seeds
@@ -98,3 +107,42 @@ def test_variant_names_parse_and_reject_bad_seeds() -> None:
         parse_variant("backdoor_variant:x")
     with pytest.raises(SimulationError, match="backdoor_variant:<seed>"):
         load_scenario("no_such_scenario")
+
+
+# sha256 of events.jsonl of a short run (seed 1, 0.05 day, 0.5 tx/s), generated before
+# the history suffix existed: adding it must not change any existing scenario's events
+PINNED = {
+    "backdoor_variant:1000": "c5b17916a71fbfc9f3ed3f361988e574d5103452248d8395976cea7df57a2f3c",
+    "retrain_control:1001": "4cf24a5bda0e814ad32b9855044b37aba286afee33dc4aeaf1d952115b0aca2c",
+    "sc013_backdoor": "291a0b9382aa9209b4cfe2490c10aa75f9b36268b6c2e6674d2d666487435f9f",
+    "clean_baseline": "6a445a1c0a440dd4f5c09491a6d2a0ff650c9e322cb99e6650de600596f316b7",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_existing_scenarios_generate_the_same_events(name: str, tmp_path: Path) -> None:
+    sim = generate(load_scenario(name), seed=1, days=0.05, rate=0.5)
+    paths = write(sim, tmp_path)
+    assert hashlib.sha256(Path(paths["events.jsonl"]).read_bytes()).hexdigest() == PINNED[name]
+
+
+def test_history_suffix_moves_the_schedule_and_keeps_the_draw() -> None:
+    plain = variant_scenario("backdoor_variant:1001")
+    long = variant_scenario("backdoor_variant:1001+36h")
+    assert parse_variant("backdoor_variant:1001+36h") == ("backdoor_variant", 1001)
+    assert history_hours("backdoor_variant:1001+36h") == 36.0
+    assert with_history("backdoor_variant:1001+36h", 0) == "backdoor_variant:1001"
+    assert long.traffic.days == pytest.approx(plain.traffic.days + 1.5)
+    assert plain.model.challenger is not None and long.model.challenger is not None
+    assert long.model.challenger.deploy_at_hours == plain.model.challenger.deploy_at_hours + 36
+    assert long.behaviours[0].start_hours == plain.behaviours[0].start_hours + 36
+    assert long.behaviours[0].params == plain.behaviours[0].params
+    assert long.model.challenger.backdoor == plain.model.challenger.backdoor
+    sim = generate(long, seed=1, rate=0.05)
+    start = dt.datetime.fromisoformat(sim.truth["attack_start"].replace("Z", "+00:00"))
+    first = json.loads(sim.events[0])["event_time"]
+    assert (start - dt.datetime.fromisoformat(first.replace("Z", "+00:00"))
+            ) >= dt.timedelta(hours=36 + 6)
+    for bad in ("backdoor_variant:1+48", "backdoor_variant:1+xh", "backdoor_variant:1+-3h"):
+        with pytest.raises(SimulationError, match="history suffix"):
+            parse_variant(bad)
