@@ -1,5 +1,5 @@
 """The detection bench's stored history: a scenario's files split where the monitors
-start (``bench/replay_support.split_at``), events by event time and labels by label time,
+start (``bench/support/replay.split_at``), events by event time and labels by label time,
 nothing lost or repeated."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.replay_support import split_at
+from bench.support.replay import split_at
 
 
 def test_split_at_keeps_every_line_once_on_its_side(tmp_path: Path) -> None:

@@ -251,7 +251,7 @@ class StoreAlertBook:
             if f.source == "rule" and f.fingerprint not in self._state}))
         rows: list[dict[str, Any]] = []
         log: list[dict[str, Any]] = []
-        for f in sorted(findings, key=lambda x: x.event_time):
+        for f in sorted(findings, key=lambda x: (x.event_time, x.fingerprint)):
             fp = f.fingerprint
             at = _utc(f.event_time)
             if f.source != "rule" and not leads:
