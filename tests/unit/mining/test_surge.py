@@ -61,7 +61,7 @@ def test_small_tables_search_like_pandas(monkeypatch: pytest.MonkeyPatch) -> Non
         assert [x for f in fast.findings for x in (f.expected, f.lift, f.pvalue)] == (
             pytest.approx([x for f in slow.findings for x in (f.expected, f.lift, f.pvalue)]))
     # and on a planted surge (findings to close: the dictionary closure of surge search)
-    old, new = _records(rng, 5_000), _records(rng, 1_000)
+    old, new = records(rng, 5_000), records(rng, 1_000)
     planted = pd.DataFrame({"a": "a3", "b": "b7", "c": rng.choice(["x", "y", "z"], 8),
                             "d": "d2", "suspicious": True})
     table = count_table(pd.concat([new, planted], ignore_index=True), old, ATTRS)
