@@ -243,6 +243,17 @@ class BatchedWindows:
         self._block = None
 
 
+def _look_ahead(monitor: Monitor, span_s: int) -> None:
+    """Set every detector's read-ahead span; a detector that fails at it (or a plugin
+    without it) reads its reference chunk by chunk, and the others go on."""
+    for det in monitor.detectors:
+        try:
+            det.look_ahead(span_s)
+        except Exception:  # a broken detector must not stop the others
+            log.exception("detector %s: look-ahead failed", det.name)
+            monitor.detector_errors[f"{det.name}:look_ahead"] += 1
+
+
 def run_backfill(monitor: Monitor, passes: Sequence[dt.datetime], block: int) -> StageOutput:
     """Run ``passes`` (consecutive, oldest first) in blocks of at most ``block`` passes:
     batched current windows, then every pass in order, one ``drift_results`` insert
@@ -257,15 +268,13 @@ def run_backfill(monitor: Monitor, passes: Sequence[dt.datetime], block: int) ->
         monitor.seconds["_prefetch"] += time.perf_counter() - started
         monitor.results_buffer = {}
         span_s = int((chunk[-1] - chunk[0]).total_seconds())
-        for detector in monitor.detectors:
-            detector.look_ahead(span_s)
+        _look_ahead(monitor, span_s)
         try:
             for at in chunk:
                 out.findings.extend(monitor.run_pass(at).findings)
                 _flush(monitor, FLUSH_ROWS)
         finally:
-            for detector in monitor.detectors:
-                detector.look_ahead(0)
+            _look_ahead(monitor, 0)
             for det in batched:
                 det.drop_prefetched()
             _flush(monitor, 0)
