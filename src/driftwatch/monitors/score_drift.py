@@ -375,6 +375,10 @@ def wasserstein_fine(ref: FloatArray, cur: FloatArray) -> FloatArray:
 def mean_score(counts: FloatArray) -> FloatArray:
     """Mean score of rows of fine histograms (bin midpoints; NaN for empty rows)."""
     mid = ((np.arange(FINE) + 0.5) / FINE) ** 2
+    # row by row over a contiguous copy, not ``counts @ mid``: a matrix product's last
+    # bits depend on the matrix's shape (BLAS blocking), so a segment's mean could
+    # differ with the other segments of the pass -- and flip a rounded digit
+    weighted = (np.ascontiguousarray(counts, dtype=np.float64) * mid).sum(axis=1)
     n = counts.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(np.where(n > 0, counts @ mid / n, np.nan), dtype=np.float64)
+        return np.asarray(np.where(n > 0, weighted / n, np.nan), dtype=np.float64)

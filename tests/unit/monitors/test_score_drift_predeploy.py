@@ -147,3 +147,23 @@ def test_options_are_checked() -> None:
         PreDeployScoreDrift(Settings(), spec, pool_s=0)
     with pytest.raises(ValueError, match="unknown option"):
         PreDeployScoreDrift(Settings(), spec, sharks=1)
+
+
+def test_mean_score_of_a_segment_does_not_depend_on_the_other_segments() -> None:
+    # the details' mean scores are rounded to 4 digits: a last-bit difference from the
+    # shape of the pass's table (BLAS blocking in a matrix product) flipped one digit
+    # between the pass-by-pass and the backfill path in a 48 h replay
+    from driftwatch.monitors.score_drift import FINE, mean_score
+
+    rng = np.random.default_rng(1)
+    table = rng.integers(0, 50, size=(300, FINE)).astype(float)
+    means = mean_score(table)
+    for i in range(0, 300, 37):
+        assert mean_score(table[i : i + 1])[0] == means[i]
+        assert mean_score(np.vstack([table[(i + 5) % 300], table[i]]))[1] == means[i]
+    # and it is the mean of the bin midpoints: one row by hand
+    row = np.zeros((1, FINE))
+    row[0, 0], row[0, FINE - 1] = 1, 3
+    mids = ((np.arange(FINE) + 0.5) / FINE) ** 2
+    assert mean_score(row)[0] == pytest.approx((mids[0] + 3 * mids[-1]) / 4)
+    assert np.isnan(mean_score(np.zeros((1, FINE)))[0])
