@@ -442,19 +442,17 @@ def main() -> None:
     tests_s = time.perf_counter() - started
     monitor: dict[str, Any] = {"skipped": True}
     if days > 0:
-        from bench.calibration_monitor import clean_week_rate
+        from bench.calibration_monitor import clean_rate
 
         with tempfile.TemporaryDirectory(prefix="calib-") as tmp:
-            monitor = clean_week_rate(Path(tmp), days, args.rate, 100)
-        print(f"whole monitor, clean replay: {json.dumps(monitor, default=str)}")
+            monitor = clean_rate(Path(tmp), [301], days, min(1.0, days / 2), args.rate)
+        print(f"whole monitor, clean replay: {json.dumps(monitor['pooled'], default=str)}")
     per_test_met = all(
         r[f"{a:g}"]["met"] for r in rows if r["judged"] for a in ALPHAS
     )
     unresolved = sorted({f"{a:g}" for r in rows for a in ALPHAS if not r[f"{a:g}"]["resolved"]})
-    per_month = (
-        monitor["per_week_per_1000_segments"] * monitor["segments"] / 1000 * 30 / 7
-        if not monitor.get("skipped") and monitor.get("segments") else None
-    )
+    pool = monitor.get("pooled", {})
+    per_month = pool.get("per_month")
     monitor_met = None if per_month is None else bool(per_month <= MONTH_TARGET)
     summary = {
         "bench": "calibration",
@@ -473,10 +471,11 @@ def main() -> None:
         "unresolved_alphas": unresolved,
         "tests_s": round(tests_s, 1),
         "monitor_days": days,
-        "monitor_alerts_warning_critical": monitor.get("alerts_warning_critical"),
-        "monitor_segments": monitor.get("segments"),
-        "monitor_per_week_per_1000_segments": monitor.get("per_week_per_1000_segments"),
+        "monitor_detector_alerts": pool.get("detector_alerts"),
+        "monitor_segments": pool.get("mean_segments"),
+        "monitor_per_week_per_1000_segments": pool.get("per_week_per_1000_segments"),
         "monitor_false_alerts_per_month": per_month,
+        "monitor_false_alerts_per_month_upper95": pool.get("per_month_upper95"),
         "target_false_alerts_per_month": MONTH_TARGET,
         "monitor_met": monitor_met,
         "met": bool(per_test_met and monitor_met is not False),

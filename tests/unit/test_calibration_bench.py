@@ -1,0 +1,76 @@
+"""The calibration bench's own arithmetic: exact Poisson bounds on false-alert rates
+(``bench/support/alert_rate.py``), the pooling of clean spans
+(``bench/calibration_monitor.py``), checked against scipy and worked cases."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bench.support.alert_rate import alert_rate, poisson_lower, poisson_upper
+from scipy import stats
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 5, 17, 120])
+def test_poisson_upper_is_the_exact_garwood_bound(k: int) -> None:
+    up = poisson_upper(k, 0.95)
+    # defining property: k or fewer events have probability 5 % at the bound
+    assert stats.poisson.cdf(k, up) == pytest.approx(0.05, rel=1e-9)
+    # the chi-square form of the same bound
+    assert up == pytest.approx(stats.chi2.ppf(0.95, 2 * k + 2) / 2, rel=1e-12)
+
+
+def test_poisson_bounds_worked_cases() -> None:
+    assert poisson_upper(0) == pytest.approx(-math.log(0.05))  # 2.9957
+    assert poisson_lower(0) == 0.0
+    assert poisson_lower(4, 0.95) == pytest.approx(1.3663, abs=1e-4)
+    assert poisson_upper(4, 0.95) == pytest.approx(9.1535, abs=1e-4)
+    with pytest.raises(ValueError, match="k must be"):
+        poisson_upper(-1)
+    with pytest.raises(ValueError, match="confidence"):
+        poisson_upper(1, 1.0)
+
+
+def test_poisson_upper_covers_at_least_its_level() -> None:
+    rng = np.random.default_rng(7)
+    mu = 2.5
+    ks = rng.poisson(mu, 20_000)
+    ups = np.array([poisson_upper(int(k)) for k in range(int(ks.max()) + 1)])
+    coverage = float(np.mean(ups[ks] >= mu))
+    assert coverage >= 0.95
+
+
+def test_alert_rate_scales_to_a_month_and_to_1000_segments_a_week() -> None:
+    # 28 days evaluated over 4 spans of 2,000 segments, 0 alerts
+    r = alert_rate(0, 28.0, 28.0 * 2000)
+    assert r.per_month == 0.0
+    assert r.per_month_upper == pytest.approx(-math.log(0.05) * 30 / 28)
+    assert r.per_week_per_1000_upper == pytest.approx(-math.log(0.05) * 7 * 1000 / 56_000)
+    # 3 alerts in 60 days at 500 segments
+    r = alert_rate(3, 60.0, 30_000.0)
+    assert r.per_month == pytest.approx(1.5)
+    assert r.per_week_per_1000 == pytest.approx(3 * 7 * 1000 / 30_000)
+    assert math.isnan(alert_rate(0, 0.0, 0.0).per_month)
+
+
+def test_pooled_spans_add_alerts_and_exposure(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the benches run as scripts: bench/ is first on sys.path, helpers are `support.*`
+    monkeypatch.syspath_prepend(str(BENCH))
+    from bench.calibration_monitor import pooled
+
+    spans = [
+        {"detector_alerts": 1, "evaluated_days": 7.0, "segments": 2000,
+         "alerts_by_detector": {"cents": 1}},
+        {"detector_alerts": 0, "evaluated_days": 7.0, "segments": 1000,
+         "alerts_by_detector": {}},
+    ]
+    p = pooled(spans)
+    assert p["detector_alerts"] == 1 and p["evaluated_days"] == 14.0
+    assert p["mean_segments"] == 1500.0
+    assert p["per_month"] == pytest.approx(30 / 14)
+    assert p["per_month_upper95"] == pytest.approx(poisson_upper(1) * 30 / 14)
+    assert p["alerts_by_detector"] == {"cents": 1}
