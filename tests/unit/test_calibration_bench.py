@@ -74,3 +74,44 @@ def test_pooled_spans_add_alerts_and_exposure(monkeypatch: pytest.MonkeyPatch) -
     assert p["per_month"] == pytest.approx(30 / 14)
     assert p["per_month_upper95"] == pytest.approx(poisson_upper(1) * 30 / 14)
     assert p["alerts_by_detector"] == {"cents": 1}
+
+
+def test_null_chunks_are_the_ones_the_detectors_read() -> None:
+    import datetime as dt
+
+    from bench.support.nulls import picks
+
+    from driftwatch.monitors.dispersion import ReferenceDispersion, rate_estimator
+    from driftwatch.monitors.reference import SegmentTable
+
+    end = dt.datetime(2026, 3, 8, tzinfo=dt.UTC)
+    for chunk_s, ref_chunks in ((3600, 168), (86400, 7)):
+        d = ReferenceDispersion(lambda a, b: SegmentTable.empty(2), rate_estimator,
+                                chunk_s=chunk_s, max_chunks=24)
+        spans = d.chunks(end - dt.timedelta(seconds=chunk_s * ref_chunks), end)
+        back = [(end - hi).total_seconds() / chunk_s for _, hi in spans]
+        assert picks(ref_chunks, 24).tolist() == sorted(back)
+
+
+def test_young_null_holds_hours_of_reference_and_judges_only_young_segments() -> None:
+    from bench.support.nulls import Condition, judged, null_counts
+
+    rng = np.random.default_rng(3)
+    s = 40
+    prof = np.tile([0.9, 0.1], (s, 1))
+    vol = np.full(s, 100.0)
+    d = null_counts(rng, prof, vol, 5, 168, 24, Condition("young-6h", 500.0, ref_hours=6.0))
+    assert d.young.tolist() == [i % 2 == 1 for i in range(s)]
+    # a young segment's reference is its 6 hours (~600 rows), of which the detector's
+    # spread sample (every 7th hour) holds only the newest hour; the rest are empty
+    assert abs(d.ref[d.young].sum(axis=1).mean() - 600) < 60
+    assert (d.chunks[d.young][:, 1:].sum(axis=(1, 2)) == 0).all()
+    assert (d.chunks[d.young][:, 0].sum(axis=1) > 0).all()
+    assert abs(d.ref[~d.young].sum(axis=1).mean() - 16_800) < 500
+    p = judged(d, d.seg, np.full(d.cur.shape[0], 0.5))
+    assert np.isnan(p[~d.young[d.seg]]).all() and (p[d.young[d.seg]] == 0.5).all()
+    # a daily detector, 6 hours: one partial chunk (a quarter of a day's rows)
+    d = null_counts(rng, prof, vol, 5, 7, 7, Condition("young-6h", 500.0, ref_hours=6.0),
+                    chunk_hours=24.0)
+    assert abs(d.ref[d.young].sum(axis=1).mean() - 25) < 5
+    assert (d.ref[d.young] == d.chunks[d.young].sum(axis=1)).all()
