@@ -10,13 +10,13 @@ discoveries per detector read back from ``drift_results``, and pools the spans i
 rate per simulated month with an exact Poisson upper bound
 (:mod:`support.alert_rate`).
 
-    python bench/calibration_monitor.py --quick    # one short span; run from the repo root
-                                                   # (the rule packs are found from there)
+    python bench/calibration_monitor.py --quick    # one short span
     python bench/calibration_monitor.py --seeds 301,302,303,304 --days 8 --rate 0.5
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,6 +24,8 @@ from typing import Any
 
 from support.alert_rate import alert_rate
 from support.replay import replayed
+
+RULES = Path(__file__).resolve().parents[1] / "rules"
 
 
 def clean_span(root: Path, seed: int, days: float, warmup_days: float,
@@ -102,7 +104,12 @@ def pooled(spans: list[dict[str, Any]]) -> dict[str, Any]:
 
 def clean_rate(root: Path, seeds: list[int], days: float, warmup_days: float,
                rate: float | None, log: Any = None) -> dict[str, Any]:
-    """Every span (one per seed) and the pooled rate; ``log`` gets one line per span."""
+    """Every span (one per seed) and the pooled rate; ``log`` gets one line per span.
+
+    The shipped rule packs are used wherever the bench is started from (the default
+    ``rules`` is relative to the working directory; without them the rule layer and
+    the model-vs-rules disagreement detector would silently not run)."""
+    os.environ.setdefault("DRIFTWATCH_RULES_DIRS", str(RULES))
     spans = []
     for seed in seeds:
         started = time.perf_counter()
