@@ -11,7 +11,8 @@ rate per simulated month with an exact Poisson upper bound
 (:mod:`support.alert_rate`).
 
     python bench/calibration_monitor.py --quick    # one short span
-    python bench/calibration_monitor.py --seeds 301,302,303,304 --days 8 --rate 0.5
+    python bench/calibration_monitor.py --seeds 301,302,303,304 --days 8 --rate 0.5 2> spans.log
+    python bench/calibration_monitor.py --pool spans.log            # the spans logged so far
 """
 
 from __future__ import annotations
@@ -137,7 +138,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="first days of each span stored with the monitors off")
     ap.add_argument("--rate", type=float, default=0.5, help="events/s (scenario: 2.0)")
     ap.add_argument("--tmp", default=None, help="working folder (default: a temp dir)")
+    ap.add_argument("--pool", default=None, metavar="LOG",
+                    help="replay nothing: pool the spans logged (stderr) by earlier runs")
     args = ap.parse_args(argv)
+    if args.pool:
+        with open(args.pool, encoding="utf-8") as fh:
+            logged = [json.loads(x)["span"] for x in fh if x.startswith('{"span"')]
+        pool = pooled(logged)
+        print(json.dumps({"bench": "calibration_monitor", "pooled_from": args.pool,
+                          "seeds": [x["seed"] for x in logged], "pooled": pool,
+                          "target_per_month": 1.0, "met": bool(pool["per_month"] <= 1.0)}))
+        return 0
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     days, warm = (0.5, 0.25) if args.quick else (args.days, args.warmup_days)
     if args.quick:
