@@ -215,7 +215,8 @@ def rate_pvalue(
     (0.01, '2.76e-04')
     """
     rate = (k_ref + strength * np.asarray(prior)) / (n_ref + strength)
-    conc = predictive_concentration(n_ref + strength, concentration)
+    # a reference chunk holds about a window's rows (n): a young reference is few chunks
+    conc = predictive_concentration(n_ref + strength, concentration, n)
     pvalue = betabinom_sf(k, n, rate, conc)
     pmin = betabinom_sf(n, n, rate, conc)
     return pvalue, np.asarray(rate, dtype=np.float64), pmin
@@ -289,7 +290,8 @@ def cells_vs_reference(
     probs = np.where(use_own, own, shrunk)
     rows_of = np.where(use_own, n_ref[:, None] + 1.0, n_ref[:, None] + s)
     conc_arr = np.broadcast_to(np.asarray(concentration, dtype=np.float64), (rows,))
-    conc = predictive_concentration(rows_of, conc_arr[:, None])
+    # a reference chunk holds about a window's rows: a young reference is few chunks
+    conc = predictive_concentration(rows_of, conc_arr[:, None], cur.sum(axis=1)[:, None])
     res = max_cell_test(cur, probs, ref_n_cells=conc)
     cell = np.atleast_1d(np.asarray(res.cell, dtype=np.int64))
     n = cur.sum(axis=1)

@@ -117,7 +117,7 @@ def drop_pvalue(
     ...                 np.array([360.0, 360.0]), np.array([400.0, 400.0]),
     ...                 np.array([np.inf, 100.0]))
     >>> [f"{x:.1e}" for x in p]
-    ['8.7e-03', '2.1e-02']
+    ['8.7e-03', '2.2e-02']
     """
     fisher = np.atleast_1d(np.asarray(
         two_proportion_test(tp, pos, tp_ref, pos_ref, alternative="less", method="fisher").pvalue,
@@ -127,7 +127,8 @@ def drop_pvalue(
     if not dispersed.any():
         return fisher
     share = (tp_ref + 0.5) / (pos_ref + 1.0)
-    conc = predictive_concentration(pos_ref + 1.0, concentration)
+    # a reference day holds about the current day's frauds: a young reference is few days
+    conc = predictive_concentration(pos_ref + 1.0, concentration, pos)
     # P(X <= tp) = P(pos - X >= pos - tp), pos - X ~ BetaBinomial(pos, (1 - r) c, r c)
     lower = betabinom_sf(pos - tp, pos, 1.0 - share, conc)
     return np.asarray(np.where(dispersed, np.maximum(fisher, lower), fisher), dtype=np.float64)

@@ -321,7 +321,9 @@ def pooled_rho(moments: DispersionMoments) -> tuple[FloatArray, float]:
     return np.asarray(np.clip(shrunk, 0.0, 1.0), dtype=np.float64), pool
 
 
-def predictive_concentration(ref_n: ArrayLike, concentration: ArrayLike) -> FloatArray:
+def predictive_concentration(
+    ref_n: ArrayLike, concentration: ArrayLike, chunk_n: ArrayLike = 1.0
+) -> FloatArray:
     """Concentration of a window's share given the reference, noise and dispersion.
 
     Parameters
@@ -331,15 +333,23 @@ def predictive_concentration(ref_n: ArrayLike, concentration: ArrayLike) -> Floa
     concentration : array_like
         Between-window concentration (:func:`rate_concentration`; ``inf`` for
         none).
+    chunk_n : array_like
+        Rows of one reference chunk (a window as long as the current one; default 1:
+        the reference's rows independent). The reference is a sum of about
+        ``ref_n / chunk_n`` chunks, each drawing its own share, so its share carries
+        the design effect ``1 + (chunk_n - 1) rho``: negligible for a week of hourly
+        chunks, but a young reference of a few hours (or one partial day) is one or
+        a few chunks, and its share wanders as much as the window's.
 
     Returns
     -------
     ndarray
-        ``c`` with ``1 / (c + 1) = 1 / (ref_n + 1) + 1 / (concentration + 1)``: the
-        variances of the two sources of uncertainty about the window's share add
-        (estimation of the mean from ``ref_n`` rows, and the window's own draw
-        around it). With no dispersion this is the beta-binomial predictive of
-        :func:`driftwatch.stats.maxcell.max_cell_test` (``ref_n``).
+        ``c`` with ``1 / (c + 1) = (1 + (m - 1) rho) / (ref_n + 1) + rho``,
+        ``rho = 1 / (concentration + 1)``, ``m = chunk_n`` clipped to ``[1, ref_n]``:
+        the variances of the two sources of uncertainty about the window's share add
+        (estimation of the mean from ``ref_n`` rows in chunks of ``m``, and the
+        window's own draw around it). With no dispersion this is the beta-binomial
+        predictive of :func:`driftwatch.stats.maxcell.max_cell_test` (``ref_n``).
 
     Examples
     --------
@@ -347,12 +357,17 @@ def predictive_concentration(ref_n: ArrayLike, concentration: ArrayLike) -> Floa
     [100.0, 49.5]
     >>> predictive_concentration([1.0], [0.0]).tolist() == [MIN_CONCENTRATION]
     True
+    >>> # a reference that is one chunk of 100 rows: its share wanders as the window does
+    >>> predictive_concentration([100.0], [100.0], [100.0]).round(2).tolist()
+    [32.89]
     """
     rn = np.asarray(ref_n, dtype=np.float64)
     kc = np.asarray(concentration, dtype=np.float64)
     if np.isnan(rn).any() or (rn <= 0).any() or np.isnan(kc).any() or (kc < 0).any():
         raise ValueError("ref_n must be > 0 and concentration >= 0 (it may be inf)")
-    inv = 1.0 / (rn + 1.0) + 1.0 / (kc + 1.0)
+    rho = 1.0 / (kc + 1.0)
+    m = np.clip(np.nan_to_num(np.asarray(chunk_n, dtype=np.float64), nan=1.0), 1.0, rn)
+    inv = (1.0 + (m - 1.0) * rho) / (rn + 1.0) + rho
     # a reference whose chunks are all-or-nothing (concentration near 0) leaves no
     # room for a share at all: the floor makes the window's share almost anything,
     # so such a segment never alerts on this evidence (conservative, never a crash)
@@ -374,7 +389,11 @@ def chi2_inflation(
         Rows in the current window and in the reference.
     chunk_n : array_like
         Typical rows of one reference chunk of the current window's length (the
-        reference is the sum of ``n_ref / chunk_n`` independent chunks).
+        reference is the sum of ``n_ref / chunk_n`` independent chunks). Taken as at
+        least ``n_cur`` (a chunk is as long as the current window): a caller that
+        divides ``n_ref`` by the nominal number of chunks of a full reference would
+        otherwise count a young reference (hours of history, one partial chunk) as a
+        week of independent chunks and under-state its spread.
     concentration : array_like
         Dirichlet-multinomial concentration ``c`` (``inf``: none).
 
@@ -383,8 +402,8 @@ def chi2_inflation(
     ndarray
         ``phi = (n_ref phi_cur + n_cur phi_ref) / (n_ref + n_cur)`` with
         ``phi_x = 1 + (m_x - 1) rho``, ``rho = 1 / (c + 1)``, ``m_cur = n_cur`` and
-        ``m_ref = chunk_n``: the variance of the difference of the two windows'
-        shares, relative to the multinomial one. ``X**2 / phi`` is approximately
+        ``m_ref = min(max(chunk_n, n_cur), n_ref)``: the variance of the difference of
+        the two windows' shares, relative to the multinomial one. ``X**2 / phi`` is approximately
         ``chi2(cells - 1)`` again (Rao–Scott first-order correction).
 
     Examples
@@ -393,10 +412,13 @@ def chi2_inflation(
     1.0
     >>> round(float(chi2_inflation(1000, 7000, 1000, 999.0)), 3)
     1.999
+    >>> # a young reference (1,000 rows: one chunk) said to be 1/168 of a week
+    >>> round(float(chi2_inflation(1000, 1000, 1000 / 168, 999.0)), 3)
+    1.999
     """
     nc = np.asarray(n_cur, dtype=np.float64)
     nr = np.asarray(n_ref, dtype=np.float64)
-    m = np.asarray(chunk_n, dtype=np.float64)
+    m = np.maximum(np.asarray(chunk_n, dtype=np.float64), nc)
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = 1.0 / (np.asarray(concentration, dtype=np.float64) + 1.0)
         phi_cur = 1.0 + np.maximum(nc - 1.0, 0.0) * rho

@@ -31,7 +31,8 @@ def test_rate_pvalue_is_the_beta_binomial_predictive_tail() -> None:
     p, rate, pmin = rate_pvalue(k, n, k_ref, n_ref, 0.05, 100.0, np.array([np.inf, 200.0]))
     r = (20 + 100 * 0.05) / 1100
     c0 = 1100.0  # no dispersion: concentration of the reference + prior rows
-    c1 = 1 / (1 / 1101 + 1 / 201) - 1
+    # the reference is chunks of about a window's rows (30): design effect 1 + 29 rho
+    c1 = 1 / ((1 + 29 / 201) / 1101 + 1 / 201) - 1
     assert rate.tolist() == pytest.approx([r, r])
     assert p[0] == pytest.approx(stats.betabinom.sf(3, 30, r * c0, (1 - r) * c0), rel=1e-8)
     assert p[1] == pytest.approx(stats.betabinom.sf(8, 30, r * c1, (1 - r) * c1), rel=1e-8)

@@ -136,3 +136,27 @@ def test_pooled_rho_recovers_a_common_dispersion_from_sparse_segments() -> None:
     k = rng.binomial(n.astype(int), shares).astype(float)
     _, pool = pooled_rho(rate_moments(k, n))
     assert 1 / pool - 1 == pytest.approx(50, rel=0.35)
+
+
+def test_predictive_with_a_young_reference_of_one_chunk_is_calibrated() -> None:
+    # null: the reference is ONE chunk (a young segment: hours of history) and the
+    # window another, each drawing its own share around p (beta, concentration 100).
+    # Without the chunk's design effect the predictive forgets that the reference
+    # share wanders too and rejects far too often; with it the rate is nominal.
+    from scipy import stats as st
+
+    from driftwatch.stats.dispersion import predictive_concentration
+
+    rng = np.random.default_rng(11)
+    trials, m, n, p, c, alpha = 20_000, 300, 300, 0.1, 100.0, 0.01
+    k_ref = rng.binomial(m, rng.beta(p * c, (1 - p) * c, trials)).astype(float)
+    k = rng.binomial(n, rng.beta(p * c, (1 - p) * c, trials)).astype(float)
+    rate = (k_ref + 0.5) / (m + 1.0)
+
+    def reject(chunk_n: float) -> float:
+        conc = predictive_concentration(np.full(trials, m + 1.0), np.full(trials, c), chunk_n)
+        pv = st.betabinom.sf(k - 1, n, rate * conc, (1 - rate) * conc)
+        return float(np.mean(pv <= alpha))
+
+    assert reject(1.0) > 2 * alpha  # measured 2.9x
+    assert reject(float(m)) <= 1.5 * alpha
