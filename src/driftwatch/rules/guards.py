@@ -33,11 +33,13 @@ there were no guards.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
 from driftwatch.rules import typed as t
+from driftwatch.rules.batchforms import Narrow, Resolve, narrowing
 from driftwatch.rules.closures import Compiler, Fn, cost
 
 __all__ = ["Lane", "Lanes", "split"]
@@ -71,6 +73,9 @@ class Lane:
     """The aggregate operands in one closure; None when the rule is guards only."""
     whole: Fn
     """The whole condition (the fallback, event by event)."""
+    narrow: Narrow | None = None
+    """A necessary condition on the window state of the aggregate operands, tested for
+    the events that passed the guards (:func:`~driftwatch.rules.batchforms.narrowing`)."""
 
 
 class Lanes:
@@ -82,9 +87,14 @@ class Lanes:
         One per rule, in rule order.
     compile_node : Compiler
         Compiles a typed node into a closure over the event (aggregates included).
+    resolve : callable, optional
+        Aggregate -> its window's ``held`` and key column
+        (:data:`~driftwatch.rules.batchforms.Resolve`); given, each rule's aggregate
+        operands are narrowed down per batch before they run.
     """
 
-    def __init__(self, exprs: Sequence[t.T], compile_node: Compiler) -> None:
+    def __init__(self, exprs: Sequence[t.T], compile_node: Compiler,
+                 resolve: Resolve | None = None) -> None:
         self.columns: dict[Hashable, Fn] = {}
         self.lanes: list[Lane] = []
         for expr in exprs:
@@ -95,7 +105,9 @@ class Lanes:
                 self.columns.setdefault(first, compile_node(guards[0]))
             more = self._and(guards[1:], expr, compile_node)
             rest_fn = self._and(rest, expr, compile_node)
-            self.lanes.append(Lane(first, more, rest_fn, compile_node(expr)))
+            narrow = (None if resolve is None or not rest
+                      else narrowing(t.And(expr.ty, expr.nullable, tuple(rest)), resolve))
+            self.lanes.append(Lane(first, more, rest_fn, compile_node(expr), narrow))
 
     @staticmethod
     def _and(items: list[t.T], expr: t.T, compile_node: Compiler) -> Fn | None:
@@ -105,12 +117,13 @@ class Lanes:
             return compile_node(items[0])
         return compile_node(t.And(expr.ty, expr.nullable, tuple(items)))
 
-    def plan(self, events: Sequence[Any],
-             column: Callable[[Hashable], tuple[Any, ...]]) -> tuple[list[int], list[Fn | None]]:
+    def plan(self, events: Sequence[Any], column: Callable[[Hashable], tuple[Any, ...]],
+             eids: Sequence[str] = ()) -> tuple[list[int], list[Fn | None]]:
         """``(codes, fns)`` for a batch: ``event index * rules + rule index`` of each
         (event, rule) still to decide, sorted (by event, then rule order), and per rule
         the closure that decides it (None: a hit already; the whole condition for a
-        rule whose guards raised on this batch)."""
+        rule whose guards raised on this batch). ``eids``: the events' ids (needed
+        when the lanes narrow: the batch must be stored in the windows already)."""
         n, nr = len(events), len(self.lanes)
         codes: list[int] = []
         fns: list[Fn | None] = []
@@ -121,6 +134,9 @@ class Lanes:
                 if lane.more is not None and idx:
                     more = lane.more
                     idx = [i for i in idx if more(events[i])]
+                if lane.narrow is not None and idx:
+                    with suppress(Exception):  # a key column that raises: no narrowing
+                        idx = lane.narrow(idx, column, eids)
                 fns.append(lane.rest)
             except Exception:  # a guard raised: the whole rule, event by event
                 idx = list(range(n))
