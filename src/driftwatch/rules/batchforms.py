@@ -23,12 +23,15 @@ the others run it as before, so hits and evidence are unchanged.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Hashable, Sequence
+from itertools import repeat
 from typing import Any
 
 from driftwatch.rules import typed as t
+from driftwatch.rules.typed import Ty
 
-__all__ = ["Narrow", "Resolve", "narrowing"]
+__all__ = ["Form", "Narrow", "Resolve", "event_form", "field_column", "narrowing"]
 
 Narrow = Callable[[list[int], Callable[[Hashable], tuple[Any, ...]], Sequence[str]], list[int]]
 """``narrow(indices, column, event_ids)``: the indices (in order) that may still hit."""
@@ -139,4 +142,118 @@ def narrowing(node: t.T, resolve: Resolve) -> Narrow | None:
     if isinstance(node, t.Agg) and node.kind in _RUNS and node.n >= 1:
         got = resolve(node)
         return None if got is None else _at_least(got[0], got[1], node.n)
+    return None
+
+
+# ------------------------------------------------------------------------------------------
+# event-only conditions over a whole batch
+# ------------------------------------------------------------------------------------------
+Column = Callable[[Hashable], tuple[Any, ...]]
+Form = Callable[[Column], tuple[Any, ...]]
+"""``form(column)``: a value per event of the batch, from the batch's named columns."""
+
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt, ">=": operator.ge,
+}
+
+
+def field_column(name: str) -> tuple[str, str]:
+    """The column name of contract field ``name`` read as it is (``attrgetter``)."""
+    return ("field", name)
+
+
+def _value(node: t.T) -> Form | None:
+    """Values of an event-only operand over the batch (as the closures compute them)."""
+    if isinstance(node, t.Field):
+        if node.name == "amount":
+            return None
+        if node.name == "amount_cents":
+            minor = field_column("amount_minor")
+            return lambda column: tuple([v % 100 for v in column(minor)])
+        name = field_column(node.name)
+        return lambda column: column(name)
+    if isinstance(node, t.Feature):
+        feats, fname = field_column("features"), node.name
+        if node.ty is not Ty.FLOAT:
+            return lambda column: tuple([v if isinstance(v := f.get(fname), str) else None
+                                         for f in column(feats)])
+        return lambda column: tuple([
+            None if (v := f.get(fname)) is None or isinstance(v, str)
+            else (1.0 if v else 0.0) if isinstance(v, bool) else float(v)
+            for f in column(feats)])
+    if isinstance(node, t.Func) and node.name == "age_days" and len(node.args) == 1:
+        dates = _value(node.args[0])
+        if dates is None:
+            return None
+        times = field_column("event_time")
+        return lambda column: tuple([None if d is None else (et.date() - d).days
+                                     for et, d in zip(column(times), dates(column),
+                                                      strict=True)])
+    return None
+
+
+def _compare(node: t.Cmp) -> Form | None:
+    op, left, right = node.op, node.left, node.right
+    if isinstance(left, t.Const) and not isinstance(right, t.Const):
+        op, left, right = _SWAP[op], right, left
+    if not isinstance(right, t.Const) or isinstance(left, t.Const):
+        return None
+    f, c = _OPS[op], right.value
+    if isinstance(left, t.Feature) and left.ty is Ty.FLOAT:  # raw values: bool == 1, no str
+        feats, fname = field_column("features"), left.name
+        return lambda column: tuple([
+            (v := g.get(fname)) is not None and v.__class__ is not str and bool(f(v, c))
+            for g in column(feats)])
+    values = _value(left)
+    if values is None:
+        return None
+    if not left.nullable:
+        return lambda column: tuple(map(f, values(column), repeat(c)))
+    return lambda column: tuple([v is not None and bool(f(v, c)) for v in values(column)])
+
+
+def _member(node: t.In) -> Form | None:
+    values, members = _value(node.operand), frozenset(node.values)
+    if values is None:
+        return None
+    if not node.operand.nullable:
+        test = members.__contains__
+        if node.negated:
+            return lambda column: tuple([not test(v) for v in values(column)])
+        return lambda column: tuple(map(test, values(column)))
+    if node.negated:
+        return lambda column: tuple([v is not None and v not in members
+                                     for v in values(column)])
+    return lambda column: tuple([v is not None and v in members for v in values(column)])
+
+
+def event_form(node: t.T) -> Form | None:
+    """``node`` (event-only: no aggregate) computed over a whole batch, each value with
+    the truth of the node's closure on that event; None for nodes without such a form
+    (they keep their closure). Comparisons of fields, features and ``age_days`` with
+    constants, ``in``, ``present``, ``and``, ``or`` and ``not`` of those."""
+    if isinstance(node, t.Cmp):
+        return _compare(node)
+    if isinstance(node, t.In):
+        return _member(node)
+    if isinstance(node, t.Func) and node.name == "present" and len(node.args) == 1:
+        values = _value(node.args[0])
+        if values is None:
+            return None
+        if node.args[0].ty is Ty.STR:
+            return lambda column: tuple([v is not None and v != "" for v in values(column)])
+        return lambda column: tuple([v is not None for v in values(column)])
+    if isinstance(node, t.Not):
+        inner = event_form(node.operand)
+        if inner is None:
+            return None
+        return lambda column: tuple([not v for v in inner(column)])
+    if isinstance(node, t.And | t.Or):
+        parts = [event_form(i) for i in node.items]
+        if any(p is None for p in parts) or t.aggregates(node):
+            return None
+        forms = [p for p in parts if p is not None]
+        join = all if isinstance(node, t.And) else any
+        return lambda column: tuple(map(join, zip(*[p(column) for p in forms], strict=True)))
     return None

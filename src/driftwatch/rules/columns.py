@@ -41,9 +41,15 @@ Column = Callable[[Any], Any]
 __all__ = ["ColumnFeed", "column_cache", "window_columns"]
 
 
-def column_cache(fns: dict[Hashable, Column],
-                 events: Sequence[Any]) -> Callable[[Hashable], tuple[Any, ...]]:
+def column_cache(fns: dict[Hashable, Column], events: Sequence[Any],
+                 forms: dict[Hashable, Callable[[Any], tuple[Any, ...]]] | None = None,
+                 ) -> Callable[[Hashable], tuple[Any, ...]]:
     """``column(name)``: ``fns[name]`` over ``events`` as a list, computed once per name.
+
+    A name in ``forms`` is computed over the whole batch by ``forms[name](column)``
+    instead (:func:`~driftwatch.rules.batchforms.event_form`: the same values from
+    other columns, without a closure call per event); should it raise, by ``fns[name]``
+    event by event as before.
 
     Two kinds of names are made of other columns, without a call per event:
     ``("zip", (a, b, ...))`` is the tuples of columns ``a, b, ...`` and
@@ -60,6 +66,11 @@ def column_cache(fns: dict[Hashable, Column],
                 got = tuple(zip(*[column(part) for part in name[1]], strict=True))
             elif isinstance(name, tuple) and name[0] == "notnull":
                 got = tuple(map(is_not, column(name[1]), repeat(None)))
+            elif forms is not None and name in forms:
+                try:
+                    got = forms[name](column)
+                except Exception:  # the closures decide (and raise where they raise)
+                    got = tuple(map(fns[name], events))
             else:
                 got = tuple(map(fns[name], events))
             cache[name] = got

@@ -68,7 +68,7 @@ class Lane:
     first: Hashable | None
     """Column name of the cheapest guard (computed over the whole batch), or None."""
     more: Fn | None
-    """The other guards in one closure (run on the events that passed ``first``)."""
+    """The other guards in one closure (run on the events that passed the columns)."""
     rest: Fn | None
     """The aggregate operands in one closure; None when the rule is guards only."""
     whole: Fn
@@ -76,6 +76,9 @@ class Lane:
     narrow: Narrow | None = None
     """A necessary condition on the window state of the aggregate operands, tested for
     the events that passed the guards (:func:`~driftwatch.rules.batchforms.narrowing`)."""
+    also: tuple[Hashable, ...] = ()
+    """Column names of the other guards computed over the whole batch (those with a
+    batch form, :func:`~driftwatch.rules.batchforms.event_form`); ``more`` holds the rest."""
 
 
 class Lanes:
@@ -94,20 +97,26 @@ class Lanes:
     """
 
     def __init__(self, exprs: Sequence[t.T], compile_node: Compiler,
-                 resolve: Resolve | None = None) -> None:
+                 resolve: Resolve | None = None,
+                 formable: Callable[[t.T], bool] | None = None) -> None:
         self.columns: dict[Hashable, Fn] = {}
         self.lanes: list[Lane] = []
         for expr in exprs:
             guards, rest = split(expr)
-            first: Hashable | None = None
-            if guards:
-                first = ("where", guards[0])
-                self.columns.setdefault(first, compile_node(guards[0]))
-            more = self._and(guards[1:], expr, compile_node)
+            # guards with a batch form are columns (all of them); the others one closure
+            at = [i for i, g in enumerate(guards) if formable is not None and formable(g)]
+            if guards and not at:
+                at = [0]  # the cheapest guard as a column of closure calls
+            names = [("where", guards[i]) for i in at]
+            for i, name in zip(at, names, strict=True):
+                self.columns.setdefault(name, compile_node(guards[i]))
+            more = self._and([g for i, g in enumerate(guards) if i not in at], expr,
+                             compile_node)
             rest_fn = self._and(rest, expr, compile_node)
             narrow = (None if resolve is None or not rest
                       else narrowing(t.And(expr.ty, expr.nullable, tuple(rest)), resolve))
-            self.lanes.append(Lane(first, more, rest_fn, compile_node(expr), narrow))
+            self.lanes.append(Lane(names[0] if names else None, more, rest_fn,
+                                   compile_node(expr), narrow, tuple(names[1:])))
 
     @staticmethod
     def _and(items: list[t.T], expr: t.T, compile_node: Compiler) -> Fn | None:
@@ -131,6 +140,11 @@ class Lanes:
             try:
                 idx: list[int] = (list(range(n)) if lane.first is None
                                   else list(compress(range(n), column(lane.first))))
+                for name in lane.also:
+                    if not idx:
+                        break
+                    passed = column(name)
+                    idx = [i for i in idx if passed[i]]
                 if lane.more is not None and idx:
                     more = lane.more
                     idx = [i for i in idx if more(events[i])]

@@ -33,11 +33,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, cast
 
 from driftwatch.events import EPOCH, ScoredTransaction
 from driftwatch.rules import typed as t
+from driftwatch.rules.batchforms import Form, event_form, field_column
 from driftwatch.rules.closures import Compiler, Fn, haversine_km, key_function
 from driftwatch.rules.columns import ColumnFeed, column_cache, window_columns
 from driftwatch.rules.guards import Lanes
@@ -136,8 +137,15 @@ class LiveEvaluator:
         self._evidence = [[(a.text, self._agg_fn(a)) for a in t.aggregates(rule.expr)]
                           for rule in self.rules]
         self._lanes = Lanes([rule.expr for rule in self.rules], self._compile_scalar,
-                            self._resolve)
+                            self._resolve, lambda node: event_form(node) is not None)
         self._column_fns = {**self._lanes.columns, **self._feed.columns}
+        self._forms: dict[Hashable, Form] = {}
+        for name in self._column_fns:
+            if isinstance(name, tuple) and name[0] == "where" and (
+                    form := event_form(name[1])) is not None:
+                self._forms[name] = form
+        for field in ScoredTransaction.__struct_fields__:  # what the forms read
+            self._column_fns.setdefault(field_column(field), attrgetter(field))
         self._seen: dict[int, int] = {}
         self.errors: list[RuleFailure] = []
         self._hit_cache: dict[str, list[Hit]] = {}
@@ -226,7 +234,7 @@ class LiveEvaluator:
             return hits
         fresh.sort(key=_by_time)
         ms_col, eid_col, h_col, batch = zip(*fresh, strict=True)
-        column = column_cache(self._column_fns, batch)
+        column = column_cache(self._column_fns, batch, self._forms)
         self._feed.store(ms_col, eid_col, batch, column)
         seen.update(zip(h_col, ms_col, strict=True))
         if emit:

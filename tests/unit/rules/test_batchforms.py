@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftwatch.rules.batchforms import narrowing
+from driftwatch.rules.batchforms import event_form, narrowing
 from driftwatch.rules.columns import column_cache
 from driftwatch.rules.guards import Lanes
 from driftwatch.rules.live import LiveEvaluator
@@ -77,3 +77,65 @@ def test_a_key_holding_fewer_entries_than_needed_is_not_evaluated() -> None:
     assert codes == [0, 2]
     assert [h.event.event_id for h in LiveEvaluator([rule], horizon_ms=DAY_MS).process(batch)
             ] == [ids[2]]
+
+
+FORMED = [
+    "amount_minor >= 1000",
+    "amount_cents == 37",
+    'channel not in ["card_present", "atm"]',
+    'mcc in ["5967", "5411"]',
+    "age_days(merchant_registered_at) <= 90",
+    "features.new_device == 1",
+    "features.customer_age >= 125 or features.customer_age < 0 or features.age < 0",
+    "not present(device_id) and present(ip)",
+    "present(geo_lat)",
+    'features_str.note in ["a", "b"]',
+    'not (mcc == "5967") and amount_minor <= 300',
+]
+
+
+@st.composite
+def feature_events(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Events whose features and optional fields take every kind of value."""
+    out = []
+    for i in range(draw(st.integers(1, 30))):
+        value = st.one_of(st.none(), st.booleans(), st.integers(-5, 200),
+                          st.floats(-5, 200, allow_nan=False), st.sampled_from(["x", ""]))
+        feats = {name: v for name in ("new_device", "customer_age", "age", "note")
+                 if (v := draw(value)) is not None}
+        fields: dict[str, Any] = {
+            "amount": f"{draw(st.integers(1, 2000))}.{draw(st.sampled_from([0, 37, 99])):02d}",
+            "mcc": draw(st.sampled_from(["5967", "5411", "4829"])),
+            "channel": draw(st.sampled_from(["ecom", "atm", "card_present"])),
+            "features": feats,
+        }
+        if draw(st.booleans()):
+            fields["merchant_registered_at"] = draw(st.sampled_from(
+                ["2026-03-18", "2025-12-18", "2026-01-01", "2020-01-01"]))
+        for name, value in (("ip", "10.0.0.1"), ("device_id", "d1")):
+            if draw(st.booleans()):
+                fields[name] = draw(st.sampled_from(["", value]))
+        if draw(st.booleans()):
+            fields["geo"] = {"lat": 1.5, "lon": 2.5}
+        out.append(event(i, i * 1000, **fields))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(feature_events())
+def test_batch_forms_give_the_truth_of_the_closures(dicts: list[dict[str, Any]]) -> None:
+    evs = parse(dicts)
+    ev = LiveEvaluator([], horizon_ms=DAY_MS)
+    column = column_cache(ev._column_fns, evs)
+    for text in FORMED:
+        node = rule_from_text("r", text).expr
+        form = event_form(node)
+        assert form is not None, text
+        closure = ev._compile_scalar(node)
+        assert [bool(v) for v in form(column)] == [bool(closure(e)) for e in evs], text
+
+
+def test_nodes_without_a_batch_form_keep_their_closures() -> None:
+    for text in ('matches(features_str.note, "a+")', "amount > 10",
+                 "amount_minor * 2 > 10", "count(by=card_id, within=1h) > 1 or amount_minor > 5"):
+        assert event_form(rule_from_text("r", text).expr) is None, text
