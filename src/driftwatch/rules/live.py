@@ -44,6 +44,7 @@ from driftwatch.rules.columns import ColumnFeed, column_cache, window_columns
 from driftwatch.rules.guards import Lanes
 from driftwatch.rules.model import Hit, Rule
 from driftwatch.rules.sequences import Cursor, Spec, aggregate, at_least, no_aggregate, strip_key
+from driftwatch.rules.sharing import SharedWindow, share
 from driftwatch.rules.typed import Ty
 from driftwatch.rules.window import KeyedWindow
 
@@ -125,14 +126,26 @@ class LiveEvaluator:
         for rule in self.rules:
             for agg in t.aggregates(rule.expr):
                 self._register(agg)
+        shared = share(self._specs)
+        for spec, base in shared:  # the base stores the composite's values and key parts
+            for v in (*spec.values, *spec.keys[1:]):
+                base.slot(v)
+            spec.base = base
         self._windows: list[KeyedWindow] = []
         for spec in self._specs.values():
-            spec.window = self._build_window(spec)
-            self._windows.append(spec.window)
+            if spec.base is None:
+                spec.window = self._build_window(spec)
+                self._windows.append(spec.window)
+        self._views = [SharedWindow(cast(KeyedWindow, base.window),
+                                    key_function(spec.keys, Compiler(no_aggregate)),
+                                    tuple(base.slot(p) for p in spec.keys[1:]))
+                       for spec, base in shared]
+        for (spec, _), view in zip(shared, self._views, strict=True):
+            spec.view = view
         columns: dict[Hashable, Callable[[Any], Any]] = {}
         self._feed = ColumnFeed(
             [window_columns(cast(KeyedWindow, s.window), s.keys, s.prefix, s.accept, s.values,
-                            columns) for s in self._specs.values()], columns)
+                            columns) for s in self._specs.values() if s.base is None], columns)
         self._key_columns = {id(w): key for w, key, *_ in self._feed.windows}
         self._evidence = [[(a.text, self._agg_fn(a)) for a in t.aggregates(rule.expr)]
                           for rule in self.rules]
@@ -172,6 +185,7 @@ class LiveEvaluator:
             self._specs[key] = spec
         if spec.window is None:
             spec.within_ms = max(spec.within_ms, agg.within_ms)
+        spec.kinds.add(agg.kind)
         if agg.kind in ("travel_km", "travel_speed_kmh"):
             spec.slot(t.Field(Ty.FLOAT, True, "geo_lat"))
             spec.slot(t.Field(Ty.FLOAT, True, "geo_lon"))
@@ -183,6 +197,8 @@ class LiveEvaluator:
         """The window ``agg`` reads: its ``held`` and key column (None for ``received_*``,
         read under another key than the window's)."""
         spec = self._specs.get(self._spec_key(agg))
+        if spec is not None and spec.base is not None:  # shared: the base holds at least
+            spec = spec.base
         if agg.payee is not None or spec is None or spec.window is None:
             return None
         return spec.window.held, self._key_columns[id(spec.window)]
@@ -236,6 +252,8 @@ class LiveEvaluator:
         ms_col, eid_col, h_col, batch = zip(*fresh, strict=True)
         column = column_cache(self._column_fns, batch, self._forms)
         self._feed.store(ms_col, eid_col, batch, column)
+        for view in self._views:
+            view.clear()
         seen.update(zip(h_col, ms_col, strict=True))
         if emit:
             self._evaluate(ms_col, eid_col, batch, column, hits)

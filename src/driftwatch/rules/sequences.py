@@ -6,17 +6,18 @@ sightings, monotonic runs and travel, each reading the window of its
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from driftwatch.errors import RuleError
 from driftwatch.events import ScoredTransaction
 from driftwatch.rules import typed as t
 from driftwatch.rules.closures import Compiler, Fn, KeyFn, haversine_km, key_function
+from driftwatch.rules.sharing import SharedWindow
 from driftwatch.rules.typed import Ty
 from driftwatch.rules.window import KeyedWindow, distinct_values, reducer
 
-__all__ = ["Cursor", "Spec", "aggregate", "at_least", "no_aggregate", "strip_key"]
+__all__ = ["Cursor", "Spec", "aggregate", "at_least", "no_aggregate", "sequence", "strip_key"]
 
 
 class Cursor:
@@ -40,8 +41,18 @@ class Spec:
     window: KeyedWindow | None = None
     prefix: str | None = None
     """Set for ``received_*``: entries are keyed by ``keys`` (the payee) minus this prefix."""
+    kinds: set[str] = field(default_factory=set)
+    """The kinds of the aggregates reading this window."""
+    base: Spec | None = None
+    """Set when this window is served by ``base``'s (:mod:`~driftwatch.rules.sharing`):
+    no window of its own, its values are ``base``'s."""
+    view: SharedWindow | None = None
+    """The reads of this window from ``base``'s."""
 
     def slot(self, value: t.T) -> int:
+        """The index of ``value`` in this window's entries (added if new)."""
+        if self.base is not None:
+            return self.base.slot(value)
         if value not in self.values:
             self.values.append(value)
         return 2 + self.values.index(value)
@@ -110,6 +121,8 @@ def at_least(spec: Spec, agg: t.Agg, need: int, cur: Cursor) -> Fn | None:
 
 def aggregate(spec: Spec, agg: t.Agg, cur: Cursor) -> Fn:
     """The closure computing ``agg`` (its window is ``spec``'s) for the event under ``cur``."""
+    if spec.view is not None:
+        return sequence(spec, spec.view, agg, cur)
     w = spec.window
     assert w is not None, "windows are built before aggregates are compiled"
     key = w.key
@@ -141,6 +154,12 @@ def aggregate(spec: Spec, agg: t.Agg, cur: Cursor) -> Fn:
             return not d or d[0][0] >= cur.t
 
         return first_seen
+    return sequence(spec, w, agg, cur)
+
+
+def sequence(spec: Spec, w: KeyedWindow | SharedWindow, agg: t.Agg, cur: Cursor) -> Fn:
+    """The closure of a ``monotonic_*`` or ``travel_*`` aggregate reading ``w``."""
+    key, kind, within = w.key, agg.kind, agg.within_ms
     if kind in ("monotonic_increase", "monotonic_decrease"):
         assert agg.value is not None
         slot = spec.slot(agg.value)
