@@ -31,7 +31,8 @@ from typing import Any
 from driftwatch.rules import typed as t
 from driftwatch.rules.typed import Ty
 
-__all__ = ["Form", "Narrow", "Resolve", "event_form", "field_column", "narrowing"]
+__all__ = ["Form", "Narrow", "Resolve", "event_form", "feature_column", "field_column", "key_form",
+           "narrowing"]
 
 Narrow = Callable[[list[int], Callable[[Hashable], tuple[Any, ...]], Sequence[str]], list[int]]
 """``narrow(indices, column, event_ids)``: the indices (in order) that may still hit."""
@@ -163,6 +164,32 @@ def field_column(name: str) -> tuple[str, str]:
     return ("field", name)
 
 
+def feature_column(name: str) -> tuple[str, str]:
+    """The column name of feature ``name`` as sent (None when absent; see
+    :func:`~driftwatch.rules.columns.column_cache`)."""
+    return ("feature", name)
+
+
+def key_form(keys: Sequence[t.T], prefix: str | None) -> Form | None:
+    """The keys of a window keyed by one computed part (``prefix(beneficiary_name, 9)``,
+    or a payee minus ``prefix``) over the batch, as
+    :func:`~driftwatch.rules.closures.key_function` (and ``strip_key``) give them: None
+    for a null or empty part, or a payee without ``prefix``; None when ``keys`` has
+    no such form."""
+    if len(keys) != 1:
+        return None
+    values = _value(keys[0])
+    if values is None:
+        return None
+    if prefix is None:
+        return lambda column: tuple([None if v is None or v == "" else v
+                                     for v in values(column)])
+    size = len(prefix)
+    return lambda column: tuple([
+        k[size:] if isinstance(k, str) and len(k) > size and k.startswith(prefix) else None
+        for k in values(column)])
+
+
 def _value(node: t.T) -> Form | None:
     """Values of an event-only operand over the batch (as the closures compute them)."""
     if isinstance(node, t.Field):
@@ -174,14 +201,20 @@ def _value(node: t.T) -> Form | None:
         name = field_column(node.name)
         return lambda column: column(name)
     if isinstance(node, t.Feature):
-        feats, fname = field_column("features"), node.name
+        raw = feature_column(node.name)
         if node.ty is not Ty.FLOAT:
-            return lambda column: tuple([v if isinstance(v := f.get(fname), str) else None
-                                         for f in column(feats)])
+            return lambda column: tuple([v if isinstance(v, str) else None
+                                         for v in column(raw)])
         return lambda column: tuple([
-            None if (v := f.get(fname)) is None or isinstance(v, str)
+            None if v is None or isinstance(v, str)
             else (1.0 if v else 0.0) if isinstance(v, bool) else float(v)
-            for f in column(feats)])
+            for v in column(raw)])
+    if (isinstance(node, t.Func) and node.name == "prefix" and len(node.args) == 2
+            and isinstance(node.args[1], t.Const) and isinstance(node.args[1].value, int)):
+        text, size = _value(node.args[0]), node.args[1].value
+        if text is None:
+            return None
+        return lambda column: tuple([None if v is None else v[:size] for v in text(column)])
     if isinstance(node, t.Func) and node.name == "age_days" and len(node.args) == 1:
         dates = _value(node.args[0])
         if dates is None:
@@ -201,10 +234,9 @@ def _compare(node: t.Cmp) -> Form | None:
         return None
     f, c = _OPS[op], right.value
     if isinstance(left, t.Feature) and left.ty is Ty.FLOAT:  # raw values: bool == 1, no str
-        feats, fname = field_column("features"), left.name
-        return lambda column: tuple([
-            (v := g.get(fname)) is not None and v.__class__ is not str and bool(f(v, c))
-            for g in column(feats)])
+        raw = feature_column(left.name)
+        return lambda column: tuple([v is not None and v.__class__ is not str and bool(f(v, c))
+                                     for v in column(raw)])
     values = _value(left)
     if values is None:
         return None

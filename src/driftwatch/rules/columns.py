@@ -53,7 +53,9 @@ def column_cache(fns: dict[Hashable, Column], events: Sequence[Any],
 
     Two kinds of names are made of other columns, without a call per event:
     ``("zip", (a, b, ...))`` is the tuples of columns ``a, b, ...`` and
-    ``("notnull", a)`` tells which values of column ``a`` are not None. Columns are
+    ``("notnull", a)`` tells which values of column ``a`` are not None,
+    ``("feature", f)`` is feature ``f`` as sent (None when absent) from column
+    ``("field", "features")``. Columns are
     tuples: those of plain values leave the garbage collector's view at its first
     pass (a list stays in it and is re-scanned at every pass while the batch runs).
     """
@@ -66,6 +68,8 @@ def column_cache(fns: dict[Hashable, Column], events: Sequence[Any],
                 got = tuple(zip(*[column(part) for part in name[1]], strict=True))
             elif isinstance(name, tuple) and name[0] == "notnull":
                 got = tuple(map(is_not, column(name[1]), repeat(None)))
+            elif isinstance(name, tuple) and name[0] == "feature":
+                got = tuple([f.get(name[1]) for f in column(("field", "features"))])
             elif forms is not None and name in forms:
                 try:
                     got = forms[name](column)

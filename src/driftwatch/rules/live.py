@@ -38,7 +38,7 @@ from typing import Any, cast
 
 from driftwatch.events import EPOCH, ScoredTransaction
 from driftwatch.rules import typed as t
-from driftwatch.rules.batchforms import Form, event_form, field_column
+from driftwatch.rules.batchforms import Form, event_form, field_column, key_form
 from driftwatch.rules.closures import Compiler, Fn, haversine_km, key_function
 from driftwatch.rules.columns import ColumnFeed, column_cache, window_columns
 from driftwatch.rules.guards import Lanes
@@ -154,8 +154,10 @@ class LiveEvaluator:
         self._column_fns = {**self._lanes.columns, **self._feed.columns}
         self._forms: dict[Hashable, Form] = {}
         for name in self._column_fns:
-            if isinstance(name, tuple) and name[0] == "where" and (
-                    form := event_form(name[1])) is not None:
+            form = (None if not isinstance(name, tuple)
+                    else event_form(name[1]) if name[0] == "where"
+                    else key_form(name[1], name[2]) if name[0] == "key" else None)
+            if form is not None:
                 self._forms[name] = form
         for field in ScoredTransaction.__struct_fields__:  # what the forms read
             self._column_fns.setdefault(field_column(field), attrgetter(field))

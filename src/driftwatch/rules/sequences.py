@@ -196,9 +196,20 @@ def sequence(spec: Spec, w: KeyedWindow | SharedWindow, agg: t.Agg, cur: Cursor)
         if k is None:
             return None
         got = held(k)
-        if got is None or (got.__class__ is tuple and got[1] == cur.eid):
+        if got is None:
+            return None
+        prev: Any = None
+        if got.__class__ is list and got[-1][1] == cur.eid and got[-1][0] == cur.t:
+            i = len(got) - 1  # the usual case, the event is its key's newest: inline
+            while i > 0:
+                i -= 1
+                if got[i][lat_slot] is not None:
+                    prev = got[i]
+                    break
+        elif got.__class__ is tuple and got[1] == cur.eid:
             return None  # the key holds this event only
-        prev = w.previous(k, cur.t, cur.eid, lat_slot)
+        else:
+            prev = w.previous(k, cur.t, cur.eid, lat_slot)
         if prev is None or prev[0] < cur.t - within:
             return None
         plat, plon = prev[lat_slot], prev[lon_slot]

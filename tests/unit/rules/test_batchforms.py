@@ -139,3 +139,24 @@ def test_nodes_without_a_batch_form_keep_their_closures() -> None:
     for text in ('matches(features_str.note, "a+")', "amount > 10",
                  "amount_minor * 2 > 10", "count(by=card_id, within=1h) > 1 or amount_minor > 5"):
         assert event_form(rule_from_text("r", text).expr) is None, text
+
+
+@settings(max_examples=40, deadline=None)
+@given(feature_events(), st.sampled_from(["", "ACCT ", "ACCT c-1", "ACCT", "INTL-PAY-7"]))
+def test_key_and_filter_forms_equal_the_window_closures(dicts: list[dict[str, Any]],
+                                                       payee: str) -> None:
+    for d in dicts[::2]:
+        d["beneficiary_name"] = payee
+    evs = parse(dicts)
+    rules = [rule_from_text("p", "count_distinct(merchant_id, by=prefix(beneficiary_name, 4),"
+                                 " within=1h, where=age_days(merchant_registered_at) <= 90)"
+                                 " >= 1"),
+             rule_from_text("m", 'channel == "transfer" and amount_minor <= received_max('
+                                 'amount_minor, by=card_id, payee=beneficiary_name,'
+                                 ' prefix="ACCT ", within=3h)')]
+    ev = LiveEvaluator(rules, horizon_ms=DAY_MS)
+    assert {name[0] for name in ev._forms} == {"key", "where"}
+    formed = column_cache(ev._column_fns, evs, ev._forms)
+    plain = column_cache(ev._column_fns, evs)
+    for name in ev._forms:
+        assert formed(name) == plain(name), name
