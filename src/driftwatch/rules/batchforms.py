@@ -45,23 +45,28 @@ _TRAVEL = ("travel_km", "travel_speed_kmh")
 _RUNS = ("monotonic_increase", "monotonic_decrease")
 
 
-def _at_least(held: Callable[[Hashable], Any], key: Hashable, need: int) -> Narrow:
+class _AtLeast:
     """Keep the events whose key holds at least ``need`` (>= 1) entries."""
-    if need <= 1:
-        def any_entry(idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
-                      eids: Sequence[str]) -> list[int]:
-            keys = column(key)
+
+    __slots__ = ("held", "key", "need")
+
+    def __init__(self, held: Callable[[Hashable], Any], key: Hashable, need: int) -> None:
+        self.held, self.key, self.need = held, key, need
+
+    def same_window(self, other: Any) -> bool:
+        return isinstance(other, _AtLeast) and other.held == self.held and other.key == self.key
+
+    def __call__(self, idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
+                 eids: Sequence[str]) -> list[int]:
+        held, keys, need = self.held, column(self.key), self.need
+        if need <= 1:
             return [i for i in idx if held(keys[i]) is not None]
-
-        return any_entry
-
-    def many(idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
-             eids: Sequence[str]) -> list[int]:
-        keys = column(key)
         return [i for i in idx
                 if (got := held(keys[i])).__class__ is list and len(got) >= need]
 
-    return many
+
+def _at_least(held: Callable[[Hashable], Any], key: Hashable, need: int) -> Narrow:
+    return _AtLeast(held, key, need)
 
 
 def _another(held: Callable[[Hashable], Any], key: Hashable) -> Narrow:
@@ -97,6 +102,20 @@ def _comparison(node: t.Cmp, resolve: Resolve) -> Narrow | None:
 
 
 def _both(parts: list[Narrow]) -> Narrow:
+    merged: list[Narrow] = []  # of one window, the largest need
+    for part in parts:
+        same = [i for i, m in enumerate(merged)
+                if isinstance(m, _AtLeast) and m.same_window(part)]
+        if same and isinstance(part, _AtLeast):
+            m = merged[same[0]]
+            assert isinstance(m, _AtLeast)
+            merged[same[0]] = _AtLeast(m.held, m.key, max(m.need, part.need))
+        else:
+            merged.append(part)
+    if len(merged) == 1:
+        return merged[0]
+    parts = merged
+
     def both(idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
              eids: Sequence[str]) -> list[int]:
         for part in parts:
@@ -109,6 +128,11 @@ def _both(parts: list[Narrow]) -> Narrow:
 
 
 def _either(parts: list[Narrow]) -> Narrow:
+    first = parts[0]
+    if isinstance(first, _AtLeast) and all(first.same_window(p) for p in parts):
+        return _AtLeast(first.held, first.key,
+                        min(p.need for p in parts if isinstance(p, _AtLeast)))
+
     def either(idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
                eids: Sequence[str]) -> list[int]:
         keep: set[int] = set()
@@ -170,7 +194,8 @@ def feature_column(name: str) -> tuple[str, str]:
     return ("feature", name)
 
 
-def key_form(keys: Sequence[t.T], prefix: str | None) -> Form | None:
+def key_form(keys: Sequence[t.T], prefix: str | None,
+             shared: dict[Hashable, Form] | None = None) -> Form | None:
     """The keys of a window keyed by one computed part (``prefix(beneficiary_name, 9)``,
     or a payee minus ``prefix``) over the batch, as
     :func:`~driftwatch.rules.closures.key_function` (and ``strip_key``) give them: None
@@ -178,7 +203,7 @@ def key_form(keys: Sequence[t.T], prefix: str | None) -> Form | None:
     no such form."""
     if len(keys) != 1:
         return None
-    values = _value(keys[0])
+    values = _value(keys[0], shared)
     if values is None:
         return None
     if prefix is None:
@@ -190,7 +215,7 @@ def key_form(keys: Sequence[t.T], prefix: str | None) -> Form | None:
         for k in values(column)])
 
 
-def _value(node: t.T) -> Form | None:
+def _value(node: t.T, shared: dict[Hashable, Form] | None = None) -> Form | None:
     """Values of an event-only operand over the batch (as the closures compute them)."""
     if isinstance(node, t.Field):
         if node.name == "amount":
@@ -211,22 +236,29 @@ def _value(node: t.T) -> Form | None:
             for v in column(raw)])
     if (isinstance(node, t.Func) and node.name == "prefix" and len(node.args) == 2
             and isinstance(node.args[1], t.Const) and isinstance(node.args[1].value, int)):
-        text, size = _value(node.args[0]), node.args[1].value
+        text, size = _value(node.args[0], shared), node.args[1].value
         if text is None:
             return None
         return lambda column: tuple([None if v is None else v[:size] for v in text(column)])
     if isinstance(node, t.Func) and node.name == "age_days" and len(node.args) == 1:
-        dates = _value(node.args[0])
+        dates = _value(node.args[0], shared)
         if dates is None:
             return None
         times = field_column("event_time")
-        return lambda column: tuple([None if d is None else (et.date() - d).days
-                                     for et, d in zip(column(times), dates(column),
-                                                      strict=True)])
+
+        def ages(column: Column) -> tuple[Any, ...]:  # (date - d).days: ordinals apart
+            return tuple([None if d is None else et.toordinal() - d.toordinal()
+                          for et, d in zip(column(times), dates(column), strict=True)])
+
+        if shared is None:
+            return ages
+        value = ("value", node)  # computed once per batch for every comparison of it
+        shared[value] = ages
+        return lambda column: column(value)
     return None
 
 
-def _compare(node: t.Cmp) -> Form | None:
+def _compare(node: t.Cmp, shared: dict[Hashable, Form] | None) -> Form | None:
     op, left, right = node.op, node.left, node.right
     if isinstance(left, t.Const) and not isinstance(right, t.Const):
         op, left, right = _SWAP[op], right, left
@@ -235,18 +267,18 @@ def _compare(node: t.Cmp) -> Form | None:
     f, c = _OPS[op], right.value
     if isinstance(left, t.Feature) and left.ty is Ty.FLOAT:  # raw values: bool == 1, no str
         raw = feature_column(left.name)
-        return lambda column: tuple([v is not None and v.__class__ is not str and bool(f(v, c))
+        return lambda column: tuple([v is not None and v.__class__ is not str and f(v, c)
                                      for v in column(raw)])
-    values = _value(left)
+    values = _value(left, shared)
     if values is None:
         return None
     if not left.nullable:
         return lambda column: tuple(map(f, values(column), repeat(c)))
-    return lambda column: tuple([v is not None and bool(f(v, c)) for v in values(column)])
+    return lambda column: tuple([v is not None and f(v, c) for v in values(column)])
 
 
-def _member(node: t.In) -> Form | None:
-    values, members = _value(node.operand), frozenset(node.values)
+def _member(node: t.In, shared: dict[Hashable, Form] | None) -> Form | None:
+    values, members = _value(node.operand, shared), frozenset(node.values)
     if values is None:
         return None
     if not node.operand.nullable:
@@ -260,29 +292,32 @@ def _member(node: t.In) -> Form | None:
     return lambda column: tuple([v is not None and v in members for v in values(column)])
 
 
-def event_form(node: t.T) -> Form | None:
+def event_form(node: t.T, shared: dict[Hashable, Form] | None = None) -> Form | None:
     """``node`` (event-only: no aggregate) computed over a whole batch, each value with
     the truth of the node's closure on that event; None for nodes without such a form
     (they keep their closure). Comparisons of fields, features and ``age_days`` with
-    constants, ``in``, ``present``, ``and``, ``or`` and ``not`` of those."""
+    constants, ``in``, ``present``, ``and``, ``or`` and ``not`` of those. Values that
+    several forms read (``age_days``) are added to ``shared`` when given, under names
+    the forms read from their ``column`` (so pass the dictionary of forms that the
+    batch's :func:`~driftwatch.rules.columns.column_cache` gets)."""
     if isinstance(node, t.Cmp):
-        return _compare(node)
+        return _compare(node, shared)
     if isinstance(node, t.In):
-        return _member(node)
+        return _member(node, shared)
     if isinstance(node, t.Func) and node.name == "present" and len(node.args) == 1:
-        values = _value(node.args[0])
+        values = _value(node.args[0], shared)
         if values is None:
             return None
         if node.args[0].ty is Ty.STR:
             return lambda column: tuple([v is not None and v != "" for v in values(column)])
         return lambda column: tuple([v is not None for v in values(column)])
     if isinstance(node, t.Not):
-        inner = event_form(node.operand)
+        inner = event_form(node.operand, shared)
         if inner is None:
             return None
         return lambda column: tuple([not v for v in inner(column)])
     if isinstance(node, t.And | t.Or):
-        parts = [event_form(i) for i in node.items]
+        parts = [event_form(i, shared) for i in node.items]
         if any(p is None for p in parts) or t.aggregates(node):
             return None
         forms = [p for p in parts if p is not None]

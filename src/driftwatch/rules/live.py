@@ -155,8 +155,9 @@ class LiveEvaluator:
         self._forms: dict[Hashable, Form] = {}
         for name in self._column_fns:
             form = (None if not isinstance(name, tuple)
-                    else event_form(name[1]) if name[0] == "where"
-                    else key_form(name[1], name[2]) if name[0] == "key" else None)
+                    else event_form(name[1], self._forms) if name[0] == "where"
+                    else key_form(name[1], name[2], self._forms) if name[0] == "key"
+                    else None)
             if form is not None:
                 self._forms[name] = form
         for field in ScoredTransaction.__struct_fields__:  # what the forms read
