@@ -41,13 +41,21 @@ Column = Callable[[Any], Any]
 __all__ = ["ColumnFeed", "column_cache", "window_columns"]
 
 
-def column_cache(fns: dict[Hashable, Column],
-                 events: Sequence[Any]) -> Callable[[Hashable], tuple[Any, ...]]:
+def column_cache(fns: dict[Hashable, Column], events: Sequence[Any],
+                 forms: dict[Hashable, Callable[[Any], tuple[Any, ...]]] | None = None,
+                 ) -> Callable[[Hashable], tuple[Any, ...]]:
     """``column(name)``: ``fns[name]`` over ``events`` as a list, computed once per name.
+
+    A name in ``forms`` is computed over the whole batch by ``forms[name](column)``
+    instead (:func:`~driftwatch.rules.batchforms.event_form`: the same values from
+    other columns, without a closure call per event); should it raise, by ``fns[name]``
+    event by event as before.
 
     Two kinds of names are made of other columns, without a call per event:
     ``("zip", (a, b, ...))`` is the tuples of columns ``a, b, ...`` and
-    ``("notnull", a)`` tells which values of column ``a`` are not None. Columns are
+    ``("notnull", a)`` tells which values of column ``a`` are not None,
+    ``("feature", f)`` is feature ``f`` as sent (None when absent) from column
+    ``("field", "features")``. Columns are
     tuples: those of plain values leave the garbage collector's view at its first
     pass (a list stays in it and is re-scanned at every pass while the batch runs).
     """
@@ -60,6 +68,13 @@ def column_cache(fns: dict[Hashable, Column],
                 got = tuple(zip(*[column(part) for part in name[1]], strict=True))
             elif isinstance(name, tuple) and name[0] == "notnull":
                 got = tuple(map(is_not, column(name[1]), repeat(None)))
+            elif isinstance(name, tuple) and name[0] == "feature":
+                got = tuple([f.get(name[1]) for f in column(("field", "features"))])
+            elif forms is not None and name in forms:
+                try:
+                    got = forms[name](column)
+                except Exception:  # the closures decide (and raise where they raise)
+                    got = tuple(map(fns[name], events))
             else:
                 got = tuple(map(fns[name], events))
             cache[name] = got

@@ -33,11 +33,13 @@ there were no guards.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
 from driftwatch.rules import typed as t
+from driftwatch.rules.batchforms import Narrow, Resolve, narrowing
 from driftwatch.rules.closures import Compiler, Fn, cost
 
 __all__ = ["Lane", "Lanes", "split"]
@@ -66,11 +68,17 @@ class Lane:
     first: Hashable | None
     """Column name of the cheapest guard (computed over the whole batch), or None."""
     more: Fn | None
-    """The other guards in one closure (run on the events that passed ``first``)."""
+    """The other guards in one closure (run on the events that passed the columns)."""
     rest: Fn | None
     """The aggregate operands in one closure; None when the rule is guards only."""
     whole: Fn
     """The whole condition (the fallback, event by event)."""
+    narrow: Narrow | None = None
+    """A necessary condition on the window state of the aggregate operands, tested for
+    the events that passed the guards (:func:`~driftwatch.rules.batchforms.narrowing`)."""
+    also: tuple[Hashable, ...] = ()
+    """Column names of the other guards computed over the whole batch (those with a
+    batch form, :func:`~driftwatch.rules.batchforms.event_form`); ``more`` holds the rest."""
 
 
 class Lanes:
@@ -82,20 +90,33 @@ class Lanes:
         One per rule, in rule order.
     compile_node : Compiler
         Compiles a typed node into a closure over the event (aggregates included).
+    resolve : callable, optional
+        Aggregate -> its window's ``held`` and key column
+        (:data:`~driftwatch.rules.batchforms.Resolve`); given, each rule's aggregate
+        operands are narrowed down per batch before they run.
     """
 
-    def __init__(self, exprs: Sequence[t.T], compile_node: Compiler) -> None:
+    def __init__(self, exprs: Sequence[t.T], compile_node: Compiler,
+                 resolve: Resolve | None = None,
+                 formable: Callable[[t.T], bool] | None = None) -> None:
         self.columns: dict[Hashable, Fn] = {}
         self.lanes: list[Lane] = []
         for expr in exprs:
             guards, rest = split(expr)
-            first: Hashable | None = None
-            if guards:
-                first = ("where", guards[0])
-                self.columns.setdefault(first, compile_node(guards[0]))
-            more = self._and(guards[1:], expr, compile_node)
+            # guards with a batch form are columns (all of them); the others one closure
+            at = [i for i, g in enumerate(guards) if formable is not None and formable(g)]
+            if guards and not at:
+                at = [0]  # the cheapest guard as a column of closure calls
+            names = [("where", guards[i]) for i in at]
+            for i, name in zip(at, names, strict=True):
+                self.columns.setdefault(name, compile_node(guards[i]))
+            more = self._and([g for i, g in enumerate(guards) if i not in at], expr,
+                             compile_node)
             rest_fn = self._and(rest, expr, compile_node)
-            self.lanes.append(Lane(first, more, rest_fn, compile_node(expr)))
+            narrow = (None if resolve is None or not rest
+                      else narrowing(t.And(expr.ty, expr.nullable, tuple(rest)), resolve))
+            self.lanes.append(Lane(names[0] if names else None, more, rest_fn,
+                                   compile_node(expr), narrow, tuple(names[1:])))
 
     @staticmethod
     def _and(items: list[t.T], expr: t.T, compile_node: Compiler) -> Fn | None:
@@ -105,12 +126,13 @@ class Lanes:
             return compile_node(items[0])
         return compile_node(t.And(expr.ty, expr.nullable, tuple(items)))
 
-    def plan(self, events: Sequence[Any],
-             column: Callable[[Hashable], tuple[Any, ...]]) -> tuple[list[int], list[Fn | None]]:
+    def plan(self, events: Sequence[Any], column: Callable[[Hashable], tuple[Any, ...]],
+             eids: Sequence[str] = ()) -> tuple[list[int], list[Fn | None]]:
         """``(codes, fns)`` for a batch: ``event index * rules + rule index`` of each
         (event, rule) still to decide, sorted (by event, then rule order), and per rule
         the closure that decides it (None: a hit already; the whole condition for a
-        rule whose guards raised on this batch)."""
+        rule whose guards raised on this batch). ``eids``: the events' ids (needed
+        when the lanes narrow: the batch must be stored in the windows already)."""
         n, nr = len(events), len(self.lanes)
         codes: list[int] = []
         fns: list[Fn | None] = []
@@ -118,9 +140,17 @@ class Lanes:
             try:
                 idx: list[int] = (list(range(n)) if lane.first is None
                                   else list(compress(range(n), column(lane.first))))
+                for name in lane.also:
+                    if not idx:
+                        break
+                    passed = column(name)
+                    idx = [i for i in idx if passed[i]]
                 if lane.more is not None and idx:
                     more = lane.more
                     idx = [i for i in idx if more(events[i])]
+                if lane.narrow is not None and idx:
+                    with suppress(Exception):  # a key column that raises: no narrowing
+                        idx = lane.narrow(idx, column, eids)
                 fns.append(lane.rest)
             except Exception:  # a guard raised: the whole rule, event by event
                 idx = list(range(n))

@@ -31,21 +31,22 @@ the state after a batch is the one of storing and evaluating its events one at a
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, cast
 
-from driftwatch.errors import RuleError
 from driftwatch.events import EPOCH, ScoredTransaction
 from driftwatch.rules import typed as t
-from driftwatch.rules.closures import Compiler, Fn, KeyFn, haversine_km, key_function
+from driftwatch.rules.batchforms import Form, event_form, field_column, key_form
+from driftwatch.rules.closures import Compiler, Fn, haversine_km, key_function
 from driftwatch.rules.columns import ColumnFeed, column_cache, window_columns
 from driftwatch.rules.guards import Lanes
 from driftwatch.rules.model import Hit, Rule
+from driftwatch.rules.sequences import Cursor, Spec, aggregate, at_least, no_aggregate, strip_key
+from driftwatch.rules.sharing import SharedWindow, share
 from driftwatch.rules.typed import Ty
-from driftwatch.rules.window import KeyedWindow, distinct_values, reducer
+from driftwatch.rules.window import KeyedWindow
 
 __all__ = ["LiveEvaluator", "RuleFailure", "StateStats", "haversine_km"]
 
@@ -69,51 +70,6 @@ class RuleFailure:
 
 _by_time = itemgetter(0, 1)
 """``(ms, event_id)`` of a ``(ms, event_id, hash, event)`` item (at C speed)."""
-
-
-class _Cursor:
-    """The event being evaluated: its time and id (read by aggregate closures)."""
-
-    __slots__ = ("eid", "t")
-
-    def __init__(self) -> None:
-        self.t = 0
-        self.eid = ""
-
-
-@dataclass
-class _Spec:
-    """A window shared by every aggregate with the same key and filter (longest length)."""
-
-    keys: tuple[t.T, ...]
-    within_ms: int
-    accept: t.T | None
-    values: list[t.T]
-    window: KeyedWindow | None = None
-    prefix: str | None = None
-    """Set for ``received_*``: entries are keyed by ``keys`` (the payee) minus this prefix."""
-
-    def slot(self, value: t.T) -> int:
-        if value not in self.values:
-            self.values.append(value)
-        return 2 + self.values.index(value)
-
-
-# ------------------------------------------------------------------------------------------
-# scalar expressions
-# ------------------------------------------------------------------------------------------
-def _strip_key(key: KeyFn, prefix: str) -> KeyFn:
-    """The key of the receiver: ``key(e)`` without ``prefix``; None unless it starts
-    with ``prefix`` and something follows it."""
-    size = len(prefix)
-
-    def strip(e: Any) -> str | None:
-        k = key(e)
-        if isinstance(k, str) and len(k) > size and k.startswith(prefix):
-            return k[size:]
-        return None
-
-    return strip
 
 
 @dataclass(frozen=True)
@@ -164,24 +120,48 @@ class LiveEvaluator:
         self.max_per_key = max_per_key
         self.max_seen = max_seen
         self.expire = expire
-        self._cur = _Cursor()
-        self._specs: dict[tuple[Any, ...], _Spec] = {}
+        self._cur = Cursor()
+        self._specs: dict[tuple[Any, ...], Spec] = {}
         self._compile_scalar = Compiler(self._agg_fn, self._at_least)
         for rule in self.rules:
             for agg in t.aggregates(rule.expr):
                 self._register(agg)
+        shared = share(self._specs)
+        for spec, base in shared:  # the base stores the composite's values and key parts
+            for v in (*spec.values, *spec.keys[1:]):
+                base.slot(v)
+            spec.base = base
         self._windows: list[KeyedWindow] = []
         for spec in self._specs.values():
-            spec.window = self._build_window(spec)
-            self._windows.append(spec.window)
+            if spec.base is None:
+                spec.window = self._build_window(spec)
+                self._windows.append(spec.window)
+        self._views = [SharedWindow(cast(KeyedWindow, base.window),
+                                    key_function(spec.keys, Compiler(no_aggregate)),
+                                    tuple(base.slot(p) for p in spec.keys[1:]))
+                       for spec, base in shared]
+        for (spec, _), view in zip(shared, self._views, strict=True):
+            spec.view = view
         columns: dict[Hashable, Callable[[Any], Any]] = {}
         self._feed = ColumnFeed(
             [window_columns(cast(KeyedWindow, s.window), s.keys, s.prefix, s.accept, s.values,
-                            columns) for s in self._specs.values()], columns)
+                            columns) for s in self._specs.values() if s.base is None], columns)
+        self._key_columns = {id(w): key for w, key, *_ in self._feed.windows}
         self._evidence = [[(a.text, self._agg_fn(a)) for a in t.aggregates(rule.expr)]
                           for rule in self.rules]
-        self._lanes = Lanes([rule.expr for rule in self.rules], self._compile_scalar)
+        self._lanes = Lanes([rule.expr for rule in self.rules], self._compile_scalar,
+                            self._resolve, lambda node: event_form(node) is not None)
         self._column_fns = {**self._lanes.columns, **self._feed.columns}
+        self._forms: dict[Hashable, Form] = {}
+        for name in self._column_fns:
+            form = (None if not isinstance(name, tuple)
+                    else event_form(name[1], self._forms) if name[0] == "where"
+                    else key_form(name[1], name[2], self._forms) if name[0] == "key"
+                    else None)
+            if form is not None:
+                self._forms[name] = form
+        for field in ScoredTransaction.__struct_fields__:  # what the forms read
+            self._column_fns.setdefault(field_column(field), attrgetter(field))
         self._seen: dict[int, int] = {}
         self.errors: list[RuleFailure] = []
         self._hit_cache: dict[str, list[Hit]] = {}
@@ -197,17 +177,18 @@ class LiveEvaluator:
             return ((agg.payee,), agg.where, agg.prefix)
         return (agg.keys, agg.where)
 
-    def _register(self, agg: t.Agg) -> _Spec:
+    def _register(self, agg: t.Agg) -> Spec:
         key = self._spec_key(agg)
         spec = self._specs.get(key)
         if spec is None:
             if agg.payee is not None:
-                spec = _Spec((agg.payee,), agg.within_ms, agg.where, [], prefix=agg.prefix)
+                spec = Spec((agg.payee,), agg.within_ms, agg.where, [], prefix=agg.prefix)
             else:
-                spec = _Spec(agg.keys, agg.within_ms, key[1], [])
+                spec = Spec(agg.keys, agg.within_ms, key[1], [])
             self._specs[key] = spec
         if spec.window is None:
             spec.within_ms = max(spec.within_ms, agg.within_ms)
+        spec.kinds.add(agg.kind)
         if agg.kind in ("travel_km", "travel_speed_kmh"):
             spec.slot(t.Field(Ty.FLOAT, True, "geo_lat"))
             spec.slot(t.Field(Ty.FLOAT, True, "geo_lon"))
@@ -215,149 +196,35 @@ class LiveEvaluator:
             spec.slot(agg.value)
         return spec
 
-    def _build_window(self, spec: _Spec) -> KeyedWindow:
-        comp = Compiler(self._no_agg)
+    def _resolve(self, agg: t.Agg) -> tuple[Callable[[Hashable], Any], Hashable] | None:
+        """The window ``agg`` reads: its ``held`` and key column (None for ``received_*``,
+        read under another key than the window's)."""
+        spec = self._specs.get(self._spec_key(agg))
+        if spec is not None and spec.base is not None:  # shared: the base holds at least
+            spec = spec.base
+        if agg.payee is not None or spec is None or spec.window is None:
+            return None
+        return spec.window.held, self._key_columns[id(spec.window)]
+
+    def _build_window(self, spec: Spec) -> KeyedWindow:
+        comp = Compiler(no_aggregate)
         key = key_function(spec.keys, comp)
         if spec.prefix is not None:
-            key = _strip_key(key, spec.prefix)
+            key = strip_key(key, spec.prefix)
         accept: Callable[[Any], bool] | None = None
         if isinstance(spec.accept, t.T):
             accept = comp(spec.accept)
         values = tuple(comp(v) for v in spec.values)
         return KeyedWindow(spec.within_ms, key, accept, values, self.max_per_key)
 
-    @staticmethod
-    def _no_agg(agg: t.Agg) -> Fn:
-        raise RuleError(f"aggregate {agg.text} inside a window definition")  # pragma: no cover
-
     def _at_least(self, agg: t.Agg, need: int) -> Fn | None:
-        """``count(...) >= need`` in one closure, and ``count_distinct(...) >= need``
-        without building the whole set: false when the window holds fewer entries, true
-        as soon as ``need`` distinct values were seen."""
-        if agg.kind not in ("count", "count_distinct"):
-            return None
-        spec = self._register(agg)
-        w = spec.window
-        assert w is not None, "windows are built before aggregates are compiled"
-        key, span, held, cur, within = w.key, w.span, w.held, self._cur, agg.within_ms
-        if need <= 0:  # any count is >= need, but a missing key gives null (false)
-            return lambda e: key(e) is not None
-        distinct = agg.kind == "count_distinct"
-        slot = spec.slot(agg.value) if agg.value is not None else 0
-
-        def at_least(e: ScoredTransaction) -> bool:
-            k = key(e)
-            if k is None:
-                return False
-            if need > 1:  # the usual case: a key holding fewer entries than needed
-                got = held(k)
-                if got is None or got.__class__ is tuple or len(got) < need:
-                    return False
-            d = span(k, cur.t, within)
-            if not distinct:
-                return len(d) >= need
-            if len(d) < need:
-                return False
-            if len(d) <= 4 * need:  # short: a set at C speed
-                return len(distinct_values(d, slot)) >= need
-            found: set[Any] = set()
-            add = found.add
-            for x in d:
-                v = x[slot]
-                if v is not None and v != "":
-                    add(v)
-                    if len(found) >= need:
-                        return True
-            return False
-
-        return at_least
+        """``agg >= need`` in one closure, or None (see
+        :func:`~driftwatch.rules.sequences.at_least`)."""
+        return at_least(self._register(agg), agg, need, self._cur)
 
     def _agg_fn(self, agg: t.Agg) -> Fn:
-        spec = self._register(agg)
-        w = spec.window
-        assert w is not None, "windows are built before aggregates are compiled"
-        key = w.key
-        cur = self._cur
-        kind = agg.kind
-        within = agg.within_ms
-        if kind == "count_distinct":
-            assert agg.value is not None
-            slot = spec.slot(agg.value)
-            distinct = w.distinct
-            return lambda e: None if (k := key(e)) is None else distinct(k, cur.t, within, slot)
-        if kind in ("count", "sum", "min", "max"):
-            slot = spec.slot(agg.value) if agg.value is not None else 0
-            reduce = reducer(kind, slot)
-            span = w.span
-            return lambda e: None if (k := key(e)) is None else reduce(span(k, cur.t, within))
-        if kind == "received_max":
-            assert agg.value is not None
-            slot = spec.slot(agg.value)
-            reduce = reducer("max", slot)
-            span = w.span
-            lookup = key_function(agg.keys, Compiler(self._no_agg))
-            return lambda e: None if (k := lookup(e)) is None else reduce(span(k, cur.t, within))
-        if kind == "first_seen":
-            def first_seen(e: ScoredTransaction) -> bool:
-                k = key(e)
-                if k is None:
-                    return False
-                d = w.span(k, cur.t, within)
-                return not d or d[0][0] >= cur.t
-
-            return first_seen
-        if kind in ("monotonic_increase", "monotonic_decrease"):
-            assert agg.value is not None
-            slot = spec.slot(agg.value)
-            n = agg.n
-            num, den = agg.factor
-            rising = kind == "monotonic_increase"
-
-            def monotonic(e: ScoredTransaction) -> bool:
-                k = key(e)
-                if k is None:
-                    return False
-                run = w.before(k, cur.t, cur.eid, n)
-                if len(run) < n or run[0][0] < cur.t - within:
-                    return False
-                for prev, nxt in itertools.pairwise(run):
-                    a, b = prev[slot], nxt[slot]
-                    if rising:
-                        if not (b > a and b * den >= a * num):
-                            return False
-                    elif not (b < a and b * den <= a * num):
-                        return False
-                return True
-
-            return monotonic
-        lat_slot = spec.slot(t.Field(Ty.FLOAT, True, "geo_lat"))
-        lon_slot = spec.slot(t.Field(Ty.FLOAT, True, "geo_lon"))
-        speed, held = kind == "travel_speed_kmh", w.held
-        slack_km, slack_h = agg.slack_km, agg.slack_h
-
-        def travel(e: ScoredTransaction) -> float | None:
-            if e.geo_lat is None or e.geo_lon is None:
-                return None
-            k = key(e)
-            if k is None:
-                return None
-            got = held(k)
-            if got is None or (got.__class__ is tuple and got[1] == cur.eid):
-                return None  # the key holds this event only
-            prev = w.previous(k, cur.t, cur.eid, lat_slot)
-            if prev is None or prev[0] < cur.t - within:
-                return None
-            plat, plon = prev[lat_slot], prev[lon_slot]
-            if plat == e.geo_lat and plon == e.geo_lon:
-                km = 0.0  # same place (haversine gives exactly 0.0 too)
-            else:
-                km = haversine_km(float(plat), float(plon), e.geo_lat, e.geo_lon)
-            if not speed:
-                return km
-            hours: float = (cur.t - prev[0]) / 3_600_000
-            return max(0.0, km - slack_km) / (hours + slack_h)
-
-        return travel
+        """The closure computing ``agg`` for the event under the cursor."""
+        return aggregate(self._register(agg), agg, self._cur)
 
     # -- processing --------------------------------------------------------------------
     def process(self, events: Sequence[ScoredTransaction]) -> list[Hit]:
@@ -386,8 +253,10 @@ class LiveEvaluator:
             return hits
         fresh.sort(key=_by_time)
         ms_col, eid_col, h_col, batch = zip(*fresh, strict=True)
-        column = column_cache(self._column_fns, batch)
+        column = column_cache(self._column_fns, batch, self._forms)
         self._feed.store(ms_col, eid_col, batch, column)
+        for view in self._views:
+            view.clear()
         seen.update(zip(h_col, ms_col, strict=True))
         if emit:
             self._evaluate(ms_col, eid_col, batch, column, hits)
@@ -407,7 +276,7 @@ class LiveEvaluator:
         (:class:`~driftwatch.rules.guards.Lanes`: only the events that pass a rule's
         guards run the rest of it; each rule and event isolated: one that raises is
         recorded by :meth:`_failed`)."""
-        codes, fns = self._lanes.plan(batch, column)
+        codes, fns = self._lanes.plan(batch, column, eid_col)
         nr = len(fns)
         cur = self._cur
         at = -1  # the event the cursor is on (codes come event by event)

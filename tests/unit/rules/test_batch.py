@@ -104,7 +104,9 @@ def test_plan_runs_the_rest_only_behind_the_guards_in_event_then_rule_order() ->
     ev = LiveEvaluator(rules, horizon_ms=DAY_MS)
     batch = parse([event(0, 0, amount="5.00"), event(1, 1, amount="12.00"),
                    event(2, 2, amount="12.01")])
-    codes, fns = ev._lanes.plan(batch, column_cache(ev._column_fns, batch))
+    column, ms, ids = column_cache(ev._column_fns, batch), [0, 1, 2], [e.event_id for e in batch]
+    ev._feed.store(ms, ids, batch, column)  # as process() does: stored, then planned
+    codes, fns = ev._lanes.plan(batch, column, ids)
     assert [divmod(c, 2) for c in codes] == [(0, 1), (1, 0), (1, 1), (2, 0)]
     assert fns[0] is not None and fns[1] is None  # b is decided by its guard alone
 

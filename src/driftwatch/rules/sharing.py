@@ -1,0 +1,133 @@
+"""Composite-key sequence windows served by the window of their first key part.
+
+``monotonic_increase(amount_minor, by=[card_id, device_id], ...)`` and
+``travel_km(by=[card_id, device_id], ...)`` read the entries of one card from one
+device. Stored in a window of their own, every event is stored twice (once under the
+card for ``travel_speed_kmh(by=card_id)``, once under the card and device); the
+shipped packs had three such windows (card with device, IP or merchant), about a
+sixth of the rule layer's storing and expiry. :func:`share` serves them instead from
+a window keyed by the first part alone (the card), at least as long and without a
+``where=``: that window also stores the other key parts, and
+:class:`SharedWindow` reads the card's entries with those parts equal to the event's.
+For a card holding many entries they are grouped by those parts once per batch (a
+flood of one card under many devices costs one pass over the card per batch, not one
+per event).
+
+What an event sees is the same: the entries of its composite key within the window
+before it, in order (the card's window keeps at least as long a suffix of them). Two
+cases read more than a window of their own would have held, both closer to the SQL
+backtest: a late event (older than the newest of its key) sees entries such a window
+had already evicted, and a card over ``max_per_key`` entries keeps its newest
+``max_per_key`` across all devices rather than per device.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable, Hashable
+from operator import itemgetter
+from typing import Any
+
+from driftwatch.rules import typed as t
+from driftwatch.rules.window import Entry, KeyedWindow
+
+__all__ = ["SEQUENCE_KINDS", "SharedWindow", "share"]
+
+SEQUENCE_KINDS = frozenset({"monotonic_increase", "monotonic_decrease", "travel_km",
+                            "travel_speed_kmh"})
+"""Aggregates that read a composite key's entries in order (served from a shared window)."""
+SHORT = 16
+"""Entries of a card up to which its entries are filtered per read, not grouped."""
+
+_order = itemgetter(0, 1)
+
+
+def share(specs: dict[Any, Any]) -> list[tuple[Any, Any]]:
+    """``(composite spec, base spec)`` pairs: each spec keyed by several plain fields,
+    without ``where=``, read by sequence aggregates only, whose first field keys another
+    spec without ``where=`` at least as long (the specs are ``live.Spec``)."""
+    bases = {s.keys[0]: s for s in specs.values()
+             if len(s.keys) == 1 and s.accept is None and s.prefix is None}
+    out = []
+    for spec in specs.values():
+        base = bases.get(spec.keys[0]) if spec.keys else None
+        if (len(spec.keys) > 1 and spec.accept is None and spec.prefix is None
+                and base is not None and base.within_ms >= spec.within_ms
+                and spec.kinds and spec.kinds <= SEQUENCE_KINDS
+                and all(isinstance(k, t.Field) and k.name != "amount" for k in spec.keys)):
+            out.append((spec, base))
+    return out
+
+
+class SharedWindow:
+    """The entries of a composite key ``(first, *rest)`` read from ``base`` (keyed by
+    ``first``), whose entries hold the ``rest`` parts in ``slots``.
+
+    The same reads as :class:`~driftwatch.rules.window.KeyedWindow` for sequences:
+    :attr:`held`, :meth:`before`, :meth:`previous`. :meth:`clear` after each batch is
+    stored (the groups of long keys are kept for one batch's reads).
+    """
+
+    def __init__(self, base: KeyedWindow, key: Callable[[Any], Hashable | None],
+                 slots: tuple[int, ...]) -> None:
+        self.base = base
+        self.key = key
+        self._get = itemgetter(*slots)
+        self._single = len(slots) == 1
+        self._groups: dict[Hashable, dict[Any, list[Entry]]] = {}
+
+    def clear(self) -> None:
+        """Forget the groups of the last batch (call after storing a batch)."""
+        self._groups.clear()
+
+    def held(self, k: Any) -> list[Entry] | None:
+        """The entries of composite key ``k`` (sorted; None when there are none)."""
+        d = self.base.entries(k[0])
+        if not d:
+            return None
+        want = k[1] if self._single else k[1:]
+        get = self._get
+        if len(d) <= SHORT:
+            return [x for x in d if get(x) == want] or None
+        groups = self._groups.get(k[0])
+        if groups is None:
+            groups = {}
+            for x in d:
+                part = get(x)
+                got = groups.get(part)
+                if got is None:
+                    groups[part] = [x]
+                else:
+                    got.append(x)
+            self._groups[k[0]] = groups
+        return groups.get(want)
+
+    def before(self, k: Any, t: int, event_id: str, count: int) -> list[Entry]:
+        """Up to ``count`` entries of ``k`` ending with the one at ``(t, event_id)``."""
+        d = self.held(k)
+        if not d:
+            return []
+        if d[-1][0] == t and d[-1][1] == event_id:
+            return d[-count:]
+        i = bisect_right(d, (t, event_id), key=_order)
+        return d[max(0, i - count) : i]
+
+    def previous(self, k: Any, t: int, event_id: str, slot: int) -> Entry | None:
+        """The newest entry of ``k`` before ``(t, event_id)`` whose ``slot`` is not None."""
+        d = self.held(k)
+        if not d:
+            return None
+        last = d[-1]
+        if last[0] == t and last[1] == event_id:
+            i = len(d) - 1
+        elif last[0] < t:
+            i = len(d)
+        else:
+            i = bisect_right(d, (t, event_id), key=_order)
+            if i > 0 and d[i - 1][0] == t and d[i - 1][1] == event_id:
+                i -= 1
+        while i > 0:
+            i -= 1
+            if d[i][slot] is not None:
+                return d[i]
+        return None

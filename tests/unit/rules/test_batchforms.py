@@ -1,0 +1,163 @@
+"""Narrowing a batch by the window state (rules/batchforms.py) changes no hit, no
+evidence and no error: it drops only events whose rule cannot hold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from driftwatch.rules.batchforms import event_form, narrowing
+from driftwatch.rules.columns import column_cache
+from driftwatch.rules.guards import Lanes
+from driftwatch.rules.live import LiveEvaluator
+from driftwatch.rules.pack import rule_from_text
+from tests.unit.rules.helpers import DAY_MS, event, parse
+from tests.unit.rules.test_batch import timed_streams
+
+NARROWED = [
+    "count(by=card_id, within=5m) >= 3",
+    "count(by=card_id, within=5m) > 1.5 and amount_minor >= 1000",
+    "count_distinct(card_id, by=ip, within=10m) >= 2",
+    "count(by=card_id, within=5m) >= 1",
+    "count(by=card_id, within=5m) >= 0",  # any key: no narrowing
+    "amount_minor >= 1000 and (count(by=card_id, within=30m, where=amount_minor >= 1000) >= 3"
+    " and monotonic_decrease(amount_minor, by=card_id, n=3, within=30m)"
+    " or count(by=card_id, within=1h, where=amount_minor >= 1000) >= 4)",
+    "travel_speed_kmh(by=card_id, within=10m, slack_km=10, slack_h=0.5) > 100",
+    "travel_km(by=card_id, within=10m) <= 1",
+    "monotonic_increase(amount_minor, by=[card_id, ip], n=2, within=10m)",
+    "count(by=card_id, within=5m) >= 2 or amount_minor < 500",  # one side unknown: none
+    "3 <= count(by=[card_id, merchant_id], within=10m)",
+]
+
+
+def _run(narrow: bool, batches: list[list[Any]]) -> list[Any]:
+    rules = [rule_from_text(f"n{i}", text) for i, text in enumerate(NARROWED)]
+    ev = LiveEvaluator(rules, horizon_ms=DAY_MS)
+    if not narrow:
+        ev._lanes = Lanes([r.expr for r in rules], ev._compile_scalar)
+    assert any(lane.narrow for lane in ev._lanes.lanes) is narrow
+    return [(h.rule.id, h.event.event_id, h.evidence) for b in batches for h in ev.process(b)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(timed_streams(), st.integers(1, 40))
+def test_narrowed_batches_hit_as_unnarrowed(dicts: list[dict[str, Any]], size: int) -> None:
+    evs = parse(dicts)
+    batches = [evs[i : i + size] for i in range(0, len(evs), size)]
+    assert _run(True, batches) == _run(False, batches)
+
+
+def test_which_conditions_narrow() -> None:
+    def narrows(text: str) -> bool:
+        expr = rule_from_text("r", text).expr
+        return narrowing(expr, lambda agg: ({}.get, "k")) is not None
+
+    assert narrows("count(by=card_id, within=5m) >= 2")
+    assert narrows("count(by=card_id, within=5m) >= 2 or travel_km(by=card_id, within=1h) < 5")
+    assert not narrows("count(by=card_id, within=5m) >= 0")
+    assert not narrows("count(by=card_id, within=5m) <= 2")
+    assert not narrows("not (count(by=card_id, within=5m) >= 2)")
+    assert not narrows("sum(amount_minor, by=card_id, within=5m) >= 2")
+    assert not narrows("count(by=card_id, within=5m) >= 2 or amount_minor > 5")
+
+
+def test_a_key_holding_fewer_entries_than_needed_is_not_evaluated() -> None:
+    rule = rule_from_text("r", "count(by=card_id, within=1h) >= 2")
+    ev = LiveEvaluator([rule], horizon_ms=DAY_MS)
+    batch = parse([event(0, 0, card_id="c1"), event(1, 1, card_id="c2"),
+                   event(2, 2, card_id="c1")])
+    column, ids = column_cache(ev._column_fns, batch), [e.event_id for e in batch]
+    ev._feed.store([0, 1, 2], ids, batch, column)
+    codes, _ = ev._lanes.plan(batch, column, ids)
+    # c1 holds 2 entries (both events of the batch, stored before the plan): the
+    # first one is still evaluated (it sees 1 and misses); c2's event is not
+    assert codes == [0, 2]
+    assert [h.event.event_id for h in LiveEvaluator([rule], horizon_ms=DAY_MS).process(batch)
+            ] == [ids[2]]
+
+
+FORMED = [
+    "amount_minor >= 1000",
+    "amount_cents == 37",
+    'channel not in ["card_present", "atm"]',
+    'mcc in ["5967", "5411"]',
+    "age_days(merchant_registered_at) <= 90",
+    "features.new_device == 1",
+    "features.customer_age >= 125 or features.customer_age < 0 or features.age < 0",
+    "not present(device_id) and present(ip)",
+    "present(geo_lat)",
+    'features_str.note in ["a", "b"]',
+    'not (mcc == "5967") and amount_minor <= 300',
+]
+
+
+@st.composite
+def feature_events(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Events whose features and optional fields take every kind of value."""
+    out = []
+    for i in range(draw(st.integers(1, 30))):
+        value = st.one_of(st.none(), st.booleans(), st.integers(-5, 200),
+                          st.floats(-5, 200, allow_nan=False), st.sampled_from(["x", ""]))
+        feats = {name: v for name in ("new_device", "customer_age", "age", "note")
+                 if (v := draw(value)) is not None}
+        fields: dict[str, Any] = {
+            "amount": f"{draw(st.integers(1, 2000))}.{draw(st.sampled_from([0, 37, 99])):02d}",
+            "mcc": draw(st.sampled_from(["5967", "5411", "4829"])),
+            "channel": draw(st.sampled_from(["ecom", "atm", "card_present"])),
+            "features": feats,
+        }
+        if draw(st.booleans()):
+            fields["merchant_registered_at"] = draw(st.sampled_from(
+                ["2026-03-18", "2025-12-18", "2026-01-01", "2020-01-01"]))
+        for name, value in (("ip", "10.0.0.1"), ("device_id", "d1")):
+            if draw(st.booleans()):
+                fields[name] = draw(st.sampled_from(["", value]))
+        if draw(st.booleans()):
+            fields["geo"] = {"lat": 1.5, "lon": 2.5}
+        out.append(event(i, i * 1000, **fields))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(feature_events())
+def test_batch_forms_give_the_truth_of_the_closures(dicts: list[dict[str, Any]]) -> None:
+    evs = parse(dicts)
+    ev = LiveEvaluator([], horizon_ms=DAY_MS)
+    column = column_cache(ev._column_fns, evs)
+    for text in FORMED:
+        node = rule_from_text("r", text).expr
+        form = event_form(node)
+        assert form is not None, text
+        closure = ev._compile_scalar(node)
+        assert [bool(v) for v in form(column)] == [bool(closure(e)) for e in evs], text
+
+
+def test_nodes_without_a_batch_form_keep_their_closures() -> None:
+    for text in ('matches(features_str.note, "a+")', "amount > 10",
+                 "amount_minor * 2 > 10", "count(by=card_id, within=1h) > 1 or amount_minor > 5"):
+        assert event_form(rule_from_text("r", text).expr) is None, text
+
+
+@settings(max_examples=40, deadline=None)
+@given(feature_events(), st.sampled_from(["", "ACCT ", "ACCT c-1", "ACCT", "INTL-PAY-7"]))
+def test_key_and_filter_forms_equal_the_window_closures(dicts: list[dict[str, Any]],
+                                                       payee: str) -> None:
+    for d in dicts[::2]:
+        d["beneficiary_name"] = payee
+    evs = parse(dicts)
+    rules = [rule_from_text("p", "count_distinct(merchant_id, by=prefix(beneficiary_name, 4),"
+                                 " within=1h, where=age_days(merchant_registered_at) <= 90)"
+                                 " >= 1"),
+             rule_from_text("m", 'channel == "transfer" and amount_minor <= received_max('
+                                 'amount_minor, by=card_id, payee=beneficiary_name,'
+                                 ' prefix="ACCT ", within=3h)')]
+    ev = LiveEvaluator(rules, horizon_ms=DAY_MS)
+    assert {name[0] for name in ev._forms} == {"key", "where", "value"}  # value: age_days
+    formed = column_cache(ev._column_fns, evs, ev._forms)
+    plain = column_cache(ev._column_fns, evs)
+    for name in ev._forms:
+        if name[0] != "value":
+            assert formed(name) == plain(name), name
