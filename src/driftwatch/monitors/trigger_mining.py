@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -69,15 +69,19 @@ import numpy as np
 import pandas as pd
 
 from driftwatch.alerts.model import iso
+from driftwatch.events import EPOCH
 from driftwatch.mining import assign_prefixes, mine, select_prefixes
 from driftwatch.mining.exact import poisson_surge
+from driftwatch.monitors.backfill import BatchedWindows, query_chunks, read_chunks
 from driftwatch.monitors.base import (
     EVIDENCE_COLUMNS,
+    Columns,
     Description,
     Detector,
     Evaluations,
     PassContext,
     fmt_p,
+    query_table,
     span_words,
     sql_time,
 )
@@ -89,8 +93,11 @@ from driftwatch.monitors.trigger_keys import (
     AGE_SQL,
     ATTRIBUTES,
     BAND_EDGES,
+    CHECK_SQL,
     FIELDS,
     SEP,
+    ChunkedWindow,
+    Mark,
     buckets_sql,
     conjunction_text,
     matches,
@@ -116,8 +123,12 @@ class Hold:
     until: dt.datetime | None = None
 
 
+Window = tuple[SegmentTable, dict[str, list[str]]]
+"""A current window: the ``[n, k]`` table of its groups and each group's distinct cards."""
+
+
 @register
-class TriggerMiningDetector(Detector):
+class TriggerMiningDetector(BatchedWindows, Detector):
     """Surging conjunctions of low-score-for-risk rows (lattice search, exact tails).
 
     Options
@@ -178,6 +189,7 @@ class TriggerMiningDetector(Detector):
         self._last: dict[str, dict[str, Any]] = {}  # segment -> conjunction of last pass
         self._holds: dict[str, Hold] = {}
         self._cut: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
+        self._chunks: ChunkedWindow | None = None
 
     # -- queries ----------------------------------------------------------------------
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
@@ -185,6 +197,63 @@ class TriggerMiningDetector(Detector):
                             {"lo": lo, "hi": hi})
         return SegmentTable.from_wide(df["key"].to_numpy() if len(df) else [],
                                       [df.get("n", []), df.get("k", [])])
+
+    def _many(self, store: Store,
+              spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> list[SegmentTable]:
+        """:meth:`_fetch` of many reference chunks in one query (backfill read-ahead)."""
+        return read_chunks(
+            store, window_sql(self.min_flags, self.shadow_gap, False, grid=True), spans,
+            lambda cols: SegmentTable.from_wide(cols["key"], [cols["n"], cols["k"]]),
+            functools.partial(self._fetch, store))
+
+    def _read_chunks(self, store: Store,
+                     spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> list[Columns]:
+        """The current-window query's columns of many pass-interval chunks, one query."""
+        width = int((spans[0][1] - spans[0][0]).total_seconds())
+        return query_chunks(store, window_sql(self.min_flags, self.shadow_gap, True, grid=True),
+                            spans, width)
+
+    @staticmethod
+    def _check(store: Store, lo: dt.datetime, hi: dt.datetime,
+               step_s: int) -> dict[dt.datetime, Mark]:
+        cols = query_table(store, CHECK_SQL, {"lo": lo, "hi": hi, "step_ms": step_s * 1000})
+        step = dt.timedelta(seconds=step_s)
+        return {EPOCH + (int(c) + 1) * step: (int(n), int(h))
+                for c, n, h in zip(cols["chunk"], cols["n"], cols["h"], strict=True)}
+
+    def _chunked(self, store: Store) -> ChunkedWindow | None:
+        """The chunked current window, when the window is whole pass intervals."""
+        step = self.settings.monitor_interval_s
+        if step <= 0 or self.window_s % step:
+            return None
+        if self._chunks is None:
+            self._chunks = ChunkedWindow(functools.partial(self._read_chunks, store),
+                                         functools.partial(self._check, store), step)
+        return self._chunks
+
+    def window_batch(self, store: Store,
+                     passes: Sequence[dt.datetime]) -> dict[dt.datetime, Window]:
+        """The current windows of a block's passes from its chunks (two queries)."""
+        chunks = self._chunked(store)
+        span = dt.timedelta(seconds=self.window_s)
+        if chunks is None or any(chunks.ends(at - span, at) is None for at in passes):
+            return {}
+        first, last = min(passes), max(passes)
+        chunks.load(first - span, last)
+        out = {at: chunks.window(at - span, at) for at in passes}
+        chunks.forget(last - span)
+        return out
+
+    def _window(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> Window:
+        found: Window | None = self.prefetched(hi)
+        if found is not None:
+            return found
+        chunks = self._chunked(store)
+        if chunks is None or chunks.ends(lo, hi) is None:
+            return self._current(store, lo, hi)
+        chunks.load(lo, hi)
+        chunks.forget(lo)
+        return chunks.window(lo, hi)
 
     def _current(self, store: Store, lo: dt.datetime,
                  hi: dt.datetime) -> tuple[SegmentTable, dict[str, list[str]]]:
@@ -236,11 +305,10 @@ class TriggerMiningDetector(Detector):
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
         if self._ref is None:
-            self._ref = SlidingReference(functools.partial(self._fetch, ctx.store),
-                                         chunk_s=self.reference_chunk_s,
-                                         rebuild_s=self.reference_rebuild_s)
+            self._ref = self.sliding(functools.partial(self._fetch, ctx.store),
+                                     functools.partial(self._many, ctx.store))
         lo, hi = ctx.window(self.window_s)
-        current, cards = self._current(ctx.store, lo, hi)
+        current, cards = self._window(ctx.store, lo, hi)
         r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
         reference = self._reference(self._ref, r_lo, r_hi)
         frame = self._frame(current, reference)
