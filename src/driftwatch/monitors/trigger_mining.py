@@ -70,7 +70,7 @@ import pandas as pd
 
 from driftwatch.alerts.model import iso
 from driftwatch.events import EPOCH
-from driftwatch.mining import assign_prefixes, mine, select_prefixes
+from driftwatch.mining import MiningResult, assign_prefixes, mine, select_prefixes
 from driftwatch.mining.exact import poisson_surge
 from driftwatch.monitors.backfill import BatchedWindows, query_chunks, read_chunks
 from driftwatch.monitors.base import (
@@ -190,6 +190,8 @@ class TriggerMiningDetector(BatchedWindows, Detector):
         self._holds: dict[str, Hold] = {}
         self._cut: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
         self._chunks: ChunkedWindow | None = None
+        self._memo: tuple[pd.DataFrame, pd.DataFrame, MiningResult,
+                          list[dict[str, str]]] | None = None
 
     # -- queries ----------------------------------------------------------------------
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
@@ -336,6 +338,47 @@ class TriggerMiningDetector(BatchedWindows, Detector):
         k_ref = int(frame["k_ref"].sum()) if len(frame) else 0
         if k_cur < self.min_count:
             return []
+        table, res, records = self._mined(frame, k_cur, k_ref)
+        now = [r for r, k in zip(records, table["k"], strict=True) if k > 0]
+        ratio = k_cur / max(k_ref, 1)
+        best: dict[str, dict[str, Any]] = {}
+        for f in res.findings:
+            row = self._row(f.conjunction, f.k, f.expected, f.pvalue, f.k_ref,
+                            res.examined, cards, now)
+            old = best.get(row["segment"])
+            if old is None or row["pvalue"] < old["pvalue"]:
+                best[row["segment"]] = row
+        for seg, hold in self._holds.items():  # held conjunctions: re-evaluated every pass
+            if seg in best:
+                continue
+            hit = [matches(hold.conjunction, r) for r in records]
+            k = sum(int(x) for x, h in zip(table["k"], hit, strict=True) if h)
+            kr = sum(int(x) for x, h in zip(table["k_ref"], hit, strict=True) if h)
+            expected = ratio * (kr + self.floor)
+            p = float(poisson_surge([k], [expected])[0])
+            row = self._row(hold.conjunction, k, expected, p, kr, res.examined, cards, now)
+            row["segment"] = seg
+            best[seg] = row
+        spread = best.get("")
+        if spread is not None and "" not in self._holds and any(
+                r["k"] >= 0.8 * (spread["k"] - spread["expected"])
+                for seg, r in best.items() if seg):
+            del best[""]  # mostly one MCC's finding: the same pattern, already named
+        # the rest of the family: every other tested conjunction, never alerting
+        rest = sorted(res.pvalues)[len(best):]
+        fill = [{"segment": "", "conjunction": {}, "k": 0, "expected": 1.0, "k_ref": 0,
+                 "pvalue": p, "cards": 0, "mccs": 0, "mcc": "", "examined": res.examined,
+                 "filler": True} for p in rest]
+        return [*best.values(), *fill]
+
+    def _mined(self, frame: pd.DataFrame, k_cur: int,
+               k_ref: int) -> tuple[pd.DataFrame, MiningResult, list[dict[str, str]]]:
+        """The miner's table (prefixes assigned), its search and its rows as text; the
+        last pass's when its frame is the same (no suspicious row entered or left either
+        window: a quarter of the passes of a replay): the search is a pure function of
+        the frame."""
+        if self._memo is not None and self._memo[0].equals(frame):
+            return self._memo[1:]
         cur, ref = frame[frame["k"] > 0], frame[frame["k_ref"] > 0]
         prefixes = select_prefixes(
             np.repeat(cur["beneficiary_name"].to_numpy(), cur["k"]).tolist(),
@@ -353,41 +396,13 @@ class TriggerMiningDetector(BatchedWindows, Detector):
                    min_lift=self.min_lift, min_excess=self.min_count - 1, alpha=self.alpha,
                    closure=self.closure, prior_weight=self.prior_weight,
                    min_expected=self.floor)
-        ratio = k_cur / max(k_ref, 1)
-        best: dict[str, dict[str, Any]] = {}
-        for f in res.findings:
-            row = self._row(f.conjunction, f.k, f.expected, f.pvalue, f.k_ref,
-                            res.examined, cards, table)
-            old = best.get(row["segment"])
-            if old is None or row["pvalue"] < old["pvalue"]:
-                best[row["segment"]] = row
-        for seg, hold in self._holds.items():  # held conjunctions: re-evaluated every pass
-            if seg in best:
-                continue
-            hit = [matches(hold.conjunction, r) for r in _records(table)]
-            k = sum(int(x) for x, h in zip(table["k"], hit, strict=True) if h)
-            kr = sum(int(x) for x, h in zip(table["k_ref"], hit, strict=True) if h)
-            expected = ratio * (kr + self.floor)
-            p = float(poisson_surge([k], [expected])[0])
-            row = self._row(hold.conjunction, k, expected, p, kr, res.examined, cards, table)
-            row["segment"] = seg
-            best[seg] = row
-        spread = best.get("")
-        if spread is not None and "" not in self._holds and any(
-                r["k"] >= 0.8 * (spread["k"] - spread["expected"])
-                for seg, r in best.items() if seg):
-            del best[""]  # mostly one MCC's finding: the same pattern, already named
-        # the rest of the family: every other tested conjunction, never alerting
-        rest = sorted(res.pvalues)[len(best):]
-        fill = [{"segment": "", "conjunction": {}, "k": 0, "expected": 1.0, "k_ref": 0,
-                 "pvalue": p, "cards": 0, "mccs": 0, "mcc": "", "examined": res.examined,
-                 "filler": True} for p in rest]
-        return [*best.values(), *fill]
+        self._memo = (frame, table, res, _records(table))
+        return self._memo[1:]
 
     def _row(self, conj: Mapping[str, Any], k: int, expected: float, p: float, k_ref: int,
              examined: int, cards: Mapping[str, list[str]],
-             table: pd.DataFrame) -> dict[str, Any]:
-        hit = [r for r in _records(table[table["k"] > 0]) if matches(conj, r)]
+             now: list[dict[str, str]]) -> dict[str, Any]:
+        hit = [r for r in now if matches(conj, r)]
         mccs = sorted({r["mcc"] for r in hit})
         card_set: set[str] = set()
         for r in hit:
