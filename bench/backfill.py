@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                                                      key=lambda kv: -kv[1])}
              for m in ("pass_by_pass", "backfill")}
     print("monitor wall s by detector (first run; _prefetch: blocks' current windows, "
-          "_write/_insert: drift_results):")
+          "_prefetch:<detector> its share, _write/_insert: drift_results):")
     for name in spent["backfill"]:
         print(f"  {name:<24}{spent['pass_by_pass'].get(name, 0.0):>10.1f}"
               f"{spent['backfill'][name]:>10.1f}")

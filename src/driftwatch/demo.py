@@ -223,12 +223,6 @@ def run_demo(opts: DemoOptions, echo: Echo = print) -> dict[str, Any]:
         env["DRIFTWATCH_MONITOR_WARMUP_S"] = str(
             max(3600, round(base.monitor_warmup_s * sim.time_scale))
         )
-    if "DRIFTWATCH_DETECTOR_OPTIONS" not in os.environ:
-        # the first tick evaluates every pass of the scenario at once; trigger mining is
-        # the costliest detector per pass (about a third of the demo's monitor time), so
-        # the demo runs it every 15 minutes of event time instead of every pass (the
-        # reference attack is caught by the rules and the other detectors first)
-        env["DRIFTWATCH_DETECTOR_OPTIONS"] = "trigger_mining.every_s=900"
     settings = Settings.load(env=env, config_file=None)
     worker: subprocess.Popen[bytes] | None = None
     log_path = workdir / "worker.log"

@@ -172,6 +172,51 @@ def test_hold_keeps_the_conjunction_out_of_its_reference(traffic: Store) -> None
     assert not k or int(ev3.n_ref[k[0]]) >= 6
 
 
+def _same_window(got: Any, want: Any) -> None:
+    (table, cards), (full, full_cards) = got, want
+    table, full = table.canonical(), full.canonical()
+    assert table.keys == full.keys and np.array_equal(table.values, full.values)
+    assert {k: set(v) for k, v in cards.items()} == {k: set(v) for k, v in full_cards.items()}
+
+
+def test_chunked_window_is_the_window_query_late_and_redelivered_rows_included(
+    traffic: Store,
+) -> None:
+    """The current window summed from pass-interval chunks equals one query over the
+    window at every pass, also after a late row lands in a chunk read already and an
+    event is re-delivered with another amount; a block of passes reads its chunks in
+    one query and gives every pass the same window."""
+    attack = trigger(6, AT - 2 * HOUR + dt.timedelta(minutes=5), ("4829", "5411"))
+    insert(traffic, attack)
+    det, s = detector(traffic)
+    span = dt.timedelta(seconds=det.window_s)
+    step = dt.timedelta(seconds=s.monitor_interval_s)
+    passes = [AT + j * step for j in range(4)]
+    for j, at in enumerate(passes):
+        if j == 2:  # late: into the window's first chunks, read at the earlier passes
+            insert(traffic, trigger(3, at - span + dt.timedelta(minutes=1), ("5999",)))
+            insert(traffic, [dict(attack[1], amount="999.13")])  # the same event again
+        got = det._window(traffic, at - span, at)
+        _same_window(got, det._current(traffic, at - span, at))
+        late = [k for k in got[0].keys if k.startswith("5999\x1e91")]
+        redelivered = [k for k in got[0].keys if "\x1e13\x1e" in k]
+        if j <= 2:  # (they slide out of the window from the fourth pass)
+            assert (len(late), len(redelivered)) == ((3, 1) if j == 2 else (0, 0))
+    chunks = det._chunks
+    assert chunks is not None
+    # the first pass read its 24 chunks in one query, the third the chunks whose rows
+    # changed; the new chunks of the other passes hold no rows (nothing to read)
+    assert chunks.reads == 2
+    fresh, _ = detector(traffic)
+    block = fresh.window_batch(traffic, passes)
+    assert fresh._chunks is not None and fresh._chunks.reads == 1
+    for at in passes:
+        _same_window(block[at], det._current(traffic, at - span, at))
+    # a window off the chunk grid is one query over it, as before
+    off = AT + dt.timedelta(seconds=7)
+    _same_window(fresh._window(traffic, off - span, off), det._current(traffic, off - span, off))
+
+
 def test_parse_key_and_match() -> None:
     key = "\x1e".join(["5967", "37", "INTL-PAY-X", "30..89", "LT", "ecom", "1000..9999"])
     fields = parse_key(key)

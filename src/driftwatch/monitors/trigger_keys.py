@@ -4,11 +4,18 @@ row's model-independent risk flags, and conjunctions over the keys
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from driftwatch.monitors.base import SCORED, WINDOW
+import numpy as np
+
+from driftwatch.events import EPOCH
+from driftwatch.monitors.backfill import GRID_KEY, PASS_AT
+from driftwatch.monitors.base import SCORED, WINDOW, Columns
+from driftwatch.monitors.reference import FloatArray, SegmentTable
 
 SEP = "\x1e"
 """Field separator of a reference key (not ``\\x1f``: each key is its own segment)."""
@@ -60,9 +67,11 @@ def flags_sql(shadow_gap: float) -> str:
     )
 
 
-def window_sql(min_flags: int, shadow_gap: float, cards: bool) -> str:
+def window_sql(min_flags: int, shadow_gap: float, cards: bool, grid: bool = False) -> str:
     """The one GROUP BY of a window: suspicious rows per attribute combination, every
-    other row in the group whose fields are all empty."""
+    other row in the group whose fields are all empty (with ``grid``, per pass of the
+    backfill grid too: :data:`~driftwatch.monitors.backfill.PASS_AT`, for reading many
+    chunks in one query)."""
     def text(col: str) -> str:  # the separator never comes from the data
         return f"replaceAll({col}, char(30), ' ')"
 
@@ -75,12 +84,126 @@ def window_sql(min_flags: int, shadow_gap: float, cards: bool) -> str:
     }
     key = f"if(sus, concatWithSeparator(char(30), {', '.join(fields[f] for f in FIELDS)}), '')"
     extra = ", groupUniqArrayIf(card_id, sus) AS cards" if cards else ""
+    head, by = (f"{PASS_AT}, ", f"{GRID_KEY}, key") if grid else ("", "key")
     return (
-        f"SELECT {key} AS key, count() AS n, countIf(sus) AS k{extra} FROM ("
+        f"SELECT {head}{key} AS key, count() AS n, countIf(sus) AS k{extra} FROM ("
         f"SELECT *, {AGE_SQL} AS age_days, "
         f"({flags_sql(shadow_gap)}) >= {int(min_flags)} AND score < threshold AS sus "
-        f"FROM {SCORED} WHERE {WINDOW}) GROUP BY key"
+        f"FROM {SCORED} WHERE {WINDOW}) GROUP BY {by}"
     )
+
+
+CHECK_SQL = (
+    "SELECT intDiv(toUnixTimestamp64Milli(event_time), {step_ms:Int64}) AS chunk, "
+    "count() AS n, sum(cityHash64(event_id, ingest_time)) AS h "
+    f"FROM {{db}}.scored_transactions WHERE {WINDOW} GROUP BY chunk"
+)
+"""The stored rows of each chunk of a window as a mark (row count, sum of row hashes),
+without ``FINAL``: any insert into a chunk changes its mark (a merge of duplicates may
+too, which costs a re-read and nothing else)."""
+
+Mark = tuple[int, int]
+ReadChunks = Callable[[Sequence[tuple[dt.datetime, dt.datetime]]], list[Columns]]
+"""The window query's columns (``key``, ``n``, ``k``, ``cards``) of many chunks at once."""
+CheckChunks = Callable[[dt.datetime, dt.datetime, int], dict[dt.datetime, Mark]]
+"""The :data:`CHECK_SQL` marks of the chunks of ``[lo, hi)`` of ``step_s``, by chunk end."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk's suspicious-row groups (as read) and the mark of its rows then."""
+
+    mark: Mark
+    keys: list[str]
+    counts: FloatArray
+    cards: list[list[str]]
+
+    @classmethod
+    def of(cls, mark: Mark, cols: Columns) -> Chunk:
+        """From the window query's columns of the chunk."""
+        keys = [str(k) for k in cols["key"]]
+        counts = np.column_stack([np.asarray(cols["n"], dtype=np.float64),
+                                  np.asarray(cols["k"], dtype=np.float64)]).reshape(-1, 2)
+        cards = [[str(c) for c in v] for v in cols["cards"]] if keys else []
+        return cls(mark, keys, counts, cards)
+
+
+EMPTY = Chunk((0, 0), [], np.zeros((0, 2)), [])
+
+
+class ChunkedWindow:
+    """The current window summed from chunks of ``step_s`` seconds (the pass interval).
+
+    A pass reads only the chunks it has not read yet, or whose stored rows changed since
+    (late or re-delivered events: one :data:`CHECK_SQL` query over the window compares
+    each chunk's mark with the mark it had when read), and adds the chunks up: counts
+    add, distinct cards are the union of the chunks' card sets. So the window is what
+    one query over it would return, for two small queries per pass instead of one over
+    the whole window; a backfill block reads every chunk of its passes' windows at once
+    (:meth:`load`, then :meth:`window` per pass).
+
+    Attributes
+    ----------
+    reads : int
+        Chunk-reading queries made (for tests and benchmarks).
+    """
+
+    def __init__(self, read: ReadChunks, check: CheckChunks, step_s: int) -> None:
+        if step_s <= 0:
+            raise ValueError(f"step_s={step_s!r}; allowed: > 0")
+        self.read = read
+        self.check = check
+        self.step_s = step_s
+        self.reads = 0
+        self._chunks: dict[dt.datetime, Chunk] = {}
+
+    def ends(self, lo: dt.datetime, hi: dt.datetime) -> list[dt.datetime] | None:
+        """The chunk ends of ``[lo, hi)``, or None when it is not on the chunk grid."""
+        step = dt.timedelta(seconds=self.step_s)
+        if hi <= lo or (hi - lo) % step or (hi - EPOCH) % step:
+            return None
+        return [lo + (j + 1) * step for j in range((hi - lo) // step)]
+
+    def load(self, lo: dt.datetime, hi: dt.datetime) -> None:
+        """Bring every chunk of ``[lo, hi)`` (on the grid) up to date with the store."""
+        ends = self.ends(lo, hi)
+        if ends is None:
+            raise ValueError(f"[{lo}, {hi}) is not on the {self.step_s} s chunk grid")
+        marks = self.check(lo, hi, self.step_s)
+        stale = []
+        for end in ends:
+            mark = marks.get(end)
+            if mark is None:
+                self._chunks[end] = EMPTY
+            elif end not in self._chunks or self._chunks[end].mark != mark:
+                stale.append(end)
+        if stale:
+            step = dt.timedelta(seconds=self.step_s)
+            self.reads += 1
+            got = self.read([(end - step, end) for end in stale])
+            for end, cols in zip(stale, got, strict=True):
+                self._chunks[end] = Chunk.of(marks[end], cols)
+
+    def window(self, lo: dt.datetime,
+               hi: dt.datetime) -> tuple[SegmentTable, dict[str, list[str]]]:
+        """The loaded chunks of ``[lo, hi)`` added up: the ``[n, k]`` table (keys
+        sorted) and the distinct cards of every suspicious group."""
+        ends = self.ends(lo, hi) or []
+        parts = [self._chunks[end] for end in ends]
+        keys = [k for c in parts for k in c.keys]
+        if not keys:
+            return SegmentTable.empty(2), {}
+        table = SegmentTable.from_wide(keys, list(np.vstack([c.counts for c in parts]).T))
+        cards: dict[str, set[str]] = {}
+        for c in parts:
+            for key, some in zip(c.keys, c.cards, strict=True):
+                if key:
+                    cards.setdefault(key, set()).update(some)
+        return table.canonical(), {k: sorted(v) for k, v in sorted(cards.items())}
+
+    def forget(self, before: dt.datetime) -> None:
+        """Drop the chunks that end at or before ``before``."""
+        self._chunks = {end: c for end, c in self._chunks.items() if end > before}
 
 
 def parse_key(key: str) -> dict[str, str]:

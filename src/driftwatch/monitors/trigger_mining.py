@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -69,15 +69,19 @@ import numpy as np
 import pandas as pd
 
 from driftwatch.alerts.model import iso
-from driftwatch.mining import assign_prefixes, mine, select_prefixes
+from driftwatch.events import EPOCH
+from driftwatch.mining import MiningResult, assign_prefixes, mine, select_prefixes
 from driftwatch.mining.exact import poisson_surge
+from driftwatch.monitors.backfill import BatchedWindows, query_chunks, read_chunks
 from driftwatch.monitors.base import (
     EVIDENCE_COLUMNS,
+    Columns,
     Description,
     Detector,
     Evaluations,
     PassContext,
     fmt_p,
+    query_table,
     span_words,
     sql_time,
 )
@@ -89,8 +93,11 @@ from driftwatch.monitors.trigger_keys import (
     AGE_SQL,
     ATTRIBUTES,
     BAND_EDGES,
+    CHECK_SQL,
     FIELDS,
     SEP,
+    ChunkedWindow,
+    Mark,
     buckets_sql,
     conjunction_text,
     matches,
@@ -116,8 +123,12 @@ class Hold:
     until: dt.datetime | None = None
 
 
+Window = tuple[SegmentTable, dict[str, list[str]]]
+"""A current window: the ``[n, k]`` table of its groups and each group's distinct cards."""
+
+
 @register
-class TriggerMiningDetector(Detector):
+class TriggerMiningDetector(BatchedWindows, Detector):
     """Surging conjunctions of low-score-for-risk rows (lattice search, exact tails).
 
     Options
@@ -178,6 +189,9 @@ class TriggerMiningDetector(Detector):
         self._last: dict[str, dict[str, Any]] = {}  # segment -> conjunction of last pass
         self._holds: dict[str, Hold] = {}
         self._cut: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
+        self._chunks: ChunkedWindow | None = None
+        self._memo: tuple[pd.DataFrame, pd.DataFrame, MiningResult,
+                          list[dict[str, str]]] | None = None
 
     # -- queries ----------------------------------------------------------------------
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
@@ -185,6 +199,63 @@ class TriggerMiningDetector(Detector):
                             {"lo": lo, "hi": hi})
         return SegmentTable.from_wide(df["key"].to_numpy() if len(df) else [],
                                       [df.get("n", []), df.get("k", [])])
+
+    def _many(self, store: Store,
+              spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> list[SegmentTable]:
+        """:meth:`_fetch` of many reference chunks in one query (backfill read-ahead)."""
+        return read_chunks(
+            store, window_sql(self.min_flags, self.shadow_gap, False, grid=True), spans,
+            lambda cols: SegmentTable.from_wide(cols["key"], [cols["n"], cols["k"]]),
+            functools.partial(self._fetch, store))
+
+    def _read_chunks(self, store: Store,
+                     spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> list[Columns]:
+        """The current-window query's columns of many pass-interval chunks, one query."""
+        width = int((spans[0][1] - spans[0][0]).total_seconds())
+        return query_chunks(store, window_sql(self.min_flags, self.shadow_gap, True, grid=True),
+                            spans, width)
+
+    @staticmethod
+    def _check(store: Store, lo: dt.datetime, hi: dt.datetime,
+               step_s: int) -> dict[dt.datetime, Mark]:
+        cols = query_table(store, CHECK_SQL, {"lo": lo, "hi": hi, "step_ms": step_s * 1000})
+        step = dt.timedelta(seconds=step_s)
+        return {EPOCH + (int(c) + 1) * step: (int(n), int(h))
+                for c, n, h in zip(cols["chunk"], cols["n"], cols["h"], strict=True)}
+
+    def _chunked(self, store: Store) -> ChunkedWindow | None:
+        """The chunked current window, when the window is whole pass intervals."""
+        step = self.settings.monitor_interval_s
+        if step <= 0 or self.window_s % step:
+            return None
+        if self._chunks is None:
+            self._chunks = ChunkedWindow(functools.partial(self._read_chunks, store),
+                                         functools.partial(self._check, store), step)
+        return self._chunks
+
+    def window_batch(self, store: Store,
+                     passes: Sequence[dt.datetime]) -> dict[dt.datetime, Window]:
+        """The current windows of a block's passes from its chunks (two queries)."""
+        chunks = self._chunked(store)
+        span = dt.timedelta(seconds=self.window_s)
+        if chunks is None or any(chunks.ends(at - span, at) is None for at in passes):
+            return {}
+        first, last = min(passes), max(passes)
+        chunks.load(first - span, last)
+        out = {at: chunks.window(at - span, at) for at in passes}
+        chunks.forget(last - span)
+        return out
+
+    def _window(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> Window:
+        found: Window | None = self.prefetched(hi)
+        if found is not None:
+            return found
+        chunks = self._chunked(store)
+        if chunks is None or chunks.ends(lo, hi) is None:
+            return self._current(store, lo, hi)
+        chunks.load(lo, hi)
+        chunks.forget(lo)
+        return chunks.window(lo, hi)
 
     def _current(self, store: Store, lo: dt.datetime,
                  hi: dt.datetime) -> tuple[SegmentTable, dict[str, list[str]]]:
@@ -236,11 +307,10 @@ class TriggerMiningDetector(Detector):
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
         if self._ref is None:
-            self._ref = SlidingReference(functools.partial(self._fetch, ctx.store),
-                                         chunk_s=self.reference_chunk_s,
-                                         rebuild_s=self.reference_rebuild_s)
+            self._ref = self.sliding(functools.partial(self._fetch, ctx.store),
+                                     functools.partial(self._many, ctx.store))
         lo, hi = ctx.window(self.window_s)
-        current, cards = self._current(ctx.store, lo, hi)
+        current, cards = self._window(ctx.store, lo, hi)
         r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
         reference = self._reference(self._ref, r_lo, r_hi)
         frame = self._frame(current, reference)
@@ -268,6 +338,47 @@ class TriggerMiningDetector(Detector):
         k_ref = int(frame["k_ref"].sum()) if len(frame) else 0
         if k_cur < self.min_count:
             return []
+        table, res, records = self._mined(frame, k_cur, k_ref)
+        now = [r for r, k in zip(records, table["k"], strict=True) if k > 0]
+        ratio = k_cur / max(k_ref, 1)
+        best: dict[str, dict[str, Any]] = {}
+        for f in res.findings:
+            row = self._row(f.conjunction, f.k, f.expected, f.pvalue, f.k_ref,
+                            res.examined, cards, now)
+            old = best.get(row["segment"])
+            if old is None or row["pvalue"] < old["pvalue"]:
+                best[row["segment"]] = row
+        for seg, hold in self._holds.items():  # held conjunctions: re-evaluated every pass
+            if seg in best:
+                continue
+            hit = [matches(hold.conjunction, r) for r in records]
+            k = sum(int(x) for x, h in zip(table["k"], hit, strict=True) if h)
+            kr = sum(int(x) for x, h in zip(table["k_ref"], hit, strict=True) if h)
+            expected = ratio * (kr + self.floor)
+            p = float(poisson_surge([k], [expected])[0])
+            row = self._row(hold.conjunction, k, expected, p, kr, res.examined, cards, now)
+            row["segment"] = seg
+            best[seg] = row
+        spread = best.get("")
+        if spread is not None and "" not in self._holds and any(
+                r["k"] >= 0.8 * (spread["k"] - spread["expected"])
+                for seg, r in best.items() if seg):
+            del best[""]  # mostly one MCC's finding: the same pattern, already named
+        # the rest of the family: every other tested conjunction, never alerting
+        rest = sorted(res.pvalues)[len(best):]
+        fill = [{"segment": "", "conjunction": {}, "k": 0, "expected": 1.0, "k_ref": 0,
+                 "pvalue": p, "cards": 0, "mccs": 0, "mcc": "", "examined": res.examined,
+                 "filler": True} for p in rest]
+        return [*best.values(), *fill]
+
+    def _mined(self, frame: pd.DataFrame, k_cur: int,
+               k_ref: int) -> tuple[pd.DataFrame, MiningResult, list[dict[str, str]]]:
+        """The miner's table (prefixes assigned), its search and its rows as text; the
+        last pass's when its frame is the same (no suspicious row entered or left either
+        window: a quarter of the passes of a replay): the search is a pure function of
+        the frame."""
+        if self._memo is not None and self._memo[0].equals(frame):
+            return self._memo[1:]
         cur, ref = frame[frame["k"] > 0], frame[frame["k_ref"] > 0]
         prefixes = select_prefixes(
             np.repeat(cur["beneficiary_name"].to_numpy(), cur["k"]).tolist(),
@@ -285,41 +396,13 @@ class TriggerMiningDetector(Detector):
                    min_lift=self.min_lift, min_excess=self.min_count - 1, alpha=self.alpha,
                    closure=self.closure, prior_weight=self.prior_weight,
                    min_expected=self.floor)
-        ratio = k_cur / max(k_ref, 1)
-        best: dict[str, dict[str, Any]] = {}
-        for f in res.findings:
-            row = self._row(f.conjunction, f.k, f.expected, f.pvalue, f.k_ref,
-                            res.examined, cards, table)
-            old = best.get(row["segment"])
-            if old is None or row["pvalue"] < old["pvalue"]:
-                best[row["segment"]] = row
-        for seg, hold in self._holds.items():  # held conjunctions: re-evaluated every pass
-            if seg in best:
-                continue
-            hit = [matches(hold.conjunction, r) for r in _records(table)]
-            k = sum(int(x) for x, h in zip(table["k"], hit, strict=True) if h)
-            kr = sum(int(x) for x, h in zip(table["k_ref"], hit, strict=True) if h)
-            expected = ratio * (kr + self.floor)
-            p = float(poisson_surge([k], [expected])[0])
-            row = self._row(hold.conjunction, k, expected, p, kr, res.examined, cards, table)
-            row["segment"] = seg
-            best[seg] = row
-        spread = best.get("")
-        if spread is not None and "" not in self._holds and any(
-                r["k"] >= 0.8 * (spread["k"] - spread["expected"])
-                for seg, r in best.items() if seg):
-            del best[""]  # mostly one MCC's finding: the same pattern, already named
-        # the rest of the family: every other tested conjunction, never alerting
-        rest = sorted(res.pvalues)[len(best):]
-        fill = [{"segment": "", "conjunction": {}, "k": 0, "expected": 1.0, "k_ref": 0,
-                 "pvalue": p, "cards": 0, "mccs": 0, "mcc": "", "examined": res.examined,
-                 "filler": True} for p in rest]
-        return [*best.values(), *fill]
+        self._memo = (frame, table, res, _records(table))
+        return self._memo[1:]
 
     def _row(self, conj: Mapping[str, Any], k: int, expected: float, p: float, k_ref: int,
              examined: int, cards: Mapping[str, list[str]],
-             table: pd.DataFrame) -> dict[str, Any]:
-        hit = [r for r in _records(table[table["k"] > 0]) if matches(conj, r)]
+             now: list[dict[str, str]]) -> dict[str, Any]:
+        hit = [r for r in now if matches(conj, r)]
         mccs = sorted({r["mcc"] for r in hit})
         card_set: set[str] = set()
         for r in hit:
