@@ -298,6 +298,7 @@ def _prefetch(monitor: Monitor, passes: Sequence[dt.datetime]) -> list[BatchedWi
     for det in monitor.detectors:
         if not isinstance(det, BatchedWindows) or det.every_s > 0:
             continue
+        started = time.perf_counter()
         try:
             det.prefetch(monitor.store, passes)
         except StoreError:
@@ -307,6 +308,8 @@ def _prefetch(monitor: Monitor, passes: Sequence[dt.datetime]) -> list[BatchedWi
             monitor.detector_errors[f"{det.name}:backfill"] += 1
             det.drop_prefetched()
             continue
+        finally:
+            monitor.seconds[f"_prefetch.{det.name}"] += time.perf_counter() - started
         done.append(det)
     return done
 

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from driftwatch.alerts.model import iso
-from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes, read_chunks
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, read_chunks
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
@@ -46,6 +46,7 @@ from driftwatch.monitors.dispersion import (
     cells_estimator,
     cells_vs_reference,
 )
+from driftwatch.monitors.reader import read_windows
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import (
@@ -170,8 +171,11 @@ class BeneficiaryDetector(BatchedWindows, Detector):
     ) -> dict[dt.datetime, SegmentTable]:
         """The counts per cell of every pass (who pays under a candidate prefix is
         still asked pass by pass: candidates are rare and depend on the reference)."""
-        step = self.settings.monitor_interval_s
-        per = query_passes(store, self._sql(False, batched=True), passes, self.window_s, step)
+        per = read_windows(
+            store, self.spec, passes, self.window_s, self.settings.monitor_interval_s,
+            select=f"{self._bucket()} AS cell, count() AS c", source=SCORED,
+            where=f"{WINDOW} AND beneficiary_name != ''", keys=("cell",), values=("c",),
+        )
         return {at: self._table(cols) for at, cols in per.items()}
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
