@@ -42,10 +42,10 @@ from driftwatch.monitors.base import (
     span_words,
 )
 from driftwatch.monitors.dispersion import (
+    CellsMemo,
     ReferenceDispersion,
     between_concentration,
     cells_estimator,
-    cells_vs_reference,
 )
 from driftwatch.monitors.reader import BUCKET, BUCKET_KEY, read_windows, whole_buckets
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
@@ -122,6 +122,7 @@ class BeneficiaryDetector(BatchedWindows, Detector):
             )
         self._ref: SlidingReference | None = None
         self._disp: ReferenceDispersion | None = None
+        self._cells = CellsMemo()
         self._store: Store | None = None
         self._payer_block: list[dt.datetime] = []
         self._payer_rows: dict[int, list[tuple[int, str, str, int, Any]]] = {}
@@ -220,7 +221,7 @@ class BeneficiaryDetector(BatchedWindows, Detector):
         overall = (tot + 0.5) / (tot.sum() + 0.5 * self.buckets)
         conc = self._disp.concentration(segs, r_lo, r_hi)
         between = between_concentration(reference.values)
-        test = cells_vs_reference(cur, ref, overall, self.prior_strength, conc, between)
+        test = self._cells(segs, cur, ref, overall, self.prior_strength, conc, between)
         cell, count, expected = test.cell, test.count, test.expected
         # who pays under the prefix matters only where an alert is possible at all: a
         # discovery needs p <= fdr_q, and the counts must pass; elsewhere -1 (unknown)

@@ -44,10 +44,10 @@ from driftwatch.monitors.base import (
     span_words,
 )
 from driftwatch.monitors.dispersion import (
+    CellsMemo,
     ReferenceDispersion,
     between_concentration,
     cells_estimator,
-    cells_vs_reference,
 )
 from driftwatch.monitors.reader import read_windows, whole_buckets
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
@@ -97,6 +97,7 @@ class CentsDetector(BatchedWindows, Detector):
         super().__init__(settings, spec, **options)
         self._ref: SlidingReference | None = None
         self._disp: ReferenceDispersion | None = None
+        self._cells = CellsMemo()
         self._db = ""
 
     def _sql(self, cards: bool, batched: bool = False) -> str:
@@ -191,7 +192,7 @@ class CentsDetector(BatchedWindows, Detector):
         overall = (total + 0.5) / (total.sum() + 0.5 * CELLS)
         conc = self._disp.concentration(segs, r_lo, r_hi)
         between = between_concentration(reference.values)
-        test = cells_vs_reference(cur, ref, overall, self.prior_strength, conc, between)
+        test = self._cells(segs, cur, ref, overall, self.prior_strength, conc, between)
         res_cell, count, expected, pvalue = test.cell, test.count, test.expected, test.pvalue
         with np.errstate(invalid="ignore", divide="ignore"):
             effect = np.where(n > 0, (count - expected) / n, 0.0)
