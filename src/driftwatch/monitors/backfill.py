@@ -14,8 +14,9 @@ exactly as before; a detector only takes its current window from the block inste
 of querying it. The ``drift_results`` rows of the block are written in one insert.
 
 A detector opts in by inheriting :class:`BatchedWindows` and implementing
-:meth:`BatchedWindows.window_batch`; detectors that do not (or that run only every
-``every_s``) run pass by pass inside the block, unchanged. A block whose batched
+:meth:`BatchedWindows.window_batch` (a detector that runs every ``every_s`` gets the
+passes it is due at); detectors that do not run pass by pass inside the block,
+unchanged. A block whose batched
 query fails falls back to pass-by-pass queries for that detector.
 
 The references are read in blocks too (:func:`read_chunks`): while a block runs, each
@@ -293,14 +294,15 @@ def _flush(monitor: Monitor, min_rows: int) -> None:
 
 
 def _prefetch(monitor: Monitor, passes: Sequence[dt.datetime]) -> list[BatchedWindows]:
-    """Prefetch the block for every batchable detector due at every pass of it."""
+    """Prefetch the block for every batchable detector, at the passes it is due."""
     done: list[BatchedWindows] = []
     for det in monitor.detectors:
-        if not isinstance(det, BatchedWindows) or det.every_s > 0:
+        due = [at for at in passes if det.due(at)]
+        if not isinstance(det, BatchedWindows) or not due:
             continue
         started = time.perf_counter()
         try:
-            det.prefetch(monitor.store, passes)
+            det.prefetch(monitor.store, due)
         except StoreError:
             raise
         except Exception:  # its passes then query pass by pass, as without backfill

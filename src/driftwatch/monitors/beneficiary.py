@@ -19,13 +19,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from driftwatch.alerts.model import iso
-from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes, read_chunks
+from driftwatch.events import EPOCH
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, read_chunks
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
@@ -41,11 +42,12 @@ from driftwatch.monitors.base import (
     span_words,
 )
 from driftwatch.monitors.dispersion import (
+    CellsMemo,
     ReferenceDispersion,
     between_concentration,
     cells_estimator,
-    cells_vs_reference,
 )
+from driftwatch.monitors.reader import BUCKET, BUCKET_KEY, read_windows, whole_buckets
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import (
@@ -120,7 +122,12 @@ class BeneficiaryDetector(BatchedWindows, Detector):
             )
         self._ref: SlidingReference | None = None
         self._disp: ReferenceDispersion | None = None
+        self._cells = CellsMemo()
         self._store: Store | None = None
+        self._payer_block: list[dt.datetime] = []
+        self._payer_rows: dict[int, list[tuple[int, str, str, int, Any]]] = {}
+        self.block_payer_reads = 0
+        """Block queries of who pays under candidate prefixes (tests, benchmarks)."""
 
     def _bucket(self) -> str:
         return f"toUInt16(cityHash64({prefix_expr(self.prefix_tokens)}) % {int(self.buckets)})"
@@ -170,9 +177,23 @@ class BeneficiaryDetector(BatchedWindows, Detector):
     ) -> dict[dt.datetime, SegmentTable]:
         """The counts per cell of every pass (who pays under a candidate prefix is
         still asked pass by pass: candidates are rare and depend on the reference)."""
-        step = self.settings.monitor_interval_s
-        per = query_passes(store, self._sql(False, batched=True), passes, self.window_s, step)
+        per = read_windows(
+            store, self.spec, passes, self.window_s, self.settings.monitor_interval_s,
+            select=f"{self._bucket()} AS cell, count() AS c", source=SCORED,
+            where=f"{WINDOW} AND beneficiary_name != ''", keys=("cell",), values=("c",),
+        )
         return {at: self._table(cols) for at, cols in per.items()}
+
+    def prefetch(self, store: Store, passes: Sequence[dt.datetime]) -> None:
+        """:meth:`BatchedWindows.prefetch`; who pays under a candidate prefix is then
+        read per cell for the whole block, in pass buckets (:meth:`_block_payers`)."""
+        super().prefetch(store, passes)
+        whole = whole_buckets(passes, self.window_s, self.settings.monitor_interval_s)
+        self._payer_block, self._payer_rows = (list(passes) if whole else []), {}
+
+    def drop_prefetched(self) -> None:
+        super().drop_prefetched()
+        self._payer_block, self._payer_rows = [], {}
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._store = ctx.store
@@ -200,7 +221,7 @@ class BeneficiaryDetector(BatchedWindows, Detector):
         overall = (tot + 0.5) / (tot.sum() + 0.5 * self.buckets)
         conc = self._disp.concentration(segs, r_lo, r_hi)
         between = between_concentration(reference.values)
-        test = cells_vs_reference(cur, ref, overall, self.prior_strength, conc, between)
+        test = self._cells(segs, cur, ref, overall, self.prior_strength, conc, between)
         cell, count, expected = test.cell, test.count, test.expected
         # who pays under the prefix matters only where an alert is possible at all: a
         # discovery needs p <= fdr_q, and the counts must pass; elsewhere -1 (unknown)
@@ -259,18 +280,66 @@ class BeneficiaryDetector(BatchedWindows, Detector):
         if not candidate.any():
             return cards, merchants, others
         cells = sorted({int(c) for c in cell[candidate]})
-        cols = query_table(store, self._sql(True), {"lo": lo, "hi": hi, "cells": cells})
-        found = {
-            (str(s), int(c)): (int(a), int(m), int(k) - int(t))
-            for s, c, a, m, k, t in zip(
-                cols["segment"], cols["cell"], cols["cards"], cols["merchants"], cols["c"],
-                cols["top"], strict=True,
-            )
-        }
+        if hi in self._payer_block:
+            wanted = {(segs[i], int(cell[i])) for i in np.flatnonzero(candidate)}
+            found = self._block_payers(store, hi, cells, wanted)
+        else:
+            cols = query_table(store, self._sql(True), {"lo": lo, "hi": hi, "cells": cells})
+            found = {
+                (str(s), int(c)): (int(a), int(m), int(k) - int(t))
+                for s, c, a, m, k, t in zip(
+                    cols["segment"], cols["cell"], cols["cards"], cols["merchants"],
+                    cols["c"], cols["top"], strict=True,
+                )
+            }
         for i in np.flatnonzero(candidate):
             a, m, o = found.get((segs[i], int(cell[i])), (0, 0, 0))
             cards[i], merchants[i], others[i] = a, m, o
         return cards, merchants, others
+
+    def _block_payers(
+        self, store: Store, hi: dt.datetime, cells: list[int], wanted: set[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[int, int, int]]:
+        """What :meth:`_payers`' query returns for ``wanted`` (segment, cell) pairs of the
+        pass at ``hi`` of a block: each cell's rows per (pass bucket, segment,
+        merchant) with their cards are read once for the whole block, then the
+        buckets of the window are added up (distinct cards as a set union)."""
+        step = self.settings.monitor_interval_s
+        missing = [c for c in cells if c not in self._payer_rows]
+        if missing:
+            sql = segment_sql(
+                self.spec,
+                select=f"{BUCKET}, {self._bucket()} AS cell, merchant_id AS m, count() AS k, "
+                "groupUniqArray(card_id) AS cs",
+                source=SCORED,
+                where=f"{WINDOW} AND beneficiary_name != '' "
+                f"AND {self._bucket()} IN {{cells:Array(UInt16)}}",
+                keys=(BUCKET_KEY, "cell", "merchant_id"),
+            )
+            first = min(self._payer_block) - dt.timedelta(seconds=self.window_s)
+            cols = query_table(store, sql, {
+                "lo": first, "hi": max(self._payer_block), "bf_step_ms": step * 1000,
+                "bf_step": step, "cells": missing})
+            self.block_payer_reads += 1
+            for c in missing:
+                self._payer_rows[c] = []
+            for b, s, c, m, k, cs in zip(cols[BUCKET_KEY], cols["segment"], cols["cell"],
+                                         cols["m"], cols["k"], cols["cs"], strict=True):
+                self._payer_rows[int(c)].append((int(b), str(s), str(m), int(k), cs))
+        end = int((hi - EPOCH).total_seconds())
+        start = end - self.window_s
+        agg: dict[tuple[str, int], tuple[list[int], dict[str, int], set[Any]]] = {}
+        for c in cells:
+            for b, s, m, k, cs in self._payer_rows[c]:
+                if start < b <= end and (s, c) in wanted:
+                    total, merchants, cards = agg.setdefault((s, c), ([0], {}, set()))
+                    total[0] += k
+                    merchants[m] = merchants.get(m, 0) + k
+                    cards.update(cs)
+        return {
+            key: (len(cards), len(merchants), total[0] - max(merchants.values()))
+            for key, (total, merchants, cards) in agg.items()
+        }
 
     def _prefixes(self, segment: str, lo: dt.datetime, hi: dt.datetime, bucket: int) -> str:
         if self._store is None:

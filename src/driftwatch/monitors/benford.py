@@ -24,15 +24,17 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
 
 from driftwatch.alerts.model import iso
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, read_chunks
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
+    Columns,
     Description,
     Detector,
     Evaluations,
@@ -48,9 +50,10 @@ from driftwatch.monitors.dispersion import (
     cells_estimator,
     homogeneity_pvalue,
 )
+from driftwatch.monitors.reader import read_windows
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
-from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql
+from driftwatch.monitors.segments import SegmentSpec, pretty_segment
 from driftwatch.settings import Settings
 from driftwatch.stats.digit_test import digit_test, smoothed_shares
 from driftwatch.stats.digits import expected_proportions
@@ -86,7 +89,7 @@ def excess_mad(cur: FloatArray, ref: FloatArray) -> FloatArray:
 
 
 @register
-class BenfordDetector(Detector):
+class BenfordDetector(BatchedWindows, Detector):
     """First-digit conformity to Benford getting worse than the segment's reference.
 
     Options
@@ -129,25 +132,47 @@ class BenfordDetector(Detector):
         self._disp: ReferenceDispersion | None = None
         self._db = ""
 
+    def _sql(self, batched: bool = False) -> str:
+        return grid_sql(self.spec, batched=batched, select=f"{FIRST_DIGIT} AS d, count() AS c",
+                        source=SCORED, where=WINDOW, keys=("d",))
+
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
-        sql = segment_sql(
-            self.spec,
-            select=f"{FIRST_DIGIT} AS d, count() AS c",
-            source=SCORED,
-            where=WINDOW,
-            keys=("d",),
-        )
-        cols = query_table(store, sql, {"lo": lo, "hi": hi})
+        return self._table(query_table(store, self._sql(), {"lo": lo, "hi": hi}))
+
+    @staticmethod
+    def _table(cols: Columns) -> SegmentTable:
         return SegmentTable.from_long(cols["segment"], cols["d"], cols["c"], CELLS)
+
+    def _chunks(
+        self, store: Store, spans: Sequence[tuple[dt.datetime, dt.datetime]]
+    ) -> list[SegmentTable]:
+        """:meth:`_fetch` of many reference chunks in one query."""
+        fallback = functools.partial(self._fetch, store)
+        return read_chunks(store, self._sql(True), spans, self._table, fallback)
+
+    def window_batch(
+        self, store: Store, passes: Sequence[dt.datetime]
+    ) -> dict[dt.datetime, SegmentTable]:
+        """The day-long current windows of the (hourly) passes of a block, from one
+        query over pass buckets (:func:`~driftwatch.monitors.reader.read_windows`)."""
+        per = read_windows(
+            store, self.spec, passes, self.window_s, self.settings.monitor_interval_s,
+            select=f"{FIRST_DIGIT} AS d, count() AS c", source=SCORED, where=WINDOW,
+            keys=("d",), values=("c",),
+        )
+        return {at: self._table(cols) for at, cols in per.items()}
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
         if self._ref is None or self._disp is None:
             fetch = functools.partial(self._fetch, ctx.store)
-            self._ref = self.sliding(fetch)
-            self._disp = ReferenceDispersion(fetch, cells_estimator, chunk_s=self.window_s)
+            many = functools.partial(self._chunks, ctx.store)
+            self._ref = self.sliding(fetch, many)
+            self._disp = ReferenceDispersion(
+                fetch, cells_estimator, chunk_s=self.window_s, many=many
+            )
         lo, hi = ctx.window(self.window_s)
-        current = self._fetch(ctx.store, lo, hi)
+        current = self.prefetched(hi) or self._fetch(ctx.store, lo, hi)
         cur = current.values
         keep = cur.sum(axis=1) >= self.min_n
         segs = [s for s, ok in zip(current.keys, keep, strict=True) if ok]

@@ -44,11 +44,12 @@ from driftwatch.monitors.base import (
     span_words,
 )
 from driftwatch.monitors.dispersion import (
+    CellsMemo,
     ReferenceDispersion,
     between_concentration,
     cells_estimator,
-    cells_vs_reference,
 )
+from driftwatch.monitors.reader import read_windows, whole_buckets
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment
@@ -96,6 +97,7 @@ class CentsDetector(BatchedWindows, Detector):
         super().__init__(settings, spec, **options)
         self._ref: SlidingReference | None = None
         self._disp: ReferenceDispersion | None = None
+        self._cells = CellsMemo()
         self._db = ""
 
     def _sql(self, cards: bool, batched: bool = False) -> str:
@@ -139,8 +141,31 @@ class CentsDetector(BatchedWindows, Detector):
         self, store: Store, passes: Sequence[dt.datetime]
     ) -> dict[dt.datetime, tuple[SegmentTable, SegmentTable]]:
         step = self.settings.monitor_interval_s
-        per = query_passes(store, self._sql(True, batched=True), passes, self.window_s, step)
-        return {at: self._tables(cols) for at, cols in per.items()}
+        if not whole_buckets(passes, self.window_s, step):
+            per = query_passes(store, self._sql(True, batched=True), passes, self.window_s, step)
+            return {at: self._tables(cols) for at, cols in per.items()}
+        # distinct cards = rows - repeats: only (cents, card) pairs seen twice in the
+        # block can repeat within a window, so only their rows are read per card
+        where = f"{WINDOW} AND amount_minor >= {LAST_TWO_MIN_MINOR}"
+        counts = read_windows(
+            store, self.spec, passes, self.window_s, step, select="amount_cents AS cell, "
+            "count() AS c", source=SCORED, where=where, keys=("cell",), values=("c",))
+        repeats = read_windows(
+            store, self.spec, passes, self.window_s, step,
+            select="amount_cents AS cell, card_id, count() AS k", source=SCORED,
+            where=f"{where} AND (amount_cents, card_id) IN (SELECT amount_cents, card_id "
+            f"FROM {SCORED} WHERE {where} GROUP BY amount_cents, card_id HAVING count() > 1)",
+            keys=("cell", "card_id"), values=("k",))
+        out = {}
+        for at in passes:
+            cols, rep = counts[at], repeats[at]
+            table = self._counts(cols)
+            cards = SegmentTable.from_long(
+                np.concatenate([cols["segment"], rep["segment"]]),
+                np.concatenate([cols["cell"], rep["cell"]]),
+                np.concatenate([cols["c"], 1 - rep["k"]]), CELLS)
+            out[at] = (table, cards)
+        return out
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
@@ -167,7 +192,7 @@ class CentsDetector(BatchedWindows, Detector):
         overall = (total + 0.5) / (total.sum() + 0.5 * CELLS)
         conc = self._disp.concentration(segs, r_lo, r_hi)
         between = between_concentration(reference.values)
-        test = cells_vs_reference(cur, ref, overall, self.prior_strength, conc, between)
+        test = self._cells(segs, cur, ref, overall, self.prior_strength, conc, between)
         res_cell, count, expected, pvalue = test.cell, test.count, test.expected, test.pvalue
         with np.errstate(invalid="ignore", divide="ignore"):
             effect = np.where(n > 0, (count - expected) / n, 0.0)

@@ -444,7 +444,8 @@ class Monitor:
         evs = result.evaluations
         if not evs:
             return
-        now = dt.datetime.now(UTC)
+        now = _ms(dt.datetime.now(UTC))
+        at = _ms(result.at)
         cols = self.results_buffer if self.results_buffer is not None else {}
         for name in (
             "evaluated_at", "detector", "test", "segment", "model_version",
@@ -456,13 +457,13 @@ class Monitor:
         for ev in evs:
             size = len(ev)
             internal = {k: np.asarray(v) for k, v in ev.details.items() if k[0] == "_"}
-            cols["evaluated_at"].extend([result.at] * size)
+            cols["evaluated_at"].extend([at] * size)
             cols["detector"].extend([ev.detector] * size)
             cols["test"].extend([ev.test] * size)
             cols["segment"].extend(ev.segment)
             cols["model_version"].extend(ev.model_version or [""] * size)
-            cols["window_start"].extend([ev.window_start] * size)
-            cols["window_end"].extend([ev.window_end] * size)
+            cols["window_start"].extend([_ms(ev.window_start)] * size)
+            cols["window_end"].extend([_ms(ev.window_end)] * size)
             cols["reference"].extend([ev.reference] * size)
             cols["statistic"].extend(_floats(ev.statistic))
             cols["pvalue"].extend(_floats(ev.pvalue))
@@ -487,6 +488,11 @@ def _alertable(ev: Evaluations) -> NDArray[np.bool_]:
 def _version(ev: Evaluations, i: int) -> str:
     """The model version of row ``i``: its own, or the one its segment names."""
     return ev.version(i) or parse_segment(ev.segment[i]).get("model_version", "")
+
+
+def _ms(t: dt.datetime) -> int:
+    """``t`` as DateTime64(3) ticks (ms, rounded down as clickhouse-connect does)."""
+    return (t - EPOCH) // dt.timedelta(milliseconds=1)
 
 
 def _floats(values: Any) -> list[float]:

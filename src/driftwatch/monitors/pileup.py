@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from driftwatch.alerts.model import iso
-from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes, read_chunks
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, read_chunks
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
@@ -35,6 +35,7 @@ from driftwatch.monitors.base import (
     span_words,
 )
 from driftwatch.monitors.dispersion import ReferenceDispersion, rate_estimator, rate_pvalue
+from driftwatch.monitors.reader import read_windows
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment
@@ -102,8 +103,11 @@ class PileupDetector(BatchedWindows, Detector):
     def window_batch(
         self, store: Store, passes: Sequence[dt.datetime]
     ) -> dict[dt.datetime, SegmentTable]:
-        step = self.settings.monitor_interval_s
-        per = query_passes(store, self._sql(True), passes, self.window_s, step, band=self.band)
+        per = read_windows(
+            store, self.spec, passes, self.window_s, self.settings.monitor_interval_s,
+            select=f"count() AS n, countIf({BAND}) AS k", source=SCORED, where=WINDOW,
+            values=("n", "k"), band=self.band,
+        )
         return {at: self._table(cols) for at, cols in per.items()}
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:

@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from driftwatch.alerts.model import iso
-from driftwatch.monitors.backfill import BatchedWindows, grid_sql, query_passes, read_chunks
+from driftwatch.monitors.backfill import BatchedWindows, grid_sql, read_chunks
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
@@ -52,6 +52,7 @@ from driftwatch.monitors.dispersion import (
     homogeneity_pvalue,
     ks_dispersed_pvalue,
 )
+from driftwatch.monitors.reader import read_windows
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment, sql_literal
@@ -185,9 +186,14 @@ class ScoreDriftDetector(BatchedWindows, Detector):
         if self.reference == "champion" and not self._champion:
             return {}  # known from the first pass on: until then, pass by pass
         where, params = self._versions(True)
-        step = self.settings.monitor_interval_s
-        sql = self._sql(where, batched=True)
-        per = query_passes(store, sql, passes, self.window_s, step, **params)
+        versioned = self.qspec.per_version
+        per = read_windows(
+            store, self.qspec, passes, self.window_s, self.settings.monitor_interval_s,
+            select=f"{'model_version AS ver, ' if versioned else ''}{FINE_BIN} AS b, count() AS c",
+            source=SCORED, where=f"{WINDOW}{where}",
+            keys=("b", "model_version") if versioned else ("b",),
+            columns=("segment", "b", "ver") if versioned else None, values=("c",), **params,
+        )
         return {at: self._table(cols, True) for at, cols in per.items()}
 
     def _table(self, cols: Columns, current: bool) -> SegmentTable:

@@ -26,12 +26,14 @@ alert needs.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
 from driftwatch.alerts.model import iso
+from driftwatch.events import EPOCH
+from driftwatch.monitors.backfill import BatchedWindows
 from driftwatch.monitors.base import (
     SCORED,
     WINDOW,
@@ -44,6 +46,13 @@ from driftwatch.monitors.base import (
     fmt_p,
     query_table,
     span_words,
+)
+from driftwatch.monitors.reader import (
+    BUCKET,
+    BUCKET_KEY,
+    query_windows,
+    read_windows,
+    whole_buckets,
 )
 from driftwatch.monitors.reference import SegmentTable
 from driftwatch.monitors.registry import register
@@ -72,7 +81,10 @@ def rank_cdf(counts: FloatArray, global_counts: FloatArray, at: FloatArray) -> F
                      (at[None, :] >= below[:, None]).astype(np.float64))
     n = counts.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(np.where(n > 0, counts @ share / n, 0.0), dtype=np.float64)
+        # row by row (einsum, no BLAS): a row's last bits must not depend on how many
+        # rows the pass's table has or their order (backfill blocks vs pass by pass)
+        product = np.einsum("sf,fk->sk", counts, share)
+        return np.asarray(np.where(n > 0, product / n, 0.0), dtype=np.float64)
 
 
 def rank_ks(
@@ -117,7 +129,7 @@ def _utc(t: dt.datetime) -> dt.datetime:
 
 
 @register
-class PreDeployScoreDrift(Detector):
+class PreDeployScoreDrift(BatchedWindows, Detector):
     """Rank-normalised score drift of each segment against the champion's scores of
     the same segment before the new version's deployment (see the module notes).
 
@@ -181,7 +193,12 @@ class PreDeployScoreDrift(Detector):
         rows = store.query(
             f"SELECT model_version, max(event_time) FROM {SCORED} WHERE {WINDOW} "
             "GROUP BY model_version", {"lo": lo, "hi": at})
-        last = {str(v): _utc(t) for v, t in rows}
+        return self._known({str(v): _utc(t) for v, t in rows}, store, at)
+
+    def _known(self, seen: dict[str, dt.datetime], store: Store, at: dt.datetime) -> list[str]:
+        """:meth:`_versions` from ``seen``: each version's last row in the last ``pool_s
+        + ref_s`` before ``at``."""
+        last = dict(sorted(seen.items()))
         new = [v for v in last if v not in self._deployed]
         if new:
             for v, first in store.query(
@@ -195,12 +212,70 @@ class PreDeployScoreDrift(Detector):
         recent = at - dt.timedelta(seconds=self.pool_s)
         return sorted(v for v in known if v != self._champion and last[v] >= recent)
 
+    # -- backfill blocks ---------------------------------------------------------------
+    def window_batch(self, store: Store, passes: Sequence[dt.datetime]) -> dict[dt.datetime, Any]:
+        """Per pass: the versions' last rows (:meth:`_versions`) and the fine score
+        histograms of every version in ``[at - pool_s, at)`` per segment and over all
+        its traffic, read with three queries over pass buckets for the block (a
+        version has no row before its deployment, so its current window is these rows).
+        Empty when the windows are not whole pass intervals (then pass by pass)."""
+        step = self.settings.monitor_interval_s
+        seen_s = self.pool_s + self.ref_s
+        crossed = any("model_version" in d and len(d) > 1 for d in self.spec.definitions)
+        if crossed or not (whole_buckets(passes, self.pool_s, step)
+                           and whole_buckets(passes, seen_s, step)):
+            return {}  # (a version crossed with other dimensions: segments of its own)
+        rows = store.query(
+            f"SELECT {BUCKET}, model_version, max(event_time), min(event_time) FROM {SCORED} "
+            f"WHERE {WINDOW} "
+            f"GROUP BY {BUCKET_KEY}, model_version",
+            {"lo": min(passes) - dt.timedelta(seconds=seen_s), "hi": max(passes),
+             "bf_step_ms": step * 1000, "bf_step": step})
+        hists = read_windows(
+            store, self.spec.versioned(), passes, self.pool_s, step,
+            select=f"model_version AS v, {FINE_BIN} AS b, count() AS c", source=SCORED,
+            where=WINDOW, keys=("b", "model_version"), columns=("segment", "b", "v"),
+            values=("c",))
+        totals = query_windows(
+            store, f"SELECT {BUCKET}, model_version AS v, {FINE_BIN} AS b, count() AS c, "
+            f"count() AS _rows FROM {SCORED} WHERE {WINDOW} GROUP BY {BUCKET_KEY}, v, b",
+            passes, self.pool_s, step, ("v", "b"), ("c",))
+        out: dict[dt.datetime, Any] = {}
+        times = [(EPOCH + dt.timedelta(seconds=int(b)), str(v), _utc(t1), _utc(t0))
+                 for b, v, t1, t0 in rows]
+        for at in passes:
+            first, pool = at - dt.timedelta(seconds=seen_s), at - dt.timedelta(seconds=self.pool_s)
+            seen: dict[str, dt.datetime] = {}
+            oldest: dict[str, dt.datetime] = {}
+            for bucket, v, t1, t0 in times:
+                if first < bucket <= at:
+                    seen[v] = max(seen.get(v, t1), t1)
+                    if bucket > pool:
+                        oldest[v] = min(oldest.get(v, t0), t0)
+            out[at] = (seen, oldest, hists[at], totals[at])
+        return out
+
+    @staticmethod
+    def _block_hist(block: Any, version: str) -> tuple[SegmentTable, FloatArray]:
+        """:meth:`_hist` of ``version`` from a pass's block entry."""
+        _, _, cols, tot = block
+        mine = np.asarray(cols["v"], dtype=object) == version
+        table = SegmentTable.from_long(cols["segment"][mine], cols["b"][mine], cols["c"][mine],
+                                       FINE)
+        total = np.zeros(FINE)
+        pick = np.asarray(tot["v"], dtype=object) == version
+        total[np.asarray(tot["b"][pick], dtype=np.int64)] = tot["c"][pick]
+        return table, total
+
     # -- the pass --------------------------------------------------------------------
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
         at = ctx.at
         out: list[Evaluations] = []
-        for version in self._versions(ctx.store, at):
+        block = self.prefetched(at)
+        versions = (self._versions(ctx.store, at) if block is None
+                    else self._known(block[0], ctx.store, at))
+        for version in versions:
             deployed = self._deployed[version]
             if version not in self._refs:  # frozen: the champion before the deployment
                 self._refs[version] = self._hist(
@@ -208,7 +283,11 @@ class PreDeployScoreDrift(Detector):
                     deployed)
             ref_table, ref_global = self._refs[version]
             lo = max(deployed, at - dt.timedelta(seconds=self.pool_s))
-            current, cur_global = self._hist(ctx.store, version, lo, at)
+            # the block's window starts at at - pool_s: the same rows unless a row of
+            # the version came in (late) before the deployment remembered for it
+            whole = block is not None and block[1].get(version, at) >= deployed
+            current, cur_global = (self._block_hist(block, version) if whole
+                                   else self._hist(ctx.store, version, lo, at))
             keys = [str(k) for k in current.keys if not str(k).startswith("model_version=")]
             if not keys:
                 continue
