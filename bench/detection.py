@@ -383,11 +383,31 @@ def score_variant(root: Path, name: str, rate: float | None,
         "signals": [f"{f.source}:{f.origin}@{f.attack_txns_before}" for f in firsts],
         "other_warning_critical": len({a.fingerprint for a in warn} - {
             a.fingerprint for a in naming}),
+        # per-variant timeline: every warning/critical alert's first firing, the
+        # trigger transactions before it and whether it names the slice / conjunction
+        "timeline": _timeline(warn, naming, trigger, before),
         # one incident per attack (issue 21 item 5): distinct `incident` labels of the
         # warning/critical alerts naming the attacked slice or the conjunction
         "attack_alerts": len({a.fingerprint for a in naming}),
         "attack_incidents": len({a.labels.get("incident", a.fingerprint) for a in naming}),
     }
+
+
+def _timeline(warn: list[Alert], naming: list[Alert], trigger: dict[str, Any],
+              before: Any) -> list[str]:
+    """``txns:alertname:segment[:N|C]`` per warning/critical alert fingerprint at its
+    first firing (N: names the slice, C: names the conjunction), in event-time order."""
+    named = {a.fingerprint for a in naming}
+    first: dict[str, Alert] = {}
+    for a in sorted(warn, key=lambda a: a.starts_at):
+        first.setdefault(a.fingerprint, a)
+    out = []
+    for fp, a in first.items():
+        tag = ("C" if names_conjunction(a, trigger) else "N") if fp in named else "-"
+        conj = a.labels.get("conjunction", "")
+        out.append(f"{before(a.starts_at)[0]}:{a.labels.get('alertname', '')}:"
+                   f"{a.labels.get('segment', '')}{'|' + conj if conj else ''}:{tag}")
+    return out
 
 
 def _cell(x: Any) -> str:

@@ -106,6 +106,14 @@ def _records(table: pd.DataFrame) -> list[dict[str, str]]:
     return [{str(k): str(v) for k, v in r.items()} for r in table.to_dict("records")]
 
 
+def _shared(table: pd.DataFrame, a: Mapping[str, Any], b: Mapping[str, Any]) -> int:
+    """Suspicious current rows of ``table`` in both conjunctions ``a`` and ``b``: a
+    one-MCC finding replaces the spread one only when it holds the spread one's rows,
+    not merely as many rows of another pattern."""
+    return sum(int(r["k"]) for r in _records(table[table["k"] > 0])
+               if matches(a, r) and matches(b, r))
+
+
 @dataclass(frozen=True)
 class Hold:
     """An alerting conjunction: its rows from ``since`` to ``until`` (open while it
@@ -306,9 +314,10 @@ class TriggerMiningDetector(Detector):
             best[seg] = row
         spread = best.get("")
         if spread is not None and "" not in self._holds and any(
-                r["k"] >= 0.8 * (spread["k"] - spread["expected"])
+                _shared(table, spread["conjunction"], r["conjunction"])
+                >= 0.8 * (spread["k"] - spread["expected"])
                 for seg, r in best.items() if seg):
-            del best[""]  # mostly one MCC's finding: the same pattern, already named
+            del best[""]  # mostly one MCC's finding: the same rows, already named
         # the rest of the family: every other tested conjunction, never alerting
         rest = sorted(res.pvalues)[len(best):]
         fill = [{"segment": "", "conjunction": {}, "k": 0, "expected": 1.0, "k_ref": 0,
