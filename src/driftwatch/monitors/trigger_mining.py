@@ -20,7 +20,9 @@ This detector searches the conjunctions directly, every pass:
    shadow scores and without the optional fields. *Low score for its risk*: at
    least ``min_flags`` flags and a live score below the row's decision threshold.
 2. **Reference.** The same table over the trailing reference window, slid by hourly
-   chunks (:class:`~driftwatch.monitors.reference.SlidingReference`).
+   chunks (:class:`~driftwatch.monitors.reference.SlidingReference`), ending
+   ``guard_s`` (6 hours) before the window: a pattern that began in the last hours is
+   tested as new, not against its own first rows.
 3. **Prefixes from the data.** Beneficiary names become the prefixes over-represented
    among the current suspicious names (:func:`driftwatch.mining.select_prefixes`).
 4. **Lattice search.** :func:`driftwatch.mining.mine` with ``test="surge"``: each
@@ -147,13 +149,18 @@ class TriggerMiningDetector(Detector):
     prior_weight, floor : float
         Weight of the marginal prior (how far the independence estimate is inflated
         for dependence between attributes) and the least expected reference rows of
-        a conjunction (defaults 20 and 0.1).
+        a conjunction (defaults 2 and 0.1).
     min_lift : float
         Least ratio of observed to expected suspicious rows (default 4).
     closure : float
         Share of a finding's rows one value must hold to join its name (default 0.8).
     effect_floor, critical_effect : float
         Excess share ``(k - expected) / k`` to alert (0.5) and for critical (0.8).
+    guard_s : int
+        The reference ends this long before the window (default 6 hours): a pattern
+        that began in the last hours is tested as new, not against its own first rows
+        (one trigger row slid into a two-day reference raised a conjunction's expected
+        count about tenfold before any alert could hold it out).
     """
 
     name = "trigger_mining"
@@ -165,12 +172,13 @@ class TriggerMiningDetector(Detector):
     min_cards: int = 1
     max_depth: int = 3
     alpha: float = 0.5
-    prior_weight: float = 20.0
+    prior_weight: float = 2.0
     floor: float = 0.1
     min_lift: float = 4.0
     closure: float = 0.8
     effect_floor: float = 0.5
     critical_effect: float = 0.8
+    guard_s: int = 6 * 3600
 
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
         super().__init__(settings, spec, **options)
@@ -179,6 +187,9 @@ class TriggerMiningDetector(Detector):
                 raise ValueError(f"{self.name}: {name}={getattr(self, name)!r}; allowed: >= 1")
         if not 0.0 < self.alpha < 1.0:
             raise ValueError(f"{self.name}: alpha={self.alpha!r}; allowed: 0 < alpha < 1")
+        if self.guard_s < 0 or self.guard_s % self.reference_chunk_s:
+            raise ValueError(f"{self.name}: guard_s={self.guard_s!r}; allowed: a multiple "
+                             f"of reference_chunk_s ({self.reference_chunk_s}) >= 0")
         if self.floor <= 0:
             raise ValueError(f"{self.name}: floor={self.floor!r}; allowed: > 0")
         self._ref: SlidingReference | None = None
@@ -250,6 +261,7 @@ class TriggerMiningDetector(Detector):
         lo, hi = ctx.window(self.window_s)
         current, cards = self._current(ctx.store, lo, hi)
         r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
+        r_hi = max(r_lo, r_hi - dt.timedelta(seconds=self.guard_s))
         reference = self._reference(self._ref, r_lo, r_hi)
         frame = self._frame(current, reference)
         rows = self._search(frame, cards, current, reference)
