@@ -383,11 +383,79 @@ def score_variant(root: Path, name: str, rate: float | None,
         "signals": [f"{f.source}:{f.origin}@{f.attack_txns_before}" for f in firsts],
         "other_warning_critical": len({a.fingerprint for a in warn} - {
             a.fingerprint for a in naming}),
+        # other alerts whose segment held >= 2 trigger rows and >= 5 % of its rows in
+        # the alert's window: the attack seen elsewhere (not credited above)
+        "evidence_elsewhere": _elsewhere([a for a in warn if a not in naming], events_file,
+                                         ids, before),
+        # per-variant timeline: every warning/critical alert's first firing, the
+        # trigger transactions before it and whether it names the slice / conjunction
+        "timeline": _timeline(warn, naming, trigger, before),
         # one incident per attack (issue 21 item 5): distinct `incident` labels of the
         # warning/critical alerts naming the attacked slice or the conjunction
         "attack_alerts": len({a.fingerprint for a in naming}),
         "attack_incidents": len({a.labels.get("incident", a.fingerprint) for a in naming}),
     }
+
+
+ELSEWHERE_MIN_TRIGGERS = 2
+ELSEWHERE_MIN_SHARE = 0.05
+
+
+def _elsewhere(others: list[Alert], events_file: Path, ids: set[str],
+               before: Any) -> dict[str, Any]:
+    """Of the warning/critical alerts not naming the slice, those whose segment (e.g.
+    ``merchant_country=BR``) held at least ``ELSEWHERE_MIN_TRIGGERS`` trigger rows and
+    ``ELSEWHERE_MIN_SHARE`` of its rows in the alert's window: how many alerts, and the
+    trigger transactions before the first of them."""
+    first: dict[str, Alert] = {}
+    for a in sorted(others, key=lambda a: a.starts_at):
+        first.setdefault(a.fingerprint, a)
+    probes: list[tuple[Alert, dict[str, str], dt.datetime, dt.datetime]] = []
+    for a in first.values():
+        parts = [p.partition("=") for p in a.labels.get("segment", "").split(",") if p]
+        w_lo, w_hi = a.annotations.get("window_start", ""), a.annotations.get("window_end", "")
+        if parts and w_lo and w_hi:
+            probes.append((a, {k: v for k, _, v in parts}, _utc(w_lo), _utc(w_hi)))
+    if not probes:
+        return {"alerts": 0, "first_txns": None}
+    start = min(p[2] for p in probes)
+    counts = {id(p[0]): [0, 0] for p in probes}
+    with events_file.open("rb") as fh:
+        for line in fh:
+            row = json.loads(line)
+            when = _utc(row["event_time"])
+            if when < start:
+                continue
+            fields = {k: str(v) for k, v in row.items() if isinstance(v, str)}
+            fields["model_version"] = str((row.get("model") or {}).get("version", ""))
+            for a, seg, lo, hi in probes:
+                if lo <= when < hi and all(fields.get(k) == v for k, v in seg.items()):
+                    c = counts[id(a)]
+                    c[0] += 1
+                    c[1] += row["event_id"] in ids
+    hits = [a for a, _, _, _ in probes
+            if counts[id(a)][1] >= ELSEWHERE_MIN_TRIGGERS
+            and counts[id(a)][1] >= ELSEWHERE_MIN_SHARE * counts[id(a)][0]]
+    return {"alerts": len(hits),
+            "first_txns": before(min((a.starts_at for a in hits), default=None))[0],
+            "segments": sorted({a.labels.get("segment", "") for a in hits})[:8]}
+
+
+def _timeline(warn: list[Alert], naming: list[Alert], trigger: dict[str, Any],
+              before: Any) -> list[str]:
+    """``txns:alertname:segment[:N|C]`` per warning/critical alert fingerprint at its
+    first firing (N: names the slice, C: names the conjunction), in event-time order."""
+    named = {a.fingerprint for a in naming}
+    first: dict[str, Alert] = {}
+    for a in sorted(warn, key=lambda a: a.starts_at):
+        first.setdefault(a.fingerprint, a)
+    out = []
+    for fp, a in first.items():
+        tag = ("C" if names_conjunction(a, trigger) else "N") if fp in named else "-"
+        conj = a.labels.get("conjunction", "")
+        out.append(f"{before(a.starts_at)[0]}:{a.labels.get('alertname', '')}:"
+                   f"{a.labels.get('segment', '')}{'|' + conj if conj else ''}:{tag}")
+    return out
 
 
 def _cell(x: Any) -> str:
@@ -399,11 +467,12 @@ def _cell(x: Any) -> str:
 def variant_table(rows: list[dict[str, Any]]) -> str:
     """The per-variant table (markdown)."""
     out = ["| variant | segment | shadow | optional | rate/h | triggers | 1st alert: txns | $ "
-           "| by | 2nd signal: txns | $ | conjunction: txns | max gap min | other w/c |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| by | 2nd signal: txns | $ | conjunction: txns | max gap min | other w/c "
+           "| evidence elsewhere: alerts (txns) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            out.append(f"| {r['variant']} | error: {r['error'][:80]} |" + " |" * 12)
+            out.append(f"| {r['variant']} | error: {r['error'][:80]} |" + " |" * 13)
             continue
         rate = r["attack_txns"] / (ATTACK_HOURS * r.get("time_scale", 1.0))
         out.append(
@@ -413,8 +482,15 @@ def variant_table(rows: list[dict[str, Any]]) -> str:
             f"{r['first_signal'] or ''} | {_cell(r['second_txns'])} | "
             f"{_cell(r['second_dollars'])} | "
             f"{_cell(r['conjunction_txns']) if r['spread'] else 'n/a'} | "
-            f"{_cell(r['gap_minutes'])} | {r['other_warning_critical']} |")
+            f"{_cell(r['gap_minutes'])} | {r['other_warning_critical']} | "
+            f"{_evidence_cell(r.get('evidence_elsewhere'))} |")
     return "\n".join(out)
+
+
+def _evidence_cell(ev: dict[str, Any] | None) -> str:
+    if not ev:
+        return ""
+    return f"{ev['alerts']} ({_cell(ev['first_txns'])})" if ev["alerts"] else "0"
 
 
 def _never_is_all(rows: list[dict[str, Any]], key: str) -> list[int]:

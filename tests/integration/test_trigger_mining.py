@@ -155,7 +155,7 @@ def test_no_shadow_no_optional_fields_and_a_shadow_flag(store: Store) -> None:
 
 def test_hold_keeps_the_conjunction_out_of_its_reference(traffic: Store) -> None:
     insert(traffic, trigger(6, AT - 2 * HOUR + dt.timedelta(minutes=5), ("4829",)))
-    det, s = detector(traffic)
+    det, s = detector(traffic, guard_s=0)  # the hold alone (the guard: next test)
     ev = evaluate(det, traffic, s, AT)
     i = best(ev)
     det.hold_references([ev.segment[i]], AT)
@@ -166,7 +166,7 @@ def test_hold_keeps_the_conjunction_out_of_its_reference(traffic: Store) -> None
     j = next(k for k in range(len(ev2)) if ev2.segment[k] == "mcc=4829")
     assert int(ev2.n_ref[j]) == 0 and float(ev2.pvalue[j]) < 1e-3
     # without the hold the same conjunction has the earlier rows as its history
-    fresh, _ = detector(traffic)
+    fresh, _ = detector(traffic, guard_s=0)
     ev3 = evaluate(fresh, traffic, s, later)
     k = [m for m in range(len(ev3)) if ev3.segment[m] == "mcc=4829"]
     assert not k or int(ev3.n_ref[k[0]]) >= 6
@@ -215,6 +215,22 @@ def test_chunked_window_is_the_window_query_late_and_redelivered_rows_included(
     # a window off the chunk grid is one query over it, as before
     off = AT + dt.timedelta(seconds=7)
     _same_window(fresh._window(traffic, off - span, off), det._current(traffic, off - span, off))
+
+
+def test_guard_keeps_a_recent_start_out_of_the_reference(traffic: Store) -> None:
+    """No alert held it, but the pattern's first rows (3 hours ago) lie within the
+    guard: tested as new, not against its own beginning."""
+    insert(traffic, trigger(6, AT - 2 * HOUR + dt.timedelta(minutes=5), ("4829",)))
+    later = AT + 3 * HOUR
+    insert(traffic, trigger(4, later - HOUR, ("4829",)))
+    det, s = detector(traffic)
+    assert det.guard_s == 6 * 3600
+    ev = evaluate(det, traffic, s, later)
+    j = next(k for k in range(len(ev)) if ev.segment[k] == "mcc=4829")
+    assert int(ev.n_ref[j]) == 0 and int(ev.detail(j)["count"]) == 4
+    assert float(ev.pvalue[j]) < 1e-3
+    with pytest.raises(ValueError, match="guard_s"):
+        detector(traffic, guard_s=1800)
 
 
 def test_parse_key_and_match() -> None:

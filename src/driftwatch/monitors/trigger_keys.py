@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from driftwatch.events import EPOCH
 from driftwatch.monitors.backfill import GRID_KEY, PASS_AT
@@ -230,6 +231,29 @@ def matches(conj: Mapping[str, Any], fields: Mapping[str, str]) -> bool:
         elif fields.get(attr) != str(value):
             return False
     return True
+
+
+@dataclass(frozen=True)
+class Hold:
+    """An alerting conjunction: its rows from ``since`` to ``until`` (open while it
+    alerts) stay out of the reference."""
+
+    conjunction: dict[str, Any]
+    since: dt.datetime
+    until: dt.datetime | None = None
+
+
+def records_of(table: pd.DataFrame) -> list[dict[str, str]]:
+    """The rows of a mining table as text fields."""
+    return [{str(k): str(v) for k, v in r.items()} for r in table.to_dict("records")]
+
+
+def shared_rows(records: Sequence[Mapping[str, str]], a: Mapping[str, Any],
+                b: Mapping[str, Any]) -> int:
+    """Suspicious current rows (``k`` of each record) in both conjunctions ``a`` and
+    ``b``: a one-MCC finding replaces the spread one only when it holds the spread
+    one's rows, not merely as many rows of another pattern."""
+    return sum(int(r["k"]) for r in records if matches(a, r) and matches(b, r))
 
 
 def conjunction_text(conj: Mapping[str, Any]) -> str:

@@ -20,7 +20,9 @@ This detector searches the conjunctions directly, every pass:
    shadow scores and without the optional fields. *Low score for its risk*: at
    least ``min_flags`` flags and a live score below the row's decision threshold.
 2. **Reference.** The same table over the trailing reference window, slid by hourly
-   chunks (:class:`~driftwatch.monitors.reference.SlidingReference`).
+   chunks (:class:`~driftwatch.monitors.reference.SlidingReference`), ending
+   ``guard_s`` (6 hours) before the window: a pattern that began in the last hours is
+   tested as new, not against its own first rows.
 3. **Prefixes from the data.** Beneficiary names become the prefixes over-represented
    among the current suspicious names (:func:`driftwatch.mining.select_prefixes`).
 4. **Lattice search.** :func:`driftwatch.mining.mine` with ``test="surge"``: each
@@ -62,7 +64,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -97,31 +98,18 @@ from driftwatch.monitors.trigger_keys import (
     FIELDS,
     SEP,
     ChunkedWindow,
+    Hold,
     Mark,
     buckets_sql,
     conjunction_text,
     matches,
     parse_key,
+    records_of,
+    shared_rows,
     window_sql,
 )
 from driftwatch.settings import Settings
 from driftwatch.store.client import Store
-
-
-def _records(table: pd.DataFrame) -> list[dict[str, str]]:
-    """The rows of a mining table as text fields."""
-    return [{str(k): str(v) for k, v in r.items()} for r in table.to_dict("records")]
-
-
-@dataclass(frozen=True)
-class Hold:
-    """An alerting conjunction: its rows from ``since`` to ``until`` (open while it
-    alerts) stay out of the reference."""
-
-    conjunction: dict[str, Any]
-    since: dt.datetime
-    until: dt.datetime | None = None
-
 
 Window = tuple[SegmentTable, dict[str, list[str]]]
 """A current window: the ``[n, k]`` table of its groups and each group's distinct cards."""
@@ -150,13 +138,18 @@ class TriggerMiningDetector(BatchedWindows, Detector):
     prior_weight, floor : float
         Weight of the marginal prior (how far the independence estimate is inflated
         for dependence between attributes) and the least expected reference rows of
-        a conjunction (defaults 20 and 0.1).
+        a conjunction (defaults 2 and 0.1).
     min_lift : float
         Least ratio of observed to expected suspicious rows (default 4).
     closure : float
         Share of a finding's rows one value must hold to join its name (default 0.8).
     effect_floor, critical_effect : float
         Excess share ``(k - expected) / k`` to alert (0.5) and for critical (0.8).
+    guard_s : int
+        The reference ends this long before the window (default 6 hours): a pattern
+        that began in the last hours is tested as new, not against its own first rows
+        (one trigger row slid into a two-day reference raised a conjunction's expected
+        count about tenfold before any alert could hold it out).
     """
 
     name = "trigger_mining"
@@ -168,12 +161,13 @@ class TriggerMiningDetector(BatchedWindows, Detector):
     min_cards: int = 1
     max_depth: int = 3
     alpha: float = 0.5
-    prior_weight: float = 20.0
+    prior_weight: float = 2.0
     floor: float = 0.1
     min_lift: float = 4.0
     closure: float = 0.8
     effect_floor: float = 0.5
     critical_effect: float = 0.8
+    guard_s: int = 6 * 3600
 
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
         super().__init__(settings, spec, **options)
@@ -182,6 +176,9 @@ class TriggerMiningDetector(BatchedWindows, Detector):
                 raise ValueError(f"{self.name}: {name}={getattr(self, name)!r}; allowed: >= 1")
         if not 0.0 < self.alpha < 1.0:
             raise ValueError(f"{self.name}: alpha={self.alpha!r}; allowed: 0 < alpha < 1")
+        if self.guard_s < 0 or self.guard_s % self.reference_chunk_s:
+            raise ValueError(f"{self.name}: guard_s={self.guard_s!r}; allowed: a multiple "
+                             f"of reference_chunk_s ({self.reference_chunk_s}) >= 0")
         if self.floor <= 0:
             raise ValueError(f"{self.name}: floor={self.floor!r}; allowed: > 0")
         self._ref: SlidingReference | None = None
@@ -312,6 +309,7 @@ class TriggerMiningDetector(BatchedWindows, Detector):
         lo, hi = ctx.window(self.window_s)
         current, cards = self._window(ctx.store, lo, hi)
         r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
+        r_hi = max(r_lo, r_hi - dt.timedelta(seconds=self.guard_s))
         reference = self._reference(self._ref, r_lo, r_hi)
         frame = self._frame(current, reference)
         rows = self._search(frame, cards, current, reference)
@@ -361,9 +359,10 @@ class TriggerMiningDetector(BatchedWindows, Detector):
             best[seg] = row
         spread = best.get("")
         if spread is not None and "" not in self._holds and any(
-                r["k"] >= 0.8 * (spread["k"] - spread["expected"])
+                shared_rows(now, spread["conjunction"], r["conjunction"])
+                >= 0.8 * (spread["k"] - spread["expected"])
                 for seg, r in best.items() if seg):
-            del best[""]  # mostly one MCC's finding: the same pattern, already named
+            del best[""]  # mostly one MCC's finding: the same rows, already named
         # the rest of the family: every other tested conjunction, never alerting
         rest = sorted(res.pvalues)[len(best):]
         fill = [{"segment": "", "conjunction": {}, "k": 0, "expected": 1.0, "k_ref": 0,
@@ -396,7 +395,7 @@ class TriggerMiningDetector(BatchedWindows, Detector):
                    min_lift=self.min_lift, min_excess=self.min_count - 1, alpha=self.alpha,
                    closure=self.closure, prior_weight=self.prior_weight,
                    min_expected=self.floor)
-        self._memo = (frame, table, res, _records(table))
+        self._memo = (frame, table, res, records_of(table))
         return self._memo[1:]
 
     def _row(self, conj: Mapping[str, Any], k: int, expected: float, p: float, k_ref: int,
