@@ -114,7 +114,8 @@ def clean_rate(root: Path, seeds: list[int], days: float, warmup_days: float,
     spans = []
     for seed in seeds:
         started = time.perf_counter()
-        span = clean_span(root / f"s{seed}", seed, days, warmup_days, rate)
+        # one chdb data path per process: every span in the same root (own database)
+        span = clean_span(root, seed, days, warmup_days, rate)
         span["wall_s"] = round(time.perf_counter() - started, 1)
         spans.append(span)
         if log is not None:
