@@ -43,13 +43,14 @@ __all__ = ["ColumnFeed", "column_cache", "window_columns"]
 
 def column_cache(fns: dict[Hashable, Column], events: Sequence[Any],
                  forms: dict[Hashable, Callable[[Any], tuple[Any, ...]]] | None = None,
+                 given: dict[Hashable, Sequence[Any]] | None = None,
                  ) -> Callable[[Hashable], tuple[Any, ...]]:
     """``column(name)``: ``fns[name]`` over ``events`` as a list, computed once per name.
 
     A name in ``forms`` is computed over the whole batch by ``forms[name](column)``
     instead (:func:`~driftwatch.rules.batchforms.event_form`: the same values from
     other columns, without a closure call per event); should it raise, by ``fns[name]``
-    event by event as before.
+    event by event as before. ``given``: columns computed already (e.g. event times).
 
     Two kinds of names are made of other columns, without a call per event:
     ``("zip", (a, b, ...))`` is the tuples of columns ``a, b, ...`` and
@@ -59,7 +60,8 @@ def column_cache(fns: dict[Hashable, Column], events: Sequence[Any],
     tuples: those of plain values leave the garbage collector's view at its first
     pass (a list stays in it and is re-scanned at every pass while the batch runs).
     """
-    cache: dict[Hashable, tuple[Any, ...]] = {}
+    cache: dict[Hashable, tuple[Any, ...]] = {} if given is None else {
+        name: tuple(values) for name, values in given.items()}
 
     def column(name: Hashable) -> tuple[Any, ...]:
         got = cache.get(name)

@@ -38,12 +38,20 @@ from typing import Any, cast
 
 from driftwatch.events import EPOCH, ScoredTransaction
 from driftwatch.rules import typed as t
-from driftwatch.rules.batchforms import Form, event_form, field_column, key_form
+from driftwatch.rules.batchforms import Form, Values, event_form, field_column, key_form
 from driftwatch.rules.closures import Compiler, Fn, haversine_km, key_function
 from driftwatch.rules.columns import ColumnFeed, column_cache, window_columns
 from driftwatch.rules.guards import Lanes
 from driftwatch.rules.model import Hit, Rule
-from driftwatch.rules.sequences import Cursor, Spec, aggregate, at_least, no_aggregate, strip_key
+from driftwatch.rules.sequences import (
+    Cursor,
+    Spec,
+    aggregate,
+    at_least,
+    no_aggregate,
+    strip_key,
+    travel_values,
+)
 from driftwatch.rules.sharing import SharedWindow, share
 from driftwatch.rules.typed import Ty
 from driftwatch.rules.window import KeyedWindow
@@ -196,15 +204,21 @@ class LiveEvaluator:
             spec.slot(agg.value)
         return spec
 
-    def _resolve(self, agg: t.Agg) -> tuple[Callable[[Hashable], Any], Hashable] | None:
-        """The window ``agg`` reads: its ``held`` and key column (None for ``received_*``,
-        read under another key than the window's)."""
+    def _resolve(self, agg: t.Agg) -> tuple[Callable[[Hashable], Any], Hashable, Values | None
+                                            ] | None:
+        """The window ``agg`` reads: its ``held``, key column and (``travel_*`` of a window
+        of its own) values over a batch; None for ``received_*`` (read under another key
+        than the window's)."""
         spec = self._specs.get(self._spec_key(agg))
         if spec is not None and spec.base is not None:  # shared: the base holds at least
             spec = spec.base
         if agg.payee is not None or spec is None or spec.window is None:
             return None
-        return spec.window.held, self._key_columns[id(spec.window)]
+        key = self._key_columns[id(spec.window)]
+        values = None
+        if agg.kind in ("travel_km", "travel_speed_kmh") and spec.keys == agg.keys:
+            values = travel_values(spec, agg, key)
+        return spec.window.held, key, values
 
     def _build_window(self, spec: Spec) -> KeyedWindow:
         comp = Compiler(no_aggregate)
@@ -253,7 +267,8 @@ class LiveEvaluator:
             return hits
         fresh.sort(key=_by_time)
         ms_col, eid_col, h_col, batch = zip(*fresh, strict=True)
-        column = column_cache(self._column_fns, batch, self._forms)
+        column = column_cache(self._column_fns, batch, self._forms,
+                              {"ms": ms_col, "eid": eid_col})
         self._feed.store(ms_col, eid_col, batch, column)
         for view in self._views:
             view.clear()
