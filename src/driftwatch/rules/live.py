@@ -253,16 +253,22 @@ class LiveEvaluator:
         hits: list[Hit] = []
         seen = self._seen
         fresh: list[tuple[int, str, int, ScoredTransaction]] = []
-        batch_ids: set[int] = set()
-        for e in events:
-            h = hash(e.event_id)
-            if h in seen or h in batch_ids:
-                if emit:
-                    hits.extend(self._hit_cache.get(e.event_id, ()))
-                continue
-            batch_ids.add(h)
-            # event_ms is set by the parser (0: not set, e.g. events rebuilt from rows)
-            fresh.append((e.event_ms or (e.event_time - EPOCH) // _MS, e.event_id, h, e))
+        ids = [e.event_id for e in events]
+        hashes = list(map(hash, ids))
+        if len(set(hashes)) == len(hashes) and seen.keys().isdisjoint(hashes):
+            # the usual batch, nothing delivered before: column-wise (event_ms is set by
+            # the parser; 0: not set, e.g. events rebuilt from rows)
+            ms = [e.event_ms or (e.event_time - EPOCH) // _MS for e in events]
+            fresh = list(zip(ms, ids, hashes, events, strict=True))
+        else:
+            batch_ids: set[int] = set()
+            for e, h in zip(events, hashes, strict=True):
+                if h in seen or h in batch_ids:
+                    if emit:
+                        hits.extend(self._hit_cache.get(e.event_id, ()))
+                    continue
+                batch_ids.add(h)
+                fresh.append((e.event_ms or (e.event_time - EPOCH) // _MS, e.event_id, h, e))
         if not fresh:
             return hits
         fresh.sort(key=_by_time)
