@@ -33,16 +33,19 @@ from typing import Any
 from driftwatch.rules import typed as t
 from driftwatch.rules.typed import Ty
 
-__all__ = ["Form", "Narrow", "Resolve", "event_form", "feature_column", "field_column", "key_form",
-           "narrowing"]
+__all__ = ["Form", "Narrow", "Resolve", "Values", "ValuesFor", "event_form", "feature_column",
+           "field_column", "key_form", "narrowing"]
 
 Narrow = Callable[[list[int], Callable[[Hashable], tuple[Any, ...]], Sequence[str]], list[int]]
 """``narrow(indices, column, event_ids)``: the indices (in order) that may still hit."""
 Values = Callable[[list[int], Callable[[Hashable], tuple[Any, ...]]], list[Any]]
 """``values(indices, column)``: an aggregate's value for each of those events of the batch."""
-Resolve = Callable[[t.Agg], "tuple[Callable[[Hashable], Any], Hashable, Values | None] | None"]
+Resolve = Callable[[t.Agg], "tuple[Callable[[Hashable], Any], Hashable, ValuesFor | None] | None"]
 """Aggregate -> (its window's ``held``, the name of its window's key column, its values
 over the batch or None), or None."""
+ValuesFor = Callable[[float | None], Values]
+"""``values_for(above)``: the values over a batch, those that cannot exceed ``above``
+(when given) as None."""
 
 _SWAP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _COUNTS = ("count", "count_distinct")
@@ -106,12 +109,14 @@ def _comparison(node: t.Cmp, resolve: Resolve) -> Narrow | None:
     got = resolve(left)
     if got is None:
         return None
-    held, key, values = got
-    if left.kind in _TRAVEL and values is not None:  # the comparison itself, in one pass
-        return _decided(values, _OPS[op], right.value)
+    held, key, values_for = got
+    c = right.value
+    if left.kind in _TRAVEL and values_for is not None:  # the comparison itself, in one pass
+        above = (float(c) if op in (">", ">=") and isinstance(c, int | float)
+                 and not isinstance(c, bool) and c > 0 else None)
+        return _decided(values_for(above), _OPS[op], c)
     if left.kind in _TRAVEL:  # null unless the key holds an earlier entry: false
         return _another(held, key)
-    c = right.value
     if (left.kind not in _COUNTS or op not in (">=", ">") or isinstance(c, bool)
             or not isinstance(c, int | float)):
         return None

@@ -33,12 +33,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from operator import attrgetter, itemgetter
 from typing import Any, cast
 
 from driftwatch.events import EPOCH, ScoredTransaction
 from driftwatch.rules import typed as t
-from driftwatch.rules.batchforms import Form, Values, event_form, field_column, key_form
+from driftwatch.rules.batchforms import Form, ValuesFor, event_form, field_column, key_form
 from driftwatch.rules.closures import Compiler, Fn, haversine_km, key_function
 from driftwatch.rules.columns import ColumnFeed, column_cache, window_columns
 from driftwatch.rules.guards import Lanes
@@ -204,7 +205,7 @@ class LiveEvaluator:
             spec.slot(agg.value)
         return spec
 
-    def _resolve(self, agg: t.Agg) -> tuple[Callable[[Hashable], Any], Hashable, Values | None
+    def _resolve(self, agg: t.Agg) -> tuple[Callable[[Hashable], Any], Hashable, ValuesFor | None
                                             ] | None:
         """The window ``agg`` reads: its ``held``, key column and (``travel_*`` of a window
         of its own) values over a batch; None for ``received_*`` (read under another key
@@ -215,9 +216,9 @@ class LiveEvaluator:
         if agg.payee is not None or spec is None or spec.window is None:
             return None
         key = self._key_columns[id(spec.window)]
-        values = None
+        values: ValuesFor | None = None
         if agg.kind in ("travel_km", "travel_speed_kmh") and spec.keys == agg.keys:
-            values = travel_values(spec, agg, key)
+            values = partial(travel_values, spec, agg, key)
         return spec.window.held, key, values
 
     def _build_window(self, spec: Spec) -> KeyedWindow:

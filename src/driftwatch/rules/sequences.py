@@ -6,6 +6,7 @@ sightings, monotonic runs and travel, each reading the window of its
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,14 @@ from typing import Any
 from driftwatch.errors import RuleError
 from driftwatch.events import ScoredTransaction
 from driftwatch.rules import typed as t
-from driftwatch.rules.closures import Compiler, Fn, KeyFn, haversine_km, key_function
+from driftwatch.rules.closures import (
+    EARTH_RADIUS_KM,
+    Compiler,
+    Fn,
+    KeyFn,
+    haversine_km,
+    key_function,
+)
 from driftwatch.rules.sharing import SharedWindow
 from driftwatch.rules.typed import Ty
 from driftwatch.rules.window import KeyedWindow, distinct_values, reducer
@@ -227,12 +235,18 @@ def sequence(spec: Spec, w: KeyedWindow | SharedWindow, agg: t.Agg, cur: Cursor)
     return travel
 
 
-def travel_values(spec: Spec, agg: t.Agg, key_column: Hashable,
+def travel_values(spec: Spec, agg: t.Agg, key_column: Hashable, above: float | None = None,
                   ) -> Callable[[list[int], Callable[[Hashable], tuple[Any, ...]]], list[Any]]:
     """``values(indices, column)``: ``agg`` (a ``travel_*`` of ``spec``'s own window)
     for those events of a stored batch, from its columns (key, ``geo_lat``,
     ``geo_lon``, ``"ms"``, ``"eid"``): the closure of :func:`sequence` in one loop over
-    the batch, with the same arithmetic (no cursor, no call per event)."""
+    the batch, with the same arithmetic (no cursor, no call per event).
+
+    ``above`` (> 0, for ``travel_speed_kmh > above`` or ``>= above``): a speed that
+    cannot reach it is given as None (the comparison is false either way) without the
+    haversine, when even the distance along the meridian and then the parallel
+    (``R * (|dlat| + |dlon|)``, never shorter than the great circle) with a margin
+    of 1e-9 is below what the speed needs (``slack_km + above * (hours + slack_h)``)."""
     w = spec.window
     assert w is not None, "windows are built before aggregates are compiled"
     lat_slot = spec.slot(t.Field(Ty.FLOAT, True, "geo_lat"))
@@ -240,6 +254,8 @@ def travel_values(spec: Spec, agg: t.Agg, key_column: Hashable,
     speed, held, previous = agg.kind == "travel_speed_kmh", w.held, w.previous
     slack_km, slack_h, within = agg.slack_km, agg.slack_h, agg.within_ms
     names = (key_column, ("field", "geo_lat"), ("field", "geo_lon"), "ms", "eid")
+    above_ = above if above is not None and above > 0 else 0.0
+    bound = EARTH_RADIUS_KM * math.pi / 180.0 if speed and above_ > 0 else 0.0
 
     def values(idx: list[int], column: Callable[[Hashable], tuple[Any, ...]]) -> list[Any]:
         keys, lats, lons, ms, eids = map(column, names)
@@ -266,6 +282,11 @@ def travel_values(spec: Spec, agg: t.Agg, key_column: Hashable,
                 add(None)
                 continue
             plat, plon = prev[lat_slot], prev[lon_slot]
+            hours: float = (now - prev[0]) / 3_600_000
+            if bound and (abs(lat - plat) + abs(lon - plon)) * bound * 1.000000001 + 1e-9 < (
+                    slack_km + above_ * (hours + slack_h)):
+                add(None)  # too slow for ``above``: no need to know how slow
+                continue
             if plat == lat and plon == lon:
                 km = 0.0
             else:
@@ -273,7 +294,6 @@ def travel_values(spec: Spec, agg: t.Agg, key_column: Hashable,
             if not speed:
                 add(km)
             else:
-                hours: float = (now - prev[0]) / 3_600_000
                 add(max(0.0, km - slack_km) / (hours + slack_h))
         return out
 

@@ -186,3 +186,28 @@ def test_travel_comparisons_are_decided_for_the_batch() -> None:
     assert ([(h.event.event_id, h.evidence) for h in ev.process(batch)]
             == [(h.event.event_id, h.evidence) for h in one.process(batch)])
     assert [h.event.event_id for h in one.process(batch)] == ["e000001"]  # re-delivered
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(-0.05, 0.05), st.floats(-0.05, 0.05),
+                          st.sampled_from([1, 30_000, 60_000, 600_000])), min_size=2,
+                max_size=30),
+       st.sampled_from([0.0, 60.0, 89.9]))
+def test_speeds_skipped_by_the_bound_never_reach_it(steps: list[tuple[float, float, int]],
+                                                    lat0: float) -> None:
+    # places a few km apart, speeds on both sides of the threshold, near the pole too
+    dicts, t = [], 0
+    for i, (dlat, dlon, dt_ms) in enumerate(steps):
+        t += dt_ms
+        dicts.append(event(i, t, card_id="c1", geo={"lat": min(90.0, lat0 + dlat),
+                                                    "lon": 10.0 + dlon}))
+    evs = parse(dicts)
+    rules = [rule_from_text("s", "travel_speed_kmh(by=card_id, within=1h, slack_km=1,"
+                                 " slack_h=0.01) > 50"),
+             rule_from_text("q", "travel_speed_kmh(by=card_id, within=1h, slack_km=1,"
+                                 " slack_h=0.01) >= 120.5")]
+    ev = LiveEvaluator(rules, horizon_ms=DAY_MS)
+    one = LiveEvaluator(rules, horizon_ms=DAY_MS)
+    one._lanes = Lanes([r.expr for r in rules], one._compile_scalar)
+    assert ([(h.rule.id, h.event.event_id, h.evidence) for h in ev.process(evs)]
+            == [(h.rule.id, h.event.event_id, h.evidence) for h in one.process(evs)])
