@@ -2,8 +2,10 @@
 
 Each rule's condition becomes a tree of small closures over the event
 (:mod:`~driftwatch.rules.closures`: no tree-walking or name lookups per event);
-aggregates read the shared :class:`~driftwatch.rules.window.KeyedWindow` state: one
-window per (entity key, filter), as long as the longest aggregate that uses it.
+aggregates (:mod:`~driftwatch.rules.sequences`) read the shared
+:class:`~driftwatch.rules.window.KeyedWindow` state: one window per (entity key,
+filter), as long as the longest aggregate that uses it; sequences keyed by a card and
+something else are read from the card's window (:mod:`~driftwatch.rules.sharing`).
 
 Per batch, events are de-duplicated by ``event_id`` (an event seen before is not
 counted again; its earlier hits are returned again, so a re-delivered batch re-inserts
@@ -12,10 +14,15 @@ column-wise (:class:`~driftwatch.rules.columns.ColumnFeed`) before any event is 
 a read bisects on event time, so an event sees its window ``[t - within, t]`` and nothing
 newer, and same-millisecond events see each other, as ClickHouse ``RANGE`` frames do.
 Events with the same timestamp split across two batches are the one case where the
-live result can differ from the SQL backtest. Each rule runs its aggregates only on
-the events that pass its event-only guards (:class:`~driftwatch.rules.guards.Lanes`),
-event by event in time order; then the windows evict what the batch kept (``settle``):
-the state after a batch is the one of storing and evaluating its events one at a time.
+live result can differ from the SQL backtest (with late events and keys over
+``max_per_key``, whose windows no longer hold everything). Each rule runs its
+aggregates only on the events that pass its event-only guards
+(:class:`~driftwatch.rules.guards.Lanes`; guards and ``where=`` filters computed over
+the whole batch in column form where they allow it) and whose keys hold enough
+entries for it (:func:`~driftwatch.rules.batchforms.narrowing`; travel comparisons are
+decided there for the whole batch), event by event in time order; then the windows
+evict what the batch kept (``settle``): the state after a batch is the one of storing
+and evaluating its events one at a time.
 
 >>> from driftwatch.events import EXAMPLE_EVENT, parse_scored_batch
 >>> from driftwatch.rules.pack import rule_from_text
