@@ -9,12 +9,14 @@ batch, in a list comprehension over the key column the windows were stored from
 (one dictionary lookup, no closure call per event), after the whole batch was stored
 and before any event is evaluated -- so a key holds at least what any event of the
 batch can see. Events that fail it are decided (no hit) without running their rule;
-the others run it as before, so hits and evidence are unchanged.
+the others run it as before, so hits and evidence are unchanged. A ``travel_*``
+comparison is decided outright for the batch in one loop, when the window gives its
+values (:func:`~driftwatch.rules.sequences.travel_values`).
 
 >>> from driftwatch.rules.pack import rule_from_text
 >>> rule = rule_from_text("r", "count(by=card_id, within=1h) >= 3")
 >>> held = {"c1": [(0, "a"), (1, "b"), (2, "c")], "c2": (0, "d")}.get
->>> narrow = narrowing(rule.expr, lambda agg: (held, "card"))
+>>> narrow = narrowing(rule.expr, lambda agg: (held, "card", None))
 >>> keys = ("c1", "c2", "c3")
 >>> narrow([0, 1, 2], lambda name: keys, ("a", "d", "e"))
 [0]
@@ -31,13 +33,19 @@ from typing import Any
 from driftwatch.rules import typed as t
 from driftwatch.rules.typed import Ty
 
-__all__ = ["Form", "Narrow", "Resolve", "event_form", "feature_column", "field_column", "key_form",
-           "narrowing"]
+__all__ = ["Form", "Narrow", "Resolve", "Values", "ValuesFor", "event_form", "feature_column",
+           "field_column", "key_form", "narrowing"]
 
 Narrow = Callable[[list[int], Callable[[Hashable], tuple[Any, ...]], Sequence[str]], list[int]]
 """``narrow(indices, column, event_ids)``: the indices (in order) that may still hit."""
-Resolve = Callable[[t.Agg], "tuple[Callable[[Hashable], Any], Hashable] | None"]
-"""Aggregate -> (its window's ``held``, the name of its window's key column), or None."""
+Values = Callable[[list[int], Callable[[Hashable], tuple[Any, ...]]], list[Any]]
+"""``values(indices, column)``: an aggregate's value for each of those events of the batch."""
+Resolve = Callable[[t.Agg], "tuple[Callable[[Hashable], Any], Hashable, ValuesFor | None] | None"]
+"""Aggregate -> (its window's ``held``, the name of its window's key column, its values
+over the batch or None), or None."""
+ValuesFor = Callable[[float | None], Values]
+"""``values_for(above)``: the values over a batch, those that cannot exceed ``above``
+(when given) as None."""
 
 _SWAP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _COUNTS = ("count", "count_distinct")
@@ -81,6 +89,17 @@ def _another(held: Callable[[Hashable], Any], key: Hashable) -> Narrow:
     return another
 
 
+def _decided(values: Values, f: Callable[[Any, Any], Any], c: Any) -> Narrow:
+    """Keep the events whose value compares true with ``c`` (a null value: false)."""
+
+    def decided(idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
+                eids: Sequence[str]) -> list[int]:
+        return [i for i, v in zip(idx, values(idx, column), strict=True)
+                if v is not None and f(v, c)]
+
+    return decided
+
+
 def _comparison(node: t.Cmp, resolve: Resolve) -> Narrow | None:
     op, left, right = node.op, node.left, node.right
     if isinstance(left, t.Const) and not isinstance(right, t.Const):
@@ -90,10 +109,14 @@ def _comparison(node: t.Cmp, resolve: Resolve) -> Narrow | None:
     got = resolve(left)
     if got is None:
         return None
-    held, key = got
+    held, key, values_for = got
+    c = right.value
+    if left.kind in _TRAVEL and values_for is not None:  # the comparison itself, in one pass
+        above = (float(c) if op in (">", ">=") and isinstance(c, int | float)
+                 and not isinstance(c, bool) and c > 0 else None)
+        return _decided(values_for(above), _OPS[op], c)
     if left.kind in _TRAVEL:  # null unless the key holds an earlier entry: false
         return _another(held, key)
-    c = right.value
     if (left.kind not in _COUNTS or op not in (">=", ">") or isinstance(c, bool)
             or not isinstance(c, int | float)):
         return None
@@ -150,8 +173,10 @@ def narrowing(node: t.T, resolve: Resolve) -> Narrow | None:
     ``and``: each operand's, in turn; ``or``: the union of its operands' (none when
     one operand has none); a comparison of a ``count``/``count_distinct`` with a
     constant ``>= n`` or ``> n``: the key holds at least ``n`` entries; a comparison of
-    a ``travel_*`` with a constant: the key holds an entry other than the event's
-    (else the distance is null and the comparison false); ``monotonic_*`` of ``n``:
+    a ``travel_*`` with a constant: the comparison itself when the window gives the
+    values over a batch (exact: the same arithmetic as the closure), else the key
+    holds an entry other than the event's (else the distance is null and the
+    comparison false); ``monotonic_*`` of ``n``:
     the key holds at least ``n`` entries. Anything else (``not``, arithmetic, the
     event's own fields): none."""
     if isinstance(node, t.And):

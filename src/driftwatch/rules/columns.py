@@ -43,23 +43,26 @@ __all__ = ["ColumnFeed", "column_cache", "window_columns"]
 
 def column_cache(fns: dict[Hashable, Column], events: Sequence[Any],
                  forms: dict[Hashable, Callable[[Any], tuple[Any, ...]]] | None = None,
+                 given: dict[Hashable, Sequence[Any]] | None = None,
                  ) -> Callable[[Hashable], tuple[Any, ...]]:
     """``column(name)``: ``fns[name]`` over ``events`` as a list, computed once per name.
 
     A name in ``forms`` is computed over the whole batch by ``forms[name](column)``
     instead (:func:`~driftwatch.rules.batchforms.event_form`: the same values from
     other columns, without a closure call per event); should it raise, by ``fns[name]``
-    event by event as before.
+    event by event as before. ``given``: columns computed already (e.g. event times).
 
     Two kinds of names are made of other columns, without a call per event:
     ``("zip", (a, b, ...))`` is the tuples of columns ``a, b, ...`` and
     ``("notnull", a)`` tells which values of column ``a`` are not None,
-    ``("feature", f)`` is feature ``f`` as sent (None when absent) from column
+    ``("all", (a, b, ...))`` is true (truthy) where every one of columns ``a, b, ...``
+    is, ``("feature", f)`` is feature ``f`` as sent (None when absent) from column
     ``("field", "features")``. Columns are
     tuples: those of plain values leave the garbage collector's view at its first
     pass (a list stays in it and is re-scanned at every pass while the batch runs).
     """
-    cache: dict[Hashable, tuple[Any, ...]] = {}
+    cache: dict[Hashable, tuple[Any, ...]] = {} if given is None else {
+        name: tuple(values) for name, values in given.items()}
 
     def column(name: Hashable) -> tuple[Any, ...]:
         got = cache.get(name)
@@ -68,6 +71,14 @@ def column_cache(fns: dict[Hashable, Column], events: Sequence[Any],
                 got = tuple(zip(*[column(part) for part in name[1]], strict=True))
             elif isinstance(name, tuple) and name[0] == "notnull":
                 got = tuple(map(is_not, column(name[1]), repeat(None)))
+            elif isinstance(name, tuple) and name[0] == "all":  # a mask of several
+                parts = [column(part) for part in name[1]]
+                if len(parts) == 2:
+                    got = tuple([a and b for a, b in zip(*parts, strict=True)])
+                elif len(parts) == 3:
+                    got = tuple([a and b and c for a, b, c in zip(*parts, strict=True)])
+                else:
+                    got = tuple(map(all, zip(*parts, strict=True)))
             elif isinstance(name, tuple) and name[0] == "feature":
                 got = tuple([f.get(name[1]) for f in column(("field", "features"))])
             elif forms is not None and name in forms:
@@ -145,7 +156,7 @@ class ColumnFeed:
                 keys: Any = column(key)
                 if filters:  # select first: no entry is built for an event not stored
                     mask = (column(filters[0]) if len(filters) == 1 else
-                            tuple(map(all, zip(*[column(f) for f in filters], strict=True))))
+                            column(("all", filters)))
                     keys = compress(keys, mask)
                     parts = [compress(p, mask) for p in parts]
                 pairs = zip(keys, zip(*parts, strict=True), strict=True)

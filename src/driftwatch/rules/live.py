@@ -2,8 +2,10 @@
 
 Each rule's condition becomes a tree of small closures over the event
 (:mod:`~driftwatch.rules.closures`: no tree-walking or name lookups per event);
-aggregates read the shared :class:`~driftwatch.rules.window.KeyedWindow` state: one
-window per (entity key, filter), as long as the longest aggregate that uses it.
+aggregates (:mod:`~driftwatch.rules.sequences`) read the shared
+:class:`~driftwatch.rules.window.KeyedWindow` state: one window per (entity key,
+filter), as long as the longest aggregate that uses it; sequences keyed by a card and
+something else are read from the card's window (:mod:`~driftwatch.rules.sharing`).
 
 Per batch, events are de-duplicated by ``event_id`` (an event seen before is not
 counted again; its earlier hits are returned again, so a re-delivered batch re-inserts
@@ -12,10 +14,15 @@ column-wise (:class:`~driftwatch.rules.columns.ColumnFeed`) before any event is 
 a read bisects on event time, so an event sees its window ``[t - within, t]`` and nothing
 newer, and same-millisecond events see each other, as ClickHouse ``RANGE`` frames do.
 Events with the same timestamp split across two batches are the one case where the
-live result can differ from the SQL backtest. Each rule runs its aggregates only on
-the events that pass its event-only guards (:class:`~driftwatch.rules.guards.Lanes`),
-event by event in time order; then the windows evict what the batch kept (``settle``):
-the state after a batch is the one of storing and evaluating its events one at a time.
+live result can differ from the SQL backtest (with late events and keys over
+``max_per_key``, whose windows no longer hold everything). Each rule runs its
+aggregates only on the events that pass its event-only guards
+(:class:`~driftwatch.rules.guards.Lanes`; guards and ``where=`` filters computed over
+the whole batch in column form where they allow it) and whose keys hold enough
+entries for it (:func:`~driftwatch.rules.batchforms.narrowing`; travel comparisons are
+decided there for the whole batch), event by event in time order; then the windows
+evict what the batch kept (``settle``): the state after a batch is the one of storing
+and evaluating its events one at a time.
 
 >>> from driftwatch.events import EXAMPLE_EVENT, parse_scored_batch
 >>> from driftwatch.rules.pack import rule_from_text
@@ -33,17 +40,26 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from operator import attrgetter, itemgetter
 from typing import Any, cast
 
 from driftwatch.events import EPOCH, ScoredTransaction
 from driftwatch.rules import typed as t
-from driftwatch.rules.batchforms import Form, event_form, field_column, key_form
+from driftwatch.rules.batchforms import Form, ValuesFor, event_form, field_column, key_form
 from driftwatch.rules.closures import Compiler, Fn, haversine_km, key_function
 from driftwatch.rules.columns import ColumnFeed, column_cache, window_columns
 from driftwatch.rules.guards import Lanes
 from driftwatch.rules.model import Hit, Rule
-from driftwatch.rules.sequences import Cursor, Spec, aggregate, at_least, no_aggregate, strip_key
+from driftwatch.rules.sequences import (
+    Cursor,
+    Spec,
+    aggregate,
+    at_least,
+    no_aggregate,
+    strip_key,
+    travel_values,
+)
 from driftwatch.rules.sharing import SharedWindow, share
 from driftwatch.rules.typed import Ty
 from driftwatch.rules.window import KeyedWindow
@@ -196,15 +212,21 @@ class LiveEvaluator:
             spec.slot(agg.value)
         return spec
 
-    def _resolve(self, agg: t.Agg) -> tuple[Callable[[Hashable], Any], Hashable] | None:
-        """The window ``agg`` reads: its ``held`` and key column (None for ``received_*``,
-        read under another key than the window's)."""
+    def _resolve(self, agg: t.Agg) -> tuple[Callable[[Hashable], Any], Hashable, ValuesFor | None
+                                            ] | None:
+        """The window ``agg`` reads: its ``held``, key column and (``travel_*`` of a window
+        of its own) values over a batch; None for ``received_*`` (read under another key
+        than the window's)."""
         spec = self._specs.get(self._spec_key(agg))
         if spec is not None and spec.base is not None:  # shared: the base holds at least
             spec = spec.base
         if agg.payee is not None or spec is None or spec.window is None:
             return None
-        return spec.window.held, self._key_columns[id(spec.window)]
+        key = self._key_columns[id(spec.window)]
+        values: ValuesFor | None = None
+        if agg.kind in ("travel_km", "travel_speed_kmh") and spec.keys == agg.keys:
+            values = partial(travel_values, spec, agg, key)
+        return spec.window.held, key, values
 
     def _build_window(self, spec: Spec) -> KeyedWindow:
         comp = Compiler(no_aggregate)
@@ -239,21 +261,28 @@ class LiveEvaluator:
         hits: list[Hit] = []
         seen = self._seen
         fresh: list[tuple[int, str, int, ScoredTransaction]] = []
-        batch_ids: set[int] = set()
-        for e in events:
-            h = hash(e.event_id)
-            if h in seen or h in batch_ids:
-                if emit:
-                    hits.extend(self._hit_cache.get(e.event_id, ()))
-                continue
-            batch_ids.add(h)
-            # event_ms is set by the parser (0: not set, e.g. events rebuilt from rows)
-            fresh.append((e.event_ms or (e.event_time - EPOCH) // _MS, e.event_id, h, e))
+        ids = [e.event_id for e in events]
+        hashes = list(map(hash, ids))
+        if len(set(hashes)) == len(hashes) and seen.keys().isdisjoint(hashes):
+            # the usual batch, nothing delivered before: column-wise (event_ms is set by
+            # the parser; 0: not set, e.g. events rebuilt from rows)
+            ms = [e.event_ms or (e.event_time - EPOCH) // _MS for e in events]
+            fresh = list(zip(ms, ids, hashes, events, strict=True))
+        else:
+            batch_ids: set[int] = set()
+            for e, h in zip(events, hashes, strict=True):
+                if h in seen or h in batch_ids:
+                    if emit:
+                        hits.extend(self._hit_cache.get(e.event_id, ()))
+                    continue
+                batch_ids.add(h)
+                fresh.append((e.event_ms or (e.event_time - EPOCH) // _MS, e.event_id, h, e))
         if not fresh:
             return hits
         fresh.sort(key=_by_time)
         ms_col, eid_col, h_col, batch = zip(*fresh, strict=True)
-        column = column_cache(self._column_fns, batch, self._forms)
+        column = column_cache(self._column_fns, batch, self._forms,
+                              {"ms": ms_col, "eid": eid_col})
         self._feed.store(ms_col, eid_col, batch, column)
         for view in self._views:
             view.clear()

@@ -53,7 +53,7 @@ def test_narrowed_batches_hit_as_unnarrowed(dicts: list[dict[str, Any]], size: i
 def test_which_conditions_narrow() -> None:
     def narrows(text: str) -> bool:
         expr = rule_from_text("r", text).expr
-        return narrowing(expr, lambda agg: ({}.get, "k")) is not None
+        return narrowing(expr, lambda agg: ({}.get, "k", None)) is not None
 
     assert narrows("count(by=card_id, within=5m) >= 2")
     assert narrows("count(by=card_id, within=5m) >= 2 or travel_km(by=card_id, within=1h) < 5")
@@ -161,3 +161,53 @@ def test_key_and_filter_forms_equal_the_window_closures(dicts: list[dict[str, An
     for name in ev._forms:
         if name[0] != "value":
             assert formed(name) == plain(name), name
+
+
+def test_travel_comparisons_are_decided_for_the_batch() -> None:
+    rules = [rule_from_text("fast", "travel_speed_kmh(by=card_id, within=1h, slack_km=10,"
+                                    " slack_h=0.01) > 900")]
+    dicts = [event(0, 0, card_id="c1", geo={"lat": 51.5, "lon": -0.12}),
+             event(1, 60_000, card_id="c1", geo={"lat": 40.7, "lon": -74.0}),  # 5570 km/min
+             event(2, 60_000, card_id="c2", geo={"lat": 1.3, "lon": 103.8}),
+             event(3, 60_000, card_id="c2", geo={"lat": 1.4, "lon": 103.8}),  # 11 km, 0 h
+             event(4, 120_000, card_id="c1", geo={"lat": 40.7, "lon": -74.0}),  # 0 km
+             event(5, 130_000, card_id="c1")]  # no place
+    batch = parse(dicts)
+    ev = LiveEvaluator(rules, horizon_ms=DAY_MS)
+    column = column_cache(ev._column_fns, batch, ev._forms,
+                          {"ms": [0, 60_000, 60_000, 60_000, 120_000, 130_000],
+                           "eid": [e.event_id for e in batch]})
+    ev._feed.store(column("ms"), column("eid"), batch, column)
+    codes, _ = ev._lanes.plan(batch, column, column("eid"))
+    assert codes == [1]  # decided in one loop: the closure runs for the hit only
+    ev = LiveEvaluator(rules, horizon_ms=DAY_MS)
+    one = LiveEvaluator(rules, horizon_ms=DAY_MS)
+    one._lanes = Lanes([r.expr for r in rules], one._compile_scalar)
+    assert ([(h.event.event_id, h.evidence) for h in ev.process(batch)]
+            == [(h.event.event_id, h.evidence) for h in one.process(batch)])
+    assert [h.event.event_id for h in one.process(batch)] == ["e000001"]  # re-delivered
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(-0.05, 0.05), st.floats(-0.05, 0.05),
+                          st.sampled_from([1, 30_000, 60_000, 600_000])), min_size=2,
+                max_size=30),
+       st.sampled_from([0.0, 60.0, 89.9]))
+def test_speeds_skipped_by_the_bound_never_reach_it(steps: list[tuple[float, float, int]],
+                                                    lat0: float) -> None:
+    # places a few km apart, speeds on both sides of the threshold, near the pole too
+    dicts, t = [], 0
+    for i, (dlat, dlon, dt_ms) in enumerate(steps):
+        t += dt_ms
+        dicts.append(event(i, t, card_id="c1", geo={"lat": min(90.0, lat0 + dlat),
+                                                    "lon": 10.0 + dlon}))
+    evs = parse(dicts)
+    rules = [rule_from_text("s", "travel_speed_kmh(by=card_id, within=1h, slack_km=1,"
+                                 " slack_h=0.01) > 50"),
+             rule_from_text("q", "travel_speed_kmh(by=card_id, within=1h, slack_km=1,"
+                                 " slack_h=0.01) >= 120.5")]
+    ev = LiveEvaluator(rules, horizon_ms=DAY_MS)
+    one = LiveEvaluator(rules, horizon_ms=DAY_MS)
+    one._lanes = Lanes([r.expr for r in rules], one._compile_scalar)
+    assert ([(h.rule.id, h.event.event_id, h.evidence) for h in ev.process(evs)]
+            == [(h.rule.id, h.event.event_id, h.evidence) for h in one.process(evs)])
