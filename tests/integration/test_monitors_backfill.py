@@ -341,3 +341,34 @@ def test_benford_hourly_day_windows_read_in_blocks_give_the_pass_by_pass_rows(
     assert [d.batched_passes for d in bf.detectors] == [10]  # type: ignore[attr-defined]
     assert len(rows_seq) == len(rows_bf) >= 10 and bf.detector_errors == {}
     assert all(a == b or _same(a, b) for a, b in zip(rows_seq, rows_bf, strict=True))
+
+
+@pytest.mark.slow
+def test_volume_new_merchants_and_cards_from_pass_buckets_give_the_pass_by_pass_rows(
+    store: Store, chdb_dsn: str
+) -> None:
+    """New merchants and their cards recur within and across windows: the distinct
+    counts from (segment, merchant or card) pairs per pass bucket are the per-pass
+    ``uniqExactIf`` ones; a burst of new merchants alerts."""
+    rng = np.random.default_rng(8)
+    events = background(rng, 10, 150)
+    for j, ev in enumerate(events):  # (old merchants registered long ago)
+        ev["merchant_id"], ev["card_id"] = f"m-{j % 11}", f"c-{j % 37}"
+        ev["merchant_registered_at"] = "2019-01-01"
+        if j % 11 < 3:  # three young merchants
+            ev["merchant_registered_at"] = "2026-02-08"
+    events += [event(f"n{i}", T0 + 8 * HOUR + i * 60 * SEC, mcc="5967", country="LT",
+                     merchant=f"m-new{i % 6}", card=f"c-n{i % 9}",
+                     registered="2026-03-09") for i in range(60)]
+    other = open_store(chdb_dsn, f"{store.database}_bf", init=True)
+    try:
+        rows_seq, seq = _monitor_rows(store, events, 1, names=("volume",))
+        rows_bf, bf = _monitor_rows(other, events, 50, names=("volume",))
+    finally:
+        other.drop()
+    assert [d.batched_passes for d in bf.detectors] == [120]  # type: ignore[attr-defined]
+    details = [json.loads(r[17]) for r in rows_seq]
+    assert any(d.get("new_merchants", 0) >= 2 for d in details), details[:3]
+    assert any(r[14] == "alert" for r in rows_seq)
+    assert len(rows_seq) == len(rows_bf) and seq.detector_errors == bf.detector_errors == {}
+    assert all(a == b or _same(a, b) for a, b in zip(rows_seq, rows_bf, strict=True))

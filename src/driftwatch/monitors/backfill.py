@@ -45,6 +45,14 @@ pre-deployment score drift 43 s, beneficiary 34 s, ``drift_results`` rows 32 s (
 load ~7, ``monitor_s``): backfill monitor time 145 s, of which trigger mining 85 s,
 the blocks' current-window queries 17 s, pre-deployment score drift 13 s, beneficiary
 9 s, cents 4 s, the ``drift_results`` insert 4 s, every other detector under 3 s.
+
+Since then (session of 2026-12-07): additive current windows are read per pass
+interval (:mod:`~driftwatch.monitors.reader`: one row per bucket instead of one per
+pass whose window holds it), cents' distinct cards as rows minus repeats, the
+pre-deployment score drift, benford's day windows and beneficiary's payers in blocks,
+the max-cell tests of unchanged segments kept (``CellsMemo``) and the ``drift_results``
+timestamps written as ticks. ``bench/backfill.py`` prints the block reads per detector
+as ``_prefetch.<name>``.
 """
 
 from __future__ import annotations

@@ -56,6 +56,13 @@ from driftwatch.monitors.base import (
     span_words,
 )
 from driftwatch.monitors.dispersion import ReferenceDispersion, rate_estimator, rate_pvalue
+from driftwatch.monitors.reader import (
+    BUCKET,
+    BUCKET_KEY,
+    query_windows,
+    read_windows,
+    whole_buckets,
+)
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment
@@ -160,6 +167,11 @@ class VolumeDetector(BatchedWindows, Detector):
         self, store: Store, passes: Sequence[dt.datetime]
     ) -> dict[dt.datetime, tuple[SegmentTable, SegmentTable]]:
         step, days = self.settings.monitor_interval_s, self.new_merchant_days
+        # (merchant_id as a segment dimension: its pairs would not name their segment)
+        if whole_buckets(passes, self.window_s, step) and "merchant_id" not in (
+            self.qspec.dimensions
+        ):
+            return self._bucket_batch(store, passes)
         per = query_passes(
             store, self._sql(True, batched=True), passes, self.window_s, step, new_days=days
         )
@@ -171,6 +183,45 @@ class VolumeDetector(BatchedWindows, Detector):
             tot = totals[at]
             n, k = (int(tot[c][0]) if len(tot[c]) else 0 for c in ("n", "k"))
             out[at] = self._tables(cols, (n, k), distinct=True)
+        return out
+
+    def _bucket_batch(
+        self, store: Store, passes: Sequence[dt.datetime]
+    ) -> dict[dt.datetime, tuple[SegmentTable, SegmentTable]]:
+        """:meth:`window_batch` over pass buckets: counts summed per window, and the
+        distinct new merchants and cards as the (segment, merchant or card) pairs of
+        rows at new merchants present in each window."""
+        step, days = self.settings.monitor_interval_s, self.new_merchant_days
+
+        def windows(select: str, where: str, keys: tuple[str, ...], columns: tuple[str, ...],
+                    values: tuple[str, ...]) -> dict[dt.datetime, Columns]:
+            return read_windows(store, self.qspec, passes, self.window_s, step, select=select,
+                                source=SCORED, where=where, keys=keys, columns=columns,
+                                values=values, new_days=days)
+
+        counts = windows(f"count() AS n, countIf({NEW}) AS k_new", WINDOW, (), ("segment",),
+                         ("n", "k_new"))
+        totals = query_windows(
+            store, f"SELECT {BUCKET}, count() AS n, countIf({NEW}) AS k, count() AS _rows "
+            f"FROM {SCORED} WHERE {WINDOW} GROUP BY {BUCKET_KEY}", passes, self.window_s, step,
+            (), ("n", "k"), new_days=days)
+        new = f"{WINDOW} AND {NEW}"
+        merchants = windows("merchant_id AS m, count() AS r", new, ("merchant_id",),
+                            ("segment", "m"), ("r",))
+        cards = windows("card_id AS m, count() AS r", new, ("card_id",), ("segment", "m"),
+                        ("r",))
+        out = {}
+        for at in passes:
+            cols, tot = counts[at], totals[at]
+            n, k = (int(tot[c][0]) if len(tot[c]) else 0 for c in ("n", "k"))
+            segs = [str(x) for x in cols["segment"]]
+            found = [SegmentTable.from_wide(t[at]["segment"], [np.ones(len(t[at]["segment"]))])
+                     for t in (merchants, cards)]
+            wide = Columns({"segment": np.asarray(segs, dtype=object), "n": cols["n"],
+                            "k_new": cols["k_new"],
+                            "new_merchants": found[0].rows(segs)[:, 0],
+                            "new_cards": found[1].rows(segs)[:, 0]})
+            out[at] = self._tables(wide, (n, k), distinct=True)
         return out
 
     @staticmethod
