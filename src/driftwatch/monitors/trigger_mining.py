@@ -108,6 +108,19 @@ def _records(table: pd.DataFrame) -> list[dict[str, str]]:
     return [{str(k): str(v) for k, v in r.items()} for r in table.to_dict("records")]
 
 
+GUARD_HISTORY = 8
+"""The guard applies when the reference without its hours still holds this many times
+the current window's suspicious rows (about 16 hours of history for a 2-hour window);
+with less, as in a store's first day, its hours stay in (a reference of an hour or two
+makes the surge test's scaling noisy)."""
+
+
+def _suspicious(table: SegmentTable) -> float:
+    """Suspicious rows of a window table (every key but the empty one)."""
+    keys = [k for k in table.keys if k]
+    return float(table.rows(keys)[:, 1].sum()) if keys else 0.0
+
+
 def _shared(table: pd.DataFrame, a: Mapping[str, Any], b: Mapping[str, Any]) -> int:
     """Suspicious current rows of ``table`` in both conjunctions ``a`` and ``b``: a
     one-MCC finding replaces the spread one only when it holds the spread one's rows,
@@ -160,7 +173,8 @@ class TriggerMiningDetector(Detector):
         The reference ends this long before the window (default 6 hours): a pattern
         that began in the last hours is tested as new, not against its own first rows
         (one trigger row slid into a two-day reference raised a conjunction's expected
-        count about tenfold before any alert could hold it out).
+        count about tenfold before any alert could hold it out). Only with enough
+        history left (``GUARD_HISTORY``).
     """
 
     name = "trigger_mining"
@@ -197,6 +211,7 @@ class TriggerMiningDetector(Detector):
         self._last: dict[str, dict[str, Any]] = {}  # segment -> conjunction of last pass
         self._holds: dict[str, Hold] = {}
         self._cut: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
+        self._guarded: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
 
     # -- queries ----------------------------------------------------------------------
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
@@ -231,11 +246,17 @@ class TriggerMiningDetector(Detector):
     def _reference(self, ref: SlidingReference, r_lo: dt.datetime,
                    r_hi: dt.datetime) -> SegmentTable:
         """The trailing reference without the rows of held conjunctions' periods."""
-        table = ref.table(r_lo, r_hi)
+        return self._cut_holds(ref, ref.table(r_lo, r_hi), r_lo, r_hi)
+
+    def _cut_holds(self, ref: SlidingReference, table: SegmentTable, r_lo: dt.datetime,
+                   r_hi: dt.datetime, prune: bool = True) -> SegmentTable:
+        """``table`` (the counts of ``[r_lo, r_hi)``) without the held conjunctions' rows
+        (``prune``: the window is the whole reference, forget what slid out of it)."""
         for seg, hold in list(self._holds.items()):
             end = min(hold.until or r_hi, r_hi)
             if hold.until is not None and hold.until <= r_lo:
-                del self._holds[seg]  # the alerting period slid out of the window
+                if prune:
+                    del self._holds[seg]  # the alerting period slid out of the window
                 continue
             lo = max(hold.since, r_lo)
             if end <= lo:
@@ -247,8 +268,10 @@ class TriggerMiningDetector(Detector):
             keys = [k for k in cut.keys if k and matches(hold.conjunction, parse_key(k))]
             if keys:
                 table = table.combine(SegmentTable(keys, cut.rows(keys)), sign=-1.0)
-        live = {(max(h.since, r_lo), min(h.until or r_hi, r_hi)) for h in self._holds.values()}
-        self._cut = {s: t for s, t in self._cut.items() if s in live}
+        if prune:
+            live = {(max(h.since, r_lo), min(h.until or r_hi, r_hi))
+                    for h in self._holds.values()}
+            self._cut = {s: t for s, t in self._cut.items() if s in live}
         return table
 
     # -- the pass ---------------------------------------------------------------------
@@ -261,8 +284,17 @@ class TriggerMiningDetector(Detector):
         lo, hi = ctx.window(self.window_s)
         current, cards = self._current(ctx.store, lo, hi)
         r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
-        r_hi = max(r_lo, r_hi - dt.timedelta(seconds=self.guard_s))
-        reference = self._reference(self._ref, r_lo, r_hi)
+        g_hi = max(r_lo, r_hi - dt.timedelta(seconds=self.guard_s))
+        reference = self._reference(self._ref, r_lo, g_hi)
+        if g_hi < r_hi and _suspicious(reference) < GUARD_HISTORY * _suspicious(current):
+            # too little history without the guard's hours (a young store): keep them
+            if (g_hi, r_hi) not in self._guarded:
+                self._guarded = {(g_hi, r_hi): self._ref.fetch(g_hi, r_hi)}
+            piece = self._cut_holds(self._ref, self._guarded[(g_hi, r_hi)], g_hi, r_hi,
+                                    prune=False)
+            reference = reference.combine(piece)
+        else:
+            r_hi = g_hi
         frame = self._frame(current, reference)
         rows = self._search(frame, cards, current, reference)
         self._last = {r["segment"]: r["conjunction"] for r in rows if not r.get("filler")}
