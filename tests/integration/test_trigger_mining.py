@@ -176,7 +176,7 @@ def test_guard_keeps_a_recent_start_out_of_the_reference(traffic: Store) -> None
     """No alert held it, but the pattern's first rows (3 hours ago) lie within the
     guard: tested as new, not against its own beginning. (More risky rows than the
     fixture's, so the reference without the guard's hours holds GUARD_HISTORY times
-    the window's suspicious rows: the guard applies.)"""
+    the suspicious rows of those hours: the guard applies.)"""
     insert(traffic, risky_background(np.random.default_rng(9), 49, 8, T0, "r2"))
     insert(traffic, trigger(6, AT - 2 * HOUR + dt.timedelta(minutes=5), ("4829",)))
     later = AT + 3 * HOUR
@@ -193,8 +193,8 @@ def test_guard_keeps_a_recent_start_out_of_the_reference(traffic: Store) -> None
 
 
 def test_young_store_keeps_the_guard_hours(store: Store) -> None:
-    """Ten hours of history: without the guard's six the reference would hold about a
-    window's worth of rows, so they stay in (the first rows are the history again)."""
+    """Ten hours of history: without the guard's six the reference would hold two
+    hours, so they stay in (the pattern's first rows are its history again)."""
     rng = np.random.default_rng(8)
     insert(store, background(rng, 10, 40, prefix="b"))
     insert(store, risky_background(rng, 10, 2, T0, "r"))

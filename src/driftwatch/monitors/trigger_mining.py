@@ -108,11 +108,13 @@ def _records(table: pd.DataFrame) -> list[dict[str, str]]:
     return [{str(k): str(v) for k, v in r.items()} for r in table.to_dict("records")]
 
 
-GUARD_HISTORY = 8
+GUARD_HISTORY = 2
 """The guard applies when the reference without its hours still holds this many times
-the current window's suspicious rows (about 16 hours of history for a 2-hour window);
-with less, as in a store's first day, its hours stay in (a reference of an hour or two
-makes the surge test's scaling noisy)."""
+the suspicious rows of those hours (history beyond the guard at least twice as long as
+it: 18 hours of reference with the 6-hour guard); with less, as in a store's first day,
+its hours stay in (a reference of an hour or two makes the surge test's scaling noisy).
+The test compares stored hours only, never the current window, so an attack's own
+volume cannot switch the guard off."""
 
 
 def _suspicious(table: SegmentTable) -> float:
@@ -174,7 +176,7 @@ class TriggerMiningDetector(Detector):
         that began in the last hours is tested as new, not against its own first rows
         (one trigger row slid into a two-day reference raised a conjunction's expected
         count about tenfold before any alert could hold it out). Only with enough
-        history left (``GUARD_HISTORY``).
+        history beyond it (``GUARD_HISTORY``).
     """
 
     name = "trigger_mining"
@@ -286,15 +288,16 @@ class TriggerMiningDetector(Detector):
         r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
         g_hi = max(r_lo, r_hi - dt.timedelta(seconds=self.guard_s))
         reference = self._reference(self._ref, r_lo, g_hi)
-        if g_hi < r_hi and _suspicious(reference) < GUARD_HISTORY * _suspicious(current):
-            # too little history without the guard's hours (a young store): keep them
-            if (g_hi, r_hi) not in self._guarded:
+        if g_hi < r_hi:
+            if (g_hi, r_hi) not in self._guarded:  # the guard's hours: one read an hour
                 self._guarded = {(g_hi, r_hi): self._ref.fetch(g_hi, r_hi)}
-            piece = self._cut_holds(self._ref, self._guarded[(g_hi, r_hi)], g_hi, r_hi,
-                                    prune=False)
-            reference = reference.combine(piece)
-        else:
-            r_hi = g_hi
+            piece = self._guarded[(g_hi, r_hi)]
+            if _suspicious(reference) < GUARD_HISTORY * _suspicious(piece):
+                # too little history without the guard's hours (a young store): keep them
+                reference = reference.combine(
+                    self._cut_holds(self._ref, piece, g_hi, r_hi, prune=False))
+            else:
+                r_hi = g_hi
         frame = self._frame(current, reference)
         rows = self._search(frame, cards, current, reference)
         self._last = {r["segment"]: r["conjunction"] for r in rows if not r.get("filler")}
