@@ -233,16 +233,6 @@ def matches(conj: Mapping[str, Any], fields: Mapping[str, str]) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class Hold:
-    """An alerting conjunction: its rows from ``since`` to ``until`` (open while it
-    alerts) stay out of the reference."""
-
-    conjunction: dict[str, Any]
-    since: dt.datetime
-    until: dt.datetime | None = None
-
-
 def records_of(table: pd.DataFrame) -> list[dict[str, str]]:
     """The rows of a mining table as text fields."""
     return [{str(k): str(v) for k, v in r.items()} for r in table.to_dict("records")]
