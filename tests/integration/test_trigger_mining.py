@@ -217,6 +217,32 @@ def test_chunked_window_is_the_window_query_late_and_redelivered_rows_included(
     _same_window(fresh._window(traffic, off - span, off), det._current(traffic, off - span, off))
 
 
+def test_search_is_reused_when_the_frame_is_the_same(
+    traffic: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass whose suspicious rows (both windows) equal the last pass's reuses its
+    search, with the same evaluations; a changed frame searches again."""
+    import driftwatch.monitors.trigger_mining as tm
+
+    calls: list[int] = []
+    real = tm.mine
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tm, "mine", counted)
+    insert(traffic, trigger(6, AT - HOUR, ("4829",)))
+    det, s = detector(traffic)
+    first = evaluate(det, traffic, s, AT)
+    again = evaluate(det, traffic, s, AT)
+    assert len(calls) == 1
+    assert list(first.pvalue) == list(again.pvalue) and first.labels == again.labels
+    insert(traffic, trigger(2, AT - dt.timedelta(minutes=3), ("4829",)))
+    evaluate(det, traffic, s, AT)
+    assert len(calls) == 2
+
+
 def test_parse_key_and_match() -> None:
     key = "\x1e".join(["5967", "37", "INTL-PAY-X", "30..89", "LT", "ecom", "1000..9999"])
     fields = parse_key(key)
