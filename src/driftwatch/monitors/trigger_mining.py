@@ -103,9 +103,9 @@ from driftwatch.monitors.trigger_keys import (
     buckets_sql,
     conjunction_text,
     matches,
-    parse_key,
     records_of,
     shared_rows,
+    split_keys,
     window_sql,
 )
 from driftwatch.settings import Settings
@@ -288,7 +288,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         for table, col in ((current, "k"), (reference, "k_ref")):
             keys = [k for k in table.keys if k]
             counts = table.rows(keys)[:, 1] if keys else np.zeros(0)
-            df = pd.DataFrame([parse_key(k) for k in keys], columns=list(FIELDS))
+            df = pd.DataFrame(split_keys(keys), columns=list(FIELDS))
             df[col] = counts.astype(np.int64)
             parts.append(df)
         frame = pd.concat(parts, ignore_index=True).fillna(0)
