@@ -107,8 +107,9 @@ def hostile_items(t0: dt.datetime) -> tuple[list[tuple[bytes, bytes]], dict[str,
 def make_one_rule_raise(runtime: WorkerRuntime, event_id: str) -> str:
     """Make the first compiled rule raise on one event; return that rule's id.
 
-    Its lane (:class:`driftwatch.rules.guards.Lane`) is replaced by one without guards
-    whose condition is the rule's whole condition, raising on ``event_id``.
+    Its lane (:class:`driftwatch.rules.guards.Lane`) is replaced by one without guards,
+    column guards or window narrowing (either could skip the event before the condition
+    runs) whose condition is the rule's whole condition, raising on ``event_id``.
     """
     stage = next(s for s in runtime.pipeline.event_stages if isinstance(s, RuleStage))
     ev = stage.evaluator
@@ -120,7 +121,8 @@ def make_one_rule_raise(runtime: WorkerRuntime, event_id: str) -> str:
             raise ZeroDivisionError("injected")
         return bool(whole(e))
 
-    lanes[0] = dataclasses.replace(lanes[0], first=None, more=None, rest=broken, whole=broken)
+    lanes[0] = dataclasses.replace(lanes[0], first=None, more=None, rest=broken, whole=broken,
+                                   narrow=None, also=())
     return ev.rules[0].id
 
 
