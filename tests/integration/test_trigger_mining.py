@@ -16,7 +16,8 @@ from scipy import stats as sps
 from driftwatch.alerts.model import Alert, iso
 from driftwatch.monitors.base import PassContext
 from driftwatch.monitors.segments import SegmentSpec
-from driftwatch.monitors.trigger_mining import TriggerMiningDetector, matches, parse_key
+from driftwatch.monitors.trigger_keys import matches, parse_key
+from driftwatch.monitors.trigger_mining import TriggerMiningDetector
 from driftwatch.scoring import names_conjunction
 from driftwatch.store.client import Store
 from tests.integration.monitor_data import HOUR, T0, background, event, insert, settings_for
