@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from driftwatch.alerts.model import Alert
+from driftwatch.alerts.model import Alert, iso
 from driftwatch.monitors.base import PassContext
 from driftwatch.monitors.segments import SegmentSpec
-from driftwatch.monitors.trigger_mining import TriggerMiningDetector, matches, parse_key
+from driftwatch.monitors.trigger_keys import matches, parse_key
+from driftwatch.monitors.trigger_mining import TriggerMiningDetector
 from driftwatch.scoring import names_conjunction
 from driftwatch.store.client import Store
 from tests.integration.monitor_data import HOUR, T0, background, event, insert, settings_for
@@ -219,7 +220,10 @@ def test_chunked_window_is_the_window_query_late_and_redelivered_rows_included(
 
 def test_guard_keeps_a_recent_start_out_of_the_reference(traffic: Store) -> None:
     """No alert held it, but the pattern's first rows (3 hours ago) lie within the
-    guard: tested as new, not against its own beginning."""
+    guard: tested as new, not against its own beginning. (More risky rows than the
+    fixture's, so the reference without the guard's hours holds GUARD_HISTORY times
+    the suspicious rows of those hours: the guard applies.)"""
+    insert(traffic, risky_background(np.random.default_rng(9), 49, 8, T0, "r2"))
     insert(traffic, trigger(6, AT - 2 * HOUR + dt.timedelta(minutes=5), ("4829",)))
     later = AT + 3 * HOUR
     insert(traffic, trigger(4, later - HOUR, ("4829",)))
@@ -229,8 +233,55 @@ def test_guard_keeps_a_recent_start_out_of_the_reference(traffic: Store) -> None
     j = next(k for k in range(len(ev)) if ev.segment[k] == "mcc=4829")
     assert int(ev.n_ref[j]) == 0 and int(ev.detail(j)["count"]) == 4
     assert float(ev.pvalue[j]) < 1e-3
+    assert ev.reference.endswith(f"{iso(later - 8 * HOUR)})"), ev.reference
     with pytest.raises(ValueError, match="guard_s"):
         detector(traffic, guard_s=1800)
+
+
+def test_young_store_keeps_the_guard_hours(store: Store) -> None:
+    """Ten hours of history: without the guard's six the reference would hold two
+    hours, so they stay in (the pattern's first rows are its history again)."""
+    rng = np.random.default_rng(8)
+    insert(store, background(rng, 10, 40, prefix="b"))
+    insert(store, risky_background(rng, 10, 2, T0, "r"))
+    at = T0 + 10 * HOUR
+    insert(store, trigger(6, T0 + 4 * HOUR, ("4829",)))
+    insert(store, trigger(4, at - HOUR, ("4829",)))
+    det, s = detector(store)
+    ev = evaluate(det, store, s, at)
+    assert ev.reference.endswith(f"{iso(at - 2 * HOUR)})"), ev.reference
+    # exactly what no guard gives: the pattern's history holds its first six rows
+    plain, _ = detector(store, guard_s=0)
+    ev0 = evaluate(plain, store, s, at)
+    assert ev0.reference == ev.reference and len(ev0) == len(ev)
+    assert np.allclose(np.sort(ev0.pvalue), np.sort(ev.pvalue))
+    assert list(ev.segment).count("mcc=4829") == 0
+
+
+def test_search_is_reused_when_the_frame_is_the_same(
+    traffic: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass whose suspicious rows (both windows) equal the last pass's reuses its
+    search, with the same evaluations; a changed frame searches again."""
+    import driftwatch.monitors.trigger_mining as tm
+
+    calls: list[int] = []
+    real = tm.mine
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tm, "mine", counted)
+    insert(traffic, trigger(6, AT - HOUR, ("4829",)))
+    det, s = detector(traffic)
+    first = evaluate(det, traffic, s, AT)
+    again = evaluate(det, traffic, s, AT)
+    assert len(calls) == 1
+    assert list(first.pvalue) == list(again.pvalue) and first.labels == again.labels
+    insert(traffic, trigger(2, AT - dt.timedelta(minutes=3), ("4829",)))
+    evaluate(det, traffic, s, AT)
+    assert len(calls) == 2
 
 
 def test_parse_key_and_match() -> None:

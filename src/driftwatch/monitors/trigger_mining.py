@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -89,6 +89,7 @@ from driftwatch.monitors.base import (
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, sql_literal
+from driftwatch.monitors.trigger_holds import HeldReference, Hold
 from driftwatch.monitors.trigger_keys import (
     AGE_EDGES,
     AGE_SQL,
@@ -98,14 +99,13 @@ from driftwatch.monitors.trigger_keys import (
     FIELDS,
     SEP,
     ChunkedWindow,
-    Hold,
     Mark,
     buckets_sql,
     conjunction_text,
     matches,
-    parse_key,
     records_of,
     shared_rows,
+    split_keys,
     window_sql,
 )
 from driftwatch.settings import Settings
@@ -116,7 +116,7 @@ Window = tuple[SegmentTable, dict[str, list[str]]]
 
 
 @register
-class TriggerMiningDetector(BatchedWindows, Detector):
+class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
     """Surging conjunctions of low-score-for-risk rows (lattice search, exact tails).
 
     Options
@@ -149,7 +149,8 @@ class TriggerMiningDetector(BatchedWindows, Detector):
         The reference ends this long before the window (default 6 hours): a pattern
         that began in the last hours is tested as new, not against its own first rows
         (one trigger row slid into a two-day reference raised a conjunction's expected
-        count about tenfold before any alert could hold it out).
+        count about tenfold before any alert could hold it out). Only with enough
+        history beyond it (``GUARD_HISTORY``).
     """
 
     name = "trigger_mining"
@@ -189,6 +190,7 @@ class TriggerMiningDetector(BatchedWindows, Detector):
         self._chunks: ChunkedWindow | None = None
         self._memo: tuple[pd.DataFrame, pd.DataFrame, MiningResult,
                           list[dict[str, str]]] | None = None
+        self._guarded: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
 
     # -- queries ----------------------------------------------------------------------
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
@@ -265,41 +267,6 @@ class TriggerMiningDetector(BatchedWindows, Detector):
                                                              strict=True) if k}
         return table, cards
 
-    # -- the reference hold -----------------------------------------------------------
-    def hold_references(self, segments: Collection[str], at: dt.datetime | None = None) -> None:
-        """Alerting segments whose conjunction came from this detector: hold it."""
-        held = set(segments)
-        for seg, conj in self._last.items():
-            if seg in held and seg not in self._holds and at is not None:
-                since = at - dt.timedelta(seconds=self.window_s)
-                self._holds[seg] = Hold(conj, since)
-        for seg, hold in list(self._holds.items()):
-            if seg not in held and hold.until is None:
-                self._holds[seg] = Hold(hold.conjunction, hold.since, at or hold.since)
-
-    def _reference(self, ref: SlidingReference, r_lo: dt.datetime,
-                   r_hi: dt.datetime) -> SegmentTable:
-        """The trailing reference without the rows of held conjunctions' periods."""
-        table = ref.table(r_lo, r_hi)
-        for seg, hold in list(self._holds.items()):
-            end = min(hold.until or r_hi, r_hi)
-            if hold.until is not None and hold.until <= r_lo:
-                del self._holds[seg]  # the alerting period slid out of the window
-                continue
-            lo = max(hold.since, r_lo)
-            if end <= lo:
-                continue
-            span = (lo, end)
-            if span not in self._cut:
-                self._cut[span] = ref.fetch(lo, end)
-            cut = self._cut[span]
-            keys = [k for k in cut.keys if k and matches(hold.conjunction, parse_key(k))]
-            if keys:
-                table = table.combine(SegmentTable(keys, cut.rows(keys)), sign=-1.0)
-        live = {(max(h.since, r_lo), min(h.until or r_hi, r_hi)) for h in self._holds.values()}
-        self._cut = {s: t for s, t in self._cut.items() if s in live}
-        return table
-
     # -- the pass ---------------------------------------------------------------------
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
@@ -309,8 +276,7 @@ class TriggerMiningDetector(BatchedWindows, Detector):
         lo, hi = ctx.window(self.window_s)
         current, cards = self._window(ctx.store, lo, hi)
         r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
-        r_hi = max(r_lo, r_hi - dt.timedelta(seconds=self.guard_s))
-        reference = self._reference(self._ref, r_lo, r_hi)
+        reference, r_hi = self._guarded_reference(self._ref, r_lo, r_hi)
         frame = self._frame(current, reference)
         rows = self._search(frame, cards, current, reference)
         self._last = {r["segment"]: r["conjunction"] for r in rows if not r.get("filler")}
@@ -322,7 +288,7 @@ class TriggerMiningDetector(BatchedWindows, Detector):
         for table, col in ((current, "k"), (reference, "k_ref")):
             keys = [k for k in table.keys if k]
             counts = table.rows(keys)[:, 1] if keys else np.zeros(0)
-            df = pd.DataFrame([parse_key(k) for k in keys], columns=list(FIELDS))
+            df = pd.DataFrame(split_keys(keys), columns=list(FIELDS))
             df[col] = counts.astype(np.int64)
             parts.append(df)
         frame = pd.concat(parts, ignore_index=True).fillna(0)
