@@ -20,6 +20,12 @@ wall times: on a shared machine they move less than the wall time.
 
     .venv/bin/python bench/backfill.py            # 48 h at 2 tx/s (~350k events)
     .venv/bin/python bench/backfill.py --quick    # 2 h at 2 tx/s (< 1 min unloaded)
+
+Last full run (2026-12-07, shared machine at load 10-13, trigger mining's chunked
+window): off 54.6 s, pass by pass 1,968 s, backfill 843 s (15.4x off, not met),
+identical rows and alerts; backfill monitor seconds: score_drift_predeploy 131,
+trigger_mining 119 (+4 prefetch; 325 pass by pass), beneficiary 99 (+24), shadow 51,
+cents 42 (+47), volume 40 (+15), score_drift 37 (+17), drift_results insert 25.
 """
 
 from __future__ import annotations
