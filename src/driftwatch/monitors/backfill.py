@@ -116,8 +116,8 @@ def grid_params(
     return {
         "lo": first - dt.timedelta(seconds=window_s),
         "hi": last,
-        "bf_first": _seconds(first),
-        "bf_last": _seconds(last),
+        "bf_first": epoch_seconds(first),
+        "bf_last": epoch_seconds(last),
         "bf_width_ms": window_s * 1000,
         "bf_step_ms": step_s * 1000,
         "bf_step": step_s,
@@ -127,7 +127,8 @@ def grid_params(
     }
 
 
-def _seconds(t: dt.datetime) -> int:
+def epoch_seconds(t: dt.datetime) -> int:
+    """Whole seconds of ``t`` since the epoch (the pass grid's unit)."""
     return int((t - EPOCH) // dt.timedelta(seconds=1))
 
 
@@ -142,7 +143,7 @@ def split_passes(cols: Columns, passes: Sequence[dt.datetime]) -> dict[dt.dateti
     sorted_keys = keys[order]
     names = [c for c in cols if c != GRID_KEY]
     for at in passes:
-        sec = _seconds(at)
+        sec = epoch_seconds(at)
         lo, hi = np.searchsorted(sorted_keys, [sec, sec + 1])
         if hi > lo:
             idx = order[lo:hi]
@@ -213,7 +214,7 @@ def query_chunks(
     """The columns of ``sql`` (as for :func:`query_passes`) for each of ``spans`` (of
     :func:`chunk_grid` ``width_s``), in one query."""
     ends = [hi for _, hi in spans]
-    only = [_seconds(t) for t in ends]
+    only = [epoch_seconds(t) for t in ends]
     per = query_passes(store, sql, ends, width_s, width_s, bf_only=only, **extra)
     return [per[hi] for hi in ends]
 

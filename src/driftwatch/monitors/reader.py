@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftwatch.events import EPOCH
-from driftwatch.monitors.backfill import grid_sql, query_passes
+from driftwatch.monitors.backfill import epoch_seconds, grid_sql, query_passes
 from driftwatch.monitors.base import Columns, query_table
 from driftwatch.monitors.segments import SegmentSpec, segment_sql
 from driftwatch.store.client import Store
@@ -59,17 +58,13 @@ def bucket_sql(
     )
 
 
-def _seconds(t: dt.datetime) -> int:
-    return int((t - EPOCH) // dt.timedelta(seconds=1))
-
-
 def whole_buckets(passes: Sequence[dt.datetime], window_s: int, step_s: int) -> bool:
     """Whether every window of ``passes`` is a whole number of pass intervals on the grid."""
     return (
         window_s > 0
         and step_s > 0
         and window_s % step_s == 0
-        and all(_seconds(at) % step_s == 0 for at in passes)
+        and all(epoch_seconds(at) % step_s == 0 for at in passes)
     )
 
 
@@ -113,6 +108,7 @@ def window_sums(
     ``(at - window_s, at]`` per distinct ``keys`` tuple, for the keys with rows
     (``_rows``) in that window; int64 columns.
 
+    >>> from driftwatch.events import EPOCH
     >>> t = EPOCH + dt.timedelta(seconds=600)
     >>> cols = Columns({BUCKET_KEY: np.array([300, 600, 600]), "s": np.array(["a", "a", "b"]),
     ...                 "c": np.array([1, 2, 5]), "_rows": np.array([1, 2, 5])})
@@ -130,7 +126,7 @@ def window_sums(
     ncode = int(codes.max()) + 1
     weights = [np.asarray(cols[v], dtype=np.float64)[order] for v in (*values, _ROWS)]
     for at in passes:
-        sec = _seconds(at)
+        sec = epoch_seconds(at)
         lo, hi = np.searchsorted(bucket, [sec - window_s + step_s, sec + 1])
         if hi <= lo:
             continue

@@ -29,7 +29,7 @@ from operator import itemgetter
 from typing import Any
 
 from driftwatch.rules import typed as t
-from driftwatch.rules.window import Entry, KeyedWindow
+from driftwatch.rules.window import Entry, KeyedWindow, previous_before
 
 __all__ = ["SEQUENCE_KINDS", "SharedWindow", "share"]
 
@@ -115,19 +115,4 @@ class SharedWindow:
     def previous(self, k: Any, t: int, event_id: str, slot: int) -> Entry | None:
         """The newest entry of ``k`` before ``(t, event_id)`` whose ``slot`` is not None."""
         d = self.held(k)
-        if not d:
-            return None
-        last = d[-1]
-        if last[0] == t and last[1] == event_id:
-            i = len(d) - 1
-        elif last[0] < t:
-            i = len(d)
-        else:
-            i = bisect_right(d, (t, event_id), key=_order)
-            if i > 0 and d[i - 1][0] == t and d[i - 1][1] == event_id:
-                i -= 1
-        while i > 0:
-            i -= 1
-            if d[i][slot] is not None:
-                return d[i]
-        return None
+        return previous_before(d, t, event_id, slot) if d else None

@@ -39,6 +39,25 @@ _MS = itemgetter(0)
 
 
 _order = itemgetter(0, 1)
+
+
+def previous_before(d: list[Entry], t: int, event_id: str, slot: int) -> Entry | None:
+    """The newest entry of the sorted, non-empty ``d`` before ``(t, event_id)`` whose
+    ``slot`` is not None (the current event itself, when held, is skipped)."""
+    last = d[-1]
+    if last[0] == t and last[1] == event_id:  # the usual case: the current is newest
+        i = len(d) - 1
+    elif last[0] < t:
+        i = len(d)
+    else:
+        i = bisect_right(d, (t, event_id), key=_order)
+        if i > 0 and d[i - 1][0] == t and d[i - 1][1] == event_id:
+            i -= 1
+    while i > 0:
+        i -= 1
+        if d[i][slot] is not None:
+            return d[i]
+    return None
 """``(ms, event_id)`` of an entry: the order of a key's entries."""
 
 
@@ -357,21 +376,7 @@ class KeyedWindow:
             lone = got
             before = lone[0] < t or (lone[0] == t and lone[1] < event_id)
             return lone if before and lone[slot] is not None else None
-        d = cast(list[Entry], got)
-        last = d[-1]
-        if last[0] == t and last[1] == event_id:  # the usual case: the current is newest
-            i = len(d) - 1
-        elif last[0] < t:
-            i = len(d)
-        else:
-            i = bisect_right(d, (t, event_id), key=_order)
-            if i > 0 and d[i - 1][0] == t and d[i - 1][1] == event_id:
-                i -= 1
-        while i > 0:
-            i -= 1
-            if d[i][slot] is not None:
-                return d[i]
-        return None
+        return previous_before(cast(list[Entry], got), t, event_id, slot)
 
     def expire(self, now_ms: int, limit: int) -> int:
         """Drop keys whose newest entry is older than ``now_ms - within_ms``, looking at
