@@ -23,13 +23,12 @@ had already evicted, and a card over ``max_per_key`` entries keeps its newest
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable, Hashable
 from operator import itemgetter
 from typing import Any
 
 from driftwatch.rules import typed as t
-from driftwatch.rules.window import Entry, KeyedWindow, previous_before
+from driftwatch.rules.window import Entry, KeyedWindow, entries_before, previous_before
 
 __all__ = ["SEQUENCE_KINDS", "SharedWindow", "share"]
 
@@ -105,12 +104,7 @@ class SharedWindow:
     def before(self, k: Any, t: int, event_id: str, count: int) -> list[Entry]:
         """Up to ``count`` entries of ``k`` ending with the one at ``(t, event_id)``."""
         d = self.held(k)
-        if not d:
-            return []
-        if d[-1][0] == t and d[-1][1] == event_id:
-            return d[-count:]
-        i = bisect_right(d, (t, event_id), key=_order)
-        return d[max(0, i - count) : i]
+        return entries_before(d, t, event_id, count) if d else []
 
     def previous(self, k: Any, t: int, event_id: str, slot: int) -> Entry | None:
         """The newest entry of ``k`` before ``(t, event_id)`` whose ``slot`` is not None."""

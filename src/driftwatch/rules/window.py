@@ -41,6 +41,15 @@ _MS = itemgetter(0)
 _order = itemgetter(0, 1)
 
 
+def entries_before(d: list[Entry], t: int, event_id: str, count: int) -> list[Entry]:
+    """Up to ``count`` entries of the sorted, non-empty ``d`` ending with the one at
+    ``(t, event_id)`` (or the last before it)."""
+    if d[-1][0] == t and d[-1][1] == event_id:
+        return d[-count:]
+    i = bisect_right(d, (t, event_id), key=_order)
+    return d[max(0, i - count) : i]
+
+
 def previous_before(d: list[Entry], t: int, event_id: str, slot: int) -> Entry | None:
     """The newest entry of the sorted, non-empty ``d`` before ``(t, event_id)`` whose
     ``slot`` is not None (the current event itself, when held, is skipped)."""
@@ -360,12 +369,7 @@ class KeyedWindow:
     def before(self, k: Hashable, t: int, event_id: str, count: int) -> list[Entry]:
         """Up to ``count`` entries of ``k`` ending with the one at ``(t, event_id)``."""
         d = self._get(k)
-        if not d:
-            return []
-        if d[-1][0] == t and d[-1][1] == event_id:
-            return d[-count:]
-        i = bisect_right(d, (t, event_id), key=_order)
-        return d[max(0, i - count) : i]
+        return entries_before(d, t, event_id, count) if d else []
 
     def previous(self, k: Hashable, t: int, event_id: str, slot: int) -> Entry | None:
         """The newest entry of ``k`` before ``(t, event_id)`` whose ``slot`` is not None."""
