@@ -38,8 +38,6 @@ SEQUENCE_KINDS = frozenset({"monotonic_increase", "monotonic_decrease", "travel_
 SHORT = 16
 """Entries of a card up to which its entries are filtered per read, not grouped."""
 
-_order = itemgetter(0, 1)
-
 
 def share(specs: dict[Any, Any]) -> list[tuple[Any, Any]]:
     """``(composite spec, base spec)`` pairs: each spec keyed by several plain fields,
