@@ -224,6 +224,24 @@ def rate_pvalue(
     return pvalue, np.asarray(rate, dtype=np.float64), pmin
 
 
+def pooled_prior(k_ref: FloatArray, n_ref: FloatArray, prior: float, strength: float) -> float:
+    """The prior share of a rate detector's segments: all segments' reference pooled,
+    shrunk toward the configured ``prior`` worth ``strength`` rows (empirical Bayes).
+
+    A fixed prior of "almost never" (out-of-domain: 1e-4) makes every segment whose
+    own share is ordinary but higher look raised while its reference is young (hours
+    of rows, mostly prior): 4x nominal false positives at 6 h. The pooled share says
+    what is ordinary for these segments; with no reference at all it is ``prior``.
+
+    >>> pooled_prior(np.array([2.0, 0.0]), np.array([1000.0, 1000.0]), 1e-4, 1000.0)
+    0.0007
+    >>> pooled_prior(np.zeros(2), np.zeros(2), 1e-4, 1000.0)
+    0.0001
+    """
+    total = float(np.sum(n_ref))
+    return (float(np.sum(k_ref)) + strength * prior) / (total + strength)
+
+
 def between_concentration(ref: FloatArray) -> float:
     """How closely segments' cell shares follow all traffic's (empirical Bayes).
 
