@@ -4,7 +4,8 @@ A detector's reference is one sum over a trailing week; it says what share to
 expect but not how much that share moves from one window to the next. This module
 reads the reference again split into chunks as long as the current window (a sample
 of at most ``max_chunks`` of them, spread over the week so every time of day
-appears), once per ``refresh_s`` of event time, and turns their spread into a
+appears), once per ``refresh_s`` of event time on a fixed grid (so a pass gets the
+same estimate whether its process started a week or a second earlier), and turns their spread into a
 concentration per segment (:mod:`driftwatch.stats.dispersion`). The detectors then
 test against the beta-binomial / Dirichlet-multinomial predictive with that
 concentration instead of a binomial with a cautious plug-in rate, so a segment whose
@@ -27,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -76,7 +78,7 @@ class ReferenceDispersion:
     max_chunks : int
         Most chunks read per refresh (default 24: every 7th hour of a week).
     refresh_s : int
-        Event time between refreshes (default one day).
+        Grid of the refreshes, from the epoch (default one day; :meth:`anchor`).
     many : callable, optional
         ``many(spans)`` reads the tables of many chunks in one query (then a refresh
         is one query instead of ``max_chunks``).
@@ -106,11 +108,7 @@ class ReferenceDispersion:
         self.fetches = 0
         self.reads = 0
         """Chunks read, and ``fetch``/``many`` calls made (store queries)."""
-        self._at: dt.datetime | None = None
-        self._complete = False
-        self._young_every = float(chunk_s)
-        self._keys: dict[str, float] = {}
-        self._fallback = math.inf
+        self._cache: dict[tuple[dt.datetime, dt.timedelta], _Estimate] = {}
 
     def chunks(self, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
         """The chunk windows read for the reference ``[start, end)``, newest first.
@@ -133,18 +131,51 @@ class ReferenceDispersion:
     def concentration(
         self, keys: Sequence[str], start: dt.datetime, end: dt.datetime
     ) -> FloatArray:
-        """Concentration per key (``inf``: no over-dispersion), refreshed when due:
-        every ``refresh_s``, or, while some chunk read was still empty (a young store:
-        the estimate must not stay at "no dispersion" for a day), after ``chunk_s``,
-        then twice that, and so on up to ``refresh_s`` (a handful of refreshes while
-        the store fills, not one per chunk)."""
-        every = self.refresh_s if self._complete else min(self._young_every, self.refresh_s)
-        if self._at is None or (end - self._at).total_seconds() >= every:
-            self._refresh(start, end)
-        out = np.array([self._keys.get(k, self._fallback) for k in keys], dtype=np.float64)
-        return out
+        """Concentration per key (``inf``: no over-dispersion) for the reference
+        ``[start, end)``.
 
-    def _refresh(self, start: dt.datetime, end: dt.datetime) -> None:
+        The estimate is a function of the pass alone, never of when the process
+        started: it is read from the reference ending at an anchor on a fixed grid
+        (:meth:`anchor`), the same for a cold first pass after a start, a warm pass,
+        live or backfill. Each anchor's estimate is read once and kept."""
+        return self._estimate(self.anchor(start, end), end - start).lookup(keys)
+
+    def anchor(self, start: dt.datetime, end: dt.datetime) -> dt.datetime:
+        """The end of the reference the estimate for ``[start, end)`` is read from.
+
+        The start of ``end``'s day (``refresh_s`` grid from the epoch) if the chunks
+        read there all held rows; otherwise (a young store: the estimate must not
+        stay at "no dispersion" for a day) the latest of that day's start plus one
+        chunk, two, four ... (a handful of reads a day while the store fills, not
+        one per chunk).
+
+        >>> from driftwatch.monitors.reference import SegmentTable
+        >>> t = dt.datetime(2026, 3, 8, 13, 20, tzinfo=dt.UTC)
+        >>> young = ReferenceDispersion(lambda a, b: SegmentTable.empty(2),
+        ...                             rate_estimator, chunk_s=3600)
+        >>> young.anchor(t - dt.timedelta(days=7), t).hour
+        8
+        """
+        length = end - start
+        day = _floor(end, self.refresh_s)
+        if self._estimate(day, length).complete:
+            return day
+        chunks = int((end - day).total_seconds() // self.chunk_s)
+        if chunks < 1:
+            return day
+        return day + dt.timedelta(seconds=self.chunk_s * (1 << (chunks.bit_length() - 1)))
+
+    def _estimate(self, anchor: dt.datetime, length: dt.timedelta) -> _Estimate:
+        key = (anchor, length)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._read(anchor - length, anchor)
+            self._cache[key] = hit
+            while len(self._cache) > 4:  # a day's anchor and the latest young one
+                del self._cache[next(iter(self._cache))]
+        return hit
+
+    def _read(self, start: dt.datetime, end: dt.datetime) -> _Estimate:
         spans = self.chunks(start, end)
         self.fetches += len(spans)
         if self.many is not None and spans:
@@ -153,17 +184,33 @@ class ReferenceDispersion:
         else:
             self.reads += len(spans)
             tables = [self.fetch(lo, hi) for lo, hi in spans]
-        if self._at is not None and not self._complete:
-            self._young_every *= 2
-        self._at = end
-        self._complete = bool(tables) and all(t.keys for t in tables)
+        complete = bool(tables) and all(t.keys for t in tables)
         names = sorted({k for t in tables for k in t.keys})
         if not tables or not names:
-            self._keys, self._fallback = {}, math.inf
-            return
+            return _Estimate({}, math.inf, complete)
         stack = np.stack([t.rows(names) for t in tables], axis=1)
-        conc, self._fallback = combine_concentrations(stack, self.estimator)
-        self._keys = dict(zip(names, conc.tolist(), strict=True))
+        conc, fallback = combine_concentrations(stack, self.estimator)
+        return _Estimate(dict(zip(names, conc.tolist(), strict=True)), fallback, complete)
+
+
+@dataclass(frozen=True)
+class _Estimate:
+    """One reading of the reference chunks: concentration per key, the pool's (for
+    keys the chunks never held), and whether every chunk read held rows."""
+
+    keys: dict[str, float]
+    fallback: float
+    complete: bool
+
+    def lookup(self, keys: Sequence[str]) -> FloatArray:
+        return np.array([self.keys.get(k, self.fallback) for k in keys], dtype=np.float64)
+
+
+def _floor(t: dt.datetime, step_s: int) -> dt.datetime:
+    """``t`` rounded down to a multiple of ``step_s`` seconds since the epoch."""
+    epoch = dt.datetime(1970, 1, 1, tzinfo=t.tzinfo)
+    sec = (t - epoch) // dt.timedelta(seconds=1)
+    return epoch + dt.timedelta(seconds=sec - sec % step_s)
 
 
 def combine_concentrations(stack: FloatArray, estimator: Estimator) -> tuple[FloatArray, float]:

@@ -165,20 +165,52 @@ def test_reference_dispersion_rereads_ever_less_often_while_the_store_is_young()
 
     disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=3600)
     week = dt.timedelta(days=7)
+    h = dt.timedelta(hours=1)
     disp.concentration(["a"], T - week, T)
+    assert len(calls) == 24  # the day's anchor: some chunks were empty
+    disp.concentration(["a"], T - week + 0.5 * h, T + 0.5 * h)
     assert len(calls) == 24
-    disp.concentration(["a"], T - week, T + dt.timedelta(minutes=30))
-    assert len(calls) == 24
-    disp.concentration(["a"], T - week, T + dt.timedelta(hours=1))
-    assert len(calls) == 48  # some chunks were empty: read again an hour later
-    disp.concentration(["a"], T - week, T + dt.timedelta(hours=2))
-    assert len(calls) == 48  # then two hours later, not every hour
-    disp.concentration(["a"], T - week, T + dt.timedelta(hours=3))
-    assert len(calls) == 72
-    disp.concentration(["a"], T - week, T + dt.timedelta(hours=6))
-    assert len(calls) == 72  # then four hours later
-    disp.concentration(["a"], T - week, T + dt.timedelta(hours=7))
+    disp.concentration(["a"], T - week + h, T + h)
+    assert len(calls) == 48  # read again an hour into the day
+    disp.concentration(["a"], T - week + 2 * h, T + 2 * h)
+    assert len(calls) == 72  # two hours
+    disp.concentration(["a"], T - week + 3 * h, T + 3 * h)
+    assert len(calls) == 72  # not three
+    disp.concentration(["a"], T - week + 4 * h, T + 4 * h)
+    assert len(calls) == 96  # then four hours in, eight, sixteen
+    disp.concentration(["a"], T - week + 7 * h, T + 7 * h)
     assert len(calls) == 96
+    assert disp.anchor(T - week + 7 * h, T + 7 * h) == T + 4 * h
+    assert disp.anchor(T - week + 17 * h, T + 17 * h) == T + 16 * h
+
+
+@pytest.mark.parametrize("store_age_h", [30.0, 24.0 * 9])
+def test_a_cold_first_pass_gets_the_estimate_of_a_warm_one(store_age_h: float) -> None:
+    """A detector started at any pass (a restart, a backfill from there) reads the
+    estimate a process running since long before uses at that pass: live and
+    backfill agree whatever their start (young and mature stores)."""
+    first = T - dt.timedelta(hours=store_age_h)
+
+    def fetch(lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        if lo < first:
+            return SegmentTable.empty(2)
+        # a deterministic, over-dispersed share per chunk and segment
+        rng = np.random.default_rng(int(lo.timestamp()))
+        n = rng.integers(50, 200, 3)
+        k = rng.binomial(n, rng.beta(2.0, 18.0, 3))
+        return SegmentTable.from_wide(["a", "b", "c"], [n, k])
+
+    week = dt.timedelta(days=7)
+    step = dt.timedelta(minutes=5)
+    passes = [T + i * step for i in range(0, 12 * 40, 7)]  # 40 hours, every 35 min
+    warm = ReferenceDispersion(fetch, rate_estimator, chunk_s=3600)
+    seen = [warm.concentration(["a", "b", "c"], at - week, at) for at in passes]
+    for i in range(0, len(passes), 5):
+        cold = ReferenceDispersion(fetch, rate_estimator, chunk_s=3600)
+        for j in range(i, min(i + 3, len(passes))):
+            at = passes[j]
+            assert cold.concentration(["a", "b", "c"], at - week, at).tolist() == seen[j].tolist()
+    assert len({tuple(x.tolist()) for x in seen}) > 1  # the estimate did move
 
 
 def test_between_concentration_recovers_how_alike_segments_are() -> None:
