@@ -285,7 +285,7 @@ def score_psi(rng: np.random.Generator, plan: Plan, cond: Condition
     mapping = reference_bins(ref, 10)
     ref_c = regroup(ref, mapping, 10)
     cur_c = regroup(cur, mapping, 10)
-    _, p = homogeneity_pvalue(ref_c, cur_c, chunk_n, est)
+    _, p = homogeneity_pvalue(ref_c, cur_c, chunk_n, est, 24.0)
     res = psi_test(ref_c, cur_c)
     n, n_ref = cur.sum(axis=1), ref.sum(axis=1)
     psi_eff = np.asarray(res.psi) - (np.asarray(res.bins) - 1) * (n + n_ref) / (n * n_ref)
