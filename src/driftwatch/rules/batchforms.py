@@ -137,17 +137,34 @@ def _both(parts: list[Narrow]) -> Narrow:
             merged.append(part)
     if len(merged) == 1:
         return merged[0]
-    parts = merged
+    return _Both(merged)
 
-    def both(idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
-             eids: Sequence[str]) -> list[int]:
-        for part in parts:
+
+class _Both:
+    """Keep the events that pass every one of ``parts``, in turn."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list[Narrow]) -> None:
+        self.parts = parts
+
+    def __call__(self, idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
+                 eids: Sequence[str]) -> list[int]:
+        for part in self.parts:
             if not idx:
                 break
             idx = part(idx, column, eids)
         return idx
 
-    return both
+
+def _floors(part: Narrow) -> list[_AtLeast]:
+    """The entry counts ``part`` requires (its :class:`_AtLeast` and those of a
+    :class:`_Both`)."""
+    if isinstance(part, _AtLeast):
+        return [part]
+    if isinstance(part, _Both):
+        return [p for p in part.parts if isinstance(p, _AtLeast)]
+    return []
 
 
 def _either(parts: list[Narrow]) -> Narrow:
@@ -155,12 +172,24 @@ def _either(parts: list[Narrow]) -> Narrow:
     if isinstance(first, _AtLeast) and all(first.same_window(p) for p in parts):
         return _AtLeast(first.held, first.key,
                         min(p.need for p in parts if isinstance(p, _AtLeast)))
+    # a window every part needs entries of: its smallest need holds for the union, and
+    # is tested first (one pass over the batch; the parts run on what is left)
+    common: list[_AtLeast] = []
+    floors = [_floors(p) for p in parts]
+    for f in floors[0]:
+        needs = [[g.need for g in fs if g.same_window(f)] for fs in floors]
+        if all(needs):
+            common.append(_AtLeast(f.held, f.key, min(min(n) for n in needs)))
+    first_pass = common[0] if common else None
 
     def either(idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
                eids: Sequence[str]) -> list[int]:
+        if first_pass is not None:
+            idx = first_pass(idx, column, eids)
         keep: set[int] = set()
         for part in parts:
-            keep.update(part(idx, column, eids))
+            if idx:
+                keep.update(part(idx, column, eids))
         return [i for i in idx if i in keep]
 
     return either
