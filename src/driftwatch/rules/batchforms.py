@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Hashable, Sequence
+from functools import partial
 from itertools import repeat
 from typing import Any
 
@@ -376,5 +377,65 @@ def event_form(node: t.T, shared: dict[Hashable, Form] | None = None) -> Form | 
             return None
         forms = [p for p in parts if p is not None]
         join = all if isinstance(node, t.And) else any
-        return lambda column: tuple(map(join, zip(*[p(column) for p in forms], strict=True)))
+
+        def joined(column: Column) -> tuple[Any, ...]:
+            return tuple(map(join, zip(*[p(column) for p in forms], strict=True)))
+
+        ranges = _ranges(node) if isinstance(node, t.Or) else None
+        return joined if ranges is None else partial(_ranged, ranges, joined)
     return None
+
+
+_RANGE = frozenset({"<", "<=", ">", ">="})
+_not_none = partial(operator.is_not, None)
+
+
+def _ranges(node: t.Or) -> dict[str, list[tuple[str, Any]]] | None:
+    """Per feature, the ``(op, number)`` tests of an ``or`` of range comparisons of
+    numeric features with numbers (``features.age >= 125 or features.age < 0``), else
+    None."""
+    out: dict[str, list[tuple[str, Any]]] = {}
+    for item in node.items:
+        if not isinstance(item, t.Cmp):
+            return None
+        op, left, right = item.op, item.left, item.right
+        if isinstance(left, t.Const) and not isinstance(right, t.Const):
+            op, left, right = _SWAP[op], right, left
+        if (not isinstance(left, t.Feature) or left.ty is not Ty.FLOAT
+                or not isinstance(right, t.Const) or op not in _RANGE):
+            return None
+        c = right.value
+        if isinstance(c, bool) or not isinstance(c, int | float) or c != c:
+            return None
+        out.setdefault(left.name, []).append((op, c))
+    return out
+
+
+def _ranged(ranges: dict[str, list[tuple[str, Any]]], exact: Form,
+            column: Column) -> tuple[Any, ...]:
+    """An ``or`` of range tests (:func:`_ranges`) over a batch: all false at once when
+    each feature's smallest and largest value over the batch pass none of its tests
+    (the usual batch: every input in its domain), else ``exact`` (event by event).
+
+    A null value passes no test (left out); a string, or anything that does not
+    order with numbers, goes to ``exact``; NaN passes no test and, as the smallest
+    or largest, fails every "decided" check below (so goes to ``exact`` too)."""
+    n = 0
+    try:
+        for name, tests in ranges.items():
+            col = column(feature_column(name))
+            n = len(col)
+            try:
+                lo, hi = min(col), max(col)
+            except TypeError:  # nulls (or strings: they raise again)
+                lo = min(filter(_not_none, col), default=None)
+                hi = max(filter(_not_none, col), default=None)
+                if lo is None:
+                    continue  # no value: no test passes
+            for op, c in tests:  # decided false for the batch, else exact
+                if not (lo >= c if op == "<" else lo > c if op == "<="
+                        else hi <= c if op == ">" else hi < c):
+                    return exact(column)
+    except TypeError:
+        return exact(column)
+    return (False,) * n
