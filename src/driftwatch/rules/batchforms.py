@@ -75,6 +75,9 @@ class _AtLeast:
 
 
 def _at_least(held: Callable[[Hashable], Any], key: Hashable, need: int) -> Narrow:
+    bound = getattr(held, "bound", None)  # a cheaper bound on what ``held`` gives
+    if bound is not None:  # (a filtered window read from an unfiltered one)
+        return _Both([_AtLeast(bound, key, need), _AtLeast(held, key, need)])
     return _AtLeast(held, key, need)
 
 
@@ -127,7 +130,8 @@ def _comparison(node: t.Cmp, resolve: Resolve) -> Narrow | None:
 
 def _both(parts: list[Narrow]) -> Narrow:
     merged: list[Narrow] = []  # of one window, the largest need
-    for part in parts:
+    flat = [p for part in parts for p in (part.parts if isinstance(part, _Both) else [part])]
+    for part in flat:
         same = [i for i, m in enumerate(merged)
                 if isinstance(m, _AtLeast) and m.same_window(part)]
         if same and isinstance(part, _AtLeast):
@@ -181,7 +185,8 @@ def _either(parts: list[Narrow]) -> Narrow:
         needs = [[g.need for g in fs if g.same_window(f)] for fs in floors]
         if all(needs):
             common.append(_AtLeast(f.held, f.key, min(min(n) for n in needs)))
-    first_pass = common[0] if common else None
+    tests: list[Narrow] = list(common)
+    first_pass = None if not tests else tests[0] if len(tests) == 1 else _Both(tests)
 
     def either(idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
                eids: Sequence[str]) -> list[int]:

@@ -206,10 +206,15 @@ def window_columns(
                 filters.append(part)  # neither None nor ""
             elif node.nullable and len(parts) > 1:
                 filters.append(("notnull", part))
-    stored = []
+    stored: list[Hashable] = []
     for v, f in zip(values, w.values, strict=True):
         plain = _plain(v)
-        stored.append(("value", v) if plain is None else ("field", plain))
-        if plain is None:
+        if plain is not None:
+            stored.append(("field", plain))
+        elif v.ty is Ty.BOOL:  # a filter's truth: the column of that filter (or guard)
+            stored.append(("where", v))
+            columns.setdefault(("where", v), f)
+        else:
+            stored.append(("value", v))
             columns[("value", v)] = f
     return w, key, tuple(filters), tuple(stored)

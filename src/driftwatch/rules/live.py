@@ -60,7 +60,7 @@ from driftwatch.rules.sequences import (
     strip_key,
     travel_values,
 )
-from driftwatch.rules.sharing import SharedWindow, share
+from driftwatch.rules.sharing import FilteredWindow, SharedWindow, share, share_filtered
 from driftwatch.rules.typed import Ty
 from driftwatch.rules.window import KeyedWindow
 
@@ -147,6 +147,11 @@ class LiveEvaluator:
             for v in (*spec.values, *spec.keys[1:]):
                 base.slot(v)
             spec.base = base
+        filtered = share_filtered(self._specs)
+        for spec, base in filtered:  # ... the filtered window's values and filter's truth
+            for v in (*spec.values, cast(t.T, spec.accept)):
+                base.slot(v)
+            spec.base = base
         self._windows: list[KeyedWindow] = []
         for spec in self._specs.values():
             if spec.base is None:
@@ -158,6 +163,9 @@ class LiveEvaluator:
                        for spec, base in shared]
         for (spec, _), view in zip(shared, self._views, strict=True):
             spec.view = view
+        for spec, base in filtered:
+            spec.view = FilteredWindow(cast(KeyedWindow, base.window),
+                                       base.slot(cast(t.T, spec.accept)))
         columns: dict[Hashable, Callable[[Any], Any]] = {}
         self._feed = ColumnFeed(
             [window_columns(cast(KeyedWindow, s.window), s.keys, s.prefix, s.accept, s.values,
@@ -218,6 +226,7 @@ class LiveEvaluator:
         of its own) values over a batch; None for ``received_*`` (read under another key
         than the window's)."""
         spec = self._specs.get(self._spec_key(agg))
+        view = None if spec is None else spec.view
         if spec is not None and spec.base is not None:  # shared: the base holds at least
             spec = spec.base
         if agg.payee is not None or spec is None or spec.window is None:
@@ -226,6 +235,8 @@ class LiveEvaluator:
         values: ValuesFor | None = None
         if agg.kind in ("travel_km", "travel_speed_kmh") and spec.keys == agg.keys:
             values = partial(travel_values, spec, agg, key)
+        if isinstance(view, FilteredWindow):  # the base's entries that pass the filter
+            return view.held, key, values
         return spec.window.held, key, values
 
     def _build_window(self, spec: Spec) -> KeyedWindow:
