@@ -77,8 +77,25 @@ class _AtLeast:
 def _at_least(held: Callable[[Hashable], Any], key: Hashable, need: int) -> Narrow:
     bound = getattr(held, "bound", None)  # a cheaper bound on what ``held`` gives
     if bound is not None:  # (a filtered window read from an unfiltered one)
-        return _Both([_AtLeast(bound, key, need), _AtLeast(held, key, need)])
+        return _Both([_AtLeast(bound, key, need), _Recent(held, key, need)])
     return _AtLeast(held, key, need)
+
+
+class _Recent:
+    """Keep the events whose key holds at least ``need`` entries since the event's time
+    minus the window's length (``held.recent``, ``held.within``: a filtered window read
+    from an unfiltered one, :class:`~driftwatch.rules.sharing.FilteredHeld`)."""
+
+    __slots__ = ("held", "key", "need")
+
+    def __init__(self, held: Any, key: Hashable, need: int) -> None:
+        self.held, self.key, self.need = held, key, need
+
+    def __call__(self, idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
+                 eids: Sequence[str]) -> list[int]:
+        keys, ms, need = column(self.key), column("ms"), self.need
+        recent, within = self.held.recent, self.held.within
+        return [i for i in idx if recent(keys[i], ms[i] - within) >= need]
 
 
 def _another(held: Callable[[Hashable], Any], key: Hashable) -> Narrow:

@@ -165,7 +165,7 @@ class LiveEvaluator:
             spec.view = view
         for spec, base in filtered:
             spec.view = FilteredWindow(cast(KeyedWindow, base.window),
-                                       base.slot(cast(t.T, spec.accept)))
+                                       base.slot(cast(t.T, spec.accept)), spec.within_ms)
         columns: dict[Hashable, Callable[[Any], Any]] = {}
         self._feed = ColumnFeed(
             [window_columns(cast(KeyedWindow, s.window), s.keys, s.prefix, s.accept, s.values,

@@ -23,6 +23,7 @@ had already evicted, and a card over ``max_per_key`` entries keeps its newest
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Hashable
 from operator import itemgetter
 from typing import Any
@@ -38,6 +39,7 @@ SEQUENCE_KINDS = frozenset({"monotonic_increase", "monotonic_decrease", "travel_
 """Aggregates that read a composite key's entries in order (served from a shared window)."""
 FILTER_KINDS = frozenset({"count", "sum", "min", "max"})
 """Aggregates with a ``where=`` that read a filtered span (served from the unfiltered window)."""
+_MS = itemgetter(0)
 SHORT = 16
 """Entries of a card up to which its entries are filtered per read, not grouped."""
 
@@ -143,11 +145,11 @@ class FilteredWindow:
     event; a key over ``max_per_key``): closer to the SQL backtest, which drops none.
     """
 
-    def __init__(self, base: KeyedWindow, slot: int) -> None:
+    def __init__(self, base: KeyedWindow, slot: int, within_ms: int) -> None:
         self.base = base
         self.key = base.key
         self.slot = slot
-        self.held = FilteredHeld(base.held, slot)
+        self.held = FilteredHeld(base.held, slot, within_ms)
         """``held(key)``: the entries of the key in ``base`` that pass the filter (a
         list, a lone entry or None; every entry a window of its own would hold is
         among them)."""
@@ -163,15 +165,17 @@ class FilteredWindow:
 
 class FilteredHeld:
     """``held(key)`` of a :class:`FilteredWindow`: the entries of the base window that
-    hold a true ``slot``; :attr:`bound` is the base's own ``held`` (at C speed, at least
-    as many entries: narrowing tests it first, see
-    :func:`~driftwatch.rules.batchforms.narrowing`)."""
+    hold a true ``slot``. For narrowing (:func:`~driftwatch.rules.batchforms.narrowing`):
+    :attr:`bound` is the base's own ``held`` (at C speed, at least as many entries),
+    tested first; then :meth:`recent`, the entries since an event's time minus
+    ``within`` (the filtered window's length: no aggregate of it reads further back)."""
 
-    __slots__ = ("bound", "slot")
+    __slots__ = ("bound", "slot", "within")
 
-    def __init__(self, bound: Callable[[Hashable], Any], slot: int) -> None:
+    def __init__(self, bound: Callable[[Hashable], Any], slot: int, within: int) -> None:
         self.bound = bound
         self.slot = slot
+        self.within = within
 
     def __call__(self, k: Hashable) -> list[Entry] | Entry | None:
         got = self.bound(k)
@@ -179,3 +183,13 @@ class FilteredHeld:
         if got.__class__ is not list:
             return got if got is None or got[slot] else None
         return [x for x in got if x[slot]] or None
+
+    def recent(self, k: Hashable, low: int) -> int:
+        """How many entries of ``k`` at ``low`` or later pass the filter."""
+        got = self.bound(k)
+        slot = self.slot
+        if got.__class__ is not list:
+            return 0 if got is None or got[0] < low or not got[slot] else 1
+        d: list[Entry] = got
+        start = 0 if d[0][0] >= low else bisect_left(d, low, key=_MS)
+        return len([x for x in d[start:] if x[slot]])
