@@ -216,6 +216,7 @@ def window_columns(
     if prefix is not None or None in names:
         key = ("key", keys, prefix)
         columns[key] = w.key
+        filters.append(("notnull", key))  # (a payee without the prefix: most events)
     else:
         parts = [("field", name) for name in names]
         key = parts[0] if len(parts) == 1 else ("zip", tuple(parts))
