@@ -61,55 +61,37 @@ def column_cache(fns: dict[Hashable, Column], events: Sequence[Any],
     tuples: those of plain values leave the garbage collector's view at its first
     pass (a list stays in it and is re-scanned at every pass while the batch runs).
     """
-    return _Columns(fns, events, forms, given)
+    cache: dict[Hashable, tuple[Any, ...]] = {} if given is None else {
+        name: tuple(values) for name, values in given.items()}
 
-
-class _Columns:
-    """What :func:`column_cache` returns: an object, not a closure, so nothing refers
-    back to it and its columns are freed as soon as the batch is done. (A closure
-    calling itself for the columns made of others is a reference cycle: each batch's
-    columns -- their tuples of tuples included, about 10,000 objects a batch of
-    5,000 -- then waited for the cyclic collector, which they kept busy: young
-    collections took 2.5 us an event over the bench's first 600,000 events, none
-    ran once the cycle was gone.)"""
-
-    __slots__ = ("cache", "events", "fns", "forms")
-
-    def __init__(self, fns: dict[Hashable, Column], events: Sequence[Any],
-                 forms: dict[Hashable, Callable[[Any], tuple[Any, ...]]] | None,
-                 given: dict[Hashable, Sequence[Any]] | None) -> None:
-        self.fns, self.events, self.forms = fns, events, forms
-        self.cache: dict[Hashable, tuple[Any, ...]] = {} if given is None else {
-            name: tuple(values) for name, values in given.items()}
-
-    def __call__(self, name: Hashable) -> tuple[Any, ...]:
-        got = self.cache.get(name)
-        if got is not None:
-            return got
-        column, fns, events, forms = self, self.fns, self.events, self.forms
-        if isinstance(name, tuple) and name[0] == "zip":
-            got = tuple(zip(*[column(part) for part in name[1]], strict=True))
-        elif isinstance(name, tuple) and name[0] == "notnull":
-            got = tuple(map(is_not, column(name[1]), repeat(None)))
-        elif isinstance(name, tuple) and name[0] == "all":  # a mask of several
-            parts = [column(part) for part in name[1]]
-            if len(parts) == 2:
-                got = tuple([a and b for a, b in zip(*parts, strict=True)])
-            elif len(parts) == 3:
-                got = tuple([a and b and c for a, b, c in zip(*parts, strict=True)])
+    def column(name: Hashable) -> tuple[Any, ...]:
+        got = cache.get(name)
+        if got is None:
+            if isinstance(name, tuple) and name[0] == "zip":
+                got = tuple(zip(*[column(part) for part in name[1]], strict=True))
+            elif isinstance(name, tuple) and name[0] == "notnull":
+                got = tuple(map(is_not, column(name[1]), repeat(None)))
+            elif isinstance(name, tuple) and name[0] == "all":  # a mask of several
+                parts = [column(part) for part in name[1]]
+                if len(parts) == 2:
+                    got = tuple([a and b for a, b in zip(*parts, strict=True)])
+                elif len(parts) == 3:
+                    got = tuple([a and b and c for a, b, c in zip(*parts, strict=True)])
+                else:
+                    got = tuple(map(all, zip(*parts, strict=True)))
+            elif isinstance(name, tuple) and name[0] == "feature":
+                got = tuple([f.get(name[1]) for f in column(("field", "features"))])
+            elif forms is not None and name in forms:
+                try:
+                    got = forms[name](column)
+                except Exception:  # the closures decide (and raise where they raise)
+                    got = tuple(map(fns[name], events))
             else:
-                got = tuple(map(all, zip(*parts, strict=True)))
-        elif isinstance(name, tuple) and name[0] == "feature":
-            got = tuple([f.get(name[1]) for f in column(("field", "features"))])
-        elif forms is not None and name in forms:
-            try:
-                got = forms[name](column)
-            except Exception:  # the closures decide (and raise where they raise)
                 got = tuple(map(fns[name], events))
-        else:
-            got = tuple(map(fns[name], events))
-        self.cache[name] = got
+            cache[name] = got
         return got
+
+    return column
 
 
 def _one_by_one(
