@@ -42,7 +42,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from itertools import islice
+from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import Any, cast
 
@@ -189,6 +189,8 @@ class LiveEvaluator:
         for field in ScoredTransaction.__struct_fields__:  # what the forms read
             self._column_fns.setdefault(field_column(field), attrgetter(field))
         self._seen: dict[int, int] = {}
+        self._order: deque[int] = deque()
+        """The keys of ``_seen``, oldest first."""
         self.errors: list[RuleFailure] = []
         self._hit_cache: dict[str, list[Hit]] = {}
         self.newest_ms: int | None = None
@@ -300,6 +302,7 @@ class LiveEvaluator:
         for view in self._views:
             view.clear()
         seen.update(zip(h_col, ms_col, strict=True))
+        self._order.extend(h_col)
         if emit:
             self._evaluate(ms_col, eid_col, batch, column, hits)
         self._feed.settle()
@@ -360,7 +363,9 @@ class LiveEvaluator:
         excess = len(seen) - self.max_seen
         if excess <= 0:
             return
-        deque(map(seen.pop, list(islice(seen, excess))), maxlen=0)  # the oldest, at C speed
+        order = self._order  # (a dict's oldest keys are found past every slot deleted)
+        drop = [order.popleft() for _ in range(min(excess, len(order)))]
+        deque(map(seen.pop, drop, repeat(None)), maxlen=0)
         cache = self._hit_cache
         while cache:
             oldest = next(iter(cache))
