@@ -91,6 +91,9 @@ class _Recent:
     def __init__(self, held: Any, key: Hashable, need: int) -> None:
         self.held, self.key, self.need = held, key, need
 
+    def same_window(self, other: Any) -> bool:
+        return isinstance(other, _Recent) and other.held == self.held and other.key == self.key
+
     def __call__(self, idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
                  eids: Sequence[str]) -> list[int]:
         keys, ms, need = column(self.key), column("ms"), self.need
@@ -150,11 +153,11 @@ def _both(parts: list[Narrow]) -> Narrow:
     flat = [p for part in parts for p in (part.parts if isinstance(part, _Both) else [part])]
     for part in flat:
         same = [i for i, m in enumerate(merged)
-                if isinstance(m, _AtLeast) and m.same_window(part)]
-        if same and isinstance(part, _AtLeast):
+                if isinstance(m, _AtLeast | _Recent) and m.same_window(part)]
+        if same and isinstance(part, _AtLeast | _Recent):
             m = merged[same[0]]
-            assert isinstance(m, _AtLeast)
-            merged[same[0]] = _AtLeast(m.held, m.key, max(m.need, part.need))
+            assert isinstance(m, _AtLeast | _Recent)
+            merged[same[0]] = type(m)(m.held, m.key, max(m.need, part.need))
         else:
             merged.append(part)
     if len(merged) == 1:
@@ -179,13 +182,13 @@ class _Both:
         return idx
 
 
-def _floors(part: Narrow) -> list[_AtLeast]:
-    """The entry counts ``part`` requires (its :class:`_AtLeast` and those of a
-    :class:`_Both`)."""
-    if isinstance(part, _AtLeast):
+def _floors(part: Narrow) -> list[_AtLeast | _Recent]:
+    """The entry counts ``part`` requires (its :class:`_AtLeast` or :class:`_Recent`
+    and those of a :class:`_Both`)."""
+    if isinstance(part, _AtLeast | _Recent):
         return [part]
     if isinstance(part, _Both):
-        return [p for p in part.parts if isinstance(p, _AtLeast)]
+        return [p for p in part.parts if isinstance(p, _AtLeast | _Recent)]
     return []
 
 
@@ -196,13 +199,12 @@ def _either(parts: list[Narrow]) -> Narrow:
                         min(p.need for p in parts if isinstance(p, _AtLeast)))
     # a window every part needs entries of: its smallest need holds for the union, and
     # is tested first (one pass over the batch; the parts run on what is left)
-    common: list[_AtLeast] = []
+    tests: list[Narrow] = []
     floors = [_floors(p) for p in parts]
     for f in floors[0]:
         needs = [[g.need for g in fs if g.same_window(f)] for fs in floors]
         if all(needs):
-            common.append(_AtLeast(f.held, f.key, min(min(n) for n in needs)))
-    tests: list[Narrow] = list(common)
+            tests.append(type(f)(f.held, f.key, min(min(n) for n in needs)))
     first_pass = None if not tests else tests[0] if len(tests) == 1 else _Both(tests)
 
     def either(idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
