@@ -46,7 +46,7 @@ from driftwatch.settings import Settings
 from driftwatch.store.client import Store
 from driftwatch.streaming.consumer import BatchConsumer
 from driftwatch.streaming.delivery import DeliveryThread
-from driftwatch.streaming.held import Held, HeldInserts, Written, merge_held, written_rows
+from driftwatch.streaming.held import HeldInserts, Written, merge_held, written_rows
 from driftwatch.streaming.kafka import client_options
 from driftwatch.streaming.messages import Processed
 from driftwatch.streaming.metrics import TimedStore, WorkerMetrics
@@ -213,7 +213,7 @@ class WorkerRuntime(MonitorDuties):
             if cold:
                 kafka = getattr(self.consumer, "consumer", None)
                 await self.in_lane(self.warm.warm_up, cold, kafka)
-            batch, insert, result, held = await self.in_lane(self._evaluate, raws, source)
+            item, insert, result = await self.in_lane(self._evaluate, raws, source)
         except StoreError as exc:
             self.store_error = str(exc)[:500]
             raise
@@ -224,7 +224,7 @@ class WorkerRuntime(MonitorDuties):
         async def durable() -> None:
             """The batch's rows written: the group it went into, then fresh attempts."""
             step = attempts.pop() if attempts else asyncio.wrap_future(
-                self._writer.submit((batch, source, held))
+                self._writer.submit(item)
             )
             try:
                 await step
@@ -260,20 +260,25 @@ class WorkerRuntime(MonitorDuties):
 
     def _evaluate(
         self, raws: list[bytes], source: str
-    ) -> tuple[ScoredBatch, Future[None], BatchResult, Held]:
-        """On the lane: parse, run the rule layer, hand the rows to the writer."""
+    ) -> tuple[Written, Future[None], BatchResult]:
+        """On the lane: parse, run the rule layer, hand the rows and the findings to
+        the writer (the alert book runs there, after the rows: off the rule hits' path)."""
         started = time.perf_counter()
         batch = self.pipeline.parse_events(raws)
-        result, held = self.held.hold(self.pipeline.evaluate_events, batch, started)
-        insert = self._writer.submit((batch, source, held))
+        result, held = self.held.hold(
+            functools.partial(self.pipeline.evaluate_events, alert=False), batch, started
+        )
+        item: Written = (batch, source, held, result)
+        insert = self._writer.submit(item)
         insert.add_done_callback(_retrieve_cf)
-        return batch, insert, result, held
+        return item, insert, result
 
     def _write(self, group: list[Written]) -> None:
-        """On the writer's thread: the events and rejections of several batches, then
-        their held rule-stage rows, one insert per table and source."""
-        for source in dict.fromkeys(src for _, src, _ in group):
-            batches = [b for b, src, _ in group if src == source]
+        """On the writer's thread: the events and rejections of several batches, their
+        held rule-stage rows (one insert per table and source), then their findings
+        to the alert book in one update (which reads the rule hits just written)."""
+        for source in dict.fromkeys(src for _, src, _, _ in group):
+            batches = [b for b, src, _, _ in group if src == source]
             self.pipeline.store_events(
                 ScoredBatch(
                     [e for b in batches for e in b.events],
@@ -281,9 +286,15 @@ class WorkerRuntime(MonitorDuties):
                 ),
                 source,
             )
-        for table, columns in merge_held(h for _, _, h in group):
+        for table, columns in merge_held(h for _, _, h, _ in group):
             self.store.insert_columns(table, columns)
-
+        findings = [f for _, _, _, r in group for f in r.findings]
+        times = [r.event_time for _, _, _, r in group if r.event_time is not None]
+        if findings and times:
+            alerts = self.pipeline.alert(findings, max(times))
+            self.metrics.count_alerts(alerts)
+            for _, _, _, r in group:  # handed over: a retried write does not repeat them
+                r.findings = []
 
     async def process_labels(self, raws: Sequence[bytes], source: str = "") -> BatchResult:
         """Validate and store one batch of labels, retrying (with back-off, for as long
@@ -320,7 +331,6 @@ class WorkerRuntime(MonitorDuties):
         for stage in self.pipeline.event_stages:
             if isinstance(stage, RuleStage):
                 m.set_rule_coverage(stage.coverage.rules)
-        m.count_alerts(result.alerts)
 
     # -- timers ------------------------------------------------------------------------
     async def delivery_tick(self) -> None:
