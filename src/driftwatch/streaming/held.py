@@ -11,19 +11,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from driftwatch.events import ScoredBatch
-from driftwatch.pipeline import BatchResult
 from driftwatch.store.client import Store
 
 T = TypeVar("T")
 
 Held = list[tuple[str, Mapping[str, Sequence[Any]]]]
-Written = tuple[ScoredBatch, str, Held, BatchResult]
-"""What the writer writes for one batch: its parsed events, their source, held rows,
-and its evaluation (the findings it hands to the alert book once the rows are in)."""
+Written = tuple[ScoredBatch, str, Held]
+"""What the writer writes for one batch: its parsed events, their source, held rows."""
 
 
 def written_rows(item: Written) -> int:
-    batch, _, held, _ = item
+    batch, _, held = item
     return len(batch.events) + len(batch.rejected) + sum(
         len(next(iter(columns.values()), ())) for _, columns in held
     )

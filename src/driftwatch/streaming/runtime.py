@@ -134,6 +134,16 @@ class WorkerRuntime(MonitorDuties):
             max_rows=settings.batch_size,
             max_delay_s=settings.worker_flush_s,
         )
+        # Rule findings go to the alert book on a lane of their own, once their batch's
+        # rows are written: the rule hits are published before, and the next batches'
+        # rows are written meanwhile. The batch is committed after both.
+        self._alerter: GroupWriter[BatchResult] = GroupWriter(
+            self._raise_alerts,
+            rows=lambda r: max(1, len(r.findings)),
+            max_rows=settings.batch_size,
+            max_delay_s=0.0,
+            name="driftwatch-alerts",
+        )
         self._closed = False
         self.warm = PartitionWarmUp(
             self.store,
@@ -228,6 +238,8 @@ class WorkerRuntime(MonitorDuties):
             )
             try:
                 await step
+                if result.findings:  # after the rows: the book reads the batch's hits
+                    await asyncio.wrap_future(self._alerter.submit(result))
             except StoreError as exc:
                 self.store_error = str(exc)[:500]
                 raise
@@ -261,24 +273,23 @@ class WorkerRuntime(MonitorDuties):
     def _evaluate(
         self, raws: list[bytes], source: str
     ) -> tuple[Written, Future[None], BatchResult]:
-        """On the lane: parse, run the rule layer, hand the rows and the findings to
-        the writer (the alert book runs there, after the rows: off the rule hits' path)."""
+        """On the lane: parse, run the rule layer (its findings wait for the alert
+        lane), hand the rows to the writer."""
         started = time.perf_counter()
         batch = self.pipeline.parse_events(raws)
         result, held = self.held.hold(
             functools.partial(self.pipeline.evaluate_events, alert=False), batch, started
         )
-        item: Written = (batch, source, held, result)
+        item: Written = (batch, source, held)
         insert = self._writer.submit(item)
         insert.add_done_callback(_retrieve_cf)
         return item, insert, result
 
     def _write(self, group: list[Written]) -> None:
-        """On the writer's thread: the events and rejections of several batches, their
-        held rule-stage rows (one insert per table and source), then their findings
-        to the alert book in one update (which reads the rule hits just written)."""
-        for source in dict.fromkeys(src for _, src, _, _ in group):
-            batches = [b for b, src, _, _ in group if src == source]
+        """On the writer's thread: the events and rejections of several batches, then
+        their held rule-stage rows, one insert per table and source."""
+        for source in dict.fromkeys(src for _, src, _ in group):
+            batches = [b for b, src, _ in group if src == source]
             self.pipeline.store_events(
                 ScoredBatch(
                     [e for b in batches for e in b.events],
@@ -286,15 +297,17 @@ class WorkerRuntime(MonitorDuties):
                 ),
                 source,
             )
-        for table, columns in merge_held(h for _, _, h, _ in group):
+        for table, columns in merge_held(h for _, _, h in group):
             self.store.insert_columns(table, columns)
-        findings = [f for _, _, _, r in group for f in r.findings]
-        times = [r.event_time for _, _, _, r in group if r.event_time is not None]
+
+    def _raise_alerts(self, results: list[BatchResult]) -> None:
+        """On the alert lane: the findings of the batches whose rows are written, to
+        the alert book in one update (which reads and writes ClickHouse: tens of
+        milliseconds, a query per new rule alert) and the sinks."""
+        findings = [f for r in results for f in r.findings]
+        times = [r.event_time for r in results if r.event_time is not None]
         if findings and times:
-            alerts = self.pipeline.alert(findings, max(times))
-            self.metrics.count_alerts(alerts)
-            for _, _, _, r in group:  # handed over: a retried write does not repeat them
-                r.findings = []
+            self.metrics.count_alerts(self.pipeline.alert(findings, max(times)))
 
     async def process_labels(self, raws: Sequence[bytes], source: str = "") -> BatchResult:
         """Validate and store one batch of labels, retrying (with back-off, for as long
@@ -424,6 +437,7 @@ class WorkerRuntime(MonitorDuties):
 
         self.delivery.stop(0.0)  # no new ticks; a post in flight is joined below
         self._writer.close(left())
+        self._alerter.close(left())
         try:
             self._lane.submit(self.pipeline.close).result(timeout=left())
         except Exception as exc:
