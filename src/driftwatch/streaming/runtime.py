@@ -215,8 +215,8 @@ class WorkerRuntime(MonitorDuties):
         topic = self.settings.topic_scored
         source = f"kafka:{topic}"
         raws = [r.value if r.value is not None else b"" for r in records]
-        last = {TopicPartition(r.topic, r.partition): r.value for r in records}
-        newest = {tp: event_time_key(value) for tp, value in last.items()}
+        last = {(r.topic, r.partition): r.value for r in records}  # plain tuples per record
+        newest = {TopicPartition(*tp): event_time_key(value) for tp, value in last.items()}
         try:
             assigned = None if self.consumer is None else self.consumer.assignment()
             cold = self.warm.cold(records, assigned)
