@@ -111,6 +111,10 @@ class BatchResult:
     rule_hits: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     seconds: float = 0.0
+    findings: list[Finding] = field(default_factory=list)
+    """The stages' findings, before the alert book saw them (see :meth:`Pipeline.alert`)."""
+    event_time: dt.datetime | None = None
+    """The pipeline's newest event time once the batch was evaluated (the alerts' clock)."""
 
 
 @dataclass
@@ -249,25 +253,41 @@ class Pipeline:
         self.store.insert_scored(batch.events, source)
         self.store.insert_rejected(batch.rejected, source)
 
-    def evaluate_events(self, batch: ScoredBatch, started: float | None = None) -> BatchResult:
-        """Step 3: run the event stages, advance the event time and raise alerts."""
+    def evaluate_events(
+        self, batch: ScoredBatch, started: float | None = None, *, alert: bool = True
+    ) -> BatchResult:
+        """Step 3: run the event stages, advance the event time and raise alerts.
+
+        With ``alert=False`` the findings are left in ``result.findings`` for the
+        caller to hand to :meth:`alert` later (a worker publishes the rule hits first:
+        the alert book reads and writes ClickHouse, tens of milliseconds a batch).
+        """
         if started is None:
             started = time.perf_counter()
         result = BatchResult(accepted=len(batch.events), rejected=batch.rejected)
-        findings: list[Finding] = []
         for stage in self.event_stages:
             out = self._run_stage(stage, batch)
-            findings.extend(out.findings)
+            result.findings.extend(out.findings)
             result.rule_hits.extend(out.rule_hits)
         if batch.events:
             newest = max(e.event_time for e in batch.events)
             if self.max_event_time is None or newest > self.max_event_time:
                 self.max_event_time = newest
-        if findings and self.max_event_time is not None:
-            result.alerts = self._alert(findings, self.max_event_time)
+        result.event_time = self.max_event_time
+        if alert:
+            result.alerts = self.alert(result.findings, result.event_time)
         result.seconds = time.perf_counter() - started
         self._count(result)
         return result
+
+    def alert(self, findings: Sequence[Finding], now: dt.datetime | None) -> list[Alert]:
+        """Hand event-stage findings observed up to event time ``now`` to the alert
+        book and the sinks; return the alert state changes (counted in the stats)."""
+        if not findings or now is None:
+            return []
+        alerts = self._alert(findings, now)
+        self.stats.alerts += len(alerts)
+        return alerts
 
     def process_labels(self, raws: Iterable[bytes | str], source: str = "") -> BatchResult:
         """Validate and store one batch of raw labels."""
@@ -354,7 +374,6 @@ class Pipeline:
         s.accepted += result.accepted
         s.rejected.update(r.reason for r in result.rejected)
         s.rule_hits += len(result.rule_hits)
-        s.alerts += len(result.alerts)
         s.batches += 1
         s.seconds += result.seconds
 

@@ -51,6 +51,7 @@ from driftwatch.alerts import incidents
 from driftwatch.alerts.incident_merges import store_merges
 from driftwatch.alerts.incidents import INCIDENT_LABEL, KEYS_ANNOTATION, IncidentIndex
 from driftwatch.alerts.model import Alert, Finding
+from driftwatch.alerts.signatures import SignatureRequest, rule_signatures
 from driftwatch.events import UTC
 from driftwatch.store.client import Store
 
@@ -147,6 +148,8 @@ class StoreAlertBook:
         """The open incidents (:mod:`driftwatch.alerts.incidents`): this book is the
         alert writer, so it assigns every new alert's ``incident`` label."""
         self._incidents_fresh = False
+        self._keys: dict[SignatureRequest, str] = {}
+        """``incident_keys`` of the rule alerts an update may open, read together."""
         self._dirty: dict[str, dict[str, Any]] = {}
         self._flushed_at = time.monotonic()
         self._state: dict[str, _State] = {}
@@ -249,6 +252,7 @@ class StoreAlertBook:
         stored = self._stored_many(sorted({
             f.fingerprint for f in findings
             if f.source == "rule" and f.fingerprint not in self._state}))
+        self._keys = self._rule_keys(findings, stored)
         rows: list[dict[str, Any]] = []
         log: list[dict[str, Any]] = []
         for f in sorted(findings, key=lambda x: (x.event_time, x.fingerprint)):
@@ -333,13 +337,37 @@ class StoreAlertBook:
                 incidents.load_recent(self.store, self.incidents)
                 self._incidents_fresh = True
             if f.source == "rule" and KEYS_ANNOTATION not in notes:
-                seen = incidents.rule_signature(
-                    self.store, f.origin, f.segment, f.window_start or at, f.window_end or at)
+                asked = SignatureRequest(f.origin, f.segment, f.window_start or at,
+                                         f.window_end or at)
+                seen = self._keys.get(asked)
+                if seen is None:
+                    seen = incidents.rule_signature(self.store, *asked)
                 if seen:
                     notes[KEYS_ANNOTATION] = seen
         labels = dict(alert.labels)
         labels[INCIDENT_LABEL] = self.incidents.assign(alert.fingerprint, labels, notes, at)
         return replace(alert, labels=labels, annotations=notes)
+
+    def _rule_keys(
+        self, findings: Sequence[Finding], stored: dict[str, tuple[_State | None, int]]
+    ) -> dict[SignatureRequest, str]:
+        """The ``incident_keys`` of the rule alerts this update may open (first finding
+        of each fingerprint neither held nor firing in the store), in two queries."""
+        if self.store is None:
+            return {}
+        asked: dict[str, SignatureRequest] = {}
+        for f in sorted(findings, key=lambda x: (x.event_time, x.fingerprint)):
+            fp = f.fingerprint
+            if (f.source != "rule" or fp in asked or fp in self._state
+                    or (stored.get(fp) or (None, 0))[0] is not None):
+                continue
+            at = _utc(f.event_time)
+            asked[fp] = SignatureRequest(f.origin, f.segment, f.window_start or at,
+                                         f.window_end or at)
+        if len(asked) < 2:  # one alert: its own query (as before)
+            return {}
+        requests = list(asked.values())
+        return dict(zip(requests, rule_signatures(self.store, requests), strict=True))
 
     def _adopt(
         self, fp: str, at: dt.datetime, row: tuple[_State | None, int] | None

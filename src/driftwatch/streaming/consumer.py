@@ -113,7 +113,12 @@ class BatchConsumer(MergeGate, RetryPause):
         high-water mark) holds back the others.
     linger_s : float
         How long records are gathered into a batch when fewer than ``max_records``
-        are buffered (each batch has a fixed cost: inserts, publish, commit).
+        are buffered (each batch has a fixed cost: inserts, publish, commit). The
+        inserts are grouped by the writer whatever the batches, so the linger is short:
+        at a steady 5k events/s, rule hit p50 63/54 ms with 50 ms, 43/36 ms with 20 ms
+        (p99 422/288 -> 406/230 ms; two runs each, load average 6-7). Records that
+        arrived while a batch was handled do not linger, so a backlog still makes
+        batches of up to ``max_records``.
     max_pending_records : int, optional
         Most records of batches processed but not yet durable (default: twice
         ``max_records``); past it the consumer waits for the oldest batch.
@@ -136,7 +141,7 @@ class BatchConsumer(MergeGate, RetryPause):
         ordered: bool = True,
         merge_wait_s: float = 0.1,
         behind_wait_s: float = 5.0,
-        linger_s: float = 0.05,
+        linger_s: float = 0.02,
         max_pending_records: int | None = None,
         metrics: WorkerMetrics | None = None,
     ) -> None:

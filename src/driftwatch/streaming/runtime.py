@@ -46,7 +46,7 @@ from driftwatch.settings import Settings
 from driftwatch.store.client import Store
 from driftwatch.streaming.consumer import BatchConsumer
 from driftwatch.streaming.delivery import DeliveryThread
-from driftwatch.streaming.held import Held, HeldInserts, Written, merge_held, written_rows
+from driftwatch.streaming.held import HeldInserts, Written, merge_held, written_rows
 from driftwatch.streaming.kafka import client_options
 from driftwatch.streaming.messages import Processed
 from driftwatch.streaming.metrics import TimedStore, WorkerMetrics
@@ -134,6 +134,16 @@ class WorkerRuntime(MonitorDuties):
             max_rows=settings.batch_size,
             max_delay_s=settings.worker_flush_s,
         )
+        # Rule findings go to the alert book on a lane of their own, once their batch's
+        # rows are written: the rule hits are published before, and the next batches'
+        # rows are written meanwhile. The batch is committed after both.
+        self._alerter: GroupWriter[BatchResult] = GroupWriter(
+            self._raise_alerts,
+            rows=lambda r: max(1, len(r.findings)),
+            max_rows=settings.batch_size,
+            max_delay_s=0.0,
+            name="driftwatch-alerts",
+        )
         self._closed = False
         self.warm = PartitionWarmUp(
             self.store,
@@ -205,15 +215,15 @@ class WorkerRuntime(MonitorDuties):
         topic = self.settings.topic_scored
         source = f"kafka:{topic}"
         raws = [r.value if r.value is not None else b"" for r in records]
-        last = {TopicPartition(r.topic, r.partition): r.value for r in records}
-        newest = {tp: event_time_key(value) for tp, value in last.items()}
+        last = {(r.topic, r.partition): r.value for r in records}  # plain tuples per record
+        newest = {TopicPartition(*tp): event_time_key(value) for tp, value in last.items()}
         try:
             assigned = None if self.consumer is None else self.consumer.assignment()
             cold = self.warm.cold(records, assigned)
             if cold:
                 kafka = getattr(self.consumer, "consumer", None)
                 await self.in_lane(self.warm.warm_up, cold, kafka)
-            batch, insert, result, held = await self.in_lane(self._evaluate, raws, source)
+            item, insert, result = await self.in_lane(self._evaluate, raws, source)
         except StoreError as exc:
             self.store_error = str(exc)[:500]
             raise
@@ -224,10 +234,12 @@ class WorkerRuntime(MonitorDuties):
         async def durable() -> None:
             """The batch's rows written: the group it went into, then fresh attempts."""
             step = attempts.pop() if attempts else asyncio.wrap_future(
-                self._writer.submit((batch, source, held))
+                self._writer.submit(item)
             )
             try:
                 await step
+                if result.findings:  # after the rows: the book reads the batch's hits
+                    await asyncio.wrap_future(self._alerter.submit(result))
             except StoreError as exc:
                 self.store_error = str(exc)[:500]
                 raise
@@ -260,14 +272,18 @@ class WorkerRuntime(MonitorDuties):
 
     def _evaluate(
         self, raws: list[bytes], source: str
-    ) -> tuple[ScoredBatch, Future[None], BatchResult, Held]:
-        """On the lane: parse, run the rule layer, hand the rows to the writer."""
+    ) -> tuple[Written, Future[None], BatchResult]:
+        """On the lane: parse, run the rule layer (its findings wait for the alert
+        lane), hand the rows to the writer."""
         started = time.perf_counter()
         batch = self.pipeline.parse_events(raws)
-        result, held = self.held.hold(self.pipeline.evaluate_events, batch, started)
-        insert = self._writer.submit((batch, source, held))
+        result, held = self.held.hold(
+            functools.partial(self.pipeline.evaluate_events, alert=False), batch, started
+        )
+        item: Written = (batch, source, held)
+        insert = self._writer.submit(item)
         insert.add_done_callback(_retrieve_cf)
-        return batch, insert, result, held
+        return item, insert, result
 
     def _write(self, group: list[Written]) -> None:
         """On the writer's thread: the events and rejections of several batches, then
@@ -284,6 +300,14 @@ class WorkerRuntime(MonitorDuties):
         for table, columns in merge_held(h for _, _, h in group):
             self.store.insert_columns(table, columns)
 
+    def _raise_alerts(self, results: list[BatchResult]) -> None:
+        """On the alert lane: the findings of the batches whose rows are written, to
+        the alert book in one update (which reads and writes ClickHouse: tens of
+        milliseconds, a query per new rule alert) and the sinks."""
+        findings = [f for r in results for f in r.findings]
+        times = [r.event_time for r in results if r.event_time is not None]
+        if findings and times:
+            self.metrics.count_alerts(self.pipeline.alert(findings, max(times)))
 
     async def process_labels(self, raws: Sequence[bytes], source: str = "") -> BatchResult:
         """Validate and store one batch of labels, retrying (with back-off, for as long
@@ -320,7 +344,6 @@ class WorkerRuntime(MonitorDuties):
         for stage in self.pipeline.event_stages:
             if isinstance(stage, RuleStage):
                 m.set_rule_coverage(stage.coverage.rules)
-        m.count_alerts(result.alerts)
 
     # -- timers ------------------------------------------------------------------------
     async def delivery_tick(self) -> None:
@@ -414,6 +437,7 @@ class WorkerRuntime(MonitorDuties):
 
         self.delivery.stop(0.0)  # no new ticks; a post in flight is joined below
         self._writer.close(left())
+        self._alerter.close(left())
         try:
             self._lane.submit(self.pipeline.close).result(timeout=left())
         except Exception as exc:

@@ -74,6 +74,10 @@ class PartitionWarmUp:
         partition, on the first batch; None: the assignment is unknown)."""
         if assigned is not None:  # revoked partitions are warmed again if they return
             self.warm &= set(assigned)
+        # the common case, every partition warm, without a TopicPartition per record (a
+        # TopicPartition is a named tuple: a plain (topic, partition) tuple finds it)
+        if all(tp in self.warm for tp in {(r.topic, r.partition) for r in records}):
+            return {}
         cold: dict[TopicPartition, list[bytes]] = {}
         for r in records:
             tp = TopicPartition(r.topic, r.partition)
