@@ -354,8 +354,8 @@ def mine(
     start = np.cumsum([0, *(len(s) for s in tested)])
     for j in np.flatnonzero(hit):
         s, i = tested[owner[j]], int(j - start[owner[j]])
-        f = _closed(small, small.items(s, i), attrs, closure, test, p0, n_tot, r_tot,
-                    float(stats["p"][j]), m, surge)
+        f = _closed(small, small.items(s, i), small.rows_of(s, i), attrs, closure, test, p0,
+                    n_tot, r_tot, float(stats["p"][j]), m, surge)
         key = tuple(sorted(f.conjunction.items(), key=lambda kv: attrs.index(kv[0])))
         old = findings.get(key)
         if old is None or (f.pvalue, -f.level) < (old.pvalue, -old.level):
@@ -395,12 +395,12 @@ def _slice_stats(sums: np.ndarray[Any, np.dtype[np.int64]], test: Test, p0: floa
             "lift": np.asarray(lift, dtype=np.float64)}
 
 
-def _closed(small: SmallTable, searched: Mapping[str, Any], attrs: list[str], closure: float,
-            test: Test, p0: float, n_tot: int, r_tot: int, pvalue: float,
-            m: int, surge: _Surge | None = None) -> SliceFinding:
-    """The finding of ``searched``, extended by the values its suspicious records share
-    (:meth:`SmallTable.closed`)."""
-    conj, (n, k, n_ref, k_ref) = small.closed(dict(searched), attrs, closure)
+def _closed(small: SmallTable, searched: Mapping[str, Any], rows: np.ndarray[Any, Any],
+            attrs: list[str], closure: float, test: Test, p0: float, n_tot: int, r_tot: int,
+            pvalue: float, m: int, surge: _Surge | None = None) -> SliceFinding:
+    """The finding of ``searched`` (table ``rows``), extended by the values its
+    suspicious records share (:meth:`SmallTable.closed`)."""
+    conj, (n, k, n_ref, k_ref) = small.closed(dict(searched), attrs, closure, rows)
     if surge is not None:
         expected = surge.expected_one(k_ref, conj, small)
         lift = k / expected

@@ -142,8 +142,12 @@ class SmallTable:
         """Slice ``i`` of ``s`` as ``{attribute: value}``."""
         return {a: self.values[a][int(c)] for a, c in zip(s.combo, s.codes[i], strict=True)}
 
-    def closed(self, searched: dict[str, Any], attrs: Sequence[str],
-               closure: float) -> tuple[dict[str, Any], tuple[int, ...]]:
+    def rows_of(self, s: Slices, i: int) -> IntArray:
+        """The table rows of slice ``i`` of ``s`` (ascending)."""
+        return np.asarray(s.rows[s.slot == i], dtype=np.int64)
+
+    def closed(self, searched: dict[str, Any], attrs: Sequence[str], closure: float,
+               rows: IntArray | None = None) -> tuple[dict[str, Any], tuple[int, ...]]:
         """The closure of slice ``searched`` and its counts: in ``attrs`` order, a
         value (not ``""``) holding at least ``closure`` of the slice's suspicious
         current records (``k``, of the searched slice) joins and narrows the slice;
@@ -155,11 +159,14 @@ class SmallTable:
         >>> SmallTable(t, ["a", "b"], ["n", "k", "n_ref", "k_ref"]).closed({"a": "x"},
         ...     ["a", "b"], 0.8)
         ({'a': 'x', 'b': 'u'}, (3, 2, 0, 1))
+
+        ``rows``, when given, are the slice's rows (:meth:`rows_of`).
         """
-        ok = np.ones(len(self.counts), dtype=bool)
-        for a, v in searched.items():
-            ok &= self.codes[a] == self.index[a].get(v, -2)
-        rows = np.flatnonzero(ok)
+        if rows is None:
+            ok = np.ones(len(self.counts), dtype=bool)
+            for a, v in searched.items():
+                ok &= self.codes[a] == self.index[a].get(v, -2)
+            rows = np.flatnonzero(ok)
         conj = dict(searched)
         k = self.counts[:, 1]
         k_all = int(k[rows].sum())

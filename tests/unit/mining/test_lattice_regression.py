@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -137,3 +138,24 @@ def test_edge_cases_search_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
                     assert "both data sets need records" in res["error"]
                 found[name] += len(res.get("findings", []))
     assert found["ties"] and found["one row"] and found["mixed types"], found
+
+
+def test_live_trigger_frames_search_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four miner tables of the 8 h sc013 replay of ``bench/backfill.py`` (seed 7; the
+    trigger detector's settings), the attack's findings among them."""
+    frames = pd.read_csv(Path(__file__).with_name("trigger_frames.csv.gz"), dtype=str,
+                         keep_default_na=False)
+    attrs = ["amount_cents", "beneficiary_prefix", "merchant_age", "amount_band",
+             "merchant_country", "channel", "mcc"]
+    found = 0
+    for _, frame in frames.groupby("frame", sort=True):
+        table = frame.drop(columns="frame").reset_index(drop=True)
+        for c in ("k", "k_ref", "n", "n_ref", "total", "total_ref"):
+            table[c] = table[c].astype(np.int64)
+        totals = {c: int(table[c].iloc[0]) for c in ("total", "total_ref")}
+        for test in TESTS:
+            res = _same_as_before(table, attrs, monkeypatch, test=test, max_depth=3,
+                                  min_support=3, min_lift=4.0, min_excess=2, alpha=0.5,
+                                  closure=0.8, prior_weight=2.0, min_expected=0.1, **totals)
+            found += len(res.get("findings", []))
+    assert found >= 20
