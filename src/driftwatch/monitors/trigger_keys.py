@@ -252,6 +252,26 @@ def matches(conj: Mapping[str, Any], fields: Mapping[str, str]) -> bool:
     return True
 
 
+def matches_table(conj: Mapping[str, Any], table: pd.DataFrame) -> np.ndarray:
+    """:func:`matches` of every row of a mining table at once (a boolean mask).
+
+    >>> matches_table({"beneficiary_prefix": "GLX-", "amount_cents": 91}, pd.DataFrame(
+    ...     {"beneficiary_name": ["GLX-TRD 4", "GLX-TRD 5", "ACME"],
+    ...      "amount_cents": ["91", "13", "91"]})).tolist()
+    [True, False, False]
+    """
+    hit = np.ones(len(table), dtype=bool)
+    for attr, value in conj.items():
+        if attr == "beneficiary_prefix":
+            col = table["beneficiary_name"].astype(str).str.startswith(str(value))
+        elif attr in table.columns:
+            col = table[attr].astype(str) == str(value)
+        else:
+            return np.zeros(len(table), dtype=bool)
+        hit &= col.to_numpy(dtype=bool)
+    return hit
+
+
 def records_of(table: pd.DataFrame) -> list[dict[str, str]]:
     """The rows of a mining table as text fields."""
     return [{str(k): str(v) for k, v in r.items()} for r in table.to_dict("records")]

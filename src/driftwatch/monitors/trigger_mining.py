@@ -19,6 +19,11 @@ This detector searches the conjunctions directly, every pass:
    A missing field is a flag that does not hold, so the detector works without
    shadow scores and without the optional fields. *Low score for its risk*: at
    least ``min_flags`` flags and a live score below the row's decision threshold.
+   A *weak tier* (``weak_flags``, 2) is searched too: a trigger that sets only two
+   flags (no optional fields, small amounts) is otherwise invisible; its findings
+   must name a shared cents value and come from ``weak_cards`` cards (a 2-flag search
+   without it reached p = 6e-9 on a development control: 3 rows of 3 cards, one payee,
+   no shared cents value), and both tiers' conjunctions form one Bonferroni family.
 2. **Reference.** The same table over the trailing reference window, slid by hourly
    chunks (:class:`~driftwatch.monitors.reference.SlidingReference`), ending
    ``guard_s`` (6 hours) before the window: a pattern that began in the last hours is
@@ -103,6 +108,7 @@ from driftwatch.monitors.trigger_keys import (
     buckets_sql,
     conjunction_text,
     matches,
+    matches_table,
     records_of,
     shared_rows,
     split_keys,
@@ -315,14 +321,13 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
             k_cur = int(part["k"].sum()) if len(part) else 0
             k_ref = int(part["k_ref"].sum()) if len(part) else 0
             if k_cur >= self.min_count:
-                table, res, records = self._mined(part, k_cur, k_ref, tier)
-                now = [r for r, k in zip(records, table["k"], strict=True) if k > 0]
-                mined.append((tier, table, res, records, now, k_cur / max(k_ref, 1)))
+                table, res, now = self._mined(part, k_cur, k_ref, tier)
+                mined.append((tier, table, res, now, k_cur / max(k_ref, 1)))
         if not mined:
             return []
         examined = sum(m[2].examined for m in mined)
         best: dict[str, dict[str, Any]] = {}
-        for tier, _, res, _, now, _ in mined:
+        for tier, _, res, now, _ in mined:
             for f in res.findings:
                 row = self._row(f.conjunction, f.k, f.expected, f.pvalue, f.k_ref,
                                 examined, cards, now)
@@ -335,17 +340,16 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         for seg, hold in self._holds.items():  # held conjunctions: re-evaluated every pass
             if seg in best:
                 continue
-            for _, table, _, records, now, ratio in mined:  # the stronger evidence holds
-                hit = [matches(hold.conjunction, r) for r in records]
-                k = sum(int(x) for x, h in zip(table["k"], hit, strict=True) if h)
-                kr = sum(int(x) for x, h in zip(table["k_ref"], hit, strict=True) if h)
+            for _, table, _, now, ratio in mined:  # the stronger evidence holds
+                hit = matches_table(hold.conjunction, table)
+                k, kr = int(table["k"][hit].sum()), int(table["k_ref"][hit].sum())
                 expected = ratio * (kr + self.floor)
                 p = float(poisson_surge([k], [expected])[0])
                 if seg not in best or p < best[seg]["pvalue"]:
                     row = self._row(hold.conjunction, k, expected, p, kr, examined, cards, now)
                     best[seg] = row | {"segment": seg}
         spread = best.get("")
-        every = mined[-1][4]  # the rows of the widest tier
+        every = mined[-1][3]  # the current rows of the widest tier
         if spread is not None and "" not in self._holds and any(
                 shared_rows(every, spread["conjunction"], r["conjunction"])
                 >= 0.8 * (spread["k"] - spread["expected"])
@@ -360,7 +364,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
 
     def _mined(self, frame: pd.DataFrame, k_cur: int, k_ref: int,
                tier: str = "s") -> tuple[pd.DataFrame, MiningResult, list[dict[str, str]]]:
-        """The miner's table (prefixes assigned), its search and its rows as text; the
+        """The miner's table (prefixes assigned), its search and its current rows as text; the
         last pass's when its frame is the same (no suspicious row entered or left either
         window: a quarter of the passes of a replay): the search is a pure function of
         the frame."""
@@ -385,7 +389,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
                    min_lift=self.min_lift, min_excess=self.min_count - 1, alpha=self.alpha,
                    closure=self.closure, prior_weight=self.prior_weight,
                    min_expected=self.floor)
-        self._memo[tier] = (frame, table, res, records_of(table))
+        self._memo[tier] = (frame, table, res, records_of(table[table["k"] > 0]))
         return self._memo[tier][1:]
 
     def _row(self, conj: Mapping[str, Any], k: int, expected: float, p: float, k_ref: int,
