@@ -19,11 +19,15 @@ This detector searches the conjunctions directly, every pass:
    A missing field is a flag that does not hold, so the detector works without
    shadow scores and without the optional fields. *Low score for its risk*: at
    least ``min_flags`` flags and a live score below the row's decision threshold.
-   A *weak tier* (``weak_flags``, 2) is searched too: a trigger that sets only two
-   flags (no optional fields, small amounts) is otherwise invisible; its findings
+   A *weak tier* (``weak_flags=2``; off by default) can be searched too: a trigger that
+   sets only two flags (no optional fields, small amounts) is otherwise invisible; its findings
    must name a shared cents value and come from ``weak_cards`` cards (a 2-flag search
    without it reached p = 6e-9 on a development control: 3 rows of 3 cards, one payee,
    no shared cents value), and both tiers' conjunctions form one Bonferroni family.
+   Off by default: with the guard it still raised a warning on a development control
+   (global recalibration, 3 rows of 3 cards sharing cents .89, p = 2e-5 over 580
+   conjunctions) in passes where score_drift's many discoveries loosened the monitor's
+   Benjamini-Hochberg threshold.
 2. **Reference.** The same table over the trailing reference window, slid by hourly
    chunks (:class:`~driftwatch.monitors.reference.SlidingReference`), ending
    ``guard_s`` (6 hours) before the window: a pattern that began in the last hours is
@@ -158,9 +162,10 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         count about tenfold before any alert could hold it out). Only with enough
         history beyond it (``GUARD_HISTORY``).
     weak_flags, weak_cards : int
-        A second search over the rows with at least ``weak_flags`` flags (default 2;
-        ``min_flags`` turns it off), its conjunctions in the same Bonferroni family; a
-        finding of it must name a cents value and come from ``weak_cards`` (3) cards.
+        A second search over the rows with at least ``weak_flags`` flags (2 turns it
+        on; the default, ``min_flags``, leaves it off), its conjunctions in the same
+        Bonferroni family; a finding of it must name a cents value and come from
+        ``weak_cards`` (3) cards.
     """
 
     name = "trigger_mining"
@@ -179,7 +184,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
     effect_floor: float = 0.5
     critical_effect: float = 0.8
     guard_s: int = 6 * 3600
-    weak_flags: int = 2
+    weak_flags: int = 3
     weak_cards: int = 3
 
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
