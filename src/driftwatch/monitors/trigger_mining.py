@@ -25,9 +25,9 @@ This detector searches the conjunctions directly, every pass:
    without it reached p = 6e-9 on a development control: 3 rows of 3 cards, one payee,
    no shared cents value), and both tiers' conjunctions form one Bonferroni family.
    Off by default: with the guard it still raised a warning on a development control
-   (global recalibration, 3 rows of 3 cards sharing cents .89, p = 2e-5 over 580
-   conjunctions) in passes where score_drift's many discoveries loosened the monitor's
-   Benjamini-Hochberg threshold.
+   (global recalibration, 3 rows of 3 cards sharing cents .89 in MCC 7033, p = 2e-5
+   over 580 conjunctions): a discovery at ``fdr_q``, made an alert by score_drift's
+   discovery on the same MCC (the monitor's corroboration rule).
 2. **Reference.** The same table over the trailing reference window, slid by hourly
    chunks (:class:`~driftwatch.monitors.reference.SlidingReference`), ending
    ``guard_s`` (6 hours) before the window: a pattern that began in the last hours is
