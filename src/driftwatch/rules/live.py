@@ -188,6 +188,10 @@ class LiveEvaluator:
                 self._forms[name] = form
         for field in ScoredTransaction.__struct_fields__:  # what the forms read
             self._column_fns.setdefault(field_column(field), attrgetter(field))
+        minor = field_column("amount_minor")
+        if field_column("amount_cents") in self._column_fns:  # (a property: a call an event)
+            self._forms[field_column("amount_cents")] = lambda column: tuple(
+                [v % 100 for v in column(minor)])
         self._seen: dict[int, int] = {}
         self._order: deque[int] = deque()
         """The keys of ``_seen``, oldest first."""
