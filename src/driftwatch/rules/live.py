@@ -5,7 +5,8 @@ Each rule's condition becomes a tree of small closures over the event
 aggregates (:mod:`~driftwatch.rules.sequences`) read the shared
 :class:`~driftwatch.rules.window.KeyedWindow` state: one window per (entity key,
 filter), as long as the longest aggregate that uses it; sequences keyed by a card and
-something else are read from the card's window (:mod:`~driftwatch.rules.sharing`).
+something else, and counts, sums and extremes over a card with a ``where=``, are read
+from the card's unfiltered window (:mod:`~driftwatch.rules.sharing`).
 
 Per batch, events are de-duplicated by ``event_id`` (an event seen before is not
 counted again; its earlier hits are returned again, so a re-delivered batch re-inserts
@@ -188,6 +189,10 @@ class LiveEvaluator:
                 self._forms[name] = form
         for field in ScoredTransaction.__struct_fields__:  # what the forms read
             self._column_fns.setdefault(field_column(field), attrgetter(field))
+        minor = field_column("amount_minor")
+        if field_column("amount_cents") in self._column_fns:  # (a property: a call an event)
+            self._forms[field_column("amount_cents")] = lambda column: tuple(
+                [v % 100 for v in column(minor)])
         self._seen: dict[int, int] = {}
         self._order: deque[int] = deque()
         """The keys of ``_seen``, oldest first."""

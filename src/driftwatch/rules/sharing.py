@@ -1,4 +1,4 @@
-"""Composite-key sequence windows served by the window of their first key part.
+"""Composite-key sequence windows and filtered windows served by an unfiltered one.
 
 ``monotonic_increase(amount_minor, by=[card_id, device_id], ...)`` and
 ``travel_km(by=[card_id, device_id], ...)`` read the entries of one card from one
@@ -19,6 +19,11 @@ cases read more than a window of their own would have held, both closer to the S
 backtest: a late event (older than the newest of its key) sees entries such a window
 had already evicted, and a card over ``max_per_key`` entries keeps its newest
 ``max_per_key`` across all devices rather than per device.
+
+Filtered windows the same way (:func:`share_filtered`, :class:`FilteredWindow`):
+``count(by=card_id, within=15m, where=amount_minor <= 300)`` reads the card's
+entries that hold a true filter (its truth is one more value of the card's entries),
+with the same two differences.
 """
 
 from __future__ import annotations

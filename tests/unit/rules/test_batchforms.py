@@ -183,9 +183,11 @@ def test_key_and_filter_forms_equal_the_window_closures(dicts: list[dict[str, An
                                  " >= 1"),
              rule_from_text("m", 'channel == "transfer" and amount_minor <= received_max('
                                  'amount_minor, by=card_id, payee=beneficiary_name,'
-                                 ' prefix="ACCT ", within=3h)')]
+                                 ' prefix="ACCT ", within=3h)'),
+             rule_from_text("c", "count(by=[mcc, amount_cents], within=1h) >= 2")]
     ev = LiveEvaluator(rules, horizon_ms=DAY_MS)
-    assert {name[0] for name in ev._forms} == {"key", "where", "value"}  # value: age_days
+    # value: age_days; field: amount_cents (a property of the event)
+    assert {name[0] for name in ev._forms} == {"key", "where", "value", "field"}
     formed = column_cache(ev._column_fns, evs, ev._forms)
     plain = column_cache(ev._column_fns, evs)
     for name in ev._forms:
