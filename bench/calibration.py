@@ -57,6 +57,7 @@ from driftwatch.monitors.dispersion import (
     combine_concentrations,
     homogeneity_pvalue,
     ks_dispersed_pvalue,
+    pooled_prior,
     rate_estimator,
     rate_pvalue,
 )
@@ -165,7 +166,7 @@ def benford(rng: np.random.Generator, plan: Plan, cond: Condition) -> tuple[Arra
 def _rate_test(
     rng: np.random.Generator, plan: Plan, cond: Condition, share: Array, vol: Array,
     prior: float | None, strength: float, keep_fn: Callable[[Array, Array], Array],
-    cur_share: Array | None = None,
+    cur_share: Array | None = None, pooled: bool = False,
 ) -> tuple[Array, Array]:
     prof = np.stack([1.0 - share, share], axis=1)
     cur_prof = None if cur_share is None else np.stack([1.0 - cur_share, cur_share], axis=1)
@@ -178,6 +179,8 @@ def _rate_test(
     seg = d.seg[keep]
     tot_k, tot_n = k_ref.sum(), n_ref.sum()
     pri = (tot_k + 0.5) / (tot_n + 1.0) if prior is None else prior
+    if pooled and prior is not None:  # the detector's prior: all segments pooled
+        pri = pooled_prior(k_ref, n_ref, prior, strength)
     p, rate, _ = rate_pvalue(k[keep], n[keep], k_ref[seg], n_ref[seg], pri, strength, est[seg])
     effect = k[keep] / np.maximum(n[keep], 1.0) - rate
     return judged(d, seg, p), effect
@@ -193,7 +196,8 @@ def out_of_domain(rng: np.random.Generator, plan: Plan, cond: Condition
                   ) -> tuple[Array, Array]:
     s = plan.segments
     return _rate_test(rng, plan, cond, rng.uniform(1e-4, 2e-3, s),
-                      volumes(s, (20, 100, 500, 2000)), 1e-4, 1000.0, lambda n, k: n > 0)
+                      volumes(s, (20, 100, 500, 2000)), 1e-4, 1000.0, lambda n, k: n > 0,
+                      pooled=True)
 
 
 def volume_share(rng: np.random.Generator, plan: Plan, cond: Condition
@@ -281,7 +285,7 @@ def score_psi(rng: np.random.Generator, plan: Plan, cond: Condition
     mapping = reference_bins(ref, 10)
     ref_c = regroup(ref, mapping, 10)
     cur_c = regroup(cur, mapping, 10)
-    _, p = homogeneity_pvalue(ref_c, cur_c, chunk_n, est)
+    _, p = homogeneity_pvalue(ref_c, cur_c, chunk_n, est, 24.0)
     res = psi_test(ref_c, cur_c)
     n, n_ref = cur.sum(axis=1), ref.sum(axis=1)
     psi_eff = np.asarray(res.psi) - (np.asarray(res.bins) - 1) * (n + n_ref) / (n * n_ref)
@@ -319,9 +323,8 @@ DETECTORS: dict[str, tuple[Runner, float, bool]] = {
 # Deviations explained and bounded in the README ("False alarms, measured"): judged
 # against their documented bound instead of RATIO_TARGET, and reported as such.
 DOCUMENTED: dict[tuple[str, str], float] = {
-    # a feature's reference of 6 h is mostly the fixed prior_rate (1e-4, 1,000 rows);
-    # features are young only in a young store, which the 24 h warm-up keeps quiet
-    ("out_of_domain", "young-6h"): 5.0,
+    # (none: out-of-domain on a 6 h reference was judged against 5x until its prior
+    # became the features' pooled rate; now within 1.5x)
 }
 
 

@@ -88,12 +88,17 @@ def pooled(spans: list[dict[str, Any]]) -> dict[str, Any]:
     seg_days = sum(float(s["evaluated_days"]) * int(s["segments"]) for s in spans)
     r = alert_rate(k, days, seg_days)
     by: Counter[str] = Counter()
+    rules: Counter[str] = Counter()
     for s in spans:
         by.update(s["alerts_by_detector"])
+        rules.update(s.get("other_loud_alerts", {}))
     return {
         "spans": len(spans),
         "detector_alerts": k,
         "alerts_by_detector": dict(by),
+        # not detector alerts: rule (and other) alerts at warning/critical, and info ones
+        "other_loud_alerts": dict(rules),
+        "alerts_info": sum(int(s.get("alerts_info", 0)) for s in spans),
         "evaluated_days": round(days, 3),
         "mean_segments": round(seg_days / days, 1) if days else None,
         "per_month": r.per_month,

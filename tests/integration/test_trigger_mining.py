@@ -285,7 +285,7 @@ def test_search_is_reused_when_the_frame_is_the_same(
 
 
 def test_parse_key_and_match() -> None:
-    key = "\x1e".join(["5967", "37", "INTL-PAY-X", "30..89", "LT", "ecom", "1000..9999"])
+    key = "\x1e".join(["5967", "37", "INTL-PAY-X", "30..89", "LT", "ecom", "1000..9999", "s"])
     fields = parse_key(key)
     assert matches({"beneficiary_prefix": "INTL-", "amount_cents": "37"}, fields)
     assert not matches({"beneficiary_prefix": "INTL-", "amount_cents": 38}, fields)

@@ -66,7 +66,7 @@ def test_pooled_spans_add_alerts_and_exposure(monkeypatch: pytest.MonkeyPatch) -
         {"detector_alerts": 1, "evaluated_days": 7.0, "segments": 2000,
          "alerts_by_detector": {"cents": 1}},
         {"detector_alerts": 0, "evaluated_days": 7.0, "segments": 1000,
-         "alerts_by_detector": {}},
+         "alerts_by_detector": {}, "other_loud_alerts": {"RuleHit": 2}, "alerts_info": 5},
     ]
     p = pooled(spans)
     assert p["detector_alerts"] == 1 and p["evaluated_days"] == 14.0
@@ -74,6 +74,8 @@ def test_pooled_spans_add_alerts_and_exposure(monkeypatch: pytest.MonkeyPatch) -
     assert p["per_month"] == pytest.approx(30 / 14)
     assert p["per_month_upper95"] == pytest.approx(poisson_upper(1) * 30 / 14)
     assert p["alerts_by_detector"] == {"cents": 1}
+    # rule alerts are counted apart, never as detector alerts
+    assert p["other_loud_alerts"] == {"RuleHit": 2} and p["alerts_info"] == 5
 
 
 def test_null_chunks_are_the_ones_the_detectors_read() -> None:

@@ -60,7 +60,7 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -74,7 +74,7 @@ from driftwatch.mining.exact import (
     poisson_surge,
     tarone_family,
 )
-from driftwatch.mining.small import SmallTable
+from driftwatch.mining.small import Slices, SmallTable
 
 __all__ = ["COUNTS", "MiningResult", "SliceFinding", "count_table", "mine"]
 
@@ -84,41 +84,43 @@ Test = Literal["binomial", "hypergeom", "surge"]
 
 @dataclass(frozen=True)
 class _Surge:
-    """The null of ``test="surge"``: smoothed reference shares of every item."""
+    """The null of ``test="surge"``: smoothed reference shares of every item, per value
+    code of :class:`SmallTable` (every value of the table has one)."""
 
-    shares: dict[str, dict[Any, float]]
+    shares: dict[str, np.ndarray[Any, np.dtype[np.float64]]]
     k_ref: float
     ratio: float
     weight: float
     floor: float
 
     @classmethod
-    def of(cls, tab: pd.DataFrame, attrs: list[str], ratio: float, weight: float,
+    def of(cls, small: SmallTable, attrs: list[str], ratio: float, weight: float,
            floor: float) -> _Surge:
-        k_ref = float(tab["k_ref"].sum())
-        shares: dict[str, dict[Any, float]] = {}
+        kr = small.counts[:, 3]
+        k_ref = float(kr.sum())
+        shares: dict[str, np.ndarray[Any, np.dtype[np.float64]]] = {}
         for a in attrs:
-            per = tab[tab[a] != ""].groupby(a, sort=False)["k_ref"].sum()
-            den = k_ref + 0.5 * max(len(per), 1)
-            shares[a] = {v: (float(c) + 0.5) / den for v, c in per.items()}
-            shares[a][None] = 0.5 / den  # a value the reference never saw
+            code = small.codes[a]
+            ok = code >= 0
+            per = np.zeros(len(small.values[a]), dtype=np.int64)
+            np.add.at(per, code[ok], kr[ok])
+            den = k_ref + 0.5 * max(small.distinct(a), 1)
+            shares[a] = (per.astype(np.float64) + 0.5) / den
         return cls(shares, k_ref, ratio, weight, floor)
 
-    def expected(self, g: pd.DataFrame, combo: Sequence[str]) -> np.ndarray[Any, Any]:
-        """``ratio * (k_ref + max(weight * K_ref * prod(shares), floor))`` per row."""
-        prod = np.ones(len(g))
-        for a in combo:
-            table = self.shares[a]
-            prod *= np.array([table.get(v, table[None]) for v in g[a]], dtype=np.float64)
+    def expected(self, s: Slices) -> np.ndarray[Any, Any]:
+        """``ratio * (k_ref + max(weight * K_ref * prod(shares), floor))`` per slice."""
+        prod = np.ones(len(s))
+        for j, a in enumerate(s.combo):
+            prod *= self.shares[a][s.codes[:, j]]
         prior = np.maximum(self.weight * self.k_ref * prod, self.floor)
-        return np.asarray(self.ratio * (g["k_ref"].to_numpy(np.float64) + prior))
+        return np.asarray(self.ratio * (s.sums[:, 3].astype(np.float64) + prior))
 
-    def expected_one(self, k_ref: float, conj: Mapping[str, Any]) -> float:
+    def expected_one(self, k_ref: float, conj: Mapping[str, Any], small: SmallTable) -> float:
         """:meth:`expected` of one slice ``conj`` with ``k_ref`` reference records."""
         prod = 1.0
         for a, v in conj.items():
-            table = self.shares[a]
-            prod *= table.get(v, table[None])
+            prod *= float(self.shares[a][small.index[a][v]])
         return self.ratio * (k_ref + max(self.weight * self.k_ref * prod, self.floor))
 
 
@@ -220,28 +222,6 @@ def _check(table: pd.DataFrame, attributes: Sequence[str], max_depth: int, min_s
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     if not 0.5 < closure <= 1.0:
         raise ValueError(f"closure must be in (0.5, 1], got {closure!r}")
-    if (table[list(COUNTS)] < 0).any().any():
-        raise ValueError("counts must be non-negative")
-
-
-SMALL_TABLE = 2_000_000
-"""Count tables up to this many rows are searched with integer codes and numpy
-(:class:`SmallTable`: pandas' per-call overhead dominates a search's thousands of
-group-bys); larger ones with pandas group-bys."""
-
-
-def _level(table: pd.DataFrame, combo: tuple[str, ...], min_support: int,
-           current_only: bool = False) -> pd.DataFrame:
-    """Counts of every slice over ``combo`` with enough support (``""`` items skipped;
-    support counts the current suspicious records only when ``current_only``)."""
-    sub = table
-    for a in combo:
-        sub = sub[sub[a] != ""]
-    if sub.empty:
-        return sub.iloc[:0][[*combo, *COUNTS]]
-    g = sub.groupby(list(combo), sort=False, dropna=False)[list(COUNTS)].sum().reset_index()
-    support = g["k"] if current_only else g["k"] + g["k_ref"]
-    return g[support >= min_support]
 
 
 def mine(
@@ -315,99 +295,84 @@ def mine(
     """
     attrs = list(attributes)
     _check(table, attrs, max_depth, min_support, alpha, closure)
-    tab = table[[*attrs, *COUNTS]].copy()
-    for a in attrs:
-        tab[a] = tab[a].fillna("").astype(object)
-    n_tot = int(tab["n"].sum()) if total is None else int(total)
-    r_tot = int(tab["n_ref"].sum()) if total_ref is None else int(total_ref)
+    small = SmallTable(table, attrs, COUNTS)
+    if (small.counts < 0).any():
+        raise ValueError("counts must be non-negative")
+    n_tot = int(small.counts[:, 0].sum()) if total is None else int(total)
+    r_tot = int(small.counts[:, 2].sum()) if total_ref is None else int(total_ref)
     if n_tot <= 0 or r_tot <= 0:
         raise ValueError(f"both data sets need records, got total={n_tot}, total_ref={r_tot}")
     p0 = n_tot / (n_tot + r_tot)
     depth = min(max_depth, len(attrs))
-    surge = (_Surge.of(tab, attrs, n_tot / r_tot, prior_weight, min_expected)
+    surge = (_Surge.of(small, attrs, n_tot / r_tot, prior_weight, min_expected)
              if test == "surge" else None)
     own = surge is not None
-    small = SmallTable(tab, attrs, COUNTS) if len(tab) <= SMALL_TABLE else None
 
-    def level(combo: tuple[str, ...], parents: pd.DataFrame | None) -> pd.DataFrame:
-        if small is not None:
-            return small.level(combo, parents, min_support, own)
-        base = tab if parents is None else tab.merge(parents[list(combo[:-1])],
-                                                     on=list(combo[:-1]), how="inner")
-        return _level(base, combo, min_support, own)
-
-    levels: list[list[tuple[tuple[str, ...], pd.DataFrame]]] = []
-    frontier: list[tuple[tuple[str, ...], pd.DataFrame]] = [
-        ((a,), level((a,), None)) for a in attrs
-    ]
+    levels: list[list[Slices]] = []
+    frontier = [small.level((a,), None, min_support, own) for a in attrs]
     truncated = False
     n_candidates = 0
     mins: list[np.ndarray[Any, np.dtype[np.float64]]] = []  # every computed slice's bound
     while frontier:
-        frontier = [(c, g) for c, g in frontier if not g.empty]
-        n_candidates += sum(len(g) for _, g in frontier)
+        frontier = [s for s in frontier if len(s)]
+        n_candidates += sum(len(s) for s in frontier)
         if test == "binomial" and frontier:
             # Tarone's bound with the family known so far (it only grows, so a slice
             # pruned now stays untestable, and so do its refinements)
-            mins.extend(min_attainable_binomial(g["k"] + g["k_ref"], p0) for _, g in frontier)
+            bounds = [min_attainable_binomial(s.support, p0) for s in frontier]
+            mins.extend(bounds)
             floor = alpha / tarone_family(np.concatenate(mins), alpha)
-            frontier = [
-                (c, g[min_attainable_binomial(g["k"] + g["k_ref"], p0) <= floor])
-                for c, g in frontier
-            ]
-        size = sum(len(g) for _, g in frontier)
+            frontier = [s.keep(b <= floor) for s, b in zip(frontier, bounds, strict=True)]
+        size = sum(len(s) for s in frontier)
         if size > max_candidates:
             truncated = True
-            cut = np.sort(np.concatenate([(g["k"] + g["k_ref"]).to_numpy()
-                                          for _, g in frontier]))[-max_candidates]
-            frontier = [(c, g[(g["k"] + g["k_ref"]) >= cut]) for c, g in frontier]
+            cut = np.sort(np.concatenate([s.support for s in frontier]))[-max_candidates]
+            frontier = [s.keep(s.support >= cut) for s in frontier]
         levels.append(frontier)
         if len(levels) >= depth:
             break
-        nxt: list[tuple[tuple[str, ...], pd.DataFrame]] = []
-        for combo, g in frontier:
-            if g.empty:
-                continue
-            for a in attrs[attrs.index(combo[-1]) + 1:]:
-                nxt.append(((*combo, a), level((*combo, a), g)))
-        frontier = nxt
+        frontier = [small.level((*s.combo, a), s, min_support, own)
+                    for s in frontier if len(s)
+                    for a in attrs[attrs.index(s.combo[-1]) + 1:]]
 
-    tested = [(c, g) for lv in levels for c, g in lv if not g.empty]
+    tested = [s for lv in levels for s in lv if len(s)]
     if not tested:
         return MiningResult((), 0, n_candidates, len(levels), truncated)
     if test == "binomial":
         m = tarone_family(np.concatenate(mins), alpha)
     else:
-        m = sum(len(g) for _, g in tested)
+        m = sum(len(s) for s in tested)
     findings: dict[tuple[tuple[str, Any], ...], SliceFinding] = {}
-    raw: list[float] = []
-    for combo, g in tested:
-        prior = surge.expected(g, combo) if surge is not None else None
-        stats = _slice_stats(g, test, p0, n_tot, r_tot, prior)
-        raw.extend(stats["p"].tolist())
-        hit = ((stats["p"] * m <= alpha) & (stats["lift"] >= min_lift)
-               & (g["k"].to_numpy() - stats["expected"] >= min_excess))
-        for i in np.flatnonzero(hit):
-            row = g.iloc[i]
-            searched = {a: _plain(row[a]) for a in combo}
-            f = _closed(tab, searched, attrs, closure, test, p0, n_tot, r_tot,
-                        float(stats["p"][i]), m, surge, small)
-            key = tuple(sorted(f.conjunction.items(), key=lambda kv: attrs.index(kv[0])))
-            old = findings.get(key)
-            if old is None or (f.pvalue, -f.level) < (old.pvalue, -old.level):
-                findings[key] = f
+    # every tested slice in one call of the (elementwise) tests, in the search's order
+    sums = np.concatenate([s.sums for s in tested])
+    prior = (np.concatenate([surge.expected(s) for s in tested]) if surge is not None
+             else None)
+    stats = _slice_stats(sums, test, p0, n_tot, r_tot, prior)
+    hit = ((stats["p"] * m <= alpha) & (stats["lift"] >= min_lift)
+           & (sums[:, 1] - stats["expected"] >= min_excess))
+    owner = np.repeat(np.arange(len(tested)), [len(s) for s in tested])
+    start = np.cumsum([0, *(len(s) for s in tested)])
+    for j in np.flatnonzero(hit):
+        s, i = tested[owner[j]], int(j - start[owner[j]])
+        f = _closed(small, small.items(s, i), small.rows_of(s, i), attrs, closure, test, p0,
+                    n_tot, r_tot, float(stats["p"][j]), m, surge)
+        key = tuple(sorted(f.conjunction.items(), key=lambda kv: attrs.index(kv[0])))
+        old = findings.get(key)
+        if old is None or (f.pvalue, -f.level) < (old.pvalue, -old.level):
+            findings[key] = f
     ordered = sorted(findings.values(),
                      key=lambda f: (f.pvalue_adjusted, -f.k, -len(f.conjunction)))
     return MiningResult(tuple(_drop_covered(ordered)), m, n_candidates, len(levels), truncated,
-                        tuple(raw))
+                        tuple(stats["p"].tolist()))
 
 
-def _slice_stats(g: pd.DataFrame, test: Test, p0: float, n_tot: int, r_tot: int,
-                 surge_expected: np.ndarray[Any, Any] | None = None,
+def _slice_stats(sums: np.ndarray[Any, np.dtype[np.int64]], test: Test, p0: float, n_tot: int,
+                 r_tot: int, surge_expected: np.ndarray[Any, Any] | None = None,
                  ) -> dict[str, np.ndarray[Any, np.dtype[np.float64]]]:
-    """Per slice of ``g``: its p-value ``p``, ``expected`` count and ``lift`` (arrays)."""
-    k = g["k"].to_numpy(np.float64)
-    kr = g["k_ref"].to_numpy(np.float64)
+    """Per slice (rows of ``sums``: ``n, k, n_ref, k_ref``): its p-value ``p``,
+    ``expected`` count and ``lift`` (arrays)."""
+    k = sums[:, 1].astype(np.float64)
+    kr = sums[:, 3].astype(np.float64)
     if test == "surge":
         if surge_expected is None:
             raise ValueError("test='surge' needs the expected counts")
@@ -419,8 +384,8 @@ def _slice_stats(g: pd.DataFrame, test: Test, p0: float, n_tot: int, r_tot: int,
         p = conditional_binomial(k, kr, p0)
         expected = p0 * (k + kr)
     elif test == "hypergeom":
-        n = g["n"].to_numpy(np.float64)
-        nr = g["n_ref"].to_numpy(np.float64)
+        n = sums[:, 0].astype(np.float64)
+        nr = sums[:, 2].astype(np.float64)
         p = hypergeometric(k, k + kr, n + nr, n)
         expected = np.where(n + nr > 0, n * (k + kr) / np.maximum(n + nr, 1), 0.0)
     else:
@@ -430,40 +395,20 @@ def _slice_stats(g: pd.DataFrame, test: Test, p0: float, n_tot: int, r_tot: int,
             "lift": np.asarray(lift, dtype=np.float64)}
 
 
-def _closed(tab: pd.DataFrame, searched: Mapping[str, Any], attrs: list[str], closure: float,
-            test: Test, p0: float, n_tot: int, r_tot: int, pvalue: float,
-            m: int, surge: _Surge | None = None,
-            small: SmallTable | None = None) -> SliceFinding:
-    """The finding of ``searched``, extended by the values its suspicious records share
-    (the same from :meth:`SmallTable.closed` when the table is ``small``)."""
-    if small is not None and surge is not None:
-        conj, (n, k, n_ref, k_ref) = small.closed(dict(searched), attrs, closure)
-        expected = surge.expected_one(k_ref, conj)
-        return SliceFinding(conj, dict(searched), n, k, n_ref, k_ref, expected, k / expected,
-                            pvalue, min(1.0, pvalue * m), len(searched))
-    mask = np.ones(len(tab), dtype=bool)
-    for a, v in searched.items():
-        mask &= (tab[a] == v).to_numpy()
-    conj = dict(searched)
-    sub = tab[mask]
-    k_all = int(sub["k"].sum())
-    for a in attrs:
-        if a in conj or k_all == 0:
-            continue
-        per = sub.groupby(a, sort=False)["k"].sum()
-        top = per.idxmax()
-        if top != "" and int(per.max()) >= closure * k_all:
-            conj[a] = _plain(top)
-            sub = sub[sub[a] == top]
-    conj = {a: conj[a] for a in attrs if a in conj}
-    row = sub[list(COUNTS)].sum()
-    record: dict[str, Any] = {str(c): v for c, v in row.items()}
-    one = pd.DataFrame([{**record, **conj}])
-    prior = surge.expected(one, list(conj)) if surge is not None else None
-    st = {c: v[0] for c, v in _slice_stats(pd.DataFrame([row]), test, p0, n_tot, r_tot,
-                                           prior).items()}
-    return SliceFinding(conj, dict(searched), int(row["n"]), int(row["k"]), int(row["n_ref"]),
-                        int(row["k_ref"]), float(st["expected"]), float(st["lift"]), pvalue,
+def _closed(small: SmallTable, searched: Mapping[str, Any], rows: np.ndarray[Any, Any],
+            attrs: list[str], closure: float, test: Test, p0: float, n_tot: int, r_tot: int,
+            pvalue: float, m: int, surge: _Surge | None = None) -> SliceFinding:
+    """The finding of ``searched`` (table ``rows``), extended by the values its
+    suspicious records share (:meth:`SmallTable.closed`)."""
+    conj, (n, k, n_ref, k_ref) = small.closed(dict(searched), attrs, closure, rows)
+    if surge is not None:
+        expected = surge.expected_one(k_ref, conj, small)
+        lift = k / expected
+    else:
+        st = _slice_stats(np.array([[n, k, n_ref, k_ref]], dtype=np.int64), test, p0,
+                          n_tot, r_tot)
+        expected, lift = float(st["expected"][0]), float(st["lift"][0])
+    return SliceFinding(conj, dict(searched), n, k, n_ref, k_ref, expected, lift, pvalue,
                         min(1.0, pvalue * m), len(searched))
 
 
@@ -491,7 +436,3 @@ def _drop_covered(findings: list[SliceFinding]) -> list[SliceFinding]:
     order = {id(f): i for i, f in enumerate(findings)}
     return sorted(kept, key=lambda f: order[id(f)])
 
-
-def _plain(value: Hashable) -> Any:
-    """numpy scalars to Python ones (JSON-ready)."""
-    return value.item() if isinstance(value, np.generic) else value

@@ -1,26 +1,72 @@
 """Slice counts of a count table with integer codes and numpy.
 
-pandas' per-call overhead dominates the lattice search of the live trigger miner's
-table (every monitor pass, thousands of group-bys), and a plain-Python loop over the
-rows grows with the reference: :class:`SmallTable` factorizes every attribute once and
-counts each slice level with ``np.unique`` over combined integer codes. It gives the
-same level tables as :func:`driftwatch.mining.lattice._level` after the parents'
-merge (slices in order of first appearance). The counts are ``n, k, n_ref, k_ref`` in
-that order.
+pandas' per-call overhead dominated the lattice search of the live trigger miner's
+table (every monitor pass, thousands of group-bys and small frames): :class:`SmallTable`
+factorizes every attribute once, and a level of the search is a :class:`Slices` of
+plain arrays. Level ``L + 1`` reuses level ``L``: each table row carries the index of
+its level-``L`` slice (``slot``), so the rows a refinement counts are those of the
+surviving parents, and a refinement's key is ``slot * cardinality + code`` (one
+``np.unique`` per combination; never more than rows x values, so it cannot overflow).
+Slices keep the order of their first row in the table, as a ``groupby(sort=False)``.
+The counts are ``n, k, n_ref, k_ref`` in that order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-__all__ = ["SmallTable"]
+__all__ = ["Slices", "SmallTable"]
 
 IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Slices:
+    """The slices of one attribute combination that a level keeps.
+
+    Attributes
+    ----------
+    combo : tuple of str
+        The attributes, in search order.
+    codes : ndarray of int, shape (slices, len(combo))
+        Each slice's value codes (:attr:`SmallTable.values`).
+    sums : ndarray of int, shape (slices, 4)
+        Each slice's ``n, k, n_ref, k_ref``.
+    rows, slot : ndarray of int
+        The table rows (ascending) of the kept slices and each row's slice index.
+    """
+
+    combo: tuple[str, ...]
+    codes: IntArray
+    sums: IntArray
+    rows: IntArray
+    slot: IntArray
+
+    def __len__(self) -> int:
+        return len(self.sums)
+
+    @property
+    def support(self) -> IntArray:
+        """``k + k_ref`` of every slice."""
+        return np.asarray(self.sums[:, 1] + self.sums[:, 3], dtype=np.int64)
+
+    def keep(self, mask: BoolArray) -> Slices:
+        """The slices where ``mask`` holds (order kept), their rows re-pointed."""
+        mask = np.asarray(mask, dtype=bool)
+        if mask.all():
+            return self
+        new = np.full(len(mask), -1, dtype=np.int64)
+        new[mask] = np.arange(int(mask.sum()), dtype=np.int64)
+        slot = new[self.slot]
+        ok = slot >= 0
+        return Slices(self.combo, self.codes[mask], self.sums[mask], self.rows[ok], slot[ok])
 
 
 class SmallTable:
@@ -28,9 +74,10 @@ class SmallTable:
 
     >>> t = pd.DataFrame({"a": ["x", "x", ""], "n": [1, 2, 3], "k": [1, 1, 1],
     ...                   "n_ref": [0, 0, 0], "k_ref": [0, 1, 0]})
-    >>> SmallTable(t, ["a"], ["n", "k", "n_ref", "k_ref"]).level(("a",), None, 2, False
-    ...     ).values.tolist()
-    [['x', 3, 2, 0, 1]]
+    >>> small = SmallTable(t, ["a"], ["n", "k", "n_ref", "k_ref"])
+    >>> s = small.level(("a",), None, 2, False)
+    >>> [small.values["a"][c] for c in s.codes[:, 0]], s.sums.tolist()
+    (['x'], [[3, 2, 0, 1]])
     """
 
     def __init__(self, tab: pd.DataFrame, attrs: list[str], counts: Sequence[str]) -> None:
@@ -39,82 +86,87 @@ class SmallTable:
         self.values: dict[str, list[Any]] = {}
         self.index: dict[str, dict[Any, int]] = {}
         for a in attrs:
+            # NaN/None factorize to -1 like "": a missing value is never an item
             codes, uniques = pd.factorize(pd.Series(tab[a].tolist(), dtype=object))
             values = [_py(v) for v in uniques]
-            blank = {i for i, v in enumerate(values) if v == ""}
+            blank = [i for i, v in enumerate(values) if _blank(v)]
             code = codes.astype(np.int64)
             if blank:
-                code[np.isin(code, list(blank))] = -1  # a missing value is never an item
+                code[np.isin(code, blank)] = -1
             self.codes[a], self.values[a] = code, values
             self.index[a] = {v: i for i, v in enumerate(values)}
         self.counts: IntArray = np.column_stack(
             [tab[c].to_numpy(np.int64) for c in counts]) if len(tab) else np.zeros(
             (0, len(self.names)), dtype=np.int64)
 
-    def _key(self, combo: Sequence[str], rows: IntArray) -> IntArray:
-        """One integer per row of ``rows`` for its values over ``combo`` (mixed radix)."""
-        key = np.zeros(len(rows), dtype=np.int64)
-        for a in combo:
-            key = key * len(self.values[a]) + self.codes[a][rows]
-        return key
+    def distinct(self, a: str) -> int:
+        """Values of ``a`` that form items (not ``""``)."""
+        return sum(1 for v in self.values[a] if not _blank(v))
 
-    def level(self, combo: tuple[str, ...], parents: pd.DataFrame | None, min_support: int,
-              current_only: bool) -> pd.DataFrame:
-        """Counts of every slice over ``combo`` whose first items form one of the
-        ``parents`` slices, with enough support (``""`` items skipped; support on the
-        current suspicious records only when ``current_only``)."""
-        ok = np.ones(len(self.counts), dtype=bool)
-        for a in combo:
-            ok &= self.codes[a] >= 0
-        rows = np.flatnonzero(ok)
-        if parents is not None:
-            head = combo[:-1]
-            allowed = np.zeros(len(parents), dtype=np.int64)
-            known = np.ones(len(parents), dtype=bool)
-            for a in head:
-                idx = self.index[a]
-                code = np.array([idx.get(v, -1) for v in parents[a].tolist()], dtype=np.int64)
-                known &= code >= 0
-                allowed = allowed * len(self.values[a]) + code
-            rows = rows[np.isin(self._key(head, rows), allowed[known])]
-        key = self._key(combo, rows)
+    def level(self, combo: tuple[str, ...], parent: Slices | None, min_support: int,
+              current_only: bool) -> Slices:
+        """The slices over ``combo`` that refine a kept slice of ``parent`` (over
+        ``combo[:-1]``; ``None`` for a single attribute) with enough support (``""``
+        items skipped; support on the current suspicious records only when
+        ``current_only``), in order of their first row."""
+        a = combo[-1]
+        size = len(self.values[a])
+        if parent is None:
+            code = self.codes[a]
+            rows = np.flatnonzero(code >= 0).astype(np.int64)
+            key = code[rows]
+        else:
+            code = self.codes[a][parent.rows]
+            ok = code >= 0
+            rows = parent.rows[ok]
+            key = parent.slot[ok] * size + code[ok]
         uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
         sums = np.zeros((len(uniq), len(self.names)), dtype=np.int64)
-        np.add.at(sums, inverse.ravel(), self.counts[rows])
+        np.add.at(sums, inverse, self.counts[rows])
         support = sums[:, 1] if current_only else sums[:, 1] + sums[:, 3]
         keep = np.flatnonzero(support >= min_support)
-        keep = keep[np.argsort(first[keep], kind="stable")]  # first appearance, as a dict
-        data: dict[str, Any] = {}
-        rest = uniq[keep]
-        decoded: list[list[Any]] = []
-        for a in reversed(combo):
-            size = len(self.values[a])
-            decoded.append([self.values[a][int(c)] for c in rest % size])
-            rest = rest // size
-        for a, vals in zip(reversed(combo), decoded, strict=True):
-            data[a] = pd.Series(vals, dtype=object)
-        for j, col in enumerate(self.names):
-            data[col] = sums[keep, j].astype(np.int64)
-        return pd.DataFrame({c: data[c] for c in [*combo, *self.names]})
+        keep = keep[np.argsort(first[keep], kind="stable")]  # first appearance
+        new = np.full(len(uniq), -1, dtype=np.int64)
+        new[keep] = np.arange(len(keep), dtype=np.int64)
+        slot = new[inverse]
+        mine = slot >= 0
+        kept = uniq[keep]
+        if parent is None:
+            codes = kept.reshape(-1, 1)
+        else:
+            codes = np.column_stack([parent.codes[kept // size], kept % size])
+        return Slices(combo, codes.astype(np.int64), sums[keep], rows[mine], slot[mine])
 
-    def closed(self, searched: dict[str, Any], attrs: Sequence[str],
-               closure: float) -> tuple[dict[str, Any], tuple[int, ...]]:
-        """The closure of slice ``searched`` and its counts, as
-        :func:`driftwatch.mining.lattice._closed` computes them: in ``attrs`` order, a
+    def items(self, s: Slices, i: int) -> dict[str, Any]:
+        """Slice ``i`` of ``s`` as ``{attribute: value}``."""
+        return {a: self.values[a][int(c)] for a, c in zip(s.combo, s.codes[i], strict=True)}
+
+    def rows_of(self, s: Slices, i: int) -> IntArray:
+        """The table rows of slice ``i`` of ``s`` (ascending)."""
+        return np.asarray(s.rows[s.slot == i], dtype=np.int64)
+
+    def closed(self, searched: dict[str, Any], attrs: Sequence[str], closure: float,
+               rows: IntArray | None = None) -> tuple[dict[str, Any], tuple[int, ...]]:
+        """The closure of slice ``searched`` and its counts: in ``attrs`` order, a
         value (not ``""``) holding at least ``closure`` of the slice's suspicious
         current records (``k``, of the searched slice) joins and narrows the slice;
-        ties go to the value seen first.
+        ties go to the value seen first (as pandas' ``idxmax`` after a
+        ``groupby(sort=False)``).
 
         >>> t = pd.DataFrame({"a": ["x", "x", "y"], "b": ["u", "u", "u"], "n": [1, 2, 3],
         ...                   "k": [1, 1, 1], "n_ref": [0, 0, 0], "k_ref": [0, 1, 0]})
         >>> SmallTable(t, ["a", "b"], ["n", "k", "n_ref", "k_ref"]).closed({"a": "x"},
         ...     ["a", "b"], 0.8)
         ({'a': 'x', 'b': 'u'}, (3, 2, 0, 1))
+
+        ``rows``, when given, are the slice's rows (:meth:`rows_of`).
         """
-        ok = np.ones(len(self.counts), dtype=bool)
-        for a, v in searched.items():
-            ok &= self.codes[a] == self.index[a].get(v, -2)
-        rows = np.flatnonzero(ok)
+        if rows is None:
+            ok = np.ones(len(self.counts), dtype=bool)
+            for a, v in searched.items():
+                ok &= self.codes[a] == self.index[a].get(v, -2)
+            rows = np.flatnonzero(ok)
         conj = dict(searched)
         k = self.counts[:, 1]
         k_all = int(k[rows].sum())
@@ -122,15 +174,19 @@ class SmallTable:
             if a in conj or k_all == 0:
                 continue
             code = self.codes[a][rows]
-            uniq, first, inverse = np.unique(code, return_index=True, return_inverse=True)
-            per = np.bincount(inverse.ravel(), weights=k[rows], minlength=len(uniq))
-            order = np.argsort(first, kind="stable")  # the first of the largest, as idxmax
-            best = order[int(np.argmax(per[order]))]
-            if uniq[best] >= 0 and per[best] >= closure * k_all:
-                conj[a] = self.values[a][int(uniq[best])]
-                rows = rows[code == uniq[best]]
+            # k per value (slot 0: missing); the first row's value among the largest
+            per = np.bincount(code + 1, weights=k[rows], minlength=len(self.values[a]) + 1)
+            top = per == per.max()
+            best = int(code[int(np.argmax(top[code + 1]))])
+            if best >= 0 and per[best + 1] >= closure * k_all:
+                conj[a] = self.values[a][best]
+                rows = rows[code == best]
         totals = tuple(int(x) for x in self.counts[rows].sum(axis=0))
         return {a: conj[a] for a in attrs if a in conj}, totals
+
+
+def _blank(value: Any) -> bool:
+    return isinstance(value, str) and value == ""
 
 
 def _py(value: Any) -> Any:

@@ -5,9 +5,10 @@ A value outside a feature's valid range (``customer_age = 999`` when ages run
 ranges come from the ``feature_ranges`` setting (``name=lo..hi``, comma
 separated). Per feature, the count of out-of-range values among transactions
 carrying the feature is tested against the feature's own reference rate (shrunk
-toward ``prior_rate``, usually ~0) with the exact beta-binomial upper tail whose
-concentration adds the reference rate's uncertainty to the feature's own
-hour-to-hour spread of out-of-range shares, estimated from reference chunks
+toward all features' reference rate pooled, itself shrunk toward ``prior_rate``,
+usually ~0: :func:`driftwatch.monitors.dispersion.pooled_prior`) with the exact
+beta-binomial upper tail whose concentration adds the reference rate's uncertainty
+to the feature's own hour-to-hour spread of out-of-range shares, estimated from reference chunks
 (:func:`driftwatch.monitors.dispersion.rate_pvalue`: a feature that is sometimes
 missing-coded as 999 by one acquirer is judged against its own wandering). The
 segment of a finding is ``feature=<name>``; ``effect_floor`` counts the
@@ -48,7 +49,12 @@ from driftwatch.monitors.base import (
     span_words,
     sql_time,
 )
-from driftwatch.monitors.dispersion import ReferenceDispersion, rate_estimator, rate_pvalue
+from driftwatch.monitors.dispersion import (
+    ReferenceDispersion,
+    pooled_prior,
+    rate_estimator,
+    rate_pvalue,
+)
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec, sql_literal
@@ -89,7 +95,8 @@ class OutOfDomainDetector(BatchedWindows, Detector):
     prior_rate : float
         Out-of-range rate assumed without history (default 1e-4).
     prior_strength : float
-        Pseudo-rows of ``prior_rate`` in each reference (default 1000).
+        Pseudo-rows of the prior in each reference (default 1000): of the features'
+        pooled rate, itself shrunk toward ``prior_rate`` with as many rows.
     effect_floor : float
         Out-of-range values needed to alert (default 3).
     critical_effect : float
@@ -175,11 +182,15 @@ class OutOfDomainDetector(BatchedWindows, Detector):
         segs = [s for s, ok in zip(current.keys, keep, strict=True) if ok]
         cur = cur[keep]
         r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
-        ref = self._ref.table(r_lo, r_hi).rows(segs)
+        table = self._ref.table(r_lo, r_hi)
+        ref = table.rows(segs)
         n, k = cur[:, 0], cur[:, 1]
         conc = self._disp.concentration(segs, r_lo, r_hi)
+        # what is ordinary for these features: all of them pooled, toward prior_rate
+        prior = pooled_prior(table.values[:, 1], table.values[:, 0], self.prior_rate,
+                             self.prior_strength)
         pvalue, rate, _ = rate_pvalue(
-            k, n, ref[:, 1], ref[:, 0], self.prior_rate, self.prior_strength, conc
+            k, n, ref[:, 1], ref[:, 0], prior, self.prior_strength, conc
         )
         return [
             self.rate_test(

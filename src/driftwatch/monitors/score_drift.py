@@ -271,7 +271,9 @@ class ScoreDriftDetector(BatchedWindows, Detector):
         # the score mix wanders from hour to hour: judge against its own spread
         conc = self._disp.concentration(ref_keys, r_lo, r_hi)
         chunk_n = n_ref * self.window_s / ctx.settings.reference_window_s
-        _, psi_p = homogeneity_pvalue(ref_c, cur_c, chunk_n, conc)
+        # the F tail: the spread is estimated from the chunks the dispersion read
+        spread_chunks = len(self._disp.chunks(r_lo, r_hi))
+        _, psi_p = homogeneity_pvalue(ref_c, cur_c, chunk_n, conc, spread_chunks)
         phi = chi2_inflation(n, n_ref, chunk_n, conc)
         psi_v = np.atleast_1d(np.asarray(pres.psi, dtype=np.float64))
         occupied = np.atleast_1d(np.asarray(pres.bins, dtype=np.float64))

@@ -21,8 +21,9 @@ from driftwatch.monitors.reference import FloatArray, SegmentTable
 SEP = "\x1e"
 """Field separator of a reference key (not ``\\x1f``: each key is its own segment)."""
 FIELDS = ("mcc", "amount_cents", "beneficiary_name", "merchant_age", "merchant_country",
-          "channel", "amount_band")
-"""The grouped columns, in key order."""
+          "channel", "amount_band", "risk")
+"""The grouped columns, in key order (``risk``: ``s`` for a row with at least the
+detector's ``min_flags`` flags, ``w`` for one with only ``weak_flags``)."""
 ATTRIBUTES = ("amount_cents", "beneficiary_prefix", "merchant_age", "amount_band",
               "merchant_country", "channel", "mcc")
 """The mined attributes, in search order (the most selective first)."""
@@ -68,11 +69,14 @@ def flags_sql(shadow_gap: float) -> str:
     )
 
 
-def window_sql(min_flags: int, shadow_gap: float, cards: bool, grid: bool = False) -> str:
-    """The one GROUP BY of a window: suspicious rows per attribute combination, every
-    other row in the group whose fields are all empty (with ``grid``, per pass of the
-    backfill grid too: :data:`~driftwatch.monitors.backfill.PASS_AT`, for reading many
-    chunks in one query)."""
+def window_sql(min_flags: int, shadow_gap: float, cards: bool, grid: bool = False,
+               weak_flags: int | None = None) -> str:
+    """The one GROUP BY of a window: suspicious rows (at least ``weak_flags`` flags,
+    default ``min_flags``) per attribute combination and risk tier, every other row in
+    the group whose fields are all empty (with ``grid``, per pass of the backfill grid
+    too: :data:`~driftwatch.monitors.backfill.PASS_AT`, for reading many chunks in one
+    query)."""
+    weak = min(min_flags, min_flags if weak_flags is None else weak_flags)
     def text(col: str) -> str:  # the separator never comes from the data
         return f"replaceAll({col}, char(30), ' ')"
 
@@ -82,6 +86,7 @@ def window_sql(min_flags: int, shadow_gap: float, cards: bool, grid: bool = Fals
         "merchant_age": buckets_sql("age_days", AGE_EDGES, 1),
         "merchant_country": text("merchant_country"), "channel": text("channel"),
         "amount_band": buckets_sql("amount_minor", BAND_EDGES, 100),
+        "risk": f"if(risk_flags >= {int(min_flags)}, 's', 'w')",
     }
     key = f"if(sus, concatWithSeparator(char(30), {', '.join(fields[f] for f in FIELDS)}), '')"
     extra = ", groupUniqArrayIf(card_id, sus) AS cards" if cards else ""
@@ -89,7 +94,8 @@ def window_sql(min_flags: int, shadow_gap: float, cards: bool, grid: bool = Fals
     return (
         f"SELECT {head}{key} AS key, count() AS n, countIf(sus) AS k{extra} FROM ("
         f"SELECT *, {AGE_SQL} AS age_days, "
-        f"({flags_sql(shadow_gap)}) >= {int(min_flags)} AND score < threshold AS sus "
+        f"({flags_sql(shadow_gap)}) AS risk_flags, "
+        f"risk_flags >= {int(weak)} AND score < threshold AS sus "
         f"FROM {SCORED} WHERE {WINDOW}) GROUP BY {by}"
     )
 
@@ -210,8 +216,8 @@ class ChunkedWindow:
 def parse_key(key: str) -> dict[str, str]:
     """A reference key back to its fields.
 
-    >>> parse_key(SEP.join(["5967", "37", "INTL-PAY-X", "30..89", "LT", "ecom", "1000..9999"]))[
-    ...     "beneficiary_name"]
+    >>> parse_key(SEP.join(["5967", "37", "INTL-PAY-X", "30..89", "LT", "ecom", "1000..9999",
+    ...                     "s"]))["beneficiary_name"]
     'INTL-PAY-X'
     """
     return dict(zip(FIELDS, key.split(SEP), strict=True))
@@ -221,8 +227,8 @@ def split_keys(keys: Sequence[str]) -> list[list[str]]:
     """Keys to their fields, one list per key in :data:`FIELDS` order (what
     :func:`parse_key` gives, as rows for a DataFrame: ~9x faster than dicts).
 
-    >>> split_keys([SEP.join("abcdefg")])
-    [['a', 'b', 'c', 'd', 'e', 'f', 'g']]
+    >>> split_keys([SEP.join("abcdefgs")])
+    [['a', 'b', 'c', 'd', 'e', 'f', 'g', 's']]
     """
     rows = [k.split(SEP) for k in keys]
     if any(len(r) != len(FIELDS) for r in rows):
@@ -244,6 +250,26 @@ def matches(conj: Mapping[str, Any], fields: Mapping[str, str]) -> bool:
         elif fields.get(attr) != str(value):
             return False
     return True
+
+
+def matches_table(conj: Mapping[str, Any], table: pd.DataFrame) -> np.ndarray:
+    """:func:`matches` of every row of a mining table at once (a boolean mask).
+
+    >>> matches_table({"beneficiary_prefix": "GLX-", "amount_cents": 91}, pd.DataFrame(
+    ...     {"beneficiary_name": ["GLX-TRD 4", "GLX-TRD 5", "ACME"],
+    ...      "amount_cents": ["91", "13", "91"]})).tolist()
+    [True, False, False]
+    """
+    hit = np.ones(len(table), dtype=bool)
+    for attr, value in conj.items():
+        if attr == "beneficiary_prefix":
+            col = table["beneficiary_name"].astype(str).str.startswith(str(value))
+        elif attr in table.columns:
+            col = table[attr].astype(str) == str(value)
+        else:
+            return np.zeros(len(table), dtype=bool)
+        hit &= col.to_numpy(dtype=bool)
+    return hit
 
 
 def records_of(table: pd.DataFrame) -> list[dict[str, str]]:

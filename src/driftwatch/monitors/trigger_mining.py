@@ -19,6 +19,15 @@ This detector searches the conjunctions directly, every pass:
    A missing field is a flag that does not hold, so the detector works without
    shadow scores and without the optional fields. *Low score for its risk*: at
    least ``min_flags`` flags and a live score below the row's decision threshold.
+   A *weak tier* (``weak_flags=2``; off by default) can be searched too: a trigger that
+   sets only two flags (no optional fields, small amounts) is otherwise invisible; its findings
+   must name a shared cents value and come from ``weak_cards`` cards (a 2-flag search
+   without it reached p = 6e-9 on a development control: 3 rows of 3 cards, one payee,
+   no shared cents value), and both tiers' conjunctions form one Bonferroni family.
+   Off by default: with the guard it still raised a warning on a development control
+   (global recalibration, 3 rows of 3 cards sharing cents .89 in MCC 7033, p = 2e-5
+   over 580 conjunctions): a discovery at ``fdr_q``, made an alert by score_drift's
+   discovery on the same MCC (the monitor's corroboration rule).
 2. **Reference.** The same table over the trailing reference window, slid by hourly
    chunks (:class:`~driftwatch.monitors.reference.SlidingReference`), ending
    ``guard_s`` (6 hours) before the window: a pattern that began in the last hours is
@@ -103,6 +112,7 @@ from driftwatch.monitors.trigger_keys import (
     buckets_sql,
     conjunction_text,
     matches,
+    matches_table,
     records_of,
     shared_rows,
     split_keys,
@@ -151,6 +161,11 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         (one trigger row slid into a two-day reference raised a conjunction's expected
         count about tenfold before any alert could hold it out). Only with enough
         history beyond it (``GUARD_HISTORY``).
+    weak_flags, weak_cards : int
+        A second search over the rows with at least ``weak_flags`` flags (2 turns it
+        on; the default, ``min_flags``, leaves it off), its conjunctions in the same
+        Bonferroni family; a finding of it must name a cents value and come from
+        ``weak_cards`` (3) cards.
     """
 
     name = "trigger_mining"
@@ -169,10 +184,12 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
     effect_floor: float = 0.5
     critical_effect: float = 0.8
     guard_s: int = 6 * 3600
+    weak_flags: int = 3
+    weak_cards: int = 3
 
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
         super().__init__(settings, spec, **options)
-        for name in ("min_count", "min_cards", "max_depth", "min_flags"):
+        for name in ("min_count", "min_cards", "max_depth", "min_flags", "weak_flags"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{self.name}: {name}={getattr(self, name)!r}; allowed: >= 1")
         if not 0.0 < self.alpha < 1.0:
@@ -188,13 +205,16 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         self._holds: dict[str, Hold] = {}
         self._cut: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
         self._chunks: ChunkedWindow | None = None
-        self._memo: tuple[pd.DataFrame, pd.DataFrame, MiningResult,
-                          list[dict[str, str]]] | None = None
+        self._memo: dict[str, tuple[pd.DataFrame, pd.DataFrame, MiningResult,
+                                    list[dict[str, str]]]] = {}
         self._guarded: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
 
     # -- queries ----------------------------------------------------------------------
+    def _sql(self, cards: bool, grid: bool = False) -> str:
+        return window_sql(self.min_flags, self.shadow_gap, cards, grid, self.weak_flags)
+
     def _fetch(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
-        df = store.query_df(window_sql(self.min_flags, self.shadow_gap, False),
+        df = store.query_df(self._sql(False),
                             {"lo": lo, "hi": hi})
         return SegmentTable.from_wide(df["key"].to_numpy() if len(df) else [],
                                       [df.get("n", []), df.get("k", [])])
@@ -203,7 +223,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
               spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> list[SegmentTable]:
         """:meth:`_fetch` of many reference chunks in one query (backfill read-ahead)."""
         return read_chunks(
-            store, window_sql(self.min_flags, self.shadow_gap, False, grid=True), spans,
+            store, self._sql(False, grid=True), spans,
             lambda cols: SegmentTable.from_wide(cols["key"], [cols["n"], cols["k"]]),
             functools.partial(self._fetch, store))
 
@@ -211,7 +231,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
                      spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> list[Columns]:
         """The current-window query's columns of many pass-interval chunks, one query."""
         width = int((spans[0][1] - spans[0][0]).total_seconds())
-        return query_chunks(store, window_sql(self.min_flags, self.shadow_gap, True, grid=True),
+        return query_chunks(store, self._sql(True, grid=True),
                             spans, width)
 
     @staticmethod
@@ -258,7 +278,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
 
     def _current(self, store: Store, lo: dt.datetime,
                  hi: dt.datetime) -> tuple[SegmentTable, dict[str, list[str]]]:
-        df = store.query_df(window_sql(self.min_flags, self.shadow_gap, True),
+        df = store.query_df(self._sql(True),
                             {"lo": lo, "hi": hi})
         if df.empty:
             return SegmentTable.empty(2), {}
@@ -298,52 +318,64 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
 
     def _search(self, frame: pd.DataFrame, cards: Mapping[str, list[str]],
                 current: SegmentTable, reference: SegmentTable) -> list[dict[str, Any]]:
-        k_cur = int(frame["k"].sum()) if len(frame) else 0
-        k_ref = int(frame["k_ref"].sum()) if len(frame) else 0
-        if k_cur < self.min_count:
+        tiers = [("s", frame[frame["risk"] == "s"] if len(frame) else frame)]
+        if self.weak_flags < self.min_flags:
+            tiers.append(("w", frame))
+        mined = []
+        for tier, part in tiers:
+            k_cur = int(part["k"].sum()) if len(part) else 0
+            k_ref = int(part["k_ref"].sum()) if len(part) else 0
+            if k_cur >= self.min_count:
+                table, res, now = self._mined(part, k_cur, k_ref, tier)
+                mined.append((tier, table, res, now, k_cur / max(k_ref, 1)))
+        if not mined:
             return []
-        table, res, records = self._mined(frame, k_cur, k_ref)
-        now = [r for r, k in zip(records, table["k"], strict=True) if k > 0]
-        ratio = k_cur / max(k_ref, 1)
+        examined = sum(m[2].examined for m in mined)
         best: dict[str, dict[str, Any]] = {}
-        for f in res.findings:
-            row = self._row(f.conjunction, f.k, f.expected, f.pvalue, f.k_ref,
-                            res.examined, cards, now)
-            old = best.get(row["segment"])
-            if old is None or row["pvalue"] < old["pvalue"]:
-                best[row["segment"]] = row
+        for tier, _, res, now, _ in mined:
+            for f in res.findings:
+                row = self._row(f.conjunction, f.k, f.expected, f.pvalue, f.k_ref,
+                                examined, cards, now)
+                if tier == "w" and (row["cards"] < self.weak_cards
+                                    or "amount_cents" not in f.conjunction):
+                    continue  # a weak-tier finding needs a shared cents value and cards
+                old = best.get(row["segment"])
+                if old is None or row["pvalue"] < old["pvalue"]:
+                    best[row["segment"]] = row
         for seg, hold in self._holds.items():  # held conjunctions: re-evaluated every pass
             if seg in best:
                 continue
-            hit = [matches(hold.conjunction, r) for r in records]
-            k = sum(int(x) for x, h in zip(table["k"], hit, strict=True) if h)
-            kr = sum(int(x) for x, h in zip(table["k_ref"], hit, strict=True) if h)
-            expected = ratio * (kr + self.floor)
-            p = float(poisson_surge([k], [expected])[0])
-            row = self._row(hold.conjunction, k, expected, p, kr, res.examined, cards, now)
-            row["segment"] = seg
-            best[seg] = row
+            for _, table, _, now, ratio in mined:  # the stronger evidence holds
+                hit = matches_table(hold.conjunction, table)
+                k, kr = int(table["k"][hit].sum()), int(table["k_ref"][hit].sum())
+                expected = ratio * (kr + self.floor)
+                p = float(poisson_surge([k], [expected])[0])
+                if seg not in best or p < best[seg]["pvalue"]:
+                    row = self._row(hold.conjunction, k, expected, p, kr, examined, cards, now)
+                    best[seg] = row | {"segment": seg}
         spread = best.get("")
+        every = mined[-1][3]  # the current rows of the widest tier
         if spread is not None and "" not in self._holds and any(
-                shared_rows(now, spread["conjunction"], r["conjunction"])
+                shared_rows(every, spread["conjunction"], r["conjunction"])
                 >= 0.8 * (spread["k"] - spread["expected"])
                 for seg, r in best.items() if seg):
             del best[""]  # mostly one MCC's finding: the same rows, already named
-        # the rest of the family: every other tested conjunction, never alerting
-        rest = sorted(res.pvalues)[len(best):]
+        # the rest of the family: every other tested conjunction (both tiers), never alerting
+        rest = sorted(p for m in mined for p in m[2].pvalues)[len(best):]
         fill = [{"segment": "", "conjunction": {}, "k": 0, "expected": 1.0, "k_ref": 0,
-                 "pvalue": p, "cards": 0, "mccs": 0, "mcc": "", "examined": res.examined,
+                 "pvalue": p, "cards": 0, "mccs": 0, "mcc": "", "examined": examined,
                  "filler": True} for p in rest]
         return [*best.values(), *fill]
 
-    def _mined(self, frame: pd.DataFrame, k_cur: int,
-               k_ref: int) -> tuple[pd.DataFrame, MiningResult, list[dict[str, str]]]:
-        """The miner's table (prefixes assigned), its search and its rows as text; the
+    def _mined(self, frame: pd.DataFrame, k_cur: int, k_ref: int,
+               tier: str = "s") -> tuple[pd.DataFrame, MiningResult, list[dict[str, str]]]:
+        """The miner's table (prefixes assigned), its search and its current rows as text; the
         last pass's when its frame is the same (no suspicious row entered or left either
         window: a quarter of the passes of a replay): the search is a pure function of
         the frame."""
-        if self._memo is not None and self._memo[0].equals(frame):
-            return self._memo[1:]
+        memo = self._memo.get(tier)
+        if memo is not None and memo[0].equals(frame):
+            return memo[1:]
         cur, ref = frame[frame["k"] > 0], frame[frame["k_ref"] > 0]
         prefixes = select_prefixes(
             np.repeat(cur["beneficiary_name"].to_numpy(), cur["k"]).tolist(),
@@ -353,7 +385,8 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
             min_support=self.min_count, total=k_cur, total_ref=max(k_ref, 1))
         table = frame.assign(
             beneficiary_prefix=assign_prefixes(frame["beneficiary_name"].tolist(), prefixes))
-        table = (table.groupby([*ATTRIBUTES, "beneficiary_name"], sort=False)[["k", "k_ref"]]
+        table = (table.groupby([*ATTRIBUTES, "beneficiary_name", "risk"],
+                               sort=False)[["k", "k_ref"]]
                  .sum().reset_index())
         table["n"], table["n_ref"] = table["k"], table["k_ref"]
         res = mine(table, list(ATTRIBUTES), total=k_cur, total_ref=max(k_ref, 1),
@@ -361,8 +394,8 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
                    min_lift=self.min_lift, min_excess=self.min_count - 1, alpha=self.alpha,
                    closure=self.closure, prior_weight=self.prior_weight,
                    min_expected=self.floor)
-        self._memo = (frame, table, res, records_of(table))
-        return self._memo[1:]
+        self._memo[tier] = (frame, table, res, records_of(table[table["k"] > 0]))
+        return self._memo[tier][1:]
 
     def _row(self, conj: Mapping[str, Any], k: int, expected: float, p: float, k_ref: int,
              examined: int, cards: Mapping[str, list[str]],

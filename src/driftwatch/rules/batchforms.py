@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Hashable, Sequence
+from functools import partial
 from itertools import repeat
 from typing import Any
 
@@ -74,7 +75,30 @@ class _AtLeast:
 
 
 def _at_least(held: Callable[[Hashable], Any], key: Hashable, need: int) -> Narrow:
+    bound = getattr(held, "bound", None)  # a cheaper bound on what ``held`` gives
+    if bound is not None:  # (a filtered window read from an unfiltered one)
+        return _Both([_AtLeast(bound, key, need), _Recent(held, key, need)])
     return _AtLeast(held, key, need)
+
+
+class _Recent:
+    """Keep the events whose key holds at least ``need`` entries since the event's time
+    minus the window's length (``held.recent``, ``held.within``: a filtered window read
+    from an unfiltered one, :class:`~driftwatch.rules.sharing.FilteredHeld`)."""
+
+    __slots__ = ("held", "key", "need")
+
+    def __init__(self, held: Any, key: Hashable, need: int) -> None:
+        self.held, self.key, self.need = held, key, need
+
+    def same_window(self, other: Any) -> bool:
+        return isinstance(other, _Recent) and other.held == self.held and other.key == self.key
+
+    def __call__(self, idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
+                 eids: Sequence[str]) -> list[int]:
+        keys, ms, need = column(self.key), column("ms"), self.need
+        recent, within = self.held.recent, self.held.within
+        return [i for i in idx if recent(keys[i], ms[i] - within) >= need]
 
 
 def _another(held: Callable[[Hashable], Any], key: Hashable) -> Narrow:
@@ -126,28 +150,46 @@ def _comparison(node: t.Cmp, resolve: Resolve) -> Narrow | None:
 
 def _both(parts: list[Narrow]) -> Narrow:
     merged: list[Narrow] = []  # of one window, the largest need
-    for part in parts:
+    flat = [p for part in parts for p in (part.parts if isinstance(part, _Both) else [part])]
+    for part in flat:
         same = [i for i, m in enumerate(merged)
-                if isinstance(m, _AtLeast) and m.same_window(part)]
-        if same and isinstance(part, _AtLeast):
+                if isinstance(m, _AtLeast | _Recent) and m.same_window(part)]
+        if same and isinstance(part, _AtLeast | _Recent):
             m = merged[same[0]]
-            assert isinstance(m, _AtLeast)
-            merged[same[0]] = _AtLeast(m.held, m.key, max(m.need, part.need))
+            assert isinstance(m, _AtLeast | _Recent)
+            merged[same[0]] = type(m)(m.held, m.key, max(m.need, part.need))
         else:
             merged.append(part)
     if len(merged) == 1:
         return merged[0]
-    parts = merged
+    return _Both(merged)
 
-    def both(idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
-             eids: Sequence[str]) -> list[int]:
-        for part in parts:
+
+class _Both:
+    """Keep the events that pass every one of ``parts``, in turn."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list[Narrow]) -> None:
+        self.parts = parts
+
+    def __call__(self, idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
+                 eids: Sequence[str]) -> list[int]:
+        for part in self.parts:
             if not idx:
                 break
             idx = part(idx, column, eids)
         return idx
 
-    return both
+
+def _floors(part: Narrow) -> list[_AtLeast | _Recent]:
+    """The entry counts ``part`` requires (its :class:`_AtLeast` or :class:`_Recent`
+    and those of a :class:`_Both`)."""
+    if isinstance(part, _AtLeast | _Recent):
+        return [part]
+    if isinstance(part, _Both):
+        return [p for p in part.parts if isinstance(p, _AtLeast | _Recent)]
+    return []
 
 
 def _either(parts: list[Narrow]) -> Narrow:
@@ -155,12 +197,24 @@ def _either(parts: list[Narrow]) -> Narrow:
     if isinstance(first, _AtLeast) and all(first.same_window(p) for p in parts):
         return _AtLeast(first.held, first.key,
                         min(p.need for p in parts if isinstance(p, _AtLeast)))
+    # a window every part needs entries of: its smallest need holds for the union, and
+    # is tested first (one pass over the batch; the parts run on what is left)
+    tests: list[Narrow] = []
+    floors = [_floors(p) for p in parts]
+    for f in floors[0]:
+        needs = [[g.need for g in fs if g.same_window(f)] for fs in floors]
+        if all(needs):
+            tests.append(type(f)(f.held, f.key, min(min(n) for n in needs)))
+    first_pass = None if not tests else tests[0] if len(tests) == 1 else _Both(tests)
 
     def either(idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
                eids: Sequence[str]) -> list[int]:
+        if first_pass is not None:
+            idx = first_pass(idx, column, eids)
         keep: set[int] = set()
         for part in parts:
-            keep.update(part(idx, column, eids))
+            if idx:
+                keep.update(part(idx, column, eids))
         return [i for i in idx if i in keep]
 
     return either
@@ -347,5 +401,65 @@ def event_form(node: t.T, shared: dict[Hashable, Form] | None = None) -> Form | 
             return None
         forms = [p for p in parts if p is not None]
         join = all if isinstance(node, t.And) else any
-        return lambda column: tuple(map(join, zip(*[p(column) for p in forms], strict=True)))
+
+        def joined(column: Column) -> tuple[Any, ...]:
+            return tuple(map(join, zip(*[p(column) for p in forms], strict=True)))
+
+        ranges = _ranges(node) if isinstance(node, t.Or) else None
+        return joined if ranges is None else partial(_ranged, ranges, joined)
     return None
+
+
+_RANGE = frozenset({"<", "<=", ">", ">="})
+_not_none = partial(operator.is_not, None)
+
+
+def _ranges(node: t.Or) -> dict[str, list[tuple[str, Any]]] | None:
+    """Per feature, the ``(op, number)`` tests of an ``or`` of range comparisons of
+    numeric features with numbers (``features.age >= 125 or features.age < 0``), else
+    None."""
+    out: dict[str, list[tuple[str, Any]]] = {}
+    for item in node.items:
+        if not isinstance(item, t.Cmp):
+            return None
+        op, left, right = item.op, item.left, item.right
+        if isinstance(left, t.Const) and not isinstance(right, t.Const):
+            op, left, right = _SWAP[op], right, left
+        if (not isinstance(left, t.Feature) or left.ty is not Ty.FLOAT
+                or not isinstance(right, t.Const) or op not in _RANGE):
+            return None
+        c = right.value
+        if isinstance(c, bool) or not isinstance(c, int | float) or c != c:
+            return None
+        out.setdefault(left.name, []).append((op, c))
+    return out
+
+
+def _ranged(ranges: dict[str, list[tuple[str, Any]]], exact: Form,
+            column: Column) -> tuple[Any, ...]:
+    """An ``or`` of range tests (:func:`_ranges`) over a batch: all false at once when
+    each feature's smallest and largest value over the batch pass none of its tests
+    (the usual batch: every input in its domain), else ``exact`` (event by event).
+
+    A null value passes no test (left out); a string, or anything that does not
+    order with numbers, goes to ``exact``; NaN passes no test and, as the smallest
+    or largest, fails every "decided" check below (so goes to ``exact`` too)."""
+    n = 0
+    try:
+        for name, tests in ranges.items():
+            col = column(feature_column(name))
+            n = len(col)
+            try:
+                lo, hi = min(col), max(col)
+            except TypeError:  # nulls (or strings: they raise again)
+                lo = min(filter(_not_none, col), default=None)
+                hi = max(filter(_not_none, col), default=None)
+                if lo is None:
+                    continue  # no value: no test passes
+            for op, c in tests:  # decided false for the batch, else exact
+                if not (lo >= c if op == "<" else lo > c if op == "<="
+                        else hi <= c if op == ">" else hi < c):
+                    return exact(column)
+    except TypeError:
+        return exact(column)
+    return (False,) * n

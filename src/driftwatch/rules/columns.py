@@ -198,6 +198,7 @@ def window_columns(
     if prefix is not None or None in names:
         key = ("key", keys, prefix)
         columns[key] = w.key
+        filters.append(("notnull", key))  # (a payee without the prefix: most events)
     else:
         parts = [("field", name) for name in names]
         key = parts[0] if len(parts) == 1 else ("zip", tuple(parts))
@@ -206,10 +207,15 @@ def window_columns(
                 filters.append(part)  # neither None nor ""
             elif node.nullable and len(parts) > 1:
                 filters.append(("notnull", part))
-    stored = []
+    stored: list[Hashable] = []
     for v, f in zip(values, w.values, strict=True):
         plain = _plain(v)
-        stored.append(("value", v) if plain is None else ("field", plain))
-        if plain is None:
+        if plain is not None:
+            stored.append(("field", plain))
+        elif v.ty is Ty.BOOL:  # a filter's truth: the column of that filter (or guard)
+            stored.append(("where", v))
+            columns.setdefault(("where", v), f)
+        else:
+            stored.append(("value", v))
             columns[("value", v)] = f
     return w, key, tuple(filters), tuple(stored)

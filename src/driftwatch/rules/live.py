@@ -38,9 +38,11 @@ and evaluating its events one at a time.
 from __future__ import annotations
 
 import datetime as dt
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import Any, cast
 
@@ -60,7 +62,7 @@ from driftwatch.rules.sequences import (
     strip_key,
     travel_values,
 )
-from driftwatch.rules.sharing import SharedWindow, share
+from driftwatch.rules.sharing import FilteredWindow, SharedWindow, share, share_filtered
 from driftwatch.rules.typed import Ty
 from driftwatch.rules.window import KeyedWindow
 
@@ -147,6 +149,11 @@ class LiveEvaluator:
             for v in (*spec.values, *spec.keys[1:]):
                 base.slot(v)
             spec.base = base
+        filtered = share_filtered(self._specs)
+        for spec, base in filtered:  # ... the filtered window's values and filter's truth
+            for v in (*spec.values, cast(t.T, spec.accept)):
+                base.slot(v)
+            spec.base = base
         self._windows: list[KeyedWindow] = []
         for spec in self._specs.values():
             if spec.base is None:
@@ -158,6 +165,9 @@ class LiveEvaluator:
                        for spec, base in shared]
         for (spec, _), view in zip(shared, self._views, strict=True):
             spec.view = view
+        for spec, base in filtered:
+            spec.view = FilteredWindow(cast(KeyedWindow, base.window),
+                                       base.slot(cast(t.T, spec.accept)), spec.within_ms)
         columns: dict[Hashable, Callable[[Any], Any]] = {}
         self._feed = ColumnFeed(
             [window_columns(cast(KeyedWindow, s.window), s.keys, s.prefix, s.accept, s.values,
@@ -179,6 +189,8 @@ class LiveEvaluator:
         for field in ScoredTransaction.__struct_fields__:  # what the forms read
             self._column_fns.setdefault(field_column(field), attrgetter(field))
         self._seen: dict[int, int] = {}
+        self._order: deque[int] = deque()
+        """The keys of ``_seen``, oldest first."""
         self.errors: list[RuleFailure] = []
         self._hit_cache: dict[str, list[Hit]] = {}
         self.newest_ms: int | None = None
@@ -218,6 +230,7 @@ class LiveEvaluator:
         of its own) values over a batch; None for ``received_*`` (read under another key
         than the window's)."""
         spec = self._specs.get(self._spec_key(agg))
+        view = None if spec is None else spec.view
         if spec is not None and spec.base is not None:  # shared: the base holds at least
             spec = spec.base
         if agg.payee is not None or spec is None or spec.window is None:
@@ -226,6 +239,8 @@ class LiveEvaluator:
         values: ValuesFor | None = None
         if agg.kind in ("travel_km", "travel_speed_kmh") and spec.keys == agg.keys:
             values = partial(travel_values, spec, agg, key)
+        if isinstance(view, FilteredWindow):  # the base's entries that pass the filter
+            return view.held, key, values
         return spec.window.held, key, values
 
     def _build_window(self, spec: Spec) -> KeyedWindow:
@@ -287,6 +302,7 @@ class LiveEvaluator:
         for view in self._views:
             view.clear()
         seen.update(zip(h_col, ms_col, strict=True))
+        self._order.extend(h_col)
         if emit:
             self._evaluate(ms_col, eid_col, batch, column, hits)
         self._feed.settle()
@@ -347,13 +363,9 @@ class LiveEvaluator:
         excess = len(seen) - self.max_seen
         if excess <= 0:
             return
-        drop = []
-        for h in seen:
-            drop.append(h)
-            if len(drop) >= excess:
-                break
-        for h in drop:
-            del seen[h]
+        order = self._order  # (a dict's oldest keys are found past every slot deleted)
+        drop = [order.popleft() for _ in range(min(excess, len(order)))]
+        deque(map(seen.pop, drop, repeat(None)), maxlen=0)
         cache = self._hit_cache
         while cache:
             oldest = next(iter(cache))

@@ -22,7 +22,7 @@ from driftwatch.rules.closures import (
     haversine_km,
     key_function,
 )
-from driftwatch.rules.sharing import SharedWindow
+from driftwatch.rules.sharing import FilteredWindow, SharedWindow
 from driftwatch.rules.typed import Ty
 from driftwatch.rules.window import KeyedWindow, distinct_values, reducer
 
@@ -56,7 +56,7 @@ class Spec:
     base: Spec | None = None
     """Set when this window is served by ``base``'s (:mod:`~driftwatch.rules.sharing`):
     no window of its own, its values are ``base``'s."""
-    view: SharedWindow | None = None
+    view: SharedWindow | FilteredWindow | None = None
     """The reads of this window from ``base``'s."""
 
     def slot(self, value: t.T) -> int:
@@ -93,7 +93,9 @@ def at_least(spec: Spec, agg: t.Agg, need: int, cur: Cursor) -> Fn | None:
     as soon as ``need`` distinct values were seen."""
     if agg.kind not in ("count", "count_distinct"):
         return None
-    w = spec.window
+    w: KeyedWindow | FilteredWindow | None = spec.window
+    if isinstance(spec.view, FilteredWindow):
+        w = spec.view
     assert w is not None, "windows are built before aggregates are compiled"
     key, span, held, within = w.key, w.span, w.held, agg.within_ms
     if need <= 0:  # any count is >= need, but a missing key gives null (false)
@@ -131,13 +133,18 @@ def at_least(spec: Spec, agg: t.Agg, need: int, cur: Cursor) -> Fn | None:
 
 def aggregate(spec: Spec, agg: t.Agg, cur: Cursor) -> Fn:
     """The closure computing ``agg`` (its window is ``spec``'s) for the event under ``cur``."""
-    if spec.view is not None:
+    kind = agg.kind
+    within = agg.within_ms
+    if isinstance(spec.view, SharedWindow):
         return sequence(spec, spec.view, agg, cur)
+    if isinstance(spec.view, FilteredWindow):  # count, sum, min, max of its entries
+        slot = spec.slot(agg.value) if agg.value is not None else 0
+        reduce, view = reducer(kind, slot), spec.view
+        return lambda e: (None if (k := view.key(e)) is None
+                          else reduce(view.span(k, cur.t, within)))
     w = spec.window
     assert w is not None, "windows are built before aggregates are compiled"
     key = w.key
-    kind = agg.kind
-    within = agg.within_ms
     if kind == "count_distinct":
         assert agg.value is not None
         slot = spec.slot(agg.value)

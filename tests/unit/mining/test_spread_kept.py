@@ -18,7 +18,7 @@ def _row(mcc: str, cents: int, name: str, k: int, k_ref: int, age: str = "30..89
          country: str = "DE", channel: str = "ecom", band: str = "1000..9999") -> dict[str, Any]:
     return {"mcc": mcc, "amount_cents": str(cents), "beneficiary_name": name,
             "merchant_age": age, "merchant_country": country, "channel": channel,
-            "amount_band": band, "k": k, "k_ref": k_ref}
+            "amount_band": band, "risk": "s", "k": k, "k_ref": k_ref}
 
 
 def _frame(extra: list[dict[str, Any]]) -> pd.DataFrame:
@@ -35,7 +35,7 @@ def _frame(extra: list[dict[str, Any]]) -> pd.DataFrame:
             for i in range(400)]
     rows.append(_row("5411", 0, "ACME X", 1, 0, channel="pos", band="10..99"))
     frame = pd.DataFrame([*rows, *extra])
-    assert list(frame.columns[:7]) == list(FIELDS)
+    assert list(frame.columns[:8]) == list(FIELDS)
     return frame
 
 

@@ -1,6 +1,6 @@
 """The surge test of the live trigger miner: the Poisson tail against scipy, a hand
-case, the dictionary search of small tables against the pandas one, a planted
-conjunction, and its false-positive rate on null data."""
+case, a planted conjunction, and its false-positive rate on null data (the numpy
+search against the frozen pandas one: ``test_lattice_regression.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from driftwatch.mining import count_table, lattice, mine
+from driftwatch.mining import count_table, mine
 from driftwatch.mining.exact import poisson_surge
 from tests.unit.mining.records import ATTRS, records
 
@@ -42,38 +42,6 @@ def test_hand_worked_surge() -> None:
     # the family: every slice with 3 current suspicious rows (cents=84, pre=GLX, both)
     assert res.examined == 3 and len(res.pvalues) == 3
     assert f.pvalue_adjusted == pytest.approx(3 * f.pvalue)
-
-
-def test_small_tables_search_like_pandas(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(4)
-    table = count_table(records(rng, 3000, 0.1), records(rng, 3000, 0.1), ATTRS)
-    for test in ("binomial", "hypergeom", "surge"):
-        fast = mine(table, ATTRS, test=test, min_support=5, alpha=0.5)  # type: ignore[arg-type]
-        monkeypatch.setattr(lattice, "SMALL_TABLE", 0)
-        slow = mine(table, ATTRS, test=test, min_support=5, alpha=0.5)  # type: ignore[arg-type]
-        monkeypatch.undo()
-        assert fast.examined == slow.examined and fast.candidates == slow.candidates
-        assert sorted(fast.pvalues) == pytest.approx(sorted(slow.pvalues))
-        assert [f.conjunction for f in fast.findings] == [f.conjunction for f in slow.findings]
-        # the closure (dictionary path for surge) gives the same findings, counts and all
-        assert [(f.searched, f.n, f.k, f.n_ref, f.k_ref, f.level) for f in fast.findings] == [
-            (f.searched, f.n, f.k, f.n_ref, f.k_ref, f.level) for f in slow.findings]
-        assert [x for f in fast.findings for x in (f.expected, f.lift, f.pvalue)] == (
-            pytest.approx([x for f in slow.findings for x in (f.expected, f.lift, f.pvalue)]))
-    # and on a planted surge (findings to close: the dictionary closure of surge search)
-    old, new = records(rng, 5_000), records(rng, 1_000)
-    planted = pd.DataFrame({"a": "a3", "b": "b7", "c": rng.choice(["x", "y", "z"], 8),
-                            "d": "d2", "suspicious": True})
-    table = count_table(pd.concat([new, planted], ignore_index=True), old, ATTRS)
-    fast = mine(table, ATTRS, test="surge", min_support=3, alpha=0.5, min_excess=1)
-    monkeypatch.setattr(lattice, "SMALL_TABLE", 0)
-    slow = mine(table, ATTRS, test="surge", min_support=3, alpha=0.5, min_excess=1)
-    assert len(fast.findings) >= 2 and fast.findings[0].conjunction == {
-        "a": "a3", "b": "b7", "d": "d2"}
-    assert [(f.conjunction, f.searched, f.n, f.k, f.n_ref, f.k_ref) for f in fast.findings] == [
-        (f.conjunction, f.searched, f.n, f.k, f.n_ref, f.k_ref) for f in slow.findings]
-    assert [x for f in fast.findings for x in (f.expected, f.lift, f.pvalue)] == pytest.approx(
-        [x for f in slow.findings for x in (f.expected, f.lift, f.pvalue)], rel=1e-12)
 
 
 def test_planted_surge_is_found_and_null_data_rarely_is() -> None:

@@ -17,10 +17,14 @@ from driftwatch.monitors.dispersion import (
     cells_estimator,
     cells_vs_reference,
     combine_concentrations,
+    homogeneity_pvalue,
+    pooled_prior,
     rate_estimator,
     rate_pvalue,
 )
 from driftwatch.monitors.reference import SegmentTable
+from driftwatch.stats.dispersion import chi2_inflation
+from driftwatch.stats.psi import psi_test
 
 T = dt.datetime(2026, 3, 8, tzinfo=dt.UTC)
 
@@ -165,20 +169,52 @@ def test_reference_dispersion_rereads_ever_less_often_while_the_store_is_young()
 
     disp = ReferenceDispersion(fetch, rate_estimator, chunk_s=3600)
     week = dt.timedelta(days=7)
+    h = dt.timedelta(hours=1)
     disp.concentration(["a"], T - week, T)
+    assert len(calls) == 24  # the day's anchor: some chunks were empty
+    disp.concentration(["a"], T - week + 0.5 * h, T + 0.5 * h)
     assert len(calls) == 24
-    disp.concentration(["a"], T - week, T + dt.timedelta(minutes=30))
-    assert len(calls) == 24
-    disp.concentration(["a"], T - week, T + dt.timedelta(hours=1))
-    assert len(calls) == 48  # some chunks were empty: read again an hour later
-    disp.concentration(["a"], T - week, T + dt.timedelta(hours=2))
-    assert len(calls) == 48  # then two hours later, not every hour
-    disp.concentration(["a"], T - week, T + dt.timedelta(hours=3))
-    assert len(calls) == 72
-    disp.concentration(["a"], T - week, T + dt.timedelta(hours=6))
-    assert len(calls) == 72  # then four hours later
-    disp.concentration(["a"], T - week, T + dt.timedelta(hours=7))
+    disp.concentration(["a"], T - week + h, T + h)
+    assert len(calls) == 48  # read again an hour into the day
+    disp.concentration(["a"], T - week + 2 * h, T + 2 * h)
+    assert len(calls) == 72  # two hours
+    disp.concentration(["a"], T - week + 3 * h, T + 3 * h)
+    assert len(calls) == 72  # not three
+    disp.concentration(["a"], T - week + 4 * h, T + 4 * h)
+    assert len(calls) == 96  # then four hours in, eight, sixteen
+    disp.concentration(["a"], T - week + 7 * h, T + 7 * h)
     assert len(calls) == 96
+    assert disp.anchor(T - week + 7 * h, T + 7 * h) == T + 4 * h
+    assert disp.anchor(T - week + 17 * h, T + 17 * h) == T + 16 * h
+
+
+@pytest.mark.parametrize("store_age_h", [30.0, 24.0 * 9])
+def test_a_cold_first_pass_gets_the_estimate_of_a_warm_one(store_age_h: float) -> None:
+    """A detector started at any pass (a restart, a backfill from there) reads the
+    estimate a process running since long before uses at that pass: live and
+    backfill agree whatever their start (young and mature stores)."""
+    first = T - dt.timedelta(hours=store_age_h)
+
+    def fetch(lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        if lo < first:
+            return SegmentTable.empty(2)
+        # a deterministic, over-dispersed share per chunk and segment
+        rng = np.random.default_rng(int(lo.timestamp()))
+        n = rng.integers(50, 200, 3)
+        k = rng.binomial(n, rng.beta(2.0, 18.0, 3))
+        return SegmentTable.from_wide(["a", "b", "c"], [n, k])
+
+    week = dt.timedelta(days=7)
+    step = dt.timedelta(minutes=5)
+    passes = [T + i * step for i in range(0, 12 * 40, 7)]  # 40 hours, every 35 min
+    warm = ReferenceDispersion(fetch, rate_estimator, chunk_s=3600)
+    seen = [warm.concentration(["a", "b", "c"], at - week, at) for at in passes]
+    for i in range(0, len(passes), 5):
+        cold = ReferenceDispersion(fetch, rate_estimator, chunk_s=3600)
+        for j in range(i, min(i + 3, len(passes))):
+            at = passes[j]
+            assert cold.concentration(["a", "b", "c"], at - week, at).tolist() == seen[j].tolist()
+    assert len({tuple(x.tolist()) for x in seen}) > 1  # the estimate did move
 
 
 def test_between_concentration_recovers_how_alike_segments_are() -> None:
@@ -191,3 +227,52 @@ def test_between_concentration_recovers_how_alike_segments_are() -> None:
     alike = np.stack([rng.multinomial(2000, overall) for _ in range(800)]).astype(float)
     assert between_concentration(alike) > 2000
     assert math.isinf(between_concentration(ref[:1]))
+
+
+def test_homogeneity_pvalue_f_tail_where_a_spread_is_estimated() -> None:
+    """Against scipy: the chi-square where the inflation is 1, F(df, (chunks - 1) df)
+    of the corrected statistic over df where it was estimated."""
+    rng = np.random.default_rng(11)
+    ref = rng.multinomial(7000, np.full(10, 0.1), size=3).astype(float)
+    cur = rng.multinomial(1000, [0.2] + [0.8 / 9] * 9, size=3).astype(float)
+    conc = np.array([np.inf, 400.0, 50.0])
+    chunk_n = ref.sum(axis=1) / 168.0
+    stat, p = homogeneity_pvalue(ref, cur, chunk_n, conc, 24.0)
+    _, p_chi2 = homogeneity_pvalue(ref, cur, chunk_n, conc)
+    raw = np.asarray(psi_test(ref, cur).statistic)
+    phi = chi2_inflation(cur.sum(axis=1), ref.sum(axis=1), chunk_n, conc)
+    assert stat == pytest.approx(raw / phi, rel=1e-12)
+    assert p[0] == p_chi2[0] == pytest.approx(stats.chi2.sf(stat[0], 9), rel=1e-9)
+    for i in (1, 2):
+        assert p[i] == pytest.approx(stats.f.sf(stat[i] / 9, 9, 23 * 9), rel=1e-9)
+        assert p_chi2[i] == pytest.approx(stats.chi2.sf(stat[i], 9), rel=1e-9)
+    # in the tail the estimated spread's own noise makes the F tail heavier
+    assert p_chi2[1] < 1e-2 and p[1] > p_chi2[1]
+
+
+def test_pooled_prior_worked_cases() -> None:
+    # nothing stored: the configured prior; a week of history: mostly the features' own
+    assert pooled_prior(np.zeros(0), np.zeros(0), 1e-4, 1000.0) == pytest.approx(1e-4)
+    k, n = np.array([20.0, 0.0, 4.0]), np.array([10_000.0, 10_000.0, 10_000.0])
+    assert pooled_prior(k, n, 1e-4, 1000.0) == pytest.approx((24 + 0.1) / 31_000)
+
+
+def test_out_of_domain_shaped_null_on_a_six_hour_reference() -> None:
+    """Features whose ordinary out-of-range share is 1e-4..2e-3, each with 6 hours of
+    reference: against the pooled prior the false-positive rate is at most nominal; the
+    fixed prior of 1e-4 (the former null) made it several times nominal."""
+    rng = np.random.default_rng(21)
+    features, windows = 400, 150
+    share = rng.uniform(1e-4, 2e-3, features)
+    vol = np.array([100.0, 500.0, 2000.0])[np.arange(features) % 3]
+    n_ref = rng.poisson(vol * 6)
+    k_ref = rng.binomial(n_ref, share)
+    seg = np.repeat(np.arange(features), windows)
+    n = rng.poisson(vol[seg]).astype(float)
+    k = rng.binomial(n.astype(np.int64), share[seg]).astype(float)
+    prior = pooled_prior(k_ref.astype(float), n_ref.astype(float), 1e-4, 1000.0)
+    args = (k, n, k_ref[seg].astype(float), n_ref[seg].astype(float))
+    p, _, _ = rate_pvalue(*args, prior, 1000.0)
+    fixed, _, _ = rate_pvalue(*args, 1e-4, 1000.0)
+    assert (p <= 1e-2).mean() <= 1.5e-2
+    assert (fixed <= 1e-2).mean() > 2.5e-2

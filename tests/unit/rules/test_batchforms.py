@@ -87,6 +87,7 @@ FORMED = [
     "age_days(merchant_registered_at) <= 90",
     "features.new_device == 1",
     "features.customer_age >= 125 or features.customer_age < 0 or features.age < 0",
+    "features.customer_age > 125 or 0 >= features.customer_age or features.age <= 7",
     "not present(device_id) and present(ip)",
     "present(geo_lat)",
     'features_str.note in ["a", "b"]',
@@ -133,6 +134,35 @@ def test_batch_forms_give_the_truth_of_the_closures(dicts: list[dict[str, Any]])
         assert form is not None, text
         closure = ev._compile_scalar(node)
         assert [bool(v) for v in form(column)] == [bool(closure(e)) for e in evs], text
+
+
+RANGES = ["features.customer_age >= 125 or features.customer_age < 0 or features.age >= 125"
+          " or features.age < 0",
+          "features.customer_age > 124.95 or 0 > features.customer_age or features.age <= -1"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.booleans(), st.integers(0, 124),
+                          st.floats(0, 124.9, allow_nan=False)), min_size=2, max_size=40),
+       st.sampled_from([None, -0.5, 125, 124.5, "x", True, 10**30]))
+def test_range_checks_decide_in_domain_batches_at_once(values: list[Any], odd: Any) -> None:
+    # most batches hold inputs in their domain (decided from each feature's smallest and
+    # largest value); one odd value (out of range, a string, a huge int) or none
+    feats = [{"customer_age": v, "age": values[-1 - i]} for i, v in enumerate(values)]
+    if odd is not None:
+        feats[len(feats) // 2]["age"] = odd
+    evs = parse([event(i, i, features={k: v for k, v in f.items() if v is not None})
+                 for i, f in enumerate(feats)])
+    column = column_cache(LiveEvaluator([], horizon_ms=DAY_MS)._column_fns, evs)
+    for text in RANGES:
+        node = rule_from_text("r", text).expr
+        form = event_form(node)
+        assert form is not None
+        closure = LiveEvaluator([], horizon_ms=DAY_MS)._compile_scalar(node)
+        truth = [bool(closure(e)) for e in evs]
+        assert [bool(v) for v in form(column)] == truth, text
+        if odd is None or odd is True or odd == 124.5:
+            assert not any(truth)
 
 
 def test_nodes_without_a_batch_form_keep_their_closures() -> None:

@@ -79,3 +79,37 @@ def test_a_card_flooded_from_many_devices_reads_its_groups(
     got = _run(True, batches, monkeypatch)
     assert got == _run(False, batches, monkeypatch)
     assert {r for r, _, _ in got} == {"s0", "s4"}  # fast travel; amounts only rise
+
+
+FILTERED = [
+    "travel_speed_kmh(by=card_id, within=1h, slack_km=10, slack_h=0.5) > 100",  # the base
+    "amount_minor <= 300 and count(by=card_id, within=15m, where=amount_minor <= 300) >= 3",
+    "amount_minor >= 100 and (count(by=card_id, within=30m, where=amount_minor >= 100) >= 2"
+    " and monotonic_decrease(amount_minor, by=card_id, n=2, within=30m)"
+    " or count(by=card_id, within=1h, where=amount_minor >= 100) >= 3"
+    " and max(amount_minor, by=card_id, within=1h, where=amount_minor >= 100) * 10"
+    " >= min(amount_minor, by=card_id, within=1h, where=amount_minor >= 100) * 25)",
+    "sum(amount_minor, by=card_id, within=20m, where=present(device_id)) >= 500",
+    "count(by=card_id, within=2h, where=amount_minor > 5) >= 1",  # longer than the base
+]
+
+
+def _run_filtered(shared: bool, batches: list[list[Any]]) -> list[Any]:
+    rules = [rule_from_text(f"f{i}", text) for i, text in enumerate(FILTERED)]
+    with pytest.MonkeyPatch.context() as m:
+        if not shared:
+            m.setattr(live, "share_filtered", lambda specs: [])
+        ev = LiveEvaluator(rules, horizon_ms=DAY_MS)
+    # the card's 1 h window serves the 15 min, 30 min / 1 h and 20 min filtered ones
+    assert len(ev._windows) == (2 if shared else 5)
+    return [(h.rule.id, h.event.event_id, h.evidence) for b in batches for h in ev.process(b)]
+
+
+@settings(max_examples=50, deadline=None)
+@given(card_streams(), st.integers(1, 30))
+def test_filtered_windows_hit_as_windows_of_their_own(dicts: list[dict[str, Any]], size: int,
+                                                      ) -> None:
+    evs = parse(dicts)
+    batches = [evs[i : i + size] for i in range(0, len(evs), size)]
+    got = _run_filtered(True, batches)
+    assert got == _run_filtered(False, batches)

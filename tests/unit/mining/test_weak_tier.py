@@ -1,0 +1,58 @@
+"""The trigger miner's weak tier: rows with only ``weak_flags`` risk flags are searched
+too (in the same Bonferroni family), and a finding of them alerts only when it names a
+shared cents value and comes from ``weak_cards`` distinct cards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from scipy import stats
+
+from driftwatch.monitors.segments import SegmentSpec
+from driftwatch.monitors.trigger_keys import FIELDS, SEP
+from driftwatch.monitors.trigger_mining import TriggerMiningDetector
+from driftwatch.settings import Settings
+from tests.unit.mining.test_spread_kept import _frame, _row
+
+
+def _weak(cents: list[int]) -> list[dict[str, Any]]:
+    return [_row("5411", c, f"GLX-TRD {j}", 1, 0) | {"risk": "w"} for j, c in enumerate(cents)]
+
+
+def _search(frame: pd.DataFrame, cards_per_row: int, **options: Any) -> list[dict[str, Any]]:
+    options.setdefault("weak_flags", 2)  # the tier is off by default
+    s = Settings.load(config_file=None, env={})
+    det = TriggerMiningDetector(s, SegmentSpec.parse(s.segment_dimensions), **options)
+    keys = [SEP.join(str(r[f]) for f in FIELDS) for r in frame.to_dict("records") if r["k"]]
+    cards = {key: [f"card{j}-{i}" for i in range(cards_per_row)] for j, key in enumerate(keys)}
+    return det._search(frame, cards, None, None)  # type: ignore[arg-type]
+
+
+def _found(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if not r.get("filler")]
+
+
+def test_weak_rows_are_found_from_enough_cards_with_a_cents_value() -> None:
+    rows = _search(_frame(_weak([91] * 5)), 1)  # five rows, each its own card
+    found = [r for r in _found(rows) if r["conjunction"].get("amount_cents") == "91"]
+    assert found and found[0]["k"] == 5 and found[0]["cards"] == 5
+    # the exact Poisson tail of its count against its expected count
+    assert found[0]["pvalue"] == stats.poisson.sf(4, found[0]["expected"])
+    # the family holds both tiers' conjunctions
+    strong = _search(_frame(_weak([91] * 5)), 1, weak_flags=3)
+    assert len(rows) > len(strong)
+
+
+def test_weak_rows_alone_need_cards_and_cents() -> None:
+    one_group = pd.DataFrame([_row("5411", 91, "GLX-TRD 0", 5, 0) | {"risk": "w"}])
+    same_cards = _frame([]).pipe(lambda f: pd.concat([f, one_group], ignore_index=True))
+    assert not [r for r in _found(_search(same_cards, 2))
+                if r["conjunction"].get("amount_cents") == "91"]  # 2 cards < weak_cards
+    assert [r for r in _found(_search(same_cards, 3))  # 3 cards: found
+            if r["conjunction"].get("amount_cents") == "91"]
+    mixed = _search(_frame(_weak([11, 23, 37, 51, 77])), 1)  # no shared cents value
+    assert not [r for r in _found(mixed)
+                if str(r["conjunction"].get("beneficiary_prefix", "")).startswith("GLX")]
+    off = _search(_frame(_weak([91] * 5)), 1, weak_flags=3)  # the tier switched off
+    assert not [r for r in _found(off) if r["conjunction"].get("amount_cents") == "91"]
