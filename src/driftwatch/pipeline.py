@@ -285,9 +285,7 @@ class Pipeline:
         book and the sinks; return the alert state changes (counted in the stats)."""
         if not findings or now is None:
             return []
-        alerts = self._alert(findings, now)
-        self.stats.alerts += len(alerts)
-        return alerts
+        return self._alert(findings, now)
 
     def process_labels(self, raws: Iterable[bytes | str], source: str = "") -> BatchResult:
         """Validate and store one batch of raw labels."""
@@ -308,9 +306,7 @@ class Pipeline:
         findings: list[Finding] = []
         for stage in self.clock_stages:
             findings.extend(stage.on_watermark(at).findings)
-        alerts = self._alert(findings, at)
-        self.stats.alerts += len(alerts) if alerts else 0
-        return alerts
+        return self._alert(findings, at)
 
     def close(self) -> None:
         """Write the alert book's waiting state and close every sink."""
@@ -362,11 +358,12 @@ class Pipeline:
     def _alert(self, findings: Sequence[Finding], now: dt.datetime) -> list[Alert]:
         if self.alert_book is None:
             return []
-        with self._alert_lock:
+        with self._alert_lock:  # the worker's alert and monitor lanes both come here
             alerts = self.alert_book.update(findings, now)
             if alerts:
                 for sink in self.sinks:
                     sink.send(alerts)
+            self.stats.alerts += len(alerts)
         return alerts
 
     def _count(self, result: BatchResult) -> None:

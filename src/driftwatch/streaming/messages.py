@@ -43,12 +43,18 @@ committed."""
 
 
 async def publish(producer: AIOKafkaProducer, out: list[OutMessage]) -> None:
-    """Publish ``out`` and wait until Kafka acknowledged all of it.
+    """Publish ``out`` and wait until Kafka acknowledged all of it (:func:`enqueue`,
+    then its acknowledgements)."""
+    await asyncio.gather(*await enqueue(producer, out))
+
+
+async def enqueue(producer: AIOKafkaProducer, out: list[OutMessage]) -> list[asyncio.Future[Any]]:
+    """Hand ``out`` to the producer; return the futures of its acknowledgements.
 
     The messages go as record batches, one open batch per partition, chosen by the
     producer's default partitioner (murmur2 of the key; no key: any partition), so
     they land where ``producer.send`` would put them, with one future per batch
-    instead of one per message.
+    instead of one per message. Their record timestamps are taken here.
     """
     parts: dict[str, list[int]] = {}
     open_: dict[tuple[str, int], Any] = {}
@@ -67,4 +73,4 @@ async def publish(producer: AIOKafkaProducer, out: list[OutMessage]) -> None:
             batch.append(key=m.key, value=m.value, timestamp=None)  # a first one fits
     for (topic, partition), batch in open_.items():
         sent.append(await producer.send_batch(batch, topic, partition=partition))
-    await asyncio.gather(*sent)
+    return sent

@@ -12,10 +12,12 @@ ingest, the labels and the monitor ticks strictly ordered and off the event loop
 and its rules are evaluated on the lane; its rows (events, rejections and the rule
 stage's own ``rule_hits``, held back by :class:`HeldInserts`) then go to a
 :class:`~driftwatch.streaming.writer.GroupWriter`, which writes the batches of up to
-``worker_flush_s`` as one insert per table on a thread of its own. Rule hits are
-published without waiting for it; the batch's offsets are committed only once its
-rows are written (:class:`~driftwatch.streaming.consumer.Processed`). The consumer
-meanwhile fetches and evaluates the next batches.
+``worker_flush_s`` as one insert per table on a thread of its own. The rule stage's
+findings then go to the alert book on the alert lane (a third thread: opening a rule
+alert reads its hits back from ClickHouse). Rule hits are published without waiting
+for either; the batch's offsets are committed only once its rows are written and its
+findings are in the alert book (:class:`~driftwatch.streaming.consumer.Processed`).
+The consumer meanwhile fetches and evaluates the next batches.
 """
 
 from __future__ import annotations
