@@ -26,6 +26,11 @@ window): off 54.6 s, pass by pass 1,968 s, backfill 843 s (15.4x off, not met),
 identical rows and alerts; backfill monitor seconds: score_drift_predeploy 131,
 trigger_mining 119 (+4 prefetch; 325 pass by pass), beneficiary 99 (+24), shadow 51,
 cents 42 (+47), volume 40 (+15), score_drift 37 (+17), drift_results insert 25.
+
+``--hours 8`` side by side (2026-12-07, main 8ac4577 with the frozen pandas lattice
+search vs the numpy one, one run each, load 11-14: wall times inflated): trigger_mining
+42.3 -> 16.8 s in backfill, 61.2 -> 30.4 s pass by pass; backfill 119 -> 80 s wall,
+31.6 -> 25.6 CPU s (off 13.2 s, 4.1 CPU s); identical=true in both.
 """
 
 from __future__ import annotations
