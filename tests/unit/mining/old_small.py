@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from driftwatch.mining.small import _py
+
 __all__ = ["SmallTable"]
 
 IntArray = NDArray[np.int64]
@@ -134,8 +136,3 @@ class SmallTable:
                 rows = rows[code == uniq[best]]
         totals = tuple(int(x) for x in self.counts[rows].sum(axis=0))
         return {a: conj[a] for a in attrs if a in conj}, totals
-
-
-def _py(value: Any) -> Any:
-    """numpy scalars to Python ones."""
-    return value.item() if isinstance(value, np.generic) else value
