@@ -27,7 +27,9 @@ This detector searches the conjunctions directly, every pass:
    Off by default: with the guard it still raised a warning on a development control
    (global recalibration, 3 rows of 3 cards sharing cents .89 in MCC 7033, p = 2e-5
    over 580 conjunctions): a discovery at ``fdr_q``, made an alert by score_drift's
-   discovery on the same MCC (the monitor's corroboration rule).
+   discovery on the same MCC (the monitor's corroboration rule). So a weak finding is
+   eligible only when its p-value times the conjunctions examined is at most
+   ``alert_q`` (the control's: 2e-5 x 580); not yet measured on the controls.
 2. **Reference.** The same table over the trailing reference window, slid by hourly
    chunks (:class:`~driftwatch.monitors.reference.SlidingReference`), ending
    ``guard_s`` (6 hours) before the window: a pattern that began in the last hours is
@@ -339,6 +341,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
                 if tier == "w" and (row["cards"] < self.weak_cards
                                     or "amount_cents" not in f.conjunction):
                     continue  # a weak-tier finding needs a shared cents value and cards
+                row["weak"] = tier == "w"
                 old = best.get(row["segment"])
                 if old is None or row["pvalue"] < old["pvalue"]:
                     best[row["segment"]] = row
@@ -417,6 +420,10 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         expected = np.array([r["expected"] for r in rows], dtype=np.float64)
         cards = np.array([r["cards"] for r in rows], dtype=np.int64)
         filler = np.array([bool(r.get("filler")) for r in rows], dtype=bool)
+        pvalue = np.array([r["pvalue"] for r in rows], dtype=np.float64)
+        # a weak-tier finding alerts on its own family-wise evidence, never corroborated
+        alone = pvalue * np.array([max(r["examined"], 1) for r in rows]) <= self.settings.alert_q
+        weak = np.array([bool(r.get("weak")) for r in rows], dtype=bool) & ~alone
         labels = []
         for r in rows:
             lab = {"conjunction": conjunction_text(r["conjunction"])}
@@ -430,11 +437,10 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
             detector=self.name, test="conjunction", alertname=self.tests["conjunction"],
             window_start=lo, window_end=hi, reference=self.reference_label(r_lo, r_hi),
             segment=[r["segment"] for r in rows], statistic=k,
-            pvalue=np.array([r["pvalue"] for r in rows], dtype=np.float64),
-            effect=effect, n=k.astype(np.int64),
+            pvalue=pvalue, effect=effect, n=k.astype(np.int64),
             n_ref=np.array([r["k_ref"] for r in rows], dtype=np.int64),
             effect_floor=self.effect_floor, critical_effect=self.critical_effect,
-            eligible=(k >= self.min_count) & (cards >= self.min_cards) & ~filler,
+            eligible=(k >= self.min_count) & (cards >= self.min_cards) & ~filler & ~weak,
             labels=labels,
             details={
                 "conjunction": np.array([lab["conjunction"] for lab in labels], dtype=object),

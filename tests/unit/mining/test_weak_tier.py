@@ -56,3 +56,24 @@ def test_weak_rows_alone_need_cards_and_cents() -> None:
                 if str(r["conjunction"].get("beneficiary_prefix", "")).startswith("GLX")]
     off = _search(_frame(_weak([91] * 5)), 1, weak_flags=3)  # the tier switched off
     assert not [r for r in _found(off) if r["conjunction"].get("amount_cents") == "91"]
+
+
+def test_a_weak_finding_must_pass_its_family_alone() -> None:
+    """A weak-tier finding is eligible only when p x conjunctions examined <= alert_q
+    (a discovery at fdr_q corroborated by another detector must not make it an alert:
+    the development control's 2e-5 over 580 conjunctions); a strong one is not held to
+    that."""
+    import datetime as dt
+
+    s = Settings.load(config_file=None, env={})
+    det = TriggerMiningDetector(s, SegmentSpec.parse(s.segment_dimensions), weak_flags=2)
+    base = {"conjunction": {"amount_cents": "89"}, "k": 3, "expected": 0.05, "k_ref": 0,
+            "cards": 3, "mccs": 1, "mcc": "7033", "examined": 580}
+    rows = [base | {"segment": "mcc=7033", "pvalue": 2e-5, "weak": True},
+            base | {"segment": "mcc=7034", "pvalue": 1e-9, "weak": True},
+            base | {"segment": "mcc=7035", "pvalue": 2e-5, "weak": False}]
+    at = dt.datetime(2026, 3, 18, 12, tzinfo=dt.UTC)
+    ev = det._evaluations(rows, at - dt.timedelta(hours=2), at, at - dt.timedelta(days=2),
+                          at - dt.timedelta(hours=8))
+    assert s.alert_q / 580 < 2e-5 and s.alert_q >= 1e-9 * 580
+    assert ev.eligible is not None and ev.eligible.tolist() == [False, True, True]
