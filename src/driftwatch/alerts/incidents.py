@@ -387,6 +387,9 @@ class IncidentIndex:
 
 # -- the store side: a rule alert's observed pattern, reload, listing -----------------
 _HIT_DIMS = ("mcc", "merchant_country", "channel", "merchant_id", "card_id")
+HIT_WINDOW = ("event_time >= {lo:DateTime64(3, 'UTC')} AND "
+              "event_time <= {hi:DateTime64(3, 'UTC')}")
+"""The SQL condition of a rule alert's window (parameters ``lo`` and ``hi``, inclusive)."""
 
 
 def rule_signature(
@@ -397,8 +400,7 @@ def rule_signature(
     and the longest prefix the beneficiary names with that value share (>= 2
     characters); empty when there is none. One parameterised query: the alert's
     window of ``scored_transactions`` restricted to the rule's hits in it."""
-    window = ("event_time >= {lo:DateTime64(3, 'UTC')} AND "
-              "event_time <= {hi:DateTime64(3, 'UTC')}")
+    window = HIT_WINDOW
     conds = ["rule_id = {rule:String}", window]
     params: dict[str, Any] = {"rule": rule_id, "lo": _utc(since), "hi": _utc(until)}
     for i, (name, value) in enumerate(sorted(segment_atoms(segment))):

@@ -17,11 +17,11 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from driftwatch.alerts.incidents import _HIT_DIMS, segment_atoms, signature
+from driftwatch.alerts.incidents import _HIT_DIMS, HIT_WINDOW, _utc, segment_atoms, signature
+from driftwatch.events import EPOCH, epoch_ms
 from driftwatch.store.client import Store
 
 _MS = dt.timedelta(milliseconds=1)
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _COLUMNS = ("rule_id", *_HIT_DIMS)
 
 
@@ -36,8 +36,7 @@ class SignatureRequest(NamedTuple):
 
 def _ms(t: dt.datetime) -> int:
     """Epoch milliseconds, truncated as a ``DateTime64(3)`` parameter is."""
-    t = t.replace(tzinfo=dt.UTC) if t.tzinfo is None else t
-    return (t - _EPOCH) // _MS
+    return epoch_ms(_utc(t))
 
 
 def rule_signatures(store: Store, requests: Sequence[SignatureRequest]) -> list[str]:
@@ -48,9 +47,8 @@ def rule_signatures(store: Store, requests: Sequence[SignatureRequest]) -> list[
     lo = min(_ms(r.since) for r in requests)
     hi = max(_ms(r.until) for r in requests)
     params = {"rules": sorted({r.rule_id for r in requests}),
-              "lo": _EPOCH + lo * _MS, "hi": _EPOCH + hi * _MS}
-    window = ("event_time >= {lo:DateTime64(3, 'UTC')} AND "
-              "event_time <= {hi:DateTime64(3, 'UTC')}")
+              "lo": EPOCH + lo * _MS, "hi": EPOCH + hi * _MS}
+    window = HIT_WINDOW
     hits = store.query(
         f"SELECT event_id, toUnixTimestamp64Milli(event_time), {', '.join(_COLUMNS)} "
         f"FROM {{db}}.rule_hits WHERE rule_id IN {{rules:Array(String)}} AND {window}",
