@@ -16,7 +16,7 @@ from scipy import stats as sps
 from driftwatch.alerts.model import Alert, iso
 from driftwatch.monitors.base import PassContext
 from driftwatch.monitors.segments import SegmentSpec
-from driftwatch.monitors.trigger_keys import matches, parse_key
+from driftwatch.monitors.trigger_keys import matches, parse_key, spread_segment
 from driftwatch.monitors.trigger_mining import TriggerMiningDetector
 from driftwatch.scoring import names_conjunction
 from driftwatch.store.client import Store
@@ -81,7 +81,8 @@ def test_spread_trigger_is_named_and_its_pvalue_is_scipys(traffic: Store) -> Non
     ev = evaluate(det, traffic, s, AT)
     i = best(ev)
     d = ev.detail(i)
-    assert ev.segment[i] == ""  # spread over four MCCs: the all-traffic segment
+    # spread over four MCCs: the conjunction's own segment
+    assert ev.segment[i] == spread_segment(np.asarray(ev.details["_items"])[i])
     assert "mcc" not in ev.labels[i] and d["mccs"] == 4
     text = ev.labels[i]["conjunction"]
     assert "amount_cents=91" in text and "beneficiary_prefix=GLX-" in text
