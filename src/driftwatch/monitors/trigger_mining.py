@@ -19,17 +19,11 @@ This detector searches the conjunctions directly, every pass:
    A missing field is a flag that does not hold, so the detector works without
    shadow scores and without the optional fields. *Low score for its risk*: at
    least ``min_flags`` flags and a live score below the row's decision threshold.
-   A *weak tier* (``weak_flags=2``; off by default) can be searched too: a trigger that
-   sets only two flags (no optional fields, small amounts) is otherwise invisible; its findings
-   must name a shared cents value and come from ``weak_cards`` cards (a 2-flag search
-   without it reached p = 6e-9 on a development control: 3 rows of 3 cards, one payee,
-   no shared cents value), and both tiers' conjunctions form one Bonferroni family.
-   Off by default: with the guard it still raised a warning on a development control
-   (global recalibration, 3 rows of 3 cards sharing cents .89 in MCC 7033, p = 2e-5
-   over 580 conjunctions): a discovery at ``fdr_q``, made an alert by score_drift's
-   discovery on the same MCC (the monitor's corroboration rule). So a weak finding is
-   eligible only when its p-value times the conjunctions examined is at most
-   ``alert_q`` (the control's: 2e-5 x 580); not yet measured on the controls.
+   A *weak tier* (``weak_flags=2``; off by default) searches rows with two flags too,
+   in the same Bonferroni family; its findings must name a shared cents value, come
+   from ``weak_cards`` cards and have p-value x conjunctions examined <= ``alert_q``
+   (never corroborated: a development control, global recalibration, raised a warning
+   via score_drift's discovery on the same MCC at p = 2e-5 over 580 conjunctions).
 2. **Reference.** The same table over the trailing reference window, slid by hourly
    chunks (:class:`~driftwatch.monitors.reference.SlidingReference`), ending
    ``guard_s`` (6 hours) before the window: a pattern that began in the last hours is
@@ -58,7 +52,12 @@ This detector searches the conjunctions directly, every pass:
    of history about 1e-8 and with the default week about 3e-10. The null check is
    ``bench/detection.py`` on clean days and version-change controls with
    ``--history-hours`` of stored history.
-5. **One row per segment.** The best finding of each MCC (segment ``mcc=X``) and the
+5. **Payees, not rows.** Clean suspicious rows cluster on payees (tourists at the few
+   popular young shops of a city: 3 rows of 3 cards, expected 0.006, p = 4e-8 on a
+   clean day), so with ``unit="payee"`` a finding's p-value is the Poisson tail of its
+   distinct beneficiaries against the expected rows (rows >= payees: conservative);
+   a trigger's rows go to many merchants. The rest of the family keeps row p-values.
+6. **One row per segment.** The best finding of each MCC (segment ``mcc=X``) and the
    best conjunction spread over several MCCs (segment ``conjunction=<digest>``, a digest
    of its canonical text: two spread conjunctions never share a fingerprint) become
    evaluations; the rest of the family fills rows of segment ``conjunction=*`` that
@@ -168,6 +167,9 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         on; the default, ``min_flags``, leaves it off), its conjunctions in the same
         Bonferroni family; a finding of it must name a cents value and come from
         ``weak_cards`` (3) cards.
+    unit : str
+        What the surge test counts: ``payee`` (default), the distinct beneficiaries of a
+        conjunction's current rows, or ``row``, its rows (see step 5 of the module).
     """
 
     name = "trigger_mining"
@@ -188,6 +190,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
     guard_s: int = 6 * 3600
     weak_flags: int = 3
     weak_cards: int = 3
+    unit: str = "payee"
 
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
         super().__init__(settings, spec, **options)
@@ -199,6 +202,8 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         if self.guard_s < 0 or self.guard_s % self.reference_chunk_s:
             raise ValueError(f"{self.name}: guard_s={self.guard_s!r}; allowed: a multiple "
                              f"of reference_chunk_s ({self.reference_chunk_s}) >= 0")
+        if self.unit not in ("payee", "row"):
+            raise ValueError(f"{self.name}: unit={self.unit!r}; allowed: payee, row")
         if self.floor <= 0:
             raise ValueError(f"{self.name}: floor={self.floor!r}; allowed: > 0")
         self._ref: SlidingReference | None = None
@@ -415,9 +420,12 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         for r in hit:
             card_set.update(cards.get(SEP.join(r[f] for f in FIELDS), []))
         one = len(mccs) == 1
+        payees = len({r["beneficiary_name"] for r in hit if int(r["k"]) > 0})
+        if self.unit == "payee":  # distinct payees are the units, not rows (issue 22)
+            p = max(p, float(poisson_surge([min(payees, k)], [expected])[0]))
         return {"segment": f"mcc={mccs[0]}" if one else spread_segment(conj),
                 "conjunction": dict(conj), "k": k, "expected": expected, "k_ref": k_ref,
-                "pvalue": p, "cards": len(card_set), "mccs": len(mccs),
+                "pvalue": p, "cards": len(card_set), "mccs": len(mccs), "payees": payees,
                 "mcc": mccs[0] if one else "", "examined": examined}
 
     def _evaluations(self, rows: list[dict[str, Any]], lo: dt.datetime, hi: dt.datetime,
@@ -453,6 +461,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
                 "_items": np.array([r["conjunction"] for r in rows] or [], dtype=object),
                 "count": k.astype(np.int64), "expected": np.round(expected, 4),
                 "cards": cards, "mccs": np.array([r["mccs"] for r in rows], dtype=np.int64),
+                "payees": np.array([r.get("payees", 0) for r in rows], dtype=np.int64),
                 "examined": np.array([r["examined"] for r in rows], dtype=np.int64),
             },
         )
@@ -466,7 +475,8 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         summary = (
             f"Trigger-like conjunction {d['conjunction']} ({where}): {int(d['count'])} "
             f"high-risk transactions the model approved in the last {span} from "
-            f"{int(d['cards'])} cards (expected {float(d['expected']):.2g}); "
+            f"{int(d['cards'])} cards to {int(d['payees'])} payees (expected "
+            f"{float(d['expected']):.2g}); "
             f"p = {fmt_p(float(ev.pvalue[i]))} over {int(d['examined'])} conjunctions"
         )
         return Description(
