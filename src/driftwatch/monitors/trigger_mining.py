@@ -52,8 +52,8 @@ This detector searches the conjunctions directly, every pass:
    of history about 1e-8 and with the default week about 3e-10. The null check is
    ``bench/detection.py`` on clean days and version-change controls with
    ``--history-hours`` of stored history.
-5. **Payees, not rows.** Clean suspicious rows cluster on payees (tourists at the few
-   popular young shops of a city: 3 rows of 3 cards, expected 0.006, p = 4e-8 on a
+5. **Payees, not rows.** Clean suspicious rows cluster on payees (travelling cards at a
+   young shop: 3 rows of 3 cards to 2 payees, expected 0.006, p = 4e-8 by rows on a
    clean day), so with ``unit="payee"`` a finding's p-value is the Poisson tail of its
    distinct beneficiaries against the expected rows (rows >= payees: conservative);
    a trigger's rows go to many merchants. The rest of the family keeps row p-values.
