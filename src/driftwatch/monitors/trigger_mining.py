@@ -54,9 +54,10 @@ This detector searches the conjunctions directly, every pass:
    ``--history-hours`` of stored history.
 5. **Payees, not rows.** Clean suspicious rows cluster on payees (travelling cards at a
    young shop: 3 rows of 3 cards to 2 payees, expected 0.006, p = 4e-8 by rows on a
-   clean day), so with ``unit="payee"`` a finding's p-value is the Poisson tail of its
-   distinct beneficiaries against the expected rows (rows >= payees: conservative);
-   a trigger's rows go to many merchants. The rest of the family keeps row p-values.
+   clean day), so a spread finding's p-value is the Poisson tail of its distinct
+   beneficiaries against the expected rows (rows >= payees: conservative). Within one
+   MCC rows still count (payees there delayed a development variant with few
+   merchants from 4 to 10 triggers); ``unit`` sets it. The rest of the family: rows.
 6. **One row per segment.** The best finding of each MCC (segment ``mcc=X``) and the
    best conjunction spread over several MCCs (segment ``conjunction=<digest>``, a digest
    of its canonical text: two spread conjunctions never share a fingerprint) become
@@ -168,8 +169,9 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         Bonferroni family; a finding of it must name a cents value and come from
         ``weak_cards`` (3) cards.
     unit : str
-        What the surge test counts: ``payee`` (default), the distinct beneficiaries of a
-        conjunction's current rows, or ``row``, its rows (see step 5 of the module).
+        What the surge test counts: ``payee``, the distinct beneficiaries of a
+        conjunction's current rows, ``row``, its rows, or ``spread`` (default): payees
+        for a conjunction spread over several MCCs, rows within one (step 5).
     """
 
     name = "trigger_mining"
@@ -190,7 +192,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
     guard_s: int = 6 * 3600
     weak_flags: int = 3
     weak_cards: int = 3
-    unit: str = "payee"
+    unit: str = "spread"
 
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
         super().__init__(settings, spec, **options)
@@ -202,8 +204,8 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         if self.guard_s < 0 or self.guard_s % self.reference_chunk_s:
             raise ValueError(f"{self.name}: guard_s={self.guard_s!r}; allowed: a multiple "
                              f"of reference_chunk_s ({self.reference_chunk_s}) >= 0")
-        if self.unit not in ("payee", "row"):
-            raise ValueError(f"{self.name}: unit={self.unit!r}; allowed: payee, row")
+        if self.unit not in ("payee", "row", "spread"):
+            raise ValueError(f"{self.name}: unit={self.unit!r}; allowed: payee, row, spread")
         if self.floor <= 0:
             raise ValueError(f"{self.name}: floor={self.floor!r}; allowed: > 0")
         self._ref: SlidingReference | None = None
@@ -421,7 +423,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
             card_set.update(cards.get(SEP.join(r[f] for f in FIELDS), []))
         one = len(mccs) == 1
         payees = len({r["beneficiary_name"] for r in hit if int(r["k"]) > 0})
-        if self.unit == "payee":  # distinct payees are the units, not rows (issue 22)
+        if self.unit == "payee" or (self.unit == "spread" and not one):  # issue 22
             p = max(p, float(poisson_surge([min(payees, k)], [expected])[0]))
         return {"segment": f"mcc={mccs[0]}" if one else spread_segment(conj),
                 "conjunction": dict(conj), "k": k, "expected": expected, "k_ref": k_ref,

@@ -1,7 +1,8 @@
-"""The trigger miner counts distinct payees, not rows (issue 22): three suspicious rows
+"""The trigger miner can count distinct payees, not rows (issue 22): three suspicious rows
 of three cards at one shop (clean traffic clusters on payees) are one unit of evidence;
 three rows to three merchants sharing a prefix (a trigger) keep the rows' p-value. Both
-checked against scipy's Poisson tail."""
+checked against scipy's Poisson tail. Default (``unit="spread"``): payees for spread
+conjunctions only."""
 
 from __future__ import annotations
 
@@ -54,3 +55,13 @@ def test_unknown_unit_is_refused() -> None:
     s = Settings.load(config_file=None, env={})
     with pytest.raises(ValueError, match="unit"):
         TriggerMiningDetector(s, SegmentSpec.parse(s.segment_dimensions), unit="card")
+
+
+def test_default_counts_payees_of_spread_conjunctions_only() -> None:
+    assert _search(ONE_SHOP, "spread") == _search(ONE_SHOP, "row")  # one MCC: rows
+    spread = [_row(m, 13, "LIBERTY GRILL 12", 1, 0, country="LT", channel="pos",
+                   band="10..99", age="90..179") for m in ("7011", "5812", "5411")]
+    by_rows = [r for r in _search(spread, "row") if r["mccs"] == 3]
+    assert by_rows and by_rows[0]["pvalue"] < 1e-6
+    found = [r for r in _search(spread, "spread") if r["mccs"] == 3]
+    assert found and all(r["payees"] == 1 and r["pvalue"] * r["examined"] > 0.01 for r in found)
