@@ -56,8 +56,8 @@ This detector searches the conjunctions directly, every pass:
    young shop: 3 rows of 3 cards to 2 payees, expected 0.006, p = 4e-8 by rows on a
    clean day), so a spread finding's p-value is the Poisson tail of its distinct
    beneficiaries against the expected rows (rows >= payees: conservative). Within one
-   MCC rows still count (payees there delayed a development variant with few
-   merchants from 4 to 10 triggers); ``unit`` sets it. The rest of the family: rows.
+   MCC rows still count (a one-MCC trigger may use as few as 3 merchants; not yet
+   measured on enough variants); ``unit`` sets it. The rest of the family: rows.
 6. **One row per segment.** The best finding of each MCC (segment ``mcc=X``) and the
    best conjunction spread over several MCCs (segment ``conjunction=<digest>``, a digest
    of its canonical text: two spread conjunctions never share a fingerprint) become
