@@ -5,6 +5,7 @@ row's model-independent risk flags, and conjunctions over the keys
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,8 +16,9 @@ import pandas as pd
 
 from driftwatch.events import EPOCH
 from driftwatch.monitors.backfill import GRID_KEY, PASS_AT
-from driftwatch.monitors.base import SCORED, WINDOW, Columns
+from driftwatch.monitors.base import EVIDENCE_COLUMNS, SCORED, WINDOW, Columns, sql_time
 from driftwatch.monitors.reference import FloatArray, SegmentTable
+from driftwatch.monitors.segments import sql_literal
 
 SEP = "\x1e"
 """Field separator of a reference key (not ``\\x1f``: each key is its own segment)."""
@@ -293,3 +295,43 @@ def conjunction_text(conj: Mapping[str, Any]) -> str:
     'amount_cents=91 & beneficiary_prefix=GLX-TRD & merchant_age=30..89'
     """
     return " & ".join(f"{a}={conj[a]}" for a in ATTRIBUTES if a in conj and a != "mcc")
+
+
+SPREAD_DIM = "conjunction"
+"""The segment dimension of a conjunction spread over several MCCs."""
+FILLER_SEGMENT = f"{SPREAD_DIM}=*"
+"""The segment of a pass's filler rows (the rest of the Bonferroni family): never a
+finding's segment, so under ``FINAL`` they collapse only with each other."""
+
+
+def spread_segment(conj: Mapping[str, Any]) -> str:
+    """The stable segment of a conjunction spread over several MCCs: a digest of its
+    canonical text (every item, in search order), so two different spread conjunctions
+    are two segments -- two fingerprints and two ``drift_results`` keys -- and the
+    segment holds no ``,`` or ``=`` of attacker-chosen values (the text is the
+    ``conjunction`` label).
+
+    >>> spread_segment({"amount_cents": 91, "beneficiary_prefix": "GLX-TRD"})
+    'conjunction=1dfcaffc0d23'
+    """
+    text = " & ".join(f"{a}={conj[a]}" for a in ATTRIBUTES if a in conj)
+    return f"{SPREAD_DIM}={hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def evidence_sql(db: str, conj: Mapping[str, Any], lo: dt.datetime, hi: dt.datetime) -> str:
+    """Analyst SQL listing the rows of ``conj`` in ``[lo, hi)`` of database ``db``."""
+    cond = [f"event_time >= {sql_time(lo)}", f"event_time < {sql_time(hi)}"]
+    for attr, value in conj.items():
+        text = sql_literal(str(value))
+        if attr == "beneficiary_prefix":
+            cond.append(f"startsWith(beneficiary_name, {text})")
+        elif attr == "amount_cents":
+            cond.append(f"amount_cents = {int(value)}")
+        elif attr == "merchant_age":
+            cond.append(f"{buckets_sql('age_days', AGE_EDGES, 1)} = {text}")
+        elif attr == "amount_band":
+            cond.append(f"{buckets_sql('amount_minor', BAND_EDGES, 100)} = {text}")
+        else:
+            cond.append(f"{attr} = {text}")
+    return (f"SELECT {EVIDENCE_COLUMNS}, {AGE_SQL} AS age_days FROM "
+            f"{db}.scored_transactions FINAL WHERE {' AND '.join(cond)} ORDER BY event_time")

@@ -19,17 +19,11 @@ This detector searches the conjunctions directly, every pass:
    A missing field is a flag that does not hold, so the detector works without
    shadow scores and without the optional fields. *Low score for its risk*: at
    least ``min_flags`` flags and a live score below the row's decision threshold.
-   A *weak tier* (``weak_flags=2``; off by default) can be searched too: a trigger that
-   sets only two flags (no optional fields, small amounts) is otherwise invisible; its findings
-   must name a shared cents value and come from ``weak_cards`` cards (a 2-flag search
-   without it reached p = 6e-9 on a development control: 3 rows of 3 cards, one payee,
-   no shared cents value), and both tiers' conjunctions form one Bonferroni family.
-   Off by default: with the guard it still raised a warning on a development control
-   (global recalibration, 3 rows of 3 cards sharing cents .89 in MCC 7033, p = 2e-5
-   over 580 conjunctions): a discovery at ``fdr_q``, made an alert by score_drift's
-   discovery on the same MCC (the monitor's corroboration rule). So a weak finding is
-   eligible only when its p-value times the conjunctions examined is at most
-   ``alert_q`` (the control's: 2e-5 x 580); not yet measured on the controls.
+   A *weak tier* (``weak_flags=2``; off by default) searches rows with two flags too,
+   in the same Bonferroni family; its findings must name a shared cents value, come
+   from ``weak_cards`` cards and have p-value x conjunctions examined <= ``alert_q``
+   (never corroborated: a development control, global recalibration, raised a warning
+   via score_drift's discovery on the same MCC at p = 2e-5 over 580 conjunctions).
 2. **Reference.** The same table over the trailing reference window, slid by hourly
    chunks (:class:`~driftwatch.monitors.reference.SlidingReference`), ending
    ``guard_s`` (6 hours) before the window: a pattern that began in the last hours is
@@ -58,11 +52,20 @@ This detector searches the conjunctions directly, every pass:
    of history about 1e-8 and with the default week about 3e-10. The null check is
    ``bench/detection.py`` on clean days and version-change controls with
    ``--history-hours`` of stored history.
-5. **One row per segment.** The best finding of each segment -- ``mcc=X`` when its
-   rows sit in one MCC, the all-traffic segment ``""`` when they spread over many --
-   becomes an evaluation with the search-adjusted p-value, which then enters the
-   monitor's Benjamini-Hochberg family like every other detector's p-values. Its
-   labels carry ``conjunction`` (and ``mcc`` when there is one).
+5. **Payees, not rows.** Clean suspicious rows cluster on payees (travelling cards at a
+   young shop: 3 rows of 3 cards to 2 payees, expected 0.006, p = 4e-8 by rows on a
+   clean day), so a spread finding's p-value is the Poisson tail of its distinct
+   beneficiaries against the expected rows (rows >= payees: conservative). Within one
+   MCC rows still count (a one-MCC trigger may use as few as 3 merchants; not yet
+   measured on enough variants); ``unit`` sets it. The rest of the family: rows.
+6. **One row per segment.** The best finding of each MCC (segment ``mcc=X``) and the
+   best conjunction spread over several MCCs (segment ``conjunction=<digest>``, a digest
+   of its canonical text: two spread conjunctions never share a fingerprint) become
+   evaluations; the rest of the family fills rows of segment ``conjunction=*`` that
+   never alert. Every p-value enters the monitor's Benjamini-Hochberg family like
+   every other detector's. Labels carry ``conjunction`` (and ``mcc`` when there is
+   one). A spread finding is dropped when its rows are mostly a one-MCC finding's or
+   a held conjunction's (the same rows, already named).
 
 A reference never absorbs an attack: while a conjunction alerts (and after, until the
 period slid out of the trailing window) the reference rows it matches from its
@@ -86,7 +89,6 @@ from driftwatch.mining import MiningResult, assign_prefixes, mine, select_prefix
 from driftwatch.mining.exact import poisson_surge
 from driftwatch.monitors.backfill import BatchedWindows, query_chunks, read_chunks
 from driftwatch.monitors.base import (
-    EVIDENCE_COLUMNS,
     Columns,
     Description,
     Detector,
@@ -95,29 +97,27 @@ from driftwatch.monitors.base import (
     fmt_p,
     query_table,
     span_words,
-    sql_time,
 )
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
-from driftwatch.monitors.segments import SegmentSpec, sql_literal
+from driftwatch.monitors.segments import SegmentSpec
 from driftwatch.monitors.trigger_holds import HeldReference, Hold
 from driftwatch.monitors.trigger_keys import (
-    AGE_EDGES,
-    AGE_SQL,
     ATTRIBUTES,
-    BAND_EDGES,
     CHECK_SQL,
     FIELDS,
+    FILLER_SEGMENT,
     SEP,
     ChunkedWindow,
     Mark,
-    buckets_sql,
     conjunction_text,
+    evidence_sql,
     matches,
     matches_table,
     records_of,
     shared_rows,
     split_keys,
+    spread_segment,
     window_sql,
 )
 from driftwatch.settings import Settings
@@ -168,6 +168,10 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         on; the default, ``min_flags``, leaves it off), its conjunctions in the same
         Bonferroni family; a finding of it must name a cents value and come from
         ``weak_cards`` (3) cards.
+    unit : str
+        What the surge test counts: ``payee``, the distinct beneficiaries of a
+        conjunction's current rows, ``row``, its rows, or ``spread`` (default): payees
+        for a conjunction spread over several MCCs, rows within one (step 5).
     """
 
     name = "trigger_mining"
@@ -188,6 +192,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
     guard_s: int = 6 * 3600
     weak_flags: int = 3
     weak_cards: int = 3
+    unit: str = "spread"
 
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
         super().__init__(settings, spec, **options)
@@ -199,6 +204,8 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         if self.guard_s < 0 or self.guard_s % self.reference_chunk_s:
             raise ValueError(f"{self.name}: guard_s={self.guard_s!r}; allowed: a multiple "
                              f"of reference_chunk_s ({self.reference_chunk_s}) >= 0")
+        if self.unit not in ("payee", "row", "spread"):
+            raise ValueError(f"{self.name}: unit={self.unit!r}; allowed: payee, row, spread")
         if self.floor <= 0:
             raise ValueError(f"{self.name}: floor={self.floor!r}; allowed: > 0")
         self._ref: SlidingReference | None = None
@@ -334,6 +341,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
             return []
         examined = sum(m[2].examined for m in mined)
         best: dict[str, dict[str, Any]] = {}
+        spread: dict[str, Any] | None = None  # the best conjunction spread over MCCs
         for tier, _, res, now, _ in mined:
             for f in res.findings:
                 row = self._row(f.conjunction, f.k, f.expected, f.pvalue, f.k_ref,
@@ -342,9 +350,15 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
                                     or "amount_cents" not in f.conjunction):
                     continue  # a weak-tier finding needs a shared cents value and cards
                 row["weak"] = tier == "w"
+                if not row["mcc"]:
+                    if spread is None or row["pvalue"] < spread["pvalue"]:
+                        spread = row
+                    continue
                 old = best.get(row["segment"])
                 if old is None or row["pvalue"] < old["pvalue"]:
                     best[row["segment"]] = row
+        if spread is not None and spread["segment"] in self._holds:
+            best[spread["segment"]] = spread
         for seg, hold in self._holds.items():  # held conjunctions: re-evaluated every pass
             if seg in best:
                 continue
@@ -356,16 +370,15 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
                 if seg not in best or p < best[seg]["pvalue"]:
                     row = self._row(hold.conjunction, k, expected, p, kr, examined, cards, now)
                     best[seg] = row | {"segment": seg}
-        spread = best.get("")
         every = mined[-1][3]  # the current rows of the widest tier
-        if spread is not None and "" not in self._holds and any(
+        if spread is not None and spread["segment"] not in best and not any(
                 shared_rows(every, spread["conjunction"], r["conjunction"])
-                >= 0.8 * (spread["k"] - spread["expected"])
-                for seg, r in best.items() if seg):
-            del best[""]  # mostly one MCC's finding: the same rows, already named
+                >= 0.8 * (spread["k"] - spread["expected"]) for r in best.values()):
+            # kept unless mostly the rows of a one-MCC finding or of a held conjunction
+            best[spread["segment"]] = spread
         # the rest of the family: every other tested conjunction (both tiers), never alerting
         rest = sorted(p for m in mined for p in m[2].pvalues)[len(best):]
-        fill = [{"segment": "", "conjunction": {}, "k": 0, "expected": 1.0, "k_ref": 0,
+        fill = [{"segment": FILLER_SEGMENT, "conjunction": {}, "k": 0, "expected": 1.0, "k_ref": 0,
                  "pvalue": p, "cards": 0, "mccs": 0, "mcc": "", "examined": examined,
                  "filler": True} for p in rest]
         return [*best.values(), *fill]
@@ -409,9 +422,12 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         for r in hit:
             card_set.update(cards.get(SEP.join(r[f] for f in FIELDS), []))
         one = len(mccs) == 1
-        return {"segment": f"mcc={mccs[0]}" if one else "",
+        payees = len({r["beneficiary_name"] for r in hit if int(r["k"]) > 0})
+        if self.unit == "payee" or (self.unit == "spread" and not one):  # issue 22
+            p = max(p, float(poisson_surge([min(payees, k)], [expected])[0]))
+        return {"segment": f"mcc={mccs[0]}" if one else spread_segment(conj),
                 "conjunction": dict(conj), "k": k, "expected": expected, "k_ref": k_ref,
-                "pvalue": p, "cards": len(card_set), "mccs": len(mccs),
+                "pvalue": p, "cards": len(card_set), "mccs": len(mccs), "payees": payees,
                 "mcc": mccs[0] if one else "", "examined": examined}
 
     def _evaluations(self, rows: list[dict[str, Any]], lo: dt.datetime, hi: dt.datetime,
@@ -447,6 +463,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
                 "_items": np.array([r["conjunction"] for r in rows] or [], dtype=object),
                 "count": k.astype(np.int64), "expected": np.round(expected, 4),
                 "cards": cards, "mccs": np.array([r["mccs"] for r in rows], dtype=np.int64),
+                "payees": np.array([r.get("payees", 0) for r in rows], dtype=np.int64),
                 "examined": np.array([r["examined"] for r in rows], dtype=np.int64),
             },
         )
@@ -455,12 +472,13 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         d = ev.detail(i)
         conj: dict[str, Any] = np.asarray(ev.details["_items"])[i]
         span = span_words((ev.window_end - ev.window_start).total_seconds())
-        where = "in MCC " + ev.segment[i].partition("=")[2] if ev.segment[i] else (
-            f"spread over {int(d['mccs'])} MCCs")
+        where = "in MCC " + ev.segment[i].partition("=")[2] if ev.segment[i].startswith(
+            "mcc=") else f"spread over {int(d['mccs'])} MCCs"
         summary = (
             f"Trigger-like conjunction {d['conjunction']} ({where}): {int(d['count'])} "
             f"high-risk transactions the model approved in the last {span} from "
-            f"{int(d['cards'])} cards (expected {float(d['expected']):.2g}); "
+            f"{int(d['cards'])} cards to {int(d['payees'])} payees (expected "
+            f"{float(d['expected']):.2g}); "
             f"p = {fmt_p(float(ev.pvalue[i]))} over {int(d['examined'])} conjunctions"
         )
         return Description(
@@ -479,19 +497,4 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
 
     def evidence(self, conj: Mapping[str, Any], lo: dt.datetime, hi: dt.datetime) -> str:
         """Analyst SQL listing the rows of ``conj`` in ``[lo, hi)``."""
-        cond = [f"event_time >= {sql_time(lo)}", f"event_time < {sql_time(hi)}"]
-        for attr, value in conj.items():
-            text = sql_literal(str(value))
-            if attr == "beneficiary_prefix":
-                cond.append(f"startsWith(beneficiary_name, {text})")
-            elif attr == "amount_cents":
-                cond.append(f"amount_cents = {int(value)}")
-            elif attr == "merchant_age":
-                cond.append(f"{buckets_sql('age_days', AGE_EDGES, 1)} = {text}")
-            elif attr == "amount_band":
-                cond.append(f"{buckets_sql('amount_minor', BAND_EDGES, 100)} = {text}")
-            else:
-                cond.append(f"{attr} = {text}")
-        return (f"SELECT {EVIDENCE_COLUMNS}, {AGE_SQL} AS age_days FROM "
-                f"{self._db}.scored_transactions FINAL WHERE {' AND '.join(cond)} "
-                "ORDER BY event_time")
+        return evidence_sql(self._db, conj, lo, hi)

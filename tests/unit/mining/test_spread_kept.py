@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from driftwatch.monitors.segments import SegmentSpec
-from driftwatch.monitors.trigger_keys import FIELDS
+from driftwatch.monitors.trigger_keys import FIELDS, spread_segment
 from driftwatch.monitors.trigger_mining import TriggerMiningDetector
 from driftwatch.settings import Settings
 
@@ -55,9 +55,11 @@ OTHER = [_row("4829", 13, f"ZQV-PAY {j}", 1, 0, country="LT", channel="transfer"
 def test_unrelated_one_mcc_finding_keeps_the_spread_one() -> None:
     rows = _search(_frame(SPREAD + OTHER))
     by_segment = {r["segment"]: r for r in rows}
-    assert set(by_segment) == {"", "mcc=4829"}
-    assert by_segment[""]["conjunction"]["amount_cents"] == "91"
-    assert by_segment[""]["mccs"] == 4 and by_segment[""]["k"] == 4
+    spread = next(s for s in by_segment if s.startswith("conjunction="))
+    assert set(by_segment) == {spread, "mcc=4829"}
+    assert spread == spread_segment(by_segment[spread]["conjunction"])
+    assert by_segment[spread]["conjunction"]["amount_cents"] == "91"
+    assert by_segment[spread]["mccs"] == 4 and by_segment[spread]["k"] == 4
     assert by_segment["mcc=4829"]["conjunction"]["amount_cents"] == "13"
 
 
