@@ -34,6 +34,7 @@ from driftwatch.monitors.base import (
     Description,
     Detector,
     Evaluations,
+    FloatArray,
     IntArray,
     PassContext,
     evidence,
@@ -46,6 +47,7 @@ from driftwatch.monitors.dispersion import (
     ReferenceDispersion,
     between_concentration,
     cells_estimator,
+    cells_vs_reference,
 )
 from driftwatch.monitors.reader import BUCKET, BUCKET_KEY, read_windows, whole_buckets
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
@@ -57,6 +59,7 @@ from driftwatch.monitors.segments import (
     segment_sql,
 )
 from driftwatch.settings import Settings
+from driftwatch.stats.maxcell import CellTest
 from driftwatch.store.client import Store
 
 
@@ -66,6 +69,42 @@ def prefix_expr(tokens: int) -> str:
         "arrayStringConcat(arraySlice(splitByNonAlpha(upper(beneficiary_name)), "
         f"1, {int(tokens)}), '-')"
     )
+
+
+def by_cards(
+    test: CellTest, cur: FloatArray, ref: FloatArray, overall: FloatArray, strength: float,
+    conc: FloatArray, between: float, cards: IntArray, candidate: NDArray[np.bool_],
+) -> FloatArray:
+    """The p-values of the max-cell test with the candidate rows' cell counting paying
+    cards instead of rows.
+
+    A card's rows are not independent draws: a customer pays the same payee (or one
+    scammer's family of handles, ``UPI-PAY-*``) several times in an hour, and twelve
+    rows from three cards are three independent choices of a payee, not twelve. The
+    null counts rows as independent; on clean traffic such bursts made 64-151
+    discoveries a week per span and beneficiary alerts (one was 13 of 32 UPI rows under
+    ``UPI-PAY-*`` from three cards, p = 1e-7). Here the tested cell's count becomes its
+    distinct cards (the window's rows lose the difference) and the row is tested again;
+    its p-value is the larger of the two. The p-value can only grow (the other cells
+    are unchanged), so rows that were not candidates (p above the FDR level, too few
+    rows) keep theirs. The effect (excess share of rows) is left as it is: how much of
+    the segment's traffic pays the prefix is what an alert is worth, the cards are how
+    sure it is not chance.
+
+    Returns
+    -------
+    ndarray
+        The p-value per row, card-counted where the row was a candidate.
+    """
+    pvalue = test.pvalue.copy()
+    redo = np.flatnonzero(candidate & (cards >= 0) & (cards < test.count))
+    if len(redo) == 0:
+        return pvalue
+    cur2 = cur[redo].astype(np.float64)
+    cur2[np.arange(len(redo)), test.cell[redo]] = cards[redo]
+    again = cells_vs_reference(cur2, ref[redo], overall, strength, conc[redo], between)
+    pvalue[redo] = np.maximum(again.pvalue, test.pvalue[redo])
+    return pvalue
 
 
 @register
@@ -231,6 +270,8 @@ class BeneficiaryDetector(BatchedWindows, Detector):
             & (test.pvalue <= ctx.settings.fdr_q)
         )
         cards, merchants, others = self._payers(ctx.store, lo, hi, segs, cell, candidate)
+        pvalue = by_cards(
+            test, cur, ref, overall, self.prior_strength, conc, between, cards, candidate)
         return [
             Evaluations(
                 detector=self.name,
@@ -241,7 +282,7 @@ class BeneficiaryDetector(BatchedWindows, Detector):
                 reference=self.reference_label(r_lo, r_hi),
                 segment=segs,
                 statistic=count,
-                pvalue=test.pvalue,
+                pvalue=pvalue,
                 effect=(count - expected) / n,
                 n=n.astype(np.int64),
                 n_ref=n_ref.astype(np.int64),
@@ -249,6 +290,7 @@ class BeneficiaryDetector(BatchedWindows, Detector):
                 critical_effect=self.critical_effect,
                 pmin=test.pmin,
                 eligible=candidate
+                & (pvalue <= ctx.settings.fdr_q)
                 & (cards >= self.min_cards)
                 & (merchants >= self.min_merchants)
                 & (others >= self.min_others),
@@ -360,9 +402,11 @@ class BeneficiaryDetector(BatchedWindows, Detector):
         span = span_words((ev.window_end - ev.window_start).total_seconds())
         expected = float(d["expected"])
         exp_txt = "≤ 1" if expected <= 1 else f"{expected:.1f}"
+        cards = int(d.get("cards", -1))
+        by = f" from {cards} cards" if cards >= 0 else ""
         summary = (
             f"{pretty_segment(ev.segment[i])}: {int(d['count'])} of {int(ev.n[i])} "
-            f"transactions in the last {span} pay beneficiaries named {names or '?'} "
+            f"transactions in the last {span}{by} pay beneficiaries named {names or '?'} "
             f"(expected {exp_txt}); p = {fmt_p(float(ev.pvalue[i]))}"
         )
         db = self._store.database if self._store else "{db}"
