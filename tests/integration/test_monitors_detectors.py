@@ -351,8 +351,8 @@ def test_beneficiary_prefix_concentration_names_the_prefix(store: Store) -> None
     det = BeneficiaryDetector(ctx.settings, ctx.spec)
     (ev,) = det.evaluate(ctx)
     e, i = row([ev], "mcc=5967")
-    # five rows from three cards: the p-value counts the cards (three independent payers)
-    assert e.statistic[i] == 5 and e.detail(i)["cards"] == 3
+    # five rows from three cards, each to another name: five (card, payee) choices
+    assert e.statistic[i] == 5 and e.detail(i)["cards"] == 3 and e.detail(i)["payers"] == 5
     assert e.eligible is not None and e.eligible[i]
     assert e.pvalue[i] < 1e-4
     assert "INTL-PAY-* (5)" in det.describe(e, i).summary
@@ -361,12 +361,12 @@ def test_beneficiary_prefix_concentration_names_the_prefix(store: Store) -> None
 
 @pytest.mark.parametrize(("cards", "alerts"), [(2, False), (12, True)])
 def test_beneficiary_one_card_burst_counts_once(store: Store, cards: int, alerts: bool) -> None:
-    """Twelve payments to one family of payee handles from two cards (a customer paying
-    the same payees again and again, as the scam victims of the clean baseline do)
-    are two payers, far less surprising than twelve cards."""
+    """Twelve payments under one family of payee handles from two cards, each card
+    paying its one handle again and again (as the scam victims of the clean baseline
+    do), are two payers: far less surprising than twelve cards paying twelve."""
     pay = [
         event(f"u{j}", LO + j * dt.timedelta(minutes=4), mcc="5967", country="LT",
-              beneficiary=f"UPI-PAY-{j:03d}@OKBANK", merchant=f"x-{j}",
+              beneficiary=f"UPI-PAY-{j % cards:03d}@OKBANK", merchant=f"x-{j}",
               card=f"k-{j % cards}")
         for j in range(12)
     ]
@@ -374,7 +374,7 @@ def test_beneficiary_one_card_burst_counts_once(store: Store, cards: int, alerts
     ctx = ctx_for(store)
     (ev,) = BeneficiaryDetector(ctx.settings, ctx.spec).evaluate(ctx)
     e, i = row([ev], "mcc=5967")
-    assert e.statistic[i] == 12 and e.detail(i)["cards"] == cards
+    assert e.statistic[i] == 12 and e.detail(i)["cards"] == e.detail(i)["payers"] == cards
     assert e.effect[i] > 0.25  # the same excess share of rows either way
     # two cards under a prefix the reference never saw: p about 4e-5
     assert (e.pvalue[i] < 1e-8) == alerts, e.pvalue[i]
