@@ -231,8 +231,16 @@ def test_score_drift_psi_and_ks_equal_numpy_on_the_same_bins(store: Store) -> No
         x["model"]["score"] = round(min(0.99, x["model"]["score"] + 0.3), 6)
     rows = insert(store, evs + cur)
     ctx = ctx_for(store)
-    det = ScoreDriftDetector(ctx.settings, ctx.spec)
+    det = ScoreDriftDetector(ctx.settings, ctx.spec, rank=False)
     psi_ev, ks_ev = det.evaluate(ctx)
+    # by rank (the default) the one MCC is all traffic: a shift of everything is no
+    # drift of the MCC relative to the rest, but the version's whole traffic (compared
+    # by score within its own version) still shows it
+    r_psi, r_ks = ScoreDriftDetector(ctx.settings, ctx.spec).evaluate(ctx)
+    e, i = row([r_ks], "mcc=5411")
+    assert e.statistic[i] < 0.05 and e.pvalue[i] > 0.01
+    e, i = row([r_ks], "model_version=v46")
+    assert e.statistic[i] > 0.4 and e.pvalue[i] < 1e-10
 
     def hist(xs):  # type: ignore[no-untyped-def]
         b = np.minimum(99, np.floor(np.sqrt([x.score for x in xs]) * 100)).astype(int)

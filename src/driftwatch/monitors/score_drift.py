@@ -55,6 +55,7 @@ from driftwatch.monitors.dispersion import (
 from driftwatch.monitors.reader import read_windows
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
+from driftwatch.monitors.score_ranks import rank_hist, rank_ks
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment, sql_literal
 from driftwatch.settings import Settings
 from driftwatch.stats.dispersion import chi2_inflation
@@ -114,6 +115,12 @@ class ScoreDriftDetector(BatchedWindows, Detector):
         anyone needs to know about.
     reference : {'trailing', 'champion'}
         What the current window is compared with (default 'trailing').
+    rank : bool
+        With the trailing reference, compare a segment's scores by their rank within
+        all traffic of their window (:mod:`~driftwatch.monitors.score_ranks`), so a new
+        version's global monotone recalibration raises nothing (default True). A
+        version's whole traffic (``model_version=<v>``) is compared by score; needs the
+        ``model_version`` segment dimension (without it, scores).
     """
 
     name = "score_drift"
@@ -127,6 +134,7 @@ class ScoreDriftDetector(BatchedWindows, Detector):
     ks_critical: float = 0.4
     min_shift: float = 0.01
     reference: str = "trailing"
+    rank: bool = True
 
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
         super().__init__(settings, spec, **options)
@@ -264,6 +272,19 @@ class ScoreDriftDetector(BatchedWindows, Detector):
         if not segs:
             return []
         n = cur.sum(axis=1)
+        raw_cur, raw_ref = cur, ref
+        ranked = self._ranked(segs)
+        cur_g = ref_g = np.zeros(FINE)
+        if ranked.any():
+            cur_g = _all_traffic(current)
+            ref_g = _all_traffic(self._ref.table(r_lo, r_hi))
+            if cur_g.sum() > 0 and ref_g.sum() > 0:
+                # a new version's global recalibration moves no rank (score_ranks)
+                cur, ref = cur.copy(), ref.copy()
+                cur[ranked] = rank_hist(raw_cur[ranked], cur_g, FINE)
+                ref[ranked] = rank_hist(raw_ref[ranked], ref_g, FINE)
+            else:
+                ranked = np.zeros(len(segs), dtype=bool)
         mapping = reference_bins(ref, self.bins)
         ref_c = regroup(ref, mapping, self.bins)
         cur_c = regroup(cur, mapping, self.bins)
@@ -279,15 +300,18 @@ class ScoreDriftDetector(BatchedWindows, Detector):
         occupied = np.atleast_1d(np.asarray(pres.bins, dtype=np.float64))
         n_eff = n * n_ref / (n + n_ref)
         psi_eff = psi_v - np.maximum(occupied - 1, 0) / n_eff
-        kres = ks_from_counts(ref.astype(np.int64), cur.astype(np.int64))
+        kres = ks_from_counts(raw_ref.astype(np.int64), raw_cur.astype(np.int64))
         ks_d = np.atleast_1d(np.asarray(kres.statistic, dtype=np.float64))
-        ks_p = ks_dispersed_pvalue(
-            ks_d, n, n_ref, np.atleast_1d(np.asarray(kres.pvalue, dtype=np.float64)), phi
-        )
-        w1 = wasserstein_fine(ref, cur)
+        ks_raw_p = np.atleast_1d(np.asarray(kres.pvalue, dtype=np.float64))
+        if ranked.any():
+            ks_d, ks_raw_p = ks_d.copy(), ks_raw_p.copy()
+            ks_d[ranked], ks_raw_p[ranked] = rank_ks(
+                raw_ref[ranked], ref_g, raw_cur[ranked], cur_g)
+        ks_p = ks_dispersed_pvalue(ks_d, n, n_ref, ks_raw_p, phi)
+        w1 = wasserstein_fine(raw_ref, raw_cur)
         material = w1 >= self.min_shift
-        mean_cur = mean_score(cur)
-        mean_ref = mean_score(ref)
+        mean_cur = mean_score(raw_cur)
+        mean_ref = mean_score(raw_ref)
         label = self.reference_label(r_lo, r_hi)
         if self.reference == "champion":
             label += f" champion {self._champion}"
@@ -335,13 +359,21 @@ class ScoreDriftDetector(BatchedWindows, Detector):
             ),
         ]
 
+    def _ranked(self, segs: Sequence[str]) -> NDArray[np.bool_]:
+        """Which segments are compared by rank (:attr:`rank`): all but a version's
+        whole traffic (``model_version=<v>``, compared with its own version's scores)."""
+        on = self.rank and self.reference == "trailing"
+        return np.asarray([on and not s.startswith("model_version=") for s in segs],
+                          dtype=bool)
+
     def describe(self, ev: Evaluations, i: int) -> Description:
         d = ev.detail(i)
         span = span_words((ev.window_end - ev.window_start).total_seconds())
+        of = " of ranks" if self._ranked([ev.segment[i]])[0] else ""
         what = (
-            f"PSI {float(d['psi']):.2f} on {self.bins} reference-fixed bins"
+            f"PSI{of} {float(d['psi']):.2f} on {self.bins} reference-fixed bins"
             if ev.test == "psi"
-            else f"KS D = {float(d['ks']):.2f}"
+            else f"KS D{of} = {float(d['ks']):.2f}"
         )
         summary = (
             f"{pretty_segment(ev.segment[i])}: score distribution shifted in the last {span} "
@@ -363,6 +395,15 @@ class ScoreDriftDetector(BatchedWindows, Detector):
                 f"{iso(ev.window_end)} compared with {ev.reference}."
             ),
         )
+
+
+def _all_traffic(table: SegmentTable) -> FloatArray:
+    """Fine histogram of all traffic in ``table``: the sum of its ``model_version=<v>``
+    rows (every row has a version; zeros when the segments have no version dimension)."""
+    keys = [k for k in table.keys if str(k).startswith("model_version=")]
+    if not keys:
+        return np.zeros(FINE)
+    return np.asarray(table.rows(keys).sum(axis=0), dtype=np.float64)
 
 
 def wasserstein_fine(ref: FloatArray, cur: FloatArray) -> FloatArray:

@@ -57,71 +57,10 @@ from driftwatch.monitors.reader import (
 from driftwatch.monitors.reference import SegmentTable
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.score_drift import FINE, FINE_BIN, mean_score
+from driftwatch.monitors.score_ranks import rank_ks
 from driftwatch.monitors.segments import SegmentSpec, pretty_segment, segment_sql, sql_literal
 from driftwatch.settings import Settings
-from driftwatch.stats.ks import ks_pvalue
 from driftwatch.store.client import Store
-
-
-def rank_cdf(counts: FloatArray, global_counts: FloatArray, at: FloatArray) -> FloatArray:
-    """Empirical CDF, at the ranks ``at``, of rows of fine histograms ``counts`` whose
-    scores are replaced by their rank within ``global_counts`` (the version's whole
-    traffic): a row of fine bin ``b`` lies uniformly in the bin's rank interval
-    ``[below_b, below_b + g_b] / total``.
-
-    >>> rank_cdf(np.array([[1.0, 1.0]]), np.array([3.0, 1.0]), np.array([0.375, 0.875]))
-    array([[0.25, 0.75]])
-    """
-    total = float(global_counts.sum())
-    below = (np.cumsum(global_counts) - global_counts) / max(total, 1.0)
-    width = global_counts / max(total, 1.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = (at[None, :] - below[:, None]) / width[:, None]
-    share = np.where(width[:, None] > 0, np.clip(share, 0.0, 1.0),
-                     (at[None, :] >= below[:, None]).astype(np.float64))
-    n = counts.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # row by row (einsum, no BLAS): a row's last bits must not depend on how many
-        # rows the pass's table has or their order (backfill blocks vs pass by pass)
-        product = np.einsum("sf,fk->sk", counts, share)
-        return np.asarray(np.where(n > 0, product / n, 0.0), dtype=np.float64)
-
-
-def rank_ks(
-    ref: FloatArray, ref_global: FloatArray, cur: FloatArray, cur_global: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """KS distance and p-value between rows of fine score histograms ``ref`` and
-    ``cur``, each row's scores replaced by their ranks within their own version's
-    traffic (``*_global``).
-
-    ``D`` is the largest gap between the two rank CDFs (:func:`rank_cdf`, linear
-    inside each fine bin, so a bin's rows are never ordered all before or all after
-    the other version's rows of the same scores); the p-value is the two-sample KS
-    tail at these sample sizes (:func:`driftwatch.stats.ks.ks_pvalue`: exact for small
-    samples) of ``D`` rounded down to the lattice of attainable values. Spreading a
-    bin's rows over its interval can only shrink ``D``, so the test is conservative.
-
-    >>> g = np.ones(FINE) * 10
-    >>> ref = np.zeros((1, FINE)); ref[0, :50] = 1
-    >>> d, p = rank_ks(ref, g, ref.copy(), g)
-    >>> float(d[0]), float(p[0])
-    (0.0, 1.0)
-    """
-    edges = []
-    for g in (ref_global, cur_global):
-        total = max(float(g.sum()), 1.0)
-        edges.append(np.cumsum(g) / total)
-    at = np.unique(np.concatenate([[0.0], *edges]))
-    d = np.max(np.abs(rank_cdf(ref, ref_global, at) - rank_cdf(cur, cur_global, at)), axis=1)
-    n_ref = np.rint(ref.sum(axis=1)).astype(np.int64)
-    n_cur = np.rint(cur.sum(axis=1)).astype(np.int64)
-    ok = (n_ref > 0) & (n_cur > 0)
-    p = np.ones(len(d))
-    if ok.any():
-        g = np.gcd(n_ref[ok], n_cur[ok])
-        h = np.floor(d[ok] * n_ref[ok] * n_cur[ok] / g + 1e-9).astype(np.int64)
-        p[ok] = np.minimum(ks_pvalue(h, n_ref[ok], n_cur[ok])[0], 1.0)
-    return np.asarray(d, dtype=np.float64), p
 
 
 def _utc(t: dt.datetime) -> dt.datetime:
