@@ -61,37 +61,56 @@ def column_cache(fns: dict[Hashable, Column], events: Sequence[Any],
     tuples: those of plain values leave the garbage collector's view at its first
     pass (a list stays in it and is re-scanned at every pass while the batch runs).
     """
-    cache: dict[Hashable, tuple[Any, ...]] = {} if given is None else {
-        name: tuple(values) for name, values in given.items()}
+    return _Columns(fns, events, forms, given)
 
-    def column(name: Hashable) -> tuple[Any, ...]:
-        got = cache.get(name)
-        if got is None:
-            if isinstance(name, tuple) and name[0] == "zip":
-                got = tuple(zip(*[column(part) for part in name[1]], strict=True))
-            elif isinstance(name, tuple) and name[0] == "notnull":
-                got = tuple(map(is_not, column(name[1]), repeat(None)))
-            elif isinstance(name, tuple) and name[0] == "all":  # a mask of several
-                parts = [column(part) for part in name[1]]
-                if len(parts) == 2:
-                    got = tuple([a and b for a, b in zip(*parts, strict=True)])
-                elif len(parts) == 3:
-                    got = tuple([a and b and c for a, b, c in zip(*parts, strict=True)])
-                else:
-                    got = tuple(map(all, zip(*parts, strict=True)))
-            elif isinstance(name, tuple) and name[0] == "feature":
-                got = tuple([f.get(name[1]) for f in column(("field", "features"))])
-            elif forms is not None and name in forms:
-                try:
-                    got = forms[name](column)
-                except Exception:  # the closures decide (and raise where they raise)
-                    got = tuple(map(fns[name], events))
+
+class _Columns:
+    """The ``column`` of :func:`column_cache`: a callable object rather than a closure
+    that calls itself, so that a chunk's columns (and events) form no reference cycle:
+    they are freed by reference counting when the chunk is done, not by the collector
+    (whose young passes then had each batch's garbage to walk and free: 1.35 s of
+    collection over 400k bench events, 0.22 s without the cycle). With whole batches
+    of 5,000 events this was slower all the same (the next batch was laid out in the
+    freed, cache-cold memory); with chunks (:func:`~driftwatch.rules.live.chunks`) the
+    freed memory is reused while it is still in the cache."""
+
+    __slots__ = ("cache", "events", "fns", "forms")
+
+    def __init__(self, fns: dict[Hashable, Column], events: Sequence[Any],
+                 forms: dict[Hashable, Callable[[Any], tuple[Any, ...]]] | None,
+                 given: dict[Hashable, Sequence[Any]] | None) -> None:
+        self.cache: dict[Hashable, tuple[Any, ...]] = {} if given is None else {
+            name: tuple(values) for name, values in given.items()}
+        self.fns, self.events, self.forms = fns, events, forms
+
+    def __call__(self, name: Hashable) -> tuple[Any, ...]:
+        got = self.cache.get(name)
+        if got is not None:
+            return got
+        fns, events, forms = self.fns, self.events, self.forms
+        if isinstance(name, tuple) and name[0] == "zip":
+            got = tuple(zip(*[self(part) for part in name[1]], strict=True))
+        elif isinstance(name, tuple) and name[0] == "notnull":
+            got = tuple(map(is_not, self(name[1]), repeat(None)))
+        elif isinstance(name, tuple) and name[0] == "all":  # a mask of several
+            parts = [self(part) for part in name[1]]
+            if len(parts) == 2:
+                got = tuple([a and b for a, b in zip(*parts, strict=True)])
+            elif len(parts) == 3:
+                got = tuple([a and b and c for a, b, c in zip(*parts, strict=True)])
             else:
+                got = tuple(map(all, zip(*parts, strict=True)))
+        elif isinstance(name, tuple) and name[0] == "feature":
+            got = tuple([f.get(name[1]) for f in self(("field", "features"))])
+        elif forms is not None and name in forms:
+            try:
+                got = forms[name](self)
+            except Exception:  # the closures decide (and raise where they raise)
                 got = tuple(map(fns[name], events))
-            cache[name] = got
+        else:
+            got = tuple(map(fns[name], events))
+        self.cache[name] = got
         return got
-
-    return column
 
 
 def _one_by_one(

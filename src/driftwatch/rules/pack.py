@@ -149,7 +149,7 @@ def _examples(node: yaml.Node, rule_id: str, problems: _Problems) -> list[Exampl
         if not isinstance(raw, dict):
             problems.add(ex_node, f"example #{index + 1} must be a mapping", rule_id)
             continue
-        unknown = sorted(set(raw) - set(EXAMPLE_KEYS))
+        unknown = sorted(map(str, set(raw) - set(EXAMPLE_KEYS)))  # (a key may be null)
         if unknown:
             problems.add(ex_node, f"example #{index + 1}: unknown key(s) {', '.join(unknown)}; "
                          f"valid: {', '.join(EXAMPLE_KEYS)}", rule_id)

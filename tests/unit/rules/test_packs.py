@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from driftwatch.errors import RuleError
@@ -236,6 +236,7 @@ def test_random_bytes_give_errors_never_crashes(tmp_path: Path, data: bytes) -> 
 @settings(max_examples=200, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(0, 2**32 - 1), st.integers(1, 6))
+@example(seed=826, edits=1)  # an example's key made null: crashed the error message
 def test_mutated_shipped_packs_give_errors_never_crashes(
     tmp_path: Path, seed: int, edits: int
 ) -> None:
