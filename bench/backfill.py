@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--only", choices=sorted(MODES), action="append",
                         help="run only these modes (for profiling; no comparison)")
+    parser.add_argument("--dump", type=Path, help="write each mode's rows and alerts here "
+                        "(JSON), to compare runs of two versions")
     args = parser.parse_args(argv)
     hours = args.hours or (2.0 if args.quick else 48.0)
     with tempfile.TemporaryDirectory(prefix="dw-backfill-") as tmp:
@@ -126,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
                 cpus[mode].append(out["cpu"])
                 events = out["events"]
                 outputs.setdefault(mode, out)
+    if args.dump:
+        args.dump.write_text(json.dumps({m: {"rows": o["rows"], "alerts": o["alerts"]}
+                                         for m, o in outputs.items()}))
     if args.only:
         for mode, out in outputs.items():
             top = sorted(out["spent"].items(), key=lambda kv: -kv[1])[:12]

@@ -65,7 +65,7 @@ class SegmentTable:
         cls, keys: Sequence[str] | ArrayLike, cell: ArrayLike, count: ArrayLike, cells: int
     ) -> SegmentTable:
         """From rows ``(key, cell index, count)``; repeated (key, cell) pairs add up."""
-        k = pd.Index(np.asarray(keys, dtype=object))
+        k = pd.Index(np.asarray(keys, dtype=object), dtype=object)
         codes, uniques = pd.factorize(k)
         c = np.asarray(cell, dtype=np.int64)
         if c.size and (c.min() < 0 or c.max() >= cells):
@@ -79,7 +79,7 @@ class SegmentTable:
         cls, keys: Sequence[str] | ArrayLike, columns: Sequence[ArrayLike]
     ) -> SegmentTable:
         """From one row per key and one array per cell; repeated keys add up."""
-        k = pd.Index(np.asarray(keys, dtype=object))
+        k = pd.Index(np.asarray(keys, dtype=object), dtype=object)
         codes, uniques = pd.factorize(k)
         values = np.zeros((len(uniques), len(columns)))
         for j, col in enumerate(columns):
@@ -100,8 +100,9 @@ class SegmentTable:
 
     @functools.cached_property
     def index(self) -> pd.Index:
-        """The keys as a hashed index (built once per table)."""
-        return pd.Index(self.keys)
+        """The keys as a hashed index (built once per table). Indexes here are of
+        dtype object: pandas 3 would infer arrow-backed strings, slow to build and read."""
+        return pd.Index(self.keys, dtype=object)
 
     @property
     def cells(self) -> int:
@@ -110,7 +111,7 @@ class SegmentTable:
 
     def rows(self, keys: Sequence[str] | ArrayLike) -> FloatArray:
         """The rows for ``keys`` (zeros for unknown keys), shape ``(len(keys), cells)``."""
-        idx = self.index.get_indexer(pd.Index(np.asarray(keys, dtype=object)))
+        idx = self.index.get_indexer(pd.Index(np.asarray(keys, dtype=object), dtype=object))
         out = np.zeros((len(idx), self.cells))
         hit = idx >= 0
         out[hit] = self.values[idx[hit]]
@@ -125,7 +126,7 @@ class SegmentTable:
         all-zero rows are dropped."""
         if other.cells != self.cells:
             raise ValueError(f"cells differ: {self.cells} != {other.cells}")
-        keys = pd.Index(self.keys).append(pd.Index(other.keys))
+        keys = pd.Index(self.keys, dtype=object).append(pd.Index(other.keys, dtype=object))
         codes, uniques = pd.factorize(keys)
         values = np.zeros((len(uniques), self.cells))
         n = len(self.keys)
