@@ -329,6 +329,8 @@ class SlidingReference:
         if (start, end) == span:
             return table
         if end > span[1]:
+            if start > span[0]:
+                self._read_both(span, start, end)
             table = table.combine(self._get(span[1], end))
         if start > span[0]:
             table = table.combine(self._get(span[0], start), sign=-1.0)
@@ -358,6 +360,33 @@ class SlidingReference:
         if table is None:
             table = self._read(start, end)
         return table.canonical()
+
+    def _read_both(
+        self, span: tuple[dt.datetime, dt.datetime], start: dt.datetime, end: dt.datetime
+    ) -> None:
+        """With a look-ahead, read the chunks the window slides in (from ``span``'s end)
+        and those it slides out (from its start) in one query, not one query each."""
+        step = dt.timedelta(seconds=self.chunk_s)
+        lead, trail = (span[1], end), (span[0], start)
+        if (
+            self.many is None
+            or self._ahead_s <= 0
+            or end - span[1] != step
+            or start - span[0] != step
+            or lead in self._read_ahead
+            or trail in self._read_ahead
+        ):
+            return
+        count = 1 + math.ceil(self._ahead_s / self.chunk_s)
+        spans = list(
+            dict.fromkeys(
+                (lo + i * step, lo + (i + 1) * step)
+                for lo in (lead[0], trail[0])
+                for i in range(count)
+            )
+        )
+        self.reads += 1
+        self._read_ahead.update(zip(spans, self.many(spans), strict=True))
 
     def _read(self, start: dt.datetime, end: dt.datetime) -> SegmentTable:
         step = dt.timedelta(seconds=self.chunk_s)
