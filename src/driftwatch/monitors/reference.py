@@ -70,8 +70,12 @@ class SegmentTable:
         c = np.asarray(cell, dtype=np.int64)
         if c.size and (c.min() < 0 or c.max() >= cells):
             raise ValueError(f"cell index outside 0..{cells - 1}")
-        values = np.zeros((len(uniques), cells))
-        np.add.at(values, (codes, c), np.asarray(count, dtype=np.float64))
+        weights = np.asarray(count, dtype=np.float64)
+        if codes.size and codes.min() < 0:  # a missing key: as np.add.at indexes it
+            codes = np.where(codes < 0, len(uniques) - 1, codes)
+        # bincount adds in row order, as np.add.at does (several times faster)
+        flat = np.bincount(codes * cells + c, weights=weights, minlength=len(uniques) * cells)
+        values = np.asarray(flat, dtype=np.float64).reshape(len(uniques), cells)
         return cls([str(x) for x in uniques], values)
 
     @classmethod
