@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=2.0, help="transactions per second")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each mode (median)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--only", choices=sorted(MODES), action="append",
+                        help="run only these modes (for profiling; no comparison)")
+    parser.add_argument("--dump", type=Path, help="write each mode's rows and alerts here "
+                        "(JSON), to compare runs of two versions")
     args = parser.parse_args(argv)
     hours = args.hours or (2.0 if args.quick else 48.0)
     with tempfile.TemporaryDirectory(prefix="dw-backfill-") as tmp:
@@ -116,13 +120,24 @@ def main(argv: list[str] | None = None) -> int:
         cpus: dict[str, list[float]] = {m: [] for m in MODES}
         outputs: dict[str, dict[str, Any]] = {}
         events = 0
+        modes = {m: e for m, e in MODES.items() if not args.only or m in args.only}
         for i in range(max(1, args.repeat)):
-            for mode, extra in MODES.items():
+            for mode, extra in modes.items():
                 out = run(dsn, f"bench_{mode}_{i}", paths, extra)
                 times[mode].append(out["seconds"])
                 cpus[mode].append(out["cpu"])
                 events = out["events"]
                 outputs.setdefault(mode, out)
+    if args.dump:
+        args.dump.write_text(json.dumps({m: {"rows": o["rows"], "alerts": o["alerts"]}
+                                         for m, o in outputs.items()}))
+    if args.only:
+        for mode, out in outputs.items():
+            top = sorted(out["spent"].items(), key=lambda kv: -kv[1])[:12]
+            print(f"{mode}: {statistics.median(times[mode]):.2f} s wall, "
+                  f"{statistics.median(cpus[mode]):.2f} CPU s, {out['events']:,} events; "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in top))
+        return 0
     seq, bf = outputs["pass_by_pass"], outputs["backfill"]
     identical = seq["rows"] == bf["rows"] and seq["alerts"] == bf["alerts"]
     med = {m: statistics.median(v) for m, v in times.items()}

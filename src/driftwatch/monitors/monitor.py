@@ -58,6 +58,7 @@ from driftwatch.monitors.backfill import run_backfill
 from driftwatch.monitors.base import Detector, Evaluations, PassContext
 from driftwatch.monitors.family import tarone_bh
 from driftwatch.monitors.registry import create
+from driftwatch.monitors.results import add_rows
 from driftwatch.monitors.segments import SegmentSpec, parse_segment
 from driftwatch.pipeline import StageOutput
 from driftwatch.settings import Settings
@@ -350,8 +351,8 @@ class Monitor:
             adjusted_alert = fam_alert.adjusted[sl]
             assert ev.eligible is not None and ev.direct is not None
             effect_ok = _alertable(ev)
-            others = [corroborated.get(s, set()) - {ev.detector} for s in ev.segment]
-            backed = np.array([bool(o) for o in others], dtype=bool)
+            others = _others(corroborated, ev, np.flatnonzero(rejected & effect_ok))
+            backed = np.isin(np.arange(size), [i for i, o in others.items() if o])
             alert = (strong & effect_ok) | (rejected & effect_ok & backed) | ev.direct
             decision = np.where(alert, "alert", np.where(rejected, "discovery", "ok")).astype(
                 object
@@ -364,6 +365,7 @@ class Monitor:
                 alert[:] = False
                 elevated[:] = False
             candidates = np.flatnonzero(alert | elevated)
+            others.update(_others(corroborated, ev, [i for i in candidates if i not in others]))
             for i in candidates:
                 fp = fingerprint(ev.alertname, ev.detector, ev.segment[i], _version(ev, int(i)))
                 if alert[i]:
@@ -384,11 +386,11 @@ class Monitor:
                 severity[i] = sev
                 fps[i] = fp
                 finding = self._finding(by_name[ev.detector], ev, int(i), sev, result.at)
-                if others[i]:
+                if others[int(i)]:
                     finding = replace(
                         finding,
                         description=f"{finding.description} Corroborated in this pass by: "
-                        f"{', '.join(sorted(others[i]))}.",
+                        f"{', '.join(sorted(others[int(i)]))}.",
                     )
                 result.findings.append(finding)
             ev.details["_pvalue_adj"] = adjusted
@@ -441,42 +443,17 @@ class Monitor:
         )
 
     def _write(self, result: PassResult) -> None:
-        evs = result.evaluations
-        if not evs:
+        if not result.evaluations:
             return
-        now = _ms(dt.datetime.now(UTC))
-        at = _ms(result.at)
         cols = self.results_buffer if self.results_buffer is not None else {}
-        for name in (
-            "evaluated_at", "detector", "test", "segment", "model_version",
-            "window_start", "window_end", "reference", "statistic", "pvalue",
-            "pvalue_adj", "effect", "n", "n_ref", "decision", "severity",
-            "fingerprint", "details", "written_at",
-        ):
-            cols.setdefault(name, [])
-        for ev in evs:
-            size = len(ev)
-            internal = {k: np.asarray(v) for k, v in ev.details.items() if k[0] == "_"}
-            cols["evaluated_at"].extend([at] * size)
-            cols["detector"].extend([ev.detector] * size)
-            cols["test"].extend([ev.test] * size)
-            cols["segment"].extend(ev.segment)
-            cols["model_version"].extend(ev.model_version or [""] * size)
-            cols["window_start"].extend([_ms(ev.window_start)] * size)
-            cols["window_end"].extend([_ms(ev.window_end)] * size)
-            cols["reference"].extend([ev.reference] * size)
-            cols["statistic"].extend(_floats(ev.statistic))
-            cols["pvalue"].extend(_floats(ev.pvalue))
-            cols["pvalue_adj"].extend(_floats(internal["_pvalue_adj"]))
-            cols["effect"].extend(_floats(ev.effect))
-            cols["n"].extend(np.asarray(ev.n, dtype=np.int64).tolist())
-            cols["n_ref"].extend(np.asarray(ev.n_ref, dtype=np.int64).tolist())
-            for name in ("decision", "severity", "fingerprint"):
-                cols[name].extend(str(x) for x in internal[f"_{name}"])
-            cols["details"].extend(ev.details_json_all())
-            cols["written_at"].extend([now] * size)
+        add_rows(cols, result.evaluations, result.at)
         if self.results_buffer is None:
             self.store.insert_columns("drift_results", cols)
+
+
+def _others(corr: dict[str, set[str]], ev: Evaluations, rows: Any) -> dict[int, set[str]]:
+    """Per row of ``rows``: the other detectors with a discovery on its segment."""
+    return {int(i): corr.get(ev.segment[i], set()) - {ev.detector} for i in rows}
 
 
 def _alertable(ev: Evaluations) -> NDArray[np.bool_]:
@@ -488,13 +465,3 @@ def _alertable(ev: Evaluations) -> NDArray[np.bool_]:
 def _version(ev: Evaluations, i: int) -> str:
     """The model version of row ``i``: its own, or the one its segment names."""
     return ev.version(i) or parse_segment(ev.segment[i]).get("model_version", "")
-
-
-def _ms(t: dt.datetime) -> int:
-    """``t`` as DateTime64(3) ticks (ms, rounded down as clickhouse-connect does)."""
-    return (t - EPOCH) // dt.timedelta(milliseconds=1)
-
-
-def _floats(values: Any) -> list[float]:
-    out: list[float] = np.asarray(values, dtype=np.float64).tolist()
-    return out

@@ -65,13 +65,17 @@ class SegmentTable:
         cls, keys: Sequence[str] | ArrayLike, cell: ArrayLike, count: ArrayLike, cells: int
     ) -> SegmentTable:
         """From rows ``(key, cell index, count)``; repeated (key, cell) pairs add up."""
-        k = pd.Index(np.asarray(keys, dtype=object))
+        k = pd.Index(np.asarray(keys, dtype=object), dtype=object)
         codes, uniques = pd.factorize(k)
         c = np.asarray(cell, dtype=np.int64)
         if c.size and (c.min() < 0 or c.max() >= cells):
             raise ValueError(f"cell index outside 0..{cells - 1}")
-        values = np.zeros((len(uniques), cells))
-        np.add.at(values, (codes, c), np.asarray(count, dtype=np.float64))
+        weights = np.asarray(count, dtype=np.float64)
+        if codes.size and codes.min() < 0:  # a missing key: as np.add.at indexes it
+            codes = np.where(codes < 0, len(uniques) - 1, codes)
+        # bincount adds in row order, as np.add.at does (several times faster)
+        flat = np.bincount(codes * cells + c, weights=weights, minlength=len(uniques) * cells)
+        values = np.asarray(flat, dtype=np.float64).reshape(len(uniques), cells)
         return cls([str(x) for x in uniques], values)
 
     @classmethod
@@ -79,7 +83,7 @@ class SegmentTable:
         cls, keys: Sequence[str] | ArrayLike, columns: Sequence[ArrayLike]
     ) -> SegmentTable:
         """From one row per key and one array per cell; repeated keys add up."""
-        k = pd.Index(np.asarray(keys, dtype=object))
+        k = pd.Index(np.asarray(keys, dtype=object), dtype=object)
         codes, uniques = pd.factorize(k)
         values = np.zeros((len(uniques), len(columns)))
         for j, col in enumerate(columns):
@@ -100,8 +104,9 @@ class SegmentTable:
 
     @functools.cached_property
     def index(self) -> pd.Index:
-        """The keys as a hashed index (built once per table)."""
-        return pd.Index(self.keys)
+        """The keys as a hashed index (built once per table). Indexes here are of
+        dtype object: pandas 3 would infer arrow-backed strings, slow to build and read."""
+        return pd.Index(self.keys, dtype=object)
 
     @property
     def cells(self) -> int:
@@ -110,7 +115,7 @@ class SegmentTable:
 
     def rows(self, keys: Sequence[str] | ArrayLike) -> FloatArray:
         """The rows for ``keys`` (zeros for unknown keys), shape ``(len(keys), cells)``."""
-        idx = self.index.get_indexer(pd.Index(np.asarray(keys, dtype=object)))
+        idx = self.index.get_indexer(pd.Index(np.asarray(keys, dtype=object), dtype=object))
         out = np.zeros((len(idx), self.cells))
         hit = idx >= 0
         out[hit] = self.values[idx[hit]]
@@ -125,7 +130,7 @@ class SegmentTable:
         all-zero rows are dropped."""
         if other.cells != self.cells:
             raise ValueError(f"cells differ: {self.cells} != {other.cells}")
-        keys = pd.Index(self.keys).append(pd.Index(other.keys))
+        keys = pd.Index(self.keys, dtype=object).append(pd.Index(other.keys, dtype=object))
         codes, uniques = pd.factorize(keys)
         values = np.zeros((len(uniques), self.cells))
         n = len(self.keys)
@@ -328,6 +333,8 @@ class SlidingReference:
         if (start, end) == span:
             return table
         if end > span[1]:
+            if start > span[0]:
+                self._read_both(span, start, end)
             table = table.combine(self._get(span[1], end))
         if start > span[0]:
             table = table.combine(self._get(span[0], start), sign=-1.0)
@@ -357,6 +364,33 @@ class SlidingReference:
         if table is None:
             table = self._read(start, end)
         return table.canonical()
+
+    def _read_both(
+        self, span: tuple[dt.datetime, dt.datetime], start: dt.datetime, end: dt.datetime
+    ) -> None:
+        """With a look-ahead, read the chunks the window slides in (from ``span``'s end)
+        and those it slides out (from its start) in one query, not one query each."""
+        step = dt.timedelta(seconds=self.chunk_s)
+        lead, trail = (span[1], end), (span[0], start)
+        if (
+            self.many is None
+            or self._ahead_s <= 0
+            or end - span[1] != step
+            or start - span[0] != step
+            or lead in self._read_ahead
+            or trail in self._read_ahead
+        ):
+            return
+        count = 1 + math.ceil(self._ahead_s / self.chunk_s)
+        spans = list(
+            dict.fromkeys(
+                (lo + i * step, lo + (i + 1) * step)
+                for lo in (lead[0], trail[0])
+                for i in range(count)
+            )
+        )
+        self.reads += 1
+        self._read_ahead.update(zip(spans, self.many(spans), strict=True))
 
     def _read(self, start: dt.datetime, end: dt.datetime) -> SegmentTable:
         step = dt.timedelta(seconds=self.chunk_s)

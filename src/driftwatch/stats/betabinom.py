@@ -44,48 +44,65 @@ def _betabinom_tail(c: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray) 
         return out.reshape(c.shape)
     cc, nn, aa, bb = (v.ravel()[idx] for v in (c, n, a, b))
     below = cc - 1.0 <= nn * aa / (aa + bb)
-    lower = below
-    k = np.where(lower, cc - 1.0, cc)
-    step = np.where(lower, -1.0, 1.0)
+    k = np.where(below, cc - 1.0, cc)
     term = np.exp(_betabinom_logpmf(k, nn, aa, bb))
     acc = np.zeros(idx.size)
-    # Steps are taken in blocks of ``width`` for every still-active tail at once: the
-    # terms are the running product of the ratios and the sums the running sum of the
-    # terms (``accumulate`` works left to right, so each tail's sequence of operations
-    # is that of one step at a time); a tail ends at its first stopping step, and the
-    # steps computed past it are dropped. Heavy tails (concentrations below 1 over
-    # thousands of rows) take thousands of steps: the blocks grow to ``_MAX_BLOCK``.
-    at = np.arange(idx.size)
-    part = np.zeros(idx.size)
+    for lower in (False, True):  # each side walks its own way (one ratio formula each)
+        rows = np.flatnonzero(below == lower)
+        if rows.size:
+            acc[rows] = _walk(k[rows], term[rows], nn[rows], aa[rows], bb[rows], lower=lower)
+    out[idx] = np.clip(np.where(below, 1.0 - acc, acc), 0.0, 1.0)
+    return out.reshape(c.shape)
+
+
+def _walk(
+    k: FloatArray, term: FloatArray, n: FloatArray, a: FloatArray, b: FloatArray, *, lower: bool
+) -> FloatArray:
+    """Per row, the sum of the pmf terms from ``term`` (the term at ``k``) outward --
+    down to 0 if ``lower``, else up to ``n`` -- up to the first stopping step.
+
+    Steps are taken in blocks of ``width`` for every still-active tail at once: the
+    terms are the running product of the ratios and the sums the running sum of the
+    terms (``accumulate`` works left to right, so each tail's sequence of operations
+    is that of one step at a time); a tail ends at its first stopping step, and the
+    steps computed past it are dropped. Heavy tails (concentrations below 1 over
+    thousands of rows) take thousands of steps: the blocks grow to ``_MAX_BLOCK``.
+    """
+    acc = np.zeros(k.size)
+    at = np.arange(k.size)
+    part = np.zeros(k.size)
+    edge = k if lower else n - k  # the step that runs off the support (k < 0 or k > n)
     width = 4
     while at.size:
         j = np.arange(width, dtype=np.float64)
-        ks = k[:, None] + step[:, None] * j  # k before each step (integers: exact)
-        n2, a2, b2, low2 = nn[:, None], aa[:, None], bb[:, None], lower[:, None]
+        n2, a2, b2 = n[:, None], a[:, None], b[:, None]
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            up = (n2 - ks) * (ks + a2) / ((ks + 1.0) * (n2 - ks - 1.0 + b2))
-            down = ks * (n2 - ks + b2) / ((n2 - ks + 1.0) * (ks - 1.0 + a2))
-            ratio = np.where(low2, down, up)
-            terms = np.multiply.accumulate(
-                np.concatenate([term[:, None], ratio], axis=1), axis=1
-            )  # terms[:, i]: the term at step i
-            sums = np.add.accumulate(
-                np.concatenate([part[:, None], terms[:, :-1]], axis=1), axis=1
-            )[:, 1:]  # sums[:, i]: the sum after step i
-            nxt = ks + step[:, None]
-            finished = np.where(low2, nxt < 0, nxt > n2)
-            done = finished | ((ratio < 1.0) & (terms[:, 1:] <= 1e-15 * sums))
+            if lower:  # ks: k before each step (integers: exact); d = n - ks
+                ks = k[:, None] - j
+                d = n2 - ks
+                ratio = ks * (d + b2) / ((d + 1.0) * (ks - 1.0 + a2))
+            else:
+                ks = k[:, None] + j
+                d = n2 - ks
+                ratio = d * (ks + a2) / ((ks + 1.0) * (d - 1.0 + b2))
+            buf = np.empty((at.size, width + 1))
+            buf[:, 0], buf[:, 1:] = term, ratio
+            terms = np.multiply.accumulate(buf, axis=1)  # terms[:, i]: the term at step i
+            buf[:, 0], buf[:, 1:] = part, terms[:, :-1]
+            sums = np.add.accumulate(buf, axis=1)[:, 1:]  # sums[:, i]: the sum after step i
+            done = terms[:, 1:] <= 1e-15 * sums
+            done &= ratio < 1.0
+            done |= j >= edge[:, None]
         hit = done.any(axis=1)
         first = np.argmax(done, axis=1)
         acc[at[hit]] = sums[hit, first[hit]]
         keep = ~hit
-        at, lower = at[keep], lower[keep]
-        part, term = sums[keep, -1], terms[keep, -1]
-        k = k[keep] + step[keep] * width
-        step, nn, aa, bb = (v[keep] for v in (step, nn, aa, bb))
+        at, part, term = at[keep], sums[keep, -1], terms[keep, -1]
+        k = k[keep] + (-width if lower else width)
+        edge = edge[keep] - width
+        n, a, b = n[keep], a[keep], b[keep]
         width = min(2 * width, _MAX_BLOCK)
-    out[idx] = np.clip(np.where(below, 1.0 - acc, acc), 0.0, 1.0)
-    return out.reshape(c.shape)
+    return acc
 
 
 def betabinom_sf(k: ArrayLike, n: ArrayLike, p: ArrayLike, concentration: ArrayLike) -> FloatArray:

@@ -84,8 +84,9 @@ def test_look_ahead_reads_a_block_of_chunks_at_once_and_gives_the_same_tables() 
         assert got.keys == want.keys == sorted(want.keys)  # chunks in sorted key order
         assert got.values.tolist() == want.values.tolist()
     assert plain.fetches == ahead.fetches == plain.reads == 1 + 2 * 11
-    # after the first build, 11 chunks in and 11 out, each side read 7 chunks at a time
-    assert asked == [7, 7, 7, 7] and ahead.reads == 1 + len(asked)
+    # after the first build, 11 chunks in and 11 out, read 7 chunks of each side at a
+    # time, both sides in one query
+    assert asked == [14, 14] and ahead.reads == 1 + len(asked)
     ahead.look_ahead(0)  # the block is over: chunks read ahead are forgotten
     assert not ahead._read_ahead
 
