@@ -236,7 +236,7 @@ def test_score_drift_psi_and_ks_equal_numpy_on_the_same_bins(store: Store) -> No
     # by rank (the default) the one MCC is all traffic: a shift of everything is no
     # drift of the MCC relative to the rest, but the version's whole traffic (compared
     # by score within its own version) still shows it
-    r_psi, r_ks = ScoreDriftDetector(ctx.settings, ctx.spec).evaluate(ctx)
+    _r_psi, r_ks = ScoreDriftDetector(ctx.settings, ctx.spec).evaluate(ctx)
     e, i = row([r_ks], "mcc=5411")
     assert e.statistic[i] < 0.05 and e.pvalue[i] > 0.01
     e, i = row([r_ks], "model_version=v46")
