@@ -18,6 +18,17 @@ inflation (:func:`driftwatch.monitors.dispersion.ks_dispersed_pvalue`).
 Reference: the same segment over the trailing ``reference_window_s`` (default), or
 with ``reference="champion"`` the champion version's scores in that trailing window
 against each other version's current scores.
+
+With the trailing reference a segment's scores are first replaced by their ranks within
+all traffic of their window (:mod:`~driftwatch.monitors.score_ranks`; option ``rank``):
+a new model version recalibrated as a whole moves every score but no rank, and raised
+about 157 warning/critical alerts on development control 1003 (logit scale 0.895,
+shift +0.20) when scores were compared directly; by rank, none. PSI bins are then the
+reference's rank quantiles, and KS is taken between the two rank CDFs. A version's
+whole traffic (``model_version=<v>``, its rank histogram being flat by definition) is
+still compared by score: within one version a moved distribution is drift. The rank
+tests are conservative on null traffic (a segment is ranked within a total that holds
+it: 0.15x (KS) and 0.10x (PSI) of nominal at 1e-2 in ``test_score_ranks.py``'s setting).
 """
 
 from __future__ import annotations
