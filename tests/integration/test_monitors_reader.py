@@ -7,7 +7,6 @@ import datetime as dt
 
 import numpy as np
 
-from driftwatch.monitors.backfill import chunk_grid, grid_sql, growing_grid, read_chunks
 from driftwatch.monitors.base import SCORED, WINDOW, query_table
 from driftwatch.monitors.reader import read_windows, whole_buckets
 from driftwatch.monitors.segments import SegmentSpec, segment_sql
@@ -65,35 +64,3 @@ def test_bucket_sums_give_every_pass_the_rows_and_keys_of_its_own_query(store: S
                        where=WINDOW, keys=("cell",), values=("c", "k"))
     for at in odd:
         assert _got(got[at]) == _per_pass(store, spec, at, 1000 * SEC), at
-
-
-def test_spans_from_one_start_read_in_one_query_hold_the_rows_of_each_span(
-    store: Store,
-) -> None:
-    """A released segment's rows since its release (off the grid), at the next window
-    ends: one pass-grid query gives each span what its own query returns, rows on the
-    bounds to the millisecond included."""
-    start = T0 + 2 * HOUR + 25 * 60 * SEC
-    ms = dt.timedelta(milliseconds=1)
-    ends = [T0 + 3 * HOUR + k * HOUR for k in range(4)]
-    times = [start, start - ms, start + ms, *ends, *(e - ms for e in ends),
-             T0 + 4 * HOUR + 17 * SEC]
-    insert(store, [
-        event(i, t, mcc=f"{5000 + i % 3}", country="US" if i % 2 else "LT",
-              amount=f"{i % 7 + 10}.00", score=0.9 if i % 4 == 0 else 0.1)
-        for i, t in enumerate(times)
-    ])
-    spec = SegmentSpec.parse("mcc, mcc*merchant_country")
-    spans = [(start, e) for e in ends]
-    assert growing_grid(spans) == 3600 and chunk_grid(spans) is None
-    sql = grid_sql(spec, batched=True, select=SELECT, source=SCORED, where=WINDOW, keys=("cell",))
-
-    def fallback(lo: dt.datetime, hi: dt.datetime) -> dict[tuple[str, int], tuple[int, int]]:
-        raise AssertionError("read one by one")
-
-    got = read_chunks(store, sql, spans, _got, fallback)  # type: ignore[arg-type]
-    sizes = []
-    for (lo, hi), table in zip(spans, got, strict=True):
-        assert table == _per_pass(store, spec, hi, hi - lo), hi
-        sizes.append(len(table))
-    assert sizes == sorted(sizes) and sizes[0] > 0 and sizes[-1] > sizes[0]

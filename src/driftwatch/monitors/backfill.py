@@ -53,15 +53,16 @@ pre-deployment score drift, benford's day windows and beneficiary's payers in bl
 the max-cell tests of unchanged segments kept (``CellsMemo``) and the ``drift_results``
 timestamps written as ticks. ``bench/backfill.py`` prints the block reads per detector
 as ``_prefetch.<name>``. Stop 38: a sliding reference reads the chunks it slides in and
-out in one query, and a released segment's rows since its release for the block's next
-window ends in one query (:func:`growing_grid`; in a 48 h profile those reads, one per
-hour and release, were a fifth of the backfill's samples).
+out in one query. In a 48 h profile a fifth of the backfill's samples were released
+segments' rows since their release (``SlidingReference._fetch_cached``: all segments'
+rows of ``[release, window end)``, one query per hour and release time); reading a
+block's window ends in one grid query gave identical results but no measurable gain
+(the reads are bound by rows, not by queries), so it was not kept.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import logging
 import math
 import time
@@ -183,54 +184,10 @@ def read_chunks(
     whose ends are off that grid, are read one by one with ``fallback``.
     """
     width_s = chunk_grid(spans)
-    if width_s is not None:
-        per = query_chunks(store, sql, spans, width_s, **extra)
-    elif (step_s := growing_grid(spans)) is not None:
-        per = query_growing(store, sql, spans, step_s, **extra)
-    else:
+    if width_s is None:
         return [fallback(lo, hi) for lo, hi in spans]
+    per = query_chunks(store, sql, spans, width_s, **extra)
     return [to_table(cols) for cols in per]
-
-
-def growing_grid(spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> int | None:
-    """The step in seconds of spans that share their start and end one, two, ... steps
-    after the first one's end, on the step's grid (a released segment's rows since its
-    release, at the window ends of a block); None otherwise.
-
-    >>> t = dt.datetime(2026, 3, 1, 5, tzinfo=dt.UTC)
-    >>> lo, hour = t - dt.timedelta(minutes=25), dt.timedelta(hours=1)
-    >>> growing_grid([(lo, t), (lo, t + hour), (lo, t + 2 * hour)]), growing_grid([(lo, t)])
-    (3600, None)
-    """
-    if len(spans) < 2 or any(lo != spans[0][0] for lo, _ in spans):
-        return None
-    step = spans[1][1] - spans[0][1]
-    ends = [hi for _, hi in spans]
-    if (
-        step <= dt.timedelta(0)
-        or ends[0] <= spans[0][0]
-        or any(b - a != step for a, b in itertools.pairwise(ends))
-        or (ends[0] - EPOCH) % step
-    ):
-        return None
-    return int(step.total_seconds())
-
-
-def query_growing(
-    store: Store,
-    sql: str,
-    spans: Sequence[tuple[dt.datetime, dt.datetime]],
-    step_s: int,
-    **extra: Any,
-) -> list[Columns]:
-    """The columns of ``sql`` (as for :func:`query_passes`) for each of ``spans`` (of
-    :func:`growing_grid` ``step_s``), in one query: the pass grid with a window as long
-    as the longest span, its rows from the common start on."""
-    start, ends = spans[0][0], [hi for _, hi in spans]
-    width_s = math.ceil((ends[-1] - start).total_seconds())
-    only = [epoch_seconds(t) for t in ends]
-    per = query_passes(store, sql, ends, width_s, step_s, bf_only=only, **{"lo": start, **extra})
-    return [per[hi] for hi in ends]
 
 
 def chunk_grid(spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> int | None:

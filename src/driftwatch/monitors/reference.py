@@ -309,25 +309,8 @@ class SlidingReference:
         table = self._cuts.get((lo, hi))
         if table is None:
             self._cuts = {span: t for span, t in self._cuts.items() if span[1] == hi}
-            self._read_since(lo, hi)
             table = self._cuts[(lo, hi)] = self._get(lo, hi)
         return table
-
-    def _read_since(self, lo: dt.datetime, hi: dt.datetime) -> None:
-        """With a look-ahead, read ``[lo, hi)`` and the spans from ``lo`` to the next
-        chunk ends ahead in one query (not one per window end)."""
-        step = dt.timedelta(seconds=self.chunk_s)
-        if (
-            self.many is None
-            or self._ahead_s <= 0
-            or (lo, hi) in self._read_ahead
-            or (hi - EPOCH) % step
-        ):
-            return
-        count = 1 + math.ceil(self._ahead_s / self.chunk_s)
-        spans = [(lo, hi + i * step) for i in range(count)]
-        self.reads += 1
-        self._read_ahead.update(zip(spans, self.many(spans), strict=True))
 
     def bounds(self, end: dt.datetime, length_s: int) -> tuple[dt.datetime, dt.datetime]:
         """The chunk-aligned window of ``length_s`` seconds ending at or before ``end``."""

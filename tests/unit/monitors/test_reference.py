@@ -171,32 +171,3 @@ def test_released_segment_keeps_its_alerting_period_out_until_it_slides_out() ->
     lo, hi = ref.bounds(T0 + dt.timedelta(hours=65), 24 * 3600)
     assert _dense(ref.table(lo, hi)) == _dense(fetch(lo, hi))
     assert ref.excluded == {}
-
-
-def test_look_ahead_reads_a_released_segments_rows_for_the_block_at_once() -> None:
-    t, seg, cell = _events(3)
-    fetch = _fetcher(t, seg, cell)
-    asked: list[list[tuple[dt.datetime, dt.datetime]]] = []
-
-    def many(spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> list[SegmentTable]:
-        asked.append(list(spans))
-        return [fetch(lo, hi) for lo, hi in spans]
-
-    plain = SlidingReference(fetch, chunk_s=3600, rebuild_s=10**9)
-    ahead = SlidingReference(fetch, chunk_s=3600, rebuild_s=10**9, many=many)
-    released = T0 + dt.timedelta(hours=40, minutes=5)
-    for ref in (plain, ahead):
-        ref.table(*ref.bounds(T0 + dt.timedelta(hours=30), 24 * 3600))
-        ref.hold({"b"}, T0 + dt.timedelta(hours=30))
-        ref.hold(set(), released)  # released: its rows since 40:05 are read every hour
-    ahead.look_ahead(6 * 3600)
-    for minute in range(0, 10 * 60, 5):
-        end = released + dt.timedelta(minutes=minute)
-        lo, hi = plain.bounds(end, 24 * 3600)
-        assert _dense(ahead.table(lo, hi)) == _dense(plain.table(lo, hi))
-    since = [spans for spans in asked if all(lo == released for lo, _ in spans)]
-    # ten window ends after the release, read 7 at a time from the release on
-    assert [len(s) for s in since] == [7, 7] and since[0][1][1] - since[0][0][1] == HOUR
-
-
-HOUR = dt.timedelta(hours=1)
