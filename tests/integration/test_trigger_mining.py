@@ -66,12 +66,17 @@ def best(ev: Any) -> int:
     return min(named, key=lambda i: ev.pvalue[i])
 
 
+def risky_traffic(store: Store, hours: float) -> Store:
+    """``hours`` of ordinary traffic (40 an hour) with risky clean rows (2 an hour)."""
+    rng = np.random.default_rng(7)
+    insert(store, background(rng, hours, 40, prefix="b"))
+    insert(store, risky_background(rng, hours, 2, T0, "r"))
+    return store
+
+
 @pytest.fixture
 def traffic(store: Store) -> Store:
-    rng = np.random.default_rng(7)
-    insert(store, background(rng, 49, 40, prefix="b"))
-    insert(store, risky_background(rng, 49, 2, T0, "r"))
-    return store
+    return risky_traffic(store, 49)
 
 
 def test_spread_trigger_is_named_and_its_pvalue_is_scipys(traffic: Store) -> None:

@@ -17,8 +17,8 @@ from driftwatch.monitors.registry import create
 from driftwatch.monitors.segments import SegmentSpec
 from driftwatch.monitors.trigger_keys import FILLER_SEGMENT, spread_segment
 from driftwatch.store.client import Store
-from tests.integration.monitor_data import HOUR, T0, background, event, insert, settings_for
-from tests.integration.test_trigger_mining import RISKY, risky_background
+from tests.integration.monitor_data import HOUR, T0, event, insert, settings_for
+from tests.integration.test_trigger_mining import RISKY, risky_traffic
 
 AT = T0 + 49 * HOUR
 MCCS = ("5411", "5812", "5999", "7011")
@@ -35,10 +35,7 @@ def spread_trigger(n: int, start: dt.datetime, cents: int, prefix: str,
 
 @pytest.fixture
 def traffic(store: Store) -> Store:
-    rng = np.random.default_rng(7)
-    insert(store, background(rng, 53, 40, prefix="b"))
-    insert(store, risky_background(rng, 53, 2, T0, "r"))
-    return store
+    return risky_traffic(store, 53)
 
 
 def _monitor(store: Store) -> Monitor:

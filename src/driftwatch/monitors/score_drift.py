@@ -271,7 +271,8 @@ class ScoreDriftDetector(BatchedWindows, Detector):
             ref_keys = ["model_version=" if s.startswith("model_version=") else s for s in segs]
         else:
             segs, versions, ref_keys = keys, [""] * len(keys), keys
-        ref = self._ref.table(r_lo, r_hi).rows(ref_keys)
+        ref_table = self._ref.table(r_lo, r_hi)
+        ref = ref_table.rows(ref_keys)
         n_ref = ref.sum(axis=1)
         ok = n_ref >= self.min_ref
         if not ok.all():
@@ -288,7 +289,7 @@ class ScoreDriftDetector(BatchedWindows, Detector):
         cur_g = ref_g = np.zeros(FINE)
         if ranked.any():
             cur_g = _all_traffic(current)
-            ref_g = _all_traffic(self._ref.table(r_lo, r_hi))
+            ref_g = _all_traffic(ref_table)
             if cur_g.sum() > 0 and ref_g.sum() > 0:
                 # a new version's global recalibration moves no rank (score_ranks)
                 cur, ref = cur.copy(), ref.copy()
