@@ -93,7 +93,7 @@ def _plan(name: Hashable, fns: dict[Hashable, Column],
         return lambda c: tuple(map(all, zip(*[c(part) for part in names], strict=True)))
     if isinstance(name, tuple) and name[0] == "feature":
         feature, features = name[1], ("field", "features")
-        return lambda c: tuple([f.get(feature) for f in c(features)])
+        return lambda c: tuple(map(dict.get, c(features), repeat(feature)))  # (at C speed)
     fn = fns.get(name)
     if forms is not None and name in forms:
         form = forms[name]
