@@ -206,8 +206,9 @@ class ColumnFeed:
                 if filters:  # select first: no entry is built for an event not stored
                     mask = (column(filters[0]) if len(filters) == 1 else
                             column(("all", filters)))
-                    keys = compress(keys, mask)
-                    parts = [compress(p, mask) for p in parts]
+                    if not all(mask):  # (the card window's: every event has a card)
+                        keys = compress(keys, mask)
+                        parts = [compress(p, mask) for p in parts]
                 pairs = zip(keys, zip(*parts, strict=True), strict=True)
             except Exception:  # a filter or value that raises: event by event, as before
                 w.store(_one_by_one(w, ms_col, eid_col, events), low)
