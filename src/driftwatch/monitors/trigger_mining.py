@@ -20,10 +20,11 @@ This detector searches the conjunctions directly, every pass:
    shadow scores and without the optional fields. *Low score for its risk*: at
    least ``min_flags`` flags and a live score below the row's decision threshold.
    A *weak tier* (``weak_flags=2``; off by default) searches rows with two flags too,
-   in the same Bonferroni family; its findings must name a shared cents value, come
-   from ``weak_cards`` cards and have p-value x conjunctions examined <= ``alert_q``
-   (never corroborated: a development control, global recalibration, raised a warning
-   via score_drift's discovery on the same MCC at p = 2e-5 over 580 conjunctions).
+   in the same Bonferroni family; its findings must name a shared cents value that is
+   not common in the reference (``weak_common``), come from ``weak_cards`` cards and
+   have p-value x conjunctions examined <= ``alert_q`` (never corroborated: a
+   development control, global recalibration, raised a warning via score_drift's
+   discovery on the same MCC at p = 2e-5 over 580 conjunctions).
 2. **Reference.** The same table over the trailing reference window, slid by hourly
    chunks (:class:`~driftwatch.monitors.reference.SlidingReference`), ending
    ``guard_s`` (6 hours) before the window: a pattern that began in the last hours is
@@ -168,6 +169,10 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         on; the default, ``min_flags``, leaves it off), its conjunctions in the same
         Bonferroni family; a finding of it must name a cents value and come from
         ``weak_cards`` (3) cards.
+    weak_common : float
+        A weak finding's cents value must not be common in the reference: its smoothed
+        share of the reference's suspicious rows at most this (default 0.03; .00 holds a
+        quarter of clean two-flag rows; :func:`~driftwatch.monitors.trigger_findings.common_cents`).
     unit : str
         What the surge test counts: ``payee``, the distinct beneficiaries of a
         conjunction's current rows, ``row``, its rows, or ``spread`` (default): payees
