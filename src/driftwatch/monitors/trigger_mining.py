@@ -20,10 +20,11 @@ This detector searches the conjunctions directly, every pass:
    shadow scores and without the optional fields. *Low score for its risk*: at
    least ``min_flags`` flags and a live score below the row's decision threshold.
    A *weak tier* (``weak_flags=2``; off by default) searches rows with two flags too,
-   in the same Bonferroni family; its findings must name a shared cents value, come
-   from ``weak_cards`` cards and have p-value x conjunctions examined <= ``alert_q``
-   (never corroborated: a development control, global recalibration, raised a warning
-   via score_drift's discovery on the same MCC at p = 2e-5 over 580 conjunctions).
+   in the same Bonferroni family; its findings must name a shared cents value that is
+   not common in the reference (``weak_common``), come from ``weak_cards`` cards and
+   have p-value x conjunctions examined <= ``alert_q`` (never corroborated: a
+   development control, global recalibration, raised a warning via score_drift's
+   discovery on the same MCC at p = 2e-5 over 580 conjunctions).
 2. **Reference.** The same table over the trailing reference window, slid by hourly
    chunks (:class:`~driftwatch.monitors.reference.SlidingReference`), ending
    ``guard_s`` (6 hours) before the window: a pattern that began in the last hours is
@@ -101,6 +102,7 @@ from driftwatch.monitors.base import (
 from driftwatch.monitors.reference import SegmentTable, SlidingReference
 from driftwatch.monitors.registry import register
 from driftwatch.monitors.segments import SegmentSpec
+from driftwatch.monitors.trigger_findings import common_cents, evaluations, weak_kept
 from driftwatch.monitors.trigger_holds import HeldReference, Hold
 from driftwatch.monitors.trigger_keys import (
     ATTRIBUTES,
@@ -110,7 +112,6 @@ from driftwatch.monitors.trigger_keys import (
     SEP,
     ChunkedWindow,
     Mark,
-    conjunction_text,
     evidence_sql,
     matches,
     matches_table,
@@ -168,6 +169,10 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         on; the default, ``min_flags``, leaves it off), its conjunctions in the same
         Bonferroni family; a finding of it must name a cents value and come from
         ``weak_cards`` (3) cards.
+    weak_common : float
+        A weak finding's cents value must not be common in the reference: its smoothed
+        share of the reference's suspicious rows at most this (default 0.03; .00 holds a
+        quarter of clean two-flag rows; :func:`~driftwatch.monitors.trigger_findings.common_cents`).
     unit : str
         What the surge test counts: ``payee``, the distinct beneficiaries of a
         conjunction's current rows, ``row``, its rows, or ``spread`` (default): payees
@@ -192,6 +197,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
     guard_s: int = 6 * 3600
     weak_flags: int = 3
     weak_cards: int = 3
+    weak_common: float = 0.03
     unit: str = "spread"
 
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
@@ -342,13 +348,15 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         examined = sum(m[2].examined for m in mined)
         best: dict[str, dict[str, Any]] = {}
         spread: dict[str, Any] | None = None  # the best conjunction spread over MCCs
+        common = (common_cents(frame, self.weak_common) if self.weak_flags < self.min_flags
+                  else frozenset())
         for tier, _, res, now, _ in mined:
             for f in res.findings:
                 row = self._row(f.conjunction, f.k, f.expected, f.pvalue, f.k_ref,
                                 examined, cards, now)
-                if tier == "w" and (row["cards"] < self.weak_cards
-                                    or "amount_cents" not in f.conjunction):
-                    continue  # a weak-tier finding needs a shared cents value and cards
+                if tier == "w" and not weak_kept(f.conjunction, row["cards"], self.weak_cards,
+                                                 common):
+                    continue  # a weak finding: a rare shared cents value, enough cards
                 row["weak"] = tier == "w"
                 if not row["mcc"]:
                     if spread is None or row["pvalue"] < spread["pvalue"]:
@@ -432,41 +440,11 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
 
     def _evaluations(self, rows: list[dict[str, Any]], lo: dt.datetime, hi: dt.datetime,
                      r_lo: dt.datetime, r_hi: dt.datetime) -> Evaluations:
-        k = np.array([r["k"] for r in rows], dtype=np.float64)
-        expected = np.array([r["expected"] for r in rows], dtype=np.float64)
-        cards = np.array([r["cards"] for r in rows], dtype=np.int64)
-        filler = np.array([bool(r.get("filler")) for r in rows], dtype=bool)
-        pvalue = np.array([r["pvalue"] for r in rows], dtype=np.float64)
-        # a weak-tier finding alerts on its own family-wise evidence, never corroborated
-        alone = pvalue * np.array([max(r["examined"], 1) for r in rows]) <= self.settings.alert_q
-        weak = np.array([bool(r.get("weak")) for r in rows], dtype=bool) & ~alone
-        labels = []
-        for r in rows:
-            lab = {"conjunction": conjunction_text(r["conjunction"])}
-            if r["mcc"]:
-                lab["mcc"] = r["mcc"]
-            labels.append(lab)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            effect = np.where(k > 0, (k - expected) / np.maximum(k, 1), 0.0)
-        effect[filler] = 0.0
-        return Evaluations(
-            detector=self.name, test="conjunction", alertname=self.tests["conjunction"],
-            window_start=lo, window_end=hi, reference=self.reference_label(r_lo, r_hi),
-            segment=[r["segment"] for r in rows], statistic=k,
-            pvalue=pvalue, effect=effect, n=k.astype(np.int64),
-            n_ref=np.array([r["k_ref"] for r in rows], dtype=np.int64),
-            effect_floor=self.effect_floor, critical_effect=self.critical_effect,
-            eligible=(k >= self.min_count) & (cards >= self.min_cards) & ~filler & ~weak,
-            labels=labels,
-            details={
-                "conjunction": np.array([lab["conjunction"] for lab in labels], dtype=object),
-                "_items": np.array([r["conjunction"] for r in rows] or [], dtype=object),
-                "count": k.astype(np.int64), "expected": np.round(expected, 4),
-                "cards": cards, "mccs": np.array([r["mccs"] for r in rows], dtype=np.int64),
-                "payees": np.array([r.get("payees", 0) for r in rows], dtype=np.int64),
-                "examined": np.array([r["examined"] for r in rows], dtype=np.int64),
-            },
-        )
+        return evaluations(
+            rows, detector=self.name, alertname=self.tests["conjunction"],
+            reference=self.reference_label(r_lo, r_hi), lo=lo, hi=hi,
+            alert_q=self.settings.alert_q, min_count=self.min_count, min_cards=self.min_cards,
+            effect_floor=self.effect_floor, critical_effect=self.critical_effect)
 
     def describe(self, ev: Evaluations, i: int) -> Description:
         d = ev.detail(i)

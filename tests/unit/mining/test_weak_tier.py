@@ -77,3 +77,21 @@ def test_a_weak_finding_must_pass_its_family_alone() -> None:
                           at - dt.timedelta(hours=8))
     assert s.alert_q / 580 < 2e-5 and s.alert_q >= 1e-9 * 580
     assert ev.eligible is not None and ev.eligible.tolist() == [False, True, True]
+
+
+def test_a_weak_finding_must_not_rest_on_a_common_cents_value() -> None:
+    """Two-flag rows sharing an ordinary price ending are no trigger: a cents value whose
+    smoothed share of the reference's suspicious rows exceeds ``weak_common`` (read from
+    the reference, here .00 at about a fifth) cannot carry a weak finding; a rare one
+    still does."""
+    frame = _frame(_weak([0] * 5))
+    ref = frame[frame["k_ref"] > 0]
+    assert (ref["amount_cents"] == "0").mean() > 0.1  # the reference's own share of .00
+
+    def named(rows: list[dict[str, Any]], cents: str) -> list[dict[str, Any]]:
+        return [r for r in _found(rows) if r["conjunction"].get("amount_cents") == cents
+                and str(r["conjunction"].get("beneficiary_prefix", "")).startswith("GLX")]
+
+    assert named(_search(frame, 1, weak_common=0.9), "0")  # without the guard: found
+    assert not named(_search(frame, 1), "0")
+    assert named(_search(_frame(_weak([91] * 5)), 1), "91")  # a rare value: found
