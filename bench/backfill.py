@@ -27,6 +27,13 @@ identical rows and alerts; backfill monitor seconds: score_drift_predeploy 131,
 trigger_mining 119 (+4 prefetch; 325 pass by pass), beneficiary 99 (+24), shadow 51,
 cents 42 (+47), volume 40 (+15), score_drift 37 (+17), drift_results insert 25.
 
+48 h, ``--only off --only backfill --dump`` (2026-12-07, main 601076b vs 863f789: a
+released segment's rows extended chunk by chunk, the trigger holds' guard spans kept;
+old then new, overlapping, load 8-21, one run each): off 24.3 / 22.8 CPU s (117 / 127 s
+wall), backfill 337.1 -> 220.4 CPU s (2,032 -> 1,248 s wall); CPU ratio 13.9 -> 9.7,
+wall ratio 17.3 -> 9.8 (target 2, not met); the same 1,830,721 drift_results rows and
+160 alert changes in both. pass_by_pass was left out (about 2,000 s wall at this load).
+
 ``--hours 8`` side by side (2026-12-07, main 8ac4577 with the frozen pandas lattice
 search vs the numpy one, one run each, load 11-14: wall times inflated): trigger_mining
 42.3 -> 16.8 s in backfill, 61.2 -> 30.4 s pass by pass; backfill 119 -> 80 s wall,
