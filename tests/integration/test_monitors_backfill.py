@@ -216,12 +216,13 @@ def test_pass_grid_counts_every_row_in_exactly_the_windows_of_the_per_pass_query
 
 
 def _monitor_rows(store: Store, events: list[dict[str, Any]], block: int, broken: str = "",
-                  names: tuple[str, ...] = ("cents", "pileup", "volume")
+                  names: tuple[str, ...] = ("cents", "pileup", "volume"),
+                  options: dict[str, dict[str, Any]] | None = None
                   ) -> tuple[list[tuple[Any, ...]], Monitor]:
     insert(store, events)
     settings = settings_for(store, monitor_warmup_s=3600, monitor_backfill_passes=block)
     monitor = Monitor(store, settings, create(settings, SegmentSpec.parse(
-        settings.segment_dimensions), list(names)), max_catchup=120)
+        settings.segment_dimensions), list(names), options), max_catchup=120)
     for det in monitor.detectors:
         if det.name == broken:
             det.window_batch = _raise  # type: ignore[attr-defined]
@@ -300,15 +301,21 @@ def test_cents_cards_from_repeats_give_the_rows_of_the_pass_by_pass_path(
     events = background(rng, 10, 150, cents_profile={0: 0.4, 99: 0.2})
     for j, ev in enumerate(events):
         ev["card_id"] = f"c-{j % 23}"
+        if j % 5 == 0:  # a fifth of the rows at young merchants (new_merchant_cell)
+            ev["merchant_registered_at"] = "2026-01-01"
     events += [event(f"a{i}", T0 + 8 * HOUR + i * 90 * SEC, mcc="5967", country="LT",
-                     amount=f"{40 + i}.37", card=f"c-x{i % 4}") for i in range(30)]
+                     amount=f"{40 + i}.37", card=f"c-x{i % 4}",
+                     registered="2026-01-01" if i % 2 else None) for i in range(30)]
     other = open_store(chdb_dsn, f"{store.database}_bf", init=True)
+    young = {"cents": {"new_merchant_days": 180}}
     try:
-        rows_seq, seq = _monitor_rows(store, events, 1, names=("cents",))
-        rows_bf, bf = _monitor_rows(other, events, 50, names=("cents",))
+        rows_seq, seq = _monitor_rows(store, events, 1, names=("cents",), options=young)
+        rows_bf, bf = _monitor_rows(other, events, 50, names=("cents",), options=young)
     finally:
         other.drop()
     assert [d.batched_passes for d in bf.detectors] == [120]  # type: ignore[attr-defined]
+    new = [json.loads(r[17]) for r in rows_seq if r[2] == "new_merchant_cell"]
+    assert any(1 <= d["cards"] < d["count"] for d in new)
     cards = [(json.loads(r[17])["cards"], json.loads(r[17])["count"]) for r in rows_seq]
     assert any(1 <= c < n for c, n in cards) and any(c == n > 1 for c, n in cards)
     assert any(r[14] == "alert" and json.loads(r[17])["cards"] == 4 for r in rows_seq)

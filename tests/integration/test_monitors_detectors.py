@@ -18,7 +18,7 @@ from driftwatch.monitors.beneficiary import BeneficiaryDetector
 from driftwatch.monitors.benford import BenfordDetector
 from driftwatch.monitors.cents import CentsDetector
 from driftwatch.monitors.disagreement import DisagreementDetector
-from driftwatch.monitors.dispersion import between_concentration
+from driftwatch.monitors.dispersion import between_concentration, cells_vs_reference
 from driftwatch.monitors.out_of_domain import OutOfDomainDetector
 from driftwatch.monitors.pileup import PileupDetector
 from driftwatch.monitors.recall import RecallDetector
@@ -154,6 +154,63 @@ def test_cents_words_and_evidence_sql(store: Store) -> None:
     ), words.summary
     hits = store.query(words.evidence_sql)
     assert len(hits) == e.statistic[i] and all(str(r[7]).endswith(".37") for r in hits)
+
+
+def test_cents_at_new_merchants_against_the_segments_reference_shares(store: Store) -> None:
+    """Five trigger rows at two young merchants among a busy hour: the new-merchant
+    stratum's max cell is the numpy max-cell test of those rows against the segment's
+    whole reference shares (the all-rows test's null), far smaller than the all-rows
+    p-value; one card paying one young merchant again and again is not eligible."""
+    rng = np.random.default_rng(7)
+    old = "2020-01-01"
+    base = insert(store, background(rng, 49, 240, mccs=("5967",), countries=("US",),
+                                    registered=old))
+    young = [  # ordinary young-merchant rows: no trigger
+        event(f"y{j}", LO + j * dt.timedelta(minutes=9), mcc="5967", amount=f"{20 + j}.00",
+              registered="2026-01-01", merchant=f"m-y{j % 3}") for j in range(6)]
+    attack = [
+        event(f"a{j}", LO + (7 + 9 * j) * dt.timedelta(minutes=1), mcc="5967",
+              amount=f"{300 + j}.41", registered="2026-01-15", merchant=f"m-a{j % 2}",
+              card=f"atk-{j % 3}") for j in range(5)]
+    burst = [  # one card, one young payee, six times .73 (in another MCC: a burst in the
+        # same segment would be its max cell, ineligible, and hide the trigger)
+        event(f"b{j}", LO + (3 + 8 * j) * dt.timedelta(minutes=1), mcc="5411",
+              amount=f"{50 + j}.73", registered="2026-02-01", merchant="m-b",
+              card="c-burst") for j in range(6)]
+    rows = base + insert(store, young + attack + burst)
+    ctx = ctx_for(store)
+    det = CentsDetector(ctx.settings, ctx.spec, new_merchant_days=180)
+    all_rows, new = det.evaluate(ctx)
+    assert new.test == "new_merchant_cell" and new.alertname == "CentsAtNewMerchants"
+    e, i = row([new], "mcc=5967")
+    a, k = row([all_rows], "mcc=5967")
+    # numpy: the window's young rows against the all-rows test's null shares
+    cur = np.zeros(100)
+    for x in in_window(rows, LO, AT, mcc="5967"):
+        if x.amount_minor >= 1000 and x.merchant_registered_at is not None and (
+                x.event_time.date() - x.merchant_registered_at).days < 180:
+            cur[x.amount_minor % 100] += 1
+    assert e.n[i] == cur.sum() == 11 and e.n_ref[i] == a.n_ref[k]
+    assert det._ref is not None and det._disp is not None
+    r_lo, r_hi = LO - dt.timedelta(seconds=ctx.settings.reference_window_s), LO
+    reference = det._ref.table(r_lo, r_hi)
+    total = reference.total()
+    want = cells_vs_reference(
+        cur[None, :], reference.rows(["mcc=5967"]), (total + 0.5) / (total.sum() + 50),
+        det.prior_strength, det._disp.concentration(["mcc=5967"], r_lo, r_hi),
+        between_concentration(reference.values))
+    assert e.detail(i)["cents"] == 41 == int(want.cell[0]) and e.statistic[i] == 5
+    assert e.pvalue[i] == pytest.approx(float(want.pvalue[0]), rel=1e-9)
+    assert e.pvalue[i] < 1e-6 < a.pvalue[k]  # the busy hour dilutes the all-rows test
+    assert e.eligible is not None and e.eligible[i] and e.detail(i)["cards"] == 3
+    # the burst is MCC 5411's only young cents value: one card, never eligible
+    b, j = row([new], "mcc=5411")
+    assert b.detail(j)["cents"] == 73 and b.detail(j)["cards"] == 1
+    assert b.eligible is not None and not b.eligible[j]
+    words = det.describe(e, i)
+    assert "5 of 11 transactions at merchants registered less than 180 days" in words.summary
+    hits = store.query(words.evidence_sql)
+    assert len(hits) == 5 and all(str(r[7]).endswith(".41") for r in hits)
 
 
 # -- shadow ----------------------------------------------------------------------------

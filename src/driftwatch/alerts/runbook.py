@@ -28,6 +28,9 @@ FIRST_STEPS: dict[str, str] = {
                                " look for what they share.",
     "CentsDigitAnomaly": "Read the evidence rows: do the transactions with that cents value"
                          " share a beneficiary prefix, young merchants or low scores?",
+    "CentsAtNewMerchants": "Read the evidence rows: do the young merchants' transactions"
+                           " with that cents value share a beneficiary prefix, an amount"
+                           " range or low scores?",
     "BenfordFirstDigit": "Look at the amount bands in the evidence rows (split amounts,"
                          " amounts just under a limit).",
     "RecallDrop": "Find the model version that misses (driftwatch segments --by"

@@ -40,6 +40,9 @@ from driftwatch.events import EPOCH
 
 FloatArray = NDArray[np.float64]
 
+_FEW = 64
+"""Up to this many keys :meth:`SegmentTable.rows` looks them up in a dict."""
+
 
 @dataclass(frozen=True)
 class SegmentTable:
@@ -113,9 +116,17 @@ class SegmentTable:
         """Number of cells per key."""
         return int(self.values.shape[1])
 
+    @functools.cached_property
+    def _positions(self) -> dict[str, int]:
+        return {k: i for i, k in enumerate(self.keys)}
+
     def rows(self, keys: Sequence[str] | ArrayLike) -> FloatArray:
         """The rows for ``keys`` (zeros for unknown keys), shape ``(len(keys), cells)``."""
-        idx = self.index.get_indexer(pd.Index(np.asarray(keys, dtype=object), dtype=object))
+        if isinstance(keys, list) and len(keys) <= _FEW:  # a dict beats building an index
+            pos = self._positions
+            idx = np.array([pos.get(k, -1) for k in keys], dtype=np.intp)
+        else:
+            idx = self.index.get_indexer(pd.Index(np.asarray(keys, dtype=object), dtype=object))
         out = np.zeros((len(idx), self.cells))
         hit = idx >= 0
         out[hit] = self.values[idx[hit]]
@@ -166,6 +177,23 @@ class SegmentTable:
         if extra:
             values = np.vstack([values, *extra])
         return SegmentTable(keys, values)
+
+
+def _plus(a: SegmentTable, b: SegmentTable) -> SegmentTable:
+    """``a + b`` over the union of keys, every row kept (as one read of both spans
+    returns them), keys sorted.
+
+    >>> t = _plus(SegmentTable(["b"], np.array([[1.0, 0.0]])),
+    ...           SegmentTable(["a", "b"], np.array([[0.0, 0.0], [2.0, 3.0]])))
+    >>> t.keys, t.values.tolist()
+    (['a', 'b'], [[0.0, 0.0], [3.0, 3.0]])
+    """
+    index = a.index
+    extra = [k for k in b.keys if k not in index]
+    keys = [*a.keys, *extra]
+    values = np.vstack([a.values, np.zeros((len(extra), a.cells))])
+    values[pd.Index(keys, dtype=object).get_indexer(b.index)] += b.values
+    return SegmentTable(keys, values).canonical()
 
 
 def segment_of(key: str) -> str:
@@ -246,7 +274,8 @@ class SlidingReference:
         self._last_end: dt.datetime | None = None
         self._since: dict[str, dt.datetime] = {}
         self._released: dict[str, tuple[dt.datetime, dt.datetime, dict[str, FloatArray]]] = {}
-        self._cuts: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
+        self._cuts: dict[dt.datetime, tuple[dt.datetime, SegmentTable]] = {}
+        self._entered: tuple[tuple[dt.datetime, dt.datetime], SegmentTable] | None = None
         self.held: frozenset[str] = frozenset()
 
     def hold(self, segments: Collection[str], at: dt.datetime | None = None) -> None:
@@ -297,19 +326,34 @@ class SlidingReference:
             keys = set(snap) | {k for k in since.keys if segment_of(k) == seg}
             for key in keys:
                 rows[key] = snap.get(key, np.zeros(out.cells)) + since.rows([key])[0]
+        releases = {at for _, at, _ in self._released.values()}
+        self._cuts = {lo: kept for lo, kept in self._cuts.items() if lo in releases}
         rows.update(self._frozen)
         out = out.with_rows(rows)
         self._last, self._last_end = out, end
         return out
 
     def _fetch_cached(self, lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
-        """The rows of ``[lo, hi)`` for a released segment, read once per window end
-        for every release time (segments released at different passes used to evict
-        each other's rows and read them again at every pass)."""
-        table = self._cuts.get((lo, hi))
-        if table is None:
-            self._cuts = {span: t for span, t in self._cuts.items() if span[1] == hi}
-            table = self._cuts[(lo, hi)] = self._get(lo, hi)
+        """The rows of ``[lo, hi)`` for a released segment (every segment's: one read
+        serves every segment released at ``lo``). Kept per release time and extended
+        as the window end moves: ``[lo, hi)`` is the table kept for ``[lo, h)`` plus
+        ``[h, hi)``, the chunk the sliding window just read when it is that one (no
+        query), else one read of it. Re-reading ``[lo, hi)`` every hour grew with the
+        time since the release (a week of rows at the end of a week's window)."""
+        kept = self._cuts.get(lo)
+        if kept is not None and kept[0] == hi:
+            return kept[1]
+        if kept is None or kept[0] > hi:
+            table = self._get(lo, hi)
+        else:
+            entered = self._entered
+            if entered is not None and entered[0] == (kept[0], hi):
+                self.fetches += 1
+                piece = entered[1]
+            else:
+                piece = self._get(kept[0], hi)
+            table = _plus(kept[1], piece)
+        self._cuts[lo] = (hi, table)
         return table
 
     def bounds(self, end: dt.datetime, length_s: int) -> tuple[dt.datetime, dt.datetime]:
@@ -335,7 +379,9 @@ class SlidingReference:
         if end > span[1]:
             if start > span[0]:
                 self._read_both(span, start, end)
-            table = table.combine(self._get(span[1], end))
+            entered = self._get(span[1], end)
+            self._entered = ((span[1], end), entered)
+            table = table.combine(entered)
         if start > span[0]:
             table = table.combine(self._get(span[0], start), sign=-1.0)
         self._table, self._span = table, (start, end)
@@ -343,6 +389,7 @@ class SlidingReference:
 
     def _rebuild(self, start: dt.datetime, end: dt.datetime) -> SegmentTable:
         table = self._get(start, end)
+        self._entered = None
         self._table, self._span, self._built_at = table, (start, end), end
         return table
 

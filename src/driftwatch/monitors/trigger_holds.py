@@ -92,8 +92,12 @@ class HeldReference:
             if keys:
                 table = table.combine(SegmentTable(keys, cut.rows(keys)), sign=-1.0)
         if prune:
-            live = {(max(h.since, r_lo), min(h.until or r_hi, r_hi))
-                    for h in self._holds.values()}
+            # keep the spans of this window and of the guard's hours after it (read
+            # next by the guard's call, which does not prune: evicting its span here
+            # read it again at every pass)
+            g_hi = r_hi + dt.timedelta(seconds=self.guard_s)
+            live = {(max(h.since, lo), min(h.until or hi, hi))
+                    for h in self._holds.values() for lo, hi in ((r_lo, r_hi), (r_hi, g_hi))}
             self._cut = {s: t for s, t in self._cut.items() if s in live}
         return table
 

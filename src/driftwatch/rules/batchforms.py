@@ -98,7 +98,7 @@ class _Recent:
                  eids: Sequence[str]) -> list[int]:
         keys, ms, need = column(self.key), column("ms"), self.need
         recent, within = self.held.recent, self.held.within
-        return [i for i in idx if recent(keys[i], ms[i] - within) >= need]
+        return [i for i in idx if recent(keys[i], ms[i] - within, need)]
 
 
 def _another(held: Callable[[Hashable], Any], key: Hashable) -> Narrow:

@@ -41,9 +41,14 @@ Column = Callable[[Any], Any]
 __all__ = ["ColumnFeed", "column_cache", "window_columns"]
 
 
+Plan = Callable[["_Columns"], tuple[Any, ...]]
+"""How one named column is computed from a batch's column cache (see :func:`_plan`)."""
+
+
 def column_cache(fns: dict[Hashable, Column], events: Sequence[Any],
                  forms: dict[Hashable, Callable[[Any], tuple[Any, ...]]] | None = None,
                  given: dict[Hashable, Sequence[Any]] | None = None,
+                 plans: dict[Hashable, Plan] | None = None,
                  ) -> Callable[[Hashable], tuple[Any, ...]]:
     """``column(name)``: ``fns[name]`` over ``events`` as a list, computed once per name.
 
@@ -51,6 +56,9 @@ def column_cache(fns: dict[Hashable, Column], events: Sequence[Any],
     instead (:func:`~driftwatch.rules.batchforms.event_form`: the same values from
     other columns, without a closure call per event); should it raise, by ``fns[name]``
     event by event as before. ``given``: columns computed already (e.g. event times).
+    ``plans``: how each name is computed, decided once per name and kept across batches
+    when the caller keeps the dictionary (for the same ``fns`` and ``forms``): a name
+    is then looked up once per batch, not once per kind of name and dictionary.
 
     Two kinds of names are made of other columns, without a call per event:
     ``("zip", (a, b, ...))`` is the tuples of columns ``a, b, ...`` and
@@ -61,7 +69,47 @@ def column_cache(fns: dict[Hashable, Column], events: Sequence[Any],
     tuples: those of plain values leave the garbage collector's view at its first
     pass (a list stays in it and is re-scanned at every pass while the batch runs).
     """
-    return _Columns(fns, events, forms, given)
+    return _Columns(fns, events, forms, given, {} if plans is None else plans)
+
+
+def _plan(name: Hashable, fns: dict[Hashable, Column],
+          forms: dict[Hashable, Callable[[Any], tuple[Any, ...]]] | None) -> Plan:
+    """How column ``name`` is computed (see :func:`column_cache`)."""
+    if isinstance(name, tuple) and name[0] == "zip":
+        parts = name[1]
+        return lambda c: tuple(zip(*[c(part) for part in parts], strict=True))
+    if isinstance(name, tuple) and name[0] == "notnull":
+        inner = name[1]
+        return lambda c: tuple(map(is_not, c(inner), repeat(None)))
+    if isinstance(name, tuple) and name[0] == "all":  # a mask of several
+        names = name[1]
+        if len(names) == 2:
+            a, b = names
+            return lambda c: tuple([x and y for x, y in zip(c(a), c(b), strict=True)])
+        if len(names) == 3:
+            a, b, d = names
+            return lambda c: tuple([x and y and z
+                                    for x, y, z in zip(c(a), c(b), c(d), strict=True)])
+        return lambda c: tuple(map(all, zip(*[c(part) for part in names], strict=True)))
+    if isinstance(name, tuple) and name[0] == "feature":
+        feature, features = name[1], ("field", "features")
+        return lambda c: tuple(map(dict.get, c(features), repeat(feature)))  # (at C speed)
+    fn = fns.get(name)
+    if forms is not None and name in forms:
+        form = forms[name]
+
+        def formed(c: _Columns) -> tuple[Any, ...]:
+            try:
+                return form(c)
+            except Exception:  # the closures decide (and raise where they raise)
+                if fn is None:
+                    raise
+                return tuple(map(fn, c.events))
+
+        return formed
+    if fn is None:
+        raise KeyError(name)
+    return lambda c: tuple(map(fn, c.events))
 
 
 class _Columns:
@@ -71,45 +119,27 @@ class _Columns:
     (whose young passes then had each batch's garbage to walk and free: 1.35 s of
     collection over 400k bench events, 0.22 s without the cycle). With whole batches
     of 5,000 events this was slower all the same (the next batch was laid out in the
-    freed, cache-cold memory); with chunks (:func:`~driftwatch.rules.live.chunks`) the
-    freed memory is reused while it is still in the cache."""
+    freed, cache-cold memory); with chunks (:func:`~driftwatch.rules.timeorder.bounds`)
+    the freed memory is reused while it is still in the cache."""
 
-    __slots__ = ("cache", "events", "fns", "forms")
+    __slots__ = ("cache", "events", "fns", "forms", "plans")
 
     def __init__(self, fns: dict[Hashable, Column], events: Sequence[Any],
                  forms: dict[Hashable, Callable[[Any], tuple[Any, ...]]] | None,
-                 given: dict[Hashable, Sequence[Any]] | None) -> None:
+                 given: dict[Hashable, Sequence[Any]] | None,
+                 plans: dict[Hashable, Plan]) -> None:
         self.cache: dict[Hashable, tuple[Any, ...]] = {} if given is None else {
             name: tuple(values) for name, values in given.items()}
-        self.fns, self.events, self.forms = fns, events, forms
+        self.fns, self.events, self.forms, self.plans = fns, events, forms, plans
 
     def __call__(self, name: Hashable) -> tuple[Any, ...]:
         got = self.cache.get(name)
         if got is not None:
             return got
-        fns, events, forms = self.fns, self.events, self.forms
-        if isinstance(name, tuple) and name[0] == "zip":
-            got = tuple(zip(*[self(part) for part in name[1]], strict=True))
-        elif isinstance(name, tuple) and name[0] == "notnull":
-            got = tuple(map(is_not, self(name[1]), repeat(None)))
-        elif isinstance(name, tuple) and name[0] == "all":  # a mask of several
-            parts = [self(part) for part in name[1]]
-            if len(parts) == 2:
-                got = tuple([a and b for a, b in zip(*parts, strict=True)])
-            elif len(parts) == 3:
-                got = tuple([a and b and c for a, b, c in zip(*parts, strict=True)])
-            else:
-                got = tuple(map(all, zip(*parts, strict=True)))
-        elif isinstance(name, tuple) and name[0] == "feature":
-            got = tuple([f.get(name[1]) for f in self(("field", "features"))])
-        elif forms is not None and name in forms:
-            try:
-                got = forms[name](self)
-            except Exception:  # the closures decide (and raise where they raise)
-                got = tuple(map(fns[name], events))
-        else:
-            got = tuple(map(fns[name], events))
-        self.cache[name] = got
+        plan = self.plans.get(name)
+        if plan is None:
+            plan = self.plans[name] = _plan(name, self.fns, self.forms)
+        got = self.cache[name] = plan(self)
         return got
 
 
@@ -176,8 +206,9 @@ class ColumnFeed:
                 if filters:  # select first: no entry is built for an event not stored
                     mask = (column(filters[0]) if len(filters) == 1 else
                             column(("all", filters)))
-                    keys = compress(keys, mask)
-                    parts = [compress(p, mask) for p in parts]
+                    if not all(mask):  # (the card window's: every event has a card)
+                        keys = compress(keys, mask)
+                        parts = [compress(p, mask) for p in parts]
                 pairs = zip(keys, zip(*parts, strict=True), strict=True)
             except Exception:  # a filter or value that raises: event by event, as before
                 w.store(_one_by_one(w, ms_col, eid_col, events), low)

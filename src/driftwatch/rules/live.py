@@ -11,8 +11,9 @@ from the card's unfiltered window (:mod:`~driftwatch.rules.sharing`).
 Per batch, events are de-duplicated by ``event_id`` (an event seen before is not
 counted again; its earlier hits are returned again, so a re-delivered batch re-inserts
 the same hit rows) and sorted by ``(event_time, event_id)``, then cut into chunks of a
-few hundred events that never split a millisecond (:func:`chunks`: the working set
-stays in the CPU cache). A whole chunk is stored
+few hundred events that never split a millisecond
+(:func:`~driftwatch.rules.timeorder.bounds`: the working set stays in the CPU cache;
+a batch already in time order is not sorted again). A whole chunk is stored
 column-wise (:class:`~driftwatch.rules.columns.ColumnFeed`) before any event is evaluated:
 a read bisects on event time, so an event sees its window ``[t - within, t]`` and nothing
 newer, and same-millisecond events see each other, as ClickHouse ``RANGE`` frames do.
@@ -46,14 +47,14 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
-from operator import attrgetter, itemgetter
-from typing import Any, TypeVar, cast
+from operator import attrgetter
+from typing import Any, cast
 
 from driftwatch.events import EPOCH, ScoredTransaction
 from driftwatch.rules import typed as t
 from driftwatch.rules.batchforms import Form, ValuesFor, event_form, field_column, key_form
 from driftwatch.rules.closures import Compiler, Fn, haversine_km, key_function
-from driftwatch.rules.columns import ColumnFeed, column_cache, window_columns
+from driftwatch.rules.columns import ColumnFeed, Plan, column_cache, window_columns
 from driftwatch.rules.guards import Lanes
 from driftwatch.rules.model import Hit, Rule
 from driftwatch.rules.sequences import (
@@ -66,18 +67,22 @@ from driftwatch.rules.sequences import (
     travel_values,
 )
 from driftwatch.rules.sharing import FilteredWindow, SharedWindow, share, share_filtered
+from driftwatch.rules.timeorder import bounds, in_time_order
 from driftwatch.rules.typed import Ty
 from driftwatch.rules.window import KeyedWindow
 
 __all__ = ["LiveEvaluator", "RuleFailure", "StateStats", "haversine_km"]
 
 _MS = dt.timedelta(milliseconds=1)
+_event_id = attrgetter("event_id")
+_event_ms = attrgetter("event_ms")
 EXPIRE_PER_EVENT = 4
 """Keys per window that may be looked at for idleness after a batch, per event of it."""
 EXPIRE_MIN = 1024
 """... and at least this many (a short batch still drains what went idle)."""
 CHUNK = 250
-"""Events of a batch stored and evaluated together (see :func:`chunks`)."""
+"""Events of a batch stored and evaluated together (see
+:func:`~driftwatch.rules.timeorder.bounds`)."""
 MAX_ERRORS = 10_000
 """Rule failures remembered between two :meth:`LiveEvaluator.take_errors` calls."""
 
@@ -89,44 +94,6 @@ class RuleFailure:
     rule_id: str
     event: ScoredTransaction
     error: str
-
-
-_T = TypeVar("_T", bound=tuple[Any, ...])
-_by_time = itemgetter(0, 1)
-"""``(ms, event_id)`` of a ``(ms, event_id, hash, event)`` item (at C speed)."""
-
-
-def chunks(fresh: list[_T], size: int) -> list[list[_T]]:
-    """``fresh`` (sorted by time: ``item[0]``) cut into runs of about ``size`` items, never
-    between two items of the same time.
-
-    A batch is processed chunk by chunk, each stored, evaluated and settled before the
-    next: the same hits and state as the whole batch at once (events see their window
-    ``[t - within, t]``; a chunk holds every event of its last millisecond, so the
-    events of one millisecond still see each other), and as a run of smaller batches.
-    What it saves is memory traffic: each chunk's columns, entries and events are
-    read some thirty times (one pass per column, window and rule) and stay in the
-    core's cache between passes when the chunk is small; the events of a large batch
-    do not (they are spread over the heap wherever the parser found free memory).
-
-    >>> [len(c) for c in chunks([(0,), (1,), (1,), (1,), (2,)], 2)]
-    [4, 1]
-    """
-    if len(fresh) <= size:
-        return [fresh]
-    out: list[list[_T]] = []
-    start, n = 0, len(fresh)
-    while start < n:
-        end = start + size
-        if end >= n:
-            end = n
-        else:
-            last = fresh[end - 1][0]
-            while end < n and fresh[end][0] == last:
-                end += 1
-        out.append(fresh[start:end])
-        start = end
-    return out
 
 
 @dataclass(frozen=True)
@@ -237,6 +204,8 @@ class LiveEvaluator:
         if field_column("amount_cents") in self._column_fns:  # (a property: a call an event)
             self._forms[field_column("amount_cents")] = lambda column: tuple(
                 [v % 100 for v in column(minor)])
+        self._plans: dict[Hashable, Plan] = {}
+        """How each column is computed (kept across batches; see ``column_cache``)."""
         self._seen: dict[int, int] = {}
         self._order: deque[int] = deque()
         """The keys of ``_seen``, oldest first."""
@@ -324,40 +293,46 @@ class LiveEvaluator:
     def _run(self, events: Sequence[ScoredTransaction], emit: bool) -> list[Hit]:
         hits: list[Hit] = []
         seen = self._seen
-        fresh: list[tuple[int, str, int, ScoredTransaction]] = []
-        ids = [e.event_id for e in events]
+        ids = list(map(_event_id, events))
         hashes = list(map(hash, ids))
         if len(set(hashes)) == len(hashes) and seen.keys().isdisjoint(hashes):
             # the usual batch, nothing delivered before: column-wise (event_ms is set by
             # the parser; 0: not set, e.g. events rebuilt from rows)
-            ms = [e.event_ms or (e.event_time - EPOCH) // _MS for e in events]
-            fresh = list(zip(ms, ids, hashes, events, strict=True))
+            batch = list(events)
+            ms = list(map(_event_ms, batch))
+            if 0 in ms:
+                ms = [m or (e.event_time - EPOCH) // _MS for m, e in zip(ms, batch, strict=True)]
         else:
+            batch, ms, kept_ids, kept_hashes = [], [], [], []
             batch_ids: set[int] = set()
-            for e, h in zip(events, hashes, strict=True):
+            for e, i, h in zip(events, ids, hashes, strict=True):
                 if h in seen or h in batch_ids:
                     if emit:
-                        hits.extend(self._hit_cache.get(e.event_id, ()))
+                        hits.extend(self._hit_cache.get(i, ()))
                     continue
                 batch_ids.add(h)
-                fresh.append((e.event_ms or (e.event_time - EPOCH) // _MS, e.event_id, h, e))
-        if not fresh:
+                batch.append(e)
+                ms.append(e.event_ms or (e.event_time - EPOCH) // _MS)
+                kept_ids.append(i)
+                kept_hashes.append(h)
+            ids, hashes = kept_ids, kept_hashes
+        if not batch:
             return hits
-        fresh.sort(key=_by_time)
-        for part in chunks(fresh, self.chunk):
-            self._step(part, emit, hits)
+        ms, ids, hashes, batch = in_time_order(ms, ids, hashes, batch)
+        for start, end in bounds(ms, self.chunk):
+            self._step(tuple(ms[start:end]), tuple(ids[start:end]), hashes[start:end],
+                       tuple(batch[start:end]), emit, hits)
         self._forget_seen()
         if self.expire:
-            self._expire(len(fresh))
+            self._expire(len(batch))
         return hits
 
-    def _step(self, fresh: list[tuple[int, str, int, ScoredTransaction]], emit: bool,
-              hits: list[Hit]) -> None:
+    def _step(self, ms_col: tuple[int, ...], eid_col: tuple[str, ...], h_col: list[int],
+              batch: tuple[ScoredTransaction, ...], emit: bool, hits: list[Hit]) -> None:
         """Store, evaluate and settle one chunk of new events (sorted by time); the
         batch's idle keys and oldest ids are dropped after its last chunk."""
-        ms_col, eid_col, h_col, batch = zip(*fresh, strict=True)
         column = column_cache(self._column_fns, batch, self._forms,
-                              {"ms": ms_col, "eid": eid_col})
+                              {"ms": ms_col, "eid": eid_col}, self._plans)
         self._feed.store(ms_col, eid_col, batch, column)
         for view in self._views:
             view.clear()
@@ -366,7 +341,7 @@ class LiveEvaluator:
         if emit:
             self._evaluate(ms_col, eid_col, batch, column, hits)
         self._feed.settle()
-        newest = fresh[-1][0]
+        newest = ms_col[-1]
         if self.newest_ms is None or newest > self.newest_ms:
             self.newest_ms = newest
 

@@ -28,7 +28,6 @@ with the same two differences.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Hashable
 from operator import itemgetter
 from typing import Any
@@ -44,7 +43,6 @@ SEQUENCE_KINDS = frozenset({"monotonic_increase", "monotonic_decrease", "travel_
 """Aggregates that read a composite key's entries in order (served from a shared window)."""
 FILTER_KINDS = frozenset({"count", "sum", "min", "max"})
 """Aggregates with a ``where=`` that read a filtered span (served from the unfiltered window)."""
-_MS = itemgetter(0)
 SHORT = 16
 """Entries of a card up to which its entries are filtered per read, not grouped."""
 
@@ -189,12 +187,22 @@ class FilteredHeld:
             return got if got is None or got[slot] else None
         return [x for x in got if x[slot]] or None
 
-    def recent(self, k: Hashable, low: int) -> int:
-        """How many entries of ``k`` at ``low`` or later pass the filter."""
+    def recent(self, k: Hashable, low: int, need: int) -> bool:
+        """True when at least ``need`` (>= 1) entries of ``k`` at ``low`` or later pass
+        the filter. Counted from the newest back, stopping at ``need`` or at the first
+        entry before ``low``: a card's twelve hours of entries are not all looked at."""
         got = self.bound(k)
         slot = self.slot
         if got.__class__ is not list:
-            return 0 if got is None or got[0] < low or not got[slot] else 1
+            return need <= 1 and got is not None and got[0] >= low and bool(got[slot])
         d: list[Entry] = got
-        start = 0 if d[0][0] >= low else bisect_left(d, low, key=_MS)
-        return len([x for x in d[start:] if x[slot]])
+        if len(d) < need:
+            return False
+        for x in reversed(d):
+            if x[0] < low:
+                return False
+            if x[slot]:
+                need -= 1
+                if need <= 0:
+                    return True
+        return False

@@ -13,7 +13,9 @@ boolean is therefore definite and ``not`` is ordinary negation.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from typing import Any
 
 
 class Ty(enum.Enum):
@@ -42,6 +44,13 @@ class T:
 
     ty: Ty
     nullable: bool
+    hash_: int | None = field(default=None, init=False, repr=False, compare=False)
+    """The node's hash once computed (see :func:`_cached_hash`)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled and copied without :attr:`hash_` (a string's hash differs between
+        processes): rebuilt from the fields ``__init__`` takes."""
+        return type(self), tuple(getattr(self, f.name) for f in fields(self) if f.init)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,3 +210,23 @@ def aggregates(node: T) -> list[Agg]:
         if isinstance(sub, Agg) and sub.identity not in seen:
             seen[sub.identity] = sub
     return list(seen.values())
+
+
+def _cached_hash(cls: type[T]) -> Any:
+    """``cls.__hash__``: the hash of the compared fields (the dataclass's own), computed
+    once per node. A tree is hashed each time a column or window named by it is looked
+    up (per chunk of events): recomputed, that was a Python call per node of the tree."""
+    compared = attrgetter(*[f.name for f in fields(cls) if f.compare])
+
+    def __hash__(self: T) -> int:
+        h = self.hash_
+        if h is None:
+            h = hash(compared(self))
+            object.__setattr__(self, "hash_", h)
+        return h
+
+    return __hash__
+
+
+for _cls in (T, Const, Field, Feature, Neg, Arith, Cmp, In, And, Or, Not, Func, Agg):
+    _cls.__hash__ = _cached_hash(_cls)  # type: ignore[method-assign]

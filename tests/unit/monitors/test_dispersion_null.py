@@ -138,6 +138,24 @@ def test_cents_null_false_positive_rate_at_most_nominal(disp: float) -> None:
         plain = cells_vs_reference(cur[keep], ref[seg[keep]], overall, 1e-9).pvalue
         assert (plain <= 1e-3).mean() > 3e-3
 
+@pytest.mark.parametrize("disp", [math.inf, 300.0])
+def test_new_merchant_stratum_null_false_positive_rate_at_most_nominal(disp: float) -> None:
+    """The cents detector's ``new_merchant_cell``: the window's rows at young merchants
+    (here a random tenth of each window's rows, which is the null: merchant age says
+    nothing about cents) against the whole segment's reference shares and dispersion.
+    Busy segments give the stratum tens of rows, sparse ones a handful."""
+    rng = np.random.default_rng(8)
+    ref, chunks, cur, seg = _cents_null(rng, 200, 100, disp)
+    young = rng.binomial(cur.astype(np.int64), 0.1).astype(float)
+    conc, _ = combine_concentrations(chunks, cells_estimator)
+    total = ref.sum(axis=0)
+    overall = (total + 0.5) / (total.sum() + 50)
+    keep = young.sum(axis=1) >= 4  # min_count_new: fewer rows are not tested
+    p = cells_vs_reference(young[keep], ref[seg[keep]], overall, 100.0, conc[seg[keep]]).pvalue
+    assert len(p) > 4_000
+    for alpha in (1e-2, 1e-3):
+        assert (p <= alpha).mean() <= 1.5 * alpha
+
 
 def test_beneficiary_shaped_null_false_positive_rate_at_most_nominal() -> None:
     rng = np.random.default_rng(6)

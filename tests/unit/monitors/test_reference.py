@@ -171,3 +171,38 @@ def test_released_segment_keeps_its_alerting_period_out_until_it_slides_out() ->
     lo, hi = ref.bounds(T0 + dt.timedelta(hours=65), 24 * 3600)
     assert _dense(ref.table(lo, hi)) == _dense(fetch(lo, hi))
     assert ref.excluded == {}
+
+
+def test_released_rows_are_extended_hour_by_hour_not_read_again() -> None:
+    """A released segment's rows since its release, kept and extended as the window
+    slides (by the chunk the window reads in, or one read of a longer step), equal a
+    read of the whole span at every pass; a second release keeps its own span."""
+    t, seg, cell = _events(5, hours=120)
+    fetch = _fetcher(t, seg, cell)
+    spans: list[tuple[dt.datetime, dt.datetime]] = []
+
+    def counted(lo: dt.datetime, hi: dt.datetime) -> SegmentTable:
+        spans.append((lo, hi))
+        return fetch(lo, hi)
+
+    ref = SlidingReference(counted, chunk_s=3600, rebuild_s=10**9)
+    day = 24 * 3600
+    clean = _dense(ref.table(*ref.bounds(T0 + dt.timedelta(hours=30), day)))
+    ref.hold({"b", "c"}, T0 + dt.timedelta(hours=30))
+    ref.table(*ref.bounds(T0 + dt.timedelta(hours=31), day))
+    first, second = T0 + dt.timedelta(hours=31, minutes=5), T0 + dt.timedelta(hours=33, minutes=40)
+    ref.hold({"c"}, first)
+    ref.table(*ref.bounds(T0 + dt.timedelta(hours=32), day))
+    ref.hold(set(), second)
+    hours = [*range(34, 48), 51, 52, 53]  # hour by hour, a jump of 3 hours, then on
+    for h in hours:
+        spans.clear()
+        lo, hi = ref.bounds(T0 + dt.timedelta(hours=h, minutes=10), day)
+        got = _dense(ref.table(lo, hi))
+        for key, at in (("b", first), ("c", second)):
+            since = _dense(fetch(at, hi)).get(key, [0.0] * 5) if hi > at else [0.0] * 5
+            assert got[key] == [x + y for x, y in zip(clean[key], since, strict=True)], (h, key)
+        # the window's chunk in and out, and each release's first read (or a jump)
+        assert len(spans) <= 2 + sum(hi - at <= dt.timedelta(hours=1) for at in (first, second)) + (
+            h == 51) * 2, (h, spans)
+    assert set(ref.excluded) == {"b", "c"}

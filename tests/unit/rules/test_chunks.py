@@ -1,9 +1,8 @@
-"""A batch processed chunk by chunk (live.chunks) gives the hits, evidence and state of
+"""A batch processed chunk by chunk (timeorder.bounds) gives the hits, evidence and state of
 the whole batch at once."""
 
 from __future__ import annotations
 
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftwatch.rules.live import LiveEvaluator, chunks
+from driftwatch.rules.live import LiveEvaluator
 from driftwatch.rules.pack import load_rules, rule_from_text
+from driftwatch.rules.timeorder import bounds, in_time_order
 from tests.unit.rules.helpers import DAY_MS, event, parse
 
 PACKS = Path(__file__).resolve().parents[3] / "rules"
@@ -68,12 +68,29 @@ def test_chunked_batches_hit_as_whole_batches(dicts: list[dict[str, Any]], size:
 
 
 def test_a_millisecond_is_never_split() -> None:
-    items = [(ms,) for ms in [0, 1, 1, 1, 2, 3, 3, 4, 5, 5, 5, 5]]
-    parts = chunks(items, 2)
-    assert [x for part in parts for x in part] == items  # all, in order
-    assert [len(p) for p in parts] == [4, 3, 5]
-    assert all(a[-1][0] < b[0][0] for a, b in pairwise(parts))
-    assert chunks(items, 100) == [items]
+    ms = [0, 1, 1, 1, 2, 3, 3, 4, 5, 5, 5, 5]
+    parts = bounds(ms, 2)
+    assert [b - a for a, b in parts] == [4, 3, 5]
+    assert [a for a, _ in parts] == [0, *[b for _, b in parts[:-1]]]  # all, in order
+    assert parts[-1][1] == len(ms)
+    assert all(ms[b - 1] < ms[b] for _, b in parts[:-1])
+    assert bounds(ms, 100) == [(0, len(ms))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.text("abc", min_size=1, max_size=3)),
+                unique_by=lambda x: x[1], max_size=40), st.booleans())
+def test_time_order_is_the_sort_by_time_and_id(items: list[tuple[int, str]],
+                                               presorted: bool) -> None:
+    """Batches in time order (ties in any order: the fix-up of runs) and out of it
+    (the whole sort) give the order of ``sorted`` by ``(ms, event_id)``."""
+    if presorted:
+        items = sorted(items, key=lambda x: x[0])  # stable: ties keep their draw order
+    ms, ids = [m for m, _ in items], [i for _, i in items]
+    got = in_time_order(ms, ids, [hash(i) for i in ids], [f"e-{i}" for i in ids])
+    want = sorted(items)
+    assert got == ([m for m, _ in want], [i for _, i in want], [hash(i) for _, i in want],
+                   [f"e-{i}" for _, i in want])
 
 
 def test_chunk_must_be_positive() -> None:

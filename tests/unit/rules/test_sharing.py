@@ -3,6 +3,7 @@ the hits and evidence of windows of their own."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from driftwatch.rules import live
 from driftwatch.rules.live import LiveEvaluator
 from driftwatch.rules.pack import rule_from_text
-from driftwatch.rules.sharing import SHORT
+from driftwatch.rules.sharing import SHORT, FilteredHeld
 from tests.unit.rules.helpers import DAY_MS, event, parse
 
 SEQUENCES = [
@@ -113,3 +114,20 @@ def test_filtered_windows_hit_as_windows_of_their_own(dicts: list[dict[str, Any]
     batches = [evs[i : i + size] for i in range(0, len(evs), size)]
     got = _run_filtered(True, batches)
     assert got == _run_filtered(False, batches)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20), st.booleans()), max_size=12),
+       st.integers(0, 22), st.integers(1, 6))
+def test_recent_counts_the_filtered_entries_since_low(
+        rows: list[tuple[int, bool]], low: int, need: int) -> None:
+    """``FilteredHeld.recent`` (counted from the newest back, stopping early) is the count
+    of the entries at ``low`` or later whose filter slot is true, compared with ``need``;
+    a key's lone entry is held bare, a missing key is None."""
+    entries = [(ms, f"e{i}", ok) for i, (ms, ok) in enumerate(sorted(rows))]
+    data: dict[Hashable, Any] = {}
+    if entries:
+        data["k"] = entries[0] if len(entries) == 1 else entries
+    held = FilteredHeld(data.get, 2, 10)
+    want = sum(1 for ms, _, ok in entries if ms >= low and ok) >= need
+    assert held.recent("k", low, need) is want
