@@ -19,7 +19,7 @@ This detector searches the conjunctions directly, every pass:
    A missing field is a flag that does not hold, so the detector works without
    shadow scores and without the optional fields. *Low score for its risk*: at
    least ``min_flags`` flags and a live score below the row's decision threshold.
-   A *weak tier* (``weak_flags=2``; off by default) searches rows with two flags too,
+   A *weak tier* (``weak_flags=2``, the default) searches rows with two flags too,
    in the same Bonferroni family; its findings must name a shared cents value that is
    not common in the reference (``weak_common``), come from ``weak_cards`` cards and
    have p-value x conjunctions examined <= ``alert_q`` (never corroborated: a
@@ -165,8 +165,8 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         count about tenfold before any alert could hold it out). Only with enough
         history beyond it (``GUARD_HISTORY``).
     weak_flags, weak_cards : int
-        A second search over the rows with at least ``weak_flags`` flags (2 turns it
-        on; the default, ``min_flags``, leaves it off), its conjunctions in the same
+        A second search over the rows with at least ``weak_flags`` flags (default 2;
+        ``min_flags`` turns it off), its conjunctions in the same
         Bonferroni family; a finding of it must name a cents value and come from
         ``weak_cards`` (3) cards.
     weak_common : float
@@ -195,7 +195,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
     effect_floor: float = 0.5
     critical_effect: float = 0.8
     guard_s: int = 6 * 3600
-    weak_flags: int = 3
+    weak_flags: int = 2
     weak_cards: int = 3
     weak_common: float = 0.03
     unit: str = "spread"

@@ -21,7 +21,7 @@ def _weak(cents: list[int]) -> list[dict[str, Any]]:
 
 
 def _search(frame: pd.DataFrame, cards_per_row: int, **options: Any) -> list[dict[str, Any]]:
-    options.setdefault("weak_flags", 2)  # the tier is off by default
+    options.setdefault("weak_flags", 2)  # the default: the tier on
     s = Settings.load(config_file=None, env={})
     det = TriggerMiningDetector(s, SegmentSpec.parse(s.segment_dimensions), **options)
     keys = [SEP.join(str(r[f]) for f in FIELDS) for r in frame.to_dict("records") if r["k"]]
