@@ -316,6 +316,7 @@ def test_cents_cards_from_repeats_give_the_rows_of_the_pass_by_pass_path(
     assert [d.batched_passes for d in bf.detectors] == [120]  # type: ignore[attr-defined]
     new = [json.loads(r[17]) for r in rows_seq if r[2] == "new_merchant_cell"]
     assert any(1 <= d["cards"] < d["count"] for d in new)
+    assert any(1 <= d["merchants"] < d["count"] for d in new)
     cards = [(json.loads(r[17])["cards"], json.loads(r[17])["count"]) for r in rows_seq]
     assert any(1 <= c < n for c, n in cards) and any(c == n > 1 for c, n in cards)
     assert any(r[14] == "alert" and json.loads(r[17])["cards"] == 4 for r in rows_seq)

@@ -160,7 +160,7 @@ def test_cents_at_new_merchants_against_the_segments_reference_shares(store: Sto
     """Five trigger rows at two young merchants among a busy hour: the new-merchant
     stratum's max cell is the numpy max-cell test of those rows against the segment's
     whole reference shares (the all-rows test's null), far smaller than the all-rows
-    p-value; one card paying one young merchant again and again is not eligible."""
+    p-value; three customers paying one young shop's own price (.73) are not eligible."""
     rng = np.random.default_rng(7)
     old = "2020-01-01"
     base = insert(store, background(rng, 49, 240, mccs=("5967",), countries=("US",),
@@ -172,12 +172,12 @@ def test_cents_at_new_merchants_against_the_segments_reference_shares(store: Sto
         event(f"a{j}", LO + (7 + 9 * j) * dt.timedelta(minutes=1), mcc="5967",
               amount=f"{300 + j}.41", registered="2026-01-15", merchant=f"m-a{j % 2}",
               card=f"atk-{j % 3}") for j in range(5)]
-    burst = [  # one card, one young payee, six times .73 (in another MCC: a burst in the
-        # same segment would be its max cell, ineligible, and hide the trigger)
+    shop = [  # three cards, one young shop, six times .73 (in another MCC: in the same
+        # segment it would be the max cell, ineligible, and hide the trigger)
         event(f"b{j}", LO + (3 + 8 * j) * dt.timedelta(minutes=1), mcc="5411",
               amount=f"{50 + j}.73", registered="2026-02-01", merchant="m-b",
-              card="c-burst") for j in range(6)]
-    rows = base + insert(store, young + attack + burst)
+              card=f"c-shop{j % 3}") for j in range(6)]
+    rows = base + insert(store, young + attack + shop)
     ctx = ctx_for(store)
     det = CentsDetector(ctx.settings, ctx.spec, new_merchant_days=180)
     all_rows, new = det.evaluate(ctx)
@@ -202,11 +202,12 @@ def test_cents_at_new_merchants_against_the_segments_reference_shares(store: Sto
     assert e.detail(i)["cents"] == 41 == int(want.cell[0]) and e.statistic[i] == 5
     assert e.pvalue[i] == pytest.approx(float(want.pvalue[0]), rel=1e-9)
     assert e.pvalue[i] < 1e-6 < a.pvalue[k]  # the busy hour dilutes the all-rows test
-    assert e.eligible is not None and e.eligible[i] and e.detail(i)["cards"] == 3
-    # the burst is MCC 5411's only young cents value: one card, never eligible
+    assert e.eligible is not None and e.eligible[i]
+    assert (e.detail(i)["cards"], e.detail(i)["merchants"]) == (3, 2)
+    # the shop is MCC 5411's only young cents value: one merchant, never eligible
     b, j = row([new], "mcc=5411")
-    assert b.detail(j)["cents"] == 73 and b.detail(j)["cards"] == 1
-    assert b.eligible is not None and not b.eligible[j]
+    assert (b.detail(j)["cents"], b.detail(j)["cards"], b.detail(j)["merchants"]) == (73, 3, 1)
+    assert b.eligible is not None and not b.eligible[j]  # cards and rows suffice
     words = det.describe(e, i)
     assert "5 of 11 transactions at merchants registered less than 180 days" in words.summary
     hits = store.query(words.evidence_sql)

@@ -29,7 +29,8 @@ stratum: offline on development variant 1001 (a mid MCC) the stratum's p-value w
 2e-9 at 5 trigger rows (5 of 5 rows) where the whole segment's was 1e-4 (5 of 28).
 Its rows form their own evaluations in the pass's Benjamini-Hochberg family, and it
 alerts only from ``min_cards_new`` distinct cards (one customer paying one young
-payee again and again is ordinary scam traffic).
+payee again and again is ordinary scam traffic) at ``min_merchants_new`` distinct
+merchants (one young shop's own price point is not a shift of the segment's cents).
 """
 
 from __future__ import annotations
@@ -75,9 +76,9 @@ from driftwatch.store.client import Store
 
 CELLS = 100
 
-Current = tuple[SegmentTable, SegmentTable, SegmentTable, SegmentTable]
+Current = tuple[SegmentTable, SegmentTable, SegmentTable, SegmentTable, SegmentTable]
 """Counts and distinct cards per (segment, cents value) of a window: all rows, then
-the rows at new merchants."""
+the rows at new merchants, and those rows' distinct merchants."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,8 @@ class CentsDetector(BatchedWindows, Detector):
         Fewest new-merchant rows with the anomalous value to alert (default 4).
     min_cards_new : int
         Fewest distinct cards among those rows to alert (default 2).
+    min_merchants_new : int
+        Fewest distinct merchants among those rows to alert (default 2).
     """
 
     name = "cents"
@@ -137,6 +140,7 @@ class CentsDetector(BatchedWindows, Detector):
     new_merchant_days: int = 0
     min_count_new: int = 4
     min_cards_new: int = 2
+    min_merchants_new: int = 2
 
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
         super().__init__(settings, spec, **options)
@@ -148,7 +152,8 @@ class CentsDetector(BatchedWindows, Detector):
 
     def _sql(self, cards: bool, batched: bool = False) -> str:
         extra = (f", uniqExact(card_id) AS cards, countIf({NEW}) AS c_new, "
-                 f"uniqExactIf(card_id, {NEW}) AS cards_new") if cards else ""
+                 f"uniqExactIf(card_id, {NEW}) AS cards_new, "
+                 f"uniqExactIf(merchant_id, {NEW}) AS merchants_new") if cards else ""
         return grid_sql(
             self.spec,
             batched=batched,
@@ -181,8 +186,8 @@ class CentsDetector(BatchedWindows, Detector):
     def _tables(cols: Columns) -> Current:
         seg, cell = cols["segment"], cols["cell"]
         tables = (SegmentTable.from_long(seg, cell, cols[c], CELLS)
-                  for c in ("c", "cards", "c_new", "cards_new"))
-        return (next(tables), next(tables), next(tables), next(tables))
+                  for c in ("c", "cards", "c_new", "cards_new", "merchants_new"))
+        return (next(tables), next(tables), next(tables), next(tables), next(tables))
 
     def window_batch(
         self, store: Store, passes: Sequence[dt.datetime]
@@ -207,6 +212,14 @@ class CentsDetector(BatchedWindows, Detector):
             where=f"{where} AND (amount_cents, card_id) IN (SELECT amount_cents, card_id "
             f"FROM {SCORED} WHERE {where} GROUP BY amount_cents, card_id HAVING count() > 1)",
             keys=("cell", "card_id"), values=("k", "k_new"), new_days=days)
+        young = f"{where} AND {NEW}"
+        shops = read_windows(
+            store, self.spec, passes, self.window_s, step,
+            select="amount_cents AS cell, merchant_id, count() AS k", source=SCORED,
+            where=f"{young} AND (amount_cents, merchant_id) IN (SELECT amount_cents, "
+            f"merchant_id FROM {SCORED} WHERE {young} GROUP BY amount_cents, merchant_id "
+            "HAVING count() > 1)",
+            keys=("cell", "merchant_id"), values=("k",), new_days=days)
         out = {}
         for at in passes:
             cols, rep = counts[at], repeats[at]
@@ -221,6 +234,10 @@ class CentsDetector(BatchedWindows, Detector):
                 SegmentTable.from_long(cols["segment"], cols["cell"], cols["c_new"], CELLS),
                 SegmentTable.from_long(segs, cells, np.concatenate([cols["c_new"], c_new]),
                                        CELLS),
+                SegmentTable.from_long(
+                    np.concatenate([cols["segment"], shops[at]["segment"]]),
+                    np.concatenate([cols["cell"], shops[at]["cell"]]),
+                    np.concatenate([cols["c_new"], 1 - shops[at]["k"]]), CELLS),
             )
         return out
 
@@ -234,7 +251,7 @@ class CentsDetector(BatchedWindows, Detector):
                 fetch, cells_estimator, chunk_s=self.window_s, many=many
             )
         lo, hi = ctx.window(self.window_s)
-        current, cards, current_new, cards_new = (
+        current, cards, current_new, cards_new, merchants_new = (
             self.prefetched(hi) or self._current(ctx.store, lo, hi))
         r_lo, r_hi = self._ref.bounds(lo, ctx.settings.reference_window_s)
         reference = self._ref.table(r_lo, r_hi)
@@ -249,14 +266,17 @@ class CentsDetector(BatchedWindows, Detector):
         if self.new_merchant_days > 0:
             out.append(self._test("new_merchant_cell", current_new, cards_new, null,
                                   self._cells_new,
-                                  (self.min_count_new, self.min_count_new, self.min_cards_new)))
+                                  (self.min_count_new, self.min_count_new, self.min_cards_new),
+                                  (merchants_new, self.min_merchants_new)))
         return out
 
     def _test(self, test: str, current: SegmentTable, card_table: SegmentTable, null: _Null,
-              memo: CellsMemo, minimum: tuple[int, int, int]) -> Evaluations:
+              memo: CellsMemo, minimum: tuple[int, int, int],
+              merchants: tuple[SegmentTable, int] | None = None) -> Evaluations:
         """The max-cell test of ``current``'s rows against the segments' reference
         shares ``null``; ``minimum``: (rows to test, rows of the value and distinct
-        cards among them to alert)."""
+        cards among them to alert); ``merchants``: distinct merchants per cell and
+        the fewest to alert."""
         assert self._disp is not None
         min_n, min_count, min_cards = minimum
         cur = current.values
@@ -271,8 +291,15 @@ class CentsDetector(BatchedWindows, Detector):
         with np.errstate(invalid="ignore", divide="ignore"):
             effect = np.where(n > 0, (count - expected) / n, 0.0)
         rows = np.arange(len(segs))
-        cards = (card_table.rows(segs)[rows, np.maximum(res.cell, 0)] if len(segs)
-                 else np.zeros(0))
+        at_cell = (rows, np.maximum(res.cell, 0))
+        cards = card_table.rows(segs)[at_cell] if len(segs) else np.zeros(0)
+        eligible = (count >= min_count) & (count - expected >= min_count - 1) & (
+            cards >= min_cards)
+        details = {"cents": res.cell, "cards": cards.astype(np.int64)}
+        if merchants is not None:
+            shops = merchants[0].rows(segs)[at_cell] if len(segs) else np.zeros(0)
+            eligible &= shops >= merchants[1]
+            details["merchants"] = shops.astype(np.int64)
         return Evaluations(
             detector=self.name,
             test=test,
@@ -289,12 +316,9 @@ class CentsDetector(BatchedWindows, Detector):
             effect_floor=self.effect_floor,
             critical_effect=self.critical_effect,
             pmin=res.pmin,
-            eligible=(count >= min_count)
-            & (count - expected >= min_count - 1)
-            & (cards >= min_cards),
+            eligible=eligible,
             details={
-                "cents": res.cell,
-                "cards": cards.astype(np.int64),
+                **details,
                 "count": count.astype(np.int64),
                 "expected": np.round(expected, 3),
                 "share_ref": np.round(res.share, 5),
