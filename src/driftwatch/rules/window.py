@@ -241,25 +241,25 @@ class KeyedWindow:
         earliest event of the batch minus the window: no entry an event of the batch
         still sees is evicted by a later one (reads bisect on time, so entries newer
         than the event read are not seen)."""
-        data, data_get = self._data, self._data.get
+        data, data_setdefault = self._data, self._data.setdefault
         counted, counted_get = self._counted, self._counted.get
         cap, window, within = self.max_per_key, self, self.within_ms
-        due, due_get, step = self._due, self._due.get, self._step
+        due, step = self._due, self._step
         pending = self._pending.append
 
         def store(pairs: Iterable[tuple[Hashable | None, Entry]], low: int) -> None:
+            queued_step: int | None = None  # the step of the last new key and its queue
+            queue: list[Hashable] = []
             for k, entry in pairs:
                 if k is None:
                     continue
-                got = data_get(k)
-                if got is None:
-                    data[k] = entry
-                    ms = entry[0]
-                    queued = due_get(ms // step)
-                    if queued is None:
-                        due[ms // step] = [k]
-                    else:
-                        queued.append(k)
+                got = data_setdefault(k, entry)  # a new key gets its lone entry in the same lookup
+                if got is entry:
+                    # Pairs come in time order: most new keys of a call share a step.
+                    b = entry[0] // step
+                    if b != queued_step:
+                        queued_step, queue = b, due.setdefault(b, [])
+                    queue.append(k)
                     continue
                 counts = counted_get(k) if counted else None
                 if got.__class__ is tuple:

@@ -120,3 +120,33 @@ def test_expire_drops_only_idle_keys_and_every_key_stays_queued_once(
     # with a limit that keeps up, no key is left idle for more than a step
     w.expire(now, 10**6)
     assert all(newest(w, x) >= now - within - w._step for x in w._data)
+
+
+def queued_under(w: KeyedWindow) -> dict[Any, list[int]]:
+    """Key -> the steps it is queued under for :meth:`KeyedWindow.expire`."""
+    out: dict[Any, list[int]] = {}
+    for b, keys in w._due.items():
+        for k in keys:
+            out.setdefault(k, []).append(b)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(traffic(), st.sampled_from([7, 64, 200]), st.integers(1, 40), st.integers(-700, 0))
+def test_a_batch_stores_and_queues_keys_as_inserting_one_by_one(
+    stream: list[tuple[str, int, int]], within: int, size: int, shift: int
+) -> None:
+    # store() of a batch's sorted pairs (new keys of a batch share a step's queue) and
+    # settle() against insert() event by event; times from -700 on (steps below zero)
+    one, batch = KeyedWindow(within, key=lambda e: e), KeyedWindow(within, key=lambda e: e)
+    rows = [(ms + shift, f"e{i:04d}", k) for i, (k, ms, _) in enumerate(stream)]
+    for start in range(0, len(rows), size):
+        part = sorted(rows[start : start + size])
+        for ms, eid, k in part:
+            one.insert(k, ms, eid)
+        batch.store(((k, (ms, eid)) for ms, eid, k in part), part[0][0] - within)
+        batch.settle()
+    assert batch._data == one._data
+    under = queued_under(batch)
+    assert under == queued_under(one)
+    assert sorted(under) == sorted(batch._data) and all(len(b) == 1 for b in under.values())
