@@ -63,16 +63,13 @@ def candidates(name: str) -> list[str]:
 
 
 def _counts(names: Iterable[str], flags: Iterable[bool]) -> Counter[str]:
-    """Records per candidate prefix among the names whose flag is set."""
-    memo: dict[str, list[str]] = {}
+    """Records per candidate prefix among the names whose flag is set (each distinct
+    name's candidates once, weighted by its records: a name repeats per record)."""
+    tally = Counter(name for name, flag in zip(names, flags, strict=True) if flag and name)
     out: Counter[str] = Counter()
-    for name, flag in zip(names, flags, strict=True):
-        if not flag or not name:
-            continue
-        cands = memo.get(name)
-        if cands is None:
-            cands = memo[name] = candidates(name)
-        out.update(cands)
+    for name, count in tally.items():
+        for cand in candidates(name):
+            out[cand] += count
     return out
 
 

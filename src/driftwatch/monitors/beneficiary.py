@@ -165,7 +165,8 @@ class BeneficiaryDetector(BatchedWindows, Detector):
         self._cells = CellsMemo()
         self._store: Store | None = None
         self._payer_block: list[dt.datetime] = []
-        self._payer_rows: dict[int, list[tuple[int, str, str, int, Any, Any]]] = {}
+        # cell -> segment -> (pass bucket, merchant, rows, cards, pairs) of the block
+        self._payer_rows: dict[int, dict[str, list[tuple[int, str, int, Any, Any]]]] = {}
         self.block_payer_reads = 0
         """Block queries of who pays under candidate prefixes (tests, benchmarks)."""
 
@@ -368,17 +369,18 @@ class BeneficiaryDetector(BatchedWindows, Detector):
                 "bf_step": step, "cells": missing})
             self.block_payer_reads += 1
             for c in missing:
-                self._payer_rows[c] = []
+                self._payer_rows[c] = {}
             for b, s, c, m, k, cs, ps in zip(cols[BUCKET_KEY], cols["segment"], cols["cell"],
                                              cols["m"], cols["k"], cols["cs"], cols["ps"],
                                              strict=True):
-                self._payer_rows[int(c)].append((int(b), str(s), str(m), int(k), cs, ps))
+                self._payer_rows[int(c)].setdefault(str(s), []).append(
+                    (int(b), str(m), int(k), cs, ps))
         end = int((hi - EPOCH).total_seconds())
         start = end - self.window_s
         agg: dict[tuple[str, int], tuple[list[int], dict[str, int], set[Any], set[Any]]] = {}
-        for c in cells:
-            for b, s, m, k, cs, ps in self._payer_rows[c]:
-                if start < b <= end and (s, c) in wanted:
+        for s, c in wanted:  # only the wanted segments' rows of each cell (issue 24)
+            for b, m, k, cs, ps in self._payer_rows[c].get(s, ()):
+                if start < b <= end:
                     total, merchants, cards, pairs = agg.setdefault(
                         (s, c), ([0], {}, set(), set()))
                     total[0] += k

@@ -274,17 +274,53 @@ def matches_table(conj: Mapping[str, Any], table: pd.DataFrame) -> np.ndarray:
     return hit
 
 
-def records_of(table: pd.DataFrame) -> list[dict[str, str]]:
-    """The rows of a mining table as text fields."""
-    return [{str(k): str(v) for k, v in r.items()} for r in table.to_dict("records")]
+@dataclass(frozen=True)
+class Records:
+    """The current rows of a mining table as text columns, for matching many
+    conjunctions at once (:func:`matches` of every row, vectorised: issue 24).
+
+    >>> r = Records.of(pd.DataFrame({"beneficiary_name": ["GLX-TRD 4", "ACME"],
+    ...                              "amount_cents": [91, 91], "k": [2, 1]}))
+    >>> r.mask({"beneficiary_prefix": "GLX-", "amount_cents": 91}).tolist()
+    [True, False]
+    """
+
+    cols: dict[str, np.ndarray]
+    k: np.ndarray
+
+    @classmethod
+    def of(cls, table: pd.DataFrame) -> Records:
+        """Every column as text (``str`` of each value, as :func:`matches` compares)."""
+        cols = {str(c): np.array([str(v) for v in table[c].tolist()], dtype=str)
+                for c in table.columns}
+        return cls(cols, table["k"].to_numpy(dtype=np.int64))
+
+    def mask(self, conj: Mapping[str, Any]) -> np.ndarray:
+        """Whether each row falls in ``conj`` (:func:`matches`)."""
+        hit = np.ones(len(self.k), dtype=bool)
+        for attr, value in conj.items():
+            if attr == "beneficiary_prefix":
+                col = self.cols.get("beneficiary_name")
+                if col is None:
+                    return np.zeros(len(self.k), dtype=bool)
+                hit &= np.char.startswith(col, str(value))
+            elif attr in self.cols:
+                hit &= self.cols[attr] == str(value)
+            else:
+                return np.zeros(len(self.k), dtype=bool)
+        return hit
+
+    def keys(self, hit: np.ndarray) -> list[str]:
+        """The window keys (:data:`FIELDS` joined by :data:`SEP`) of the rows ``hit``."""
+        return [SEP.join(row) for row in zip(*(self.cols[f][hit].tolist() for f in FIELDS),
+                                             strict=True)]
 
 
-def shared_rows(records: Sequence[Mapping[str, str]], a: Mapping[str, Any],
-                b: Mapping[str, Any]) -> int:
+def shared_rows(records: Records, a: Mapping[str, Any], b: Mapping[str, Any]) -> int:
     """Suspicious current rows (``k`` of each record) in both conjunctions ``a`` and
     ``b``: a one-MCC finding replaces the spread one only when it holds the spread
     one's rows, not merely as many rows of another pattern."""
-    return sum(int(r["k"]) for r in records if matches(a, r) and matches(b, r))
+    return int(records.k[records.mask(a) & records.mask(b)].sum())
 
 
 def conjunction_text(conj: Mapping[str, Any]) -> str:

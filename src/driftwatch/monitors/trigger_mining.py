@@ -109,13 +109,11 @@ from driftwatch.monitors.trigger_keys import (
     CHECK_SQL,
     FIELDS,
     FILLER_SEGMENT,
-    SEP,
     ChunkedWindow,
     Mark,
+    Records,
     evidence_sql,
-    matches,
     matches_table,
-    records_of,
     shared_rows,
     split_keys,
     spread_segment,
@@ -221,7 +219,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         self._cut: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
         self._chunks: ChunkedWindow | None = None
         self._memo: dict[str, tuple[pd.DataFrame, pd.DataFrame, MiningResult,
-                                    list[dict[str, str]]]] = {}
+                                    Records]] = {}
         self._guarded: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
 
     # -- queries ----------------------------------------------------------------------
@@ -392,7 +390,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         return [*best.values(), *fill]
 
     def _mined(self, frame: pd.DataFrame, k_cur: int, k_ref: int,
-               tier: str = "s") -> tuple[pd.DataFrame, MiningResult, list[dict[str, str]]]:
+               tier: str = "s") -> tuple[pd.DataFrame, MiningResult, Records]:
         """The miner's table (prefixes assigned), its search and its current rows as text; the
         last pass's when its frame is the same (no suspicious row entered or left either
         window: a quarter of the passes of a replay): the search is a pure function of
@@ -418,19 +416,19 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
                    min_lift=self.min_lift, min_excess=self.min_count - 1, alpha=self.alpha,
                    closure=self.closure, prior_weight=self.prior_weight,
                    min_expected=self.floor)
-        self._memo[tier] = (frame, table, res, records_of(table[table["k"] > 0]))
+        self._memo[tier] = (frame, table, res, Records.of(table[table["k"] > 0]))
         return self._memo[tier][1:]
 
     def _row(self, conj: Mapping[str, Any], k: int, expected: float, p: float, k_ref: int,
              examined: int, cards: Mapping[str, list[str]],
-             now: list[dict[str, str]]) -> dict[str, Any]:
-        hit = [r for r in now if matches(conj, r)]
-        mccs = sorted({r["mcc"] for r in hit})
+             now: Records) -> dict[str, Any]:
+        hit = now.mask(conj)
+        mccs = sorted(set(now.cols["mcc"][hit].tolist()))
         card_set: set[str] = set()
-        for r in hit:
-            card_set.update(cards.get(SEP.join(r[f] for f in FIELDS), []))
+        for key in now.keys(hit):
+            card_set.update(cards.get(key, []))
         one = len(mccs) == 1
-        payees = len({r["beneficiary_name"] for r in hit if int(r["k"]) > 0})
+        payees = len(set(now.cols["beneficiary_name"][hit & (now.k > 0)].tolist()))
         if self.unit == "payee" or (self.unit == "spread" and not one):  # issue 22
             p = max(p, float(poisson_surge([min(payees, k)], [expected])[0]))
         return {"segment": f"mcc={mccs[0]}" if one else spread_segment(conj),
