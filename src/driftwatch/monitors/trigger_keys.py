@@ -262,15 +262,21 @@ def matches_table(conj: Mapping[str, Any], table: pd.DataFrame) -> np.ndarray:
     ...      "amount_cents": ["91", "13", "91"]})).tolist()
     [True, False, False]
     """
-    hit = np.ones(len(table), dtype=bool)
+    return _mask(conj, lambda c: table[c].astype(str).to_numpy(dtype=str)
+                 if c in table.columns else None, len(table))
+
+
+def _mask(conj: Mapping[str, Any], column: Callable[[str], np.ndarray | None],
+          n: int) -> np.ndarray:
+    """:func:`matches` of ``n`` rows at once, ``column`` giving a field's text column
+    (``None``: the rows lack it, so none falls in the conjunction)."""
+    hit = np.ones(n, dtype=bool)
     for attr, value in conj.items():
-        if attr == "beneficiary_prefix":
-            col = table["beneficiary_name"].astype(str).str.startswith(str(value))
-        elif attr in table.columns:
-            col = table[attr].astype(str) == str(value)
-        else:
-            return np.zeros(len(table), dtype=bool)
-        hit &= col.to_numpy(dtype=bool)
+        prefix = attr == "beneficiary_prefix"
+        col = column("beneficiary_name" if prefix else attr)
+        if col is None:
+            return np.zeros(n, dtype=bool)
+        hit &= np.char.startswith(col, str(value)) if prefix else col == str(value)
     return hit
 
 
@@ -297,18 +303,7 @@ class Records:
 
     def mask(self, conj: Mapping[str, Any]) -> np.ndarray:
         """Whether each row falls in ``conj`` (:func:`matches`)."""
-        hit = np.ones(len(self.k), dtype=bool)
-        for attr, value in conj.items():
-            if attr == "beneficiary_prefix":
-                col = self.cols.get("beneficiary_name")
-                if col is None:
-                    return np.zeros(len(self.k), dtype=bool)
-                hit &= np.char.startswith(col, str(value))
-            elif attr in self.cols:
-                hit &= self.cols[attr] == str(value)
-            else:
-                return np.zeros(len(self.k), dtype=bool)
-        return hit
+        return _mask(conj, self.cols.get, len(self.k))
 
     def keys(self, hit: np.ndarray) -> list[str]:
         """The window keys (:data:`FIELDS` joined by :data:`SEP`) of the rows ``hit``."""
