@@ -150,10 +150,16 @@ class CentsDetector(BatchedWindows, Detector):
         self._cells_new = CellsMemo()
         self._db = ""
 
+    @property
+    def young(self) -> bool:
+        """Whether ``new_merchant_cell`` runs (its columns are read only then)."""
+        return self.new_merchant_days > 0
+
     def _sql(self, cards: bool, batched: bool = False) -> str:
-        extra = (f", uniqExact(card_id) AS cards, countIf({NEW}) AS c_new, "
-                 f"uniqExactIf(card_id, {NEW}) AS cards_new, "
-                 f"uniqExactIf(merchant_id, {NEW}) AS merchants_new") if cards else ""
+        extra = ", uniqExact(card_id) AS cards" if cards else ""
+        if cards and self.young:
+            extra += (f", countIf({NEW}) AS c_new, uniqExactIf(card_id, {NEW}) AS cards_new, "
+                      f"uniqExactIf(merchant_id, {NEW}) AS merchants_new")
         return grid_sql(
             self.spec,
             batched=batched,
@@ -184,8 +190,10 @@ class CentsDetector(BatchedWindows, Detector):
 
     @staticmethod
     def _tables(cols: Columns) -> Current:
+        """Without the new-merchant columns (stratum off) their tables are empty."""
         seg, cell = cols["segment"], cols["cell"]
-        tables = (SegmentTable.from_long(seg, cell, cols[c], CELLS)
+        tables = (SegmentTable.from_long(seg, cell, cols[c], CELLS) if c in cols
+                  else SegmentTable.empty(CELLS)
                   for c in ("c", "cards", "c_new", "cards_new", "merchants_new"))
         return (next(tables), next(tables), next(tables), next(tables), next(tables))
 
@@ -200,37 +208,38 @@ class CentsDetector(BatchedWindows, Detector):
         # distinct cards = rows - repeats: only (cents, card) pairs seen twice in the
         # block can repeat within a window, so only their rows are read per card
         where = f"{WINDOW} AND amount_minor >= {LAST_TWO_MIN_MINOR}"
-        # (at new merchants alike: rows - repeats, a pair's young rows counted once)
+        # (at new merchants alike: rows - repeats, a pair's young rows counted once;
+        # with the stratum off none of its columns is read)
+        new_c, new_k = (f", countIf({NEW}) AS c_new", f", countIf({NEW}) AS k_new"
+                        ) if self.young else ("", "")
         counts = read_windows(
             store, self.spec, passes, self.window_s, step, select="amount_cents AS cell, "
-            f"count() AS c, countIf({NEW}) AS c_new", source=SCORED, where=where,
-            keys=("cell",), values=("c", "c_new"), new_days=days)
+            f"count() AS c{new_c}", source=SCORED, where=where, keys=("cell",),
+            values=("c", "c_new") if self.young else ("c",), new_days=days)
         repeats = read_windows(
             store, self.spec, passes, self.window_s, step,
-            select=f"amount_cents AS cell, card_id, count() AS k, countIf({NEW}) AS k_new",
+            select=f"amount_cents AS cell, card_id, count() AS k{new_k}",
             source=SCORED,
             where=f"{where} AND (amount_cents, card_id) IN (SELECT amount_cents, card_id "
             f"FROM {SCORED} WHERE {where} GROUP BY amount_cents, card_id HAVING count() > 1)",
-            keys=("cell", "card_id"), values=("k", "k_new"), new_days=days)
-        young = f"{where} AND {NEW}"
-        shops = read_windows(
-            store, self.spec, passes, self.window_s, step,
-            select="amount_cents AS cell, merchant_id, count() AS k", source=SCORED,
-            where=f"{young} AND (amount_cents, merchant_id) IN (SELECT amount_cents, "
-            f"merchant_id FROM {SCORED} WHERE {young} GROUP BY amount_cents, merchant_id "
-            "HAVING count() > 1)",
-            keys=("cell", "merchant_id"), values=("k",), new_days=days)
+            keys=("cell", "card_id"), values=("k", "k_new") if self.young else ("k",),
+            new_days=days)
+        shops = self._young_shops(store, passes, where) if self.young else None
         out = {}
         for at in passes:
             cols, rep = counts[at], repeats[at]
             segs = np.concatenate([cols["segment"], rep["segment"]])
             cells = np.concatenate([cols["cell"], rep["cell"]])
-
+            cards = SegmentTable.from_long(
+                segs, cells, np.concatenate([cols["c"], 1 - rep["k"]]), CELLS)
+            if shops is None:
+                empty = SegmentTable.empty(CELLS)
+                out[at] = (self._counts(cols), cards, empty, empty, empty)
+                continue
             c_new = np.minimum(rep["k_new"], 1) - rep["k_new"]
             out[at] = (
                 self._counts(cols),
-                SegmentTable.from_long(segs, cells, np.concatenate([cols["c"], 1 - rep["k"]]),
-                                       CELLS),
+                cards,
                 SegmentTable.from_long(cols["segment"], cols["cell"], cols["c_new"], CELLS),
                 SegmentTable.from_long(segs, cells, np.concatenate([cols["c_new"], c_new]),
                                        CELLS),
@@ -240,6 +249,20 @@ class CentsDetector(BatchedWindows, Detector):
                     np.concatenate([cols["c_new"], 1 - shops[at]["k"]]), CELLS),
             )
         return out
+
+    def _young_shops(
+        self, store: Store, passes: Sequence[dt.datetime], where: str
+    ) -> dict[dt.datetime, Columns]:
+        """Per pass, the young (cents, merchant) pairs seen more than once in the block
+        with their window's rows (distinct young merchants = rows - repeats)."""
+        young = f"{where} AND {NEW}"
+        return read_windows(
+            store, self.spec, passes, self.window_s, self.settings.monitor_interval_s,
+            select="amount_cents AS cell, merchant_id, count() AS k", source=SCORED,
+            where=f"{young} AND (amount_cents, merchant_id) IN (SELECT amount_cents, "
+            f"merchant_id FROM {SCORED} WHERE {young} GROUP BY amount_cents, merchant_id "
+            "HAVING count() > 1)",
+            keys=("cell", "merchant_id"), values=("k",), new_days=self.new_merchant_days)
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
