@@ -30,7 +30,9 @@ stratum: offline on development variant 1001 (a mid MCC) the stratum's p-value w
 Its rows form their own evaluations in the pass's Benjamini-Hochberg family, and it
 alerts only from ``min_cards_new`` distinct cards (one customer paying one young
 payee again and again is ordinary scam traffic) at ``min_merchants_new`` distinct
-merchants (one young shop's own price point is not a shift of the segment's cents).
+merchants (one young shop's own price point is not a shift of the segment's cents),
+or from one card at ``spread_merchants_new`` distinct young merchants (an attacker's
+first trigger rows often come in bursts from one card, to several of its merchants).
 """
 
 from __future__ import annotations
@@ -118,14 +120,21 @@ class CentsDetector(BatchedWindows, Detector):
         Excess share from which a discovery is critical (default 0.3).
     new_merchant_days : int
         ``new_merchant_cell`` tests the rows at merchants registered fewer days
-        than this before the transaction (default 0: off, until its null is measured
-        on the whole monitor; 180 is the new-merchant age of ``volume``).
+        than this before the transaction (default 0: off, reading none of its
+        columns, until its null is measured on the whole monitor; 180 is the
+        new-merchant age of ``volume``).
     min_count_new : int
         Fewest new-merchant rows with the anomalous value to alert (default 4).
     min_cards_new : int
-        Fewest distinct cards among those rows to alert (default 2).
+        Fewest distinct cards among those rows to alert (default 2), unless they
+        went to ``spread_merchants_new`` merchants.
     min_merchants_new : int
         Fewest distinct merchants among those rows to alert (default 2).
+    spread_merchants_new : int
+        Distinct young merchants among those rows that stand in for
+        ``min_cards_new`` (default 3): one card paying three different young
+        merchants the same cents is neither a customer's habit nor a scam burst to
+        one payee, and an attacker's first trigger rows often come from one card.
     """
 
     name = "cents"
@@ -141,6 +150,7 @@ class CentsDetector(BatchedWindows, Detector):
     min_count_new: int = 4
     min_cards_new: int = 2
     min_merchants_new: int = 2
+    spread_merchants_new: int = 3
 
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
         super().__init__(settings, spec, **options)
@@ -290,16 +300,17 @@ class CentsDetector(BatchedWindows, Detector):
             out.append(self._test("new_merchant_cell", current_new, cards_new, null,
                                   self._cells_new,
                                   (self.min_count_new, self.min_count_new, self.min_cards_new),
-                                  (merchants_new, self.min_merchants_new)))
+                                  (merchants_new, self.min_merchants_new,
+                                   self.spread_merchants_new)))
         return out
 
     def _test(self, test: str, current: SegmentTable, card_table: SegmentTable, null: _Null,
               memo: CellsMemo, minimum: tuple[int, int, int],
-              merchants: tuple[SegmentTable, int] | None = None) -> Evaluations:
+              merchants: tuple[SegmentTable, int, int] | None = None) -> Evaluations:
         """The max-cell test of ``current``'s rows against the segments' reference
         shares ``null``; ``minimum``: (rows to test, rows of the value and distinct
-        cards among them to alert); ``merchants``: distinct merchants per cell and
-        the fewest to alert."""
+        cards among them to alert); ``merchants``: distinct merchants per cell, the
+        fewest to alert and the number that stands in for the cards."""
         assert self._disp is not None
         min_n, min_count, min_cards = minimum
         cur = current.values
@@ -316,13 +327,15 @@ class CentsDetector(BatchedWindows, Detector):
         rows = np.arange(len(segs))
         at_cell = (rows, np.maximum(res.cell, 0))
         cards = card_table.rows(segs)[at_cell] if len(segs) else np.zeros(0)
-        eligible = (count >= min_count) & (count - expected >= min_count - 1) & (
-            cards >= min_cards)
+        eligible = (count >= min_count) & (count - expected >= min_count - 1)
+        enough_cards = cards >= min_cards
         details = {"cents": res.cell, "cards": cards.astype(np.int64)}
         if merchants is not None:
             shops = merchants[0].rows(segs)[at_cell] if len(segs) else np.zeros(0)
             eligible &= shops >= merchants[1]
+            enough_cards |= shops >= merchants[2]
             details["merchants"] = shops.astype(np.int64)
+        eligible &= enough_cards
         return Evaluations(
             detector=self.name,
             test=test,
