@@ -214,6 +214,42 @@ def test_cents_at_new_merchants_against_the_segments_reference_shares(store: Sto
     assert len(hits) == 5 and all(str(r[7]).endswith(".41") for r in hits)
 
 
+def test_cents_at_new_merchants_one_card_at_three_shops_is_eligible_one_payee_is_not(
+    store: Store,
+) -> None:
+    """An attacker's first trigger rows often come from one card: four rows ending in
+    .41 from one card at three young merchants are eligible (three merchants stand in
+    for the two cards), while one card paying one young payee .58 five times (a scam
+    burst) and one card at two young shops (.63, four times) are not."""
+    rng = np.random.default_rng(9)
+    old = "2020-01-01"
+    insert(store, background(rng, 49, 120, mccs=("5967", "5411", "7995"), countries=("US",),
+                             registered=old))
+    attack = [event(f"a{j}", LO + (5 + 12 * j) * dt.timedelta(minutes=1), mcc="5967",
+                    amount=f"{400 + j}.41", registered="2026-01-15", merchant=f"m-a{j % 3}",
+                    card="atk-0") for j in range(4)]
+    burst = [event(f"s{j}", LO + (4 + 10 * j) * dt.timedelta(minutes=1), mcc="5411",
+                   amount=f"{90 + j}.58", registered="2026-01-20", merchant="m-payee",
+                   card="victim-0") for j in range(5)]
+    pair = [event(f"p{j}", LO + (6 + 11 * j) * dt.timedelta(minutes=1), mcc="7995",
+                  amount=f"{60 + j}.63", registered="2026-01-25", merchant=f"m-p{j % 2}",
+                  card="card-p") for j in range(4)]
+    insert(store, attack + burst + pair)
+    ctx = ctx_for(store)
+    det = CentsDetector(ctx.settings, ctx.spec, new_merchant_days=180)
+    _, new = det.evaluate(ctx)
+    assert new.test == "new_merchant_cell"
+    want = {"mcc=5967": (41, 4, 1, 3, True), "mcc=5411": (58, 5, 1, 1, False),
+            "mcc=7995": (63, 4, 1, 2, False)}
+    for segment, (cents, count, cards, shops, ok) in want.items():
+        e, i = row([new], segment)
+        d = e.detail(i)
+        assert (d["cents"], d["count"], d["cards"], d["merchants"]) == (
+            cents, count, cards, shops), segment
+        assert e.pvalue[i] < 1e-6, (segment, e.pvalue[i])  # the floors decide, not p
+        assert e.eligible is not None and bool(e.eligible[i]) is ok, segment
+
+
 # -- shadow ----------------------------------------------------------------------------
 def test_shadow_counts_flips_and_matches_betabinomial_tail(store: Store) -> None:
     rng = np.random.default_rng(3)

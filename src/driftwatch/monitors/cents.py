@@ -30,7 +30,9 @@ stratum: offline on development variant 1001 (a mid MCC) the stratum's p-value w
 Its rows form their own evaluations in the pass's Benjamini-Hochberg family, and it
 alerts only from ``min_cards_new`` distinct cards (one customer paying one young
 payee again and again is ordinary scam traffic) at ``min_merchants_new`` distinct
-merchants (one young shop's own price point is not a shift of the segment's cents).
+merchants (one young shop's own price point is not a shift of the segment's cents),
+or from one card at ``spread_merchants_new`` distinct young merchants (an attacker's
+first trigger rows often come in bursts from one card, to several of its merchants).
 """
 
 from __future__ import annotations
@@ -118,14 +120,21 @@ class CentsDetector(BatchedWindows, Detector):
         Excess share from which a discovery is critical (default 0.3).
     new_merchant_days : int
         ``new_merchant_cell`` tests the rows at merchants registered fewer days
-        than this before the transaction (default 0: off, until its null is measured
-        on the whole monitor; 180 is the new-merchant age of ``volume``).
+        than this before the transaction (default 0: off, reading none of its
+        columns, until its null is measured on the whole monitor; 180 is the
+        new-merchant age of ``volume``).
     min_count_new : int
         Fewest new-merchant rows with the anomalous value to alert (default 4).
     min_cards_new : int
-        Fewest distinct cards among those rows to alert (default 2).
+        Fewest distinct cards among those rows to alert (default 2), unless they
+        went to ``spread_merchants_new`` merchants.
     min_merchants_new : int
         Fewest distinct merchants among those rows to alert (default 2).
+    spread_merchants_new : int
+        Distinct young merchants among those rows that stand in for
+        ``min_cards_new`` (default 3): one card paying three different young
+        merchants the same cents is neither a customer's habit nor a scam burst to
+        one payee, and an attacker's first trigger rows often come from one card.
     """
 
     name = "cents"
@@ -141,6 +150,7 @@ class CentsDetector(BatchedWindows, Detector):
     min_count_new: int = 4
     min_cards_new: int = 2
     min_merchants_new: int = 2
+    spread_merchants_new: int = 3
 
     def __init__(self, settings: Settings, spec: SegmentSpec, **options: object) -> None:
         super().__init__(settings, spec, **options)
@@ -150,10 +160,16 @@ class CentsDetector(BatchedWindows, Detector):
         self._cells_new = CellsMemo()
         self._db = ""
 
+    @property
+    def young(self) -> bool:
+        """Whether ``new_merchant_cell`` runs (its columns are read only then)."""
+        return self.new_merchant_days > 0
+
     def _sql(self, cards: bool, batched: bool = False) -> str:
-        extra = (f", uniqExact(card_id) AS cards, countIf({NEW}) AS c_new, "
-                 f"uniqExactIf(card_id, {NEW}) AS cards_new, "
-                 f"uniqExactIf(merchant_id, {NEW}) AS merchants_new") if cards else ""
+        extra = ", uniqExact(card_id) AS cards" if cards else ""
+        if cards and self.young:
+            extra += (f", countIf({NEW}) AS c_new, uniqExactIf(card_id, {NEW}) AS cards_new, "
+                      f"uniqExactIf(merchant_id, {NEW}) AS merchants_new")
         return grid_sql(
             self.spec,
             batched=batched,
@@ -184,8 +200,10 @@ class CentsDetector(BatchedWindows, Detector):
 
     @staticmethod
     def _tables(cols: Columns) -> Current:
+        """Without the new-merchant columns (stratum off) their tables are empty."""
         seg, cell = cols["segment"], cols["cell"]
-        tables = (SegmentTable.from_long(seg, cell, cols[c], CELLS)
+        tables = (SegmentTable.from_long(seg, cell, cols[c], CELLS) if c in cols
+                  else SegmentTable.empty(CELLS)
                   for c in ("c", "cards", "c_new", "cards_new", "merchants_new"))
         return (next(tables), next(tables), next(tables), next(tables), next(tables))
 
@@ -200,37 +218,38 @@ class CentsDetector(BatchedWindows, Detector):
         # distinct cards = rows - repeats: only (cents, card) pairs seen twice in the
         # block can repeat within a window, so only their rows are read per card
         where = f"{WINDOW} AND amount_minor >= {LAST_TWO_MIN_MINOR}"
-        # (at new merchants alike: rows - repeats, a pair's young rows counted once)
+        # (at new merchants alike: rows - repeats, a pair's young rows counted once;
+        # with the stratum off none of its columns is read)
+        new_c, new_k = (f", countIf({NEW}) AS c_new", f", countIf({NEW}) AS k_new"
+                        ) if self.young else ("", "")
         counts = read_windows(
             store, self.spec, passes, self.window_s, step, select="amount_cents AS cell, "
-            f"count() AS c, countIf({NEW}) AS c_new", source=SCORED, where=where,
-            keys=("cell",), values=("c", "c_new"), new_days=days)
+            f"count() AS c{new_c}", source=SCORED, where=where, keys=("cell",),
+            values=("c", "c_new") if self.young else ("c",), new_days=days)
         repeats = read_windows(
             store, self.spec, passes, self.window_s, step,
-            select=f"amount_cents AS cell, card_id, count() AS k, countIf({NEW}) AS k_new",
+            select=f"amount_cents AS cell, card_id, count() AS k{new_k}",
             source=SCORED,
             where=f"{where} AND (amount_cents, card_id) IN (SELECT amount_cents, card_id "
             f"FROM {SCORED} WHERE {where} GROUP BY amount_cents, card_id HAVING count() > 1)",
-            keys=("cell", "card_id"), values=("k", "k_new"), new_days=days)
-        young = f"{where} AND {NEW}"
-        shops = read_windows(
-            store, self.spec, passes, self.window_s, step,
-            select="amount_cents AS cell, merchant_id, count() AS k", source=SCORED,
-            where=f"{young} AND (amount_cents, merchant_id) IN (SELECT amount_cents, "
-            f"merchant_id FROM {SCORED} WHERE {young} GROUP BY amount_cents, merchant_id "
-            "HAVING count() > 1)",
-            keys=("cell", "merchant_id"), values=("k",), new_days=days)
+            keys=("cell", "card_id"), values=("k", "k_new") if self.young else ("k",),
+            new_days=days)
+        shops = self._young_shops(store, passes, where) if self.young else None
         out = {}
         for at in passes:
             cols, rep = counts[at], repeats[at]
             segs = np.concatenate([cols["segment"], rep["segment"]])
             cells = np.concatenate([cols["cell"], rep["cell"]])
-
+            cards = SegmentTable.from_long(
+                segs, cells, np.concatenate([cols["c"], 1 - rep["k"]]), CELLS)
+            if shops is None:
+                empty = SegmentTable.empty(CELLS)
+                out[at] = (self._counts(cols), cards, empty, empty, empty)
+                continue
             c_new = np.minimum(rep["k_new"], 1) - rep["k_new"]
             out[at] = (
                 self._counts(cols),
-                SegmentTable.from_long(segs, cells, np.concatenate([cols["c"], 1 - rep["k"]]),
-                                       CELLS),
+                cards,
                 SegmentTable.from_long(cols["segment"], cols["cell"], cols["c_new"], CELLS),
                 SegmentTable.from_long(segs, cells, np.concatenate([cols["c_new"], c_new]),
                                        CELLS),
@@ -240,6 +259,20 @@ class CentsDetector(BatchedWindows, Detector):
                     np.concatenate([cols["c_new"], 1 - shops[at]["k"]]), CELLS),
             )
         return out
+
+    def _young_shops(
+        self, store: Store, passes: Sequence[dt.datetime], where: str
+    ) -> dict[dt.datetime, Columns]:
+        """Per pass, the young (cents, merchant) pairs seen more than once in the block
+        with their window's rows (distinct young merchants = rows - repeats)."""
+        young = f"{where} AND {NEW}"
+        return read_windows(
+            store, self.spec, passes, self.window_s, self.settings.monitor_interval_s,
+            select="amount_cents AS cell, merchant_id, count() AS k", source=SCORED,
+            where=f"{young} AND (amount_cents, merchant_id) IN (SELECT amount_cents, "
+            f"merchant_id FROM {SCORED} WHERE {young} GROUP BY amount_cents, merchant_id "
+            "HAVING count() > 1)",
+            keys=("cell", "merchant_id"), values=("k",), new_days=self.new_merchant_days)
 
     def evaluate(self, ctx: PassContext) -> list[Evaluations]:
         self._db = ctx.store.database
@@ -267,16 +300,17 @@ class CentsDetector(BatchedWindows, Detector):
             out.append(self._test("new_merchant_cell", current_new, cards_new, null,
                                   self._cells_new,
                                   (self.min_count_new, self.min_count_new, self.min_cards_new),
-                                  (merchants_new, self.min_merchants_new)))
+                                  (merchants_new, self.min_merchants_new,
+                                   self.spread_merchants_new)))
         return out
 
     def _test(self, test: str, current: SegmentTable, card_table: SegmentTable, null: _Null,
               memo: CellsMemo, minimum: tuple[int, int, int],
-              merchants: tuple[SegmentTable, int] | None = None) -> Evaluations:
+              merchants: tuple[SegmentTable, int, int] | None = None) -> Evaluations:
         """The max-cell test of ``current``'s rows against the segments' reference
         shares ``null``; ``minimum``: (rows to test, rows of the value and distinct
-        cards among them to alert); ``merchants``: distinct merchants per cell and
-        the fewest to alert."""
+        cards among them to alert); ``merchants``: distinct merchants per cell, the
+        fewest to alert and the number that stands in for the cards."""
         assert self._disp is not None
         min_n, min_count, min_cards = minimum
         cur = current.values
@@ -293,13 +327,15 @@ class CentsDetector(BatchedWindows, Detector):
         rows = np.arange(len(segs))
         at_cell = (rows, np.maximum(res.cell, 0))
         cards = card_table.rows(segs)[at_cell] if len(segs) else np.zeros(0)
-        eligible = (count >= min_count) & (count - expected >= min_count - 1) & (
-            cards >= min_cards)
+        eligible = (count >= min_count) & (count - expected >= min_count - 1)
+        enough_cards = cards >= min_cards
         details = {"cents": res.cell, "cards": cards.astype(np.int64)}
         if merchants is not None:
             shops = merchants[0].rows(segs)[at_cell] if len(segs) else np.zeros(0)
             eligible &= shops >= merchants[1]
+            enough_cards |= shops >= merchants[2]
             details["merchants"] = shops.astype(np.int64)
+        eligible &= enough_cards
         return Evaluations(
             detector=self.name,
             test=test,
