@@ -17,8 +17,9 @@ values (:func:`~driftwatch.rules.sequences.travel_values`).
 >>> rule = rule_from_text("r", "count(by=card_id, within=1h) >= 3")
 >>> held = {"c1": [(0, "a"), (1, "b"), (2, "c")], "c2": (0, "d")}.get
 >>> narrow = narrowing(rule.expr, lambda agg: (held, "card", None))
->>> keys = ("c1", "c2", "c3")
->>> narrow([0, 1, 2], lambda name: keys, ("a", "d", "e"))
+>>> from driftwatch.rules.columns import column_cache
+>>> column = column_cache({}, [None] * 3, given={"card": ("c1", "c2", "c3")})
+>>> narrow([0, 1, 2], column, ("a", "d", "e"))
 [0]
 """
 
@@ -32,21 +33,27 @@ from itertools import repeat
 from typing import Any
 
 from driftwatch.rules import typed as t
+from driftwatch.rules.columns import held_column
 from driftwatch.rules.typed import Ty
 
-__all__ = ["Form", "Narrow", "Resolve", "Values", "ValuesFor", "event_form", "feature_column",
-           "field_column", "key_form", "narrowing"]
+__all__ = ["SHARED", "Form", "Narrow", "Resolve", "Values", "ValuesFor", "event_form",
+           "feature_column", "field_column", "key_form", "narrowing"]
 
 Narrow = Callable[[list[int], Callable[[Hashable], tuple[Any, ...]], Sequence[str]], list[int]]
 """``narrow(indices, column, event_ids)``: the indices (in order) that may still hit."""
-Values = Callable[[list[int], Callable[[Hashable], tuple[Any, ...]]], list[Any]]
-"""``values(indices, column)``: an aggregate's value for each of those events of the batch."""
+Values = Callable[[list[int], Callable[[Hashable], tuple[Any, ...]]],
+                  tuple[list[int], list[Any]]]
+"""``values(indices, column)``: those events whose aggregate is not null, and its values."""
 Resolve = Callable[[t.Agg], "tuple[Callable[[Hashable], Any], Hashable, ValuesFor | None] | None"]
 """Aggregate -> (its window's ``held``, the name of its window's key column, its values
 over the batch or None), or None."""
 ValuesFor = Callable[[float | None], Values]
 """``values_for(above)``: the values over a batch, those that cannot exceed ``above``
-(when given) as None."""
+(when given) left out as if null."""
+
+SHARED = 4
+"""A narrowing pass over ``1 / SHARED`` of a batch or more reads the batch's column of
+entries per event (:func:`~driftwatch.rules.columns.held_column`, read by them all)."""
 
 _SWAP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _COUNTS = ("count", "count_distinct")
@@ -68,10 +75,14 @@ class _AtLeast:
     def __call__(self, idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
                  eids: Sequence[str]) -> list[int]:
         held, keys, need = self.held, column(self.key), self.need
+        if SHARED * len(idx) >= len(keys):  # the entries of every key, looked up once
+            got = column(held_column(held, self.key))
+            if need <= 1:
+                return [i for i in idx if got[i] is not None]
+            return [i for i in idx if (d := got[i]).__class__ is list and len(d) >= need]
         if need <= 1:
             return [i for i in idx if held(keys[i]) is not None]
-        return [i for i in idx
-                if (got := held(keys[i])).__class__ is list and len(got) >= need]
+        return [i for i in idx if (d := held(keys[i])).__class__ is list and len(d) >= need]
 
 
 def _at_least(held: Callable[[Hashable], Any], key: Hashable, need: int) -> Narrow:
@@ -97,7 +108,11 @@ class _Recent:
     def __call__(self, idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
                  eids: Sequence[str]) -> list[int]:
         keys, ms, need = column(self.key), column("ms"), self.need
-        recent, within = self.held.recent, self.held.within
+        held, within = self.held, self.held.within
+        if SHARED * len(idx) >= len(keys):  # from the entries looked up once per batch
+            got, recent_in = column(held_column(held.bound, self.key)), held.recent_in
+            return [i for i in idx if recent_in(got[i], ms[i] - within, need)]
+        recent = held.recent
         return [i for i in idx if recent(keys[i], ms[i] - within, need)]
 
 
@@ -118,8 +133,8 @@ def _decided(values: Values, f: Callable[[Any, Any], Any], c: Any) -> Narrow:
 
     def decided(idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
                 eids: Sequence[str]) -> list[int]:
-        return [i for i, v in zip(idx, values(idx, column), strict=True)
-                if v is not None and f(v, c)]
+        kept, got = values(idx, column)
+        return [i for i, v in zip(kept, got, strict=True) if f(v, c)]
 
     return decided
 
@@ -399,15 +414,33 @@ def event_form(node: t.T, shared: dict[Hashable, Form] | None = None) -> Form | 
         parts = [event_form(i, shared) for i in node.items]
         if any(p is None for p in parts) or t.aggregates(node):
             return None
-        forms = [p for p in parts if p is not None]
-        join = all if isinstance(node, t.And) else any
-
-        def joined(column: Column) -> tuple[Any, ...]:
-            return tuple(map(join, zip(*[p(column) for p in forms], strict=True)))
-
+        forms = [_named(i, p, shared) for i, p in zip(node.items, parts, strict=True)
+                 if p is not None]
+        joined = _joined(forms, isinstance(node, t.And))
         ranges = _ranges(node) if isinstance(node, t.Or) else None
         return joined if ranges is None else partial(_ranged, ranges, joined)
     return None
+
+
+def _named(node: t.T, form: Form, shared: dict[Hashable, Form] | None) -> Form:
+    """``form`` of ``node`` (in an ``and``/``or``) read as column ``("where", node)``
+    with ``shared``: once per batch, also for the guards and filters of ``node``."""
+    if shared is None:
+        return form
+    name = ("where", node)
+    shared.setdefault(name, form)
+    return lambda column: column(name)
+
+
+def _joined(forms: list[Form], conjunction: bool) -> Form:
+    """The ``and`` (``conjunction``) or ``or`` of ``forms`` (columns of bools)."""
+    if len(forms) == 2:
+        a, b = forms
+        if conjunction:
+            return lambda c: tuple([x and y for x, y in zip(a(c), b(c), strict=True)])
+        return lambda c: tuple([x or y for x, y in zip(a(c), b(c), strict=True)])
+    join = all if conjunction else any
+    return lambda column: tuple(map(join, zip(*[p(column) for p in forms], strict=True)))
 
 
 _RANGE = frozenset({"<", "<=", ">", ">="})

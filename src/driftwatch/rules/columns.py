@@ -38,8 +38,19 @@ from driftwatch.rules.window import Entry, KeyedWindow
 
 Column = Callable[[Any], Any]
 
-__all__ = ["ColumnFeed", "column_cache", "window_columns"]
+__all__ = ["ColumnFeed", "column_cache", "held_column", "window_columns"]
 
+
+def held_column(held: Callable[[Hashable], Any], key: Hashable) -> tuple[str, Any, Any]:
+    """The column name of ``held(k)`` for the key ``k`` of each event of a stored batch
+    (``key``: the name of the key column): a window's entries per event, looked up once
+    per batch for every narrowing pass that reads most of them."""
+    return ("held", key, held)
+
+
+FEW = 8
+"""A window keyed by several columns whose filter passes fewer than ``1 / FEW`` of a
+batch builds the keys of those events only (not the batch's column of keys)."""
 
 Plan = Callable[["_Columns"], tuple[Any, ...]]
 """How one named column is computed from a batch's column cache (see :func:`_plan`)."""
@@ -91,6 +102,9 @@ def _plan(name: Hashable, fns: dict[Hashable, Column],
             return lambda c: tuple([x and y and z
                                     for x, y, z in zip(c(a), c(b), c(d), strict=True)])
         return lambda c: tuple(map(all, zip(*[c(part) for part in names], strict=True)))
+    if isinstance(name, tuple) and name[0] == "held":  # a window's entries per event
+        key, held = name[1], name[2]
+        return lambda c: tuple(map(held, c(key)))  # (at C speed)
     if isinstance(name, tuple) and name[0] == "feature":
         feature, features = name[1], ("field", "features")
         return lambda c: tuple(map(dict.get, c(features), repeat(feature)))  # (at C speed)
@@ -202,13 +216,19 @@ class ColumnFeed:
             low = first - w.within_ms
             try:
                 parts: list[Any] = [ms_col, eid_col, *[column(v) for v in values]]
-                keys: Any = column(key)
-                if filters:  # select first: no entry is built for an event not stored
-                    mask = (column(filters[0]) if len(filters) == 1 else
-                            column(("all", filters)))
-                    if not all(mask):  # (the card window's: every event has a card)
-                        keys = compress(keys, mask)
-                        parts = [compress(p, mask) for p in parts]
+                mask = (None if not filters else column(filters[0]) if len(filters) == 1
+                        else column(("all", filters)))
+                keys: Any
+                if (mask is not None and isinstance(key, tuple) and key[0] == "zip"
+                        and FEW * len(list(compress(mask, mask))) < len(mask)):
+                    # a composite key of the few events stored: made for those only
+                    keys = zip(*[compress(column(p), mask) for p in key[1]], strict=True)
+                    parts = [compress(p, mask) for p in parts]
+                elif mask is not None and not all(mask):  # select first: no entry is built
+                    keys = compress(column(key), mask)  # for an event not stored
+                    parts = [compress(p, mask) for p in parts]
+                else:  # (the card window's: every event has a card)
+                    keys = column(key)
                 pairs = zip(keys, zip(*parts, strict=True), strict=True)
             except Exception:  # a filter or value that raises: event by event, as before
                 w.store(_one_by_one(w, ms_col, eid_col, events), low)

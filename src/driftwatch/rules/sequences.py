@@ -9,11 +9,13 @@ import itertools
 import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from itertools import compress, repeat
 from typing import Any
 
 from driftwatch.errors import RuleError
 from driftwatch.events import ScoredTransaction
 from driftwatch.rules import typed as t
+from driftwatch.rules.batchforms import Values
 from driftwatch.rules.closures import (
     EARTH_RADIUS_KM,
     Compiler,
@@ -22,6 +24,7 @@ from driftwatch.rules.closures import (
     haversine_km,
     key_function,
 )
+from driftwatch.rules.columns import held_column
 from driftwatch.rules.sharing import FilteredWindow, SharedWindow
 from driftwatch.rules.typed import Ty
 from driftwatch.rules.window import KeyedWindow, distinct_values, reducer
@@ -243,14 +246,21 @@ def sequence(spec: Spec, w: KeyedWindow | SharedWindow, agg: t.Agg, cur: Cursor)
 
 
 def travel_values(spec: Spec, agg: t.Agg, key_column: Hashable, above: float | None = None,
-                  ) -> Callable[[list[int], Callable[[Hashable], tuple[Any, ...]]], list[Any]]:
+                  ) -> Values:
     """``values(indices, column)``: ``agg`` (a ``travel_*`` of ``spec``'s own window)
     for those events of a stored batch, from its columns (key, ``geo_lat``,
-    ``geo_lon``, ``"ms"``, ``"eid"``): the closure of :func:`sequence` in one loop over
-    the batch, with the same arithmetic (no cursor, no call per event).
+    ``geo_lon``, ``"ms"``, ``"eid"``, the key's entries): the closure of
+    :func:`sequence` in one loop over the batch, with the same arithmetic (no cursor,
+    no call per event); the events whose value is null are left out.
+
+    A key holding a lone entry while a batch is evaluated holds the event's own (the
+    batch is stored, and nothing of it is evicted but entries older than its earliest
+    event's window) or, over ``max_per_key``, a later one: no earlier entry, a null
+    value. Those events (most: a card's first in the window) are left out at C speed
+    before the loop.
 
     ``above`` (> 0, for ``travel_speed_kmh > above`` or ``>= above``): a speed that
-    cannot reach it is given as None (the comparison is false either way) without the
+    cannot reach it is left out (the comparison is false either way) without the
     haversine, when even the distance along the meridian and then the parallel
     (``R * (|dlat| + |dlon|)``, never shorter than the great circle) with a margin
     of 1e-9 is below what the speed needs (``slack_km + above * (hours + slack_h)``)."""
@@ -260,48 +270,48 @@ def travel_values(spec: Spec, agg: t.Agg, key_column: Hashable, above: float | N
     lon_slot = spec.slot(t.Field(Ty.FLOAT, True, "geo_lon"))
     speed, held, previous = agg.kind == "travel_speed_kmh", w.held, w.previous
     slack_km, slack_h, within = agg.slack_km, agg.slack_h, agg.within_ms
-    names = (key_column, ("field", "geo_lat"), ("field", "geo_lon"), "ms", "eid")
+    names = (key_column, ("field", "geo_lat"), ("field", "geo_lon"), "ms", "eid",
+             held_column(held, key_column))
     above_ = above if above is not None and above > 0 else 0.0
     bound = EARTH_RADIUS_KM * math.pi / 180.0 if speed and above_ > 0 else 0.0
 
-    def values(idx: list[int], column: Callable[[Hashable], tuple[Any, ...]]) -> list[Any]:
-        keys, lats, lons, ms, eids = map(column, names)
+    def values(idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
+               ) -> tuple[list[int], list[Any]]:
+        keys, lats, lons, ms, eids, helds = map(column, names)  # (entries: looked up once)
+        idx = list(compress(idx, map(isinstance, map(helds.__getitem__, idx),
+                                     repeat(list))))  # keys holding several entries
+        kept: list[int] = []
         out: list[Any] = []
-        add = out.append
+        keep, add = kept.append, out.append
         for i in idx:
+            got = helds[i]
             lat, lon = lats[i], lons[i]
-            got = None if lat is None or lon is None else held(keys[i])
-            if got is None:
-                add(None)
+            if lat is None or lon is None:
                 continue
             now, eid = ms[i], eids[i]
             prev: Any = None
-            if got.__class__ is list and got[-1][1] == eid and got[-1][0] == now:
+            if got[-1][1] == eid and got[-1][0] == now:
                 j = len(got) - 1
                 while j > 0:
                     j -= 1
                     if got[j][lat_slot] is not None:
                         prev = got[j]
                         break
-            elif got.__class__ is not tuple or got[1] != eid:
+            else:  # (a later event of the batch holds the same key, or a late event)
                 prev = previous(keys[i], now, eid, lat_slot)
             if prev is None or prev[0] < now - within:
-                add(None)
                 continue
             plat, plon = prev[lat_slot], prev[lon_slot]
             hours: float = (now - prev[0]) / 3_600_000
             if bound and (abs(lat - plat) + abs(lon - plon)) * bound * 1.000000001 + 1e-9 < (
                     slack_km + above_ * (hours + slack_h)):
-                add(None)  # too slow for ``above``: no need to know how slow
-                continue
+                continue  # too slow for ``above``: no need to know how slow
             if plat == lat and plon == lon:
                 km = 0.0
             else:
                 km = haversine_km(float(plat), float(plon), lat, lon)
-            if not speed:
-                add(km)
-            else:
-                add(max(0.0, km - slack_km) / (hours + slack_h))
-        return out
+            keep(i)
+            add(km if not speed else max(0.0, km - slack_km) / (hours + slack_h))
+        return kept, out
 
     return values

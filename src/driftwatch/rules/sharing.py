@@ -191,7 +191,10 @@ class FilteredHeld:
         """True when at least ``need`` (>= 1) entries of ``k`` at ``low`` or later pass
         the filter. Counted from the newest back, stopping at ``need`` or at the first
         entry before ``low``: a card's twelve hours of entries are not all looked at."""
-        got = self.bound(k)
+        return self.recent_in(self.bound(k), low, need)
+
+    def recent_in(self, got: Any, low: int, need: int) -> bool:
+        """:meth:`recent` of what ``bound`` gave for the key (a list, a lone entry or None)."""
         slot = self.slot
         if got.__class__ is not list:
             return need <= 1 and got is not None and got[0] >= low and bool(got[slot])
