@@ -383,8 +383,12 @@ class NovelPrefixDetector(Detector):
         out of every reference; released ones until their period leaves the history."""
         held = set(segments)
         for seg, prefix in self._last.items():
-            if seg in held and seg not in self._holds and at is not None:
+            hold = self._holds.get(seg)
+            if seg in held and hold is None and at is not None:
                 self._holds[seg] = PrefixHold(prefix, at - dt.timedelta(seconds=self.window_s))
+            elif hold is not None and len(prefix) < len(hold.prefix):
+                # the family's names share less than its first few did: hold all of them
+                self._holds[seg] = PrefixHold(prefix, hold.since, hold.until)
         for seg, hold in list(self._holds.items()):
             if seg not in held and hold.until is None:
                 self._holds[seg] = PrefixHold(hold.prefix, hold.since, at or hold.since)
