@@ -52,6 +52,8 @@ FIRST_STEPS: dict[str, str] = {
                           " name the feature).",
     "TriggerConjunctionSurge": "Read the evidence rows of the conjunction: merchants, cards,"
                                " scores; compare them with the previous model version.",
+    "NovelPrefixSpread": "Read the evidence rows under the prefix: merchants, cards, amounts"
+                         " and scores; check when these payees were onboarded.",
     "RuleHit": "Review the hits in the evidence rows and act per the rule's description.",
     "RuleCase": "Review the card named in the alert: its hits are the evidence rows.",
 }

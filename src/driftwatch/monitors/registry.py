@@ -11,8 +11,8 @@ True
 Traceback (most recent call last):
 ...
 driftwatch.errors.ConfigError: unknown detector 'sharks'; valid: beneficiary, benford, \
-cents, disagreement, out_of_domain, pileup, recall, score_drift, score_drift_predeploy, \
-shadow, trigger_mining, volume
+cents, disagreement, novel_prefix, out_of_domain, pileup, recall, score_drift, \
+score_drift_predeploy, shadow, trigger_mining, volume
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ BUILTIN_MODULES = (
     "out_of_domain",
     "score_drift_predeploy",
     "trigger_mining",
+    "novel_prefix",
 )
 
 _REGISTRY: dict[str, type[Detector]] = {}
