@@ -97,7 +97,7 @@ def test_cents_finds_six_of_nine_and_matches_numpy(store: Store) -> None:
     rows = base + attack
     ctx = ctx_for(store)
     det = CentsDetector(ctx.settings, ctx.spec)
-    (ev,) = det.evaluate(ctx)
+    ev, _ = det.evaluate(ctx)  # max_cell, then new_merchant_cell
     e, i = row([ev], "mcc=5967")
     # numpy on the same rows
     cur = np.zeros(100)
@@ -144,7 +144,7 @@ def test_cents_words_and_evidence_sql(store: Store) -> None:
     )
     ctx = ctx_for(store)
     det = CentsDetector(ctx.settings, ctx.spec)
-    (ev,) = det.evaluate(ctx)
+    ev, _ = det.evaluate(ctx)
     e, i = row([ev], "mcc=5967")
     words = det.describe(e, i)
     assert re.fullmatch(
@@ -220,7 +220,8 @@ def test_cents_at_new_merchants_one_card_at_three_shops_is_eligible_one_payee_is
     """An attacker's first trigger rows often come from one card: four rows ending in
     .41 from one card at three young merchants are eligible (three merchants stand in
     for the two cards), while one card paying one young payee .58 five times (a scam
-    burst) and one card at two young shops (.63, four times) are not."""
+    burst) and one card at two young shops (.63, four times) are not; the stratum runs
+    by default."""
     rng = np.random.default_rng(9)
     old = "2020-01-01"
     insert(store, background(rng, 49, 120, mccs=("5967", "5411", "7995"), countries=("US",),
@@ -236,9 +237,9 @@ def test_cents_at_new_merchants_one_card_at_three_shops_is_eligible_one_payee_is
                   card="card-p") for j in range(4)]
     insert(store, attack + burst + pair)
     ctx = ctx_for(store)
-    det = CentsDetector(ctx.settings, ctx.spec, new_merchant_days=180)
+    det = CentsDetector(ctx.settings, ctx.spec)
     _, new = det.evaluate(ctx)
-    assert new.test == "new_merchant_cell"
+    assert new.test == "new_merchant_cell" and det.new_merchant_days == 180
     want = {"mcc=5967": (41, 4, 1, 3, True), "mcc=5411": (58, 5, 1, 1, False),
             "mcc=7995": (63, 4, 1, 2, False)}
     for segment, (cents, count, cards, shops, ok) in want.items():

@@ -120,9 +120,8 @@ class CentsDetector(BatchedWindows, Detector):
         Excess share from which a discovery is critical (default 0.3).
     new_merchant_days : int
         ``new_merchant_cell`` tests the rows at merchants registered fewer days
-        than this before the transaction (default 0: off, reading none of its
-        columns, until its null is measured on the whole monitor; 180 is the
-        new-merchant age of ``volume``).
+        than this before the transaction (default 180, the new-merchant age of
+        ``volume``; 0 turns the test off and reads none of its columns).
     min_count_new : int
         Fewest new-merchant rows with the anomalous value to alert (default 4).
     min_cards_new : int
@@ -146,7 +145,7 @@ class CentsDetector(BatchedWindows, Detector):
     prior_strength: float = 100.0
     effect_floor: float = 0.1
     critical_effect: float = 0.3
-    new_merchant_days: int = 0
+    new_merchant_days: int = 180
     min_count_new: int = 4
     min_cards_new: int = 2
     min_merchants_new: int = 2
