@@ -33,10 +33,10 @@ from itertools import repeat
 from typing import Any
 
 from driftwatch.rules import typed as t
-from driftwatch.rules.columns import held_column
+from driftwatch.rules.columns import entries_column as _entries
 from driftwatch.rules.typed import Ty
 
-__all__ = ["SHARED", "Form", "Narrow", "Resolve", "Values", "ValuesFor", "event_form",
+__all__ = ["Form", "Narrow", "Resolve", "Values", "ValuesFor", "event_form",
            "feature_column", "field_column", "key_form", "narrowing"]
 
 Narrow = Callable[[list[int], Callable[[Hashable], tuple[Any, ...]], Sequence[str]], list[int]]
@@ -51,9 +51,6 @@ ValuesFor = Callable[[float | None], Values]
 """``values_for(above)``: the values over a batch, those that cannot exceed ``above``
 (when given) left out as if null."""
 
-SHARED = 4
-"""A narrowing pass over ``1 / SHARED`` of a batch or more reads the batch's column of
-entries per event (:func:`~driftwatch.rules.columns.held_column`, read by them all)."""
 
 _SWAP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _COUNTS = ("count", "count_distinct")
@@ -75,8 +72,8 @@ class _AtLeast:
     def __call__(self, idx: list[int], column: Callable[[Hashable], tuple[Any, ...]],
                  eids: Sequence[str]) -> list[int]:
         held, keys, need = self.held, column(self.key), self.need
-        if SHARED * len(idx) >= len(keys):  # the entries of every key, looked up once
-            got = column(held_column(held, self.key))
+        got = _entries(column, held, self.key, len(idx) == len(keys))
+        if got is not None:  # the entries of every key, looked up once per batch
             if need <= 1:
                 return [i for i in idx if got[i] is not None]
             return [i for i in idx if (d := got[i]).__class__ is list and len(d) >= need]
@@ -109,8 +106,9 @@ class _Recent:
                  eids: Sequence[str]) -> list[int]:
         keys, ms, need = column(self.key), column("ms"), self.need
         held, within = self.held, self.held.within
-        if SHARED * len(idx) >= len(keys):  # from the entries looked up once per batch
-            got, recent_in = column(held_column(held.bound, self.key)), held.recent_in
+        got = _entries(column, held.bound, self.key, len(idx) == len(keys))
+        if got is not None:  # from the entries looked up once per batch
+            recent_in = held.recent_in
             return [i for i in idx if recent_in(got[i], ms[i] - within, need)]
         recent = held.recent
         return [i for i in idx if recent(keys[i], ms[i] - within, need)]

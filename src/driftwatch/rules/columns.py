@@ -38,7 +38,7 @@ from driftwatch.rules.window import Entry, KeyedWindow
 
 Column = Callable[[Any], Any]
 
-__all__ = ["ColumnFeed", "column_cache", "held_column", "window_columns"]
+__all__ = ["ColumnFeed", "column_cache", "entries_column", "held_column", "window_columns"]
 
 
 def held_column(held: Callable[[Hashable], Any], key: Hashable) -> tuple[str, Any, Any]:
@@ -46,6 +46,17 @@ def held_column(held: Callable[[Hashable], Any], key: Hashable) -> tuple[str, An
     (``key``: the name of the key column): a window's entries per event, looked up once
     per batch for every narrowing pass that reads most of them."""
     return ("held", key, held)
+
+
+def entries_column(column: Callable[[Hashable], tuple[Any, ...]], held: Any, key: Hashable,
+                   every: bool) -> tuple[Any, ...] | None:
+    """``column(held_column(held, key))`` when ``every`` event is read or another pass
+    made it already for this batch (``travel_*`` values, run first:
+    :class:`~driftwatch.rules.guards.Lanes`), else None (the caller looks up its few)."""
+    name = held_column(held, key)
+    if every or name in getattr(column, "cache", ()):
+        return column(name)
+    return None
 
 
 FEW = 8

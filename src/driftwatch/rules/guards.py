@@ -117,6 +117,10 @@ class Lanes:
                       else narrowing(t.And(expr.ty, expr.nullable, tuple(rest)), resolve))
             self.lanes.append(Lane(names[0] if names else None, more, rest_fn,
                                    compile_node(expr), narrow, tuple(names[1:])))
+        self._order = sorted(range(len(self.lanes)), key=lambda r: self.lanes[r].first
+                             is not None)
+        """Rules without guards first (they read every event: a window's entries per
+        event that their narrowing looks up are then there for the other rules')."""
 
     @staticmethod
     def _and(items: list[t.T], expr: t.T, compile_node: Compiler) -> Fn | None:
@@ -135,8 +139,9 @@ class Lanes:
         when the lanes narrow: the batch must be stored in the windows already)."""
         n, nr = len(events), len(self.lanes)
         codes: list[int] = []
-        fns: list[Fn | None] = []
-        for r, lane in enumerate(self.lanes):
+        fns: list[Fn | None] = [None] * nr
+        for r in self._order:  # (any order: the codes are sorted)
+            lane = self.lanes[r]
             try:
                 idx: list[int] = (list(range(n)) if lane.first is None
                                   else list(compress(range(n), column(lane.first))))
@@ -151,10 +156,10 @@ class Lanes:
                 if lane.narrow is not None and idx:
                     with suppress(Exception):  # a key column that raises: no narrowing
                         idx = lane.narrow(idx, column, eids)
-                fns.append(lane.rest)
+                fns[r] = lane.rest
             except Exception:  # a guard raised: the whole rule, event by event
                 idx = list(range(n))
-                fns.append(lane.whole)
+                fns[r] = lane.whole
             codes.extend([i * nr + r for i in idx])
         codes.sort()
         return codes, fns

@@ -207,8 +207,8 @@ class LiveEvaluator:
         self._plans: dict[Hashable, Plan] = {}
         """How each column is computed (kept across batches; see ``column_cache``)."""
         self._seen: dict[int, int] = {}
-        self._order: deque[int] = deque()
-        """The keys of ``_seen``, oldest first."""
+        self._order: deque[list[int]] = deque()
+        """The keys of ``_seen``, oldest first, a list per chunk."""
         self.errors: list[RuleFailure] = []
         self._hit_cache: dict[str, list[Hit]] = {}
         self.newest_ms: int | None = None
@@ -337,7 +337,7 @@ class LiveEvaluator:
         for view in self._views:
             view.clear()
         self._seen.update(zip(h_col, ms_col, strict=True))
-        self._order.extend(h_col)
+        self._order.append(h_col)
         if emit:
             self._evaluate(ms_col, eid_col, batch, column, hits)
         self._feed.settle()
@@ -395,8 +395,13 @@ class LiveEvaluator:
         if excess <= 0:
             return
         order = self._order  # (a dict's oldest keys are found past every slot deleted)
-        drop = [order.popleft() for _ in range(min(excess, len(order)))]
-        deque(map(seen.pop, drop, repeat(None)), maxlen=0)
+        while excess > 0 and order:  # whole chunks' ids at C speed, not one by one
+            drop = order.popleft()
+            if len(drop) > excess:
+                order.appendleft(drop[excess:])
+                drop = drop[:excess]
+            deque(map(seen.pop, drop, repeat(None)), maxlen=0)
+            excess -= len(drop)
         cache = self._hit_cache
         while cache:
             oldest = next(iter(cache))

@@ -165,6 +165,12 @@ def test_seen_ids_are_bounded() -> None:
     ev = LiveEvaluator([rule], horizon_ms=10 * MIN, max_seen=100)
     ev.process(parse([event(i, i * 1000) for i in range(500)]))
     assert ev.state.seen_events <= 100
+    for chunk in (1, 37, 250):  # the newest max_seen ids exactly, dropped within chunks too
+        ev = LiveEvaluator([rule], horizon_ms=10 * MIN, max_seen=100, chunk=chunk)
+        evs = parse([event(i, i * 1000) for i in range(500)])
+        for start in range(0, 500, 37):
+            ev.process(evs[start : start + 37])
+        assert set(ev._seen) == {hash(e.event_id) for e in evs[400:]}
 
 
 def test_warm_feed_produces_no_hits_but_fills_windows() -> None:
