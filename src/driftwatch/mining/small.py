@@ -95,6 +95,8 @@ class SmallTable:
                 code[np.isin(code, blank)] = -1
             self.codes[a], self.values[a] = code, values
             self.index[a] = {v: i for i, v in enumerate(values)}
+        self._closures: dict[tuple[bytes, tuple[str, ...], float],
+                             tuple[dict[str, Any], tuple[int, ...]]] = {}
         self.counts: IntArray = np.column_stack(
             [tab[c].to_numpy(np.int64) for c in counts]) if len(tab) else np.zeros(
             (0, len(self.names)), dtype=np.int64)
@@ -170,6 +172,13 @@ class SmallTable:
         conj = dict(searched)
         k = self.counts[:, 1]
         k_all = int(k[rows].sum())
+        # with records, the closure depends on the rows alone (a searched item's value
+        # is shared by all its rows, so closing adds it anyway): slices with the same
+        # rows (a pattern's sub-slices) close once
+        memo = (rows.tobytes(), tuple(attrs), closure) if k_all else None
+        if memo is not None and memo in self._closures:
+            found, totals = self._closures[memo]
+            return dict(found), totals
         for a in attrs:
             if a in conj or k_all == 0:
                 continue
@@ -182,7 +191,10 @@ class SmallTable:
                 conj[a] = self.values[a][best]
                 rows = rows[code == best]
         totals = tuple(int(x) for x in self.counts[rows].sum(axis=0))
-        return {a: conj[a] for a in attrs if a in conj}, totals
+        out = {a: conj[a] for a in attrs if a in conj}
+        if memo is not None:
+            self._closures[memo] = (dict(out), totals)
+        return out, totals
 
 
 def _blank(value: Any) -> bool:

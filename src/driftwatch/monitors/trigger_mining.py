@@ -86,8 +86,9 @@ import pandas as pd
 
 from driftwatch.alerts.model import iso
 from driftwatch.events import EPOCH
-from driftwatch.mining import MiningResult, assign_prefixes, mine, select_prefixes
+from driftwatch.mining import MiningResult, assign_prefixes, mine
 from driftwatch.mining.exact import poisson_surge
+from driftwatch.mining.prefixes import PrefixMemo, choose_prefixes, name_tally, prefix_counts
 from driftwatch.monitors.backfill import BatchedWindows, query_chunks, read_chunks
 from driftwatch.monitors.base import (
     Columns,
@@ -221,6 +222,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         self._memo: dict[str, tuple[pd.DataFrame, pd.DataFrame, MiningResult,
                                     Records]] = {}
         self._guarded: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
+        self._prefix_memo = PrefixMemo()
 
     # -- queries ----------------------------------------------------------------------
     def _sql(self, cards: bool, grid: bool = False) -> str:
@@ -398,15 +400,13 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         memo = self._memo.get(tier)
         if memo is not None and memo[0].equals(frame):
             return memo[1:]
-        cur, ref = frame[frame["k"] > 0], frame[frame["k_ref"] > 0]
-        prefixes = select_prefixes(
-            np.repeat(cur["beneficiary_name"].to_numpy(), cur["k"]).tolist(),
-            [True] * int(cur["k"].sum()),
-            np.repeat(ref["beneficiary_name"].to_numpy(), ref["k_ref"]).tolist(),
-            [True] * int(ref["k_ref"].sum()),
-            min_support=self.min_count, total=k_cur, total_ref=max(k_ref, 1))
-        table = frame.assign(
-            beneficiary_prefix=assign_prefixes(frame["beneficiary_name"].tolist(), prefixes))
+        names = frame["beneficiary_name"].tolist()
+        pm = self._prefix_memo  # select_prefixes' counts, the reference's reused
+        prefixes = choose_prefixes(
+            prefix_counts(name_tally(names, frame["k"].tolist()), pm.candidates),
+            pm.counts(name_tally(names, frame["k_ref"].tolist()), tier),
+            max(k_cur, 1), max(k_ref, 1), min_support=self.min_count)
+        table = frame.assign(beneficiary_prefix=assign_prefixes(names, prefixes, pm.candidates))
         table = (table.groupby([*ATTRIBUTES, "beneficiary_name", "risk"],
                                sort=False)[["k", "k_ref"]]
                  .sum().reset_index())
