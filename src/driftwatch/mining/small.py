@@ -6,7 +6,8 @@ factorizes every attribute once, and a level of the search is a :class:`Slices` 
 plain arrays. Level ``L + 1`` reuses level ``L``: each table row carries the index of
 its level-``L`` slice (``slot``), so the rows a refinement counts are those of the
 surviving parents, and a refinement's key is ``slot * cardinality + code`` (one
-``np.unique`` per combination; never more than rows x values, so it cannot overflow).
+``pd.factorize`` per combination, codes in order of first appearance; never more than
+rows x values, so it cannot overflow).
 Slices keep the order of their first row in the table, as a ``groupby(sort=False)``.
 The counts are ``n, k, n_ref, k_ref`` in that order.
 """
@@ -122,13 +123,15 @@ class SmallTable:
             ok = code >= 0
             rows = parent.rows[ok]
             key = parent.slot[ok] * size + code[ok]
-        uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        inverse = inverse.ravel()
+        # the distinct keys in order of first appearance (a hash table, not a sort)
+        inverse, uniq = pd.factorize(key)
+        counts = self.counts[rows]
+        # integer sums through float64 bincounts: exact below 2**53 records
         sums = np.zeros((len(uniq), len(self.names)), dtype=np.int64)
-        np.add.at(sums, inverse, self.counts[rows])
+        for j in range(len(self.names)):
+            sums[:, j] = np.bincount(inverse, weights=counts[:, j], minlength=len(uniq))
         support = sums[:, 1] if current_only else sums[:, 1] + sums[:, 3]
-        keep = np.flatnonzero(support >= min_support)
-        keep = keep[np.argsort(first[keep], kind="stable")]  # first appearance
+        keep = np.flatnonzero(support >= min_support)  # already by first appearance
         new = np.full(len(uniq), -1, dtype=np.int64)
         new[keep] = np.arange(len(keep), dtype=np.int64)
         slot = new[inverse]
