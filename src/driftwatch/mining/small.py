@@ -6,7 +6,8 @@ factorizes every attribute once, and a level of the search is a :class:`Slices` 
 plain arrays. Level ``L + 1`` reuses level ``L``: each table row carries the index of
 its level-``L`` slice (``slot``), so the rows a refinement counts are those of the
 surviving parents, and a refinement's key is ``slot * cardinality + code`` (one
-``np.unique`` per combination; never more than rows x values, so it cannot overflow).
+``pd.factorize`` per combination, codes in order of first appearance; never more than
+rows x values, so it cannot overflow).
 Slices keep the order of their first row in the table, as a ``groupby(sort=False)``.
 The counts are ``n, k, n_ref, k_ref`` in that order.
 """
@@ -95,6 +96,8 @@ class SmallTable:
                 code[np.isin(code, blank)] = -1
             self.codes[a], self.values[a] = code, values
             self.index[a] = {v: i for i, v in enumerate(values)}
+        self._closures: dict[tuple[bytes, tuple[str, ...], float],
+                             tuple[dict[str, Any], tuple[int, ...]]] = {}
         self.counts: IntArray = np.column_stack(
             [tab[c].to_numpy(np.int64) for c in counts]) if len(tab) else np.zeros(
             (0, len(self.names)), dtype=np.int64)
@@ -120,13 +123,15 @@ class SmallTable:
             ok = code >= 0
             rows = parent.rows[ok]
             key = parent.slot[ok] * size + code[ok]
-        uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-        inverse = inverse.ravel()
+        # the distinct keys in order of first appearance (a hash table, not a sort)
+        inverse, uniq = pd.factorize(key)
+        counts = self.counts[rows]
+        # integer sums through float64 bincounts: exact below 2**53 records
         sums = np.zeros((len(uniq), len(self.names)), dtype=np.int64)
-        np.add.at(sums, inverse, self.counts[rows])
+        for j in range(len(self.names)):
+            sums[:, j] = np.bincount(inverse, weights=counts[:, j], minlength=len(uniq))
         support = sums[:, 1] if current_only else sums[:, 1] + sums[:, 3]
-        keep = np.flatnonzero(support >= min_support)
-        keep = keep[np.argsort(first[keep], kind="stable")]  # first appearance
+        keep = np.flatnonzero(support >= min_support)  # already by first appearance
         new = np.full(len(uniq), -1, dtype=np.int64)
         new[keep] = np.arange(len(keep), dtype=np.int64)
         slot = new[inverse]
@@ -170,6 +175,13 @@ class SmallTable:
         conj = dict(searched)
         k = self.counts[:, 1]
         k_all = int(k[rows].sum())
+        # with records, the closure depends on the rows alone (a searched item's value
+        # is shared by all its rows, so closing adds it anyway): slices with the same
+        # rows (a pattern's sub-slices) close once
+        memo = (rows.tobytes(), tuple(attrs), closure) if k_all else None
+        if memo is not None and memo in self._closures:
+            found, totals = self._closures[memo]
+            return dict(found), totals
         for a in attrs:
             if a in conj or k_all == 0:
                 continue
@@ -182,7 +194,10 @@ class SmallTable:
                 conj[a] = self.values[a][best]
                 rows = rows[code == best]
         totals = tuple(int(x) for x in self.counts[rows].sum(axis=0))
-        return {a: conj[a] for a in attrs if a in conj}, totals
+        out = {a: conj[a] for a in attrs if a in conj}
+        if memo is not None:
+            self._closures[memo] = (dict(out), totals)
+        return out, totals
 
 
 def _blank(value: Any) -> bool:

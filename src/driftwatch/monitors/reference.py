@@ -120,6 +120,20 @@ class SegmentTable:
     def _positions(self) -> dict[str, int]:
         return {k: i for i, k in enumerate(self.keys)}
 
+    @functools.cached_property
+    def by_segment(self) -> dict[str, list[str]]:
+        """The keys of each segment (:func:`segment_of`), in table order (built once per
+        table: every released segment looks its keys up here).
+
+        >>> t = SegmentTable(["a\x1fx", "b", "a"], np.zeros((3, 1)))
+        >>> t.by_segment["a"] == ["a\x1fx", "a"], list(t.by_segment)
+        (True, ['a', 'b'])
+        """
+        out: dict[str, list[str]] = {}
+        for key in self.keys:
+            out.setdefault(segment_of(key), []).append(key)
+        return out
+
     def rows(self, keys: Sequence[str] | ArrayLike) -> FloatArray:
         """The rows for ``keys`` (zeros for unknown keys), shape ``(len(keys), cells)``."""
         if isinstance(keys, list) and len(keys) <= _FEW:  # a dict beats building an index
@@ -323,7 +337,7 @@ class SlidingReference:
                 del self._released[seg]
                 continue
             since = self._fetch_cached(at, end) if end > at else SegmentTable.empty(out.cells)
-            keys = set(snap) | {k for k in since.keys if segment_of(k) == seg}
+            keys = set(snap) | set(since.by_segment.get(seg, ()))
             for key in keys:
                 rows[key] = snap.get(key, np.zeros(out.cells)) + since.rows([key])[0]
         releases = {at for _, at, _ in self._released.values()}

@@ -86,8 +86,9 @@ import pandas as pd
 
 from driftwatch.alerts.model import iso
 from driftwatch.events import EPOCH
-from driftwatch.mining import MiningResult, assign_prefixes, mine, select_prefixes
+from driftwatch.mining import MiningResult, assign_prefixes, mine
 from driftwatch.mining.exact import poisson_surge
+from driftwatch.mining.prefixes import PrefixMemo, choose_prefixes, name_tally, prefix_counts
 from driftwatch.monitors.backfill import BatchedWindows, query_chunks, read_chunks
 from driftwatch.monitors.base import (
     Columns,
@@ -221,6 +222,7 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         self._memo: dict[str, tuple[pd.DataFrame, pd.DataFrame, MiningResult,
                                     Records]] = {}
         self._guarded: dict[tuple[dt.datetime, dt.datetime], SegmentTable] = {}
+        self._prefix_memo = PrefixMemo()
 
     # -- queries ----------------------------------------------------------------------
     def _sql(self, cards: bool, grid: bool = False) -> str:
@@ -316,17 +318,19 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
         return [self._evaluations(rows, lo, hi, r_lo, r_hi)]
 
     def _frame(self, current: SegmentTable, reference: SegmentTable) -> pd.DataFrame:
-        """Suspicious rows of both windows as the miner's table (prefixes assigned)."""
-        parts = []
-        for table, col in ((current, "k"), (reference, "k_ref")):
-            keys = [k for k in table.keys if k]
-            counts = table.rows(keys)[:, 1] if keys else np.zeros(0)
-            df = pd.DataFrame(split_keys(keys), columns=list(FIELDS))
-            df[col] = counts.astype(np.int64)
-            parts.append(df)
-        frame = pd.concat(parts, ignore_index=True).fillna(0)
-        for col in ("k", "k_ref"):
-            frame[col] = frame[col].astype(np.int64)
+        """Suspicious rows of both windows as the miner's table: one row per key (the
+        current window's keys, then the reference's others), its fields, ``k`` and
+        ``k_ref``."""
+        cur = [k for k in current.keys if k]
+        ref = [k for k in reference.keys if k]
+        codes, keys = pd.factorize(pd.Index([*cur, *ref], dtype=object))
+        counts = np.zeros((2, len(keys)), dtype=np.int64)
+        for j, (table, some, at) in enumerate(((current, cur, codes[:len(cur)]),
+                                               (reference, ref, codes[len(cur):]))):
+            if some:
+                np.add.at(counts[j], at, table.rows(some)[:, 1].astype(np.int64))
+        frame = pd.DataFrame(split_keys([str(k) for k in keys]), columns=list(FIELDS))
+        frame["k"], frame["k_ref"] = counts[0], counts[1]
         return frame
 
     def _search(self, frame: pd.DataFrame, cards: Mapping[str, list[str]],
@@ -391,25 +395,24 @@ class TriggerMiningDetector(HeldReference, BatchedWindows, Detector):
 
     def _mined(self, frame: pd.DataFrame, k_cur: int, k_ref: int,
                tier: str = "s") -> tuple[pd.DataFrame, MiningResult, Records]:
-        """The miner's table (prefixes assigned), its search and its current rows as text; the
+        """The miner's table (prefixes assigned) of ``frame`` (one row per key, as
+        :meth:`_frame` gives), its search and its current rows as text; the
         last pass's when its frame is the same (no suspicious row entered or left either
         window: a quarter of the passes of a replay): the search is a pure function of
         the frame."""
         memo = self._memo.get(tier)
         if memo is not None and memo[0].equals(frame):
             return memo[1:]
-        cur, ref = frame[frame["k"] > 0], frame[frame["k_ref"] > 0]
-        prefixes = select_prefixes(
-            np.repeat(cur["beneficiary_name"].to_numpy(), cur["k"]).tolist(),
-            [True] * int(cur["k"].sum()),
-            np.repeat(ref["beneficiary_name"].to_numpy(), ref["k_ref"]).tolist(),
-            [True] * int(ref["k_ref"].sum()),
-            min_support=self.min_count, total=k_cur, total_ref=max(k_ref, 1))
-        table = frame.assign(
-            beneficiary_prefix=assign_prefixes(frame["beneficiary_name"].tolist(), prefixes))
-        table = (table.groupby([*ATTRIBUTES, "beneficiary_name", "risk"],
-                               sort=False)[["k", "k_ref"]]
-                 .sum().reset_index())
+        names = frame["beneficiary_name"].tolist()
+        pm = self._prefix_memo  # select_prefixes' counts, the reference's reused
+        prefixes = choose_prefixes(
+            prefix_counts(name_tally(names, frame["k"].tolist()), pm.candidates),
+            pm.counts(name_tally(names, frame["k_ref"].tolist()), tier),
+            max(k_cur, 1), max(k_ref, 1), min_support=self.min_count)
+        # one row per key (:meth:`_frame`) and the prefix is the name's: nothing to group
+        table = frame.assign(beneficiary_prefix=assign_prefixes(
+            names, prefixes, pm.candidates))[[*ATTRIBUTES, "beneficiary_name", "risk", "k",
+                                              "k_ref"]].reset_index(drop=True)
         table["n"], table["n_ref"] = table["k"], table["k_ref"]
         res = mine(table, list(ATTRIBUTES), total=k_cur, total_ref=max(k_ref, 1),
                    test="surge", max_depth=self.max_depth, min_support=self.min_count,
