@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from driftwatch.alerts.model import iso
+from driftwatch.events import epoch_ms
 from driftwatch.mining.prefixes import candidates
 from driftwatch.monitors.base import (
     EVIDENCE_COLUMNS,
@@ -253,8 +254,8 @@ class NovelPrefixDetector(Detector):
     # -- windows ----------------------------------------------------------------------
     def _holds_params(self) -> dict[str, Any]:
         holds = list(self._holds.values())
-        return {"hp": [h.prefix for h in holds], "hs": [_ms(h.since) for h in holds],
-                "hu": [FAR if h.until is None else _ms(h.until) for h in holds]}
+        return {"hp": [h.prefix for h in holds], "hs": [epoch_ms(h.since) for h in holds],
+                "hu": [FAR if h.until is None else epoch_ms(h.until) for h in holds]}
 
     def groups(self, store: Store, lo: dt.datetime, hi: dt.datetime) -> WindowGroups:
         """The new names of ``[lo, hi)`` and their groups (against ``ref_s`` before it)."""
@@ -424,7 +425,3 @@ class NovelPrefixDetector(Detector):
                 "such groups."
             ),
         )
-
-
-def _ms(t: dt.datetime) -> int:
-    return int((t - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(milliseconds=1))
